@@ -362,10 +362,16 @@ fn up() -> Result<i32> {
     // 3. TODO: `gitfleet up` (the services), once they exist.
     // Add each with `stack.spawn(name, command)`; shutdown is in reverse order.
 
-    println!(
-        "xtask: local stack running (Ctrl-C stops it). In another shell:\n    \
-         export KUBECONFIG=$PWD/.state/kubeconfig; tools/bin/kubectl get ns"
-    );
+    let hint = if std::env::current_dir().is_ok_and(|d| d == root) {
+        "export KUBECONFIG=$PWD/.state/kubeconfig; tools/bin/kubectl get ns".to_string()
+    } else {
+        format!(
+            "export KUBECONFIG={}; {} get ns",
+            state.join("kubeconfig").display(),
+            t.exe("kubectl").display()
+        )
+    };
+    println!("xtask: local stack running (Ctrl-C stops it). In another shell:\n    {hint}");
     stack.supervise(&stop)
 }
 
