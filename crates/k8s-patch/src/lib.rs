@@ -2,4 +2,13 @@
 //! (RFC 7386), JSON patch (RFC 6902) and strategic merge patch, plus the list schema they
 //! share with server-side apply.
 
+pub mod error;
+pub mod json;
+pub mod merge;
 pub mod schema;
+pub mod strategic;
+
+pub use error::PatchError;
+pub use json::apply_json_patch;
+pub use merge::apply_merge_patch;
+pub use strategic::apply_strategic_merge_patch;
