@@ -1,0 +1,135 @@
+//! One simulated cluster: its store, its identity (name, token), its run-time faults and
+//! the log of every mutating request it served.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+
+use crate::store::{ClusterState, Event};
+
+/// Injected misbehaviour, changeable at run time (admin endpoint or library).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Faults {
+    /// Added to every request, in milliseconds.
+    pub latency_ms: u64,
+    /// Uniform extra latency on top of `latency_ms` (0..=jitter), in milliseconds.
+    pub latency_jitter_ms: u64,
+    /// Fraction (0.0..=1.0) of requests answered with an error instead of being served.
+    pub error_rate: f64,
+    /// The code those errors carry: 500 or 429 (with Retry-After).
+    pub error_code: Option<u16>,
+    /// Cluster down: the listener is closed (connection refused) and open connections dropped.
+    pub down: bool,
+    /// Watch streams end after this many seconds.
+    pub watch_cut_seconds: Option<u64>,
+    /// Requests per second this cluster serves before answering 429.
+    pub rate_limit_qps: Option<f64>,
+}
+
+/// One mutating request, as the write log records it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteRecord {
+    /// Order of arrival in this cluster, from 0.
+    pub seq: u64,
+    pub time: String,
+    /// create, update, patch, apply, delete, deletecollection.
+    pub verb: String,
+    /// `deployments.apps`, `configmaps`.
+    pub resource: String,
+    pub subresource: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub field_manager: Option<String>,
+    pub dry_run: bool,
+    pub code: u16,
+}
+
+/// Per-cluster knobs fixed at start.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// How long simulated workloads take to become ready.
+    pub ready_delay: Duration,
+    /// Events kept for watch resumption; older resourceVersions get 410 Expired.
+    pub history_limit: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig { ready_delay: Duration::from_millis(500), history_limit: 20_000 }
+    }
+}
+
+pub struct Cluster {
+    pub name: String,
+    pub token: String,
+    /// Whether this cluster is served over HTTPS (then every request needs the token).
+    pub tls: bool,
+    pub config: ClusterConfig,
+    pub state: Mutex<ClusterState>,
+    pub events: broadcast::Sender<Arc<Event>>,
+    pub faults: watch::Sender<Faults>,
+    pub write_log: Mutex<Vec<WriteRecord>>,
+    pub(crate) rate: Mutex<TokenBucket>,
+    /// Wakes the simulated controllers after a write.
+    pub(crate) controller_tx: tokio::sync::mpsc::UnboundedSender<crate::controllers::Work>,
+}
+
+impl Cluster {
+    pub fn faults(&self) -> Faults {
+        self.faults.borrow().clone()
+    }
+
+    pub fn set_faults(&self, f: Faults) {
+        self.faults.send_replace(f);
+    }
+
+    pub fn write_log(&self) -> Vec<WriteRecord> {
+        self.write_log.lock().clone()
+    }
+
+    pub fn clear_write_log(&self) {
+        self.write_log.lock().clear();
+    }
+
+    pub(crate) fn log_write(&self, mut rec: WriteRecord) {
+        let mut log = self.write_log.lock();
+        rec.seq = log.len() as u64;
+        log.push(rec);
+    }
+
+    pub fn object_count(&self) -> usize {
+        self.state.lock().object_count()
+    }
+}
+
+/// A token bucket for the per-cluster request rate limit.
+#[derive(Debug)]
+pub(crate) struct TokenBucket {
+    tokens: f64,
+    last: std::time::Instant,
+}
+
+impl TokenBucket {
+    pub(crate) fn new() -> Self {
+        TokenBucket { tokens: f64::INFINITY, last: std::time::Instant::now() }
+    }
+
+    /// Takes one token at `qps` (burst of one second's worth); false when empty.
+    pub(crate) fn take(&mut self, qps: f64) -> bool {
+        let now = std::time::Instant::now();
+        let burst = qps.max(1.0);
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * qps).min(burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Watch streams: one JSON event per line, resumable from a resourceVersion while it is
+//! in the history, `sendInitialEvents` (WatchList) with its closing bookmark, periodic
+//! bookmarks, and 410 Expired sent in-stream so clients relist.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::api::{Params, Target, present};
+use crate::cluster::Cluster;
+use crate::error::{ApiError, Result};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::store::{Event, EventType, Stored};
+
+/// How often an idle watch that asked for bookmarks gets one.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
+
+struct Filter {
+    t: Target,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn matches(&self, s: &Stored) -> bool {
+        (!self.t.rt.namespaced || self.t.namespace.as_deref().is_none_or(|ns| s.namespace() == ns))
+            && self.labels.matches(&s.value)
+            && self.fields.matches(&s.value)
+    }
+
+    /// The event this watch sees, if any: objects moving out of the selection are
+    /// DELETED for it, objects moving in are ADDED.
+    fn view(&self, e: &Event) -> Option<EventType> {
+        if e.key != self.t.rt.key() {
+            return None;
+        }
+        let now = self.matches(&e.object);
+        let before = e.prev.as_ref().is_some_and(|p| self.matches(p));
+        match e.kind {
+            EventType::Added if now => Some(EventType::Added),
+            EventType::Deleted if now || before => Some(EventType::Deleted),
+            EventType::Modified if now && before => Some(EventType::Modified),
+            EventType::Modified if now => Some(EventType::Added),
+            EventType::Modified if before => Some(EventType::Deleted),
+            _ => None,
+        }
+    }
+}
+
+fn line(kind: &str, t: &Target, s: &Stored) -> Bytes {
+    let obj = present(&t.rt, s);
+    let mut v = Vec::with_capacity(obj.len() + 32);
+    v.extend_from_slice(b"{\"type\":\"");
+    v.extend_from_slice(kind.as_bytes());
+    v.extend_from_slice(b"\",\"object\":");
+    v.extend_from_slice(&obj);
+    v.extend_from_slice(b"}\n");
+    Bytes::from(v)
+}
+
+fn bookmark(t: &Target, rv: u64, initial_end: bool) -> Bytes {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if initial_end {
+        meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    let ev = json!({"type": "BOOKMARK", "object": {"kind": t.rt.kind, "apiVersion": t.rt.api_version(), "metadata": meta}});
+    Bytes::from(format!("{ev}\n"))
+}
+
+fn expired(rv: &str) -> Bytes {
+    let st = ApiError::expired(format!("too old resource version: {rv}")).to_status();
+    Bytes::from(format!("{}\n", json!({"type": "ERROR", "object": st})))
+}
+
+/// Starts a watch; the receiver yields the stream's lines until the watch ends.
+pub fn start(cluster: &Arc<Cluster>, t: Target, p: &Params) -> Result<mpsc::Receiver<Bytes>> {
+    let labels = LabelSelector::parse(p.get("labelSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(p.get("fieldSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
+    let filter = Filter { t, labels, fields };
+    let send_initial = p.flag("sendInitialEvents");
+    let bookmarks = p.flag("allowWatchBookmarks");
+    let rv_param = p.get("resourceVersion").map(String::from);
+    let timeout = p.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).filter(|s| *s > 0);
+    let cut = cluster.faults().watch_cut_seconds;
+    let limit = match (timeout, cut) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+    .map(Duration::from_secs);
+
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    let st = cluster.state.lock();
+    let events = cluster.events.subscribe();
+    let mut first: Vec<Bytes> = Vec::new();
+    let mut last_rv = st.rv;
+    let key = filter.t.rt.key();
+    match rv_param.as_deref().filter(|rv| !send_initial && *rv != "0") {
+        None => {
+            if let Some(map) = st.list(&key) {
+                for s in map.values().filter(|s| filter.matches(s)) {
+                    first.push(line("ADDED", &filter.t, s));
+                }
+            }
+            if send_initial {
+                first.push(bookmark(&filter.t, st.rv, true));
+            }
+        }
+        Some(rv) => {
+            let n: u64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?;
+            if n < st.oldest_resumable_rv() {
+                first.push(expired(rv));
+                drop(st);
+                tokio::spawn(async move {
+                    for b in first {
+                        let _ = tx.send(b).await;
+                    }
+                });
+                return Ok(rx);
+            }
+            for e in st.history.iter().filter(|e| e.rv > n) {
+                if let Some(kind) = filter.view(e) {
+                    first.push(line(kind.as_str(), &filter.t, &e.object));
+                }
+            }
+            last_rv = st.rv.max(n);
+        }
+    }
+    drop(st);
+    tokio::spawn(stream(tx, events, filter, first, last_rv, bookmarks, limit));
+    Ok(rx)
+}
+
+async fn stream(
+    tx: mpsc::Sender<Bytes>,
+    mut events: broadcast::Receiver<Arc<Event>>,
+    filter: Filter,
+    first: Vec<Bytes>,
+    mut last_rv: u64,
+    bookmarks: bool,
+    limit: Option<Duration>,
+) {
+    let deadline = limit.map(|l| tokio::time::Instant::now() + l);
+    let ends = async move {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(ends);
+    for b in first {
+        if tx.send(b).await.is_err() {
+            return;
+        }
+    }
+    let mut tick = tokio::time::interval(BOOKMARK_EVERY);
+    tick.tick().await;
+    loop {
+        let out = tokio::select! {
+            _ = &mut ends => return,
+            _ = tx.closed() => return,
+            _ = tick.tick(), if bookmarks => Some(bookmark(&filter.t, last_rv, false)),
+            e = events.recv() => match e {
+                Ok(e) => {
+                    // Subscribed under the store lock: every event here is newer than the snapshot.
+                    last_rv = last_rv.max(e.rv);
+                    filter.view(&e).map(|kind| line(kind.as_str(), &filter.t, &e.object))
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // The watcher fell too far behind to be told every change: make it relist.
+                    let _ = tx.send(expired(&last_rv.to_string())).await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        if let Some(b) = out {
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+    }
+}
