@@ -1,1 +1,23 @@
-//! placeholder
+//! The NATS JetStream bus every gitfleet service talks through: names, connection, large
+//! payloads and partition ownership.
+//!
+//! Only this crate knows how subjects, streams, buckets and object stores are named
+//! ([`topology`]); services ask it for subjects instead of formatting their own.
+
+pub mod connect;
+pub mod error;
+pub mod ownership;
+pub mod payload;
+pub mod topology;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use connect::{Bus, BusConfig, connect};
+pub use error::{BusError, Result};
+pub use ownership::{Membership, MembershipConfig, Owned, partition, rendezvous};
+pub use payload::OBJECT_HEADER;
+pub use topology::{Bucket, ObjectStoreName, StreamName, Topology, subject_token, token_to_name};
+
+/// Re-exported so dependants use the same client version as the bus.
+pub use async_nats;

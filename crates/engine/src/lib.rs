@@ -1,1 +1,16 @@
-//! placeholder
+//! gitfleet's GitOps engine, pure: Kubernetes objects (`serde_json::Value`) in, verdicts and
+//! plans out. Health per kind ([`health`]), desired-versus-live comparison ([`diff`]), sync
+//! planning with phases, waves, hooks and pruning ([`sync`]), Argo CD's tracking marks
+//! ([`tracking`]) and app-level sync and health ([`status`]). No I/O, no async: services do
+//! the talking to Git and clusters around it.
+
+pub mod diff;
+pub mod health;
+pub mod resource;
+pub mod status;
+pub mod sync;
+pub mod tracking;
+
+mod json;
+
+pub use resource::ResourceRef;

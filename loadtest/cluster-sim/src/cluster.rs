@@ -74,6 +74,8 @@ pub struct Cluster {
     pub events: broadcast::Sender<Arc<Event>>,
     pub faults: watch::Sender<Faults>,
     pub write_log: Mutex<Vec<WriteRecord>>,
+    /// Watch streams open right now (tests wait on it instead of sleeping).
+    pub(crate) watches: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) rate: Mutex<TokenBucket>,
     /// Wakes the simulated controllers after a write.
     pub(crate) controller_tx: tokio::sync::mpsc::UnboundedSender<crate::controllers::Work>,
@@ -100,6 +102,10 @@ impl Cluster {
         let mut log = self.write_log.lock();
         rec.seq = log.len() as u64;
         log.push(rec);
+    }
+
+    pub fn active_watches(&self) -> usize {
+        self.watches.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn object_count(&self) -> usize {

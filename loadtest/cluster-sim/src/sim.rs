@@ -94,6 +94,7 @@ impl Sim {
                 events,
                 faults,
                 write_log: Mutex::new(Vec::new()),
+                watches: Default::default(),
                 rate: Mutex::new(TokenBucket::new()),
                 controller_tx,
             });

@@ -3,6 +3,7 @@
 //! bookmarks, and 410 Expired sent in-stream so clients relist.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -129,8 +130,28 @@ pub fn start(cluster: &Arc<Cluster>, t: Target, p: &Params) -> Result<mpsc::Rece
         }
     }
     drop(st);
-    tokio::spawn(stream(tx, events, filter, first, last_rv, bookmarks, limit));
+    let open = WatchGuard::new(cluster.watches.clone());
+    tokio::spawn(async move {
+        let _open = open;
+        stream(tx, events, filter, first, last_rv, bookmarks, limit).await
+    });
     Ok(rx)
+}
+
+/// Counts a watch as open for as long as its stream task lives.
+struct WatchGuard(Arc<AtomicUsize>);
+
+impl WatchGuard {
+    fn new(n: Arc<AtomicUsize>) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        WatchGuard(n)
+    }
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 async fn stream(
