@@ -76,6 +76,8 @@ pub struct Cluster {
     pub write_log: Mutex<Vec<WriteRecord>>,
     /// Watch streams open right now (tests wait on it instead of sleeping).
     pub(crate) watches: Arc<std::sync::atomic::AtomicUsize>,
+    /// Bumped by `compact`: open watches answer it with 410 Expired and end.
+    pub(crate) compactions: watch::Sender<u64>,
     pub(crate) rate: Mutex<TokenBucket>,
     /// Wakes the simulated controllers after a write.
     pub(crate) controller_tx: tokio::sync::mpsc::UnboundedSender<crate::controllers::Work>,
@@ -102,6 +104,17 @@ impl Cluster {
         let mut log = self.write_log.lock();
         rec.seq = log.len() as u64;
         log.push(rec);
+    }
+
+    /// Forgets the event history, as etcd compaction does: open watches get an in-stream
+    /// 410 Expired and end, and resuming from any earlier resourceVersion gets 410 too,
+    /// so clients must relist.
+    pub fn compact(&self) {
+        let mut st = self.state.lock();
+        st.history.clear();
+        // Every resourceVersion a client holds is now older than the oldest resumable one.
+        st.next_rv();
+        self.compactions.send_modify(|n| *n += 1);
     }
 
     pub fn active_watches(&self) -> usize {

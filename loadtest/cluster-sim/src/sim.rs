@@ -95,6 +95,7 @@ impl Sim {
                 faults,
                 write_log: Mutex::new(Vec::new()),
                 watches: Default::default(),
+                compactions: watch::channel(0).0,
                 rate: Mutex::new(TokenBucket::new()),
                 controller_tx,
             });

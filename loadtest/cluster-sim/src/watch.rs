@@ -131,9 +131,11 @@ pub fn start(cluster: &Arc<Cluster>, t: Target, p: &Params) -> Result<mpsc::Rece
     }
     drop(st);
     let open = WatchGuard::new(cluster.watches.clone());
+    let mut compacted = cluster.compactions.subscribe();
+    compacted.mark_unchanged();
     tokio::spawn(async move {
         let _open = open;
-        stream(tx, events, filter, first, last_rv, bookmarks, limit).await
+        stream(tx, events, compacted, filter, first, last_rv, bookmarks, limit).await
     });
     Ok(rx)
 }
@@ -154,9 +156,11 @@ impl Drop for WatchGuard {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn stream(
     tx: mpsc::Sender<Bytes>,
     mut events: broadcast::Receiver<Arc<Event>>,
+    mut compacted: tokio::sync::watch::Receiver<u64>,
     filter: Filter,
     first: Vec<Bytes>,
     mut last_rv: u64,
@@ -182,6 +186,10 @@ async fn stream(
         let out = tokio::select! {
             _ = &mut ends => return,
             _ = tx.closed() => return,
+            _ = compacted.changed() => {
+                let _ = tx.send(expired(&last_rv.to_string())).await;
+                return;
+            }
             _ = tick.tick(), if bookmarks => Some(bookmark(&filter.t, last_rv, false)),
             e = events.recv() => match e {
                 Ok(e) => {
