@@ -749,7 +749,18 @@ pub(crate) fn sweep(st: &mut ClusterState) {
                     .unwrap_or_default()
             })
             .collect();
+        let foreground: HashSet<String> = st
+            .objects
+            .values()
+            .flat_map(|m| m.values())
+            .filter(|s| {
+                s.value["metadata"]["deletionTimestamp"].is_string()
+                    && s.value["metadata"]["finalizers"].as_array().is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion"))
+            })
+            .map(|s| s.uid().to_string())
+            .collect();
         let mut work: Vec<(ResourceKey, Arc<Stored>, bool)> = Vec::new();
+        let mut cascade: Vec<(ResourceKey, Arc<Stored>)> = Vec::new();
         let mut ns_with_content: HashSet<String> = HashSet::new();
         for (key, map) in &st.objects {
             let served = st.registry.find_key(key).is_some();
@@ -769,6 +780,10 @@ pub(crate) fn sweep(st: &mut ClusterState) {
                 let in_terminating_ns = !ns.is_empty() && terminating.contains(ns);
                 if (orphaned || in_terminating_ns) && !deleting {
                     work.push((key.clone(), s.clone(), false));
+                }
+                let owner_in_foreground = refs.is_some_and(|r| r.iter().any(|o| foreground.contains(o["uid"].as_str().unwrap_or(""))));
+                if owner_in_foreground && !deleting {
+                    cascade.push((key.clone(), s.clone()));
                 }
                 let fg_done = deleting
                     && meta["finalizers"].as_array().is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion"))
@@ -797,8 +812,14 @@ pub(crate) fn sweep(st: &mut ClusterState) {
                 }
             }
         }
-        if work.is_empty() {
+        if work.is_empty() && cascade.is_empty() {
             return;
+        }
+        // Dependents of an owner in foreground deletion go first, themselves in the foreground.
+        for (key, s) in cascade {
+            if let Some(current) = st.get(&key, s.namespace(), s.name()).cloned() {
+                delete_object(st, &key, &current, "Foreground");
+            }
         }
         for (key, s, remove) in work {
             let current = st.get(&key, s.namespace(), s.name()).cloned();

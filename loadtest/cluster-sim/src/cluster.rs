@@ -56,11 +56,13 @@ pub struct ClusterConfig {
     pub ready_delay: Duration,
     /// Events kept for watch resumption; older resourceVersions get 410 Expired.
     pub history_limit: usize,
+    /// Run the simulated controllers (off: a bare API server, nothing writes but clients).
+    pub controllers: bool,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        ClusterConfig { ready_delay: Duration::from_millis(500), history_limit: 20_000 }
+        ClusterConfig { ready_delay: Duration::from_millis(500), history_limit: 20_000, controllers: true }
     }
 }
 

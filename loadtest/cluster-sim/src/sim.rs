@@ -99,7 +99,9 @@ impl Sim {
                 rate: Mutex::new(TokenBucket::new()),
                 controller_tx,
             });
-            tasks.push(tokio::spawn(crate::controllers::run(Arc::downgrade(&cluster), controller_rx)));
+            if cfg.cluster.controllers {
+                tasks.push(tokio::spawn(crate::controllers::run(Arc::downgrade(&cluster), controller_rx)));
+            }
             let port = if cfg.listen.port() == 0 { 0 } else { cfg.listen.port() + 1 + i as u16 };
             let addr = SocketAddr::new(cfg.listen.ip(), port);
             let listener = TcpListener::bind(addr).await.with_context(|| format!("binding cluster {} to {addr}", cluster.name))?;
