@@ -26,25 +26,51 @@ pub enum GitError {
 
     /// The local mirror could not be created or opened (disk, permissions, corruption).
     #[error("mirror of {repo} at {path}: {message}")]
-    Mirror { repo: String, path: String, message: String },
+    Mirror {
+        repo: String,
+        path: String,
+        message: String,
+    },
 
     #[error("path {path:?} not found at {commit} in {repo}")]
-    PathNotFound { repo: String, commit: String, path: String },
+    PathNotFound {
+        repo: String,
+        commit: String,
+        path: String,
+    },
 
     #[error("file {path:?} at {commit} in {repo} is {size} bytes, over the limit of {limit}")]
-    FileTooLarge { repo: String, commit: String, path: String, size: u64, limit: u64 },
+    FileTooLarge {
+        repo: String,
+        commit: String,
+        path: String,
+        size: u64,
+        limit: u64,
+    },
 
     #[error("directory {path:?} at {commit} in {repo} holds over {limit} bytes")]
-    DirectoryTooLarge { repo: String, commit: String, path: String, limit: u64 },
+    DirectoryTooLarge {
+        repo: String,
+        commit: String,
+        path: String,
+        limit: u64,
+    },
 
     /// An object the mirror should hold could not be read.
     #[error("reading {what} in {repo}: {message}")]
-    Read { repo: String, what: String, message: String },
+    Read {
+        repo: String,
+        what: String,
+        message: String,
+    },
 }
 
 impl GitError {
     /// Whether trying again later can help (network trouble), as opposed to a wrong input.
     pub fn is_transient(&self) -> bool {
-        matches!(self, GitError::FetchFailed { .. } | GitError::Timeout { .. })
+        matches!(
+            self,
+            GitError::FetchFailed { .. } | GitError::Timeout { .. }
+        )
     }
 }

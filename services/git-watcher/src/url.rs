@@ -18,7 +18,10 @@ pub struct RepoUrl {
 
 impl std::fmt::Debug for RepoUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RepoUrl").field("key", &self.key).field("display", &self.display).finish()
+        f.debug_struct("RepoUrl")
+            .field("key", &self.key)
+            .field("display", &self.display)
+            .finish()
     }
 }
 
@@ -27,13 +30,24 @@ impl RepoUrl {
     /// `ssh://`, scp-like `git@host:org/repo`, or an absolute local path).
     pub fn parse(input: &str) -> Result<Self> {
         let trimmed = input.trim();
-        let invalid = |reason: &str| GitError::InvalidUrl { url: redact(trimmed), reason: reason.to_owned() };
+        let invalid = |reason: &str| GitError::InvalidUrl {
+            url: redact(trimmed),
+            reason: reason.to_owned(),
+        };
         if trimmed.is_empty() {
             return Err(invalid("empty url"));
         }
-        let mut url = gix::url::parse(trimmed.as_bytes()).map_err(|_| invalid("not a git url"))?;
+        // Schemes are case-insensitive (RFC 3986) but gix only knows the lowercase ones.
+        let input = match trimmed.split_once("://") {
+            Some((scheme, rest)) => format!("{}://{rest}", scheme.to_ascii_lowercase()),
+            None => trimmed.to_owned(),
+        };
+        let mut url = gix::url::parse(input.as_bytes()).map_err(|_| invalid("not a git url"))?;
         use gix::url::Scheme;
-        if !matches!(url.scheme, Scheme::File | Scheme::Git | Scheme::Ssh | Scheme::Http | Scheme::Https) {
+        if !matches!(
+            url.scheme,
+            Scheme::File | Scheme::Git | Scheme::Ssh | Scheme::Http | Scheme::Https
+        ) {
             return Err(invalid("unsupported scheme"));
         }
         if url.scheme != Scheme::File && url.host().is_none_or(str::is_empty) {
@@ -46,7 +60,9 @@ impl RepoUrl {
                 let username = url.set_user(None);
                 let password = url.set_password(None);
                 match (username, password) {
-                    (Some(username), Some(password)) => Some(RepoCredentials::new(username, password)),
+                    (Some(username), Some(password)) => {
+                        Some(RepoCredentials::new(username, password))
+                    }
                     _ => None,
                 }
             }
@@ -57,7 +73,12 @@ impl RepoUrl {
         };
         let display = url.to_bstring().to_string();
         let key = normalize(&url);
-        Ok(RepoUrl { key, display, embedded, scheme: url.scheme })
+        Ok(RepoUrl {
+            key,
+            display,
+            embedded,
+            scheme: url.scheme.clone(),
+        })
     }
 
     /// The normalized identity of the repository; equal keys share one mirror.
@@ -77,11 +98,14 @@ impl RepoUrl {
 
     /// Whether credentials can be used with this URL at all (only http and https).
     pub fn accepts_credentials(&self) -> bool {
-        matches!(self.scheme, gix::url::Scheme::Http | gix::url::Scheme::Https)
+        matches!(
+            self.scheme,
+            gix::url::Scheme::Http | gix::url::Scheme::Https
+        )
     }
 
     pub(crate) fn scheme(&self) -> gix::url::Scheme {
-        self.scheme
+        self.scheme.clone()
     }
 }
 
@@ -180,7 +204,10 @@ mod tests {
     fn other_schemes() {
         assert_eq!(key("git://127.0.0.1:9418/a.git"), "git://127.0.0.1/a");
         assert_eq!(key("git://127.0.0.1:1234/a"), "git://127.0.0.1:1234/a");
-        assert_eq!(key("git@github.com:org/repo.git"), "ssh://github.com/org/repo");
+        assert_eq!(
+            key("git@github.com:org/repo.git"),
+            "ssh://github.com/org/repo"
+        );
         assert_eq!(key("file:///srv/repo.git/"), "file:///srv/repo.git");
         assert_eq!(key("/srv/repo"), "file:///srv/repo");
     }
@@ -197,7 +224,11 @@ mod tests {
 
     #[test]
     fn invalid_urls_are_reported_without_credentials() {
-        for bad in ["", "ftp://user:s3cret@host/repo", "https://user:s3cret@/repo"] {
+        for bad in [
+            "",
+            "ftp://user:s3cret@host/repo",
+            "https://user:s3cret@/repo",
+        ] {
             let err = RepoUrl::parse(bad).unwrap_err();
             assert!(matches!(err, GitError::InvalidUrl { .. }), "{bad}: {err}");
             assert!(!err.to_string().contains("s3cret"), "{err}");

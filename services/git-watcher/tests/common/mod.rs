@@ -1,0 +1,219 @@
+//! Test fixtures: real repositories made with the `git` CLI and served by a real
+//! `git daemon` (and `git http-backend`), on loopback ports picked by the OS.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `git` with a fixed identity and without the host's configuration.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// A bare repository under a served directory plus a working clone that pushes to it.
+pub struct Upstream {
+    pub dir: tempfile::TempDir,
+    /// The repository name under the served base directory (`origin.git`).
+    pub name: String,
+    pub work: PathBuf,
+}
+
+impl Upstream {
+    pub fn new() -> Upstream {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("served");
+        std::fs::create_dir_all(&base).unwrap();
+        git(
+            &base,
+            &["init", "--bare", "--initial-branch=main", "origin.git"],
+        );
+        let work = dir.path().join("work");
+        git(
+            dir.path(),
+            &[
+                "clone",
+                "--quiet",
+                base.join("origin.git").to_str().unwrap(),
+                "work",
+            ],
+        );
+        git(&work, &["checkout", "--quiet", "-b", "main"]);
+        Upstream {
+            dir,
+            name: "origin.git".into(),
+            work,
+        }
+    }
+
+    pub fn base(&self) -> PathBuf {
+        self.dir.path().join("served")
+    }
+
+    pub fn bare(&self) -> PathBuf {
+        self.base().join(&self.name)
+    }
+
+    pub fn write(&self, path: &str, content: &str) {
+        let full = self.work.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+    }
+
+    /// Stages everything and commits; returns the new commit id.
+    pub fn commit(&self, message: &str) -> String {
+        git(&self.work, &["add", "-A"]);
+        git(
+            &self.work,
+            &["commit", "--quiet", "--allow-empty", "-m", message],
+        );
+        self.rev("HEAD")
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        git(&self.work, args)
+    }
+
+    pub fn rev(&self, rev: &str) -> String {
+        git(&self.work, &["rev-parse", rev])
+    }
+
+    pub fn push_all(&self) {
+        git(
+            &self.work,
+            &["push", "--quiet", "--force", "origin", "--all"],
+        );
+        git(
+            &self.work,
+            &["push", "--quiet", "--force", "origin", "--tags"],
+        );
+    }
+}
+
+/// Picks a free loopback port: bind port 0, read it, release it.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls until something accepts connections on `addr`.
+pub fn wait_until_listening(addr: SocketAddr, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("server exited before listening: {status}");
+        }
+        assert!(Instant::now() < deadline, "nothing listening on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A `git daemon` serving a directory; killed on drop.
+pub struct GitDaemon {
+    child: Child,
+    pub port: u16,
+}
+
+impl GitDaemon {
+    pub fn serve(base: &Path) -> GitDaemon {
+        // Another process may grab the port between release and bind; retry a few times.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new("git")
+                .arg("daemon")
+                .arg("--reuseaddr")
+                .arg(format!("--base-path={}", base.display()))
+                .arg("--export-all")
+                .arg(format!("--port={port}"))
+                .arg("--listen=127.0.0.1")
+                .arg(base)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("git daemon starts");
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    return GitDaemon { child, port };
+                }
+                if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("git daemon did not start");
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A typical repository: two apps, a branch, a lightweight and an annotated tag.
+pub struct Fixture {
+    pub upstream: Upstream,
+    pub first: String,
+    pub second: String,
+    pub feature: String,
+}
+
+pub fn fixture() -> Fixture {
+    let upstream = Upstream::new();
+    upstream.write("apps/a/deploy.yaml", "kind: Deployment\n");
+    upstream.write("apps/b/cm.yaml", "kind: ConfigMap\n");
+    upstream.write("README.md", "hello\n");
+    let first = upstream.commit("first");
+    upstream.git(&["tag", "v1-light"]);
+    upstream.git(&["tag", "-a", "v1", "-m", "release 1"]);
+    upstream.write("apps/a/deploy.yaml", "kind: Deployment\nspec: {}\n");
+    let second = upstream.commit("second");
+    upstream.git(&["checkout", "--quiet", "-b", "feature"]);
+    upstream.write("apps/b/extra.yaml", "kind: Service\n");
+    let feature = upstream.commit("feature work");
+    upstream.git(&["checkout", "--quiet", "main"]);
+    upstream.push_all();
+    Fixture {
+        upstream,
+        first,
+        second,
+        feature,
+    }
+}
