@@ -88,12 +88,7 @@ pub enum BusError {
 }
 
 impl BusError {
-    pub(crate) fn kv(
-        op: &'static str,
-        bucket: &str,
-        key: &str,
-        source: impl Into<Source>,
-    ) -> Self {
+    pub(crate) fn kv(op: &'static str, bucket: &str, key: &str, source: impl Into<Source>) -> Self {
         BusError::Kv {
             op,
             bucket: bucket.to_string(),
