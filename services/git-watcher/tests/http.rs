@@ -1,0 +1,288 @@
+//! Smart HTTP against the real `git http-backend`, behind a minimal CGI server written
+//! here, with and without basic authentication.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::fixture;
+use git_watcher::{GitError, Mirrors, RepoCredentials};
+
+/// Serves `git http-backend` for a directory on a loopback port until the test process ends.
+struct HttpGit {
+    port: u16,
+    /// Requests answered with 401, to prove the credentials path was taken.
+    challenged: Arc<AtomicUsize>,
+}
+
+impl HttpGit {
+    fn serve(root: &Path, basic_auth: Option<(&str, &str)>) -> HttpGit {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let root = root.to_owned();
+        let expected =
+            basic_auth.map(|(u, p)| format!("Basic {}", base64(format!("{u}:{p}").as_bytes())));
+        let challenged = Arc::new(AtomicUsize::new(0));
+        let counter = challenged.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (root, expected, counter) = (root.clone(), expected.clone(), counter.clone());
+                std::thread::spawn(move || {
+                    let _ = handle(stream, &root, expected.as_deref(), &counter);
+                });
+            }
+        });
+        HttpGit { port, challenged }
+    }
+
+    fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+fn handle(
+    stream: TcpStream,
+    root: &Path,
+    expected_auth: Option<&str>,
+    challenged: &AtomicUsize,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        let mut parts = request_line.split_whitespace();
+        let (method, target) = (
+            parts.next().unwrap_or("").to_owned(),
+            parts.next().unwrap_or("").to_owned(),
+        );
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line)?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+            }
+        }
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
+            read_chunked(&mut reader)?
+        } else {
+            let len: usize = header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body)?;
+            body
+        };
+
+        if let Some(expected) = expected_auth
+            && header("authorization").as_deref() != Some(expected)
+        {
+            challenged.fetch_add(1, Ordering::SeqCst);
+            writer.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\n\r\n",
+            )?;
+            continue;
+        }
+
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let mut child = Command::new("git")
+            .arg("http-backend")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_PROJECT_ROOT", root)
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .env("REQUEST_METHOD", &method)
+            .env("PATH_INFO", path)
+            .env("QUERY_STRING", query)
+            .env("CONTENT_TYPE", header("content-type").unwrap_or_default())
+            .env("CONTENT_LENGTH", body.len().to_string())
+            .env("GIT_PROTOCOL", header("git-protocol").unwrap_or_default())
+            .env(
+                "HTTP_CONTENT_ENCODING",
+                header("content-encoding").unwrap_or_default(),
+            )
+            .env("REMOTE_ADDR", "127.0.0.1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut stdin = child.stdin.take().unwrap();
+        let writer_thread = std::thread::spawn(move || {
+            let _ = stdin.write_all(&body);
+        });
+        let output = child.wait_with_output()?;
+        let _ = writer_thread.join();
+
+        let cgi = output.stdout;
+        let split = find(&cgi, b"\r\n\r\n")
+            .map(|i| (i, 4))
+            .or_else(|| find(&cgi, b"\n\n").map(|i| (i, 2)));
+        let Some((end, sep)) = split else {
+            writer.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")?;
+            continue;
+        };
+        let mut status = "200 OK".to_owned();
+        let mut response_headers = String::new();
+        for line in String::from_utf8_lossy(&cgi[..end]).lines() {
+            match line.split_once(':') {
+                Some((name, value)) if name.eq_ignore_ascii_case("status") => {
+                    status = value.trim().to_owned()
+                }
+                Some(_) => response_headers.push_str(&format!("{line}\r\n")),
+                None => {}
+            }
+        }
+        let body = &cgi[end + sep..];
+        writer.write_all(
+            format!(
+                "HTTP/1.1 {status}\r\n{response_headers}Content-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )?;
+        writer.write_all(body)?;
+        writer.flush()?;
+    }
+}
+
+fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size_line = String::new();
+        reader.read_line(&mut size_line)?;
+        let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
+            .unwrap_or(0);
+        let mut chunk = vec![0; size + 2];
+        if size == 0 {
+            // Trailer section: read up to the empty line.
+            let mut line = String::new();
+            while reader.read_line(&mut line)? > 0 && !line.trim_end().is_empty() {
+                line.clear();
+            }
+            return Ok(body);
+        }
+        reader.read_exact(&mut chunk)?;
+        body.extend_from_slice(&chunk[..size]);
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn fetches_over_smart_http() {
+    let fx = fixture();
+    let server = HttpGit::serve(&fx.upstream.base(), None);
+    let root = tempfile::tempdir().unwrap();
+    let mirrors = Mirrors::new(root.path());
+    let mirror = mirrors.mirror(&server.url("origin.git")).unwrap();
+
+    let outcome = mirror.fetch().await.unwrap();
+    assert_eq!(outcome.default_branch.as_deref(), Some("refs/heads/main"));
+    assert_eq!(mirror.resolve("HEAD").unwrap().commit, fx.second);
+    assert_eq!(mirror.resolve("v1").unwrap().commit, fx.first);
+
+    fx.upstream.write("apps/a/more.yaml", "x: 1\n");
+    let next = fx.upstream.commit("more");
+    fx.upstream.push_all();
+    mirror.fetch().await.unwrap();
+    assert_eq!(mirror.resolve("main").unwrap().commit, next);
+    assert_eq!(
+        mirror.changed_paths(&fx.second, &next).unwrap(),
+        ["apps/a/more.yaml"]
+    );
+}
+
+#[tokio::test]
+async fn basic_auth_uses_the_given_credentials_and_never_shows_them() {
+    let fx = fixture();
+    let server = HttpGit::serve(&fx.upstream.base(), Some(("alice", "s3cret")));
+    let root = tempfile::tempdir().unwrap();
+    let mirrors = Mirrors::new(root.path());
+    let url = server.url("origin.git");
+    let mirror = mirrors.mirror(&url).unwrap();
+
+    // No credentials: refused, and no prompt or host credential helper is consulted.
+    let err = mirror.fetch().await.unwrap_err();
+    assert!(
+        matches!(err, GitError::FetchFailed { ref repo, .. } if *repo == url),
+        "{err}"
+    );
+
+    mirror.set_credentials(Some(RepoCredentials::new("alice", "wrong")));
+    let err = mirror.fetch().await.unwrap_err();
+    assert!(matches!(err, GitError::FetchFailed { .. }), "{err}");
+    assert!(!err.to_string().contains("wrong"), "{err}");
+
+    let creds = RepoCredentials::new("alice", "s3cret");
+    assert!(!format!("{creds:?}").contains("s3cret"));
+    mirror.set_credentials(Some(creds));
+    mirror.fetch().await.unwrap();
+    assert_eq!(mirror.resolve("main").unwrap().commit, fx.second);
+    assert!(server.challenged.load(Ordering::SeqCst) >= 2);
+
+    // Credentials written into the URL work the same, and stay out of names and messages.
+    let root2 = tempfile::tempdir().unwrap();
+    let mirrors2 = Mirrors::new(root2.path());
+    let with_secret = format!("http://alice:s3cret@127.0.0.1:{}/origin.git", server.port);
+    let mirror2 = mirrors2.mirror(&with_secret).unwrap();
+    assert_eq!(mirror2.url().as_str(), url);
+    mirror2.fetch().await.unwrap();
+    assert_eq!(mirror2.resolve("feature").unwrap().commit, fx.feature);
+    let err = mirror2.resolve("nope").unwrap_err().to_string();
+    assert_eq!(err, format!("revision \"nope\" not found in {url}"));
+    assert!(!format!("{mirror2:?}").contains("s3cret"));
+}
+
+#[test]
+fn base64_matches_rfc_4648() {
+    assert_eq!(base64(b""), "");
+    assert_eq!(base64(b"f"), "Zg==");
+    assert_eq!(base64(b"fo"), "Zm8=");
+    assert_eq!(base64(b"foo"), "Zm9v");
+    assert_eq!(base64(b"alice:s3cret"), "YWxpY2U6czNjcmV0");
+}
