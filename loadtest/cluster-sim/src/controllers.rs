@@ -314,9 +314,11 @@ impl Ctx<'_> {
         let progressing = if complete {
             condition("Progressing", "True", "NewReplicaSetAvailable", &format!("ReplicaSet \"{rs_name}\" has successfully progressed."), &t)
         } else if same_generation
-            && old_progress["reason"] != "NewReplicaSetAvailable"
-            && age(v, &old_progress["lastUpdateTime"]) >= Duration::from_secs(deadline)
+            && (old_progress["reason"] == "ProgressDeadlineExceeded"
+                || (old_progress["reason"] != "NewReplicaSetAvailable"
+                    && age(v, &old_progress["lastUpdateTime"]) >= Duration::from_secs(deadline)))
         {
+            // Once exceeded, a rollout stays failed until it completes or its spec changes.
             condition("Progressing", "False", "ProgressDeadlineExceeded", &format!("ReplicaSet \"{rs_name}\" has timed out progressing."), &t)
         } else {
             if !Self::deleting(v) {
