@@ -2,6 +2,22 @@
 //! Argo CD's rules, changed paths between commits, and the polling decisions built on them.
 //!
 //! This is the only crate in gitfleet that talks to Git.
+//!
+//! Decisions worth knowing:
+//! - Mirrors live in `<root>/<sha1 of the normalized URL>`; spellings of one repository
+//!   (`.git` suffix, trailing `/`, case of scheme and host, default port, credentials in the
+//!   URL) share one. The path keeps its case, unlike Argo CD's `NormalizeGitURL`: merging two
+//!   repositories would be a bug, two mirrors of one only cost disk.
+//! - A fetch maps `refs/heads/*` and `refs/tags/*` onto themselves, forced, and deletes the
+//!   ones the remote no longer lists (gix has no prune). The remote's `HEAD` target is written
+//!   to the mirror's `HEAD`, so the default branch survives restarts.
+//! - git:// connections are made here with socket timeouts, http(s) gets a reqwest request
+//!   timeout, so a fetch abandoned on timeout also ends its thread.
+//! - Credentials go only to http(s), through gix's credentials callback, never in a URL; the
+//!   host's credential helpers and prompts are never used. Plain http with credentials is
+//!   allowed, as Argo CD allows it.
+//! - Short names resolve to a branch before a tag (Argo CD's `ls-remote` order). A commit id
+//!   must be in the mirror; commits reachable from no branch or tag are not fetched on demand.
 
 pub mod changes;
 pub mod error;
@@ -13,6 +29,6 @@ pub mod url;
 pub use changes::{Depth, ReadLimits, RepoFile};
 pub use error::{GitError, Result};
 pub use mirror::{FetchOutcome, Mirror, Mirrors, MirrorsConfig, RepoCredentials};
-pub use poll::{PollSchedule, RevisionChange, Subscription, TickReport, Watcher};
-pub use resolve::{ResolvedRevision, RevisionKind};
+pub use poll::{PollSchedule, RevisionChange, Subscription, TickReport, Watcher, revision_change};
+pub use resolve::{ResolvedRevision, RevisionKind, is_commit_prefix};
 pub use url::RepoUrl;

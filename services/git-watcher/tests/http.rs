@@ -257,6 +257,7 @@ async fn basic_auth_uses_the_given_credentials_and_never_shows_them() {
     let err = mirror.fetch().await.unwrap_err();
     assert!(matches!(err, GitError::FetchFailed { .. }), "{err}");
     assert!(!err.to_string().contains("wrong"), "{err}");
+    assert!(err.to_string().contains("not accepted"), "{err}");
 
     let creds = RepoCredentials::new("alice", "s3cret");
     assert!(!format!("{creds:?}").contains("s3cret"));

@@ -334,6 +334,11 @@ async fn refused_connection_fails_fast() {
         matches!(err, GitError::FetchFailed { ref repo, .. } if *repo == url),
         "{err}"
     );
+    assert!(
+        err.to_string().contains("connection refused")
+            || err.to_string().contains("Connection refused"),
+        "{err}"
+    );
     assert!(err.is_transient());
     assert!(started.elapsed() < Duration::from_secs(30));
 }
@@ -345,6 +350,7 @@ async fn missing_repository_on_a_live_daemon_fails() {
     let (_root, mirrors) = mirrors();
     let mirror = mirrors.mirror(&daemon.url("nothing-here.git")).unwrap();
     let err = mirror.fetch().await.unwrap_err();
+    assert!(err.to_string().contains("nothing-here.git"), "{err}");
     assert!(matches!(err, GitError::FetchFailed { .. }), "{err}");
 }
 
@@ -406,4 +412,25 @@ async fn file_urls_and_restarts_reuse_the_mirror() {
     let mirror = mirrors.mirror(&url).unwrap();
     assert_eq!(mirror.resolve("HEAD").unwrap().commit, fx.second);
     assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn an_empty_repository_fetches_to_nothing_then_fills() {
+    let up = common::Upstream::new();
+    let daemon = GitDaemon::serve(&up.base());
+    let (_root, mirrors) = mirrors();
+    let mirror = mirrors.mirror(&daemon.url("origin.git")).unwrap();
+
+    let outcome = mirror.fetch().await.unwrap();
+    assert_eq!(outcome.refs, 0);
+    assert!(matches!(
+        mirror.resolve("HEAD"),
+        Err(GitError::RevisionNotFound { .. })
+    ));
+
+    up.write("a.yaml", "a: 1\n");
+    let first = up.commit("first");
+    up.push_all();
+    mirror.fetch().await.unwrap();
+    assert_eq!(mirror.resolve("").unwrap().commit, first);
 }
