@@ -80,7 +80,9 @@ mod tests {
             "metadata": {"name": "web", "namespace": "default"}
         }));
         assert_eq!(d.to_string(), "apps/Deployment default/web");
-        let ns = ResourceRef::from_object(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}}));
+        let ns = ResourceRef::from_object(
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}}),
+        );
         assert_eq!((ns.group.as_str(), ns.version.as_str()), ("", "v1"));
         assert_eq!(ns.to_string(), "Namespace prod");
         let mut other = d.clone();

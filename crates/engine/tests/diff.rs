@@ -108,7 +108,12 @@ fn paths(d: &gitfleet_engine::diff::ResourceDiff) -> Vec<&str> {
 
 #[test]
 fn defaults_status_and_metadata_noise_are_not_differences() {
-    let d = compare(&deployment(), Some(&live_deployment()), &DiffOptions::default()).unwrap();
+    let d = compare(
+        &deployment(),
+        Some(&live_deployment()),
+        &DiffOptions::default(),
+    )
+    .unwrap();
     assert_eq!(d.sync, Synced, "{:?}", d.changes);
     assert!(d.normalized_live.get("status").is_none());
     assert!(d.normalized_live["metadata"].get("uid").is_none());
@@ -122,15 +127,27 @@ fn changed_image_is_reported_at_its_keyed_path() {
     desired["spec"]["replicas"] = json!(3.0);
     let d = compare(&desired, Some(&live_deployment()), &DiffOptions::default()).unwrap();
     assert_eq!(d.sync, OutOfSync);
-    assert_eq!(paths(&d), [".spec.replicas", ".spec.template.spec.containers[name=web].image"]);
+    assert_eq!(
+        paths(&d),
+        [
+            ".spec.replicas",
+            ".spec.template.spec.containers[name=web].image"
+        ]
+    );
     assert_eq!(d.changes[1].live, Some(json!("nginx:1.25")));
     let text = render_unified("apps/Deployment default/web", &d);
-    assert!(text.starts_with("===== apps/Deployment default/web ======\n--- live\n+++ desired\n"), "{text}");
+    assert!(
+        text.starts_with("===== apps/Deployment default/web ======\n--- live\n+++ desired\n"),
+        "{text}"
+    );
     assert!(text.contains("\n-  replicas: 2\n"), "{text}");
     assert!(text.contains("\n+  replicas: 3.0\n"), "{text}");
     assert!(text.contains("-        image: nginx:1.25"), "{text}");
     assert!(text.contains("+        image: nginx:1.26"), "{text}");
-    assert!(!text.contains("sidecar"), "live-only items stay out of the text: {text}");
+    assert!(
+        !text.contains("sidecar"),
+        "live-only items stay out of the text: {text}"
+    );
 }
 
 #[test]
@@ -141,16 +158,32 @@ fn missing_live_is_out_of_sync_whole() {
     assert!(d.normalized_live.is_null());
     let text = render_unified("apps/Deployment default/web", &d);
     assert!(text.contains("+kind: Deployment"), "{text}");
-    assert!(!text.lines().any(|l| l.starts_with('-') && !l.starts_with("---")), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with('-') && !l.starts_with("---")),
+        "{text}"
+    );
 }
 
 #[test]
 fn field_dropped_from_the_manifest_that_argocd_applied_is_a_difference() {
     let mut desired = deployment();
-    desired["spec"].as_object_mut().unwrap().shift_remove("replicas");
-    desired["metadata"].as_object_mut().unwrap().shift_remove("labels");
+    desired["spec"]
+        .as_object_mut()
+        .unwrap()
+        .shift_remove("replicas");
+    desired["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .shift_remove("labels");
     let d = compare(&desired, Some(&live_deployment()), &DiffOptions::default()).unwrap();
-    assert_eq!(paths(&d), [".metadata.labels", ".spec.replicas"], "{:?}", d.changes);
+    assert_eq!(
+        paths(&d),
+        [".metadata.labels", ".spec.replicas"],
+        "{:?}",
+        d.changes
+    );
     assert_eq!(d.changes[1].desired, None);
     assert_eq!(d.changes[1].live, Some(json!(2)));
     let text = render_unified("x", &d);
@@ -165,14 +198,21 @@ fn removed_container_port_owned_by_argocd_is_a_difference() {
         .unwrap()
         .shift_remove("ports");
     let d = compare(&desired, Some(&live_deployment()), &DiffOptions::default()).unwrap();
-    assert_eq!(paths(&d), [".spec.template.spec.containers[name=web].ports"]);
+    assert_eq!(
+        paths(&d),
+        [".spec.template.spec.containers[name=web].ports"]
+    );
 
     // A label another manager also set survives the apply; only ours goes.
     let mut desired = deployment();
-    desired["metadata"].as_object_mut().unwrap().shift_remove("labels");
+    desired["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .shift_remove("labels");
     let mut live = live_deployment();
     live["metadata"]["labels"]["team"] = json!("a");
-    live["metadata"]["managedFields"][1]["fieldsV1"]["f:metadata"]["f:labels"] = json!({"f:team": {}});
+    live["metadata"]["managedFields"][1]["fieldsV1"]["f:metadata"]["f:labels"] =
+        json!({"f:team": {}});
     let d = compare(&desired, Some(&live), &DiffOptions::default()).unwrap();
     assert_eq!(paths(&d), [".metadata.labels.app"]);
 }
@@ -200,14 +240,26 @@ fn missing_keyed_item_and_changed_atomic_list() {
 
 #[test]
 fn secret_string_data_compares_against_base64_data_and_is_masked() {
-    let desired = yaml("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: hello}\n");
-    let live = yaml("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: Opaque\ndata: {password: aGVsbG8=}\n");
-    assert_eq!(compare(&desired, Some(&live), &DiffOptions::default()).unwrap().sync, Synced);
-    let changed = yaml("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: world}\n");
+    let desired =
+        yaml("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: hello}\n");
+    let live = yaml(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: Opaque\ndata: {password: aGVsbG8=}\n",
+    );
+    assert_eq!(
+        compare(&desired, Some(&live), &DiffOptions::default())
+            .unwrap()
+            .sync,
+        Synced
+    );
+    let changed =
+        yaml("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: world}\n");
     let d = compare(&changed, Some(&live), &DiffOptions::default()).unwrap();
     assert_eq!(paths(&d), [".data.password"]);
     let text = serde_json::to_string(&d).unwrap();
-    assert!(!text.contains("aGVsbG8") && !text.contains("d29ybGQ"), "secret leaked: {text}");
+    assert!(
+        !text.contains("aGVsbG8") && !text.contains("d29ybGQ"),
+        "secret leaked: {text}"
+    );
     assert_ne!(d.changes[0].desired, d.changes[0].live);
 }
 
@@ -238,9 +290,18 @@ fn ignore_differences_json_pointers_and_managers() {
     assert_eq!(d.sync, Synced, "{:?}", d.changes);
 
     let other_kind = DiffOptions {
-        ignore_differences: vec![IgnoreRule { kind: "StatefulSet".into(), ..rule(vec!["/spec/replicas"], vec![]) }],
+        ignore_differences: vec![IgnoreRule {
+            kind: "StatefulSet".into(),
+            ..rule(vec!["/spec/replicas"], vec![])
+        }],
     };
-    assert_eq!(compare(&desired, Some(&live), &other_kind).unwrap().changes.len(), 2);
+    assert_eq!(
+        compare(&desired, Some(&live), &other_kind)
+            .unwrap()
+            .changes
+            .len(),
+        2
+    );
 
     let jq = DiffOptions {
         ignore_differences: vec![IgnoreRule {
@@ -257,10 +318,19 @@ fn ignore_differences_json_pointers_and_managers() {
 
 #[test]
 fn custom_resource_lists_are_atomic() {
-    let desired = yaml("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {items: [{name: a}, {name: b}]}\n");
-    let swapped = yaml("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {items: [{name: b}, {name: a}]}\n");
+    let desired = yaml(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {items: [{name: a}, {name: b}]}\n",
+    );
+    let swapped = yaml(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {items: [{name: b}, {name: a}]}\n",
+    );
     let d = compare(&desired, Some(&swapped), &DiffOptions::default()).unwrap();
     assert_eq!(paths(&d), [".spec.items[0].name", ".spec.items[1].name"]);
-    let longer = yaml("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {items: [{name: a}, {name: b}, {name: c}]}\n");
-    assert_eq!(paths(&compare(&desired, Some(&longer), &DiffOptions::default()).unwrap()), [".spec.items"]);
+    let longer = yaml(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {items: [{name: a}, {name: b}, {name: c}]}\n",
+    );
+    assert_eq!(
+        paths(&compare(&desired, Some(&longer), &DiffOptions::default()).unwrap()),
+        [".spec.items"]
+    );
 }

@@ -57,7 +57,10 @@ fn leaves(v: &Value, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
 fn with_extras(v: &Value, salt: &str) -> Value {
     match v {
         Value::Object(m) => {
-            let mut out: Map<String, Value> = m.iter().map(|(k, x)| (k.clone(), with_extras(x, salt))).collect();
+            let mut out: Map<String, Value> = m
+                .iter()
+                .map(|(k, x)| (k.clone(), with_extras(x, salt)))
+                .collect();
             out.insert(format!("zz-live-only-{salt}"), json!({"defaulted": 1}));
             Value::Object(out)
         }

@@ -11,7 +11,10 @@ fn check(path: &Path) -> Result<(), String> {
     let header = |key: &str| {
         text.lines()
             .take_while(|l| l.starts_with('#'))
-            .find_map(|l| l.strip_prefix(&format!("# {key}:")).map(|v| v.trim().to_owned()))
+            .find_map(|l| {
+                l.strip_prefix(&format!("# {key}:"))
+                    .map(|v| v.trim().to_owned())
+            })
     };
     let expect = header("expect").ok_or("missing `# expect:` header")?;
     let message = header("message");
@@ -26,7 +29,9 @@ fn check(path: &Path) -> Result<(), String> {
                 return Err(format!("expected {expect}, got {h:?}"));
             }
             match message {
-                Some(m) if m != h.message => Err(format!("expected message {m:?}, got {:?}", h.message)),
+                Some(m) if m != h.message => {
+                    Err(format!("expected message {m:?}, got {:?}", h.message))
+                }
                 _ => Ok(()),
             }
         }
@@ -45,7 +50,16 @@ fn health_fixtures() {
     assert!(paths.len() > 50, "fixtures missing from {}", dir.display());
     let failures: Vec<String> = paths
         .iter()
-        .filter_map(|p| check(p).err().map(|e| format!("{}: {e}", p.file_name().unwrap().to_string_lossy())))
+        .filter_map(|p| {
+            check(p)
+                .err()
+                .map(|e| format!("{}: {e}", p.file_name().unwrap().to_string_lossy()))
+        })
         .collect();
-    assert!(failures.is_empty(), "{} fixture(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} fixture(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -8,7 +8,7 @@ use super::path::Seg;
 use crate::json::{array_at, str_at};
 
 /// The `fieldsV1` tries of the managers matching `pred(manager, operation)`.
-pub(crate) fn tries<'a>(live: &'a Value, pred: impl Fn(&str, &str) -> bool) -> Vec<&'a Map<String, Value>> {
+pub(crate) fn tries(live: &Value, pred: impl Fn(&str, &str) -> bool) -> Vec<&Map<String, Value>> {
     array_at(live, &["metadata", "managedFields"])
         .iter()
         .filter(|e| pred(str_at(e, &["manager"]), str_at(e, &["operation"])))

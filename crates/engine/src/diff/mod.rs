@@ -136,7 +136,10 @@ pub struct FieldChange {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DiffError {
     #[error("{resource}: ignoreDifferences jqPathExpressions are not supported ({expression:?})")]
-    JqUnsupported { resource: String, expression: String },
+    JqUnsupported {
+        resource: String,
+        expression: String,
+    },
     #[error("{resource}: ignoreDifferences json pointer {pointer:?} is malformed")]
     BadPointer { resource: String, pointer: String },
 }
@@ -274,7 +277,14 @@ fn normalize(obj: &Value) -> Value {
     };
     root.shift_remove("status");
     if let Some(Value::Object(meta)) = root.get_mut("metadata") {
-        for f in ["managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"] {
+        for f in [
+            "managedFields",
+            "resourceVersion",
+            "uid",
+            "generation",
+            "creationTimestamp",
+            "selfLink",
+        ] {
             meta.shift_remove(f);
         }
         if let Some(Value::Object(ann)) = meta.get_mut("annotations") {
@@ -287,16 +297,17 @@ fn normalize(obj: &Value) -> Value {
     }
     let is_secret = root.get("apiVersion").and_then(Value::as_str) == Some("v1")
         && root.get("kind").and_then(Value::as_str) == Some("Secret");
-    if is_secret {
-        if let Some(Value::Object(string_data)) = root.shift_remove("stringData") {
-            let data = root
-                .entry("data")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(data) = data {
-                for (k, v) in string_data {
-                    let text = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
-                    data.insert(k, Value::String(base64(text.as_bytes())));
-                }
+    if is_secret && let Some(Value::Object(string_data)) = root.shift_remove("stringData") {
+        let data = root
+            .entry("data")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(data) = data {
+            for (k, v) in string_data {
+                let text = v
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string());
+                data.insert(k, Value::String(base64(text.as_bytes())));
             }
         }
     }
@@ -307,7 +318,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -369,12 +384,20 @@ fn mask_secret(desired: &mut Value, live: &mut Value) {
     let live_data = live.get("data").cloned();
     if let Some(Value::Object(d)) = desired.get_mut("data") {
         for (k, v) in d.iter_mut() {
-            let same = live_data.as_ref().and_then(|l| l.get(k)).is_some_and(|l| l == v);
-            *v = Value::String(if same { SECRET_MASK.into() } else { format!("{SECRET_MASK}+") });
+            let same = live_data
+                .as_ref()
+                .and_then(|l| l.get(k))
+                .is_some_and(|l| l == v);
+            *v = Value::String(if same {
+                SECRET_MASK.into()
+            } else {
+                format!("{SECRET_MASK}+")
+            });
         }
     }
     if let Some(Value::Object(d)) = live.get_mut("data") {
-        d.values_mut().for_each(|v| *v = Value::String(SECRET_MASK.into()));
+        d.values_mut()
+            .for_each(|v| *v = Value::String(SECRET_MASK.into()));
     }
 }
 
@@ -402,7 +425,14 @@ fn is_zero(v: &Value) -> bool {
     }
 }
 
-const QUANTITY_PARENTS: [&str; 6] = ["resources", "hard", "capacity", "overhead", "limits", "requests"];
+const QUANTITY_PARENTS: [&str; 6] = [
+    "resources",
+    "hard",
+    "capacity",
+    "overhead",
+    "limits",
+    "requests",
+];
 
 impl Walker<'_> {
     fn change(&mut self, path: &Path, desired: Option<&Value>, live: Option<&Value>) {
@@ -415,7 +445,13 @@ impl Walker<'_> {
 
     /// `fields` are the field names from the root with list steps left out: the key
     /// [`list_type`] reads.
-    fn walk(&mut self, desired: &Value, live: Option<&Value>, path: &mut Path, fields: &mut Vec<String>) {
+    fn walk(
+        &mut self,
+        desired: &Value,
+        live: Option<&Value>,
+        path: &mut Path,
+        fields: &mut Vec<String>,
+    ) {
         let live = live.filter(|l| !l.is_null());
         match (desired, live) {
             (Value::Null, _) => {}
@@ -431,10 +467,14 @@ impl Walker<'_> {
                 }
             }
             (Value::Array(da), Some(Value::Array(la))) => self.walk_list(da, la, path, fields),
-            (Value::Object(_) | Value::Array(_), Some(l)) => self.change(path, Some(desired), Some(l)),
+            (Value::Object(_) | Value::Array(_), Some(l)) => {
+                self.change(path, Some(desired), Some(l))
+            }
             (d, Some(l)) => {
                 let quantity = self.builtin
-                    && fields.iter().any(|f| QUANTITY_PARENTS.contains(&f.as_str()))
+                    && fields
+                        .iter()
+                        .any(|f| QUANTITY_PARENTS.contains(&f.as_str()))
                     && quantity::equal(d, l);
                 if !json_eq(d, l) && !quantity {
                     self.change(path, Some(d), Some(l));
@@ -459,7 +499,11 @@ impl Walker<'_> {
                         .collect();
                     if key.is_empty() {
                         // Without its key the item cannot be matched: the list differs whole.
-                        self.change(path, Some(&Value::Array(da.to_vec())), Some(&Value::Array(la.to_vec())));
+                        self.change(
+                            path,
+                            Some(&Value::Array(da.to_vec())),
+                            Some(&Value::Array(la.to_vec())),
+                        );
                         return;
                     }
                     let seg = Seg::Key(key);
@@ -471,7 +515,11 @@ impl Walker<'_> {
             }
             ListType::Set => {
                 if !da.iter().all(|d| la.iter().any(|l| json_eq(d, l))) {
-                    self.change(path, Some(&Value::Array(da.to_vec())), Some(&Value::Array(la.to_vec())));
+                    self.change(
+                        path,
+                        Some(&Value::Array(da.to_vec())),
+                        Some(&Value::Array(la.to_vec())),
+                    );
                 }
             }
             _ if da.len() == la.len() => {
@@ -481,7 +529,11 @@ impl Walker<'_> {
                     path.0.pop();
                 }
             }
-            _ => self.change(path, Some(&Value::Array(da.to_vec())), Some(&Value::Array(la.to_vec()))),
+            _ => self.change(
+                path,
+                Some(&Value::Array(da.to_vec())),
+                Some(&Value::Array(la.to_vec())),
+            ),
         }
     }
 
@@ -489,9 +541,17 @@ impl Walker<'_> {
     /// removes them unless another manager holds them too.
     fn removed_by_apply(&mut self, raw_live: &Value, desired: &Value, live: &Value) {
         let ours = managed_fields::tries(raw_live, |m, op| m == FIELD_MANAGER && op == "Apply");
-        let others = managed_fields::tries(raw_live, |m, op| !(m == FIELD_MANAGER && op == "Apply"));
+        let others =
+            managed_fields::tries(raw_live, |m, op| !(m == FIELD_MANAGER && op == "Apply"));
         for trie in ours {
-            self.owned_walk(trie, Some(desired), live, &mut Path::default(), &mut Vec::new(), &others);
+            self.owned_walk(
+                trie,
+                Some(desired),
+                live,
+                &mut Path::default(),
+                &mut Vec::new(),
+                &others,
+            );
         }
     }
 
@@ -505,9 +565,15 @@ impl Walker<'_> {
         others: &[&Map<String, Value>],
     ) {
         for (key, sub) in trie {
-            let Some(seg) = managed_fields::seg_of(key) else { continue };
-            let Some(live_child) = child(live, &seg, false) else { continue };
-            let desired_child = desired.and_then(|d| child(d, &seg, true)).filter(|d| !d.is_null());
+            let Some(seg) = managed_fields::seg_of(key) else {
+                continue;
+            };
+            let Some(live_child) = child(live, &seg, false) else {
+                continue;
+            };
+            let desired_child = desired
+                .and_then(|d| child(d, &seg, true))
+                .filter(|d| !d.is_null());
             keys.push(key);
             path.0.push(seg);
             match (desired_child, sub.as_object()) {

@@ -26,8 +26,10 @@ impl fmt::Display for Path {
                 Seg::Field(name) if is_plain(name) => write!(f, ".{name}")?,
                 Seg::Field(name) => write!(f, "[{name:?}]")?,
                 Seg::Key(keys) => {
-                    let parts: Vec<String> =
-                        keys.iter().map(|(k, v)| format!("{k}={}", scalar_text(v))).collect();
+                    let parts: Vec<String> = keys
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", scalar_text(v)))
+                        .collect();
                     write!(f, "[{}]", parts.join(","))?
                 }
                 Seg::Index(i) => write!(f, "[{i}]")?,
@@ -63,7 +65,9 @@ pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -102,7 +106,9 @@ pub(crate) fn remove(root: &mut Value, segs: &[Seg], lenient: bool) {
         let next = match (seg, cur) {
             (Seg::Field(k), Value::Object(m)) => m.get_mut(k),
             (Seg::Index(i), Value::Array(a)) => a.get_mut(*i),
-            (Seg::Key(keys), Value::Array(a)) => a.iter_mut().find(|x| item_matches(x, keys, lenient)),
+            (Seg::Key(keys), Value::Array(a)) => {
+                a.iter_mut().find(|x| item_matches(x, keys, lenient))
+            }
             (Seg::Value(want), Value::Array(a)) => a.iter_mut().find(|x| json_eq(x, want)),
             _ => None,
         };
@@ -174,8 +180,15 @@ mod tests {
             Seg::Field("image".into()),
         ]);
         assert_eq!(p.to_string(), ".spec.containers[name=web].image");
-        let p = Path(vec![Seg::Field("metadata".into()), Seg::Field("labels".into()), Seg::Field("app.kubernetes.io/name".into())]);
-        assert_eq!(p.to_string(), ".metadata.labels[\"app.kubernetes.io/name\"]");
+        let p = Path(vec![
+            Seg::Field("metadata".into()),
+            Seg::Field("labels".into()),
+            Seg::Field("app.kubernetes.io/name".into()),
+        ]);
+        assert_eq!(
+            p.to_string(),
+            ".metadata.labels[\"app.kubernetes.io/name\"]"
+        );
         assert!(json_eq(&json!(1), &json!(1.0)));
         assert!(!json_eq(&json!(1), &json!("1")));
     }

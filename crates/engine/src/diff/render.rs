@@ -18,8 +18,8 @@ pub fn render_unified(name: &str, diff: &ResourceDiff) -> String {
     let live = if diff.normalized_live.is_null() {
         Vec::new()
     } else {
-        let mut projected = project(&diff.normalized_desired, &diff.normalized_live)
-            .unwrap_or(Value::Null);
+        let mut projected =
+            project(&diff.normalized_desired, &diff.normalized_live).unwrap_or(Value::Null);
         for c in diff.changes.iter().filter(|c| c.desired.is_none()) {
             if let (Some(segs), Some(v)) = (parse_path(&c.path, &diff.normalized_live), &c.live) {
                 super::path::insert(&mut projected, &segs, v.clone());
@@ -56,17 +56,30 @@ fn project(desired: &Value, live: &Value) -> Option<Value> {
                 .collect(),
         )),
         (Value::Array(d), Value::Array(l)) if d.len() == l.len() => Some(Value::Array(
-            d.iter().zip(l).filter_map(|(dv, lv)| project(dv, lv)).collect(),
+            d.iter()
+                .zip(l)
+                .filter_map(|(dv, lv)| project(dv, lv))
+                .collect(),
         )),
         (Value::Array(d), Value::Array(l)) if d.iter().all(Value::is_object) => {
             // Keyed lists: match items on the fields they share that look like keys.
             let items: Vec<Value> = d
                 .iter()
                 .filter_map(|dv| {
-                    let keys: Vec<(String, Value)> = ["name", "containerPort", "port", "mountPath", "devicePath", "ip", "topologyKey", "type", "uid"]
-                        .iter()
-                        .filter_map(|k| dv.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-                        .collect();
+                    let keys: Vec<(String, Value)> = [
+                        "name",
+                        "containerPort",
+                        "port",
+                        "mountPath",
+                        "devicePath",
+                        "ip",
+                        "topologyKey",
+                        "type",
+                        "uid",
+                    ]
+                    .iter()
+                    .filter_map(|k| dv.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+                    .collect();
                     if keys.is_empty() {
                         return None;
                     }
@@ -101,7 +114,9 @@ fn parse_path(text: &str, _live: &Value) -> Option<Vec<Seg>> {
             if let Ok(i) = inner.parse::<usize>() {
                 segs.push(Seg::Index(i));
             } else if let Some(v) = inner.strip_prefix('=') {
-                segs.push(Seg::Value(serde_json::from_str(v).unwrap_or(Value::String(v.to_owned()))));
+                segs.push(Seg::Value(
+                    serde_json::from_str(v).unwrap_or(Value::String(v.to_owned())),
+                ));
             } else {
                 let keys = inner
                     .split(',')
@@ -164,7 +179,12 @@ fn unified(a: &[String], b: &[String]) -> Vec<String> {
     ops.extend(a[a.len() - suffix..].iter().map(|l| (' ', l.as_str())));
 
     let mut out = Vec::new();
-    let changed: Vec<usize> = ops.iter().enumerate().filter(|(_, (c, _))| *c != ' ').map(|(i, _)| i).collect();
+    let changed: Vec<usize> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, (c, _))| *c != ' ')
+        .map(|(i, _)| i)
+        .collect();
     let mut k = 0;
     while k < changed.len() {
         let start = changed[k].saturating_sub(CONTEXT);
@@ -178,7 +198,11 @@ fn unified(a: &[String], b: &[String]) -> Vec<String> {
         let b_start = ops[..start].iter().filter(|(c, _)| *c != '-').count();
         let a_len = ops[start..end].iter().filter(|(c, _)| *c != '+').count();
         let b_len = ops[start..end].iter().filter(|(c, _)| *c != '-').count();
-        out.push(format!("@@ -{},{a_len} +{},{b_len} @@", a_start + usize::from(a_len > 0), b_start + usize::from(b_len > 0)));
+        out.push(format!(
+            "@@ -{},{a_len} +{},{b_len} @@",
+            a_start + usize::from(a_len > 0),
+            b_start + usize::from(b_len > 0)
+        ));
         out.extend(ops[start..end].iter().map(|(c, l)| format!("{c}{l}")));
         k += 1;
     }

@@ -19,7 +19,9 @@ pub(super) fn assess(obj: &Value) -> Health {
             "Waiting for rollout to finish: observed deployment generation less then desired generation",
         );
     }
-    if condition(obj, "Progressing").is_some_and(|c| str_at(c, &["reason"]) == "ProgressDeadlineExceeded") {
+    if condition(obj, "Progressing")
+        .is_some_and(|c| str_at(c, &["reason"]) == "ProgressDeadlineExceeded")
+    {
         return Health::degraded(format!(
             "Deployment {:?} exceeded its progress deadline",
             str_at(obj, &["metadata", "name"])

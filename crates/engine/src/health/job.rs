@@ -13,7 +13,10 @@ pub(super) fn assess(obj: &Value) -> Health {
         return Health::degraded(str_at(c, &["message"]));
     }
     if let Some(c) = condition(obj, "Suspended").filter(|c| str_at(c, &["status"]) == "True") {
-        return Health::new(gitfleet_model::HealthStatusCode::Suspended, str_at(c, &["message"]));
+        return Health::new(
+            gitfleet_model::HealthStatusCode::Suspended,
+            str_at(c, &["message"]),
+        );
     }
     if let Some(c) = condition(obj, "Complete") {
         return Health::healthy(str_at(c, &["message"]));

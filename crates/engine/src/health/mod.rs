@@ -155,7 +155,8 @@ mod tests {
     #[test]
     fn missing_live_is_missing_and_unknown_kinds_have_no_health() {
         assert_eq!(assess_or_missing(None).unwrap().status, Missing);
-        let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        let cm =
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
         assert_eq!(assess(&cm), None);
         assert!(has_check("apps", "Deployment"));
         assert!(!has_check("", "Namespace"));

@@ -13,7 +13,10 @@ pub(super) fn assess(obj: &Value) -> Health {
     let replicas = i64_at(obj, &["spec", "replicas"]).unwrap_or(1);
     let ready = int_or_zero(obj, &["status", "readyReplicas"]);
     if ready < replicas {
-        return Health::progressing(format!("Waiting for {} pods to be ready...", replicas - ready));
+        return Health::progressing(format!(
+            "Waiting for {} pods to be ready...",
+            replicas - ready
+        ));
     }
     let updated = int_or_zero(obj, &["status", "updatedReplicas"]);
     // API defaults: updateStrategy {type: RollingUpdate, rollingUpdate: {partition: 0}}.
@@ -24,7 +27,11 @@ pub(super) fn assess(obj: &Value) -> Health {
     // Defaulting makes every RollingUpdate set carry a partition, so the revision comparison
     // below is only reached by strategy types this code does not know.
     if strategy == "RollingUpdate" {
-        let partition = i64_at(obj, &["spec", "updateStrategy", "rollingUpdate", "partition"]).unwrap_or(0);
+        let partition = i64_at(
+            obj,
+            &["spec", "updateStrategy", "rollingUpdate", "partition"],
+        )
+        .unwrap_or(0);
         if updated < replicas - partition {
             return Health::progressing(format!(
                 "Waiting for partitioned roll out to finish: {updated} out of {} new pods have been updated...",
@@ -36,7 +43,9 @@ pub(super) fn assess(obj: &Value) -> Health {
         ));
     }
     if strategy == "OnDelete" {
-        return Health::healthy(format!("statefulset has {ready} ready pods ({updated} updated)"));
+        return Health::healthy(format!(
+            "statefulset has {ready} ready pods ({updated} updated)"
+        ));
     }
     let update_rev = str_at(obj, &["status", "updateRevision"]);
     let current_rev = str_at(obj, &["status", "currentRevision"]);

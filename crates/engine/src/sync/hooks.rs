@@ -1,0 +1,152 @@
+//! What a manifest's annotations say about syncing it: hook types (Argo CD's, else Helm's as
+//! Argo CD maps them), hook delete policies, the sync wave and sync options.
+
+use gitfleet_model::SyncOptions as AnnotationOptions;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{PlanError, SyncPhase};
+use crate::json::annotation;
+use crate::resource::ResourceRef;
+
+pub const HOOK: &str = "argocd.argoproj.io/hook";
+pub const HOOK_DELETE_POLICY: &str = "argocd.argoproj.io/hook-delete-policy";
+pub const SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
+pub const SYNC_OPTIONS: &str = "argocd.argoproj.io/sync-options";
+pub const HELM_HOOK: &str = "helm.sh/hook";
+pub const HELM_HOOK_WEIGHT: &str = "helm.sh/hook-weight";
+pub const HELM_HOOK_DELETE_POLICY: &str = "helm.sh/hook-delete-policy";
+
+/// When a hook is deleted (`argocd.argoproj.io/hook-delete-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HookDeletePolicy {
+    HookSucceeded,
+    HookFailed,
+    BeforeHookCreation,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HookType {
+    Phase(SyncPhase),
+    Skip,
+    /// PreDelete and PostDelete: app deletion hooks, never part of a sync.
+    Deletion,
+}
+
+fn csv<'a>(obj: &'a Value, key: &str) -> Vec<&'a str> {
+    annotation(obj, key)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Argo CD's hook types; Helm's only when the Argo CD annotation names none.
+pub(crate) fn hook_types(obj: &Value) -> Vec<HookType> {
+    let argo: Vec<HookType> = csv(obj, HOOK)
+        .into_iter()
+        .filter_map(|t| {
+            Some(match t {
+                "PreSync" => HookType::Phase(SyncPhase::PreSync),
+                "Sync" => HookType::Phase(SyncPhase::Sync),
+                "PostSync" => HookType::Phase(SyncPhase::PostSync),
+                "SyncFail" => HookType::Phase(SyncPhase::SyncFail),
+                "Skip" => HookType::Skip,
+                "PreDelete" | "PostDelete" => HookType::Deletion,
+                _ => return None,
+            })
+        })
+        .collect();
+    if !argo.is_empty() {
+        return argo;
+    }
+    csv(obj, HELM_HOOK)
+        .into_iter()
+        .filter_map(|t| match t {
+            "pre-install" | "pre-upgrade" => Some(HookType::Phase(SyncPhase::PreSync)),
+            "post-install" | "post-upgrade" => Some(HookType::Phase(SyncPhase::PostSync)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `Skip` alone: the resource is neither applied nor pruned.
+pub(crate) fn is_skipped(obj: &Value) -> bool {
+    hook_types(obj) == [HookType::Skip]
+}
+
+/// A hook runs in its phases instead of being applied as a resource. Argo CD's annotation
+/// makes one even with no phase it knows (PreDelete alone): such hooks never run in a sync.
+pub(crate) fn is_hook(obj: &Value) -> bool {
+    if annotation(obj, HOOK).is_some() {
+        return !is_skipped(obj);
+    }
+    !hook_types(obj).is_empty()
+}
+
+/// The sync phases a hook runs in, in phase order.
+pub(crate) fn hook_phases(obj: &Value) -> Vec<SyncPhase> {
+    let mut phases: Vec<SyncPhase> = hook_types(obj)
+        .into_iter()
+        .filter_map(|t| match t {
+            HookType::Phase(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    phases.sort();
+    phases.dedup();
+    phases
+}
+
+pub(crate) fn delete_policies(obj: &Value) -> Vec<HookDeletePolicy> {
+    let argo: Vec<HookDeletePolicy> = csv(obj, HOOK_DELETE_POLICY)
+        .into_iter()
+        .filter_map(|p| match p {
+            "HookSucceeded" => Some(HookDeletePolicy::HookSucceeded),
+            "HookFailed" => Some(HookDeletePolicy::HookFailed),
+            "BeforeHookCreation" => Some(HookDeletePolicy::BeforeHookCreation),
+            _ => None,
+        })
+        .collect();
+    let policies = if argo.is_empty() {
+        csv(obj, HELM_HOOK_DELETE_POLICY)
+            .into_iter()
+            .filter_map(|p| match p {
+                "hook-succeeded" => Some(HookDeletePolicy::HookSucceeded),
+                "hook-failed" => Some(HookDeletePolicy::HookFailed),
+                "before-hook-creation" => Some(HookDeletePolicy::BeforeHookCreation),
+                _ => None,
+            })
+            .collect()
+    } else {
+        argo
+    };
+    if policies.is_empty() {
+        vec![HookDeletePolicy::BeforeHookCreation]
+    } else {
+        policies
+    }
+}
+
+/// `argocd.argoproj.io/sync-wave`, else `helm.sh/hook-weight`, else 0. Argo CD reads a
+/// malformed value as 0; gitfleet refuses it, since a silently reordered sync is worse.
+pub(crate) fn wave(obj: &Value, resource: &ResourceRef) -> Result<i32, PlanError> {
+    for key in [SYNC_WAVE, HELM_HOOK_WEIGHT] {
+        if let Some(text) = annotation(obj, key) {
+            return text.trim().parse().map_err(|_| PlanError::BadWave {
+                resource: resource.to_string(),
+                annotation: key,
+                value: text.to_owned(),
+            });
+        }
+    }
+    Ok(0)
+}
+
+/// The resource's `argocd.argoproj.io/sync-options` annotation.
+pub(crate) fn options(obj: &Value) -> AnnotationOptions {
+    AnnotationOptions::from_annotation(annotation(obj, SYNC_OPTIONS).unwrap_or(""))
+}

@@ -1,0 +1,446 @@
+//! Sync planning: phases, waves, kind order, hooks, pruning, namespaces.
+
+use gitfleet_engine::sync::{
+    HookDeletePolicy, PlanError, SyncOptions, SyncPhase, SyncPlan, TaskAction, plan,
+};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+fn obj(api: &str, kind: &str, name: &str, annotations: Value) -> Value {
+    json!({"apiVersion": api, "kind": kind, "metadata": {"name": name, "annotations": annotations}})
+}
+
+fn opts() -> SyncOptions<'static> {
+    SyncOptions {
+        destination_namespace: "prod".into(),
+        ..SyncOptions::default()
+    }
+}
+
+/// `phase/wave action kind/name` per task, in execution order.
+fn steps(p: &SyncPlan) -> Vec<String> {
+    p.tasks()
+        .map(|(phase, wave, t)| {
+            format!(
+                "{phase:?}/{wave} {:?} {}/{}",
+                t.action, t.resource.kind, t.resource.name
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn kinds_in_helm_order_then_names_then_waves() {
+    let desired = vec![
+        obj("apps/v1", "Deployment", "b", json!({})),
+        obj("apps/v1", "Deployment", "a", json!({})),
+        obj("v1", "Service", "z", json!({})),
+        obj("example.com/v1", "Widget", "w", json!({})),
+        obj(
+            "v1",
+            "ConfigMap",
+            "late",
+            json!({"argocd.argoproj.io/sync-wave": "2"}),
+        ),
+        obj("v1", "ServiceAccount", "sa", json!({})),
+        obj(
+            "v1",
+            "Secret",
+            "early",
+            json!({"argocd.argoproj.io/sync-wave": "-1"}),
+        ),
+    ];
+    let p = plan("app", desired, vec![], &opts()).unwrap();
+    assert_eq!(
+        steps(&p),
+        [
+            "Sync/-1 Apply Secret/early",
+            "Sync/0 Apply ServiceAccount/sa",
+            "Sync/0 Apply Service/z",
+            "Sync/0 Apply Deployment/a",
+            "Sync/0 Apply Deployment/b",
+            "Sync/0 Apply Widget/w",
+            "Sync/2 Apply ConfigMap/late",
+        ]
+    );
+    let dep = &p.phases[0].waves[1].tasks[2];
+    assert_eq!(
+        dep.object["metadata"]["namespace"], "prod",
+        "namespaced objects get the destination"
+    );
+}
+
+#[test]
+fn bad_wave_names_resource_and_annotation() {
+    let mut d = obj(
+        "apps/v1",
+        "Deployment",
+        "web",
+        json!({"argocd.argoproj.io/sync-wave": "x"}),
+    );
+    d["metadata"]["namespace"] = json!("default");
+    let err = plan("app", vec![d], vec![], &opts()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "apps/Deployment default/web: annotation argocd.argoproj.io/sync-wave \"x\" is not an integer"
+    );
+    let helm = obj(
+        "batch/v1",
+        "Job",
+        "j",
+        json!({"helm.sh/hook": "pre-install", "helm.sh/hook-weight": "1.5"}),
+    );
+    assert!(matches!(
+        plan("app", vec![helm], vec![], &opts()),
+        Err(PlanError::BadWave {
+            annotation: "helm.sh/hook-weight",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn hooks_run_in_their_phases_with_delete_policies() {
+    let mut gen_hook = obj(
+        "batch/v1",
+        "Job",
+        "",
+        json!({"argocd.argoproj.io/hook": "PreSync,PostSync"}),
+    );
+    gen_hook["metadata"]["generateName"] = json!("migrate-");
+    let desired = vec![
+        obj("apps/v1", "Deployment", "web", json!({})),
+        gen_hook,
+        obj(
+            "batch/v1",
+            "Job",
+            "smoke",
+            json!({"argocd.argoproj.io/hook": "PostSync", "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}),
+        ),
+        obj(
+            "batch/v1",
+            "Job",
+            "helm-pre",
+            json!({"helm.sh/hook": "pre-upgrade", "helm.sh/hook-weight": "-2", "helm.sh/hook-delete-policy": "hook-succeeded,hook-failed"}),
+        ),
+        obj(
+            "batch/v1",
+            "Job",
+            "cleanup",
+            json!({"argocd.argoproj.io/hook": "SyncFail"}),
+        ),
+        obj(
+            "batch/v1",
+            "Job",
+            "on-delete",
+            json!({"argocd.argoproj.io/hook": "PreDelete"}),
+        ),
+        obj(
+            "v1",
+            "ConfigMap",
+            "skipped",
+            json!({"argocd.argoproj.io/hook": "Skip"}),
+        ),
+    ];
+    let mut live_hook = obj(
+        "batch/v1",
+        "Job",
+        "cleanup",
+        json!({"argocd.argoproj.io/hook": "SyncFail"}),
+    );
+    live_hook["metadata"]["namespace"] = json!("prod");
+    let o = SyncOptions {
+        revision: "abcdef1234".into(),
+        started_at: 1700000000,
+        ..opts()
+    };
+    let p = plan("app", desired, vec![live_hook], &o).unwrap();
+    assert_eq!(
+        steps(&p),
+        [
+            "PreSync/-2 CreateHook Job/helm-pre",
+            "PreSync/0 CreateHook Job/migrate-abcdef1-presync-1700000000",
+            "Sync/0 Apply Deployment/web",
+            "PostSync/0 CreateHook Job/migrate-abcdef1-postsync-1700000000",
+            "PostSync/0 CreateHook Job/smoke",
+            "SyncFail/0 DeleteHook Job/cleanup",
+            "SyncFail/0 CreateHook Job/cleanup",
+        ]
+    );
+    let policies: Vec<_> = p
+        .tasks()
+        .map(|(_, _, t)| t.hook_delete_policy.clone())
+        .collect();
+    use HookDeletePolicy::*;
+    assert_eq!(policies[0], [HookSucceeded, HookFailed]);
+    assert_eq!(policies[1], [BeforeHookCreation]);
+    assert_eq!(policies[2], Vec::<HookDeletePolicy>::new());
+    assert_eq!(policies[4], [HookSucceeded]);
+    assert!(p.requires_pruning.is_empty(), "live hooks are never pruned");
+}
+
+fn live(kind: &str, name: &str, annotations: Value) -> Value {
+    let mut o = obj(
+        if kind == "Deployment" {
+            "apps/v1"
+        } else {
+            "v1"
+        },
+        kind,
+        name,
+        annotations,
+    );
+    o["metadata"]["namespace"] = json!("prod");
+    o
+}
+
+#[test]
+fn pruning_reverse_waves_prune_last_and_opt_outs() {
+    let desired = vec![obj(
+        "apps/v1",
+        "Deployment",
+        "web",
+        json!({"argocd.argoproj.io/sync-wave": "1"}),
+    )];
+    let lives = vec![
+        live("Deployment", "web", json!({})),
+        live(
+            "ConfigMap",
+            "w-neg",
+            json!({"argocd.argoproj.io/sync-wave": "-1"}),
+        ),
+        live(
+            "ConfigMap",
+            "w-five",
+            json!({"argocd.argoproj.io/sync-wave": "5"}),
+        ),
+        live("Secret", "w-zero", json!({})),
+        live(
+            "ConfigMap",
+            "keep",
+            json!({"argocd.argoproj.io/sync-options": "Prune=false"}),
+        ),
+        live(
+            "ConfigMap",
+            "keep2",
+            json!({"argocd.argoproj.io/sync-options": "Delete=false"}),
+        ),
+        live(
+            "ConfigMap",
+            "last",
+            json!({"argocd.argoproj.io/sync-options": "PruneLast=true"}),
+        ),
+        live(
+            "ConfigMap",
+            "skip",
+            json!({"argocd.argoproj.io/hook": "Skip"}),
+        ),
+    ];
+    let no_prune = plan("app", desired.clone(), lives.clone(), &opts()).unwrap();
+    assert_eq!(steps(&no_prune), ["Sync/1 Apply Deployment/web"]);
+    let names: Vec<_> = no_prune
+        .requires_pruning
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["w-neg", "w-five", "w-zero", "keep", "keep2", "last"]
+    );
+
+    let p = plan(
+        "app",
+        desired.clone(),
+        lives.clone(),
+        &SyncOptions {
+            prune: true,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        steps(&p),
+        [
+            "Sync/-1 Prune ConfigMap/w-five",
+            "Sync/0 Prune Secret/w-zero",
+            "Sync/1 Apply Deployment/web",
+            "Sync/5 Prune ConfigMap/w-neg",
+            "Sync/6 Prune ConfigMap/last",
+        ]
+    );
+    let kept: Vec<_> = p.prune_disabled.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(kept, ["keep", "keep2"]);
+
+    let last = plan(
+        "app",
+        desired,
+        lives,
+        &SyncOptions {
+            prune: true,
+            prune_last: true,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        steps(&last),
+        [
+            "Sync/1 Apply Deployment/web",
+            "Sync/6 Prune Secret/w-zero",
+            "Sync/6 Prune ConfigMap/last",
+            "Sync/6 Prune ConfigMap/w-five",
+            "Sync/6 Prune ConfigMap/w-neg",
+        ]
+    );
+}
+
+#[test]
+fn create_namespace_goes_first_even_before_presync_hooks() {
+    let desired = vec![
+        obj("apps/v1", "Deployment", "web", json!({})),
+        obj(
+            "batch/v1",
+            "Job",
+            "pre",
+            json!({"argocd.argoproj.io/hook": "PreSync", "argocd.argoproj.io/sync-wave": "-3"}),
+        ),
+        obj(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRole",
+            "reader",
+            json!({"argocd.argoproj.io/sync-wave": "-9"}),
+        ),
+    ];
+    let o = SyncOptions {
+        create_namespace: true,
+        namespace_exists: false,
+        ..opts()
+    };
+    let p = plan("app", desired.clone(), vec![], &o).unwrap();
+    assert_eq!(
+        steps(&p),
+        [
+            "PreSync/-3 Apply Namespace/prod",
+            "PreSync/-3 CreateHook Job/pre",
+            "Sync/-9 Apply ClusterRole/reader",
+            "Sync/0 Apply Deployment/web",
+        ]
+    );
+    assert_eq!(
+        p.phases[2 - 1].waves[0].tasks[0].object["metadata"].get("namespace"),
+        None,
+        "cluster-scoped keeps no namespace"
+    );
+    let exists = plan(
+        "app",
+        desired,
+        vec![],
+        &SyncOptions {
+            create_namespace: true,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert!(!steps(&exists).iter().any(|s| s.contains("Namespace")));
+}
+
+#[test]
+fn namespaces_and_crds_move_ahead_of_their_users() {
+    let mut in_ns = obj(
+        "v1",
+        "ConfigMap",
+        "c",
+        json!({"argocd.argoproj.io/sync-wave": "-1"}),
+    );
+    in_ns["metadata"]["namespace"] = json!("team");
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com", "annotations": {"argocd.argoproj.io/sync-wave": "3"}},
+        "spec": {"group": "example.com", "names": {"kind": "Widget"}}});
+    let desired = vec![
+        obj(
+            "v1",
+            "Namespace",
+            "team",
+            json!({"argocd.argoproj.io/sync-wave": "2"}),
+        ),
+        in_ns,
+        obj("example.com/v1", "Widget", "w", json!({})),
+        crd,
+    ];
+    let p = plan("app", desired, vec![], &opts()).unwrap();
+    assert_eq!(
+        steps(&p),
+        [
+            "Sync/-1 Apply Namespace/team",
+            "Sync/-1 Apply ConfigMap/c",
+            "Sync/0 Apply CustomResourceDefinition/widgets.example.com",
+            "Sync/0 Apply Widget/w",
+        ]
+    );
+}
+
+#[test]
+fn selective_sync_skips_hooks_and_unselected() {
+    let desired = vec![
+        obj("apps/v1", "Deployment", "web", json!({})),
+        obj("apps/v1", "Deployment", "api", json!({})),
+        obj(
+            "batch/v1",
+            "Job",
+            "pre",
+            json!({"argocd.argoproj.io/hook": "PreSync"}),
+        ),
+    ];
+    let lives = vec![
+        live("ConfigMap", "old", json!({})),
+        live("ConfigMap", "other", json!({})),
+    ];
+    let pick = |kind: &str, name: &str| gitfleet_engine::ResourceRef {
+        group: if kind == "Deployment" {
+            "apps".into()
+        } else {
+            String::new()
+        },
+        kind: kind.into(),
+        namespace: "prod".into(),
+        name: name.into(),
+        ..Default::default()
+    };
+    let o = SyncOptions {
+        prune: true,
+        resources: Some(vec![pick("Deployment", "web"), pick("ConfigMap", "old")]),
+        ..opts()
+    };
+    let p = plan("app", desired, lives, &o).unwrap();
+    assert_eq!(
+        steps(&p),
+        ["Sync/0 Prune ConfigMap/old", "Sync/0 Apply Deployment/web"]
+    );
+}
+
+proptest! {
+    /// Apply tasks come out ordered by (wave, kind rank, name), every desired resource once.
+    #[test]
+    fn waves_are_ordered_and_complete(specs in prop::collection::btree_map("[a-z]{1,5}", (-3i32..4, 0usize..5), 0..12)) {
+        let kinds = [("v1", "ConfigMap"), ("apps/v1", "Deployment"), ("v1", "Service"), ("example.com/v1", "Widget"), ("v1", "Secret")];
+        let desired: Vec<Value> = specs
+            .iter()
+            .map(|(name, (wave, k))| obj(kinds[*k].0, kinds[*k].1, name, json!({"argocd.argoproj.io/sync-wave": wave.to_string()})))
+            .collect();
+        let p = plan("app", desired, vec![], &opts()).unwrap();
+        let got: Vec<(i32, usize, String)> = p
+            .tasks()
+            .map(|(phase, wave, t)| {
+                assert_eq!(phase, SyncPhase::Sync);
+                assert_eq!(t.action, TaskAction::Apply);
+                let rank = gitfleet_engine::sync::KIND_ORDER.iter().position(|k| *k == t.resource.kind).unwrap_or(99);
+                (wave, rank, t.resource.name.clone())
+            })
+            .collect();
+        let mut sorted = got.clone();
+        sorted.sort();
+        prop_assert_eq!(&got, &sorted);
+        prop_assert_eq!(got.len(), specs.len());
+        for w in &p.phases[..] { for pair in w.waves.windows(2) { prop_assert!(pair[0].wave < pair[1].wave); } }
+    }
+}
