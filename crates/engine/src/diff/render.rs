@@ -21,7 +21,7 @@ pub fn render_unified(name: &str, diff: &ResourceDiff) -> String {
         let mut projected =
             project(&diff.normalized_desired, &diff.normalized_live).unwrap_or(Value::Null);
         for c in diff.changes.iter().filter(|c| c.desired.is_none()) {
-            if let (Some(segs), Some(v)) = (parse_path(&c.path, &diff.normalized_live), &c.live) {
+            if let (Some(segs), Some(v)) = (parse_path(&c.path), &c.live) {
                 super::path::insert(&mut projected, &segs, v.clone());
             }
         }
@@ -61,7 +61,7 @@ fn project(desired: &Value, live: &Value) -> Option<Value> {
                 .filter_map(|(dv, lv)| project(dv, lv))
                 .collect(),
         )),
-        (Value::Array(d), Value::Array(l)) if d.iter().all(Value::is_object) => {
+        (Value::Array(d), Value::Array(_)) if d.iter().all(Value::is_object) => {
             // Keyed lists: match items on the fields they share that look like keys.
             let items: Vec<Value> = d
                 .iter()
@@ -87,16 +87,20 @@ fn project(desired: &Value, live: &Value) -> Option<Value> {
                     project(dv, lv)
                 })
                 .collect();
-            let _ = l;
-            Some(Value::Array(items))
+            // No item could be matched: show live whole rather than nothing.
+            Some(if items.is_empty() {
+                live.clone()
+            } else {
+                Value::Array(items)
+            })
         }
         (_, l) => Some(l.clone()),
     }
 }
 
-/// Re-reads a rendered path against `live` (the inverse of `Path`'s display, for the
-/// shapes [`super::compare`] emits from managed fields).
-fn parse_path(text: &str, _live: &Value) -> Option<Vec<Seg>> {
+/// Re-reads a rendered path (the inverse of `Path`'s display, for the shapes
+/// [`super::compare`] emits from managed fields).
+fn parse_path(text: &str) -> Option<Vec<Seg>> {
     let mut segs = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {

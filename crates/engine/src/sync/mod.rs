@@ -213,15 +213,14 @@ struct PlannedTask {
     task: Task,
 }
 
-/// Plans the sync of app `app_name` (used in messages only): `desired` are the rendered
-/// manifests, `live` the app's live resources.
+/// Plans one sync of an app (named for the caller's logs; errors name resources): `desired`
+/// are the rendered manifests, `live` the app's live resources found by tracking id.
 pub fn plan(
-    app_name: &str,
+    _app_name: &str,
     desired: Vec<Value>,
     live: Vec<Value>,
     opts: &SyncOptions<'_>,
 ) -> Result<SyncPlan, PlanError> {
-    let _ = app_name;
     let dest_ns = opts.destination_namespace.as_str();
     let selected = |r: &ResourceRef| {
         opts.resources
