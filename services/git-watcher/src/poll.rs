@@ -172,6 +172,7 @@ impl Watcher {
     /// Starts following `subscription`; its first tick reports it with `from: None`.
     pub fn subscribe(&mut self, subscription: Subscription) -> Result<()> {
         let mirror = self.mirrors.mirror(&subscription.repo)?;
+        let (_, subscription) = without_credentials(&subscription)?;
         let key = mirror.url().key().to_owned();
         let group = self.groups.entry(key).or_insert_with(|| RepoGroup {
             mirror,
@@ -183,13 +184,13 @@ impl Watcher {
 
     /// Stops following `subscription`; returns whether it was followed.
     pub fn unsubscribe(&mut self, subscription: &Subscription) -> bool {
-        let Ok(url) = RepoUrl::parse(&subscription.repo) else {
+        let Ok((url, subscription)) = without_credentials(subscription) else {
             return false;
         };
         let Some(group) = self.groups.get_mut(url.key()) else {
             return false;
         };
-        let removed = group.last.remove(subscription).is_some();
+        let removed = group.last.remove(&subscription).is_some();
         if group.last.is_empty() {
             self.groups.remove(url.key());
         }
@@ -202,8 +203,12 @@ impl Watcher {
 
     /// The commit last reported for `subscription`.
     pub fn last_seen(&self, subscription: &Subscription) -> Option<&ResolvedRevision> {
-        let url = RepoUrl::parse(&subscription.repo).ok()?;
-        self.groups.get(url.key())?.last.get(subscription)?.as_ref()
+        let (url, subscription) = without_credentials(subscription).ok()?;
+        self.groups
+            .get(url.key())?
+            .last
+            .get(&subscription)?
+            .as_ref()
     }
 
     pub fn set_credentials(&self, repo: &str, credentials: Option<RepoCredentials>) -> Result<()> {
@@ -279,6 +284,25 @@ impl Watcher {
             .sort_by(|a, b| (&a.repo, &a.target_revision).cmp(&(&b.repo, &b.target_revision)));
         report
     }
+}
+
+/// Events are published to the whole system, so a subscription whose URL carries
+/// credentials is kept (and reported) under the URL without them; the credentials themselves
+/// went to the mirror.
+fn without_credentials(subscription: &Subscription) -> Result<(RepoUrl, Subscription)> {
+    let url = RepoUrl::parse(&subscription.repo)?;
+    let repo = if url.embedded_credentials().is_some() {
+        url.as_str().to_owned()
+    } else {
+        subscription.repo.clone()
+    };
+    Ok((
+        url,
+        Subscription {
+            repo,
+            target_revision: subscription.target_revision.clone(),
+        },
+    ))
 }
 
 struct Polled {
@@ -406,6 +430,30 @@ mod tests {
             delays[..10],
             (0..10).map(|_| c.next_delay()).collect::<Vec<_>>()[..]
         );
+    }
+
+    #[test]
+    fn subscriptions_never_keep_credentials() {
+        let root = tempfile::tempdir().unwrap();
+        let mut watcher = Watcher::new(Mirrors::new(root.path()));
+        let with_secret =
+            Subscription::new("https://alice:s3cret@example.com/org/repo.git", "main");
+        watcher.subscribe(with_secret.clone()).unwrap();
+        let listed: Vec<_> = watcher.subscriptions().cloned().collect();
+        assert_eq!(
+            listed,
+            [Subscription::new(
+                "https://example.com/org/repo.git",
+                "main"
+            )]
+        );
+        let mirror = watcher
+            .mirrors()
+            .mirror("https://example.com/org/repo")
+            .unwrap();
+        assert!(!format!("{mirror:?}").contains("s3cret"));
+        assert!(watcher.unsubscribe(&with_secret));
+        assert_eq!(watcher.subscriptions().count(), 0);
     }
 
     #[test]
