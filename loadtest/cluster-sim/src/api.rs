@@ -166,11 +166,10 @@ impl Cluster {
                 (None, None) => std::ops::Bound::Unbounded,
             };
             for ((ons, oname), s) in map.range((start, std::ops::Bound::Unbounded)) {
-                if let Some(ns) = &ns {
-                    if ons != ns {
+                if let Some(ns) = &ns
+                    && ons != ns {
                         break;
                     }
-                }
                 if !labels.matches(&s.value) || !fields.matches(&s.value) {
                     continue;
                 }
@@ -186,11 +185,10 @@ impl Cluster {
                 last = Some((ons.clone(), oname.clone()));
             }
         }
-        if more {
-            if let Some((ns, name)) = last {
+        if more
+            && let Some((ns, name)) = last {
                 buf.put_slice(format!(",\"continue\":\"{list_rv}/{ns}/{name}\"").as_bytes());
             }
-        }
         buf.put_slice(b"},\"items\":[");
         buf.put_slice(&items);
         buf.put_slice(b"]}");
@@ -202,12 +200,11 @@ impl Cluster {
         strict(&t.rt, p, &obj)?;
         let meta = obj["metadata"].as_object().cloned().unwrap_or_default();
         let mut name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
-        if name.is_empty() {
-            if let Some(g) = meta.get("generateName").and_then(Value::as_str) {
+        if name.is_empty()
+            && let Some(g) = meta.get("generateName").and_then(Value::as_str) {
                 name = format!("{g}{}", random_suffix());
                 obj["metadata"]["name"] = json!(name);
             }
-        }
         if name.is_empty() {
             return Err(ApiError::invalid(&t.rt, "", vec![Cause {
                 kind: "FieldValueRequired",
@@ -235,11 +232,10 @@ impl Cluster {
         check_type(&t.rt, &obj)?;
         strict(&t.rt, p, &obj)?;
         let name = t.name.clone().unwrap_or_default();
-        if let Some(n) = obj["metadata"]["name"].as_str() {
-            if n != name {
+        if let Some(n) = obj["metadata"]["name"].as_str()
+            && n != name {
                 return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
             }
-        }
         let mut obj = obj;
         self.check_namespace_field(t, &mut obj)?;
         let mut st = self.state.lock();
@@ -263,11 +259,10 @@ impl Cluster {
         if kind == PatchType::Apply {
             check_type(&t.rt, &patch)?;
             strict(&t.rt, p, &patch)?;
-            if let Some(n) = patch["metadata"]["name"].as_str() {
-                if n != name {
+            if let Some(n) = patch["metadata"]["name"].as_str()
+                && n != name {
                     return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
                 }
-            }
             // Also checks the namespace exists: before taking the store lock, which it takes too.
             self.check_namespace_field(t, &mut patch)?;
         }
@@ -285,11 +280,10 @@ impl Cluster {
             applied["metadata"]["name"] = json!(name);
             if let Some(old) = &old {
                 let old_rv = old.value["metadata"]["resourceVersion"].as_str();
-                if let Some(rv) = applied["metadata"]["resourceVersion"].as_str() {
-                    if Some(rv) != old_rv {
+                if let Some(rv) = applied["metadata"]["resourceVersion"].as_str()
+                    && Some(rv) != old_rv {
                         return Err(ApiError::conflict(&t.rt, &name));
                     }
-                }
             }
             let force = p.flag("force");
             let result = field_manager::apply(old.as_ref().map(|o| &o.value), &applied, &info, &op, force)
@@ -332,16 +326,14 @@ impl Cluster {
         let dry_run = p.dry_run() || opts["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
         let mut st = self.state.lock();
         let old = st.get(&t.rt.key(), t.ns(), &name).cloned().ok_or_else(|| ApiError::not_found(&t.rt, &name))?;
-        if let Some(uid) = opts["preconditions"]["uid"].as_str() {
-            if uid != old.uid() {
+        if let Some(uid) = opts["preconditions"]["uid"].as_str()
+            && uid != old.uid() {
                 return Err(ApiError::conflict(&t.rt, &name));
             }
-        }
-        if let Some(rv) = opts["preconditions"]["resourceVersion"].as_str() {
-            if Some(rv) != old.value["metadata"]["resourceVersion"].as_str() {
+        if let Some(rv) = opts["preconditions"]["resourceVersion"].as_str()
+            && Some(rv) != old.value["metadata"]["resourceVersion"].as_str() {
                 return Err(ApiError::conflict(&t.rt, &name));
             }
-        }
         if dry_run {
             return Ok((200, present(&t.rt, &old)));
         }
@@ -410,11 +402,10 @@ impl Cluster {
         }
         if let Some(old) = old {
             let ov = &old.value;
-            if let Some(rv) = obj["metadata"]["resourceVersion"].as_str() {
-                if Some(rv) != ov["metadata"]["resourceVersion"].as_str() {
+            if let Some(rv) = obj["metadata"]["resourceVersion"].as_str()
+                && Some(rv) != ov["metadata"]["resourceVersion"].as_str() {
                     return Err(ApiError::conflict(rt, &name));
                 }
-            }
             for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
                 match ov["metadata"].get(k) {
                     Some(v) => obj["metadata"][k] = v.clone(),
@@ -450,11 +441,10 @@ impl Cluster {
                 }
             }
         } else {
-            if rt.status_subresource {
-                if let Some(m) = obj.as_object_mut() {
+            if rt.status_subresource
+                && let Some(m) = obj.as_object_mut() {
                     m.remove("status");
                 }
-            }
             obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
             obj["metadata"]["creationTimestamp"] = json!(now());
             if let Some(m) = obj["metadata"].as_object_mut() {
@@ -499,12 +489,11 @@ impl Cluster {
             }
             return Ok(Stored::new(obj));
         }
-        if let Some(o) = old {
-            if o.value == obj_with_rv(&obj, &o.value) {
+        if let Some(o) = old
+            && o.value == obj_with_rv(&obj, &o.value) {
                 // A no-op write stores nothing and emits no event, as the API server does.
                 return Ok(o.clone());
             }
-        }
         let rv = st.next_rv();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         let deleting = obj["metadata"]["deletionTimestamp"].is_string();
@@ -567,11 +556,10 @@ fn obj_with_rv(obj: &Value, old: &Value) -> Value {
     o["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
     // managedFields timestamps move on every write; a no-op is judged without them.
     o["metadata"]["managedFields"] = old["metadata"]["managedFields"].clone();
-    if old["metadata"].get("managedFields").is_none() {
-        if let Some(m) = o["metadata"].as_object_mut() {
+    if old["metadata"].get("managedFields").is_none()
+        && let Some(m) = o["metadata"].as_object_mut() {
             m.remove("managedFields");
         }
-    }
     o
 }
 

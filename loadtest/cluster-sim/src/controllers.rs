@@ -79,8 +79,7 @@ struct Ctx<'a> {
     later: Vec<(Duration, Work)>,
 }
 
-fn age(obj: &Value, field: &Value) -> Duration {
-    let _ = obj;
+fn age(field: &Value) -> Duration {
     field
         .as_str()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
@@ -105,7 +104,7 @@ fn fnv_hex(v: &Value) -> String {
     let mut n = h;
     for _ in 0..10 {
         out.push(CH[(n % CH.len() as u32) as usize] as char);
-        n = n / CH.len() as u32 ^ h.rotate_left(7);
+        n = (n / CH.len() as u32) ^ h.rotate_left(7);
     }
     out
 }
@@ -131,14 +130,13 @@ fn condition(t: &str, status: &str, reason: &str, message: &str, now: &str) -> V
 fn keep_transitions(new: &mut Value, old: &Value) {
     let Some(conds) = new.as_array_mut() else { return };
     for c in conds {
-        if let Some(o) = old.as_array().and_then(|a| a.iter().find(|o| o["type"] == c["type"])) {
-            if o["status"] == c["status"] {
+        if let Some(o) = old.as_array().and_then(|a| a.iter().find(|o| o["type"] == c["type"]))
+            && o["status"] == c["status"] {
                 c["lastTransitionTime"] = o["lastTransitionTime"].clone();
                 if o["reason"] == c["reason"] {
                     c["lastUpdateTime"] = o["lastUpdateTime"].clone();
                 }
             }
-        }
     }
 }
 
@@ -316,7 +314,7 @@ impl Ctx<'_> {
         } else if same_generation
             && (old_progress["reason"] == "ProgressDeadlineExceeded"
                 || (old_progress["reason"] != "NewReplicaSetAvailable"
-                    && age(v, &old_progress["lastUpdateTime"]) >= Duration::from_secs(deadline)))
+                    && age(&old_progress["lastUpdateTime"]) >= Duration::from_secs(deadline)))
         {
             // Once exceeded, a rollout stays failed until it completes or its spec changes.
             condition("Progressing", "False", "ProgressDeadlineExceeded", &format!("ReplicaSet \"{rs_name}\" has timed out progressing."), &t)
@@ -476,7 +474,7 @@ impl Ctx<'_> {
         }
         let created = &v["metadata"]["creationTimestamp"];
         let delay = self.c.config.ready_delay;
-        let waited = age(v, created);
+        let waited = age(created);
         if waited < delay {
             if v["spec"]["nodeName"].is_null() {
                 let mut nv = v.clone();
@@ -544,7 +542,7 @@ impl Ctx<'_> {
 
     fn after_delay(&mut self, obj: &Arc<Stored>, k: ResourceKey) -> bool {
         let delay = self.c.config.ready_delay;
-        let waited = age(&obj.value, &obj.value["metadata"]["creationTimestamp"]);
+        let waited = age(&obj.value["metadata"]["creationTimestamp"]);
         if waited < delay {
             self.later.push((delay - waited + Duration::from_millis(5), Work { key: k, namespace: obj.namespace().into(), name: obj.name().into() }));
             return false;

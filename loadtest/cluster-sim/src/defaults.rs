@@ -4,11 +4,10 @@
 use serde_json::{Map, Value, json};
 
 fn set_default(obj: &mut Value, key: &str, v: Value) {
-    if let Value::Object(m) = obj {
-        if m.get(key).is_none_or(Value::is_null) {
+    if let Value::Object(m) = obj
+        && m.get(key).is_none_or(Value::is_null) {
             m.insert(key.into(), v);
         }
-    }
 }
 
 fn child<'a>(obj: &'a mut Value, key: &str) -> &'a mut Value {

@@ -52,11 +52,10 @@ async fn handle(State(cluster): State<Arc<Cluster>>, req: Request) -> Response {
         let jitter = if faults.latency_jitter_ms > 0 { rand::random_range(0..=faults.latency_jitter_ms) } else { 0 };
         tokio::time::sleep(Duration::from_millis(faults.latency_ms + jitter)).await;
     }
-    if let Some(qps) = faults.rate_limit_qps {
-        if !cluster.rate.lock().take(qps) {
+    if let Some(qps) = faults.rate_limit_qps
+        && !cluster.rate.lock().take(qps) {
             return error_response(&ApiError::too_many_requests());
         }
-    }
     if faults.error_rate > 0.0 && rand::random::<f64>() < faults.error_rate {
         let e = match faults.error_code {
             Some(429) => ApiError::too_many_requests(),
@@ -160,7 +159,7 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
         return match (&t.name, params.flag("watch")) {
             (Some(_), _) => Ok(json_response(200, cluster.get(&t)?)),
             (None, true) => {
-                if params.flag("sendInitialEvents") && !params.get("resourceVersionMatch").is_some_and(|m| m == "NotOlderThan") {
+                if params.flag("sendInitialEvents") && params.get("resourceVersionMatch").is_none_or(|m| m != "NotOlderThan") {
                     return Err(ApiError::bad_request("sendInitialEvents requires resourceVersionMatch=NotOlderThan"));
                 }
                 let rx = watch::start(cluster, t, &params)?;

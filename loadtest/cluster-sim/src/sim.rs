@@ -77,12 +77,11 @@ impl Sim {
             let (events, _) = broadcast::channel(16_384);
             let mut state = ClusterState::new(cfg.cluster.history_limit, events.clone());
             let mut token = random_token();
-            if let Some(dir) = &cfg.state_dir {
-                if let Some(saved) = persist::load(dir, &name)? {
+            if let Some(dir) = &cfg.state_dir
+                && let Some(saved) = persist::load(dir, &name)? {
                     token = saved.token.clone();
                     persist::restore(&mut state, saved);
                 }
-            }
             let (controller_tx, controller_rx) = mpsc::unbounded_channel();
             let (faults, _) = watch::channel(cfg.faults.clone());
             let cluster = Arc::new(Cluster {

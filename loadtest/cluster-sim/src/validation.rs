@@ -104,7 +104,7 @@ pub fn unknown_field(rt: &ResourceType, obj: &Value) -> Option<String> {
         }
         if rt.builtin {
             // Kinds without a schema here are accepted whole (their top level included).
-            let Some(fields) = fields_of(&rt.kind) else { return None };
+            let fields = fields_of(&rt.kind)?;
             match fields.iter().find(|(n, _)| n == k) {
                 None => return Some(path),
                 Some((_, f)) => {

@@ -205,10 +205,9 @@ async fn stream(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         };
-        if let Some(b) = out {
-            if tx.send(b).await.is_err() {
+        if let Some(b) = out
+            && tx.send(b).await.is_err() {
                 return;
             }
-        }
     }
 }

@@ -291,7 +291,8 @@ async fn write_log_records_every_mutation_in_order() {
     h.json("DELETE", "/apis/apps/v1/namespaces/d/deployments/nope", Value::Null).await;
     h.json("GET", "/api/v1/namespaces", Value::Null).await;
     let log = sim.cluster(0).write_log();
-    let rows: Vec<(u64, &str, &str, Option<&str>, Option<&str>, bool, u16)> = log
+    type Row<'a> = (u64, &'a str, &'a str, Option<&'a str>, Option<&'a str>, bool, u16);
+    let rows: Vec<Row> = log
         .iter()
         .map(|r| (r.seq, r.verb.as_str(), r.resource.as_str(), r.name.as_deref(), r.field_manager.as_deref(), r.dry_run, r.code))
         .collect();
