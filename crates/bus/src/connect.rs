@@ -113,6 +113,13 @@ pub async fn connect(config: &BusConfig) -> Result<Bus> {
         .reconnect_delay_callback(|attempts| {
             Duration::from_millis((50 * attempts as u64).min(2_000))
         })
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("nats connected"),
+                async_nats::Event::Disconnected => tracing::warn!("nats disconnected"),
+                other => tracing::warn!(event = %other, "nats connection event"),
+            }
+        })
         .require_tls(config.require_tls);
     if let Some(path) = &config.creds_file {
         options = options

@@ -251,3 +251,58 @@ async fn groups_do_not_share_partitions() {
         "tokens are per write, never shared"
     );
 }
+
+/// A member cut off from the bus stops acting before its leases can expire on the
+/// server, and takes them back once the server returns.
+#[tokio::test]
+async fn cut_off_member_gives_up_in_time_and_recovers() {
+    let mut server = testkit::NatsServer::start();
+    let config = gitfleet_bus::BusConfig {
+        url: server.url(),
+        prefix: "cut".into(),
+        ..Default::default()
+    };
+    let bus = gitfleet_bus::connect(&config).await.unwrap();
+    bus.ensure().await.unwrap();
+    let m = Membership::start(
+        &bus,
+        MembershipConfig::new("diff", "alone", 16).with_ttls(TTL, TTL),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        "all partitions",
+        Duration::from_secs(20),
+        || m.owned().len() == 16,
+        || {},
+    )
+    .await;
+    let before = m.owned();
+
+    server.pause();
+    let gave_up = wait_for(
+        "the member to give up",
+        TTL * 2,
+        || m.owned().is_empty(),
+        || {},
+    )
+    .await;
+    assert!(
+        gave_up < TTL,
+        "held leases for {gave_up:?}, longer than their TTL"
+    );
+
+    server.resume();
+    wait_for(
+        "all partitions again",
+        Duration::from_secs(40),
+        || m.owned().len() == 16,
+        || {},
+    )
+    .await;
+    let after = m.owned();
+    for (p, old) in before {
+        assert!(after[&p] > old, "partition {p} re-taken with an old token");
+    }
+    m.shutdown().await;
+}

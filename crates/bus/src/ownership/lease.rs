@@ -150,6 +150,7 @@ impl Membership {
             leases: BTreeMap::new(),
             held: BTreeMap::new(),
             last_heartbeat: None,
+            unreachable: false,
             tx,
             config,
         };
@@ -279,6 +280,8 @@ struct Member {
     leases: BTreeMap<u32, SeenLease>,
     held: BTreeMap<u32, Held>,
     last_heartbeat: Option<Instant>,
+    /// Set when a call to the server timed out in this step, to skip the remaining calls.
+    unreachable: bool,
     tx: watch::Sender<Owned>,
 }
 
@@ -307,43 +310,59 @@ impl Member {
 
     async fn run(
         mut self,
-        mut member_watch: kv::Watch,
-        mut lease_watch: kv::Watch,
+        member_watch: kv::Watch,
+        lease_watch: kv::Watch,
         mut stop: oneshot::Receiver<()>,
     ) {
+        let mut watches = Watches {
+            members: Some(member_watch),
+            leases: Some(lease_watch),
+        };
         let period = self.config.member_ttl.min(self.config.lease_ttl) / 4;
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let deadline = self.next_deadline();
             tokio::select! {
                 _ = &mut stop => break,
                 _ = tick.tick() => {}
-                entry = member_watch.next() => match entry {
+                // Wake exactly when a lease runs out, not at the next tick.
+                _ = sleep_until_some(deadline) => {}
+                entry = next_entry(&mut watches.members) => match entry {
                     Some(Ok(entry)) => {
                         self.apply_member(&entry);
-                        while let Some(Some(Ok(entry))) = member_watch.next().now_or_never() {
+                        while let Some(Some(Ok(entry))) = watches.members.as_mut().and_then(|w| w.next().now_or_never()) {
                             self.apply_member(&entry);
                         }
                     }
                     other => {
-                        tracing::warn!(group = %self.config.group, error = ?other.map(|r| r.err()), "members watch ended, watching again");
-                        if let Ok(w) = self.watch_members().await { member_watch = w; }
+                        tracing::warn!(group = %self.config.group, error = ?other.map(|r| r.err()), "members watch ended");
+                        watches.members = None;
                     }
                 },
-                entry = lease_watch.next() => match entry {
+                entry = next_entry(&mut watches.leases) => match entry {
                     Some(Ok(entry)) => {
                         self.apply_lease(&entry);
-                        while let Some(Some(Ok(entry))) = lease_watch.next().now_or_never() {
+                        while let Some(Some(Ok(entry))) = watches.leases.as_mut().and_then(|w| w.next().now_or_never()) {
                             self.apply_lease(&entry);
                         }
                     }
                     other => {
-                        tracing::warn!(group = %self.config.group, error = ?other.map(|r| r.err()), "leases watch ended, watching again");
-                        if let Ok(w) = self.watch_leases().await { lease_watch = w; }
+                        tracing::warn!(group = %self.config.group, error = ?other.map(|r| r.err()), "leases watch ended");
+                        watches.leases = None;
                     }
                 },
             }
-            self.step().await;
+            // A step waits on the server; while it is unreachable the held leases must
+            // still be given up on time, so the step is cut short at the first deadline.
+            match self.next_deadline() {
+                Some(deadline) => {
+                    let _ = tokio::time::timeout_at(deadline, self.step(&mut watches)).await;
+                }
+                None => self.step(&mut watches).await,
+            }
+            self.expire_held();
+            self.publish_owned();
         }
         self.leave().await;
     }
@@ -361,7 +380,7 @@ impl Member {
         // Read the current members before deciding anything, so a starting member does
         // not grab partitions that belong to members it has not heard of yet. Our own
         // heartbeat is there, so the history is never empty.
-        let deadline = Instant::now() + self.config.member_ttl;
+        let deadline = Instant::now() + self.io_timeout();
         while let Ok(Some(Ok(entry))) = tokio::time::timeout_at(deadline, w.next()).await {
             self.apply_member(&entry);
             if entry.seen_current {
@@ -457,7 +476,20 @@ impl Member {
         live
     }
 
-    async fn step(&mut self) {
+    async fn step(&mut self, watches: &mut Watches) {
+        self.unreachable = false;
+        if watches.members.is_none() {
+            match tokio::time::timeout(self.io_timeout(), self.watch_members()).await {
+                Ok(Ok(w)) => watches.members = Some(w),
+                _ => self.unreachable = true,
+            }
+        }
+        if watches.leases.is_none() && !self.unreachable {
+            match tokio::time::timeout(self.io_timeout(), self.watch_leases()).await {
+                Ok(Ok(w)) => watches.leases = Some(w),
+                _ => self.unreachable = true,
+            }
+        }
         let now = Instant::now();
         if self
             .last_heartbeat
@@ -467,16 +499,10 @@ impl Member {
             tracing::warn!(group = %self.config.group, error = %err, "heartbeat failed");
         }
 
+        if self.expire_held() {
+            self.publish_owned();
+        }
         let now = Instant::now();
-        let lease_ttl = self.config.lease_ttl;
-        let margin = self.lease_margin();
-        self.held.retain(|p, h| {
-            let valid = now.duration_since(h.renewed_at) + margin < lease_ttl;
-            if !valid {
-                tracing::warn!(partition = p, "lease not renewed in time, giving it up");
-            }
-            valid
-        });
 
         let members = self.live_members(now);
         let desired: Vec<u32> = (0..self.config.partitions)
@@ -497,11 +523,17 @@ impl Member {
             }
             self.publish_owned();
             for (p, h) in release {
-                self.release(p, h.revision).await;
+                if !self.unreachable {
+                    self.release(p, h.revision).await;
+                }
             }
         }
 
         for p in desired {
+            // After one timeout the rest would time out too; leave them to the next tick.
+            if self.unreachable {
+                break;
+            }
             match self.held.get(&p).copied() {
                 Some(h) if now.duration_since(h.renewed_at) >= self.renew_every() => {
                     self.renew(p, h).await;
@@ -511,6 +543,34 @@ impl Member {
             }
         }
         self.publish_owned();
+    }
+
+    /// When the first held lease runs out locally.
+    fn next_deadline(&self) -> Option<Instant> {
+        let life = self.config.lease_ttl - self.lease_margin();
+        self.held.values().map(|h| h.renewed_at + life).min()
+    }
+
+    /// Drops the leases not renewed in time; true if any were.
+    fn expire_held(&mut self) -> bool {
+        let now = Instant::now();
+        let life = self.config.lease_ttl - self.lease_margin();
+        let before = self.held.len();
+        let group = &self.config.group;
+        self.held.retain(|p, h| {
+            let valid = now < h.renewed_at + life;
+            if !valid {
+                tracing::warn!(group = %group, partition = p, "lease not renewed in time, giving it up");
+            }
+            valid
+        });
+        self.held.len() != before
+    }
+
+    /// Bounds every call to the server, so an unreachable one cannot stall the loop
+    /// past a renewal.
+    fn io_timeout(&self) -> Duration {
+        self.renew_every()
     }
 
     fn publish_owned(&self) {
@@ -616,25 +676,27 @@ impl Member {
 
     async fn release(&mut self, p: u32, revision: u64) {
         let key = self.lease_key(p);
-        if let Err(err) = self
-            .leases_kv
-            .delete_expect_revision(&key, Some(revision))
-            .await
-        {
-            // Harmless: the lease expires by itself.
-            tracing::debug!(group = %self.config.group, partition = p, error = %err, "releasing lease failed");
+        let delete = self.leases_kv.delete_expect_revision(&key, Some(revision));
+        // A failure is harmless: the lease expires by itself.
+        match tokio::time::timeout(self.io_timeout(), delete).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::debug!(group = %self.config.group, partition = p, error = %err, "releasing lease failed")
+            }
+            Err(_) => self.unreachable = true,
         }
     }
 
     async fn refresh_lease(&mut self, p: u32) {
         let key = self.lease_key(p);
-        match self.leases_kv.entry(&key).await {
-            Ok(Some(entry)) => self.apply_lease(&entry),
-            Ok(None) => {
+        match tokio::time::timeout(self.io_timeout(), self.leases_kv.entry(&key)).await {
+            Ok(Ok(Some(entry))) => self.apply_lease(&entry),
+            Ok(Ok(None)) => {
                 // Expired without a tombstone we saw: nothing to compare against.
                 self.leases.remove(&p);
             }
-            Err(err) => tracing::debug!(partition = p, error = %err, "reading lease failed"),
+            Ok(Err(err)) => tracing::debug!(partition = p, error = %err, "reading lease failed"),
+            Err(_) => self.unreachable = true,
         }
         if let Some(seen) = self.leases.get_mut(&p) {
             seen.seen_at = Instant::now();
@@ -654,6 +716,10 @@ impl Member {
         {
             Ok(_) => {}
             Err(PublishKvError::Bus(err)) => return Err(err),
+            Err(PublishKvError::Timeout(err)) => {
+                self.unreachable = true;
+                return Err(err);
+            }
             Err(PublishKvError::WrongRevision) => {
                 return Err(BusError::kv(
                     "writing",
@@ -667,7 +733,7 @@ impl Member {
         Ok(())
     }
 
-    async fn cas(&self, key: &str, value: &LeaseValue, expected: u64) -> Result<Cas> {
+    async fn cas(&mut self, key: &str, value: &LeaseValue, expected: u64) -> Result<Cas> {
         let bucket = self.bus.topology.bucket(Bucket::Leases);
         match self
             .publish_kv(&bucket, key, value, Some(expected), self.config.lease_ttl)
@@ -676,6 +742,10 @@ impl Member {
             Ok(revision) => Ok(Cas::Written(revision)),
             Err(PublishKvError::WrongRevision) => Ok(Cas::Conflict),
             Err(PublishKvError::Bus(err)) => Err(err),
+            Err(PublishKvError::Timeout(err)) => {
+                self.unreachable = true;
+                Err(err)
+            }
         }
     }
 
@@ -708,15 +778,21 @@ impl Member {
                 PublishKvError::Bus(BusError::kv("writing", bucket, key, err))
             }
         };
-        let ack = self
-            .bus
-            .js
-            .publish_with_headers(subject, headers, body)
-            .await
-            .map_err(map)?
-            .await
-            .map_err(map)?;
-        Ok(ack.sequence)
+        let write = async {
+            self.bus
+                .js
+                .publish_with_headers(subject, headers, body)
+                .await
+                .map_err(map)?
+                .await
+                .map_err(map)
+        };
+        match tokio::time::timeout(self.io_timeout(), write).await {
+            Ok(ack) => Ok(ack?.sequence),
+            Err(elapsed) => Err(PublishKvError::Timeout(BusError::kv(
+                "writing", bucket, key, elapsed,
+            ))),
+        }
     }
 
     async fn leave(&mut self) {
@@ -726,7 +802,8 @@ impl Member {
             self.release(p, h.revision).await;
         }
         let key = self.member_key();
-        if let Err(err) = self.members_kv.delete(&key).await {
+        let delete = self.members_kv.delete(&key);
+        if let Ok(Err(err)) = tokio::time::timeout(self.io_timeout(), delete).await {
             tracing::debug!(group = %self.config.group, error = %err, "leaving failed");
         }
     }
@@ -734,7 +811,31 @@ impl Member {
 
 enum PublishKvError {
     WrongRevision,
+    Timeout(BusError),
     Bus(BusError),
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Watches {
+    members: Option<kv::Watch>,
+    leases: Option<kv::Watch>,
+}
+
+/// The next entry of a watch, or never when there is no watch (it is re-created by the
+/// next step).
+async fn next_entry(
+    watch: &mut Option<kv::Watch>,
+) -> Option<std::result::Result<kv::Entry, kv::WatcherError>> {
+    match watch {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 use futures::FutureExt as _;
