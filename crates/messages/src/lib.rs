@@ -256,6 +256,16 @@ pub struct AppEvent {
     pub time: String,
 }
 
+/// Apps are spread over this many partitions (FNV-1a 32 of the name mod P), which diff
+/// workers own; clusters likewise over sync executors. Fixed: changing it moves every app.
+pub const APP_PARTITIONS: u32 = 64;
+pub const CLUSTER_PARTITIONS: u32 = 64;
+/// Ownership groups (leases and members are keyed by group).
+pub const DIFF_WORKERS: &str = "diff-workers";
+pub const SYNC_EXECUTORS: &str = "sync-executors";
+/// The cluster `https://kubernetes.default.svc` and `name: in-cluster` resolve to.
+pub const IN_CLUSTER: &str = "in-cluster";
+
 /// Request/reply subjects (core NATS, no stream), under the topology prefix.
 pub fn git_resolve_subject(prefix: &str) -> String {
     format!("{prefix}.git.resolve")
