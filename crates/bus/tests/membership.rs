@@ -306,3 +306,76 @@ async fn cut_off_member_gives_up_in_time_and_recovers() {
     }
     m.shutdown().await;
 }
+
+/// Churn over 256 partitions: a crash, a join and a graceful leave, with the no-overlap
+/// invariant checked at every poll and the final split exactly the rendezvous one.
+#[tokio::test]
+async fn churn_keeps_partitions_exclusive() {
+    const PARTS: u32 = 256;
+    let bus = testkit::bus().await;
+    let start = |id: &'static str| {
+        let bus = bus.clone();
+        async move {
+            Membership::start(
+                &bus,
+                MembershipConfig::new("churn", id, PARTS).with_ttls(TTL, TTL),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let exclusive = |ms: &[&Membership]| {
+        let mut seen = BTreeMap::new();
+        for m in ms {
+            for p in m.owned().keys() {
+                if let Some(other) = seen.insert(*p, m.member_id().to_string()) {
+                    panic!("partition {p} owned by {other} and {}", m.member_id());
+                }
+            }
+        }
+        seen.len()
+    };
+    let settled = |ms: &[&Membership]| {
+        let ids: Vec<&str> = ms.iter().map(|m| m.member_id()).collect();
+        ms.iter().all(|m| {
+            m.owned().keys().copied().collect::<Vec<_>>() == assigned(m.member_id(), PARTS, &ids)
+        })
+    };
+
+    let a = start("c-a").await;
+    let b = start("c-b").await;
+    let c = start("c-c").await;
+    wait_for(
+        "three-way split",
+        Duration::from_secs(30),
+        || settled(&[&a, &b, &c]),
+        || {
+            exclusive(&[&a, &b, &c]);
+        },
+    )
+    .await;
+
+    c.abort();
+    let d = start("c-d").await;
+    wait_for(
+        "c replaced by d",
+        Duration::from_secs(30),
+        || settled(&[&a, &b, &d]),
+        || {
+            exclusive(&[&a, &b, &d]);
+        },
+    )
+    .await;
+
+    a.shutdown().await;
+    wait_for(
+        "two-way split",
+        Duration::from_secs(30),
+        || settled(&[&b, &d]),
+        || {
+            exclusive(&[&b, &d]);
+        },
+    )
+    .await;
+    assert_eq!(exclusive(&[&b, &d]), PARTS as usize);
+}

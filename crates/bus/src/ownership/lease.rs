@@ -676,7 +676,12 @@ impl Member {
 
     async fn release(&mut self, p: u32, revision: u64) {
         let key = self.lease_key(p);
-        let delete = self.leases_kv.delete_expect_revision(&key, Some(revision));
+        // A purge whose tombstone expires too, so released keys do not pile up.
+        let delete = self.leases_kv.purge_expect_revision_with_ttl(
+            &key,
+            revision,
+            crate::topology::EXPIRY_MARKER_TTL,
+        );
         // A failure is harmless: the lease expires by itself.
         match tokio::time::timeout(self.io_timeout(), delete).await {
             Ok(Ok(())) => {}
@@ -802,7 +807,10 @@ impl Member {
             self.release(p, h.revision).await;
         }
         let key = self.member_key();
-        let delete = self.members_kv.delete(&key);
+        // Member ids are often pod names, new on every start: the tombstone must expire.
+        let delete = self
+            .members_kv
+            .purge_with_ttl(&key, crate::topology::EXPIRY_MARKER_TTL);
         if let Ok(Err(err)) = tokio::time::timeout(self.io_timeout(), delete).await {
             tracing::debug!(group = %self.config.group, error = %err, "leaving failed");
         }
