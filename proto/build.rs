@@ -1,0 +1,17 @@
+//! Generates the gRPC types from `proto/gitfleet/v1/*.proto` with the vendored protoc, so
+//! building needs no system protoc.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    tonic_prost_build::configure().compile_with_config(
+        config,
+        &[
+            "proto/gitfleet/v1/application.proto",
+            "proto/gitfleet/v1/cluster.proto",
+            "proto/gitfleet/v1/repository.proto",
+        ],
+        &["proto"],
+    )?;
+    Ok(())
+}
