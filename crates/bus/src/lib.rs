@@ -15,7 +15,9 @@ pub mod testkit;
 
 pub use connect::{Bus, BusConfig, connect};
 pub use error::{BusError, Result};
-pub use ownership::{Membership, MembershipConfig, Owned, partition, rendezvous};
+pub use ownership::{
+    LeaseInfo, Membership, MembershipConfig, Owned, partition, read_lease, rendezvous,
+};
 pub use payload::OBJECT_HEADER;
 pub use topology::{Bucket, ObjectStoreName, StreamName, Topology, subject_token, token_to_name};
 

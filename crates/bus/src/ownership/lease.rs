@@ -25,7 +25,7 @@ use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_TTL};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::kv::{self, Operation};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -296,7 +296,7 @@ impl Member {
     }
 
     fn lease_key(&self, partition: u32) -> String {
-        format!("{}.p.{partition}", self.group_token)
+        lease_key(&self.config.group, partition)
     }
 
     fn renew_every(&self) -> Duration {
@@ -845,8 +845,6 @@ async fn next_entry(
         None => std::future::pending().await,
     }
 }
-
-use futures::FutureExt as _;
 
 #[cfg(test)]
 mod tests {
