@@ -32,3 +32,6 @@ pub use mirror::{FetchOutcome, Mirror, Mirrors, MirrorsConfig, RepoCredentials};
 pub use poll::{PollSchedule, RevisionChange, Subscription, TickReport, Watcher, revision_change};
 pub use resolve::{ResolvedRevision, RevisionKind, is_commit_prefix};
 pub use url::RepoUrl;
+pub mod service;
+
+pub use service::{Config, Error, run};

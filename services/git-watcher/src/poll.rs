@@ -237,6 +237,29 @@ impl Watcher {
         }
     }
 
+    /// Fetches several repositories at once (bounded like a tick) and reports their
+    /// subscriptions that moved: how a batch of newly followed repositories is announced
+    /// without waiting for the next tick. Repositories nobody follows are skipped.
+    pub async fn refresh_repos<'a>(
+        &mut self,
+        repos: impl IntoIterator<Item = &'a str>,
+    ) -> TickReport {
+        let mut report = TickReport::default();
+        let mut keys = std::collections::BTreeSet::new();
+        for repo in repos {
+            match RepoUrl::parse(repo) {
+                Ok(url) if self.groups.contains_key(url.key()) => {
+                    keys.insert(url.key().to_owned());
+                }
+                Ok(_) => {}
+                Err(err) => report.errors.push(err),
+            }
+        }
+        let mut polled = self.poll(keys.into_iter().collect()).await;
+        polled.errors.append(&mut report.errors);
+        polled
+    }
+
     async fn poll(&mut self, keys: Vec<String>) -> TickReport {
         let mut tasks = tokio::task::JoinSet::new();
         for key in keys {

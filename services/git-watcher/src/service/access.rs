@@ -1,0 +1,100 @@
+//! Mirrors with the credentials of the `repositories` bucket applied: the one way the
+//! service gets at a repository, so polls and requests fetch with the same credentials.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use gitfleet_model::{Repository, RepositoryType};
+
+use crate::error::Result;
+use crate::mirror::{Mirror, Mirrors, RepoCredentials};
+use crate::url::RepoUrl;
+
+#[derive(Clone)]
+pub(crate) struct RepoAccess {
+    mirrors: Mirrors,
+    /// By normalized URL key (see [`RepoUrl::key`]), so any spelling of a repository finds
+    /// its credentials.
+    credentials: Arc<RwLock<HashMap<String, RepoCredentials>>>,
+    /// The URL of each `repositories` key: a deletion carries no value to read it from.
+    urls_by_entry: Arc<RwLock<HashMap<String, String>>>,
+}
+
+impl RepoAccess {
+    pub fn new(mirrors: Mirrors) -> Self {
+        RepoAccess {
+            mirrors,
+            credentials: Arc::default(),
+            urls_by_entry: Arc::default(),
+        }
+    }
+
+    /// The mirror of `repo`, carrying the bucket's credentials for it if there are any.
+    pub fn mirror(&self, repo: &str) -> Result<Mirror> {
+        let mirror = self.mirrors.mirror(repo)?;
+        let known = self
+            .credentials
+            .read()
+            .expect("credentials lock poisoned")
+            .get(mirror.url().key())
+            .cloned();
+        if let Some(credentials) = known {
+            mirror.set_credentials(Some(credentials));
+        }
+        Ok(mirror)
+    }
+
+    pub fn remember_key(&self, entry_key: &str, repo: &str) {
+        self.urls_by_entry
+            .write()
+            .expect("urls lock poisoned")
+            .insert(entry_key.to_owned(), repo.to_owned());
+    }
+
+    pub fn forget_key(&self, entry_key: &str) -> Option<String> {
+        self.urls_by_entry
+            .write()
+            .expect("urls lock poisoned")
+            .remove(entry_key)
+    }
+
+    /// Records the credentials of a repository entry (`None`: the entry was deleted) and
+    /// hands them to its mirror if one is open. Returns the normalized key, or `None` for
+    /// entries that are not Git repositories with a valid URL.
+    pub fn update(&self, repo: &str, entry: Option<&Repository>) -> Option<String> {
+        let url = RepoUrl::parse(repo).ok()?;
+        let credentials = match entry {
+            Some(entry) if entry.type_ != RepositoryType::Git => return None,
+            Some(entry) => credentials_of(entry),
+            None => None,
+        };
+        let key = url.key().to_owned();
+        {
+            let mut map = self.credentials.write().expect("credentials lock poisoned");
+            match &credentials {
+                Some(c) => map.insert(key.clone(), c.clone()),
+                None => map.remove(&key),
+            };
+        }
+        for mirror in self.mirrors.mirrors() {
+            if mirror.url().key() == key {
+                mirror.set_credentials(credentials.clone());
+            }
+        }
+        Some(key)
+    }
+}
+
+/// Username and password (a token goes in the password, as Argo CD documents for GitHub
+/// and GitLab). SSH keys, TLS client certificates and GitHub App credentials are not
+/// supported by the mirrors yet.
+fn credentials_of(entry: &Repository) -> Option<RepoCredentials> {
+    let password = entry.password.as_ref()?.expose();
+    if password.is_empty() {
+        return None;
+    }
+    Some(RepoCredentials::new(
+        entry.username.clone(),
+        password.clone(),
+    ))
+}
