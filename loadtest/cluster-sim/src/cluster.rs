@@ -58,11 +58,13 @@ pub struct ClusterConfig {
     pub history_limit: usize,
     /// Run the simulated controllers (off: a bare API server, nothing writes but clients).
     pub controllers: bool,
+    /// How often an idle watch that allows bookmarks gets one.
+    pub bookmark_interval: Duration,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        ClusterConfig { ready_delay: Duration::from_millis(500), history_limit: 20_000, controllers: true }
+        ClusterConfig { ready_delay: Duration::from_millis(500), history_limit: 20_000, controllers: true, bookmark_interval: Duration::from_secs(5) }
     }
 }
 

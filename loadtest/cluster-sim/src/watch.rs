@@ -16,9 +16,6 @@ use crate::error::{ApiError, Result};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventType, Stored};
 
-/// How often an idle watch that asked for bookmarks gets one.
-const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
-
 struct Filter {
     t: Target,
     labels: LabelSelector,
@@ -131,10 +128,12 @@ pub fn start(cluster: &Arc<Cluster>, t: Target, p: &Params) -> Result<mpsc::Rece
     }
     drop(st);
     let open = WatchGuard::new(cluster.watches.clone());
+    let bookmark_every = cluster.config.bookmark_interval;
     let mut compacted = cluster.compactions.subscribe();
     compacted.mark_unchanged();
     tokio::spawn(async move {
         let _open = open;
+        let bookmarks = bookmarks.then_some(bookmark_every);
         stream(tx, events, compacted, filter, first, last_rv, bookmarks, limit).await
     });
     Ok(rx)
@@ -164,7 +163,7 @@ async fn stream(
     filter: Filter,
     first: Vec<Bytes>,
     mut last_rv: u64,
-    bookmarks: bool,
+    bookmarks: Option<Duration>,
     limit: Option<Duration>,
 ) {
     let deadline = limit.map(|l| tokio::time::Instant::now() + l);
@@ -180,7 +179,7 @@ async fn stream(
             return;
         }
     }
-    let mut tick = tokio::time::interval(BOOKMARK_EVERY);
+    let mut tick = tokio::time::interval(bookmarks.unwrap_or(Duration::from_secs(3600)));
     tick.tick().await;
     loop {
         let out = tokio::select! {
@@ -190,7 +189,7 @@ async fn stream(
                 let _ = tx.send(expired(&last_rv.to_string())).await;
                 return;
             }
-            _ = tick.tick(), if bookmarks => Some(bookmark(&filter.t, last_rv, false)),
+            _ = tick.tick(), if bookmarks.is_some() => Some(bookmark(&filter.t, last_rv, false)),
             e = events.recv() => match e {
                 Ok(e) => {
                     // Subscribed under the store lock: every event here is newer than the snapshot.

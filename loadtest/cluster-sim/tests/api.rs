@@ -341,3 +341,43 @@ async fn state_dir_survives_restart() {
     let old: u64 = cm["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
     assert!(rv > old, "resourceVersions keep growing across restarts");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_subresource_separates_spec_and_status_writes() {
+    let sim = Sim::start(SimConfig { cluster: cluster_sim::ClusterConfig { controllers: false, ..Default::default() }, ..Default::default() }).await.unwrap();
+    let h = Http::new(&sim, 0);
+    h.json("POST", "/api/v1/namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "d"}})).await;
+    let deps = "/apis/apps/v1/namespaces/d/deployments";
+    let mut d = deployment("web");
+    d["status"] = json!({"replicas": 9});
+    let (_, v) = h.json("POST", deps, d).await;
+    assert!(v.get("status").is_none(), "status is dropped on create: {v}");
+    let (c, v, _) = h.send("PATCH", &format!("{deps}/web/status"), "application/merge-patch+json", br#"{"status":{"replicas":2},"spec":{"replicas":7}}"#.to_vec()).await;
+    assert_eq!(c, 200, "{v}");
+    assert_eq!(v["status"]["replicas"], 2);
+    assert_eq!(v["spec"]["replicas"], 1, "a status write leaves spec alone");
+    assert_eq!(v["metadata"]["generation"], 1);
+    let (_, v, _) = h.send("PATCH", &format!("{deps}/web"), "application/merge-patch+json", br#"{"status":{"replicas":5},"spec":{"replicas":3}}"#.to_vec()).await;
+    assert_eq!(v["spec"]["replicas"], 3);
+    assert_eq!(v["status"]["replicas"], 2, "a main-resource write leaves status alone");
+    let (c, _) = h.json("GET", "/api/v1/namespaces/d/configmaps/x/status", Value::Null).await;
+    assert_eq!(c, 404, "kinds without a status subresource have no /status");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_watches_get_bookmarks_with_the_current_resource_version() {
+    let cfg = cluster_sim::ClusterConfig { bookmark_interval: Duration::from_millis(200), controllers: false, ..Default::default() };
+    let sim = Sim::start(SimConfig { cluster: cfg, ..Default::default() }).await.unwrap();
+    let h = Http::new(&sim, 0);
+    h.json("POST", "/api/v1/namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "d"}})).await;
+    let rv = sim.cluster(0).state.lock().rv;
+    let r = h.c.get(format!("{}/api/v1/configmaps?watch=true&allowWatchBookmarks=true&resourceVersion={rv}", h.base)).send().await.unwrap();
+    let mut body = r.bytes_stream();
+    use futures::StreamExt;
+    let chunk = tokio::time::timeout(Duration::from_secs(10), body.next()).await.expect("a bookmark arrives").unwrap().unwrap();
+    let ev: Value = serde_json::from_slice(chunk.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(ev["type"], "BOOKMARK");
+    assert_eq!(ev["object"]["kind"], "ConfigMap");
+    assert_eq!(ev["object"]["apiVersion"], "v1");
+    assert_eq!(ev["object"]["metadata"]["resourceVersion"], rv.to_string());
+}
