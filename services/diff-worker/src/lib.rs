@@ -1,1 +1,29 @@
-//! placeholder
+//! The diff worker: owns a share of the Applications (by partition lease), compares each
+//! one's desired state (resolved by the git-watcher, rendered by renderers) with its live
+//! state (reported by the sync executor owning its cluster), writes Argo CD's application
+//! status to KV `app-status`, and enqueues fenced sync operations for user requests and
+//! automated sync.
+//!
+//! Decisions worth knowing:
+//! - An app is acted on only by the holder of its partition's lease; losing the lease
+//!   cancels its work at once, gaining it reconciles all its apps.
+//! - Manifests are cached per app by their render inputs (commit included); a commit that
+//!   touches neither the app's path nor its `manifest-generate-paths` carries the cached
+//!   manifests over to the new commit, so it costs no render.
+//! - A status is written only when something but `reconciledAt` changed.
+//! - Manual sync uses the request's `prune`; automated sync uses `automated.prune`.
+//! - Cascade delete is not done here: the api gateway enqueues a sync with no desired
+//!   objects and prune before deleting the app; this worker only drops the app's status.
+
+pub mod compare;
+pub mod config;
+pub mod decide;
+pub mod error;
+pub mod peers;
+mod reconcile;
+mod worker;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use reconcile::COMPARISON_ERROR;
+pub use worker::run;

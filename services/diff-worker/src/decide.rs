@@ -1,0 +1,293 @@
+//! The diff worker's decisions that need no I/O: does a commit concern an app, which
+//! cluster an app deploys to, and whether automated sync may start an operation now.
+
+use std::collections::HashMap;
+
+use gitfleet_messages::{IN_CLUSTER, Operation};
+use gitfleet_model::{
+    Application, ApplicationSource, Cluster, OperationPhase, ResourceStatus, SyncStatusCode,
+};
+
+/// Argo CD's annotation naming the paths (`;`-separated, relative to the source path or
+/// absolute from the repository root) whose changes require re-rendering the app.
+pub const MANIFEST_GENERATE_PATHS: &str = "argocd.argoproj.io/manifest-generate-paths";
+
+/// Whether a commit changing `changed` (repo-relative paths; `None` = unknown) must
+/// re-render the app: it touches the source path, or a path the annotation names.
+pub fn touches(app: &Application, source: &ApplicationSource, changed: Option<&[String]>) -> bool {
+    let Some(changed) = changed else {
+        return true;
+    };
+    let base = clean(&source.path);
+    let watched: Vec<String> = match app.metadata.annotations.get(MANIFEST_GENERATE_PATHS) {
+        Some(list) => list
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.strip_prefix('/') {
+                Some(abs) => clean(abs),
+                None => clean(&format!("{base}/{p}")),
+            })
+            .collect(),
+        None => vec![base],
+    };
+    changed.iter().any(|c| {
+        let c = clean(c);
+        watched
+            .iter()
+            .any(|w| w.is_empty() || c == *w || c.starts_with(&format!("{w}/")))
+    })
+}
+
+/// `a/./b/../c/` → `a/c`; the repository root is `""`.
+fn clean(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    parts.join("/")
+}
+
+/// Repository URLs the way gitfleet compares them: scheme and host case, a trailing `/`
+/// and `.git` do not matter.
+pub fn same_repo(a: &str, b: &str) -> bool {
+    fn norm(u: &str) -> String {
+        let u = u.trim().trim_end_matches('/');
+        let u = u.strip_suffix(".git").unwrap_or(u);
+        match u.split_once("://") {
+            Some((scheme, rest)) => {
+                let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+                format!("{}://{}/{path}", scheme.to_lowercase(), host.to_lowercase())
+            }
+            None => u.to_string(),
+        }
+    }
+    norm(a) == norm(b)
+}
+
+/// An empty `targetRevision` follows the default branch, as `HEAD` does.
+pub fn same_revision(a: &str, b: &str) -> bool {
+    let norm = |r: &str| if r.is_empty() { "HEAD".to_string() } else { r.to_string() };
+    norm(a) == norm(b)
+}
+
+/// The name of the cluster an app deploys to (the key of KV `clusters`, the token of the
+/// live-request subject), or why it has none.
+pub fn destination_cluster(
+    app: &Application,
+    clusters: &HashMap<String, Cluster>,
+) -> Result<String, String> {
+    let dest = &app.spec.destination;
+    if dest.is_in_cluster() {
+        return Ok(IN_CLUSTER.to_string());
+    }
+    if !dest.name.is_empty() {
+        return Ok(dest.name.clone());
+    }
+    if dest.server.is_empty() {
+        return Err(format!(
+            "application {} has no destination server or name",
+            app.metadata.name
+        ));
+    }
+    let server = dest.server.trim_end_matches('/');
+    clusters
+        .iter()
+        .find(|(_, c)| c.server.trim_end_matches('/') == server)
+        .map(|(name, _)| name.clone())
+        .ok_or_else(|| format!("cluster with server {:?} not found", dest.server))
+}
+
+/// Why automated sync does not start an operation now, or `Ok` when it may.
+///
+/// Argo CD's rules: only OutOfSync apps; never while an operation runs; a revision whose
+/// sync failed is not retried until the revision changes; a revision synced successfully
+/// is re-synced for drift only with `selfHeal`; no sync that would delete every resource
+/// unless `allowEmpty`; no sync whose only effect would be a prune that is not allowed.
+pub fn auto_sync(
+    app: &Application,
+    sync: SyncStatusCode,
+    revision: &str,
+    resources: &[ResourceStatus],
+    last_op: Option<&Operation>,
+    desired_count: usize,
+) -> Result<(), String> {
+    let Some(policy) = app.spec.sync_policy.as_ref().filter(|p| p.is_automated()) else {
+        return Err("automated sync is off".to_string());
+    };
+    let automated = policy.automated.clone().unwrap_or_default();
+    if sync != SyncStatusCode::OutOfSync {
+        return Err(format!("app is {sync}"));
+    }
+    if let Some(op) = last_op {
+        if !op.phase.is_completed() {
+            return Err(format!("operation {} is {}", op.id, op.phase));
+        }
+        if op.revision == revision {
+            match op.phase {
+                OperationPhase::Succeeded if automated.self_heal => {}
+                OperationPhase::Succeeded => {
+                    return Err(format!(
+                        "already synced to {revision}; drift is reported, not healed (selfHeal off)"
+                    ));
+                }
+                _ => {
+                    return Err(format!("failed previous sync attempt to {revision}"));
+                }
+            }
+        }
+    }
+    if desired_count == 0 && !automated.allow_empty {
+        return Err("sync would delete every resource (allowEmpty off)".to_string());
+    }
+    let only_prunes = resources
+        .iter()
+        .filter(|r| r.status == Some(SyncStatusCode::OutOfSync))
+        .all(|r| r.requires_pruning);
+    if only_prunes && !automated.prune {
+        return Err("only pruning is needed and automated prune is off".to_string());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gitfleet_model::{Automated, Destination, SyncPolicy};
+
+    fn app(path: &str, annotation: Option<&str>) -> (Application, ApplicationSource) {
+        let mut app = Application::default();
+        app.metadata.name = "a".into();
+        if let Some(a) = annotation {
+            app.metadata
+                .annotations
+                .insert(MANIFEST_GENERATE_PATHS.into(), a.into());
+        }
+        let source = ApplicationSource {
+            path: path.into(),
+            ..ApplicationSource::default()
+        };
+        (app, source)
+    }
+
+    #[test]
+    fn changed_paths_against_app_paths() {
+        let cases: &[(&str, Option<&str>, &[&str], bool)] = &[
+            ("apps/web", None, &["apps/web/deploy.yaml"], true),
+            ("apps/web", None, &["apps/web2/deploy.yaml"], false),
+            ("apps/web", None, &["README.md"], false),
+            ("./apps/web/", None, &["apps/web/a/b.yaml"], true),
+            ("", None, &["anything"], true),
+            (".", None, &["anything"], true),
+            ("apps/web", Some("."), &["apps/web/x"], true),
+            ("apps/web", Some("../shared;/charts/common"), &["apps/shared/x"], true),
+            ("apps/web", Some("../shared;/charts/common"), &["charts/common/v.yaml"], true),
+            ("apps/web", Some("../shared;/charts/common"), &["apps/web/x"], false),
+        ];
+        for (path, annotation, changed, want) in cases {
+            let (app, source) = app(path, *annotation);
+            let changed: Vec<String> = changed.iter().map(|s| s.to_string()).collect();
+            assert_eq!(
+                touches(&app, &source, Some(&changed)),
+                *want,
+                "{path} {annotation:?} {changed:?}"
+            );
+        }
+        let (app, source) = app("apps/web", None);
+        assert!(touches(&app, &source, None));
+    }
+
+    #[test]
+    fn repos_and_revisions() {
+        assert!(same_repo("https://GitHub.com/a/b.git", "https://github.com/a/b/"));
+        assert!(!same_repo("https://github.com/a/b", "https://github.com/a/c"));
+        assert!(same_revision("", "HEAD"));
+        assert!(!same_revision("main", "HEAD"));
+    }
+
+    #[test]
+    fn destinations() {
+        let mut clusters = HashMap::new();
+        clusters.insert(
+            "prod".to_string(),
+            Cluster {
+                server: "https://prod:6443".into(),
+                name: "prod".into(),
+                ..Cluster::default()
+            },
+        );
+        let mut a = Application::default();
+        let mut dest = |d: Destination| {
+            a.spec.destination = d;
+            destination_cluster(&a, &clusters)
+        };
+        let server = |s: &str| Destination {
+            server: s.into(),
+            ..Destination::default()
+        };
+        assert_eq!(dest(server("https://kubernetes.default.svc/")), Ok(IN_CLUSTER.into()));
+        assert_eq!(dest(server("https://prod:6443")), Ok("prod".into()));
+        assert!(dest(server("https://other")).unwrap_err().contains("https://other"));
+        let named = Destination {
+            name: "edge".into(),
+            ..Destination::default()
+        };
+        assert_eq!(dest(named), Ok("edge".into()));
+    }
+
+    fn op(revision: &str, phase: OperationPhase) -> Operation {
+        Operation {
+            id: "op".into(),
+            app: "a".into(),
+            phase,
+            message: String::new(),
+            revision: revision.into(),
+            started_at: String::new(),
+            finished_at: None,
+            resources: vec![],
+        }
+    }
+
+    #[test]
+    fn automated_sync_rules() {
+        let mut a = Application::default();
+        let missing = vec![ResourceStatus {
+            status: Some(SyncStatusCode::OutOfSync),
+            ..ResourceStatus::default()
+        }];
+        let out = SyncStatusCode::OutOfSync;
+        assert!(auto_sync(&a, out, "c1", &missing, None, 1).is_err());
+        let policy = |self_heal| SyncPolicy {
+            automated: Some(Automated {
+                self_heal,
+                ..Automated::default()
+            }),
+            ..SyncPolicy::default()
+        };
+        a.spec.sync_policy = Some(policy(false));
+        assert_eq!(auto_sync(&a, out, "c1", &missing, None, 1), Ok(()));
+        assert!(auto_sync(&a, SyncStatusCode::Synced, "c1", &missing, None, 1).is_err());
+        let running = op("c0", OperationPhase::Running);
+        assert!(auto_sync(&a, out, "c1", &missing, Some(&running), 1).is_err());
+        let failed = op("c1", OperationPhase::Failed);
+        assert!(auto_sync(&a, out, "c1", &missing, Some(&failed), 1).is_err());
+        assert_eq!(auto_sync(&a, out, "c2", &missing, Some(&failed), 1), Ok(()));
+        let done = op("c1", OperationPhase::Succeeded);
+        assert!(auto_sync(&a, out, "c1", &missing, Some(&done), 1).is_err());
+        a.spec.sync_policy = Some(policy(true));
+        assert_eq!(auto_sync(&a, out, "c1", &missing, Some(&done), 1), Ok(()));
+        assert!(auto_sync(&a, out, "c1", &missing, None, 0).is_err());
+        let prune_only = vec![ResourceStatus {
+            status: Some(SyncStatusCode::OutOfSync),
+            requires_pruning: true,
+            ..ResourceStatus::default()
+        }];
+        assert!(auto_sync(&a, out, "c1", &prune_only, None, 1).is_err());
+    }
+}

@@ -1,0 +1,589 @@
+//! One reconciliation of one app: resolve the target revision, render it, read the live
+//! resources, compare, write the status when it changed, and start a sync when one was
+//! requested or automated sync calls for it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use gitfleet_bus::{Bus, Owned, partition as partition_of, subject_token};
+use gitfleet_messages::{
+    AppEvent, CLUSTER_PARTITIONS, DIFF_WORKERS, Fencing, Live, LiveRequest, Operation, Rendered,
+    RenderRequest, Reply, ResolveRequest, Resolved, SyncOperation, SyncRequest,
+    git_resolve_subject, live_request_subject,
+};
+use gitfleet_model::{
+    Application, ApplicationCondition, ApplicationSource, ApplicationStatus, Cluster,
+    HealthStatus, HealthStatusCode, OperationState, SyncStatus, SyncStatusCode,
+};
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+
+use crate::compare::{self, Comparison};
+use crate::config::Config;
+use crate::decide;
+use crate::peers::{self, PeerError};
+
+/// Condition type of every failure to compute the desired or live state, as in Argo CD.
+pub const COMPARISON_ERROR: &str = "ComparisonError";
+
+/// What every reconciliation shares.
+pub(crate) struct Shared {
+    pub bus: Bus,
+    pub config: Config,
+    /// The partitions held now and their fencing tokens; checked before every write.
+    pub owned: watch::Receiver<Owned>,
+    pub status_kv: kv::Store,
+    pub ops_kv: kv::Store,
+    /// KV `clusters` by name, kept current by the worker's watch.
+    pub clusters: RwLock<HashMap<String, Cluster>>,
+    /// Each app's last render, so a commit that does not touch the app's path (or a
+    /// periodic refresh) costs no render.
+    pub renders: Mutex<HashMap<String, RenderMemo>>,
+    pub permits: Semaphore,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RenderMemo {
+    pub request: RenderRequest,
+    pub manifests: Arc<Vec<Value>>,
+}
+
+/// What one app's reconciliations remember between runs while its partition is held.
+#[derive(Debug, Default)]
+pub(crate) struct Memo {
+    /// The status last written, or found in KV when the partition was gained.
+    last_status: Option<ApplicationStatus>,
+    loaded: bool,
+    /// A sync operation enqueued but not yet reported finished in KV `operations`: the
+    /// executor may not have picked it up, so KV alone cannot tell it is unfinished.
+    inflight: Option<Inflight>,
+}
+
+#[derive(Debug)]
+struct Inflight {
+    id: String,
+    since: Instant,
+}
+
+/// A user's sync request waiting for the app's next reconciliation.
+#[derive(Debug)]
+pub(crate) struct PendingSync {
+    pub request: SyncRequest,
+    pub reply: Option<async_nats::Subject>,
+}
+
+/// The desired and live state of an app, compared.
+struct Target {
+    commit: String,
+    cluster: String,
+    desired: Vec<Value>,
+    comparison: Comparison,
+}
+
+/// Why the comparison could not be made; the revision when it was resolved.
+struct Failed {
+    revision: Option<String>,
+    message: String,
+}
+
+impl Failed {
+    fn new(message: impl Into<String>) -> Self {
+        Failed {
+            revision: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl Shared {
+    fn owns(&self, partition: u32) -> bool {
+        self.owned.borrow().contains_key(&partition)
+    }
+}
+
+/// Reconciles `app` once. Never fails: what goes wrong becomes a condition or a log line.
+pub(crate) async fn reconcile(
+    shared: &Shared,
+    app: &Application,
+    partition: u32,
+    memo: &mut Memo,
+    pending: Vec<PendingSync>,
+) {
+    let name = app.metadata.name.as_str();
+    let key = subject_token(name);
+    let op = read_operation(shared, &key).await;
+    if !memo.loaded {
+        memo.last_status = read_status(shared, &key).await;
+        memo.loaded = true;
+    }
+    if let Some(inflight) = &memo.inflight {
+        let reported = op
+            .as_ref()
+            .is_some_and(|o| o.id == inflight.id && o.phase.is_completed());
+        if reported || inflight.since.elapsed() > shared.config.operation_pickup_timeout {
+            memo.inflight = None;
+        }
+    }
+
+    let outcome = evaluate(shared, app).await;
+    let status = build_status(shared, memo.last_status.as_ref(), &outcome, op.as_ref());
+    if !shared.owns(partition) {
+        return;
+    }
+    write_status(shared, name, &key, memo, status).await;
+
+    let mut busy = op.as_ref().is_some_and(|o| !o.phase.is_completed()) || memo.inflight.is_some();
+    for p in pending {
+        let result = manual_sync(shared, app, partition, memo, &outcome, &p.request, busy).await;
+        match &result {
+            Ok(id) => {
+                busy = true;
+                tracing::info!(app = name, operation = %id, "sync requested by user enqueued");
+            }
+            Err(err) => tracing::info!(app = name, error = %err, "sync request refused"),
+        }
+        if let Some(reply) = p.reply {
+            let body = serde_json::to_vec(&Reply::from(result)).unwrap_or_default();
+            if let Err(err) = shared.bus.client.publish(reply, body.into()).await {
+                tracing::warn!(app = name, error = %err, "replying to a sync request");
+            }
+        }
+    }
+    if busy {
+        return;
+    }
+    let Ok(target) = &outcome else {
+        return;
+    };
+    let decision = decide::auto_sync(
+        app,
+        target.comparison.sync,
+        &target.commit,
+        &target.comparison.resources,
+        op.as_ref(),
+        target.desired.len(),
+    );
+    match decision {
+        Err(reason) => {
+            if app.spec.sync_policy.as_ref().is_some_and(|p| p.is_automated())
+                && target.comparison.sync == SyncStatusCode::OutOfSync
+            {
+                tracing::debug!(app = name, reason = %reason, "skipping auto-sync");
+            }
+        }
+        Ok(()) => {
+            let prune = app
+                .spec
+                .sync_policy
+                .as_ref()
+                .and_then(|p| p.automated.as_ref())
+                .is_some_and(|a| a.prune);
+            let order = Order {
+                cluster: target.cluster.clone(),
+                commit: target.commit.clone(),
+                desired: target.desired.clone(),
+                prune,
+                dry_run: false,
+                initiated_by: "automated".to_string(),
+            };
+            match enqueue(shared, app, partition, memo, order).await {
+                Ok(id) => tracing::info!(app = name, operation = %id, revision = %target.commit, "auto-sync enqueued"),
+                Err(err) => tracing::warn!(app = name, error = %err, "auto-sync not enqueued"),
+            }
+        }
+    }
+}
+
+/// Resolve, render, find the cluster, read live, compare.
+async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> {
+    let name = &app.metadata.name;
+    let sources = app.spec.effective_sources();
+    let Some(source) = sources.first() else {
+        return Err(Failed::new(format!("application {name} has no source")));
+    };
+    if sources.len() > 1 {
+        return Err(Failed::new(format!(
+            "application {name}: multiple sources are not supported yet"
+        )));
+    }
+    let (commit, manifests) = desired_at(shared, app, source, &source.target_revision, true)
+        .await
+        .map_err(Failed::new)?;
+    let failed = |message: String| Failed {
+        revision: Some(commit.clone()),
+        message,
+    };
+    let cluster = {
+        let clusters = shared.clusters.read().unwrap_or_else(|e| e.into_inner());
+        decide::destination_cluster(app, &clusters).map_err(failed)?
+    };
+    let desired = compare::prepare_desired(&manifests, app, &shared.config.control_plane_namespace);
+    let prefix = shared.bus.topology.prefix();
+    let live: Live = peers::ask(
+        &shared.bus,
+        "sync executor",
+        live_request_subject(prefix, &subject_token(&cluster)),
+        &LiveRequest {
+            app: name.clone(),
+            cluster: cluster.clone(),
+        },
+        shared.config.request_timeout,
+    )
+    .await
+    .map_err(|err| failed(format!("reading live state of cluster {cluster}: {err}")))?;
+    let comparison = compare::compare(app, &desired, &live.resources);
+    Ok(Target {
+        commit,
+        cluster,
+        desired,
+        comparison,
+    })
+}
+
+/// The commit `revision` resolves to and the source rendered at it. With `cache`, the
+/// app's last render is reused when the inputs are the same.
+async fn desired_at(
+    shared: &Shared,
+    app: &Application,
+    source: &ApplicationSource,
+    revision: &str,
+    cache: bool,
+) -> Result<(String, Arc<Vec<Value>>), String> {
+    let revision = if revision.is_empty() { "HEAD" } else { revision };
+    let repo = &source.repo_url;
+    let prefix = shared.bus.topology.prefix();
+    let resolved: Resolved = peers::ask(
+        &shared.bus,
+        "git watcher",
+        git_resolve_subject(prefix),
+        &ResolveRequest {
+            repo: repo.clone(),
+            revision: revision.to_string(),
+        },
+        shared.config.request_timeout,
+    )
+    .await
+    .map_err(|err| match err {
+        PeerError::Remote(m) if m.contains(revision) => m,
+        PeerError::Remote(m) => format!("revision {revision:?} not found in {repo}: {m}"),
+        other => format!("resolving revision {revision:?} of {repo}: {other}"),
+    })?;
+    let directory = source.directory.clone().unwrap_or_default();
+    let request = RenderRequest {
+        repo: repo.clone(),
+        commit: resolved.commit.clone(),
+        path: source.path.clone(),
+        recurse: directory.recurse,
+        include: directory.include,
+        exclude: directory.exclude,
+    };
+    let name = &app.metadata.name;
+    if cache {
+        let renders = shared.renders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(memo) = renders.get(name).filter(|m| m.request == request) {
+            return Ok((resolved.commit, memo.manifests.clone()));
+        }
+    }
+    let rendered: Rendered = peers::ask(
+        &shared.bus,
+        "renderer",
+        shared.bus.topology.render_subject(),
+        &request,
+        shared.config.render_timeout,
+    )
+    .await
+    .map_err(|err| match err {
+        PeerError::Remote(m) => m,
+        other => format!(
+            "rendering {} of {repo} at {}: {other}",
+            request.path, request.commit
+        ),
+    })?;
+    let manifests = Arc::new(rendered.manifests);
+    if cache {
+        shared
+            .renders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                name.clone(),
+                RenderMemo {
+                    request,
+                    manifests: manifests.clone(),
+                },
+            );
+    }
+    Ok((resolved.commit, manifests))
+}
+
+fn build_status(
+    shared: &Shared,
+    previous: Option<&ApplicationStatus>,
+    outcome: &Result<Target, Failed>,
+    op: Option<&Operation>,
+) -> ApplicationStatus {
+    let now = now();
+    let (resources, sync, revision, health, messages) = match outcome {
+        Ok(t) => (
+            t.comparison.resources.clone(),
+            t.comparison.sync,
+            t.commit.clone(),
+            t.comparison.health,
+            t.comparison.errors.clone(),
+        ),
+        Err(f) => (
+            Vec::new(),
+            SyncStatusCode::Unknown,
+            f.revision.clone().unwrap_or_default(),
+            HealthStatusCode::Unknown,
+            vec![f.message.clone()],
+        ),
+    };
+    // A condition keeps the time it first appeared while it stays the same.
+    let conditions = messages
+        .into_iter()
+        .map(|message| {
+            let since = previous
+                .into_iter()
+                .flat_map(|p| &p.conditions)
+                .find(|c| c.type_ == COMPARISON_ERROR && c.message == message)
+                .and_then(|c| c.last_transition_time.clone());
+            ApplicationCondition {
+                type_: COMPARISON_ERROR.to_string(),
+                message,
+                last_transition_time: Some(since.unwrap_or_else(|| now.clone())),
+            }
+        })
+        .collect();
+    ApplicationStatus {
+        resources,
+        sync: Some(SyncStatus {
+            status: sync,
+            revision,
+            ..SyncStatus::default()
+        }),
+        health: Some(HealthStatus {
+            status: health,
+            ..HealthStatus::default()
+        }),
+        conditions,
+        reconciled_at: Some(now),
+        operation_state: op.map(operation_state),
+        controller_namespace: Some(shared.config.control_plane_namespace.clone()),
+        ..ApplicationStatus::default()
+    }
+}
+
+/// KV `operations` as Argo CD's `status.operationState`.
+fn operation_state(op: &Operation) -> OperationState {
+    OperationState {
+        operation: Some(json!({"sync": {"revision": op.revision}})),
+        phase: op.phase,
+        message: op.message.clone(),
+        sync_result: Some(json!({"revision": op.revision, "resources": op.resources})),
+        started_at: Some(op.started_at.clone()),
+        finished_at: op.finished_at.clone(),
+        retry_count: 0,
+    }
+}
+
+/// Writes the status unless only `reconciledAt` moved: thousands of apps refreshing
+/// every two minutes must not each write a status.
+async fn write_status(
+    shared: &Shared,
+    name: &str,
+    key: &str,
+    memo: &mut Memo,
+    status: ApplicationStatus,
+) {
+    let strip = |s: &ApplicationStatus| ApplicationStatus {
+        reconciled_at: None,
+        ..s.clone()
+    };
+    let previous = memo.last_status.as_ref();
+    if previous.is_some_and(|p| strip(p) == strip(&status)) {
+        return;
+    }
+    let was_out_of_sync = previous
+        .and_then(|p| p.sync.as_ref())
+        .is_some_and(|s| s.status == SyncStatusCode::OutOfSync);
+    let body = match serde_json::to_vec(&status) {
+        Ok(b) => b,
+        Err(err) => {
+            tracing::error!(app = name, error = %err, "encoding status");
+            return;
+        }
+    };
+    if let Err(err) = shared.status_kv.put(key, body.into()).await {
+        tracing::warn!(app = name, error = %err, "writing status");
+        return;
+    }
+    let sync = status.sync.clone().unwrap_or_default();
+    tracing::debug!(app = name, sync = %sync.status, revision = %sync.revision, "status written");
+    memo.last_status = Some(status);
+    if sync.status == SyncStatusCode::OutOfSync && !was_out_of_sync {
+        let event = AppEvent {
+            app: name.to_string(),
+            kind: "OutOfSync".to_string(),
+            message: format!("application {name} is OutOfSync"),
+            revision: sync.revision,
+            sync_status: Some(SyncStatusCode::OutOfSync),
+            time: now(),
+        };
+        let subject = shared.bus.topology.event_subject(name);
+        let body = serde_json::to_vec(&event).unwrap_or_default();
+        if let Err(err) = shared.bus.publish_large(subject, Bytes::from(body)).await {
+            tracing::warn!(app = name, error = %err, "publishing OutOfSync event");
+        }
+    }
+}
+
+async fn manual_sync(
+    shared: &Shared,
+    app: &Application,
+    partition: u32,
+    memo: &mut Memo,
+    outcome: &Result<Target, Failed>,
+    request: &SyncRequest,
+    busy: bool,
+) -> Result<String, String> {
+    let name = &app.metadata.name;
+    if busy {
+        return Err(format!(
+            "another operation is already in progress for application {name}"
+        ));
+    }
+    let source = app.spec.effective_sources().first().copied().cloned();
+    let follows_target = request.revision.is_empty()
+        || source
+            .as_ref()
+            .is_some_and(|s| decide::same_revision(&s.target_revision, &request.revision));
+    let order = if follows_target {
+        let target = outcome.as_ref().map_err(|f| f.message.clone())?;
+        Order {
+            cluster: target.cluster.clone(),
+            commit: target.commit.clone(),
+            desired: target.desired.clone(),
+            prune: request.prune,
+            dry_run: request.dry_run,
+            initiated_by: request.initiated_by.clone(),
+        }
+    } else {
+        let source = source.ok_or_else(|| format!("application {name} has no source"))?;
+        let (commit, manifests) = desired_at(shared, app, &source, &request.revision, false).await?;
+        let cluster = {
+            let clusters = shared.clusters.read().unwrap_or_else(|e| e.into_inner());
+            decide::destination_cluster(app, &clusters)?
+        };
+        Order {
+            cluster,
+            commit,
+            desired: compare::prepare_desired(
+                &manifests,
+                app,
+                &shared.config.control_plane_namespace,
+            ),
+            prune: request.prune,
+            dry_run: request.dry_run,
+            initiated_by: request.initiated_by.clone(),
+        }
+    };
+    enqueue(shared, app, partition, memo, order).await
+}
+
+struct Order {
+    cluster: String,
+    commit: String,
+    desired: Vec<Value>,
+    prune: bool,
+    dry_run: bool,
+    initiated_by: String,
+}
+
+/// Puts a sync operation on the work queue of the executors owning the cluster, fenced
+/// with the lease this worker holds on the app's partition.
+async fn enqueue(
+    shared: &Shared,
+    app: &Application,
+    partition: u32,
+    memo: &mut Memo,
+    order: Order,
+) -> Result<String, String> {
+    let name = &app.metadata.name;
+    let token = shared.owned.borrow().get(&partition).copied();
+    let Some(token) = token else {
+        return Err(format!(
+            "partition {partition} of application {name} is no longer owned"
+        ));
+    };
+    let create_namespace = app
+        .spec
+        .sync_policy
+        .as_ref()
+        .is_some_and(|p| p.sync_options.create_namespace());
+    let op = SyncOperation {
+        id: uuid::Uuid::new_v4().to_string(),
+        app: name.clone(),
+        cluster: order.cluster.clone(),
+        revision: order.commit,
+        desired: order.desired,
+        destination_namespace: app.spec.destination.namespace.clone(),
+        prune: order.prune,
+        create_namespace,
+        dry_run: order.dry_run,
+        fencing: Fencing {
+            group: DIFF_WORKERS.to_string(),
+            partition,
+            revision: token,
+        },
+        initiated_by: order.initiated_by,
+        requested_at: now(),
+    };
+    let body = serde_json::to_vec(&op)
+        .map_err(|err| format!("encoding sync operation of application {name}: {err}"))?;
+    let subject = shared
+        .bus
+        .topology
+        .sync_subject(partition_of(&order.cluster, CLUSTER_PARTITIONS));
+    shared
+        .bus
+        .publish_large(subject, Bytes::from(body))
+        .await
+        .map_err(|err| format!("enqueueing sync operation of application {name}: {err}"))?;
+    memo.inflight = Some(Inflight {
+        id: op.id.clone(),
+        since: Instant::now(),
+    });
+    Ok(op.id)
+}
+
+async fn read_operation(shared: &Shared, key: &str) -> Option<Operation> {
+    match shared.ops_kv.get(key).await {
+        Ok(Some(body)) => serde_json::from_slice(&body)
+            .inspect_err(|err| tracing::warn!(key, error = %err, "unreadable operation"))
+            .ok(),
+        Ok(None) => None,
+        Err(err) => {
+            tracing::warn!(key, error = %err, "reading operation");
+            None
+        }
+    }
+}
+
+async fn read_status(shared: &Shared, key: &str) -> Option<ApplicationStatus> {
+    match shared.status_kv.get(key).await {
+        Ok(Some(body)) => serde_json::from_slice(&body).ok(),
+        Ok(None) => None,
+        Err(err) => {
+            tracing::warn!(key, error = %err, "reading status");
+            None
+        }
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

@@ -1,0 +1,596 @@
+//! The diff worker's event loop: holds partition leases, knows every app and cluster, and
+//! turns the triggers (partition gained, app changed, commit, live change, refresh request,
+//! periodic refresh, sync request) into at most one running reconciliation per app.
+//!
+//! One task owns all per-app state; reconciliations run as tasks of their own (bounded by
+//! a semaphore) and report back through a channel, so there are no locks on app state.
+//! Every task is in a `JoinSet`, so dropping the worker (a crash) stops all of it at once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use async_nats::jetstream::kv::{self, Operation as KvOp};
+use futures::{Stream, StreamExt};
+use gitfleet_bus::{
+    Bucket, Bus, Membership, MembershipConfig, Owned, StreamName, partition, token_to_name,
+};
+use gitfleet_messages::{
+    APP_PARTITIONS, DIFF_WORKERS, LiveChanged, RefreshRequest, RevisionEvent, SyncRequest,
+    sync_request_subject,
+};
+use gitfleet_model::{Application, Cluster};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::decide;
+use crate::error::{Error, Result};
+use crate::reconcile::{self, Memo, PendingSync, Shared};
+
+/// Argo CD's app annotation asking for a refresh; `hard` also drops cached manifests.
+const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
+
+enum Event {
+    Sync(PendingSync),
+    LiveChanged(String),
+    Done {
+        app: String,
+        memo: Option<Box<Memo>>,
+    },
+}
+
+struct AppState {
+    app: Arc<Application>,
+    partition: u32,
+    /// A reconciliation is running; its token stops it when the app goes away.
+    running: Option<CancellationToken>,
+    /// Something happened while it ran: run again when it ends.
+    dirty: bool,
+    pending: Vec<PendingSync>,
+    /// Taken by the running reconciliation, given back when it ends.
+    memo: Option<Memo>,
+    next_refresh: Instant,
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    apps: HashMap<String, AppState>,
+    /// Held partitions: fencing token and the token that stops their work.
+    partitions: BTreeMap<u32, (u64, CancellationToken)>,
+    tx: mpsc::UnboundedSender<Event>,
+    tasks: JoinSet<()>,
+}
+
+/// Runs a diff worker until `shutdown`, then leaves the group gracefully.
+pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Result<()> {
+    let membership = Membership::start(
+        &bus,
+        MembershipConfig::new(DIFF_WORKERS, &config.member_id, APP_PARTITIONS)
+            .with_ttls(config.member_ttl, config.lease_ttl),
+    )
+    .await
+    .map_err(Error::Membership)?;
+    let open = |bucket: Bucket| {
+        let bus = bus.clone();
+        async move {
+            bus.kv(bucket).await.map_err(|source| Error::Open {
+                what: format!("kv bucket {}", bus.topology.bucket(bucket)),
+                source,
+            })
+        }
+    };
+    let apps_kv = open(Bucket::Applications).await?;
+    let clusters_kv = open(Bucket::Clusters).await?;
+    let shared = Arc::new(Shared {
+        bus: bus.clone(),
+        owned: membership.subscribe(),
+        status_kv: open(Bucket::AppStatus).await?,
+        ops_kv: open(Bucket::Operations).await?,
+        clusters: RwLock::new(HashMap::new()),
+        renders: Mutex::new(HashMap::new()),
+        permits: Semaphore::new(config.max_concurrent_reconciles.max(1)),
+        config,
+    });
+    let mut clusters_watch = Some(watch_all(&clusters_kv).await?);
+    let mut apps_watch = Some(watch_all(&apps_kv).await?);
+    let mut revisions = Some(revision_stream(&bus).await?);
+    let refresh_subject = bus.topology.webhook_subject();
+    let mut refreshes = bus
+        .client
+        .subscribe(refresh_subject.clone())
+        .await
+        .map_err(|source| Error::Subscribe {
+            subject: refresh_subject,
+            source,
+        })?;
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut worker = Worker {
+        shared,
+        apps: HashMap::new(),
+        partitions: BTreeMap::new(),
+        tx,
+        tasks: JoinSet::new(),
+    };
+    let mut owned_rx = membership.subscribe();
+    let tick_every = (worker.shared.config.refresh_interval / 10)
+        .clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut tick = tokio::time::interval(tick_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tracing::info!(member = %membership.member_id(), "diff worker started");
+
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            changed = owned_rx.changed() => {
+                if changed.is_err() {
+                    tracing::error!("membership stopped");
+                    break;
+                }
+                let owned = owned_rx.borrow_and_update().clone();
+                worker.apply_ownership(owned);
+            }
+            entry = next(&mut clusters_watch) => match entry {
+                Some(Ok(entry)) => worker.on_cluster(entry),
+                other => {
+                    tracing::warn!(error = ?other.and_then(|r| r.err()), "clusters watch ended");
+                    clusters_watch = None;
+                }
+            },
+            entry = next(&mut apps_watch) => match entry {
+                Some(Ok(entry)) => worker.on_app(entry),
+                other => {
+                    tracing::warn!(error = ?other.and_then(|r| r.err()), "applications watch ended");
+                    apps_watch = None;
+                }
+            },
+            message = next(&mut revisions) => match message {
+                Some(Ok(message)) => worker.on_revision(&message).await,
+                other => {
+                    tracing::warn!(error = ?other.and_then(|r| r.err()), "revisions consumer ended");
+                    revisions = None;
+                }
+            },
+            Some(message) = refreshes.next() => {
+                if let Ok(RefreshRequest { app: Some(app), .. }) = serde_json::from_slice(&message.payload) {
+                    worker.trigger(&app, "refresh requested");
+                }
+            }
+            Some(event) = rx.recv() => worker.on_event(event),
+            Some(joined) = worker.tasks.join_next(), if !worker.tasks.is_empty() => {
+                if let Err(err) = joined && err.is_panic() {
+                    tracing::error!(error = %err, "diff worker task panicked");
+                }
+            }
+            _ = tick.tick() => {
+                worker.on_tick();
+                // Watches that ended are opened again; a watch with history replays every
+                // key, which the handlers take as no change when nothing changed.
+                if clusters_watch.is_none() {
+                    clusters_watch = watch_all(&clusters_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening clusters watch")).ok();
+                }
+                if apps_watch.is_none() {
+                    apps_watch = watch_all(&apps_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening applications watch")).ok();
+                }
+                if revisions.is_none() {
+                    revisions = revision_stream(&bus).await.inspect_err(|e| tracing::warn!(error = %e, "reopening revisions consumer")).ok();
+                }
+            }
+        }
+    }
+    for (_, (_, token)) in std::mem::take(&mut worker.partitions) {
+        token.cancel();
+    }
+    worker.tasks.shutdown().await;
+    membership.shutdown().await;
+    tracing::info!("diff worker stopped");
+    Ok(())
+}
+
+impl Worker {
+    fn owns(&self, partition: u32) -> bool {
+        self.partitions.contains_key(&partition)
+    }
+
+    /// Stops work on lost partitions at once, and reconciles every app of a gained one.
+    fn apply_ownership(&mut self, owned: Owned) {
+        let lost: Vec<u32> = self
+            .partitions
+            .iter()
+            .filter(|(p, (fence, _))| owned.get(p) != Some(fence))
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &lost {
+            if let Some((_, token)) = self.partitions.remove(p) {
+                token.cancel();
+            }
+            let mut renders = self.shared.renders.lock().unwrap_or_else(|e| e.into_inner());
+            for (name, st) in self.apps.iter_mut().filter(|(_, st)| st.partition == *p) {
+                // The next owner may change things; start afresh if it comes back.
+                st.memo = None;
+                st.dirty = false;
+                st.pending.clear();
+                renders.remove(name);
+            }
+        }
+        let gained: Vec<(u32, u64)> = owned
+            .iter()
+            .filter(|(p, _)| !self.partitions.contains_key(p))
+            .map(|(p, f)| (*p, *f))
+            .collect();
+        for (p, fence) in &gained {
+            let token = CancellationToken::new();
+            self.partitions.insert(*p, (*fence, token.clone()));
+            self.tasks.spawn(forward_partition(
+                self.shared.bus.clone(),
+                *p,
+                token,
+                self.tx.clone(),
+            ));
+        }
+        if !lost.is_empty() || !gained.is_empty() {
+            tracing::info!(lost = ?lost, gained = ?gained.iter().map(|(p, _)| p).collect::<Vec<_>>(), owned = self.partitions.len(), "partitions changed");
+        }
+        let names: Vec<String> = self
+            .apps
+            .iter()
+            .filter(|(_, st)| gained.iter().any(|(p, _)| *p == st.partition))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            self.trigger(&name, "partition gained");
+        }
+    }
+
+    fn on_cluster(&mut self, entry: kv::Entry) {
+        let Some(name) = token_to_name(&entry.key) else {
+            return;
+        };
+        let mut clusters = self.shared.clusters.write().unwrap_or_else(|e| e.into_inner());
+        match entry.operation {
+            KvOp::Put => match serde_json::from_slice::<Cluster>(&entry.value) {
+                Ok(cluster) => {
+                    clusters.insert(name, cluster);
+                }
+                Err(err) => tracing::warn!(cluster = %name, error = %err, "unreadable cluster"),
+            },
+            KvOp::Delete | KvOp::Purge => {
+                clusters.remove(&name);
+            }
+        }
+    }
+
+    fn on_app(&mut self, entry: kv::Entry) {
+        let Some(key_name) = token_to_name(&entry.key) else {
+            return;
+        };
+        if entry.operation != KvOp::Put {
+            self.remove_app(&key_name);
+            return;
+        }
+        let mut app: Application = match serde_json::from_slice(&entry.value) {
+            Ok(app) => app,
+            Err(err) => {
+                tracing::warn!(app = %key_name, error = %err, "unreadable application");
+                return;
+            }
+        };
+        if app.metadata.name.is_empty() {
+            app.metadata.name = key_name.clone();
+        }
+        let name = app.metadata.name.clone();
+        if app
+            .metadata
+            .annotations
+            .get(REFRESH_ANNOTATION)
+            .is_some_and(|v| v == "hard")
+        {
+            self.shared
+                .renders
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&name);
+        }
+        match self.apps.get_mut(&name) {
+            Some(st) if *st.app == app => return,
+            Some(st) => st.app = Arc::new(app),
+            None => {
+                self.apps.insert(
+                    name.clone(),
+                    AppState {
+                        partition: partition(&name, APP_PARTITIONS),
+                        app: Arc::new(app),
+                        running: None,
+                        dirty: false,
+                        pending: Vec::new(),
+                        memo: None,
+                        next_refresh: Instant::now(),
+                    },
+                );
+            }
+        }
+        self.trigger(&name, "application changed");
+    }
+
+    /// A deleted app is forgotten and its status removed. Deleting its resources
+    /// (cascade) is the api gateway's job: it enqueues a sync with nothing desired and
+    /// prune, before it deletes the app.
+    fn remove_app(&mut self, name: &str) {
+        let Some(st) = self.apps.remove(name) else {
+            return;
+        };
+        if let Some(token) = st.running {
+            token.cancel();
+        }
+        self.shared
+            .renders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        if self.owns(st.partition) {
+            let shared = self.shared.clone();
+            let key = gitfleet_bus::subject_token(name);
+            let name = name.to_string();
+            self.tasks.spawn(async move {
+                if let Err(err) = shared.status_kv.delete(&key).await {
+                    tracing::warn!(app = %name, error = %err, "deleting status of deleted app");
+                }
+            });
+        }
+        tracing::info!(app = %name, "application deleted");
+    }
+
+    async fn on_revision(&mut self, message: &async_nats::jetstream::Message) {
+        let body = match self.shared.bus.read_payload(message).await {
+            Ok(body) => body,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading revision event");
+                return;
+            }
+        };
+        let event: RevisionEvent = match serde_json::from_slice(&body) {
+            Ok(e) => e,
+            Err(err) => {
+                tracing::warn!(error = %err, "unreadable revision event");
+                return;
+            }
+        };
+        let mut affected = Vec::new();
+        {
+            let mut renders = self.shared.renders.lock().unwrap_or_else(|e| e.into_inner());
+            for (name, st) in &self.apps {
+                if !self.partitions.contains_key(&st.partition) {
+                    continue;
+                }
+                let sources = st.app.spec.effective_sources();
+                let Some(source) = sources.first() else {
+                    continue;
+                };
+                if !decide::same_repo(&source.repo_url, &event.repo)
+                    || !decide::same_revision(&source.target_revision, &event.target_revision)
+                {
+                    continue;
+                }
+                let touched = decide::touches(&st.app, source, event.changed_paths.as_deref());
+                if !touched {
+                    // The manifests at the old commit are the manifests at the new one.
+                    if let Some(memo) = renders.get_mut(name)
+                        && Some(&memo.request.commit) == event.from.as_ref()
+                    {
+                        memo.request.commit = event.to.clone();
+                    }
+                }
+                affected.push((name.clone(), touched));
+            }
+        }
+        tracing::debug!(repo = %event.repo, to = %event.to, apps = affected.len(), "revision moved");
+        for (name, touched) in affected {
+            let why = if touched { "commit touches app" } else { "commit elsewhere in repo" };
+            self.trigger(&name, why);
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Sync(pending) => {
+                let name = pending.request.app.clone();
+                match self.apps.get_mut(&name) {
+                    Some(st) if self.partitions.contains_key(&st.partition) => {
+                        st.pending.push(pending);
+                        self.trigger(&name, "sync requested");
+                    }
+                    _ => {
+                        let err = format!("application {name} not found");
+                        if let Some(reply) = pending.reply {
+                            let body = serde_json::to_vec(&gitfleet_messages::Reply::<String>::Error(err)).unwrap_or_default();
+                            let client = self.shared.bus.client.clone();
+                            self.tasks.spawn(async move {
+                                let _ = client.publish(reply, body.into()).await;
+                            });
+                        }
+                    }
+                }
+            }
+            Event::LiveChanged(app) => self.trigger(&app, "live changed"),
+            Event::Done { app, memo } => {
+                let config = &self.shared.config;
+                let Some(st) = self.apps.get_mut(&app) else {
+                    return;
+                };
+                st.running = None;
+                if self.partitions.contains_key(&st.partition) {
+                    st.memo = memo.map(|m| *m);
+                }
+                st.next_refresh = Instant::now() + config.refresh_interval + jitter(config.refresh_jitter);
+                if st.dirty || !st.pending.is_empty() {
+                    self.trigger(&app, "changed while reconciling");
+                }
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .apps
+            .iter()
+            .filter(|(_, st)| {
+                st.running.is_none() && st.next_refresh <= now && self.owns(st.partition)
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in due {
+            self.trigger(&name, "periodic refresh");
+        }
+    }
+
+    /// Starts a reconciliation of `name` if its partition is held, or marks it to run
+    /// again after the one running.
+    fn trigger(&mut self, name: &str, why: &'static str) {
+        let Some(st) = self.apps.get_mut(name) else {
+            return;
+        };
+        let Some((_, partition_token)) = self.partitions.get(&st.partition) else {
+            return;
+        };
+        if st.running.is_some() {
+            st.dirty = true;
+            return;
+        }
+        tracing::debug!(app = name, why, "reconciling");
+        let token = partition_token.child_token();
+        st.running = Some(token.clone());
+        st.dirty = false;
+        let memo = st.memo.take().unwrap_or_default();
+        let pending = std::mem::take(&mut st.pending);
+        let app = st.app.clone();
+        let partition = st.partition;
+        let shared = self.shared.clone();
+        let tx = self.tx.clone();
+        self.tasks.spawn(async move {
+            let name = app.metadata.name.clone();
+            let work = async {
+                let _permit = shared.permits.acquire().await;
+                let mut memo = memo;
+                reconcile::reconcile(&shared, &app, partition, &mut memo, pending).await;
+                memo
+            };
+            let memo = tokio::select! {
+                memo = work => Some(Box::new(memo)),
+                _ = token.cancelled() => None,
+            };
+            let _ = tx.send(Event::Done { app: name, memo });
+        });
+    }
+}
+
+/// Sync requests and live changes of one held partition, until it is lost.
+async fn forward_partition(
+    bus: Bus,
+    partition: u32,
+    token: CancellationToken,
+    tx: mpsc::UnboundedSender<Event>,
+) {
+    let prefix = bus.topology.prefix().to_string();
+    let subjects = [
+        sync_request_subject(&prefix, partition),
+        bus.topology.live_subject(partition),
+    ];
+    let mut subs = Vec::new();
+    for subject in subjects {
+        loop {
+            match bus.client.subscribe(subject.clone()).await {
+                Ok(sub) => break subs.push(sub),
+                Err(err) => {
+                    tracing::warn!(%subject, error = %err, "subscribing");
+                    tokio::select! {
+                        _ = token.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+    let mut live = subs.pop().expect("two subscriptions");
+    let mut sync = subs.pop().expect("two subscriptions");
+    loop {
+        let event = tokio::select! {
+            _ = token.cancelled() => return,
+            Some(message) = sync.next() => match serde_json::from_slice::<SyncRequest>(&message.payload) {
+                Ok(request) => Event::Sync(PendingSync { request, reply: message.reply }),
+                Err(err) => {
+                    tracing::warn!(partition, error = %err, "unreadable sync request");
+                    continue;
+                }
+            },
+            Some(message) = live.next() => match serde_json::from_slice::<LiveChanged>(&message.payload) {
+                Ok(changed) => Event::LiveChanged(changed.app),
+                Err(err) => {
+                    tracing::warn!(partition, error = %err, "unreadable live change");
+                    continue;
+                }
+            },
+            else => return,
+        };
+        if tx.send(event).is_err() {
+            return;
+        }
+    }
+}
+
+async fn watch_all(store: &kv::Store) -> Result<kv::Watch> {
+    store
+        .watch_with_history(">")
+        .await
+        .map_err(|err| Error::Watch {
+            what: format!("kv bucket {}", store.name),
+            source: Box::new(err),
+        })
+}
+
+type Revisions = async_nats::jetstream::consumer::pull::Ordered;
+
+/// New revision events only: what happened before this worker started is covered by the
+/// reconciliation every app gets when its partition is gained.
+async fn revision_stream(bus: &Bus) -> Result<Revisions> {
+    let name = bus.topology.stream(StreamName::Revisions);
+    let watch_err = |source: Box<dyn std::error::Error + Send + Sync>| Error::Watch {
+        what: format!("stream {name}"),
+        source,
+    };
+    let stream = bus
+        .js
+        .get_stream(&name)
+        .await
+        .map_err(|e| watch_err(Box::new(e)))?;
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            deliver_policy: DeliverPolicy::New,
+            max_expires: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| watch_err(Box::new(e)))?;
+    consumer.messages().await.map_err(|e| watch_err(Box::new(e)))
+}
+
+/// The next item of an optional stream; never, when there is none.
+async fn next<S: Stream + Unpin>(stream: &mut Option<S>) -> Option<S::Item> {
+    match stream {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn jitter(max: Duration) -> Duration {
+    let ms = max.as_millis() as u64;
+    if ms == 0 {
+        return Duration::ZERO;
+    }
+    let r = (uuid::Uuid::new_v4().as_u128() % u128::from(ms)) as u64;
+    Duration::from_millis(r)
+}
