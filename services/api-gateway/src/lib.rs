@@ -1,1 +1,111 @@
-//! placeholder
+//! The api gateway: gitfleet's front door. Serves gRPC (`gitfleet.v1`) for the CLI and a
+//! webhook endpoint for Git hosts. It keeps no state of its own and does no Git or
+//! cluster I/O: it reads and writes KV buckets and asks the owning services over the bus.
+//!
+//! ```text
+//! CLI --gRPC--> applications / clusters / repositories --KV--> applications, clusters, ...
+//!                                  \--bus--> sync requests, refreshes, render/live questions
+//! Git host --POST /api/webhook--> webhook --gf.webhook--> git watcher
+//! ```
+
+mod applications;
+mod bus_request;
+mod clusters;
+mod config;
+mod diff;
+mod error;
+mod repositories;
+mod store;
+pub mod webhook;
+
+use std::net::SocketAddr;
+
+use gitfleet_bus::Bus;
+use gitfleet_proto::v1::application_service_server::ApplicationServiceServer;
+use gitfleet_proto::v1::cluster_service_server::ClusterServiceServer;
+use gitfleet_proto::v1::repository_service_server::RepositoryServiceServer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use applications::{codes, parse_application};
+pub use config::Config;
+pub use diff::{AppDiff, compare_all};
+pub use error::{Error, Result};
+
+/// The gateway's sockets, bound before serving so callers (tests, `gitfleet up`) learn
+/// the real ports when they asked for port 0.
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub http: TcpListener,
+}
+
+impl Listeners {
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+}
+
+pub async fn bind(config: &Config) -> Result<Listeners> {
+    let bind = |addr: SocketAddr, what: &'static str| async move {
+        TcpListener::bind(addr).await.map_err(|source| Error::Io {
+            what: format!("binding the {what} listener on {addr}"),
+            source,
+        })
+    };
+    Ok(Listeners {
+        grpc: bind(config.grpc_addr, "grpc").await?,
+        http: bind(config.http_addr, "webhook").await?,
+    })
+}
+
+/// Binds the configured addresses and serves until `shutdown`.
+pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Result<()> {
+    let listeners = bind(&config).await?;
+    serve(config, listeners, bus, shutdown).await
+}
+
+/// Serves on already-bound listeners until `shutdown`.
+pub async fn serve(
+    config: Config,
+    listeners: Listeners,
+    bus: Bus,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let grpc_addr = listeners.grpc_addr();
+    let http_addr = listeners.http_addr();
+    let apps = applications::Applications::new(bus.clone(), config.clone()).await?;
+    let clusters = clusters::Clusters::new(&bus).await?;
+    let repos = repositories::Repositories::new(&bus).await?;
+
+    let grpc = tonic::transport::Server::builder()
+        .add_service(ApplicationServiceServer::new(apps))
+        .add_service(ClusterServiceServer::new(clusters))
+        .add_service(RepositoryServiceServer::new(repos))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listeners.grpc),
+            shutdown.clone().cancelled_owned(),
+        );
+    let http = axum::serve(
+        listeners.http,
+        webhook::router(bus.clone(), config.webhook_secret.clone()),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    tracing::info!(grpc = %grpc_addr, http = %http_addr, "api gateway serving");
+
+    let (grpc, http) = tokio::join!(grpc, http);
+    grpc.map_err(Error::Serve)?;
+    http.map_err(|source| Error::Io {
+        what: "serving webhooks".to_string(),
+        source,
+    })?;
+    tracing::info!("api gateway stopped");
+    Ok(())
+}

@@ -1,0 +1,489 @@
+//! `ApplicationService`: Argo CD Applications in KV `applications`, their status from KV
+//! `app-status` and `operations`, and the requests (sync, refresh, cascade delete) that
+//! the owners of apps and clusters carry out.
+
+use std::time::{Duration, Instant};
+
+use gitfleet_bus::ownership::read_lease;
+use gitfleet_bus::{Bucket, Bus, partition};
+use gitfleet_messages::{
+    APP_PARTITIONS, CLUSTER_PARTITIONS, DIFF_WORKERS, Fencing, IN_CLUSTER, Operation,
+    RefreshRequest, SyncOperation, SyncRequest, sync_request_subject,
+};
+use gitfleet_model::{
+    Application, ApplicationStatus, Cluster, Destination, HealthStatusCode, Manifest,
+    OperationState, SyncStatusCode,
+};
+use gitfleet_proto::v1::application_service_server::ApplicationService;
+use gitfleet_proto::v1::*;
+use tonic::{Request, Response, Status};
+
+use crate::config::Config;
+use crate::diff;
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// How often bounded waits look at KV again.
+const POLL: Duration = Duration::from_millis(100);
+
+pub struct Applications {
+    bus: Bus,
+    config: Config,
+    apps: Store,
+    status: Store,
+    operations: Store,
+    clusters: Store,
+}
+
+impl Applications {
+    pub async fn new(bus: Bus, config: Config) -> Result<Self> {
+        Ok(Applications {
+            apps: Store::open(&bus, Bucket::Applications, "application").await?,
+            status: Store::open(&bus, Bucket::AppStatus, "application status").await?,
+            operations: Store::open(&bus, Bucket::Operations, "operation").await?,
+            clusters: Store::open(&bus, Bucket::Clusters, "cluster").await?,
+            bus,
+            config,
+        })
+    }
+
+    pub async fn create(&self, manifest: &str, upsert: bool) -> Result<Application> {
+        let mut app = parse_application(manifest)?;
+        // Status is the controller's to write; a manifest's status would shadow it.
+        app.status = None;
+        let name = app.metadata.name.clone();
+        if upsert {
+            self.apps.put(&name, &app).await?;
+        } else {
+            self.apps.create(&name, &app).await?;
+        }
+        tracing::info!(app = %name, upsert, "application stored");
+        self.with_status(app).await
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Application> {
+        let app = self.apps.require::<Application>(name).await?;
+        self.with_status(app).await
+    }
+
+    pub async fn list(&self, filter: &ListApplicationsRequest) -> Result<Vec<Application>> {
+        let filter = Filter::parse(filter)?;
+        let mut out = Vec::new();
+        for app in self.apps.list::<Application>().await? {
+            if !filter.matches_spec(&app) {
+                continue;
+            }
+            let app = self.with_status(app).await?;
+            if filter.matches_status(&app) {
+                out.push(app);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn delete(&self, name: &str, cascade: bool) -> Result<()> {
+        let app = self.apps.require::<Application>(name).await?;
+        if cascade {
+            self.delete_resources(&app).await?;
+        }
+        self.apps.delete(name).await?;
+        self.status.delete(name).await?;
+        self.operations.delete(name).await?;
+        tracing::info!(app = %name, cascade, "application deleted");
+        Ok(())
+    }
+
+    /// Prunes everything the app deployed: a sync of nothing with prune, fenced with the
+    /// current lease of the app's partition, and waits for the executor to finish it.
+    async fn delete_resources(&self, app: &Application) -> Result<()> {
+        let name = &app.metadata.name;
+        let cluster = self.resolve_cluster(&app.spec.destination).await?;
+        let app_partition = partition(name, APP_PARTITIONS);
+        let lease = read_lease(&self.bus, DIFF_WORKERS, app_partition).await?;
+        let before = self.operation_revision(name).await?;
+        let op = SyncOperation {
+            id: uuid::Uuid::new_v4().to_string(),
+            app: name.clone(),
+            cluster: cluster.clone(),
+            revision: String::new(),
+            desired: Vec::new(),
+            destination_namespace: app.spec.destination.namespace.clone(),
+            prune: true,
+            create_namespace: false,
+            dry_run: false,
+            fencing: Fencing {
+                group: DIFF_WORKERS.to_string(),
+                partition: app_partition,
+                revision: lease.map_or(0, |l| l.token),
+            },
+            initiated_by: "api-gateway: cascade delete".to_string(),
+            requested_at: chrono::Utc::now().to_rfc3339(),
+        };
+        let subject = self
+            .bus
+            .topology
+            .sync_subject(partition(&cluster, CLUSTER_PARTITIONS));
+        self.bus
+            .publish_large(subject, serde_json::to_vec(&op)?.into())
+            .await?;
+        tracing::info!(app = %name, cluster = %cluster, operation = %op.id, "cascade delete enqueued");
+        let done = self
+            .wait_operation(
+                name,
+                before,
+                Some(&op.id),
+                self.config.operation_timeout,
+                "the cascade delete",
+            )
+            .await?;
+        if done.phase != gitfleet_model::OperationPhase::Succeeded {
+            return Err(Error::Unavailable(format!(
+                "deleting the resources of application {name:?} ended {}: {}",
+                done.phase, done.message
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn sync(&self, req: &SyncApplicationRequest) -> Result<Operation> {
+        let name = &req.name;
+        self.apps.require::<Application>(name).await?;
+        let before = self.operation_revision(name).await?;
+        let request = SyncRequest {
+            app: name.clone(),
+            prune: req.prune,
+            dry_run: req.dry_run,
+            revision: req.revision.clone(),
+            initiated_by: "api-gateway".to_string(),
+        };
+        let subject =
+            sync_request_subject(self.bus.topology.prefix(), partition(name, APP_PARTITIONS));
+        self.publish(subject, &request).await?;
+        tracing::info!(app = %name, prune = req.prune, dry_run = req.dry_run, "sync requested");
+        self.wait_operation(
+            name,
+            before,
+            None,
+            self.config.operation_timeout,
+            "the sync",
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, name: &str) -> Result<Application> {
+        self.apps.require::<Application>(name).await?;
+        let before = self
+            .status
+            .get::<serde_json::Value>(name)
+            .await?
+            .map_or(0, |(_, r)| r);
+        let request = RefreshRequest {
+            repo: None,
+            app: Some(name.to_string()),
+        };
+        self.publish(self.bus.topology.webhook_subject(), &request)
+            .await?;
+        // A refresh is a hint: return the fresher status if it comes soon, else the
+        // current one.
+        let deadline = Instant::now() + self.config.refresh_wait;
+        while Instant::now() < deadline {
+            let now = self
+                .status
+                .get::<serde_json::Value>(name)
+                .await?
+                .map_or(0, |(_, r)| r);
+            if now > before {
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        self.get(name).await
+    }
+
+    pub async fn diff(&self, name: &str) -> Result<diff::AppDiff> {
+        let app = self.apps.require::<Application>(name).await?;
+        let cluster = self.resolve_cluster(&app.spec.destination).await?;
+        diff::diff(&self.bus, &app, &cluster, self.config.request_timeout).await
+    }
+
+    async fn publish<T: serde::Serialize>(&self, subject: String, value: &T) -> Result<()> {
+        let body = serde_json::to_vec(value)?;
+        self.bus
+            .client
+            .publish(subject.clone(), body.into())
+            .await
+            .map_err(|e| Error::Unavailable(format!("publishing on {subject}: {e}")))?;
+        self.bus
+            .client
+            .flush()
+            .await
+            .map_err(|e| Error::Unavailable(format!("flushing to nats: {e}")))
+    }
+
+    async fn operation_revision(&self, name: &str) -> Result<u64> {
+        Ok(self
+            .operations
+            .get::<serde_json::Value>(name)
+            .await?
+            .map_or(0, |(_, r)| r))
+    }
+
+    /// Waits for a finished operation of `app` written after revision `before` (and with
+    /// id `id`, when given).
+    async fn wait_operation(
+        &self,
+        app: &str,
+        before: u64,
+        id: Option<&str>,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<Operation> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((op, rev)) = self.operations.get::<Operation>(app).await?
+                && rev > before
+                && op.phase.is_completed()
+                && id.is_none_or(|id| op.id == id)
+            {
+                return Ok(op);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout(format!(
+                    "timed out after {}s waiting for {what} of application {app:?} (are a diff worker and a sync executor running?)",
+                    timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The name in KV `clusters` of an app's destination.
+    async fn resolve_cluster(&self, dest: &Destination) -> Result<String> {
+        if dest.is_in_cluster() {
+            return Ok(IN_CLUSTER.to_string());
+        }
+        if !dest.name.is_empty() {
+            return Ok(dest.name.clone());
+        }
+        let server = dest.server.trim_end_matches('/');
+        self.clusters
+            .list::<Cluster>()
+            .await?
+            .into_iter()
+            .find(|c| c.server.trim_end_matches('/') == server)
+            .map(|c| if c.name.is_empty() { c.server } else { c.name })
+            .ok_or_else(|| Error::NotFound {
+                kind: "cluster",
+                name: dest.server.clone(),
+            })
+    }
+
+    /// Merges the diff worker's status and the executor's latest operation into `app`.
+    async fn with_status(&self, mut app: Application) -> Result<Application> {
+        let name = app.metadata.name.clone();
+        let mut status = self
+            .status
+            .get::<ApplicationStatus>(&name)
+            .await?
+            .map(|(s, _)| s);
+        if let Some((op, _)) = self.operations.get::<Operation>(&name).await? {
+            let status = status.get_or_insert_with(ApplicationStatus::default);
+            status.operation_state = Some(operation_state(&op));
+        }
+        app.status = status;
+        Ok(app)
+    }
+}
+
+fn operation_state(op: &Operation) -> OperationState {
+    OperationState {
+        operation: Some(serde_json::json!({ "sync": { "revision": op.revision } })),
+        phase: op.phase,
+        message: op.message.clone(),
+        sync_result: Some(serde_json::json!({
+            "revision": op.revision,
+            "resources": op.resources,
+        })),
+        started_at: Some(op.started_at.clone()),
+        finished_at: op.finished_at.clone(),
+        retry_count: 0,
+    }
+}
+
+/// Parses and validates one Application manifest; every problem in the error.
+pub fn parse_application(manifest: &str) -> Result<Application> {
+    let parsed =
+        gitfleet_model::from_yaml_str(manifest).map_err(|e| Error::invalid(e.to_string()))?;
+    let app = match parsed {
+        Manifest::Application(app) => *app,
+        other => {
+            return Err(Error::invalid(format!(
+                "expected an Application, got {} {:?}",
+                other.kind(),
+                other.name()
+            )));
+        }
+    };
+    app.validate()
+        .map_err(|errs| Error::invalid(format!("invalid application:\n{errs}")))?;
+    Ok(app)
+}
+
+/// The filters of `app list`, parsed once.
+struct Filter {
+    sync: Option<SyncStatusCode>,
+    health: Option<HealthStatusCode>,
+    project: String,
+    labels: Vec<(String, String)>,
+}
+
+impl Filter {
+    fn parse(req: &ListApplicationsRequest) -> Result<Self> {
+        let sync = non_empty(&req.sync_status)
+            .map(|s| s.parse::<SyncStatusCode>())
+            .transpose()
+            .map_err(|e| Error::invalid(format!("sync status: {e}")))?;
+        let health = non_empty(&req.health_status)
+            .map(|s| s.parse::<HealthStatusCode>())
+            .transpose()
+            .map_err(|e| Error::invalid(format!("health status: {e}")))?;
+        let mut labels = Vec::new();
+        for pair in req
+            .selector
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| Error::invalid(format!("selector {pair:?}: expected key=value")))?;
+            labels.push((
+                k.trim().trim_end_matches('=').to_string(),
+                v.trim().to_string(),
+            ));
+        }
+        Ok(Filter {
+            sync,
+            health,
+            project: req.project.clone(),
+            labels,
+        })
+    }
+
+    fn matches_spec(&self, app: &Application) -> bool {
+        (self.project.is_empty() || app.spec.project_or_default() == self.project)
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| app.metadata.labels.get(k) == Some(v))
+    }
+
+    fn matches_status(&self, app: &Application) -> bool {
+        let (sync, health) = codes(app);
+        self.sync.is_none_or(|s| s == sync) && self.health.is_none_or(|h| h == health)
+    }
+}
+
+/// An app's sync and health codes; Unknown until a diff worker has looked at it.
+pub fn codes(app: &Application) -> (SyncStatusCode, HealthStatusCode) {
+    let status = app.status.as_ref();
+    (
+        status
+            .and_then(|s| s.sync.as_ref())
+            .map_or(SyncStatusCode::Unknown, |s| s.status),
+        status
+            .and_then(|s| s.health.as_ref())
+            .map_or(HealthStatusCode::Unknown, |h| h.status),
+    )
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    Some(s.trim()).filter(|s| !s.is_empty())
+}
+
+fn to_json(app: &Application) -> Result<String> {
+    Ok(serde_json::to_string(app)?)
+}
+
+#[tonic::async_trait]
+impl ApplicationService for Applications {
+    async fn create(
+        &self,
+        request: Request<CreateApplicationRequest>,
+    ) -> Result<Response<ApplicationResponse>, Status> {
+        let req = request.into_inner();
+        let app = Applications::create(self, &req.manifest_yaml, req.upsert).await?;
+        Ok(Response::new(ApplicationResponse {
+            application_json: to_json(&app)?,
+        }))
+    }
+
+    async fn get(
+        &self,
+        request: Request<GetApplicationRequest>,
+    ) -> Result<Response<ApplicationResponse>, Status> {
+        let app = Applications::get(self, &request.into_inner().name).await?;
+        Ok(Response::new(ApplicationResponse {
+            application_json: to_json(&app)?,
+        }))
+    }
+
+    async fn list(
+        &self,
+        request: Request<ListApplicationsRequest>,
+    ) -> Result<Response<ListApplicationsResponse>, Status> {
+        let apps = Applications::list(self, request.get_ref()).await?;
+        let items_json = apps.iter().map(to_json).collect::<Result<Vec<_>>>()?;
+        Ok(Response::new(ListApplicationsResponse { items_json }))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<DeleteApplicationRequest>,
+    ) -> Result<Response<DeleteApplicationResponse>, Status> {
+        let req = request.into_inner();
+        Applications::delete(self, &req.name, req.cascade).await?;
+        Ok(Response::new(DeleteApplicationResponse {}))
+    }
+
+    async fn sync(
+        &self,
+        request: Request<SyncApplicationRequest>,
+    ) -> Result<Response<SyncApplicationResponse>, Status> {
+        let op = Applications::sync(self, request.get_ref()).await?;
+        let resources_json = op
+            .resources
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::from)?;
+        Ok(Response::new(SyncApplicationResponse {
+            operation_id: op.id,
+            phase: op.phase.to_string(),
+            message: op.message,
+            resources_json,
+            revision: op.revision,
+        }))
+    }
+
+    async fn diff(
+        &self,
+        request: Request<DiffApplicationRequest>,
+    ) -> Result<Response<DiffApplicationResponse>, Status> {
+        let d = Applications::diff(self, &request.into_inner().name).await?;
+        Ok(Response::new(DiffApplicationResponse {
+            has_diff: d.has_diff,
+            diff: d.text,
+        }))
+    }
+
+    async fn refresh(
+        &self,
+        request: Request<RefreshApplicationRequest>,
+    ) -> Result<Response<ApplicationResponse>, Status> {
+        let app = Applications::refresh(self, &request.into_inner().name).await?;
+        Ok(Response::new(ApplicationResponse {
+            application_json: to_json(&app)?,
+        }))
+    }
+}

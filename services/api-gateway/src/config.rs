@@ -1,0 +1,36 @@
+//! What the gateway is told at start-up.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use gitfleet_model::Redacted;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// gRPC for the CLI and other clients; port 0 picks a free port (see [`crate::bind`]).
+    pub grpc_addr: SocketAddr,
+    /// Plain HTTP for Git host webhooks.
+    pub http_addr: SocketAddr,
+    /// GitHub's webhook secret; without one, deliveries are not authenticated.
+    pub webhook_secret: Option<Redacted<String>>,
+    /// How long `app sync` and `app delete --cascade` wait for the operation to finish.
+    pub operation_timeout: Duration,
+    /// How long a request to another service (render, live state) may take.
+    pub request_timeout: Duration,
+    /// How long `app refresh` waits for a fresher status before answering with the
+    /// current one.
+    pub refresh_wait: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            webhook_secret: None,
+            operation_timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(30),
+            refresh_wait: Duration::from_secs(5),
+        }
+    }
+}

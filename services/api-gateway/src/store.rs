@@ -1,0 +1,150 @@
+//! Typed JSON documents in the bus's KV buckets, keyed by `subject_token(name)`.
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use gitfleet_bus::{Bucket, Bus, subject_token};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::{Error, Result};
+
+use gitfleet_bus::async_nats;
+
+/// How many reads a listing keeps in flight.
+const LIST_CONCURRENCY: usize = 32;
+
+/// One bucket, with the kind of object it holds for error messages.
+#[derive(Clone)]
+pub struct Store {
+    kv: kv::Store,
+    /// `application`, `cluster`, ... as users call it.
+    kind: &'static str,
+}
+
+fn kv_err(op: &str, store: &kv::Store, key: &str, err: impl std::fmt::Display) -> Error {
+    Error::Unavailable(format!("{op} key {key} in kv {}: {err}", store.name))
+}
+
+impl Store {
+    pub async fn open(bus: &Bus, bucket: Bucket, kind: &'static str) -> Result<Self> {
+        Ok(Store {
+            kv: bus.kv(bucket).await?,
+            kind,
+        })
+    }
+
+    /// The document and its revision; `None` when absent or deleted.
+    pub async fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<(T, u64)>> {
+        let key = subject_token(name);
+        let entry = self
+            .kv
+            .entry(&key)
+            .await
+            .map_err(|e| kv_err("reading", &self.kv, &key, e))?;
+        match entry {
+            Some(e) if e.operation == kv::Operation::Put => {
+                Ok(Some((self.decode(name, &e.value)?, e.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Like [`Store::get`], but absence is [`Error::NotFound`].
+    pub async fn require<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
+        self.get(name)
+            .await?
+            .map(|(t, _)| t)
+            .ok_or_else(|| Error::NotFound {
+                kind: self.kind,
+                name: name.to_string(),
+            })
+    }
+
+    /// Stores a new document; [`Error::AlreadyExists`] when the name is taken.
+    pub async fn create<T: Serialize>(&self, name: &str, value: &T) -> Result<u64> {
+        let key = subject_token(name);
+        match self.kv.create(&key, encode(value)?).await {
+            Ok(rev) => Ok(rev),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Err(Error::AlreadyExists {
+                kind: self.kind,
+                name: name.to_string(),
+            }),
+            Err(e) => Err(kv_err("creating", &self.kv, &key, e)),
+        }
+    }
+
+    pub async fn put<T: Serialize>(&self, name: &str, value: &T) -> Result<u64> {
+        let key = subject_token(name);
+        self.kv
+            .put(&key, encode(value)?)
+            .await
+            .map_err(|e| kv_err("writing", &self.kv, &key, e))
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        let key = subject_token(name);
+        self.kv
+            .delete(&key)
+            .await
+            .map_err(|e| kv_err("deleting", &self.kv, &key, e))
+    }
+
+    /// Every document in the bucket, in key order.
+    pub async fn list<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        let keys: Vec<String> = match self.kv.keys().await {
+            Ok(keys) => keys
+                .try_collect()
+                .await
+                .map_err(|e| kv_err("listing", &self.kv, "*", e))?,
+            Err(e) => return Err(kv_err("listing", &self.kv, "*", e)),
+        };
+        let mut keys = keys;
+        keys.sort();
+        let reads = futures::stream::iter(keys.into_iter().map(|key| async move {
+            let entry = self
+                .kv
+                .get(&key)
+                .await
+                .map_err(|e| kv_err("reading", &self.kv, &key, e))?;
+            match entry {
+                Some(value) => self.decode::<T>(&key, &value).map(Some),
+                None => Ok(None),
+            }
+        }))
+        .buffered(LIST_CONCURRENCY)
+        .collect::<Vec<Result<Option<T>>>>()
+        .await;
+        let mut out = Vec::new();
+        for r in reads {
+            if let Some(t) = r? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, name: &str, bytes: &[u8]) -> Result<T> {
+        serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+            what: format!("{} {name:?}", self.kind),
+            message: e.to_string(),
+        })
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Bytes> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| Error::Corrupt {
+            what: "document".to_string(),
+            message: e.to_string(),
+        })
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Corrupt {
+            what: "json".to_string(),
+            message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! The gateway against a real nats-server: what lands in KV, what callers get back, and
+//! what the webhook publishes.
+
+use std::time::Duration;
+
+use api_gateway::{Config, Listeners};
+use futures::StreamExt;
+use gitfleet_bus::{Bucket, Bus, subject_token, testkit};
+use gitfleet_messages::RefreshRequest;
+use gitfleet_proto::v1::application_service_client::ApplicationServiceClient;
+use gitfleet_proto::v1::cluster_service_client::ClusterServiceClient;
+use gitfleet_proto::v1::repository_service_client::RepositoryServiceClient;
+use gitfleet_proto::v1::*;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+const SECRET: &str = "hook-s3cret";
+
+struct Gateway {
+    bus: Bus,
+    channel: Channel,
+    http: String,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Gateway {
+    async fn start() -> Gateway {
+        let bus = testkit::bus().await;
+        let config = Config {
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            webhook_secret: Some(SECRET.to_string().into()),
+            operation_timeout: Duration::from_secs(2),
+            ..Config::default()
+        };
+        let listeners: Listeners = api_gateway::bind(&config).await.unwrap();
+        let grpc = listeners.grpc_addr();
+        let http = format!("http://{}", listeners.http_addr());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(api_gateway::serve(
+            config,
+            listeners,
+            bus.clone(),
+            shutdown.clone(),
+        ));
+        let channel = Channel::from_shared(format!("http://{grpc}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        Gateway {
+            bus,
+            channel,
+            http,
+            shutdown,
+        }
+    }
+
+    fn apps(&self) -> ApplicationServiceClient<Channel> {
+        ApplicationServiceClient::new(self.channel.clone())
+    }
+
+    async fn kv_json(&self, bucket: Bucket, name: &str) -> Option<serde_json::Value> {
+        let kv = self.bus.kv(bucket).await.unwrap();
+        kv.get(subject_token(name))
+            .await
+            .unwrap()
+            .map(|b| serde_json::from_slice(&b).unwrap())
+    }
+}
+
+fn app_yaml(name: &str) -> String {
+    format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: {name}
+  namespace: argocd
+  labels:
+    team: web
+spec:
+  project: default
+  source:
+    repoURL: https://github.com/argoproj/argocd-example-apps.git
+    targetRevision: HEAD
+    path: guestbook
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: guestbook
+"#
+    )
+}
+
+#[tokio::test]
+async fn created_app_is_stored_and_read_back() {
+    let gw = Gateway::start().await;
+    let created = gw
+        .apps()
+        .create(CreateApplicationRequest {
+            manifest_yaml: app_yaml("guestbook"),
+            upsert: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let created: serde_json::Value = serde_json::from_str(&created.application_json).unwrap();
+    assert_eq!(created["metadata"]["name"], "guestbook");
+
+    let stored = gw.kv_json(Bucket::Applications, "guestbook").await.unwrap();
+    assert_eq!(stored["spec"]["source"]["path"], "guestbook");
+    assert_eq!(stored["spec"]["destination"]["namespace"], "guestbook");
+
+    let again = gw
+        .apps()
+        .create(CreateApplicationRequest {
+            manifest_yaml: app_yaml("guestbook"),
+            upsert: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), tonic::Code::AlreadyExists, "{again:?}");
+    gw.apps()
+        .create(CreateApplicationRequest {
+            manifest_yaml: app_yaml("guestbook"),
+            upsert: true,
+        })
+        .await
+        .unwrap();
+
+    let got = gw
+        .apps()
+        .get(GetApplicationRequest {
+            name: "guestbook".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(got.application_json.contains("argocd-example-apps"));
+    let missing = gw
+        .apps()
+        .get(GetApplicationRequest {
+            name: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    assert_eq!(missing.message(), "application \"nope\" not found");
+
+    gw.apps()
+        .delete(DeleteApplicationRequest {
+            name: "guestbook".into(),
+            cascade: false,
+        })
+        .await
+        .unwrap();
+    assert!(
+        gw.kv_json(Bucket::Applications, "guestbook")
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn invalid_manifests_list_every_problem() {
+    let gw = Gateway::start().await;
+    let create = |yaml: String| {
+        let mut client = gw.apps();
+        async move {
+            client
+                .create(CreateApplicationRequest {
+                    manifest_yaml: yaml,
+                    upsert: false,
+                })
+                .await
+                .unwrap_err()
+        }
+    };
+
+    let no_destination = app_yaml("a")
+        .replace("  destination:\n    server: https://kubernetes.default.svc\n    namespace: guestbook\n", "")
+        .replace("repoURL: https://github.com/argoproj/argocd-example-apps.git", "repoURL: 'not a url'");
+    let err = create(no_destination).await;
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let msg = err.message();
+    assert!(msg.contains("spec.destination"), "{msg}");
+    assert!(msg.contains("spec.source.repoURL"), "{msg}");
+    assert!(msg.lines().count() >= 3, "one problem a line: {msg}");
+
+    let err = create(app_yaml("b").replace("kind: Application", "kind: Deployment")).await;
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("unsupported kind \"Deployment\""),
+        "{}",
+        err.message()
+    );
+
+    let err = create("a: [unclosed".to_string()).await;
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("invalid yaml"), "{}", err.message());
+
+    let kv = gw.bus.kv(Bucket::Applications).await.unwrap();
+    let keys: Vec<_> = kv.keys().await.unwrap().collect().await;
+    assert!(keys.is_empty(), "nothing stored: {keys:?}");
+}
+
+#[tokio::test]
+async fn list_filters_by_sync_and_health_status() {
+    let gw = Gateway::start().await;
+    for name in ["synced", "drifted", "fresh"] {
+        gw.apps()
+            .create(CreateApplicationRequest {
+                manifest_yaml: app_yaml(name),
+                upsert: false,
+            })
+            .await
+            .unwrap();
+    }
+    let status = gw.bus.kv(Bucket::AppStatus).await.unwrap();
+    for (name, sync, health) in [
+        ("synced", "Synced", "Healthy"),
+        ("drifted", "OutOfSync", "Degraded"),
+    ] {
+        let doc = serde_json::json!({"sync": {"status": sync}, "health": {"status": health}});
+        status
+            .put(
+                subject_token(name),
+                serde_json::to_vec(&doc).unwrap().into(),
+            )
+            .await
+            .unwrap();
+    }
+    let names = |req: ListApplicationsRequest| {
+        let mut client = gw.apps();
+        async move {
+            client.list(req).await.map(|r| {
+                r.into_inner()
+                    .items_json
+                    .iter()
+                    .map(|j| {
+                        let v: serde_json::Value = serde_json::from_str(j).unwrap();
+                        v["metadata"]["name"].as_str().unwrap().to_string()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        }
+    };
+    assert_eq!(
+        names(ListApplicationsRequest::default()).await.unwrap(),
+        ["drifted", "fresh", "synced"]
+    );
+    let out_of_sync = ListApplicationsRequest {
+        sync_status: "OutOfSync".into(),
+        ..Default::default()
+    };
+    assert_eq!(names(out_of_sync).await.unwrap(), ["drifted"]);
+    let unknown = ListApplicationsRequest {
+        sync_status: "Unknown".into(),
+        ..Default::default()
+    };
+    assert_eq!(names(unknown).await.unwrap(), ["fresh"]);
+    let healthy = ListApplicationsRequest {
+        health_status: "Healthy".into(),
+        ..Default::default()
+    };
+    assert_eq!(names(healthy).await.unwrap(), ["synced"]);
+    let by_label = ListApplicationsRequest {
+        selector: "team=web".into(),
+        sync_status: "Synced".into(),
+        ..Default::default()
+    };
+    assert_eq!(names(by_label).await.unwrap(), ["synced"]);
+    let bad = ListApplicationsRequest {
+        sync_status: "Sideways".into(),
+        ..Default::default()
+    };
+    let err = names(bad).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+
+    let got = gw
+        .apps()
+        .get(GetApplicationRequest {
+            name: "drifted".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let got: serde_json::Value = serde_json::from_str(&got.application_json).unwrap();
+    assert_eq!(got["status"]["sync"]["status"], "OutOfSync");
+}
+
+#[tokio::test]
+async fn webhook_publishes_refresh_requests() {
+    let gw = Gateway::start().await;
+    let mut sub = gw
+        .bus
+        .client
+        .subscribe(gw.bus.topology.webhook_subject())
+        .await
+        .unwrap();
+    gw.bus.client.flush().await.unwrap();
+    let body = serde_json::json!({
+        "ref": "refs/heads/main",
+        "repository": {
+            "clone_url": "https://github.com/org/config.git",
+            "html_url": "https://github.com/org/config",
+        },
+    })
+    .to_string();
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/webhook", gw.http);
+    let res = http
+        .post(&url)
+        .header(
+            "X-Hub-Signature-256",
+            api_gateway::webhook::sign(SECRET.as_bytes(), body.as_bytes()),
+        )
+        .header("X-GitHub-Event", "push")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut repos = Vec::new();
+    for _ in 0..2 {
+        let msg = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .expect("a refresh request within 5 s")
+            .unwrap();
+        let req: RefreshRequest = serde_json::from_slice(&msg.payload).unwrap();
+        assert_eq!(req.app, None);
+        repos.push(req.repo.unwrap());
+    }
+    repos.sort();
+    assert_eq!(
+        repos,
+        [
+            "https://github.com/org/config",
+            "https://github.com/org/config.git"
+        ]
+    );
+
+    let res = http
+        .post(&url)
+        .header(
+            "X-Hub-Signature-256",
+            api_gateway::webhook::sign(b"wrong", body.as_bytes()),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = http.post(&url).body(body.clone()).send().await.unwrap();
+    assert_eq!(res.status(), 401, "missing signature");
+
+    let junk = "{not json";
+    let res = http
+        .post(&url)
+        .header(
+            "X-Hub-Signature-256",
+            api_gateway::webhook::sign(SECRET.as_bytes(), junk.as_bytes()),
+        )
+        .body(junk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("not valid json"));
+
+    // Nothing but the first delivery's two requests was published.
+    let extra = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
+    assert!(extra.is_err(), "unexpected message: {extra:?}");
+}
+
+#[tokio::test]
+async fn clusters_and_repositories_never_return_credentials() {
+    let gw = Gateway::start().await;
+    let mut clusters = ClusterServiceClient::new(gw.channel.clone());
+    let created = clusters
+        .create(CreateClusterRequest {
+            name: "c1".into(),
+            server: "https://127.0.0.1:6443".into(),
+            bearer_token: "tok-SECRET-123".into(),
+            ca_data: "Q0E=".into(),
+            insecure: false,
+            upsert: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !created.cluster_json.contains("tok-SECRET-123"),
+        "{}",
+        created.cluster_json
+    );
+    // The token is stored, for the executor.
+    let stored = gw.kv_json(Bucket::Clusters, "c1").await.unwrap();
+    assert_eq!(stored["config"]["bearerToken"], "tok-SECRET-123");
+
+    let listed = clusters
+        .list(ListClustersRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.items_json.len(), 1);
+    assert!(!listed.items_json[0].contains("tok-SECRET-123"));
+    assert!(listed.items_json[0].contains("https://127.0.0.1:6443"));
+    let by_server = clusters
+        .get(GetClusterRequest {
+            name: "https://127.0.0.1:6443".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(by_server.cluster_json.contains("\"name\":\"c1\""));
+    assert!(!by_server.cluster_json.contains("tok-SECRET-123"));
+
+    let mut repos = RepositoryServiceClient::new(gw.channel.clone());
+    let created = repos
+        .create(CreateRepositoryRequest {
+            repo: "https://git.example.com/org/config.git".into(),
+            username: "bot".into(),
+            password: "pw-SECRET-456".into(),
+            r#type: String::new(),
+            upsert: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!created.repository_json.contains("pw-SECRET-456"));
+    let listed = repos
+        .list(ListRepositoriesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.items_json.len(), 1);
+    assert!(!listed.items_json[0].contains("pw-SECRET-456"));
+    assert!(listed.items_json[0].contains("\"username\":\"bot\""));
+    let bad = repos
+        .create(CreateRepositoryRequest {
+            repo: "not a url".into(),
+            r#type: "svn".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert_eq!(bad.message().lines().count(), 2, "{}", bad.message());
+}
+
+#[tokio::test]
+async fn sync_without_a_diff_worker_times_out_clearly() {
+    let gw = Gateway::start().await;
+    gw.apps()
+        .create(CreateApplicationRequest {
+            manifest_yaml: app_yaml("lonely"),
+            upsert: false,
+        })
+        .await
+        .unwrap();
+    let err = gw
+        .apps()
+        .sync(SyncApplicationRequest {
+            name: "lonely".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err:?}");
+    assert!(err.message().contains("\"lonely\""), "{}", err.message());
+}
+
+#[tokio::test]
+async fn sync_returns_the_operation_a_worker_finishes() {
+    let gw = Gateway::start().await;
+    gw.apps()
+        .create(CreateApplicationRequest {
+            manifest_yaml: app_yaml("web"),
+            upsert: false,
+        })
+        .await
+        .unwrap();
+    // A stand-in diff worker: answers every sync request with a finished operation.
+    let subject = gitfleet_messages::sync_request_subject(
+        gw.bus.topology.prefix(),
+        gitfleet_bus::partition("web", gitfleet_messages::APP_PARTITIONS),
+    );
+    let mut sub = gw.bus.client.subscribe(subject).await.unwrap();
+    gw.bus.client.flush().await.unwrap();
+    let ops = gw.bus.kv(Bucket::Operations).await.unwrap();
+    tokio::spawn(async move {
+        while let Some(msg) = sub.next().await {
+            let req: gitfleet_messages::SyncRequest = serde_json::from_slice(&msg.payload).unwrap();
+            let op = serde_json::json!({
+                "id": "op-1", "app": req.app, "phase": "Succeeded", "message": "successfully synced",
+                "revision": "abc123", "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:00:01Z",
+                "resources": [{"group": "apps", "kind": "Deployment", "namespace": "guestbook", "name": "web", "status": "Synced"}],
+            });
+            ops.put(
+                subject_token(&req.app),
+                serde_json::to_vec(&op).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        }
+    });
+    let res = gw
+        .apps()
+        .sync(SyncApplicationRequest {
+            name: "web".into(),
+            prune: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(res.phase, "Succeeded");
+    assert_eq!(res.revision, "abc123");
+    assert_eq!(res.resources_json.len(), 1);
+}
