@@ -8,9 +8,7 @@ use gitfleet_engine::health;
 use gitfleet_engine::status::{app_health, app_sync_status};
 use gitfleet_engine::sync::{HELM_HOOK, HOOK, SYNC_WAVE, builtin_scope};
 use gitfleet_engine::tracking::{self, TrackingMethod};
-use gitfleet_model::{
-    Application, HealthStatus, HealthStatusCode, ResourceStatus, SyncStatusCode,
-};
+use gitfleet_model::{Application, HealthStatus, HealthStatusCode, ResourceStatus, SyncStatusCode};
 use serde_json::{Map, Value};
 
 /// The verdict on one app.
@@ -49,9 +47,11 @@ pub fn prepare_desired(manifests: &[Value], app: &Application, control_ns: &str)
 /// Hooks run during syncs; like Argo CD, they are not compared.
 pub fn is_hook(obj: &Value) -> bool {
     let annotations = obj.pointer("/metadata/annotations");
-    [HOOK, HELM_HOOK]
-        .iter()
-        .any(|k| annotations.and_then(|a| a.get(*k)).is_some_and(|v| v.is_string()))
+    [HOOK, HELM_HOOK].iter().any(|k| {
+        annotations
+            .and_then(|a| a.get(*k))
+            .is_some_and(|v| v.is_string())
+    })
 }
 
 /// Compares prepared desired objects with the app's live resources.
@@ -220,7 +220,10 @@ mod tests {
         assert_eq!(same.resources[0].status, Some(SyncStatusCode::Synced));
 
         let changed = prepare_desired(&[cm("b")], &app, "argocd");
-        assert_eq!(compare(&app, &desired, &changed).sync, SyncStatusCode::OutOfSync);
+        assert_eq!(
+            compare(&app, &desired, &changed).sync,
+            SyncStatusCode::OutOfSync
+        );
 
         let mut extra = prepare_desired(&[cm("a")], &app, "argocd");
         extra[0]["metadata"]["name"] = json!("old");

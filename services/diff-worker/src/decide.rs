@@ -73,7 +73,13 @@ pub fn same_repo(a: &str, b: &str) -> bool {
 
 /// An empty `targetRevision` follows the default branch, as `HEAD` does.
 pub fn same_revision(a: &str, b: &str) -> bool {
-    let norm = |r: &str| if r.is_empty() { "HEAD".to_string() } else { r.to_string() };
+    let norm = |r: &str| {
+        if r.is_empty() {
+            "HEAD".to_string()
+        } else {
+            r.to_string()
+        }
+    };
     norm(a) == norm(b)
 }
 
@@ -186,9 +192,24 @@ mod tests {
             ("", None, &["anything"], true),
             (".", None, &["anything"], true),
             ("apps/web", Some("."), &["apps/web/x"], true),
-            ("apps/web", Some("../shared;/charts/common"), &["apps/shared/x"], true),
-            ("apps/web", Some("../shared;/charts/common"), &["charts/common/v.yaml"], true),
-            ("apps/web", Some("../shared;/charts/common"), &["apps/web/x"], false),
+            (
+                "apps/web",
+                Some("../shared;/charts/common"),
+                &["apps/shared/x"],
+                true,
+            ),
+            (
+                "apps/web",
+                Some("../shared;/charts/common"),
+                &["charts/common/v.yaml"],
+                true,
+            ),
+            (
+                "apps/web",
+                Some("../shared;/charts/common"),
+                &["apps/web/x"],
+                false,
+            ),
         ];
         for (path, annotation, changed, want) in cases {
             let (app, source) = app(path, *annotation);
@@ -205,8 +226,14 @@ mod tests {
 
     #[test]
     fn repos_and_revisions() {
-        assert!(same_repo("https://GitHub.com/a/b.git", "https://github.com/a/b/"));
-        assert!(!same_repo("https://github.com/a/b", "https://github.com/a/c"));
+        assert!(same_repo(
+            "https://GitHub.com/a/b.git",
+            "https://github.com/a/b/"
+        ));
+        assert!(!same_repo(
+            "https://github.com/a/b",
+            "https://github.com/a/c"
+        ));
         assert!(same_revision("", "HEAD"));
         assert!(!same_revision("main", "HEAD"));
     }
@@ -231,9 +258,16 @@ mod tests {
             server: s.into(),
             ..Destination::default()
         };
-        assert_eq!(dest(server("https://kubernetes.default.svc/")), Ok(IN_CLUSTER.into()));
+        assert_eq!(
+            dest(server("https://kubernetes.default.svc/")),
+            Ok(IN_CLUSTER.into())
+        );
         assert_eq!(dest(server("https://prod:6443")), Ok("prod".into()));
-        assert!(dest(server("https://other")).unwrap_err().contains("https://other"));
+        assert!(
+            dest(server("https://other"))
+                .unwrap_err()
+                .contains("https://other")
+        );
         let named = Destination {
             name: "edge".into(),
             ..Destination::default()

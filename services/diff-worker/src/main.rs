@@ -10,7 +10,11 @@ use tokio_util::sync::CancellationToken;
 #[derive(Parser)]
 #[command(about = "gitfleet diff worker: compares apps' desired and live state")]
 struct Args {
-    #[arg(long, env = "GITFLEET_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "GITFLEET_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     nats_url: String,
     /// A NATS `.creds` file.
     #[arg(long, env = "GITFLEET_NATS_CREDS")]
@@ -29,8 +33,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();

@@ -9,13 +9,13 @@ use async_nats::jetstream::kv;
 use bytes::Bytes;
 use gitfleet_bus::{Bus, Owned, partition as partition_of, subject_token};
 use gitfleet_messages::{
-    AppEvent, CLUSTER_PARTITIONS, DIFF_WORKERS, Fencing, Live, LiveRequest, Operation, Rendered,
-    RenderRequest, Reply, ResolveRequest, Resolved, SyncOperation, SyncRequest,
+    AppEvent, CLUSTER_PARTITIONS, DIFF_WORKERS, Fencing, Live, LiveRequest, Operation,
+    RenderRequest, Rendered, Reply, ResolveRequest, Resolved, SyncOperation, SyncRequest,
     git_resolve_subject, live_request_subject,
 };
 use gitfleet_model::{
-    Application, ApplicationCondition, ApplicationSource, ApplicationStatus, Cluster,
-    HealthStatus, HealthStatusCode, OperationState, SyncStatus, SyncStatusCode,
+    Application, ApplicationCondition, ApplicationSource, ApplicationStatus, Cluster, HealthStatus,
+    HealthStatusCode, OperationState, SyncStatus, SyncStatusCode,
 };
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
@@ -168,7 +168,11 @@ pub(crate) async fn reconcile(
     );
     match decision {
         Err(reason) => {
-            if app.spec.sync_policy.as_ref().is_some_and(|p| p.is_automated())
+            if app
+                .spec
+                .sync_policy
+                .as_ref()
+                .is_some_and(|p| p.is_automated())
                 && target.comparison.sync == SyncStatusCode::OutOfSync
             {
                 tracing::debug!(app = name, reason = %reason, "skipping auto-sync");
@@ -190,7 +194,9 @@ pub(crate) async fn reconcile(
                 initiated_by: "automated".to_string(),
             };
             match enqueue(shared, app, partition, memo, order).await {
-                Ok(id) => tracing::info!(app = name, operation = %id, revision = %target.commit, "auto-sync enqueued"),
+                Ok(id) => {
+                    tracing::info!(app = name, operation = %id, revision = %target.commit, "auto-sync enqueued")
+                }
                 Err(err) => tracing::warn!(app = name, error = %err, "auto-sync not enqueued"),
             }
         }
@@ -252,7 +258,11 @@ async fn desired_at(
     revision: &str,
     cache: bool,
 ) -> Result<(String, Arc<Vec<Value>>), String> {
-    let revision = if revision.is_empty() { "HEAD" } else { revision };
+    let revision = if revision.is_empty() {
+        "HEAD"
+    } else {
+        revision
+    };
     let repo = &source.repo_url;
     let prefix = shared.bus.topology.prefix();
     let resolved: Resolved = peers::ask(
@@ -473,7 +483,8 @@ async fn manual_sync(
         }
     } else {
         let source = source.ok_or_else(|| format!("application {name} has no source"))?;
-        let (commit, manifests) = desired_at(shared, app, &source, &request.revision, false).await?;
+        let (commit, manifests) =
+            desired_at(shared, app, &source, &request.revision, false).await?;
         let cluster = {
             let clusters = shared.clusters.read().unwrap_or_else(|e| e.into_inner());
             decide::destination_cluster(app, &clusters)?

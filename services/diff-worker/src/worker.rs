@@ -208,7 +208,11 @@ impl Worker {
             if let Some((_, token)) = self.partitions.remove(p) {
                 token.cancel();
             }
-            let mut renders = self.shared.renders.lock().unwrap_or_else(|e| e.into_inner());
+            let mut renders = self
+                .shared
+                .renders
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             for (name, st) in self.apps.iter_mut().filter(|(_, st)| st.partition == *p) {
                 // The next owner may change things; start afresh if it comes back.
                 st.memo = None;
@@ -250,7 +254,11 @@ impl Worker {
         let Some(name) = token_to_name(&entry.key) else {
             return;
         };
-        let mut clusters = self.shared.clusters.write().unwrap_or_else(|e| e.into_inner());
+        let mut clusters = self
+            .shared
+            .clusters
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         match entry.operation {
             KvOp::Put => match serde_json::from_slice::<Cluster>(&entry.value) {
                 Ok(cluster) => {
@@ -361,7 +369,11 @@ impl Worker {
         };
         let mut affected = Vec::new();
         {
-            let mut renders = self.shared.renders.lock().unwrap_or_else(|e| e.into_inner());
+            let mut renders = self
+                .shared
+                .renders
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             for (name, st) in &self.apps {
                 if !self.partitions.contains_key(&st.partition) {
                     continue;
@@ -389,7 +401,11 @@ impl Worker {
         }
         tracing::debug!(repo = %event.repo, to = %event.to, apps = affected.len(), "revision moved");
         for (name, touched) in affected {
-            let why = if touched { "commit touches app" } else { "commit elsewhere in repo" };
+            let why = if touched {
+                "commit touches app"
+            } else {
+                "commit elsewhere in repo"
+            };
             self.trigger(&name, why);
         }
     }
@@ -406,7 +422,9 @@ impl Worker {
                     _ => {
                         let err = format!("application {name} not found");
                         if let Some(reply) = pending.reply {
-                            let body = serde_json::to_vec(&gitfleet_messages::Reply::<String>::Error(err)).unwrap_or_default();
+                            let body =
+                                serde_json::to_vec(&gitfleet_messages::Reply::<String>::Error(err))
+                                    .unwrap_or_default();
                             let client = self.shared.bus.client.clone();
                             self.tasks.spawn(async move {
                                 let _ = client.publish(reply, body.into()).await;
@@ -425,7 +443,8 @@ impl Worker {
                 if self.partitions.contains_key(&st.partition) {
                     st.memo = memo.map(|m| *m);
                 }
-                st.next_refresh = Instant::now() + config.refresh_interval + jitter(config.refresh_jitter);
+                st.next_refresh =
+                    Instant::now() + config.refresh_interval + jitter(config.refresh_jitter);
                 if st.dirty || !st.pending.is_empty() {
                     self.trigger(&app, "changed while reconciling");
                 }
@@ -575,7 +594,10 @@ async fn revision_stream(bus: &Bus) -> Result<Revisions> {
         })
         .await
         .map_err(|e| watch_err(Box::new(e)))?;
-    consumer.messages().await.map_err(|e| watch_err(Box::new(e)))
+    consumer
+        .messages()
+        .await
+        .map_err(|e| watch_err(Box::new(e)))
 }
 
 /// The next item of an optional stream; never, when there is none.

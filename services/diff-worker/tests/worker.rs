@@ -1,0 +1,427 @@
+//! The diff worker against a real nats-server, with scripted peers: status from desired
+//! and live, errors as conditions, automated and requested syncs, ownership takeover and
+//! render avoidance.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use gitfleet_bus::{Bucket, StreamName, ownership::read_lease, partition};
+use gitfleet_messages::{
+    APP_PARTITIONS, DIFF_WORKERS, LiveChanged, Operation, Reply, RevisionEvent, SyncRequest,
+    sync_request_subject,
+};
+use gitfleet_model::{OperationPhase, TRACKING_ANNOTATION};
+use serde_json::json;
+
+fn live_changed_subject(bus: &gitfleet_bus::Bus, app: &str) -> String {
+    bus.topology.live_subject(partition(app, APP_PARTITIONS))
+}
+
+async fn live_changed(bus: &gitfleet_bus::Bus, app: &str) {
+    publish(
+        bus,
+        live_changed_subject(bus, app),
+        &LiveChanged { app: app.into() },
+    )
+    .await;
+}
+
+/// Triggers reconciliations of `app` until `n` more have asked for live state after the
+/// first: the worker runs one at a time per app, so every decision of the ones before has
+/// been made when this returns.
+async fn settle(bus: &gitfleet_bus::Bus, peers: &Peers, app: &str, n: usize) {
+    for _ in 0..=n {
+        let before = peers.live_requests();
+        live_changed(bus, app).await;
+        wait_until("a reconciliation", || async {
+            peers.live_requests() > before
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn out_of_sync_until_live_matches() {
+    let bus = bus().await;
+    let peers = start_peers(&bus).await;
+    let app = app("guestbook", "apps/guestbook");
+    let manifests = vec![config_map("settings", "blue")];
+    peers.set_manifests("apps/guestbook", Ok(manifests.clone()));
+    put_app(&bus, &app).await;
+    let _worker = start_worker(&bus, config("w1"));
+
+    let s = wait_status(&bus, "guestbook", "OutOfSync", |s| {
+        sync_of(s).0 == "OutOfSync"
+    })
+    .await;
+    assert_eq!(sync_of(&s).1, "c1");
+    assert_eq!(health_of(&s), "Missing");
+    assert_eq!(s.resources.len(), 1);
+    assert_eq!(
+        (
+            s.resources[0].kind.as_str(),
+            s.resources[0].namespace.as_str()
+        ),
+        ("ConfigMap", "web")
+    );
+    // Becoming OutOfSync is an event.
+    let events = bus
+        .js
+        .get_stream(bus.topology.stream(StreamName::Events))
+        .await
+        .unwrap();
+    let event = events
+        .get_last_raw_message_by_subject(&bus.topology.event_subject("guestbook"))
+        .await
+        .unwrap();
+    let event: gitfleet_messages::AppEvent = serde_json::from_slice(&event.payload).unwrap();
+    assert_eq!(event.kind, "OutOfSync");
+
+    peers.set_live("guestbook", Ok(as_live(&app, &manifests)));
+    live_changed(&bus, "guestbook").await;
+    let s = wait_status(&bus, "guestbook", "Synced", |s| sync_of(s).0 == "Synced").await;
+    assert_eq!(health_of(&s), "Healthy");
+    assert!(s.conditions.is_empty(), "{:?}", s.conditions);
+}
+
+#[tokio::test]
+async fn health_follows_live_status() {
+    let bus = bus().await;
+    let peers = start_peers(&bus).await;
+    let app = app("web", "apps/web");
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"}, "spec": {"replicas": 1}});
+    peers.set_manifests("apps/web", Ok(vec![deployment.clone()]));
+    let live_with = |status: serde_json::Value| {
+        let mut live = as_live(&app, std::slice::from_ref(&deployment));
+        live[0]["metadata"]["generation"] = json!(1);
+        live[0]["status"] = status;
+        Ok(live)
+    };
+    peers.set_live(
+        "web",
+        live_with(json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 0})),
+    );
+    put_app(&bus, &app).await;
+    let _worker = start_worker(&bus, config("w1"));
+
+    let s = wait_status(&bus, "web", "Progressing", |s| {
+        health_of(s) == "Progressing"
+    })
+    .await;
+    assert_eq!(sync_of(&s).0, "Synced");
+
+    peers.set_live(
+        "web",
+        live_with(
+            json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
+            "availableReplicas": 1, "readyReplicas": 1}),
+        ),
+    );
+    live_changed(&bus, "web").await;
+    wait_status(&bus, "web", "Healthy", |s| health_of(s) == "Healthy").await;
+}
+
+#[tokio::test]
+async fn render_and_resolve_errors_are_comparison_errors() {
+    let bus = bus().await;
+    let peers = start_peers(&bus).await;
+    let message = "apps/bad/cm.yaml: line 3: mapping values are not allowed in this context";
+    peers.set_manifests("apps/bad", Err(message.into()));
+    put_app(&bus, &app("bad", "apps/bad")).await;
+    let mut lost = app("lost", "apps/bad");
+    lost.spec.source.as_mut().unwrap().target_revision = "nope".into();
+    put_app(&bus, &lost).await;
+    let _worker = start_worker(&bus, config("w1"));
+
+    let s = wait_status(&bus, "bad", "a comparison error", |s| {
+        !s.conditions.is_empty()
+    })
+    .await;
+    assert_eq!(s.conditions[0].type_, diff_worker::COMPARISON_ERROR);
+    assert_eq!(s.conditions[0].message, message);
+    assert_eq!(sync_of(&s).0, "Unknown");
+
+    let s = wait_status(&bus, "lost", "a comparison error", |s| {
+        !s.conditions.is_empty()
+    })
+    .await;
+    assert_eq!(s.conditions[0].type_, "ComparisonError");
+    assert!(
+        s.conditions[0]
+            .message
+            .contains(&format!("revision \"nope\" not found in {REPO}")),
+        "{}",
+        s.conditions[0].message
+    );
+}
+
+#[tokio::test]
+async fn live_error_makes_status_unknown() {
+    let bus = bus().await;
+    let peers = start_peers(&bus).await;
+    peers.set_manifests("apps/x", Ok(vec![config_map("c", "v")]));
+    peers.set_live(
+        "x",
+        Err("cluster in-cluster is unreachable: connection refused".into()),
+    );
+    put_app(&bus, &app("x", "apps/x")).await;
+    let _worker = start_worker(&bus, config("w1"));
+
+    let s = wait_status(&bus, "x", "Unknown", |s| !s.conditions.is_empty()).await;
+    assert_eq!(sync_of(&s), ("Unknown".to_string(), "c1".to_string()));
+    assert_eq!(health_of(&s), "Unknown");
+    assert!(
+        s.conditions[0].message.contains("connection refused"),
+        "{:?}",
+        s.conditions
+    );
+}
+
+#[tokio::test]
+async fn automated_sync_is_fenced_and_never_doubled() {
+    let bus = bus().await;
+    let peers = start_peers(&bus).await;
+    peers.set_manifests("apps/auto", Ok(vec![config_map("c", "v")]));
+    put_app(&bus, &automated(app("auto", "apps/auto"), false)).await;
+    let _worker = start_worker(&bus, config("w1"));
+
+    wait_until("a sync operation", || async {
+        !sync_ops(&bus).await.is_empty()
+    })
+    .await;
+    let ops = sync_ops(&bus).await;
+    assert_eq!(ops.len(), 1);
+    let op = &ops[0];
+    let p = partition("auto", APP_PARTITIONS);
+    let lease = read_lease(&bus, DIFF_WORKERS, p).await.unwrap().unwrap();
+    assert_eq!(lease.holder, "w1");
+    assert_eq!(op.fencing.group, DIFF_WORKERS);
+    assert_eq!(op.fencing.partition, p);
+    assert_eq!(op.fencing.revision, lease.token);
+    assert_eq!(
+        (op.app.as_str(), op.cluster.as_str(), op.revision.as_str()),
+        ("auto", "in-cluster", "c1")
+    );
+    assert!(op.prune);
+    assert_eq!(
+        op.desired[0]["metadata"]["annotations"][TRACKING_ANNOTATION],
+        "auto:/ConfigMap:web/c"
+    );
+
+    // The executor reports the operation running: nothing more is enqueued meanwhile.
+    let running = Operation {
+        id: op.id.clone(),
+        app: "auto".into(),
+        phase: OperationPhase::Running,
+        message: String::new(),
+        revision: "c1".into(),
+        started_at: "2025-01-01T00:00:00Z".into(),
+        finished_at: None,
+        resources: vec![],
+    };
+    put_json(&bus, Bucket::Operations, "auto", &running).await;
+    settle(&bus, &peers, "auto", 2).await;
+    assert_eq!(sync_ops(&bus).await.len(), 1);
+    wait_status(&bus, "auto", "operation state", |s| {
+        s.operation_state
+            .as_ref()
+            .is_some_and(|o| o.phase == OperationPhase::Running)
+    })
+    .await;
+
+    // It failed: the same revision is not tried again.
+    let failed = Operation {
+        phase: OperationPhase::Failed,
+        finished_at: Some("2025-01-01T00:01:00Z".into()),
+        ..running.clone()
+    };
+    put_json(&bus, Bucket::Operations, "auto", &failed).await;
+    settle(&bus, &peers, "auto", 2).await;
+    assert_eq!(sync_ops(&bus).await.len(), 1);
+
+    // A new commit is.
+    peers.set_commit("HEAD", "c2");
+    live_changed(&bus, "auto").await;
+    wait_until("a second sync operation", || async {
+        sync_ops(&bus).await.len() == 2
+    })
+    .await;
+    assert_eq!(sync_ops(&bus).await[1].revision, "c2");
+}
+
+#[tokio::test]
+async fn self_heal_resyncs_drift_and_plain_automation_only_reports_it() {
+    let bus = bus().await;
+    let peers = start_peers(&bus).await;
+    for name in ["heal", "report"] {
+        peers.set_manifests(&format!("apps/{name}"), Ok(vec![config_map("c", "v")]));
+        let done = Operation {
+            id: format!("earlier-{name}"),
+            app: name.into(),
+            phase: OperationPhase::Succeeded,
+            message: String::new(),
+            revision: "c1".into(),
+            started_at: "2025-01-01T00:00:00Z".into(),
+            finished_at: Some("2025-01-01T00:00:05Z".into()),
+            resources: vec![],
+        };
+        put_json(&bus, Bucket::Operations, name, &done).await;
+    }
+    put_app(&bus, &automated(app("heal", "apps/heal"), true)).await;
+    put_app(&bus, &automated(app("report", "apps/report"), false)).await;
+    let _worker = start_worker(&bus, config("w1"));
+
+    wait_until("a self-heal operation", || async {
+        sync_ops(&bus).await.iter().any(|o| o.app == "heal")
+    })
+    .await;
+    wait_status(&bus, "report", "OutOfSync", |s| sync_of(s).0 == "OutOfSync").await;
+    settle(&bus, &peers, "report", 2).await;
+    assert!(!sync_ops(&bus).await.iter().any(|o| o.app == "report"));
+}
+
+#[tokio::test]
+async fn user_sync_request_is_answered_with_the_operation() {
+    let bus = bus().await;
+    let peers = start_peers(&bus).await;
+    peers.set_manifests("apps/manual", Ok(vec![config_map("c", "v")]));
+    put_app(&bus, &app("manual", "apps/manual")).await;
+    let _worker = start_worker(&bus, config("w1"));
+    wait_status(&bus, "manual", "OutOfSync", |s| sync_of(s).0 == "OutOfSync").await;
+    assert!(sync_ops(&bus).await.is_empty(), "not automated");
+
+    let subject = sync_request_subject(bus.topology.prefix(), partition("manual", APP_PARTITIONS));
+    let request = SyncRequest {
+        app: "manual".into(),
+        prune: true,
+        dry_run: false,
+        revision: String::new(),
+        initiated_by: "alice".into(),
+    };
+    let answer = bus
+        .client
+        .request(subject, serde_json::to_vec(&request).unwrap().into())
+        .await
+        .unwrap();
+    let reply: Reply<String> = serde_json::from_slice(&answer.payload).unwrap();
+    let id = reply.into_result().unwrap();
+    let ops = sync_ops(&bus).await;
+    assert_eq!(ops.len(), 1);
+    assert_eq!(
+        (ops[0].id.as_str(), ops[0].initiated_by.as_str()),
+        (id.as_str(), "alice")
+    );
+    assert!(ops[0].prune);
+}
+
+#[tokio::test]
+async fn commit_elsewhere_in_the_repo_does_not_render() {
+    let bus = bus().await;
+    let peers = start_peers(&bus).await;
+    peers.set_manifests("apps/one", Ok(vec![config_map("c", "v")]));
+    put_app(&bus, &app("one", "apps/one")).await;
+    let _worker = start_worker(&bus, config("w1"));
+    wait_status(&bus, "one", "revision c1", |s| sync_of(s).1 == "c1").await;
+    assert_eq!(peers.renders(), 1);
+
+    let publish_event = |from: &str, to: &str, changed: &str| {
+        let event = RevisionEvent {
+            repo: REPO.into(),
+            target_revision: "HEAD".into(),
+            from: Some(from.into()),
+            to: to.into(),
+            changed_paths: Some(vec![changed.into()]),
+        };
+        let bus = bus.clone();
+        async move {
+            bus.js
+                .publish(
+                    bus.topology.revision_subject(REPO),
+                    serde_json::to_vec(&event).unwrap().into(),
+                )
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    };
+    peers.set_commit("HEAD", "c2");
+    publish_event("c1", "c2", "apps/two/deploy.yaml").await;
+    wait_status(&bus, "one", "revision c2", |s| sync_of(s).1 == "c2").await;
+    assert_eq!(
+        peers.renders(),
+        1,
+        "an unrelated commit re-rendered the app"
+    );
+
+    peers.set_commit("HEAD", "c3");
+    publish_event("c2", "c3", "apps/one/cm.yaml").await;
+    wait_status(&bus, "one", "revision c3", |s| sync_of(s).1 == "c3").await;
+    assert_eq!(peers.renders(), 2);
+}
+
+#[tokio::test]
+async fn a_crashed_workers_apps_are_taken_over() {
+    let bus = bus().await;
+    let peers = start_peers(&bus).await;
+    let names: Vec<String> = (0..12).map(|i| format!("app-{i}")).collect();
+    let manifests = vec![config_map("c", "v")];
+    for name in &names {
+        let path = format!("apps/{name}");
+        peers.set_manifests(&path, Ok(manifests.clone()));
+        put_app(&bus, &app(name, &path)).await;
+    }
+    let worker_a = start_worker(&connect_like(&bus).await, config("w-a"));
+    let _worker_b = start_worker(&connect_like(&bus).await, config("w-b"));
+
+    let holder = |name: String| {
+        let bus = bus.clone();
+        async move {
+            read_lease(&bus, DIFF_WORKERS, partition(&name, APP_PARTITIONS))
+                .await
+                .unwrap()
+                .map(|l| l.holder)
+        }
+    };
+    // Both workers hold a share, each app is reported once by its owner.
+    wait_until("both workers owning apps", || async {
+        let mut holders = BTreeSet::new();
+        for name in &names {
+            holders.insert(holder(name.clone()).await);
+        }
+        holders == BTreeSet::from([Some("w-a".to_string()), Some("w-b".to_string())])
+    })
+    .await;
+    for name in &names {
+        wait_status(&bus, name, "OutOfSync", |s| sync_of(s).0 == "OutOfSync").await;
+    }
+    let mut of_a = Vec::new();
+    for name in &names {
+        if holder(name.clone()).await.as_deref() == Some("w-a") {
+            of_a.push(name.clone());
+        }
+    }
+    assert!(!of_a.is_empty());
+
+    // w-a dies without releasing anything; meanwhile every app's live state catches up.
+    worker_a.handle.abort();
+    let crashed = Instant::now();
+    for name in &names {
+        let app = app(name, &format!("apps/{name}"));
+        peers.set_live(name, Ok(as_live(&app, &manifests)));
+        live_changed(&bus, name).await;
+    }
+    for name in &names {
+        wait_status(&bus, name, "Synced", |s| sync_of(s).0 == "Synced").await;
+    }
+    let took = crashed.elapsed();
+    // Lease TTL 2 s; the margin covers expiry markers, takeover and reconciliation.
+    assert!(took < Duration::from_secs(12), "takeover took {took:?}");
+    for name in &of_a {
+        assert_eq!(holder(name.clone()).await.as_deref(), Some("w-b"), "{name}");
+    }
+}
