@@ -14,6 +14,14 @@
 //! - Manual sync uses the request's `prune`; automated sync uses `automated.prune`.
 //! - Cascade delete is not done here: the api gateway enqueues a sync with no desired
 //!   objects and prune before deleting the app; this worker only drops the app's status.
+//! - Every worker keeps every Application in memory (not only its own), so a gained
+//!   partition is reconciled at once without reading KV again.
+//! - A user's sync request is answered (`Reply<String>`: the operation id, or why not)
+//!   after the app's next reconciliation; requests sent while a partition moves are lost.
+//!
+//! Not yet: multi-source apps (a ComparisonError), Helm chart sources and source
+//! parameters (only repo, path and directory options reach the renderer), retry backoff
+//! and selfHeal backoff, label tracking.
 
 pub mod compare;
 pub mod config;
