@@ -1,7 +1,9 @@
 //! The git-watcher's Git core: one bare mirror per repository, revision resolution with
 //! Argo CD's rules, changed paths between commits, and the polling decisions built on them.
 //!
-//! This is the only crate in gitfleet that talks to Git.
+//! This is the only crate in gitfleet that talks to Git. [`service::run`] puts the core on
+//! the bus: it follows the Applications in KV, publishes revision events, acts on webhooks
+//! and answers the resolve and files requests.
 //!
 //! Decisions worth knowing:
 //! - Mirrors live in `<root>/<sha1 of the normalized URL>`; spellings of one repository
@@ -18,6 +20,14 @@
 //!   allowed, as Argo CD allows it.
 //! - Short names resolve to a branch before a tag (Argo CD's `ls-remote` order). A commit id
 //!   must be in the mirror; commits reachable from no branch or tag are not fetched on demand.
+//! - The service's watcher state is owned by one task fed through a channel; commands that
+//!   queue while it works are one batch, so a burst of app writes costs one fetch per
+//!   repository. A poll in progress delays a webhook until it ends (fetches are bounded by
+//!   the fetch timeout).
+//! - An app joining an already followed (repo, revision) gets an event with `from: None` and
+//!   the last seen commit, without a fetch; a new pair gets a fetch at once.
+//! - Requests fetch a mirror this process never fetched, and fetch once more when the
+//!   revision is unknown (it may be newer than the last poll) before answering not found.
 
 pub mod changes;
 pub mod error;
