@@ -1,0 +1,138 @@
+//! A `kube::Client` for a registered cluster (Argo CD's cluster config: server, bearer
+//! token or basic auth, client certificate, CA or insecure). Credentials go straight into
+//! the client and are never logged: errors name the cluster and the field, not the value.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use gitfleet_model::Cluster;
+use secrecy::SecretString;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cluster {cluster}: invalid server url {server:?}")]
+    Server { cluster: String, server: String },
+    #[error("cluster {cluster}: tlsClientConfig.{field} is not base64-encoded PEM")]
+    Pem { cluster: String, field: &'static str },
+    #[error("cluster {cluster}: {message}")]
+    Build { cluster: String, message: String },
+}
+
+/// Builds the client of `cluster` (named `name` in KV `clusters`).
+pub fn build(name: &str, cluster: &Cluster) -> Result<kube::Client, ClientError> {
+    let config = if cluster.is_in_cluster() && cluster.config.bearer_token.is_none() {
+        // The executor's own service account, as Argo CD does for `in-cluster`.
+        kube::Config::incluster().map_err(|err| ClientError::Build {
+            cluster: name.to_string(),
+            message: crate::error::chain(&err),
+        })?
+    } else {
+        config(name, cluster)?
+    };
+    kube::Client::try_from(config).map_err(|err| ClientError::Build {
+        cluster: name.to_string(),
+        message: crate::error::chain(&err),
+    })
+}
+
+fn config(name: &str, cluster: &Cluster) -> Result<kube::Config, ClientError> {
+    let uri: http::Uri = cluster
+        .server
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|_| ClientError::Server {
+            cluster: name.to_string(),
+            server: cluster.server.clone(),
+        })?;
+    if uri.host().is_none() {
+        return Err(ClientError::Server {
+            cluster: name.to_string(),
+            server: cluster.server.clone(),
+        });
+    }
+    let mut config = kube::Config::new(uri);
+    config.connect_timeout = Some(Duration::from_secs(5));
+    // No read timeout: watches are long reads. Requests get their own timeout.
+    config.read_timeout = None;
+    config.default_namespace = "default".to_string();
+    let c = &cluster.config;
+    let tls = &c.tls_client_config;
+    config.accept_invalid_certs = tls.insecure;
+    if !tls.server_name.is_empty() {
+        config.tls_server_name = Some(tls.server_name.clone());
+    }
+    if !tls.ca_data.is_empty() {
+        config.root_cert = Some(pem_certs(&tls.ca_data).ok_or(ClientError::Pem {
+            cluster: name.to_string(),
+            field: "caData",
+        })?);
+    }
+    if !tls.cert_data.is_empty() {
+        config.auth_info.client_certificate_data = Some(tls.cert_data.clone());
+    }
+    if let Some(key) = &tls.key_data {
+        config.auth_info.client_key_data = Some(SecretString::from(key.expose().clone()));
+    }
+    if let Some(token) = &c.bearer_token {
+        config.auth_info.token = Some(SecretString::from(token.expose().clone()));
+    } else if !c.username.is_empty() {
+        config.auth_info.username = Some(c.username.clone());
+        config.auth_info.password = c
+            .password
+            .as_ref()
+            .map(|p| SecretString::from(p.expose().clone()));
+    }
+    config.disable_compression = c.disable_compression;
+    Ok(config)
+}
+
+/// The DER certificates in base64-encoded PEM (Argo CD's `caData`).
+fn pem_certs(b64: &str) -> Option<Vec<Vec<u8>>> {
+    let pem = STANDARD.decode(b64.trim()).ok()?;
+    let pem = String::from_utf8(pem).ok()?;
+    let mut certs = Vec::new();
+    let mut body: Option<String> = None;
+    for line in pem.lines().map(str::trim) {
+        if line.starts_with("-----BEGIN CERTIFICATE") {
+            body = Some(String::new());
+        } else if line.starts_with("-----END CERTIFICATE") {
+            certs.push(STANDARD.decode(body.take()?).ok()?);
+        } else if let Some(b) = body.as_mut() {
+            b.push_str(line);
+        }
+    }
+    (!certs.is_empty()).then_some(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gitfleet_model::Redacted;
+
+    #[test]
+    fn errors_never_show_the_token() {
+        let mut cluster = Cluster {
+            server: "not a url".into(),
+            ..Cluster::default()
+        };
+        cluster.config.bearer_token = Some(Redacted::new("s3cr3t".into()));
+        let err = config("c0", &cluster).unwrap_err().to_string();
+        assert!(err.contains("c0") && !err.contains("s3cr3t"), "{err}");
+        cluster.server = "https://127.0.0.1:6443".into();
+        cluster.config.tls_client_config.ca_data = "!!".into();
+        let err = config("c0", &cluster).unwrap_err().to_string();
+        assert!(err.contains("caData"), "{err}");
+    }
+
+    #[test]
+    fn reads_pem_bundles() {
+        let der = b"not really der";
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            STANDARD.encode(der)
+        );
+        let certs = pem_certs(&STANDARD.encode(pem.repeat(2))).unwrap();
+        assert_eq!(certs, vec![der.to_vec(), der.to_vec()]);
+    }
+}

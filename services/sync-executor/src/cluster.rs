@@ -1,0 +1,216 @@
+//! One owned cluster at run time: its client, live cache, rate limit and the scheduler
+//! that runs its operations (at most `cluster_concurrency` at once, one per app, in
+//! arrival order per app). Everything of a cluster lives in its own tasks, so a slow or
+//! unreachable cluster never holds up another.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gitfleet_model::Cluster;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::LiveCache;
+use crate::config::Config;
+use crate::limiter::RateLimiter;
+use crate::queue::{Job, Shared};
+
+pub struct ClusterRuntime {
+    pub name: String,
+    /// The cluster as registered, to notice a changed registration.
+    pub spec: Cluster,
+    /// `Err` when the registration cannot give a client (bad URL or CA): every operation
+    /// and live request for the cluster fails with that message.
+    pub client: Result<kube::Client, String>,
+    pub cache: Arc<LiveCache>,
+    pub limiter: RateLimiter,
+    pub config: Config,
+    jobs: mpsc::UnboundedSender<Box<Job>>,
+    pub cancel: CancellationToken,
+}
+
+/// How a request to a cluster failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// The API server answered with an error Status (after retrying 429/5xx).
+    Api { code: u16, message: String },
+    /// The cluster could not be reached (after retries).
+    Unreachable(String),
+}
+
+impl ClusterRuntime {
+    /// Starts the cluster's tasks (cache, live requests, change routing, scheduler).
+    pub fn start(shared: Arc<Shared>, name: &str, spec: Cluster, parent: &CancellationToken) -> Arc<ClusterRuntime> {
+        let config = shared.config.clone();
+        let client = crate::client::build(name, &spec).map_err(|e| e.to_string());
+        if let Err(err) = &client {
+            tracing::warn!(cluster = %name, error = %err, "cluster registration unusable");
+        }
+        let (cache, changes) = LiveCache::new(name);
+        let (jobs, jobs_rx) = mpsc::unbounded_channel();
+        let cancel = parent.child_token();
+        let rt = Arc::new(ClusterRuntime {
+            name: name.to_string(),
+            spec,
+            client,
+            cache,
+            limiter: RateLimiter::new(config.cluster_qps, config.cluster_burst),
+            jobs,
+            cancel: cancel.clone(),
+            config: config.clone(),
+        });
+        if let Ok(client) = &rt.client {
+            tokio::spawn(rt.cache.clone().run(client.clone(), config.rediscover_every, cancel.clone()));
+        }
+        tokio::spawn(crate::live::serve(shared.bus.clone(), rt.clone(), cancel.clone()));
+        tokio::spawn(crate::live::route_changes(
+            shared.bus.clone(),
+            name.to_string(),
+            changes,
+            config.live_debounce,
+            cancel.clone(),
+        ));
+        tokio::spawn(schedule(shared, rt.clone(), jobs_rx));
+        tracing::info!(cluster = %name, server = %rt.spec.server, "cluster owned");
+        rt
+    }
+
+    pub fn stop(&self) {
+        tracing::info!(cluster = %self.name, "cluster released");
+        self.cancel.cancel();
+    }
+
+    /// Queues an operation; `Err` gives it back when the cluster is stopping.
+    pub fn submit(&self, job: Box<Job>) -> Result<(), Box<Job>> {
+        self.jobs.send(job).map_err(|e| e.0)
+    }
+
+    pub fn unreachable(&self, reason: &str) -> String {
+        format!("cluster {} unreachable: {reason}", self.name)
+    }
+
+    /// `Ok` when the cache can be trusted: listed, and the API server answers. The error
+    /// is the user-facing `cluster <c> unreachable: ...`.
+    pub async fn ensure_reachable(&self) -> Result<(), String> {
+        let client = self.client.as_ref().map_err(|e| e.clone())?;
+        match self.cache.wait_ready(self.config.cache_wait).await {
+            Ok(()) => Ok(()),
+            Err(problem) => {
+                // A watch error clears only with the watch's next event, which a quiet
+                // kind may never send: ask the server itself whether it answers.
+                if self.cache.is_ready() {
+                    let probe = tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await;
+                    match probe {
+                        Ok(Ok(_)) => return Ok(()),
+                        Ok(Err(err)) => return Err(self.unreachable(&crate::error::chain(&err))),
+                        Err(_) => return Err(self.unreachable("no answer within 5s")),
+                    }
+                }
+                Err(self.unreachable(&problem))
+            }
+        }
+    }
+
+    /// Runs one API request with the cluster's rate limit and timeout, retrying
+    /// transport errors, 429 and 5xx with back-off.
+    pub async fn call<T, F, Fut>(&self, mut f: F) -> Result<T, CallError>
+    where
+        F: FnMut(kube::Client) -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|e| CallError::Unreachable(e.clone()))?;
+        let mut backoff = self.config.retry_backoff;
+        let attempts = self.config.request_attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.limiter.acquire().await;
+            let result = tokio::time::timeout(self.config.request_timeout, f(client.clone())).await;
+            let err = match result {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(kube::Error::Api(status))) => {
+                    let retry = status.code == 429 || status.code >= 500;
+                    let err = CallError::Api {
+                        code: status.code,
+                        message: status.message.clone(),
+                    };
+                    if !retry {
+                        return Err(err);
+                    }
+                    err
+                }
+                Ok(Err(err)) => CallError::Unreachable(self.unreachable(&crate::error::chain(&err))),
+                Err(_) => CallError::Unreachable(self.unreachable(&format!(
+                    "no answer within {:?}",
+                    self.config.request_timeout
+                ))),
+            };
+            if attempt >= attempts {
+                return Err(err);
+            }
+            tracing::debug!(cluster = %self.name, attempt, error = ?err, "request failed, retrying");
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Err(err),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff *= 2;
+        }
+    }
+}
+
+enum Event {
+    Job(Box<Job>),
+    Done(String),
+}
+
+/// Runs the cluster's jobs: one per app at a time, in arrival order per app, at most
+/// `cluster_concurrency` at once.
+async fn schedule(shared: Arc<Shared>, rt: Arc<ClusterRuntime>, mut jobs: mpsc::UnboundedReceiver<Box<Job>>) {
+    let permits = Arc::new(Semaphore::new(rt.config.cluster_concurrency.max(1)));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+    let mut running: HashSet<String> = HashSet::new();
+    let mut waiting: HashMap<String, VecDeque<Box<Job>>> = HashMap::new();
+    loop {
+        let event = tokio::select! {
+            _ = rt.cancel.cancelled() => break,
+            j = jobs.recv() => match j { Some(j) => Event::Job(j), None => break },
+            d = done_rx.recv() => match d { Some(d) => Event::Done(d), None => break },
+        };
+        let job = match event {
+            Event::Job(job) if running.contains(&job.op.app) => {
+                waiting.entry(job.op.app.clone()).or_default().push_back(job);
+                continue;
+            }
+            Event::Job(job) => job,
+            Event::Done(app) => match waiting.get_mut(&app).and_then(VecDeque::pop_front) {
+                Some(job) => job,
+                None => {
+                    waiting.remove(&app);
+                    running.remove(&app);
+                    continue;
+                }
+            },
+        };
+        running.insert(job.op.app.clone());
+        let (shared, rt, permits, done_tx) = (shared.clone(), rt.clone(), permits.clone(), done_tx.clone());
+        tokio::spawn(async move {
+            let app = job.op.app.clone();
+            if let Ok(_permit) = permits.acquire().await {
+                crate::queue::handle(&shared, &rt, job).await;
+            }
+            let _ = done_tx.send(app);
+        });
+    }
+    // Jobs not started go back to the queue at once for the cluster's next owner.
+    for job in waiting.into_values().flatten() {
+        job.give_back().await;
+    }
+    while let Ok(job) = jobs.try_recv() {
+        job.give_back().await;
+    }
+}

@@ -1,0 +1,330 @@
+//! Running one sync operation against its cluster: plan with the engine over desired and
+//! the cache's live objects, then apply (server-side, manager `argocd-controller`, force)
+//! and prune wave by wave, waiting for each wave to be healthy before the next.
+
+use std::time::Duration;
+
+use gitfleet_engine::health::assess;
+use gitfleet_engine::sync::{self, HookDeletePolicy, SyncOptions, SyncPhase, Task, TaskAction};
+use gitfleet_engine::ResourceRef;
+use gitfleet_messages::{ResourceResult, SyncOperation};
+use gitfleet_model::{HealthStatusCode, OperationPhase};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use serde_json::Value;
+
+use crate::cache::{Kind, key_of};
+use crate::cluster::{CallError, ClusterRuntime};
+
+/// Argo CD's field manager for server-side apply.
+pub const FIELD_MANAGER: &str = "argocd-controller";
+
+/// How an operation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub phase: OperationPhase,
+    pub message: String,
+    pub resources: Vec<ResourceResult>,
+}
+
+impl Outcome {
+    fn failed(message: impl Into<String>, resources: Vec<ResourceResult>) -> Self {
+        Outcome {
+            phase: OperationPhase::Failed,
+            message: message.into(),
+            resources,
+        }
+    }
+}
+
+/// Why a wave could not go on.
+enum Stop {
+    /// One or more tasks failed; the wave was finished, later waves are skipped.
+    Failed(String),
+    /// The cluster is unreachable (or a wait ran out): the whole operation fails.
+    Abort(String),
+}
+
+pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
+    if let Err(err) = rt.ensure_reachable().await {
+        return Outcome::failed(err, Vec::new());
+    }
+    let live = rt.cache.app_objects(&op.app);
+    // The engine's options hold a `&dyn Fn`, which is not `Send`: plan in a plain block.
+    let planned = {
+        let scope = |group: &str, kind: &str| {
+            rt.cache
+                .scope(group, kind)
+                .or_else(|| sync::builtin_scope(group, kind))
+        };
+        let opts = SyncOptions {
+            destination_namespace: op.destination_namespace.clone(),
+            prune: op.prune,
+            create_namespace: op.create_namespace,
+            namespace_exists: op.destination_namespace.is_empty()
+                || rt.cache.has_namespace(&op.destination_namespace),
+            revision: op.revision.clone(),
+            started_at: chrono::Utc::now().timestamp(),
+            is_namespaced: &scope,
+            ..SyncOptions::default()
+        };
+        sync::plan(&op.app, op.desired.clone(), live, &opts)
+    };
+    let plan = match planned {
+        Ok(p) => p,
+        Err(err) => return Outcome::failed(format!("app {}: {err}", op.app), Vec::new()),
+    };
+
+    let mut results: Vec<ResourceResult> = Vec::new();
+    let waves: Vec<(SyncPhase, i32, &Vec<Task>)> = plan
+        .phases
+        .iter()
+        .filter(|p| p.phase != SyncPhase::SyncFail)
+        .flat_map(|p| p.waves.iter().map(move |w| (p.phase, w.wave, &w.tasks)))
+        .collect();
+    let mut stop = None;
+    for (i, (phase, wave, tasks)) in waves.iter().enumerate() {
+        tracing::debug!(app = %op.app, cluster = %rt.name, ?phase, wave, tasks = tasks.len(), "running wave");
+        if let Err(s) = run_wave(rt, op, tasks, &mut results).await {
+            stop = Some(s);
+            break;
+        }
+        let has_hooks = tasks.iter().any(|t| t.action == TaskAction::CreateHook);
+        let last = i + 1 == waves.len();
+        if op.dry_run || (last && !has_hooks) {
+            continue;
+        }
+        if let Err(s) = wait_healthy(rt, tasks).await {
+            stop = Some(s);
+            break;
+        }
+        if !last && !rt.config.wave_delay.is_zero() {
+            tokio::time::sleep(rt.config.wave_delay).await;
+        }
+    }
+    for r in &plan.requires_pruning {
+        results.push(result(r, "PruneSkipped", "ignored (requires pruning)"));
+    }
+    for r in &plan.prune_disabled {
+        results.push(result(r, "PruneSkipped", "ignored (no prune)"));
+    }
+
+    let failed = stop.is_some();
+    let hooks: Vec<&Task> = plan
+        .tasks()
+        .filter(|(_, _, t)| t.action == TaskAction::CreateHook)
+        .map(|(_, _, t)| t)
+        .collect();
+    if failed && !matches!(stop, Some(Stop::Abort(_))) {
+        // SyncFail hooks run only when the sync failed, and only while the cluster answers.
+        for phase in plan.phases.iter().filter(|p| p.phase == SyncPhase::SyncFail) {
+            for w in &phase.waves {
+                let _ = run_wave(rt, op, &w.tasks, &mut results).await;
+            }
+        }
+    }
+    if !op.dry_run && !matches!(stop, Some(Stop::Abort(_))) {
+        let policy = if failed {
+            HookDeletePolicy::HookFailed
+        } else {
+            HookDeletePolicy::HookSucceeded
+        };
+        for hook in hooks.iter().filter(|t| t.hook_delete_policy.contains(&policy)) {
+            let _ = delete(rt, op, hook).await;
+        }
+    }
+    match stop {
+        None => Outcome {
+            phase: OperationPhase::Succeeded,
+            message: "successfully synced (all tasks run)".to_string(),
+            resources: results,
+        },
+        Some(Stop::Failed(m)) | Some(Stop::Abort(m)) => Outcome::failed(m, results),
+    }
+}
+
+async fn run_wave(
+    rt: &ClusterRuntime,
+    op: &SyncOperation,
+    tasks: &[Task],
+    results: &mut Vec<ResourceResult>,
+) -> Result<(), Stop> {
+    let mut first_failure: Option<String> = None;
+    for task in tasks {
+        let outcome = match task.action {
+            TaskAction::Apply | TaskAction::CreateHook => apply(rt, op, task).await,
+            TaskAction::Prune | TaskAction::DeleteHook => delete(rt, op, task).await,
+        };
+        let status = match task.action {
+            TaskAction::Prune => "Pruned",
+            _ => "Synced",
+        };
+        match outcome {
+            Ok(message) => {
+                if task.action != TaskAction::DeleteHook {
+                    results.push(result(&task.resource, status, &message));
+                }
+            }
+            Err(CallError::Api { message, .. }) => {
+                tracing::info!(app = %op.app, cluster = %rt.name, resource = %task.resource, error = %message, "task failed");
+                results.push(result(&task.resource, "SyncFailed", &message));
+                first_failure.get_or_insert(message);
+            }
+            Err(CallError::Unreachable(message)) => {
+                results.push(result(&task.resource, "SyncFailed", &message));
+                return Err(Stop::Abort(message));
+            }
+        }
+    }
+    match first_failure {
+        Some(m) => Err(Stop::Failed(format!(
+            "one or more objects failed to apply, reason: {m}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn result(r: &ResourceRef, status: &str, message: &str) -> ResourceResult {
+    ResourceResult {
+        group: r.group.clone(),
+        kind: r.kind.clone(),
+        namespace: r.namespace.clone(),
+        name: r.name.clone(),
+        status: status.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// The served kind of `r`; an unknown kind triggers one rediscovery (the sync may have
+/// just created its CRD).
+async fn kind_of(rt: &ClusterRuntime, r: &ResourceRef) -> Result<Kind, CallError> {
+    if let Some(k) = rt.cache.kind(&r.group, &r.kind) {
+        return Ok(k);
+    }
+    rt.cache.request_rediscovery();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(k) = rt.cache.kind(&r.group, &r.kind) {
+            return Ok(k);
+        }
+    }
+    let api_version = if r.group.is_empty() {
+        r.version.clone()
+    } else {
+        format!("{}/{}", r.group, r.version)
+    };
+    Err(CallError::Api {
+        code: 404,
+        message: format!(
+            "the server could not find the requested resource: no matches for kind \"{}\" in version \"{api_version}\"",
+            r.kind
+        ),
+    })
+}
+
+fn api(client: kube::Client, kind: &Kind, namespace: &str) -> Api<DynamicObject> {
+    if kind.namespaced {
+        Api::namespaced_with(client, namespace, &kind.resource)
+    } else {
+        Api::all_with(client, &kind.resource)
+    }
+}
+
+async fn apply(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<String, CallError> {
+    let kind = kind_of(rt, &task.resource).await?;
+    let mut obj = task.object.clone();
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        // Apply configurations must not carry server-owned metadata.
+        for field in ["managedFields", "resourceVersion", "uid", "creationTimestamp", "generation"] {
+            meta.remove(field);
+        }
+    }
+    let mut params = PatchParams::apply(FIELD_MANAGER).force();
+    params.dry_run = op.dry_run;
+    let name = task.resource.name.clone();
+    let ns = task.resource.namespace.clone();
+    let applied = rt
+        .call(|client| {
+            let api = api(client, &kind, &ns);
+            let (obj, name, params) = (obj.clone(), name.clone(), params.clone());
+            async move { api.patch(&name, &params, &Patch::Apply(&obj)).await }
+        })
+        .await?;
+    if op.dry_run {
+        return Ok("serverside-applied (dry run)".to_string());
+    }
+    if let Ok(value) = serde_json::to_value(applied) {
+        rt.cache.record_write(value);
+    }
+    Ok("serverside-applied".to_string())
+}
+
+async fn delete(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<String, CallError> {
+    let kind = kind_of(rt, &task.resource).await?;
+    let params = DeleteParams {
+        dry_run: op.dry_run,
+        ..DeleteParams::background()
+    };
+    let name = task.resource.name.clone();
+    let ns = task.resource.namespace.clone();
+    let outcome = rt
+        .call(|client| {
+            let api = api(client, &kind, &ns);
+            let (name, params) = (name.clone(), params.clone());
+            async move { api.delete(&name, &params).await }
+        })
+        .await;
+    match outcome {
+        Ok(_) | Err(CallError::Api { code: 404, .. }) => {}
+        Err(err) => return Err(err),
+    }
+    if op.dry_run {
+        return Ok("pruned (dry run)".to_string());
+    }
+    rt.cache.record_delete(&key_of(&task.resource));
+    Ok("pruned".to_string())
+}
+
+/// Waits until every object the wave applied is healthy (kinds without a health check
+/// count as healthy); a Degraded one fails the sync.
+async fn wait_healthy(rt: &ClusterRuntime, tasks: &[Task]) -> Result<(), Stop> {
+    let deadline = tokio::time::Instant::now() + rt.config.wave_timeout;
+    let applied: Vec<&Task> = tasks
+        .iter()
+        .filter(|t| matches!(t.action, TaskAction::Apply | TaskAction::CreateHook))
+        .collect();
+    loop {
+        let mut pending: Option<String> = None;
+        for t in &applied {
+            let Some(live) = rt.cache.get(&key_of(&t.resource)) else {
+                continue;
+            };
+            match assess(&live) {
+                None => {}
+                Some(h) => match h.status {
+                    HealthStatusCode::Healthy | HealthStatusCode::Suspended => {}
+                    HealthStatusCode::Degraded => {
+                        return Err(Stop::Failed(format!(
+                            "{} is Degraded: {}",
+                            t.resource, h.message
+                        )));
+                    }
+                    _ => {
+                        pending.get_or_insert_with(|| format!("{} is {:?}: {}", t.resource, h.status, h.message));
+                    }
+                },
+            }
+        }
+        let Some(pending) = pending else { return Ok(()) };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Stop::Abort(format!(
+                "timed out after {:?} waiting for the wave to be healthy: {pending}",
+                rt.config.wave_timeout
+            )));
+        }
+        tokio::select! {
+            _ = rt.cancel.cancelled() => return Err(Stop::Abort(format!("cluster {} released while syncing", rt.name))),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! The sync work queue: one durable pull consumer per owned cluster partition on stream
+//! `sync-work` (consumer `sync-executor-<p>`, filter `<prefix>.sync.<p>`), so a partition
+//! moves between executors with its consumer and its unacked work. Each message is a
+//! `SyncOperation`, checked against the app partition's fencing token, run by the
+//! cluster's scheduler, recorded in KV `operations`, announced as an `AppEvent`, and
+//! acked only then: a crash mid-sync means redelivery, and syncs are idempotent.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use gitfleet_bus::async_nats::jetstream::{self, AckKind, consumer::pull};
+use gitfleet_bus::ownership::read_lease;
+use gitfleet_bus::{Bus, StreamName, partition, subject_token};
+use gitfleet_messages::{APP_PARTITIONS, AppEvent, DIFF_WORKERS, Operation, SyncOperation};
+use gitfleet_model::OperationPhase;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::ClusterRuntime;
+use crate::config::Config;
+
+/// State every task of the executor shares.
+pub struct Shared {
+    pub bus: Bus,
+    pub config: Config,
+    /// Owned clusters by name.
+    pub clusters: RwLock<HashMap<String, Arc<ClusterRuntime>>>,
+    /// Bumped when `clusters` changes, for operations waiting for their cluster.
+    pub clusters_version: watch::Sender<u64>,
+    /// Largest fencing token seen per (group, app partition).
+    fencing: Mutex<HashMap<(String, u32), u64>>,
+    /// Stream sequences of operations queued or running here, so a redelivery of work
+    /// still in progress is not run twice.
+    inflight: Mutex<HashSet<u64>>,
+    pub operations: jetstream::kv::Store,
+    pub cancel: CancellationToken,
+}
+
+impl Shared {
+    pub fn new(bus: Bus, config: Config, operations: jetstream::kv::Store, cancel: CancellationToken) -> Self {
+        Shared {
+            bus,
+            config,
+            clusters: RwLock::new(HashMap::new()),
+            clusters_version: watch::channel(0).0,
+            fencing: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashSet::new()),
+            operations,
+            cancel,
+        }
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<Arc<ClusterRuntime>> {
+        self.clusters.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+}
+
+/// One queued operation and the message to ack when it is recorded.
+pub struct Job {
+    pub op: SyncOperation,
+    pub msg: jetstream::Message,
+    sequence: u64,
+    shared: Arc<Shared>,
+}
+
+impl Job {
+    /// Returns the operation to the queue for immediate redelivery (e.g. to the
+    /// cluster's next owner).
+    pub async fn give_back(self: Box<Self>) {
+        let _ = self.msg.ack_with(AckKind::Nak(None)).await;
+        self.shared.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.sequence);
+    }
+
+    pub async fn progress(&self) {
+        let _ = self.msg.ack_with(AckKind::Progress).await;
+    }
+}
+
+pub fn consumer_name(partition: u32) -> String {
+    format!("sync-executor-{partition}")
+}
+
+/// Consumes partition `p`'s operations until `cancel`.
+pub async fn consume(shared: Arc<Shared>, p: u32, cancel: CancellationToken) {
+    let bus = &shared.bus;
+    let stream_name = bus.topology.stream(StreamName::SyncWork);
+    let name = consumer_name(p);
+    let mut backoff = Duration::from_millis(200);
+    while !cancel.is_cancelled() {
+        let messages = async {
+            let stream = bus.js.get_stream(&stream_name).await.map_err(|e| e.to_string())?;
+            let consumer = stream
+                .get_or_create_consumer(
+                    &name,
+                    pull::Config {
+                        durable_name: Some(name.clone()),
+                        filter_subject: bus.topology.sync_subject(p),
+                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                        ack_wait: shared.config.ack_wait,
+                        max_ack_pending: 1000,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            consumer.messages().await.map_err(|e| e.to_string())
+        };
+        let mut messages = tokio::select! {
+            _ = cancel.cancelled() => return,
+            m = messages => match m {
+                Ok(m) => m,
+                Err(err) => {
+                    tracing::warn!(partition = p, error = %err, "opening sync consumer failed");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            },
+        };
+        backoff = Duration::from_millis(200);
+        tracing::debug!(partition = p, consumer = %name, "consuming sync operations");
+        loop {
+            let next = tokio::select! {
+                _ = cancel.cancelled() => return,
+                n = messages.next() => n,
+            };
+            match next {
+                Some(Ok(msg)) => dispatch(&shared, msg).await,
+                // Missed heartbeats and the like while the server restarts: the stream
+                // keeps going, or ends and is opened again.
+                Some(Err(err)) => tracing::debug!(partition = p, error = %err, "sync consumer error"),
+                None => break,
+            }
+        }
+    }
+}
+
+async fn dispatch(shared: &Arc<Shared>, msg: jetstream::Message) {
+    let sequence = match msg.info() {
+        Ok(info) => info.stream_sequence,
+        Err(_) => 0,
+    };
+    {
+        let mut inflight = shared.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if sequence != 0 && !inflight.insert(sequence) {
+            // A redelivery of work queued or running here; the original will ack.
+            return;
+        }
+    }
+    let body = match shared.bus.read_payload(&msg.message).await {
+        Ok(b) => b,
+        Err(err) => {
+            tracing::warn!(error = %err, "reading sync operation failed, retrying later");
+            let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            shared.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&sequence);
+            return;
+        }
+    };
+    let op: SyncOperation = match serde_json::from_slice(&body) {
+        Ok(op) => op,
+        Err(err) => {
+            tracing::warn!(error = %err, "dropping undecodable sync operation");
+            let _ = msg.ack_with(AckKind::Term).await;
+            shared.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&sequence);
+            return;
+        }
+    };
+    let job = Box::new(Job {
+        op,
+        msg,
+        sequence,
+        shared: shared.clone(),
+    });
+    // The common case is synchronous, which keeps one app's operations in order.
+    let job = match shared.cluster(&job.op.cluster) {
+        Some(rt) => match rt.submit(job) {
+            Ok(()) => return,
+            Err(job) => job,
+        },
+        None => job,
+    };
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let mut version = shared.clusters_version.subscribe();
+        let deadline = tokio::time::Instant::now() + shared.config.cluster_wait;
+        let mut job = job;
+        loop {
+            if let Some(rt) = shared.cluster(&job.op.cluster) {
+                match rt.submit(job) {
+                    Ok(()) => return,
+                    Err(j) => job = j,
+                }
+            }
+            match tokio::time::timeout_at(deadline, version.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => break,
+            }
+        }
+        if shared.cancel.is_cancelled() {
+            job.give_back().await;
+            return;
+        }
+        let message = format!("cluster {} is not registered with gitfleet", job.op.cluster);
+        let now = now();
+        let operation = Operation {
+            id: job.op.id.clone(),
+            app: job.op.app.clone(),
+            phase: OperationPhase::Failed,
+            message,
+            revision: job.op.revision.clone(),
+            started_at: now.clone(),
+            finished_at: Some(now),
+            resources: Vec::new(),
+        };
+        finish(&shared, job, operation).await;
+    });
+}
+
+/// Runs one job on its cluster (called by the cluster's scheduler).
+pub async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
+    let op = &job.op;
+    let started_at = now();
+    let mut operation = Operation {
+        id: op.id.clone(),
+        app: op.app.clone(),
+        phase: OperationPhase::Running,
+        message: String::new(),
+        revision: op.revision.clone(),
+        started_at: started_at.clone(),
+        finished_at: None,
+        resources: Vec::new(),
+    };
+    match check_fencing(shared, op).await {
+        Ok(None) => {}
+        Ok(Some(current)) => {
+            tracing::warn!(app = %op.app, cluster = %rt.name, token = op.fencing.revision, current, "refusing operation with a stale fencing token");
+            operation.phase = OperationPhase::Error;
+            operation.message = format!(
+                "stale fencing token {} (current lease token {current}): the operation came from a former owner of app {}",
+                op.fencing.revision, op.app
+            );
+            operation.finished_at = Some(now());
+            finish(shared, job, operation).await;
+            return;
+        }
+        Err(err) => {
+            tracing::warn!(app = %op.app, error = %err, "reading the app's lease failed, retrying later");
+            let _ = job.msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            shared.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&job.sequence);
+            return;
+        }
+    }
+    tracing::info!(app = %op.app, cluster = %rt.name, op = %op.id, revision = %op.revision, dry_run = op.dry_run, "sync started");
+    if !write_operation(shared, &operation).await {
+        job.give_back().await;
+        return;
+    }
+    let outcome = {
+        let run = crate::executor::execute(rt, op);
+        tokio::pin!(run);
+        let mut tick = tokio::time::interval(shared.config.ack_wait / 3);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                o = &mut run => break o,
+                _ = tick.tick() => job.progress().await,
+            }
+        }
+    };
+    if rt.cancel.is_cancelled() && outcome.phase != OperationPhase::Succeeded {
+        // Released mid-sync: the cluster's next owner runs it again.
+        job.give_back().await;
+        return;
+    }
+    tracing::info!(app = %op.app, cluster = %rt.name, op = %op.id, phase = ?outcome.phase, message = %outcome.message, "sync finished");
+    operation.phase = outcome.phase;
+    operation.message = outcome.message;
+    operation.resources = outcome.resources;
+    operation.finished_at = Some(now());
+    finish(shared, job, operation).await;
+}
+
+/// `Ok(Some(current))` when the operation's token is older than the current one.
+async fn check_fencing(shared: &Shared, op: &SyncOperation) -> Result<Option<u64>, String> {
+    let group = if op.fencing.group.is_empty() {
+        DIFF_WORKERS.to_string()
+    } else {
+        op.fencing.group.clone()
+    };
+    let p = partition(&op.app, APP_PARTITIONS);
+    let lease = read_lease(&shared.bus, &group, p).await.map_err(|e| crate::error::chain(&e))?;
+    let mut seen = shared.fencing.lock().unwrap_or_else(|e| e.into_inner());
+    let known = seen.entry((group, p)).or_insert(0);
+    let current = (*known).max(lease.map_or(0, |l| l.token));
+    if op.fencing.revision < current {
+        return Ok(Some(current));
+    }
+    *known = current.max(op.fencing.revision);
+    Ok(None)
+}
+
+/// Records the final state, announces it, then acks.
+async fn finish(shared: &Shared, job: Box<Job>, operation: Operation) {
+    if !write_operation(shared, &operation).await {
+        job.give_back().await;
+        return;
+    }
+    let kind = match operation.phase {
+        OperationPhase::Succeeded => "SyncSucceeded",
+        _ => "SyncFailed",
+    };
+    let event = AppEvent {
+        app: operation.app.clone(),
+        kind: kind.to_string(),
+        message: operation.message.clone(),
+        revision: operation.revision.clone(),
+        sync_status: None,
+        time: now(),
+    };
+    let subject = shared.bus.topology.event_subject(&operation.app);
+    let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+    for attempt in 0..5u32 {
+        let sent = async {
+            shared
+                .bus
+                .js
+                .publish(subject.clone(), body.clone())
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match sent.await {
+            Ok(_) => break,
+            Err(err) => {
+                tracing::warn!(app = %operation.app, attempt, error = %err, "publishing app event failed");
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+        }
+    }
+    for attempt in 0..5u32 {
+        match job.msg.double_ack().await {
+            Ok(()) => break,
+            Err(err) => {
+                tracing::warn!(app = %operation.app, attempt, error = %err, "acking sync operation failed");
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+        }
+    }
+    shared.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&job.sequence);
+}
+
+/// Writes `operation` to KV `operations`, retrying while the bus is away; false only
+/// when shutting down first.
+async fn write_operation(shared: &Shared, operation: &Operation) -> bool {
+    let key = subject_token(&operation.app);
+    let body = Bytes::from(serde_json::to_vec(operation).unwrap_or_default());
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match shared.operations.put(key.as_str(), body.clone()).await {
+            Ok(_) => return true,
+            Err(err) => {
+                tracing::warn!(app = %operation.app, error = %err, "writing operation failed, retrying");
+                tokio::select! {
+                    _ = shared.cancel.cancelled() => return false,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
