@@ -1,1 +1,114 @@
-//! placeholder
+//! The `gitfleet` command line, mirroring `argocd`'s verbs and flags. Commands are plain
+//! async functions over a gRPC connection and a writer, so tests run them in process
+//! against a real gateway; `main.rs` only parses arguments and prints errors.
+
+mod app;
+mod cluster;
+mod error;
+pub mod kubeconfig;
+pub mod output;
+mod repo;
+
+use std::io::Write;
+
+use clap::{Parser, Subcommand};
+use tonic::transport::Channel;
+
+pub use app::AppCommand;
+pub use cluster::ClusterCommand;
+pub use error::{Error, Result};
+pub use repo::RepoCommand;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gitfleet",
+    version,
+    about = "GitOps for fleets of clusters, Argo CD compatible"
+)]
+pub struct Cli {
+    /// The gitfleet api gateway, host:port (plaintext gRPC).
+    #[arg(
+        long,
+        global = true,
+        env = "GITFLEET_SERVER",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub server: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage applications.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Manage destination clusters.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Manage source repositories.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Run every service in one process (not yet available).
+    Up,
+}
+
+/// Exit code of a command that failed.
+pub const EXIT_ERROR: i32 = 1;
+/// `app diff` failed (1 means "there is a difference" there, as in `argocd app diff`).
+pub const EXIT_DIFF_ERROR: i32 = 2;
+
+impl Cli {
+    /// The code to exit with when [`run`] returned an error.
+    pub fn error_exit_code(&self) -> i32 {
+        match &self.command {
+            Command::App(AppCommand::Diff { .. }) | Command::Up => EXIT_DIFF_ERROR,
+            _ => EXIT_ERROR,
+        }
+    }
+}
+
+/// Runs one command, writing its output to `out`; returns the exit code on success
+/// (`app diff` returns 1 when there is a difference).
+pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<i32> {
+    match &cli.command {
+        Command::Up => Err(Error::Usage(
+            "`gitfleet up` is not yet available: start the services separately".to_string(),
+        )),
+        Command::App(cmd) => app::run(cmd, connect(&cli.server).await?, out).await,
+        Command::Cluster(cmd) => cluster::run(cmd, connect(&cli.server).await?, out).await,
+        Command::Repo(cmd) => repo::run(cmd, connect(&cli.server).await?, out).await,
+    }
+}
+
+/// One connection for the command; `host:port` gets `http://` since the gateway speaks
+/// plaintext gRPC.
+pub async fn connect(server: &str) -> Result<Channel> {
+    let url = if server.contains("://") {
+        server.to_string()
+    } else {
+        format!("http://{server}")
+    };
+    let fail = |detail: String| Error::Connect {
+        server: server.to_string(),
+        detail,
+    };
+    let endpoint = Channel::from_shared(url).map_err(|e| fail(e.to_string()))?;
+    endpoint
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|e| {
+            let mut detail = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                // Layers often repeat their cause's words; print each once.
+                let s = s.to_string();
+                if !detail.contains(&s) {
+                    detail = format!("{detail}: {s}");
+                }
+                source = source.and_then(std::error::Error::source);
+            }
+            fail(detail)
+        })
+}

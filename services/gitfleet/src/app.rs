@@ -1,0 +1,441 @@
+//! `gitfleet app ...`: create, list, get, diff, sync, delete, as `argocd app ...`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use clap::{ArgAction, Subcommand};
+use gitfleet_messages::ResourceResult;
+use gitfleet_model::{Application, HealthStatusCode, SyncStatusCode};
+use gitfleet_proto::v1::application_service_client::ApplicationServiceClient;
+use gitfleet_proto::v1::*;
+use serde_json::Value;
+use tonic::transport::Channel;
+
+use crate::error::{Error, Result};
+use crate::output::{self, Format};
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Create an application from a manifest file (`-` for stdin).
+    Create {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Replace an existing application of the same name.
+        #[arg(long)]
+        upsert: bool,
+    },
+    /// List applications.
+    List {
+        /// Synced, OutOfSync or Unknown.
+        #[arg(long)]
+        sync_status: Option<String>,
+        /// Healthy, Progressing, Degraded, Suspended, Missing or Unknown.
+        #[arg(long)]
+        health_status: Option<String>,
+        #[arg(short = 'p', long)]
+        project: Option<String>,
+        /// Label selector, e.g. `team=web,env=prod`.
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<Format>,
+    },
+    /// Show one application.
+    Get {
+        name: String,
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<Format>,
+        /// Ask for a fresh comparison first.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Show what a sync would change; exits 1 when there is a difference.
+    Diff { name: String },
+    /// Sync an application and wait for the result.
+    Sync {
+        name: String,
+        /// Delete resources that are no longer in Git.
+        #[arg(long)]
+        prune: bool,
+        /// Show what would be done without doing it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Sync to this revision instead of the target revision.
+        #[arg(long)]
+        revision: Option<String>,
+    },
+    /// Delete an application (and, with `--cascade`, the default, its resources).
+    Delete {
+        name: String,
+        #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+              default_value_t = true, default_missing_value = "true")]
+        cascade: bool,
+        /// Accepted for argocd compatibility: gitfleet never prompts.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+}
+
+pub async fn run(cmd: &AppCommand, channel: Channel, out: &mut dyn Write) -> Result<i32> {
+    let mut client = ApplicationServiceClient::new(channel);
+    match cmd {
+        AppCommand::Create { file, upsert } => {
+            let manifest = read_manifest(file)?;
+            let res = client
+                .create(CreateApplicationRequest {
+                    manifest_yaml: manifest,
+                    upsert: *upsert,
+                })
+                .await?
+                .into_inner();
+            let app: Application = serde_json::from_str(&res.application_json)?;
+            output::write(
+                out,
+                &format!("application '{}' created\n", app.metadata.name),
+            )?;
+        }
+        AppCommand::List {
+            sync_status,
+            health_status,
+            project,
+            selector,
+            output: format,
+        } => {
+            let res = client
+                .list(ListApplicationsRequest {
+                    sync_status: sync_status.clone().unwrap_or_default(),
+                    health_status: health_status.clone().unwrap_or_default(),
+                    project: project.clone().unwrap_or_default(),
+                    selector: selector.clone().unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            let raw = res
+                .items_json
+                .iter()
+                .map(|j| serde_json::from_str::<Value>(j))
+                .collect::<Result<Vec<_>, _>>()?;
+            match format {
+                Some(Format::Json) => output::json(out, &raw)?,
+                Some(Format::Yaml) => output::yaml(out, &raw)?,
+                Some(Format::Name) => {
+                    for app in parse_apps(&raw)? {
+                        output::write(out, &format!("{}\n", app.metadata.name))?;
+                    }
+                }
+                Some(Format::Wide) | None => list_table(out, &parse_apps(&raw)?)?,
+            }
+        }
+        AppCommand::Get {
+            name,
+            output: format,
+            refresh,
+        } => {
+            let json = if *refresh {
+                client
+                    .refresh(RefreshApplicationRequest { name: name.clone() })
+                    .await?
+                    .into_inner()
+                    .application_json
+            } else {
+                client
+                    .get(GetApplicationRequest { name: name.clone() })
+                    .await?
+                    .into_inner()
+                    .application_json
+            };
+            let raw: Value = serde_json::from_str(&json)?;
+            match format {
+                Some(Format::Json) => output::json(out, &raw)?,
+                Some(Format::Yaml) => output::yaml(out, &raw)?,
+                Some(Format::Name) => output::write(out, &format!("{name}\n"))?,
+                Some(Format::Wide) | None => describe(out, &serde_json::from_value(raw)?)?,
+            }
+        }
+        AppCommand::Diff { name } => {
+            let res = client
+                .diff(DiffApplicationRequest { name: name.clone() })
+                .await?
+                .into_inner();
+            output::write(out, &res.diff)?;
+            return Ok(i32::from(res.has_diff));
+        }
+        AppCommand::Sync {
+            name,
+            prune,
+            dry_run,
+            revision,
+        } => {
+            let res = client
+                .sync(SyncApplicationRequest {
+                    name: name.clone(),
+                    prune: *prune,
+                    dry_run: *dry_run,
+                    revision: revision.clone().unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            sync_report(out, name, &res)?;
+            if res.phase != "Succeeded" {
+                return Err(Error::Usage(format!(
+                    "sync of application {name:?} {}: {}",
+                    res.phase.to_lowercase(),
+                    res.message
+                )));
+            }
+        }
+        AppCommand::Delete { name, cascade, .. } => {
+            client
+                .delete(DeleteApplicationRequest {
+                    name: name.clone(),
+                    cascade: *cascade,
+                })
+                .await?;
+            output::write(out, &format!("application '{name}' deleted\n"))?;
+        }
+    }
+    Ok(0)
+}
+
+fn read_manifest(file: &PathBuf) -> Result<String> {
+    if file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Error::io("reading the manifest from stdin", e))?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(file).map_err(|e| Error::io(format!("reading {}", file.display()), e))
+}
+
+fn parse_apps(raw: &[Value]) -> Result<Vec<Application>> {
+    Ok(raw
+        .iter()
+        .map(|v| serde_json::from_value(v.clone()))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Argo CD's columns, in its order.
+pub const LIST_COLUMNS: [&str; 11] = [
+    "NAME",
+    "CLUSTER",
+    "NAMESPACE",
+    "PROJECT",
+    "STATUS",
+    "HEALTH",
+    "SYNCPOLICY",
+    "CONDITIONS",
+    "REPO",
+    "PATH",
+    "TARGET",
+];
+
+fn list_table(out: &mut dyn Write, apps: &[Application]) -> Result<()> {
+    let rows: Vec<Vec<String>> = apps
+        .iter()
+        .map(|app| {
+            let (sync, health) = codes(app);
+            let source = app.spec.effective_sources().into_iter().next();
+            vec![
+                app.metadata.name.clone(),
+                cluster_of(app),
+                app.spec.destination.namespace.clone(),
+                app.spec.project_or_default().to_string(),
+                sync.to_string(),
+                health.to_string(),
+                sync_policy(app),
+                conditions(app),
+                source.map(|s| s.repo_url.clone()).unwrap_or_default(),
+                source.map(|s| s.path.clone()).unwrap_or_default(),
+                source
+                    .map(|s| s.target_revision.clone())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(out, &LIST_COLUMNS, &rows)
+}
+
+/// `argocd app get`'s summary, then the resources table.
+fn describe(out: &mut dyn Write, app: &Application) -> Result<()> {
+    let (sync, health) = codes(app);
+    let source = app.spec.effective_sources().into_iter().next();
+    let status = app.status.as_ref();
+    let revision = status
+        .and_then(|s| s.sync.as_ref())
+        .map(|s| s.revision.clone())
+        .unwrap_or_default();
+    let target = source
+        .map(|s| s.target_revision.as_str())
+        .unwrap_or_default();
+    let sync_line = match (sync, revision.is_empty()) {
+        (SyncStatusCode::Synced, false) => format!("Synced to {} ({revision})", or_head(target)),
+        (SyncStatusCode::OutOfSync, false) => {
+            format!("OutOfSync from {} ({revision})", or_head(target))
+        }
+        (code, _) => code.to_string(),
+    };
+    let mut fields = vec![
+        ("Name:", app.metadata.name.clone()),
+        ("Project:", app.spec.project_or_default().to_string()),
+        ("Server:", cluster_of(app)),
+        ("Namespace:", app.spec.destination.namespace.clone()),
+        (
+            "Repo:",
+            source.map(|s| s.repo_url.clone()).unwrap_or_default(),
+        ),
+        ("Target:", target.to_string()),
+        ("Path:", source.map(|s| s.path.clone()).unwrap_or_default()),
+        ("Sync Policy:", sync_policy(app)),
+        ("Sync Status:", sync_line),
+        ("Health Status:", health.to_string()),
+    ];
+    if let Some(op) = status.and_then(|s| s.operation_state.as_ref()) {
+        fields.push(("Operation:", "Sync".to_string()));
+        fields.push(("Phase:", op.phase.to_string()));
+        if !op.message.is_empty() {
+            fields.push(("Message:", op.message.clone()));
+        }
+    }
+    let mut text = String::new();
+    for (k, v) in fields {
+        text.push_str(&format!("{k:<20}{v}\n"));
+    }
+    for c in status.map(|s| s.conditions.as_slice()).unwrap_or_default() {
+        text.push_str(&format!("{:<20}{}: {}\n", "Condition:", c.type_, c.message));
+    }
+    output::write(out, &text)?;
+    let resources = status.map(|s| s.resources.as_slice()).unwrap_or_default();
+    if !resources.is_empty() {
+        output::write(out, "\n")?;
+        let rows: Vec<Vec<String>> = resources
+            .iter()
+            .map(|r| {
+                vec![
+                    r.group.clone(),
+                    r.kind.clone(),
+                    r.namespace.clone(),
+                    r.name.clone(),
+                    r.status.map(|s| s.to_string()).unwrap_or_default(),
+                    r.health
+                        .as_ref()
+                        .map(|h| h.status.to_string())
+                        .unwrap_or_default(),
+                    if r.hook { "Hook".into() } else { String::new() },
+                    r.health
+                        .as_ref()
+                        .map(|h| h.message.clone())
+                        .unwrap_or_default(),
+                ]
+            })
+            .collect();
+        output::table(
+            out,
+            &[
+                "GROUP",
+                "KIND",
+                "NAMESPACE",
+                "NAME",
+                "STATUS",
+                "HEALTH",
+                "HOOK",
+                "MESSAGE",
+            ],
+            &rows,
+        )?;
+    }
+    Ok(())
+}
+
+fn sync_report(out: &mut dyn Write, name: &str, res: &SyncApplicationResponse) -> Result<()> {
+    let mut text = String::new();
+    for (k, v) in [
+        ("Name:", name),
+        ("Operation:", "Sync"),
+        ("Sync Revision:", res.revision.as_str()),
+        ("Phase:", res.phase.as_str()),
+        ("Message:", res.message.as_str()),
+    ] {
+        text.push_str(&format!("{k:<20}{v}\n"));
+    }
+    output::write(out, &text)?;
+    let resources = res
+        .resources_json
+        .iter()
+        .map(|j| serde_json::from_str::<ResourceResult>(j))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !resources.is_empty() {
+        output::write(out, "\n")?;
+        let rows: Vec<Vec<String>> = resources
+            .into_iter()
+            .map(|r| vec![r.group, r.kind, r.namespace, r.name, r.status, r.message])
+            .collect();
+        output::table(
+            out,
+            &["GROUP", "KIND", "NAMESPACE", "NAME", "STATUS", "MESSAGE"],
+            &rows,
+        )?;
+    }
+    Ok(())
+}
+
+fn or_head(target: &str) -> &str {
+    if target.is_empty() { "HEAD" } else { target }
+}
+
+fn codes(app: &Application) -> (SyncStatusCode, HealthStatusCode) {
+    let status = app.status.as_ref();
+    (
+        status
+            .and_then(|s| s.sync.as_ref())
+            .map_or(SyncStatusCode::Unknown, |s| s.status),
+        status
+            .and_then(|s| s.health.as_ref())
+            .map_or(HealthStatusCode::Unknown, |h| h.status),
+    )
+}
+
+fn cluster_of(app: &Application) -> String {
+    let d = &app.spec.destination;
+    if d.server.is_empty() {
+        d.name.clone()
+    } else {
+        d.server.clone()
+    }
+}
+
+/// `Manual`, `Auto` or `Auto-Prune`, as argocd prints it.
+fn sync_policy(app: &Application) -> String {
+    match app.spec.sync_policy.as_ref() {
+        Some(p) if p.is_automated() => {
+            if p.automated.as_ref().is_some_and(|a| a.prune) {
+                "Auto-Prune".to_string()
+            } else {
+                "Auto".to_string()
+            }
+        }
+        _ => "Manual".to_string(),
+    }
+}
+
+/// `<none>`, or each condition type with its count: `SyncError(1),ComparisonError(2)`.
+fn conditions(app: &Application) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in app
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default()
+    {
+        *counts.entry(c.type_.as_str()).or_default() += 1;
+    }
+    if counts.is_empty() {
+        return "<none>".to_string();
+    }
+    counts
+        .into_iter()
+        .map(|(t, n)| format!("{t}({n})"))
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -1,0 +1,101 @@
+//! `gitfleet cluster ...`: register clusters from a kubeconfig context, list them.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use gitfleet_model::{Cluster, IN_CLUSTER_NAME};
+use gitfleet_proto::v1::cluster_service_client::ClusterServiceClient;
+use gitfleet_proto::v1::*;
+use tonic::transport::Channel;
+
+use crate::error::Result;
+use crate::kubeconfig;
+use crate::output::{self, Format};
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Register the cluster of a kubeconfig context (its server, CA and user token).
+    Add {
+        context: String,
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Name to register under; the context's name by default.
+        #[arg(long)]
+        name: Option<String>,
+        /// Register it as the cluster gitfleet runs in (name `in-cluster`).
+        #[arg(long)]
+        in_cluster: bool,
+        /// Replace a cluster of the same name.
+        #[arg(long)]
+        upsert: bool,
+    },
+    /// List clusters.
+    List {
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<Format>,
+    },
+    /// Remove a cluster (by name or server URL).
+    Rm { name: String },
+}
+
+pub async fn run(cmd: &ClusterCommand, channel: Channel, out: &mut dyn Write) -> Result<i32> {
+    let mut client = ClusterServiceClient::new(channel);
+    match cmd {
+        ClusterCommand::Add {
+            context,
+            kubeconfig: path,
+            name,
+            in_cluster,
+            upsert,
+        } => {
+            let path = kubeconfig::default_path(path.as_deref());
+            let creds = kubeconfig::read_context(&path, context)?;
+            let name = if *in_cluster {
+                IN_CLUSTER_NAME.to_string()
+            } else {
+                name.clone().unwrap_or_else(|| context.clone())
+            };
+            let res = client
+                .create(CreateClusterRequest {
+                    name,
+                    server: creds.server,
+                    bearer_token: creds.bearer_token,
+                    ca_data: creds.ca_data,
+                    insecure: creds.insecure,
+                    upsert: *upsert,
+                })
+                .await?
+                .into_inner();
+            let cluster: Cluster = serde_json::from_str(&res.cluster_json)?;
+            output::write(out, &format!("Cluster '{}' added\n", cluster.server))?;
+        }
+        ClusterCommand::List { output: format } => {
+            let res = client.list(ListClustersRequest {}).await?.into_inner();
+            let raw = res
+                .items_json
+                .iter()
+                .map(|j| serde_json::from_str::<serde_json::Value>(j))
+                .collect::<Result<Vec<_>, _>>()?;
+            match format {
+                Some(Format::Json) => output::json(out, &raw)?,
+                Some(Format::Yaml) => output::yaml(out, &raw)?,
+                _ => {
+                    let rows = raw
+                        .into_iter()
+                        .map(serde_json::from_value::<Cluster>)
+                        .map(|c| c.map(|c| vec![c.server, c.name, c.project]))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    output::table(out, &["SERVER", "NAME", "PROJECT"], &rows)?;
+                }
+            }
+        }
+        ClusterCommand::Rm { name } => {
+            client
+                .delete(DeleteClusterRequest { name: name.clone() })
+                .await?;
+            output::write(out, &format!("Cluster '{name}' removed\n"))?;
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,363 @@
+//! The CLI library against an in-process gateway on a real nats-server.
+
+use std::time::Duration;
+
+use clap::Parser;
+use gitfleet::Cli;
+use gitfleet_bus::{Bucket, Bus, subject_token, testkit};
+use tokio_util::sync::CancellationToken;
+
+struct Env {
+    bus: Bus,
+    server: String,
+    dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Env {
+    async fn start() -> Env {
+        let bus = testkit::bus().await;
+        let config = api_gateway::Config {
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            operation_timeout: Duration::from_secs(1),
+            ..api_gateway::Config::default()
+        };
+        let listeners = api_gateway::bind(&config).await.unwrap();
+        let server = listeners.grpc_addr().to_string();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(api_gateway::serve(
+            config,
+            listeners,
+            bus.clone(),
+            shutdown.clone(),
+        ));
+        Env {
+            bus,
+            server,
+            dir: tempfile::tempdir().unwrap(),
+            shutdown,
+        }
+    }
+
+    /// Runs `gitfleet ARGS...`: (exit code, stdout, stderr line).
+    async fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let mut argv = vec!["gitfleet", "--server", &self.server];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).unwrap();
+        let mut out = Vec::new();
+        match gitfleet::run(&cli, &mut out).await {
+            Ok(code) => (code, String::from_utf8(out).unwrap(), String::new()),
+            Err(e) => (
+                cli.error_exit_code(),
+                String::from_utf8(out).unwrap(),
+                format!("error: {e}"),
+            ),
+        }
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+fn app_yaml(name: &str, automated: bool) -> String {
+    let policy = if automated {
+        "  syncPolicy:\n    automated:\n      prune: true\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: {name}
+  namespace: argocd
+spec:
+  project: default
+  source:
+    repoURL: https://github.com/argoproj/argocd-example-apps.git
+    targetRevision: HEAD
+    path: guestbook
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: {name}
+{policy}"#
+    )
+}
+
+#[tokio::test]
+async fn app_create_list_get() {
+    let env = Env::start().await;
+    let file = env.write("guestbook.yaml", &app_yaml("guestbook", true));
+    let (code, out, err) = env.run(&["app", "create", "-f", &file]).await;
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(out, "application 'guestbook' created\n");
+    let file = env.write("manual.yaml", &app_yaml("manual", false));
+    assert_eq!(env.run(&["app", "create", "-f", &file]).await.0, 0);
+
+    let (code, _, err) = env.run(&["app", "create", "-f", &file]).await;
+    assert_eq!(code, 1);
+    assert_eq!(err, "error: application \"manual\" already exists");
+    assert_eq!(
+        env.run(&["app", "create", "-f", &file, "--upsert"]).await.0,
+        0
+    );
+
+    // The diff worker's verdict for one app.
+    let status = env.bus.kv(Bucket::AppStatus).await.unwrap();
+    let doc = serde_json::json!({
+        "sync": {"status": "OutOfSync", "revision": "abc123"},
+        "health": {"status": "Healthy"},
+        "conditions": [{"type": "SyncError", "message": "boom"}],
+        "resources": [{"group": "apps", "version": "v1", "kind": "Deployment", "namespace": "guestbook",
+                       "name": "guestbook-ui", "status": "OutOfSync", "health": {"status": "Healthy"}}],
+    });
+    status
+        .put(
+            subject_token("guestbook"),
+            serde_json::to_vec(&doc).unwrap().into(),
+        )
+        .await
+        .unwrap();
+
+    let (code, out, _) = env.run(&["app", "list"]).await;
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "CLUSTER",
+            "NAMESPACE",
+            "PROJECT",
+            "STATUS",
+            "HEALTH",
+            "SYNCPOLICY",
+            "CONDITIONS",
+            "REPO",
+            "PATH",
+            "TARGET"
+        ]
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        row,
+        [
+            "guestbook",
+            "https://kubernetes.default.svc",
+            "guestbook",
+            "default",
+            "OutOfSync",
+            "Healthy",
+            "Auto-Prune",
+            "SyncError(1)",
+            "https://github.com/argoproj/argocd-example-apps.git",
+            "guestbook",
+            "HEAD"
+        ]
+    );
+    let row: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(row[4..8], ["Unknown", "Unknown", "Manual", "<none>"]);
+    // Columns line up: every cell starts where its header does.
+    let status_col = lines[0].find("STATUS").unwrap();
+    assert_eq!(&lines[1][status_col..status_col + 9], "OutOfSync");
+
+    let (_, out, _) = env
+        .run(&["app", "list", "--sync-status", "OutOfSync", "-o", "name"])
+        .await;
+    assert_eq!(out, "guestbook\n");
+    let (_, out, _) = env
+        .run(&["app", "list", "--health-status", "Unknown", "-o", "name"])
+        .await;
+    assert_eq!(out, "manual\n");
+    let (_, out, _) = env.run(&["app", "list", "-o", "json"]).await;
+    let items: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(items.as_array().unwrap().len(), 2);
+
+    let (code, out, _) = env.run(&["app", "get", "guestbook"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("Name:               guestbook\n"), "{out}");
+    assert!(
+        out.contains("Sync Status:        OutOfSync from HEAD (abc123)\n"),
+        "{out}"
+    );
+    assert!(out.contains("Health Status:      Healthy\n"), "{out}");
+    assert!(out.contains("Deployment  guestbook  guestbook-ui"), "{out}");
+    let (_, out, _) = env.run(&["app", "get", "guestbook", "-o", "yaml"]).await;
+    assert!(
+        out.contains("repoURL: https://github.com/argoproj/argocd-example-apps.git"),
+        "{out}"
+    );
+
+    let (code, _, err) = env.run(&["app", "get", "nope"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(err, "error: application \"nope\" not found");
+
+    let (code, out, _) = env
+        .run(&["app", "delete", "manual", "--cascade=false"])
+        .await;
+    assert_eq!((code, out.as_str()), (0, "application 'manual' deleted\n"));
+    let (_, out, _) = env.run(&["app", "list", "-o", "name"]).await;
+    assert_eq!(out, "guestbook\n");
+}
+
+#[tokio::test]
+async fn invalid_manifest_and_unreachable_server_are_one_clear_error() {
+    let env = Env::start().await;
+    let file = env.write(
+        "bad.yaml",
+        &app_yaml("bad", false).replace("  project: default\n", ""),
+    );
+    let (code, _, err) = env.run(&["app", "create", "-f", &file]).await;
+    assert_eq!(code, 1);
+    assert!(err.starts_with("error: invalid application:"), "{err}");
+    assert!(err.contains("spec.project: required"), "{err}");
+
+    let (code, _, err) = env.run(&["app", "create", "-f", "/nonexistent.yaml"]).await;
+    assert_eq!(code, 1);
+    assert!(err.starts_with("error: reading /nonexistent.yaml"), "{err}");
+
+    // A diff that cannot be computed (no renderer or git watcher) exits 2.
+    let file = env.write("ok.yaml", &app_yaml("ok", false));
+    env.run(&["app", "create", "-f", &file]).await;
+    let (code, _, err) = env.run(&["app", "diff", "ok"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.starts_with("error: resolving the revision"), "{err}");
+
+    let cli = Cli::try_parse_from(["gitfleet", "--server", "127.0.0.1:1", "app", "list"]).unwrap();
+    let err = gitfleet::run(&cli, &mut Vec::new()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("cannot reach the gitfleet server at 127.0.0.1:1"),
+        "{err}"
+    );
+
+    let cli = Cli::try_parse_from(["gitfleet", "up"]).unwrap();
+    assert!(gitfleet::run(&cli, &mut Vec::new()).await.is_err());
+    assert_eq!(cli.error_exit_code(), 2);
+}
+
+#[tokio::test]
+async fn cluster_add_from_a_cluster_sim_kubeconfig() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let env = Env::start().await;
+    let sim = cluster_sim::Sim::start(cluster_sim::SimConfig {
+        clusters: 2,
+        tls: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let kubeconfig_text = sim.kubeconfig();
+    let kubeconfig = env.write("kubeconfig", &kubeconfig_text);
+    let parsed: serde_json::Value = serde_yaml_ng::from_str(&kubeconfig_text).unwrap();
+    let token = parsed["users"][1]["user"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ca = parsed["clusters"][1]["cluster"]["certificate-authority-data"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (code, out, err) = env
+        .run(&["cluster", "add", "c1", "--kubeconfig", &kubeconfig])
+        .await;
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(out, format!("Cluster '{}' added\n", sim.url(1)));
+    let (code, _, _) = env
+        .run(&[
+            "cluster",
+            "add",
+            "c0",
+            "--kubeconfig",
+            &kubeconfig,
+            "--in-cluster",
+        ])
+        .await;
+    assert_eq!(code, 0);
+
+    // Stored with its credentials for the executor ...
+    let kv = env.bus.kv(Bucket::Clusters).await.unwrap();
+    let stored: serde_json::Value =
+        serde_json::from_slice(&kv.get(subject_token("c1")).await.unwrap().unwrap()).unwrap();
+    assert_eq!(stored["server"], sim.url(1));
+    assert_eq!(stored["config"]["bearerToken"], token.as_str());
+    assert_eq!(stored["config"]["tlsClientConfig"]["caData"], ca.as_str());
+    assert!(kv.get(subject_token("in-cluster")).await.unwrap().is_some());
+
+    // ... and never shown.
+    let (code, out, _) = env.run(&["cluster", "list"]).await;
+    assert_eq!(code, 0);
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["SERVER", "NAME", "PROJECT"]);
+    assert_eq!(lines[1], [sim.url(1).as_str(), "c1"]);
+    assert_eq!(lines[2], [sim.url(0).as_str(), "in-cluster"]);
+    let (_, json, _) = env.run(&["cluster", "list", "-o", "json"]).await;
+    assert!(!json.contains(&token) && !out.contains(&token));
+
+    let (code, _, err) = env
+        .run(&["cluster", "add", "c9", "--kubeconfig", &kubeconfig])
+        .await;
+    assert_eq!(code, 1);
+    assert!(err.ends_with("context \"c9\" not found"), "{err}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn repo_add_and_list_hide_the_password() {
+    let env = Env::start().await;
+    let (code, out, _) = env
+        .run(&[
+            "repo",
+            "add",
+            "https://git.example.com/org/config.git",
+            "--username",
+            "bot",
+            "--password",
+            "pw-S3CRET",
+        ])
+        .await;
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "Repository 'https://git.example.com/org/config.git' added\n"
+        )
+    );
+    let (code, out, _) = env.run(&["repo", "list"]).await;
+    assert_eq!(code, 0);
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["TYPE", "NAME", "REPO", "INSECURE", "CREDS", "PROJECT"]
+    );
+    assert_eq!(
+        lines[1],
+        [
+            "git",
+            "https://git.example.com/org/config.git",
+            "false",
+            "true"
+        ]
+    );
+    let (_, json, _) = env.run(&["repo", "list", "-o", "json"]).await;
+    assert!(!json.contains("pw-S3CRET"));
+}
