@@ -1,0 +1,156 @@
+//! Every service of gitfleet in one process, each through its own `run(config, bus,
+//! shutdown)` exactly as it runs alone: what `gitfleet up` starts and what the
+//! end-to-end tests boot. Services still talk only over the bus.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gitfleet_bus::Bus;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// What varies between a laptop run, a test and a load run.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// Names this process in the diff-worker and sync-executor groups.
+    pub member_id: String,
+    /// Where the git-watcher keeps its mirrors.
+    pub mirror_dir: PathBuf,
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    /// Notifier webhooks.
+    pub webhooks: Vec<String>,
+    /// Repository poll interval (Argo CD: 120 s + jitter).
+    pub poll_interval: Duration,
+    /// Periodic re-comparison of every app (Argo CD: 120 s + 60 s jitter).
+    pub refresh_interval: Duration,
+    /// Delay between sync waves (Argo CD: 2 s).
+    pub wave_delay: Duration,
+    /// Ownership member and lease TTL (whole seconds): takeover time after a crash.
+    pub ownership_ttl: Duration,
+    /// Which services this process runs (all, for `gitfleet up`).
+    pub services: Services,
+}
+
+/// A switch per service, so one process can run a subset (tests start several workers).
+#[derive(Debug, Clone, Copy)]
+pub struct Services {
+    pub git_watcher: bool,
+    pub renderer: bool,
+    pub diff_worker: bool,
+    pub sync_executor: bool,
+    pub api_gateway: bool,
+    pub notifier: bool,
+}
+
+impl Services {
+    pub const ALL: Services =
+        Services { git_watcher: true, renderer: true, diff_worker: true, sync_executor: true, api_gateway: true, notifier: true };
+}
+
+impl StackConfig {
+    /// Argo CD's timings, ports 8080 (gRPC) and 8081 (webhooks).
+    pub fn new(member_id: impl Into<String>, mirror_dir: impl Into<PathBuf>) -> Self {
+        StackConfig {
+            member_id: member_id.into(),
+            mirror_dir: mirror_dir.into(),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            webhooks: Vec::new(),
+            poll_interval: Duration::from_secs(120),
+            refresh_interval: Duration::from_secs(120),
+            wave_delay: Duration::from_secs(2),
+            ownership_ttl: Duration::from_secs(10),
+            services: Services::ALL,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("creating the bus topology: {0}")]
+    Bus(#[from] gitfleet_bus::BusError),
+    #[error("starting the api gateway: {0}")]
+    Gateway(#[from] api_gateway::Error),
+}
+
+/// The running services.
+pub struct Stack {
+    /// Where the api gateway listens (the real ports when 0 was asked for).
+    pub grpc_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+fn spawn<E: std::fmt::Display>(tasks: &mut JoinSet<()>, name: &'static str, fut: impl std::future::Future<Output = Result<(), E>> + Send + 'static) {
+    tasks.spawn(async move {
+        match fut.await {
+            Ok(()) => tracing::info!(service = name, "stopped"),
+            Err(e) => tracing::error!(service = name, error = %e, "service failed"),
+        }
+    });
+}
+
+pub async fn start(cfg: StackConfig, bus: Bus) -> Result<Stack, Error> {
+    bus.ensure().await?;
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let s = cfg.services;
+    let (mut grpc_addr, mut http_addr) = (None, None);
+    if s.api_gateway {
+        let gw = api_gateway::Config { grpc_addr: cfg.grpc_addr, http_addr: cfg.http_addr, ..Default::default() };
+        let listeners = api_gateway::bind(&gw).await?;
+        grpc_addr = Some(listeners.grpc_addr());
+        http_addr = Some(listeners.http_addr());
+        spawn(&mut tasks, "api-gateway", api_gateway::serve(gw, listeners, bus.clone(), shutdown.clone()));
+    }
+    if s.git_watcher {
+        let mut c = git_watcher::Config::new(&cfg.mirror_dir);
+        c.poll_interval = cfg.poll_interval;
+        c.poll_jitter = cfg.poll_interval / 2;
+        spawn(&mut tasks, "git-watcher", git_watcher::run(c, bus.clone(), shutdown.clone()));
+    }
+    if s.renderer {
+        spawn(&mut tasks, "renderer", renderer::run(renderer::Config::default(), bus.clone(), shutdown.clone()));
+    }
+    if s.diff_worker {
+        let mut c = diff_worker::Config::new(&cfg.member_id);
+        c.refresh_interval = cfg.refresh_interval;
+        c.refresh_jitter = cfg.refresh_interval / 2;
+        c.member_ttl = cfg.ownership_ttl;
+        c.lease_ttl = cfg.ownership_ttl;
+        spawn(&mut tasks, "diff-worker", diff_worker::run(c, bus.clone(), shutdown.clone()));
+    }
+    if s.sync_executor {
+        let mut c = sync_executor::Config::new(&cfg.member_id);
+        c.wave_delay = cfg.wave_delay;
+        c.member_ttl = cfg.ownership_ttl;
+        c.lease_ttl = cfg.ownership_ttl;
+        spawn(&mut tasks, "sync-executor", sync_executor::run(c, bus.clone(), shutdown.clone()));
+    }
+    if s.notifier {
+        let c = notifier::Config { webhooks: cfg.webhooks.clone(), ..Default::default() };
+        spawn(&mut tasks, "notifier", notifier::run(c, bus.clone(), shutdown.clone()));
+    }
+    Ok(Stack { grpc_addr, http_addr, shutdown, tasks })
+}
+
+impl Stack {
+    /// Stops every service (gracefully: ownership is handed over) and waits for them.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Kills every service at once, as a crash would: nothing is handed over.
+    pub fn abort(mut self) {
+        self.tasks.abort_all();
+    }
+
+    /// Waits until a service stops by itself (or Ctrl-C in `gitfleet up`).
+    pub async fn wait_any(&mut self) {
+        self.tasks.join_next().await;
+    }
+}

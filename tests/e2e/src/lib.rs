@@ -1,0 +1,276 @@
+//! The end-to-end sandbox: a real nats-server, a real Git repository served by
+//! `git daemon`, the cluster emulator over HTTPS registered as Argo CD's in-cluster
+//! destination, and every gitfleet service started in-process through `gitfleet-stack`.
+//! Tests read as the user's story: given a repo, when the app is created and synced, then
+//! the cluster holds the objects and the app reports Synced and Healthy.
+
+use std::time::Duration;
+
+use cluster_sim::{ClusterConfig, Sim, SimConfig};
+use gitfleet_bus::testkit::NatsServer;
+use gitfleet_bus::{Bucket, Bus, subject_token};
+use gitfleet_stack::{Stack, StackConfig};
+use serde_json::{Value, json};
+
+#[path = "../../../services/git-watcher/tests/common/mod.rs"]
+pub mod git;
+
+pub use git::{GitDaemon, Upstream};
+
+/// Timings short enough for tests, long enough for a busy 2-core machine.
+pub struct Timings {
+    pub poll: Duration,
+    pub refresh: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings { poll: Duration::from_secs(3), refresh: Duration::from_secs(30) }
+    }
+}
+
+pub struct Sandbox {
+    pub nats: NatsServer,
+    pub bus: Bus,
+    pub sim: Sim,
+    pub repo: Upstream,
+    pub daemon: GitDaemon,
+    pub stack: Option<Stack>,
+    pub work: tempfile::TempDir,
+    pub timings: Timings,
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+impl Sandbox {
+    /// Everything up, with `files` committed on `main` of the served repository.
+    pub async fn start(files: &[(&str, &str)], timings: Timings) -> Sandbox {
+        init_tracing();
+        let nats = NatsServer::start();
+        let bus = gitfleet_bus::testkit::bus_on(&nats).await;
+        let sim = Sim::start(SimConfig {
+            tls: true,
+            cluster: ClusterConfig { ready_delay: Duration::from_millis(300), ..Default::default() },
+            ..Default::default()
+        })
+        .await
+        .expect("cluster emulator starts");
+        let repo = Upstream::new();
+        for (path, content) in files {
+            repo.write(path, content);
+        }
+        repo.commit("initial manifests");
+        repo.push_all();
+        let daemon = GitDaemon::serve(&repo.base());
+        let work = tempfile::tempdir().expect("tempdir");
+        let mut sb = Sandbox { nats, bus, sim, repo, daemon, stack: None, work, timings };
+        sb.bus.ensure().await.expect("topology");
+        sb.register_in_cluster().await;
+        sb.start_stack().await;
+        sb
+    }
+
+    pub fn repo_url(&self) -> String {
+        self.daemon.url(&self.repo.name)
+    }
+
+    pub fn stack_config(&self, member: &str) -> StackConfig {
+        let mut c = StackConfig::new(member, self.work.path().join(format!("mirrors-{member}")));
+        c.grpc_addr = "127.0.0.1:0".parse().unwrap();
+        c.http_addr = "127.0.0.1:0".parse().unwrap();
+        c.poll_interval = self.timings.poll;
+        c.refresh_interval = self.timings.refresh;
+        c.wave_delay = Duration::ZERO;
+        c.ownership_ttl = Duration::from_secs(2);
+        c
+    }
+
+    pub async fn start_stack(&mut self) {
+        let stack = gitfleet_stack::start(self.stack_config("one"), self.bus.clone()).await.expect("services start");
+        self.stack = Some(stack);
+    }
+
+    /// `http://127.0.0.1:PORT` of the api gateway's gRPC endpoint.
+    pub fn grpc(&self) -> String {
+        format!("http://{}", self.stack.as_ref().and_then(|s| s.grpc_addr).expect("gateway running"))
+    }
+
+    pub fn webhook_url(&self) -> String {
+        format!("http://{}/api/webhook", self.stack.as_ref().and_then(|s| s.http_addr).expect("gateway running"))
+    }
+
+    /// Registers the emulated cluster as Argo CD's in-cluster destination, as `gitfleet up` does.
+    async fn register_in_cluster(&self) {
+        let ca = self.sim.ca_pem().expect("tls on");
+        let cluster = json!({
+            "name": gitfleet_messages::IN_CLUSTER,
+            "server": self.sim.url(0),
+            "config": {"bearerToken": self.sim.cluster(0).token, "tlsClientConfig": {"caData": b64(ca.as_bytes())}},
+        });
+        let kv = self.bus.kv(Bucket::Clusters).await.expect("clusters bucket");
+        kv.put(subject_token(gitfleet_messages::IN_CLUSTER), serde_json::to_vec(&cluster).unwrap().into()).await.expect("register cluster");
+    }
+
+    /// The app's status as the diff worker last wrote it.
+    pub async fn status(&self, app: &str) -> Option<Value> {
+        let kv = self.bus.kv(Bucket::AppStatus).await.ok()?;
+        let entry = kv.get(subject_token(app)).await.ok()??;
+        serde_json::from_slice(&entry).ok()
+    }
+
+    /// Polls the app's status until `pred` holds; panics with the last status after `secs`.
+    pub async fn until_status(&self, app: &str, secs: u64, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.status(app).await;
+            if let Some(s) = &s {
+                if pred(s) {
+                    return s.clone();
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{app}: timed out after {secs} s waiting for {what}; last status: {s:#?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// One live object from the emulated cluster, or None.
+    pub fn live(&self, group: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        let key = cluster_sim::resources::ResourceKey { group: group.into(), plural: plural.into() };
+        self.sim.cluster(0).state.lock().get(&key, namespace, name).map(|s| s.value.clone())
+    }
+
+    /// Commits new content and pushes it to the served repository; returns the commit.
+    pub fn commit(&self, files: &[(&str, Option<&str>)], message: &str) -> String {
+        for (path, content) in files {
+            match content {
+                Some(c) => self.repo.write(path, c),
+                None => {
+                    let _ = std::fs::remove_file(self.repo.work.join(path));
+                }
+            }
+        }
+        let c = self.repo.commit(message);
+        self.repo.push_all();
+        c
+    }
+
+    /// A GitHub push webhook for the served repository.
+    pub async fn github_push(&self) -> reqwest::StatusCode {
+        let body = json!({"ref": "refs/heads/main", "repository": {"clone_url": self.repo_url(), "html_url": self.repo_url()}});
+        reqwest::Client::new()
+            .post(self.webhook_url())
+            .header("X-GitHub-Event", "push")
+            .json(&body)
+            .send()
+            .await
+            .expect("webhook delivered")
+            .status()
+    }
+
+    pub fn sync_status(s: &Value) -> &str {
+        s["sync"]["status"].as_str().unwrap_or("")
+    }
+
+    pub fn health(s: &Value) -> &str {
+        s["health"]["status"].as_str().unwrap_or("")
+    }
+}
+
+pub fn b64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { T[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
+
+/// An Argo CD Application for the sandbox repository, written as Argo CD users write it.
+pub fn application(name: &str, repo: &str, path: &str, automated: Option<&str>) -> String {
+    let policy = match automated {
+        Some(extra) => format!("  syncPolicy:\n    automated:\n{extra}    syncOptions:\n    - CreateNamespace=true\n"),
+        None => "  syncPolicy:\n    syncOptions:\n    - CreateNamespace=true\n".to_string(),
+    };
+    format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: {repo}\n    targetRevision: main\n    path: {path}\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {name}\n{policy}"
+    )
+}
+
+pub const DEPLOYMENT: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+        ports:
+        - containerPort: 80
+"#;
+
+pub const SERVICE: &str = r#"apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - port: 80
+    targetPort: 80
+"#;
+
+pub const CONFIGMAP: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+data:
+  greeting: hello
+"#;
+
+/// What a CLI invocation printed and its exit code (errors print as `main` does).
+pub struct CliOut {
+    pub code: i32,
+    pub stdout: String,
+}
+
+impl Sandbox {
+    /// Runs `gitfleet --server <gateway> ARGS...` in process, as a user would type it.
+    pub async fn cli(&self, args: &[&str]) -> CliOut {
+        use clap::Parser;
+        let server = self.stack.as_ref().and_then(|s| s.grpc_addr).expect("gateway running").to_string();
+        let mut argv = vec!["gitfleet", "--server", server.as_str()];
+        argv.extend_from_slice(args);
+        let cli = gitfleet::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("bad test command {argv:?}: {e}"));
+        let mut out = Vec::new();
+        let code = match gitfleet::run(&cli, &mut out).await {
+            Ok(code) => code,
+            Err(e) => {
+                out.extend_from_slice(format!("error: {e}\n").as_bytes());
+                cli.error_exit_code()
+            }
+        };
+        CliOut { code, stdout: String::from_utf8_lossy(&out).into_owned() }
+    }
+
+    /// Writes a file into the sandbox's work dir (for `app create -f`).
+    pub fn file(&self, name: &str, content: &str) -> String {
+        let p = self.work.path().join(name);
+        std::fs::write(&p, content).expect("write file");
+        p.to_string_lossy().into_owned()
+    }
+}
