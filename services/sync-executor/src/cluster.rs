@@ -175,9 +175,17 @@ async fn schedule(shared: Arc<Shared>, rt: Arc<ClusterRuntime>, mut jobs: mpsc::
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut running: HashSet<String> = HashSet::new();
     let mut waiting: HashMap<String, VecDeque<Box<Job>>> = HashMap::new();
+    let mut progress = tokio::time::interval(rt.config.ack_wait / 3);
     loop {
         let event = tokio::select! {
             _ = rt.cancel.cancelled() => break,
+            _ = progress.tick() => {
+                // Jobs queued behind their app's running one are in progress too.
+                for job in waiting.values().flatten() {
+                    job.progress().await;
+                }
+                continue;
+            }
             j = jobs.recv() => match j { Some(j) => Event::Job(j), None => break },
             d = done_rx.recv() => match d { Some(d) => Event::Done(d), None => break },
         };
@@ -198,9 +206,19 @@ async fn schedule(shared: Arc<Shared>, rt: Arc<ClusterRuntime>, mut jobs: mpsc::
         };
         running.insert(job.op.app.clone());
         let (shared, rt, permits, done_tx) = (shared.clone(), rt.clone(), permits.clone(), done_tx.clone());
+        let progress_every = rt.config.ack_wait / 3;
         tokio::spawn(async move {
             let app = job.op.app.clone();
-            if let Ok(_permit) = permits.acquire().await {
+            // Waiting for a slot counts as work in progress, or the server would redeliver.
+            let mut tick = tokio::time::interval(progress_every);
+            tick.tick().await;
+            let permit = loop {
+                tokio::select! {
+                    p = permits.acquire() => break p,
+                    _ = tick.tick() => job.progress().await,
+                }
+            };
+            if let Ok(_permit) = permit {
                 crate::queue::handle(&shared, &rt, job).await;
             }
             let _ = done_tx.send(app);

@@ -74,6 +74,14 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
         Err(err) => return Outcome::failed(format!("app {}: {err}", op.app), Vec::new()),
     };
 
+    // Namespaces this sync creates: a dry run cannot place objects in them yet, which
+    // is not an error (Argo CD's dry run tolerates it the same way).
+    let creating: Vec<String> = plan
+        .tasks()
+        .filter(|(_, _, t)| t.action == TaskAction::Apply && t.resource.group.is_empty() && t.resource.kind == "Namespace")
+        .map(|(_, _, t)| t.resource.name.clone())
+        .collect();
+    let ctx = Ctx { rt, op, creating: &creating };
     let mut results: Vec<ResourceResult> = Vec::new();
     let waves: Vec<(SyncPhase, i32, &Vec<Task>)> = plan
         .phases
@@ -84,7 +92,7 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
     let mut stop = None;
     for (i, (phase, wave, tasks)) in waves.iter().enumerate() {
         tracing::debug!(app = %op.app, cluster = %rt.name, ?phase, wave, tasks = tasks.len(), "running wave");
-        if let Err(s) = run_wave(rt, op, tasks, &mut results).await {
+        if let Err(s) = run_wave(&ctx, tasks, &mut results).await {
             stop = Some(s);
             break;
         }
@@ -118,7 +126,7 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
         // SyncFail hooks run only when the sync failed, and only while the cluster answers.
         for phase in plan.phases.iter().filter(|p| p.phase == SyncPhase::SyncFail) {
             for w in &phase.waves {
-                let _ = run_wave(rt, op, &w.tasks, &mut results).await;
+                let _ = run_wave(&ctx, &w.tasks, &mut results).await;
             }
         }
     }
@@ -142,16 +150,33 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
     }
 }
 
+struct Ctx<'a> {
+    rt: &'a ClusterRuntime,
+    op: &'a SyncOperation,
+    creating: &'a [String],
+}
+
 async fn run_wave(
-    rt: &ClusterRuntime,
-    op: &SyncOperation,
+    ctx: &Ctx<'_>,
     tasks: &[Task],
     results: &mut Vec<ResourceResult>,
 ) -> Result<(), Stop> {
+    let (rt, op) = (ctx.rt, ctx.op);
     let mut first_failure: Option<String> = None;
     for task in tasks {
         let outcome = match task.action {
-            TaskAction::Apply | TaskAction::CreateHook => apply(rt, op, task).await,
+            TaskAction::Apply | TaskAction::CreateHook => match apply(rt, op, task).await {
+                Err(CallError::Api { code: 404, message })
+                    if op.dry_run
+                        && ctx.creating.iter().any(|ns| {
+                            ns == &task.resource.namespace
+                                && message.starts_with(&format!("namespaces \"{ns}\" not found"))
+                        }) =>
+                {
+                    Ok("serverside-applied (dry run, namespace created by this sync)".to_string())
+                }
+                other => other,
+            },
             TaskAction::Prune | TaskAction::DeleteHook => delete(rt, op, task).await,
         };
         let status = match task.action {

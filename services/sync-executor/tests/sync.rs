@@ -230,3 +230,20 @@ async fn an_unreachable_cluster_fails_clearly_and_does_not_block_another() {
     assert!(matches!(live(&bus, "on-c1", "c1").await, Reply::Ok(_)));
     exec.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_changes_nothing() {
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let mut dry = op("op-1", "dry", "c0", vec![namespace("dry"), config_map("dry", "cm", Some(-1)), deployment("dry", "web", Some(2))]);
+    dry.create_namespace = true;
+    dry.dry_run = true;
+    let done = sync(&bus, &dry).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    let log = sim.cluster(0).write_log();
+    assert!(!log.is_empty() && log.iter().all(|w| w.dry_run), "{log:?}");
+    assert!(get(&kube_client(&sim, 0), "/api/v1/namespaces/dry").await.is_none());
+    exec.stop().await;
+}
