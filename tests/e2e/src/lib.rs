@@ -274,3 +274,50 @@ impl Sandbox {
         p.to_string_lossy().into_owned()
     }
 }
+
+impl Sandbox {
+    /// Runs the real kubectl against the emulated cluster; returns (exit code, stdout+stderr).
+    pub fn kubectl(&self, args: &[&str]) -> (i32, String) {
+        let kubectl = std::env::var("GITFLEET_KUBECTL").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/bin/kubectl")
+        });
+        assert!(kubectl.exists(), "kubectl not found at {}: run `cargo xtask tools`", kubectl.display());
+        let kc = self.work.path().join("kubeconfig");
+        std::fs::write(&kc, self.sim.kubeconfig()).expect("write kubeconfig");
+        let out = std::process::Command::new(kubectl)
+            .env("KUBECONFIG", &kc)
+            .arg("--cache-dir")
+            .arg(self.work.path().join("kube-cache"))
+            .args(args)
+            .output()
+            .expect("kubectl runs");
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    /// Creates the app from `yaml` with the CLI, asserting success.
+    pub async fn create_app(&self, name: &str, yaml: &str) {
+        let f = self.file(&format!("{name}.yaml"), yaml);
+        let out = self.cli(&["app", "create", "-f", &f]).await;
+        assert_eq!(out.code, 0, "app create {name}: {}", out.stdout);
+    }
+
+    pub fn image_of(&self, ns: &str, name: &str) -> Option<String> {
+        self.live("apps", "deployments", ns, name).and_then(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().map(String::from))
+    }
+
+    /// Polls `f` until it returns true; panics with `what` after `secs`.
+    pub async fn until(&self, secs: u64, what: &str, f: impl Fn(&Sandbox) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !f(self) {
+            assert!(tokio::time::Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// `automated:` bodies for [`application`].
+pub const AUTOMATED: &str = "      prune: true\n";
+pub const AUTOMATED_SELF_HEAL: &str = "      prune: true\n      selfHeal: true\n";
+pub const AUTOMATED_NO_PRUNE: &str = "      prune: false\n";
