@@ -100,11 +100,14 @@ pub fn compare_all(app: &Application, desired: Vec<Value>, live: &[Value]) -> Re
     let namespace = &app.spec.destination.namespace;
     let mut text = String::new();
     let mut seen = Vec::new();
-    for mut obj in desired {
+    // Hooks run during a sync and are not part of the app's compared state.
+    for mut obj in desired.into_iter().filter(|o| !is_hook(o)) {
         let r = ResourceRef::from_object(&obj);
+        // Namespaced kinds (and custom kinds, usually namespaced) land in the
+        // destination namespace when the manifest names none, as Argo CD does.
         if r.namespace.is_empty()
             && !namespace.is_empty()
-            && builtin_scope(&r.group, &r.kind) != Some(true)
+            && builtin_scope(&r.group, &r.kind) != Some(false)
         {
             obj["metadata"]["namespace"] = Value::String(namespace.clone());
         }
@@ -116,7 +119,7 @@ pub fn compare_all(app: &Application, desired: Vec<Value>, live: &[Value]) -> Re
         text.push_str(&render_unified(&r.to_string(), &d));
         seen.push(r);
     }
-    for l in live {
+    for l in live.iter().filter(|o| !is_hook(o)) {
         let r = ResourceRef::from_object(l);
         if seen.iter().any(|s| s.same_object(&r)) {
             continue;
@@ -150,4 +153,12 @@ fn removal_yaml(v: &Value) -> String {
         meta.remove("managedFields");
     }
     serde_yaml_ng::to_string(&v).unwrap_or_default()
+}
+
+fn is_hook(obj: &Value) -> bool {
+    obj.pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .is_some_and(|a| {
+            a.contains_key("argocd.argoproj.io/hook") || a.contains_key("helm.sh/hook")
+        })
 }

@@ -524,3 +524,135 @@ async fn sync_returns_the_operation_a_worker_finishes() {
     assert_eq!(res.revision, "abc123");
     assert_eq!(res.resources_json.len(), 1);
 }
+
+/// Answers every request on `subject` with `reply` (a `Reply` JSON).
+async fn responder(bus: &Bus, subject: String, reply: serde_json::Value) {
+    let mut sub = bus.client.subscribe(subject).await.unwrap();
+    let client = bus.client.clone();
+    tokio::spawn(async move {
+        while let Some(msg) = sub.next().await {
+            if let Some(to) = msg.reply {
+                client
+                    .publish(to, serde_json::to_vec(&reply).unwrap().into())
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+}
+
+#[tokio::test]
+async fn diff_compares_rendered_with_live_through_the_owners() {
+    let gw = Gateway::start().await;
+    gw.apps()
+        .create(CreateApplicationRequest {
+            manifest_yaml: app_yaml("guestbook"),
+            upsert: false,
+        })
+        .await
+        .unwrap();
+    let prefix = gw.bus.topology.prefix().to_string();
+    let cm = |name: &str, value: &str| serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": value}});
+    responder(
+        &gw.bus,
+        gitfleet_messages::git_resolve_subject(&prefix),
+        serde_json::json!({"ok": {"commit": "c0ffee"}}),
+    )
+    .await;
+    responder(
+        &gw.bus,
+        gw.bus.topology.render_subject(),
+        serde_json::json!({"ok": {"manifests": [cm("same", "1"), cm("changed", "new")]}}),
+    )
+    .await;
+    let mut live_same = cm("same", "1");
+    live_same["metadata"]["namespace"] = "guestbook".into();
+    let mut live_changed = cm("changed", "old");
+    live_changed["metadata"]["namespace"] = "guestbook".into();
+    let stale = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "stale", "namespace": "guestbook"}, "data": {"pw": "c2VjcmV0LXZhbHVl"}});
+    responder(
+        &gw.bus,
+        gitfleet_messages::live_request_subject(
+            &prefix,
+            &subject_token(gitfleet_messages::IN_CLUSTER),
+        ),
+        serde_json::json!({"ok": {"resources": [live_same, live_changed, stale]}}),
+    )
+    .await;
+    gw.bus.client.flush().await.unwrap();
+
+    let res = gw
+        .apps()
+        .diff(DiffApplicationRequest {
+            name: "guestbook".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(res.has_diff);
+    let text = res.diff;
+    assert!(
+        text.contains("===== ConfigMap guestbook/changed ======"),
+        "{text}"
+    );
+    assert!(
+        text.contains("-  a: old") && text.contains("+  a: new"),
+        "{text}"
+    );
+    assert!(!text.contains("guestbook/same"), "{text}");
+    assert!(
+        text.contains("===== Secret guestbook/stale ======"),
+        "{text}"
+    );
+    assert!(!text.contains("c2VjcmV0LXZhbHVl"), "secret shown: {text}");
+}
+
+#[tokio::test]
+async fn cascade_delete_prunes_through_the_executor_then_forgets_the_app() {
+    let gw = Gateway::start().await;
+    gw.apps()
+        .create(CreateApplicationRequest {
+            manifest_yaml: app_yaml("doomed"),
+            upsert: false,
+        })
+        .await
+        .unwrap();
+    // A stand-in executor for the in-cluster partition.
+    let subject = gw.bus.topology.sync_subject(gitfleet_bus::partition(
+        gitfleet_messages::IN_CLUSTER,
+        gitfleet_messages::CLUSTER_PARTITIONS,
+    ));
+    let mut sub = gw.bus.client.subscribe(subject).await.unwrap();
+    gw.bus.client.flush().await.unwrap();
+    let ops = gw.bus.kv(Bucket::Operations).await.unwrap();
+    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let msg = sub.next().await.unwrap();
+        let op: gitfleet_messages::SyncOperation = serde_json::from_slice(&msg.payload).unwrap();
+        let done = serde_json::json!({
+            "id": op.id, "app": op.app, "phase": "Succeeded", "message": "pruned",
+            "revision": "", "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:00:01Z",
+        });
+        ops.put(
+            subject_token(&op.app),
+            serde_json::to_vec(&done).unwrap().into(),
+        )
+        .await
+        .unwrap();
+        let _ = seen_tx.send(op);
+    });
+    gw.apps()
+        .delete(DeleteApplicationRequest {
+            name: "doomed".into(),
+            cascade: true,
+        })
+        .await
+        .unwrap();
+    let op = seen_rx.await.unwrap();
+    assert!(op.desired.is_empty() && op.prune, "{op:?}");
+    assert_eq!(op.cluster, gitfleet_messages::IN_CLUSTER);
+    assert_eq!(op.fencing.group, gitfleet_messages::DIFF_WORKERS);
+    assert!(gw.kv_json(Bucket::Applications, "doomed").await.is_none());
+    assert!(gw.kv_json(Bucket::Operations, "doomed").await.is_none());
+}
