@@ -222,7 +222,12 @@ impl LiveCache {
 
     /// Keeps the cache filled until `cancel`: discovery, then a watch per kind; kinds that
     /// appear later (new CRDs) are picked up on rediscovery.
-    pub async fn run(self: Arc<Self>, client: kube::Client, every: Duration, cancel: CancellationToken) {
+    pub async fn run(
+        self: Arc<Self>,
+        client: kube::Client,
+        every: Duration,
+        cancel: CancellationToken,
+    ) {
         let mut watching: BTreeSet<(String, String)> = BTreeSet::new();
         let mut backoff = Duration::from_millis(500);
         loop {
@@ -251,7 +256,10 @@ impl LiveCache {
                     self.bump();
                     for kind in new {
                         tracing::debug!(cluster = %self.cluster, kind = %kind.resource.kind, group = %kind.resource.group, "watching kind");
-                        tokio::spawn(self.clone().watch_kind(client.clone(), kind, cancel.clone()));
+                        tokio::spawn(
+                            self.clone()
+                                .watch_kind(client.clone(), kind, cancel.clone()),
+                        );
                     }
                     every
                 }
@@ -270,7 +278,12 @@ impl LiveCache {
         }
     }
 
-    async fn watch_kind(self: Arc<Self>, client: kube::Client, kind: Kind, cancel: CancellationToken) {
+    async fn watch_kind(
+        self: Arc<Self>,
+        client: kube::Client,
+        kind: Kind,
+        cancel: CancellationToken,
+    ) {
         let api: Api<DynamicObject> = Api::all_with(client, &kind.resource);
         let gk = (kind.resource.group.clone(), kind.resource.kind.clone());
         let what = format!("watching {}", group_kind(&gk.0, &gk.1));
@@ -368,12 +381,18 @@ fn to_value(obj: DynamicObject, api_version: &str, kind: &str) -> Value {
     let mut v = serde_json::to_value(obj).unwrap_or(Value::Null);
     if let Some(m) = v.as_object_mut() {
         // Lists leave apiVersion and kind out of their items.
-        m.entry("apiVersion").or_insert_with(|| Value::String(api_version.to_string()));
-        m.entry("kind").or_insert_with(|| Value::String(kind.to_string()));
-        if m.get("apiVersion").is_some_and(|a| a.as_str().is_none_or(str::is_empty)) {
+        m.entry("apiVersion")
+            .or_insert_with(|| Value::String(api_version.to_string()));
+        m.entry("kind")
+            .or_insert_with(|| Value::String(kind.to_string()));
+        if m.get("apiVersion")
+            .is_some_and(|a| a.as_str().is_none_or(str::is_empty))
+        {
             m.insert("apiVersion".into(), Value::String(api_version.to_string()));
         }
-        if m.get("kind").is_some_and(|a| a.as_str().is_none_or(str::is_empty)) {
+        if m.get("kind")
+            .is_some_and(|a| a.as_str().is_none_or(str::is_empty))
+        {
             m.insert("kind".into(), Value::String(kind.to_string()));
         }
     }
@@ -418,7 +437,11 @@ fn upsert(inner: &mut Inner, key: ObjKey, value: Value, local: bool) -> Vec<Stri
             if inner.objects.get(&key) == Some(&value) {
                 return Vec::new();
             }
-            inner.by_app.entry(app.clone()).or_default().insert(key.clone());
+            inner
+                .by_app
+                .entry(app.clone())
+                .or_default()
+                .insert(key.clone());
             inner.objects.insert(key, value);
         }
         None => {
@@ -495,8 +518,14 @@ mod tests {
         let mut inner = Inner::default();
         let k = key_of(&ResourceRef::from_object(&cm("a", None, "1")));
         assert!(upsert(&mut inner, k.clone(), cm("a", None, "1"), false).is_empty());
-        assert_eq!(upsert(&mut inner, k.clone(), cm("a", Some("x"), "2"), false), vec!["x"]);
-        assert_eq!(upsert(&mut inner, k.clone(), cm("a", Some("y"), "3"), false), vec!["x", "y"]);
+        assert_eq!(
+            upsert(&mut inner, k.clone(), cm("a", Some("x"), "2"), false),
+            vec!["x"]
+        );
+        assert_eq!(
+            upsert(&mut inner, k.clone(), cm("a", Some("y"), "3"), false),
+            vec!["x", "y"]
+        );
         assert!(!inner.by_app.contains_key("x"));
         // A local write older than what the watch delivered is ignored.
         assert!(upsert(&mut inner, k.clone(), cm("a", Some("z"), "2"), true).is_empty());

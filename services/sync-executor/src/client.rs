@@ -14,7 +14,10 @@ pub enum ClientError {
     #[error("cluster {cluster}: invalid server url {server:?}")]
     Server { cluster: String, server: String },
     #[error("cluster {cluster}: tlsClientConfig.{field} is not base64-encoded PEM")]
-    Pem { cluster: String, field: &'static str },
+    Pem {
+        cluster: String,
+        field: &'static str,
+    },
     #[error("cluster {cluster}: {message}")]
     Build { cluster: String, message: String },
 }
@@ -37,14 +40,15 @@ pub fn build(name: &str, cluster: &Cluster) -> Result<kube::Client, ClientError>
 }
 
 fn config(name: &str, cluster: &Cluster) -> Result<kube::Config, ClientError> {
-    let uri: http::Uri = cluster
-        .server
-        .trim_end_matches('/')
-        .parse()
-        .map_err(|_| ClientError::Server {
-            cluster: name.to_string(),
-            server: cluster.server.clone(),
-        })?;
+    let uri: http::Uri =
+        cluster
+            .server
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|_| ClientError::Server {
+                cluster: name.to_string(),
+                server: cluster.server.clone(),
+            })?;
     if uri.host().is_none() {
         return Err(ClientError::Server {
             cluster: name.to_string(),

@@ -42,7 +42,12 @@ pub enum CallError {
 
 impl ClusterRuntime {
     /// Starts the cluster's tasks (cache, live requests, change routing, scheduler).
-    pub fn start(shared: Arc<Shared>, name: &str, spec: Cluster, parent: &CancellationToken) -> Arc<ClusterRuntime> {
+    pub fn start(
+        shared: Arc<Shared>,
+        name: &str,
+        spec: Cluster,
+        parent: &CancellationToken,
+    ) -> Arc<ClusterRuntime> {
         let config = shared.config.clone();
         let client = crate::client::build(name, &spec).map_err(|e| e.to_string());
         if let Err(err) = &client {
@@ -62,9 +67,17 @@ impl ClusterRuntime {
             config: config.clone(),
         });
         if let Ok(client) = &rt.client {
-            tokio::spawn(rt.cache.clone().run(client.clone(), config.rediscover_every, cancel.clone()));
+            tokio::spawn(rt.cache.clone().run(
+                client.clone(),
+                config.rediscover_every,
+                cancel.clone(),
+            ));
         }
-        tokio::spawn(crate::live::serve(shared.bus.clone(), rt.clone(), cancel.clone()));
+        tokio::spawn(crate::live::serve(
+            shared.bus.clone(),
+            rt.clone(),
+            cancel.clone(),
+        ));
         tokio::spawn(crate::live::route_changes(
             shared.bus.clone(),
             name.to_string(),
@@ -101,7 +114,9 @@ impl ClusterRuntime {
                 // A watch error clears only with the watch's next event, which a quiet
                 // kind may never send: ask the server itself whether it answers.
                 if self.cache.is_ready() {
-                    let probe = tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await;
+                    let probe =
+                        tokio::time::timeout(Duration::from_secs(5), client.apiserver_version())
+                            .await;
                     match probe {
                         Ok(Ok(_)) => return Ok(()),
                         Ok(Err(err)) => return Err(self.unreachable(&crate::error::chain(&err))),
@@ -144,7 +159,9 @@ impl ClusterRuntime {
                     }
                     err
                 }
-                Ok(Err(err)) => CallError::Unreachable(self.unreachable(&crate::error::chain(&err))),
+                Ok(Err(err)) => {
+                    CallError::Unreachable(self.unreachable(&crate::error::chain(&err)))
+                }
                 Err(_) => CallError::Unreachable(self.unreachable(&format!(
                     "no answer within {:?}",
                     self.config.request_timeout
@@ -170,7 +187,11 @@ enum Event {
 
 /// Runs the cluster's jobs: one per app at a time, in arrival order per app, at most
 /// `cluster_concurrency` at once.
-async fn schedule(shared: Arc<Shared>, rt: Arc<ClusterRuntime>, mut jobs: mpsc::UnboundedReceiver<Box<Job>>) {
+async fn schedule(
+    shared: Arc<Shared>,
+    rt: Arc<ClusterRuntime>,
+    mut jobs: mpsc::UnboundedReceiver<Box<Job>>,
+) {
     let permits = Arc::new(Semaphore::new(rt.config.cluster_concurrency.max(1)));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut running: HashSet<String> = HashSet::new();
@@ -191,7 +212,10 @@ async fn schedule(shared: Arc<Shared>, rt: Arc<ClusterRuntime>, mut jobs: mpsc::
         };
         let job = match event {
             Event::Job(job) if running.contains(&job.op.app) => {
-                waiting.entry(job.op.app.clone()).or_default().push_back(job);
+                waiting
+                    .entry(job.op.app.clone())
+                    .or_default()
+                    .push_back(job);
                 continue;
             }
             Event::Job(job) => job,
@@ -205,7 +229,8 @@ async fn schedule(shared: Arc<Shared>, rt: Arc<ClusterRuntime>, mut jobs: mpsc::
             },
         };
         running.insert(job.op.app.clone());
-        let (shared, rt, permits, done_tx) = (shared.clone(), rt.clone(), permits.clone(), done_tx.clone());
+        let (shared, rt, permits, done_tx) =
+            (shared.clone(), rt.clone(), permits.clone(), done_tx.clone());
         let progress_every = rt.config.ack_wait / 3;
         tokio::spawn(async move {
             let app = job.op.app.clone();

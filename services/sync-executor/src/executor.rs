@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use gitfleet_engine::ResourceRef;
 use gitfleet_engine::health::assess;
 use gitfleet_engine::sync::{self, HookDeletePolicy, SyncOptions, SyncPhase, Task, TaskAction};
-use gitfleet_engine::ResourceRef;
 use gitfleet_messages::{ResourceResult, SyncOperation};
 use gitfleet_model::{HealthStatusCode, OperationPhase};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
@@ -78,10 +78,18 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
     // is not an error (Argo CD's dry run tolerates it the same way).
     let creating: Vec<String> = plan
         .tasks()
-        .filter(|(_, _, t)| t.action == TaskAction::Apply && t.resource.group.is_empty() && t.resource.kind == "Namespace")
+        .filter(|(_, _, t)| {
+            t.action == TaskAction::Apply
+                && t.resource.group.is_empty()
+                && t.resource.kind == "Namespace"
+        })
         .map(|(_, _, t)| t.resource.name.clone())
         .collect();
-    let ctx = Ctx { rt, op, creating: &creating };
+    let ctx = Ctx {
+        rt,
+        op,
+        creating: &creating,
+    };
     let mut results: Vec<ResourceResult> = Vec::new();
     let waves: Vec<(SyncPhase, i32, &Vec<Task>)> = plan
         .phases
@@ -124,7 +132,11 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
         .collect();
     if failed && !matches!(stop, Some(Stop::Abort(_))) {
         // SyncFail hooks run only when the sync failed, and only while the cluster answers.
-        for phase in plan.phases.iter().filter(|p| p.phase == SyncPhase::SyncFail) {
+        for phase in plan
+            .phases
+            .iter()
+            .filter(|p| p.phase == SyncPhase::SyncFail)
+        {
             for w in &phase.waves {
                 let _ = run_wave(&ctx, &w.tasks, &mut results).await;
             }
@@ -136,7 +148,10 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
         } else {
             HookDeletePolicy::HookSucceeded
         };
-        for hook in hooks.iter().filter(|t| t.hook_delete_policy.contains(&policy)) {
+        for hook in hooks
+            .iter()
+            .filter(|t| t.hook_delete_policy.contains(&policy))
+        {
             let _ = delete(rt, op, hook).await;
         }
     }
@@ -260,7 +275,13 @@ async fn apply(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<S
     let mut obj = task.object.clone();
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         // Apply configurations must not carry server-owned metadata.
-        for field in ["managedFields", "resourceVersion", "uid", "creationTimestamp", "generation"] {
+        for field in [
+            "managedFields",
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+        ] {
             meta.remove(field);
         }
     }
@@ -335,12 +356,16 @@ async fn wait_healthy(rt: &ClusterRuntime, tasks: &[Task]) -> Result<(), Stop> {
                         )));
                     }
                     _ => {
-                        pending.get_or_insert_with(|| format!("{} is {:?}: {}", t.resource, h.status, h.message));
+                        pending.get_or_insert_with(|| {
+                            format!("{} is {:?}: {}", t.resource, h.status, h.message)
+                        });
                     }
                 },
             }
         }
-        let Some(pending) = pending else { return Ok(()) };
+        let Some(pending) = pending else {
+            return Ok(());
+        };
         if tokio::time::Instant::now() >= deadline {
             return Err(Stop::Abort(format!(
                 "timed out after {:?} waiting for the wave to be healthy: {pending}",

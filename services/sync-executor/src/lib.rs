@@ -62,7 +62,12 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
     )
     .await?;
     let work = shutdown.child_token();
-    let shared = Arc::new(Shared::new(bus.clone(), config.clone(), operations, work.clone()));
+    let shared = Arc::new(Shared::new(
+        bus.clone(),
+        config.clone(),
+        operations,
+        work.clone(),
+    ));
     let mut owned_rx = membership.subscribe();
     let mut fleet = Fleet {
         shared: shared.clone(),
@@ -175,9 +180,15 @@ impl Fleet {
         }
         // Runtimes follow owned, registered clusters and their registration.
         let mut changed = false;
-        let mut clusters = self.shared.clusters.write().unwrap_or_else(|e| e.into_inner());
+        let mut clusters = self
+            .shared
+            .clusters
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         clusters.retain(|name, rt| {
-            let keep = self.owned.contains_key(&partition(name, CLUSTER_PARTITIONS))
+            let keep = self
+                .owned
+                .contains_key(&partition(name, CLUSTER_PARTITIONS))
                 && self.known.get(name) == Some(&rt.spec);
             if !keep {
                 rt.stop();
@@ -186,8 +197,13 @@ impl Fleet {
             keep
         });
         for (name, spec) in &self.known {
-            if self.owned.contains_key(&partition(name, CLUSTER_PARTITIONS)) && !clusters.contains_key(name) {
-                let rt = ClusterRuntime::start(self.shared.clone(), name, spec.clone(), &self.cancel);
+            if self
+                .owned
+                .contains_key(&partition(name, CLUSTER_PARTITIONS))
+                && !clusters.contains_key(name)
+            {
+                let rt =
+                    ClusterRuntime::start(self.shared.clone(), name, spec.clone(), &self.cancel);
                 clusters.insert(name.clone(), rt);
                 changed = true;
             }
@@ -202,7 +218,11 @@ impl Fleet {
         for (_, cancel) in self.consumers.drain() {
             cancel.cancel();
         }
-        let mut clusters = self.shared.clusters.write().unwrap_or_else(|e| e.into_inner());
+        let mut clusters = self
+            .shared
+            .clusters
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         for (_, rt) in clusters.drain() {
             rt.stop();
         }

@@ -45,7 +45,6 @@ impl RateLimiter {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +61,9 @@ mod tests {
             limiter.acquire().await;
         }
         let took = start.elapsed();
-        assert!(took >= Duration::from_millis(900) && took <= Duration::from_millis(1100), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(900) && took <= Duration::from_millis(1100),
+            "{took:?}"
+        );
     }
 }

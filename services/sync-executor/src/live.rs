@@ -9,7 +9,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use gitfleet_bus::async_nats::HeaderMap;
 use gitfleet_bus::{Bus, partition, subject_token};
-use gitfleet_messages::{APP_PARTITIONS, Live, LiveChanged, LiveRequest, Reply, live_request_subject};
+use gitfleet_messages::{
+    APP_PARTITIONS, Live, LiveChanged, LiveRequest, Reply, live_request_subject,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +26,11 @@ pub async fn serve(bus: Bus, rt: Arc<ClusterRuntime>, cancel: CancellationToken)
     let subject = live_request_subject(bus.topology.prefix(), &subject_token(&rt.name));
     let mut backoff = Duration::from_millis(200);
     loop {
-        let mut sub = match bus.client.queue_subscribe(subject.clone(), QUEUE.to_string()).await {
+        let mut sub = match bus
+            .client
+            .queue_subscribe(subject.clone(), QUEUE.to_string())
+            .await
+        {
             Ok(s) => s,
             Err(err) => {
                 tracing::warn!(cluster = %rt.name, %subject, error = %err, "subscribing to live requests failed");
@@ -45,7 +51,9 @@ pub async fn serve(bus: Bus, rt: Arc<ClusterRuntime>, cancel: CancellationToken)
                 m = sub.next() => m,
             };
             let Some(msg) = msg else { break };
-            let Some(reply_to) = msg.reply.clone() else { continue };
+            let Some(reply_to) = msg.reply.clone() else {
+                continue;
+            };
             let bus = bus.clone();
             let rt = rt.clone();
             tokio::spawn(async move {
@@ -56,7 +64,11 @@ pub async fn serve(bus: Bus, rt: Arc<ClusterRuntime>, cancel: CancellationToken)
                 let body = Bytes::from(serde_json::to_vec(&reply).unwrap_or_default());
                 match bus.offload(HeaderMap::new(), body).await {
                     Ok((headers, body)) => {
-                        if let Err(err) = bus.client.publish_with_headers(reply_to, headers, body).await {
+                        if let Err(err) = bus
+                            .client
+                            .publish_with_headers(reply_to, headers, body)
+                            .await
+                        {
                             tracing::warn!(cluster = %rt.name, error = %err, "answering live request failed");
                         }
                     }

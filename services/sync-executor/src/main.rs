@@ -6,10 +6,17 @@ use gitfleet_bus::BusConfig;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
-#[command(name = "sync-executor", about = "gitfleet sync executor: owns clusters and runs syncs")]
+#[command(
+    name = "sync-executor",
+    about = "gitfleet sync executor: owns clusters and runs syncs"
+)]
 struct Args {
     /// NATS server URL(s), comma-separated.
-    #[arg(long, env = "GITFLEET_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "GITFLEET_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     nats_url: String,
     /// NATS credentials file (JWT + nkey seed).
     #[arg(long, env = "GITFLEET_NATS_CREDS")]
@@ -26,8 +33,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();
@@ -39,7 +45,9 @@ async fn main() -> anyhow::Result<()> {
         prefix: args.prefix,
         ..BusConfig::default()
     };
-    let bus = gitfleet_bus::connect(&bus_config).await.context("connecting to nats")?;
+    let bus = gitfleet_bus::connect(&bus_config)
+        .await
+        .context("connecting to nats")?;
     bus.ensure().await.context("ensuring streams and buckets")?;
 
     let shutdown = CancellationToken::new();
@@ -59,7 +67,11 @@ fn default_member_id() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "sync-executor".to_string());
     format!("{host}-{}", std::process::id())

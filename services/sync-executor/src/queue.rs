@@ -40,7 +40,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(bus: Bus, config: Config, operations: jetstream::kv::Store, cancel: CancellationToken) -> Self {
+    pub fn new(
+        bus: Bus,
+        config: Config,
+        operations: jetstream::kv::Store,
+        cancel: CancellationToken,
+    ) -> Self {
         Shared {
             bus,
             config,
@@ -54,7 +59,11 @@ impl Shared {
     }
 
     pub fn cluster(&self, name: &str) -> Option<Arc<ClusterRuntime>> {
-        self.clusters.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.clusters
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 }
 
@@ -71,7 +80,11 @@ impl Job {
     /// cluster's next owner).
     pub async fn give_back(self: Box<Self>) {
         let _ = self.msg.ack_with(AckKind::Nak(None)).await;
-        self.shared.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.sequence);
+        self.shared
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.sequence);
     }
 
     pub async fn progress(&self) {
@@ -91,7 +104,11 @@ pub async fn consume(shared: Arc<Shared>, p: u32, cancel: CancellationToken) {
     let mut backoff = Duration::from_millis(200);
     while !cancel.is_cancelled() {
         let messages = async {
-            let stream = bus.js.get_stream(&stream_name).await.map_err(|e| e.to_string())?;
+            let stream = bus
+                .js
+                .get_stream(&stream_name)
+                .await
+                .map_err(|e| e.to_string())?;
             let consumer = stream
                 .get_or_create_consumer(
                     &name,
@@ -134,7 +151,9 @@ pub async fn consume(shared: Arc<Shared>, p: u32, cancel: CancellationToken) {
                 Some(Ok(msg)) => dispatch(&shared, msg).await,
                 // Missed heartbeats and the like while the server restarts: the stream
                 // keeps going, or ends and is opened again.
-                Some(Err(err)) => tracing::debug!(partition = p, error = %err, "sync consumer error"),
+                Some(Err(err)) => {
+                    tracing::debug!(partition = p, error = %err, "sync consumer error")
+                }
                 None => break,
             }
         }
@@ -157,8 +176,14 @@ async fn dispatch(shared: &Arc<Shared>, msg: jetstream::Message) {
         Ok(b) => b,
         Err(err) => {
             tracing::warn!(error = %err, "reading sync operation failed, retrying later");
-            let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
-            shared.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&sequence);
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+            shared
+                .inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&sequence);
             return;
         }
     };
@@ -167,7 +192,11 @@ async fn dispatch(shared: &Arc<Shared>, msg: jetstream::Message) {
         Err(err) => {
             tracing::warn!(error = %err, "dropping undecodable sync operation");
             let _ = msg.ack_with(AckKind::Term).await;
-            shared.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&sequence);
+            shared
+                .inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&sequence);
             return;
         }
     };
@@ -251,8 +280,15 @@ pub async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
         }
         Err(err) => {
             tracing::warn!(app = %op.app, error = %err, "reading the app's lease failed, retrying later");
-            let _ = job.msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
-            shared.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&job.sequence);
+            let _ = job
+                .msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+            shared
+                .inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&job.sequence);
             return;
         }
     }
@@ -294,7 +330,9 @@ async fn check_fencing(shared: &Shared, op: &SyncOperation) -> Result<Option<u64
         op.fencing.group.clone()
     };
     let p = partition(&op.app, APP_PARTITIONS);
-    let lease = read_lease(&shared.bus, &group, p).await.map_err(|e| crate::error::chain(&e))?;
+    let lease = read_lease(&shared.bus, &group, p)
+        .await
+        .map_err(|e| crate::error::chain(&e))?;
     let mut seen = shared.fencing.lock().unwrap_or_else(|e| e.into_inner());
     let known = seen.entry((group, p)).or_insert(0);
     let current = (*known).max(lease.map_or(0, |l| l.token));
@@ -353,7 +391,11 @@ async fn finish(shared: &Shared, job: Box<Job>, operation: Operation) {
             }
         }
     }
-    shared.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&job.sequence);
+    shared
+        .inflight
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&job.sequence);
 }
 
 /// Writes `operation` to KV `operations`, retrying while the bus is away; false only

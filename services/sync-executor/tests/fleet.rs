@@ -34,7 +34,10 @@ async fn two_executors_split_clusters_and_one_takes_over_when_the_other_leaves()
     let bus = testkit::bus().await;
     let sim = sim(2).await;
     let members = ["exec-a", "exec-b"];
-    let (a, b) = (name_owned_by("exec-a", &members), name_owned_by("exec-b", &members));
+    let (a, b) = (
+        name_owned_by("exec-a", &members),
+        name_owned_by("exec-b", &members),
+    );
     register(&bus, &sim, 0, &a).await;
     register(&bus, &sim, 1, &b).await;
     let exec_a = Executor::start(&bus, test_config("exec-a"));
@@ -48,7 +51,10 @@ async fn two_executors_split_clusters_and_one_takes_over_when_the_other_leaves()
     }
     let on_a = sync(&bus, &op("op-1", "app-a", &a, vec![namespace("a")])).await;
     let on_b = sync(&bus, &op("op-1", "app-b", &b, vec![namespace("b")])).await;
-    assert_eq!((on_a.phase, on_b.phase), (OperationPhase::Succeeded, OperationPhase::Succeeded));
+    assert_eq!(
+        (on_a.phase, on_b.phase),
+        (OperationPhase::Succeeded, OperationPhase::Succeeded)
+    );
     assert_eq!(sim.cluster(0).write_log().len(), 1);
     assert_eq!(sim.cluster(1).write_log().len(), 1);
 
@@ -57,7 +63,16 @@ async fn two_executors_split_clusters_and_one_takes_over_when_the_other_leaves()
         (holder(&bus, &a).await.as_deref() == Some("exec-b")).then_some(())
     })
     .await;
-    let after = sync(&bus, &op("op-2", "app-a", &a, vec![namespace("a"), config_map("a", "later", None)])).await;
+    let after = sync(
+        &bus,
+        &op(
+            "op-2",
+            "app-a",
+            &a,
+            vec![namespace("a"), config_map("a", "later", None)],
+        ),
+    )
+    .await;
     assert_eq!(after.phase, OperationPhase::Succeeded, "{after:?}");
     exec_b.stop().await;
 }
@@ -75,28 +90,66 @@ async fn queued_operations_survive_a_server_restart_and_executor_downtime() {
     let sim = sim(1).await;
     register(&bus, &sim, 0, "c0").await;
     let exec = Executor::start(&bus, test_config("exec-0"));
-    assert_eq!(sync(&bus, &op("op-1", "durable", "c0", vec![namespace("d")])).await.phase, OperationPhase::Succeeded);
+    assert_eq!(
+        sync(&bus, &op("op-1", "durable", "c0", vec![namespace("d")]))
+            .await
+            .phase,
+        OperationPhase::Succeeded
+    );
 
     server.restart();
     // Publishing waits for the client to reconnect; retry while it has not.
-    let second = op("op-2", "durable", "c0", vec![namespace("d"), config_map("d", "two", None)]);
+    let second = op(
+        "op-2",
+        "durable",
+        "c0",
+        vec![namespace("d"), config_map("d", "two", None)],
+    );
     eventually(60, "publishing after the restart", || {
         let (bus, second) = (bus.clone(), second.clone());
         async move {
-            let subject = bus.topology.sync_subject(partition("c0", CLUSTER_PARTITIONS));
-            let ack = bus.js.publish(subject, serde_json::to_vec(&second).unwrap().into()).await.ok()?;
-            tokio::time::timeout(Duration::from_secs(5), ack).await.ok()?.ok()
+            let subject = bus
+                .topology
+                .sync_subject(partition("c0", CLUSTER_PARTITIONS));
+            let ack = bus
+                .js
+                .publish(subject, serde_json::to_vec(&second).unwrap().into())
+                .await
+                .ok()?;
+            tokio::time::timeout(Duration::from_secs(5), ack)
+                .await
+                .ok()?
+                .ok()
         }
     })
     .await;
-    assert_eq!(completed(&bus, "durable", "op-2").await.phase, OperationPhase::Succeeded);
+    assert_eq!(
+        completed(&bus, "durable", "op-2").await.phase,
+        OperationPhase::Succeeded
+    );
 
     // Work queued while no executor runs waits for the next one.
     exec.stop().await;
-    enqueue(&bus, &op("op-3", "durable", "c0", vec![namespace("d"), config_map("d", "three", None)])).await;
+    enqueue(
+        &bus,
+        &op(
+            "op-3",
+            "durable",
+            "c0",
+            vec![namespace("d"), config_map("d", "three", None)],
+        ),
+    )
+    .await;
     let exec = Executor::start(&bus, test_config("exec-1"));
-    assert_eq!(completed(&bus, "durable", "op-3").await.phase, OperationPhase::Succeeded);
+    assert_eq!(
+        completed(&bus, "durable", "op-3").await.phase,
+        OperationPhase::Succeeded
+    );
     let client = kube_client(&sim, 0);
-    assert!(get(&client, "/api/v1/namespaces/d/configmaps/three").await.is_some());
+    assert!(
+        get(&client, "/api/v1/namespaces/d/configmaps/three")
+            .await
+            .is_some()
+    );
     exec.stop().await;
 }

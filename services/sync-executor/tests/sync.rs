@@ -10,7 +10,11 @@ use gitfleet_messages::Reply;
 use gitfleet_model::OperationPhase;
 
 fn applies(sim: &cluster_sim::Sim, i: usize) -> Vec<cluster_sim::WriteRecord> {
-    sim.cluster(i).write_log().into_iter().filter(|w| w.verb == "apply").collect()
+    sim.cluster(i)
+        .write_log()
+        .into_iter()
+        .filter(|w| w.verb == "apply")
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,18 +23,36 @@ async fn sync_applies_with_argocd_field_manager_and_is_idempotent() {
     let sim = sim(1).await;
     register(&bus, &sim, 0, "c0").await;
     let exec = Executor::start(&bus, test_config("exec-0"));
-    let mut events = bus.client.subscribe(bus.topology.event_subject("guestbook")).await.unwrap();
+    let mut events = bus
+        .client
+        .subscribe(bus.topology.event_subject("guestbook"))
+        .await
+        .unwrap();
 
-    let desired = vec![namespace("demo"), config_map("demo", "settings", None), deployment("demo", "web", None)];
+    let desired = vec![
+        namespace("demo"),
+        config_map("demo", "settings", None),
+        deployment("demo", "web", None),
+    ];
     let done = sync(&bus, &op("op-1", "guestbook", "c0", desired.clone())).await;
     assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
     assert_eq!(done.resources.len(), 3, "{done:?}");
-    assert!(done.resources.iter().all(|r| r.status == "Synced"), "{done:?}");
+    assert!(
+        done.resources.iter().all(|r| r.status == "Synced"),
+        "{done:?}"
+    );
 
     let log = applies(&sim, 0);
     for resource in ["namespaces", "configmaps", "deployments.apps"] {
-        let w = log.iter().find(|w| w.resource == resource).unwrap_or_else(|| panic!("no apply of {resource}: {log:?}"));
-        assert_eq!(w.field_manager.as_deref(), Some("argocd-controller"), "{w:?}");
+        let w = log
+            .iter()
+            .find(|w| w.resource == resource)
+            .unwrap_or_else(|| panic!("no apply of {resource}: {log:?}"));
+        assert_eq!(
+            w.field_manager.as_deref(),
+            Some("argocd-controller"),
+            "{w:?}"
+        );
         assert!(w.code == 200 || w.code == 201, "{w:?}");
     }
     // Kind order: Namespace, ConfigMap, Deployment.
@@ -38,22 +60,40 @@ async fn sync_applies_with_argocd_field_manager_and_is_idempotent() {
     assert_eq!(order, ["namespaces", "configmaps", "deployments.apps"]);
 
     let client = kube_client(&sim, 0);
-    let cm = get(&client, "/api/v1/namespaces/demo/configmaps/settings").await.expect("configmap exists");
+    let cm = get(&client, "/api/v1/namespaces/demo/configmaps/settings")
+        .await
+        .expect("configmap exists");
     assert_eq!(cm["data"]["k"], "v");
-    assert_eq!(cm["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"], "guestbook:/ConfigMap:demo/settings");
-    let managers: Vec<&str> = cm["metadata"]["managedFields"].as_array().unwrap().iter().filter_map(|m| m["manager"].as_str()).collect();
+    assert_eq!(
+        cm["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"],
+        "guestbook:/ConfigMap:demo/settings"
+    );
+    let managers: Vec<&str> = cm["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
     assert!(managers.contains(&"argocd-controller"), "{managers:?}");
 
-    let event = tokio::time::timeout(std::time::Duration::from_secs(30), events.next()).await.unwrap().unwrap();
+    let event = tokio::time::timeout(std::time::Duration::from_secs(30), events.next())
+        .await
+        .unwrap()
+        .unwrap();
     let event: gitfleet_messages::AppEvent = serde_json::from_slice(&event.payload).unwrap();
-    assert_eq!((event.app.as_str(), event.kind.as_str()), ("guestbook", "SyncSucceeded"));
+    assert_eq!(
+        (event.app.as_str(), event.kind.as_str()),
+        ("guestbook", "SyncSucceeded")
+    );
 
     // Again: same result, nothing new in the cluster.
     let objects = sim.cluster(0).object_count();
     let again = sync(&bus, &op("op-2", "guestbook", "c0", desired)).await;
     assert_eq!(again.phase, OperationPhase::Succeeded, "{again:?}");
     assert_eq!(sim.cluster(0).object_count(), objects);
-    let cm2 = get(&client, "/api/v1/namespaces/demo/configmaps/settings").await.unwrap();
+    let cm2 = get(&client, "/api/v1/namespaces/demo/configmaps/settings")
+        .await
+        .unwrap();
     assert_eq!(cm2["data"], cm["data"]);
     exec.stop().await;
 }
@@ -73,8 +113,19 @@ async fn waves_apply_in_order_after_the_previous_is_healthy() {
     ];
     let done = sync(&bus, &op("op-1", "waves", "c0", desired)).await;
     assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
-    let names: Vec<String> = applies(&sim, 0).iter().map(|w| format!("{}/{}", w.resource, w.name.clone().unwrap_or_default())).collect();
-    assert_eq!(names, ["namespaces/w", "configmaps/first", "deployments.apps/middle", "deployments.apps/api"]);
+    let names: Vec<String> = applies(&sim, 0)
+        .iter()
+        .map(|w| format!("{}/{}", w.resource, w.name.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "namespaces/w",
+            "configmaps/first",
+            "deployments.apps/middle",
+            "deployments.apps/api"
+        ]
+    );
     exec.stop().await;
 }
 
@@ -86,25 +137,60 @@ async fn prune_deletes_what_is_no_longer_desired() {
     let exec = Executor::start(&bus, test_config("exec-0"));
     let client = kube_client(&sim, 0);
 
-    let all = vec![namespace("p"), config_map("p", "keep", None), config_map("p", "old", None)];
-    assert_eq!(sync(&bus, &op("op-1", "pruned", "c0", all)).await.phase, OperationPhase::Succeeded);
+    let all = vec![
+        namespace("p"),
+        config_map("p", "keep", None),
+        config_map("p", "old", None),
+    ];
+    assert_eq!(
+        sync(&bus, &op("op-1", "pruned", "c0", all)).await.phase,
+        OperationPhase::Succeeded
+    );
     let fewer = vec![namespace("p"), config_map("p", "keep", None)];
 
     let without = sync(&bus, &op("op-2", "pruned", "c0", fewer.clone())).await;
     assert_eq!(without.phase, OperationPhase::Succeeded, "{without:?}");
-    assert!(without.resources.iter().any(|r| r.name == "old" && r.status == "PruneSkipped"), "{without:?}");
-    assert!(get(&client, "/api/v1/namespaces/p/configmaps/old").await.is_some());
+    assert!(
+        without
+            .resources
+            .iter()
+            .any(|r| r.name == "old" && r.status == "PruneSkipped"),
+        "{without:?}"
+    );
+    assert!(
+        get(&client, "/api/v1/namespaces/p/configmaps/old")
+            .await
+            .is_some()
+    );
 
     let mut with = op("op-3", "pruned", "c0", fewer);
     with.prune = true;
     let done = sync(&bus, &with).await;
     assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
-    assert!(done.resources.iter().any(|r| r.name == "old" && r.status == "Pruned"), "{done:?}");
-    let deletes: Vec<_> = sim.cluster(0).write_log().into_iter().filter(|w| w.verb == "delete").collect();
+    assert!(
+        done.resources
+            .iter()
+            .any(|r| r.name == "old" && r.status == "Pruned"),
+        "{done:?}"
+    );
+    let deletes: Vec<_> = sim
+        .cluster(0)
+        .write_log()
+        .into_iter()
+        .filter(|w| w.verb == "delete")
+        .collect();
     assert_eq!(deletes.len(), 1, "{deletes:?}");
     assert_eq!(deletes[0].name.as_deref(), Some("old"));
-    assert!(get(&client, "/api/v1/namespaces/p/configmaps/old").await.is_none());
-    assert!(get(&client, "/api/v1/namespaces/p/configmaps/keep").await.is_some());
+    assert!(
+        get(&client, "/api/v1/namespaces/p/configmaps/old")
+            .await
+            .is_none()
+    );
+    assert!(
+        get(&client, "/api/v1/namespaces/p/configmaps/keep")
+            .await
+            .is_some()
+    );
     exec.stop().await;
 }
 
@@ -114,16 +200,31 @@ async fn a_rejected_resource_fails_the_operation_with_the_clusters_message() {
     let sim = sim(1).await;
     register(&bus, &sim, 0, "c0").await;
     let exec = Executor::start(&bus, test_config("exec-0"));
-    let mut events = bus.client.subscribe(bus.topology.event_subject("bad")).await.unwrap();
+    let mut events = bus
+        .client
+        .subscribe(bus.topology.event_subject("bad"))
+        .await
+        .unwrap();
 
     let desired = vec![namespace("b"), config_map("b", "Bad_Name", None)];
     let done = sync(&bus, &op("op-1", "bad", "c0", desired)).await;
     assert_eq!(done.phase, OperationPhase::Failed, "{done:?}");
-    assert!(done.message.contains("Bad_Name") && done.message.contains("Invalid value"), "{}", done.message);
-    let failed = done.resources.iter().find(|r| r.name == "Bad_Name").expect("result for Bad_Name");
+    assert!(
+        done.message.contains("Bad_Name") && done.message.contains("Invalid value"),
+        "{}",
+        done.message
+    );
+    let failed = done
+        .resources
+        .iter()
+        .find(|r| r.name == "Bad_Name")
+        .expect("result for Bad_Name");
     assert_eq!(failed.status, "SyncFailed");
     assert!(failed.message.contains("RFC 1123"), "{}", failed.message);
-    let event = tokio::time::timeout(std::time::Duration::from_secs(30), events.next()).await.unwrap().unwrap();
+    let event = tokio::time::timeout(std::time::Duration::from_secs(30), events.next())
+        .await
+        .unwrap()
+        .unwrap();
     let event: gitfleet_messages::AppEvent = serde_json::from_slice(&event.payload).unwrap();
     assert_eq!(event.kind, "SyncFailed");
     exec.stop().await;
@@ -138,8 +239,15 @@ async fn stale_fencing_tokens_are_refused() {
     // A diff worker owning every app partition.
     let worker = gitfleet_bus::Membership::start(
         &bus,
-        gitfleet_bus::MembershipConfig::new(gitfleet_messages::DIFF_WORKERS, "dw-0", gitfleet_messages::APP_PARTITIONS)
-            .with_ttls(std::time::Duration::from_secs(5), std::time::Duration::from_secs(5)),
+        gitfleet_bus::MembershipConfig::new(
+            gitfleet_messages::DIFF_WORKERS,
+            "dw-0",
+            gitfleet_messages::APP_PARTITIONS,
+        )
+        .with_ttls(
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_secs(5),
+        ),
     )
     .await
     .unwrap();
@@ -155,8 +263,15 @@ async fn stale_fencing_tokens_are_refused() {
     stale.fencing.revision = token - 1;
     let refused = sync(&bus, &stale).await;
     assert_eq!(refused.phase, OperationPhase::Error, "{refused:?}");
-    assert!(refused.message.contains("stale fencing token"), "{}", refused.message);
-    assert!(applies(&sim, 0).is_empty(), "a refused operation must not touch the cluster");
+    assert!(
+        refused.message.contains("stale fencing token"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        applies(&sim, 0).is_empty(),
+        "a refused operation must not touch the cluster"
+    );
 
     let mut current = op("op-2", "fenced", "c0", vec![namespace("f")]);
     current.fencing.partition = p;
@@ -173,12 +288,22 @@ async fn live_requests_return_the_apps_tracked_objects_and_changes_are_routed() 
     register(&bus, &sim, 0, "c0").await;
     let exec = Executor::start(&bus, test_config("exec-0"));
     let p = gitfleet_bus::partition("shop", gitfleet_messages::APP_PARTITIONS);
-    let mut changes = bus.client.subscribe(bus.topology.live_subject(p)).await.unwrap();
+    let mut changes = bus
+        .client
+        .subscribe(bus.topology.live_subject(p))
+        .await
+        .unwrap();
 
     let shop = vec![namespace("shop"), config_map("shop", "cfg", None)];
-    assert_eq!(sync(&bus, &op("op-1", "shop", "c0", shop)).await.phase, OperationPhase::Succeeded);
+    assert_eq!(
+        sync(&bus, &op("op-1", "shop", "c0", shop)).await.phase,
+        OperationPhase::Succeeded
+    );
     let other = vec![config_map("shop", "not-mine", None)];
-    assert_eq!(sync(&bus, &op("op-2", "other", "c0", other)).await.phase, OperationPhase::Succeeded);
+    assert_eq!(
+        sync(&bus, &op("op-2", "other", "c0", other)).await.phase,
+        OperationPhase::Succeeded
+    );
 
     let live = eventually(30, "the shop's objects in the live cache", || {
         let bus = bus.clone();
@@ -190,10 +315,18 @@ async fn live_requests_return_the_apps_tracked_objects_and_changes_are_routed() 
         }
     })
     .await;
-    let mut names: Vec<String> = live.resources.iter().map(|o| o["metadata"]["name"].as_str().unwrap().to_string()).collect();
+    let mut names: Vec<String> = live
+        .resources
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
     names.sort();
     assert_eq!(names, ["cfg", "shop"]);
-    assert!(live.namespaces.contains(&"shop".to_string()), "{:?}", live.namespaces);
+    assert!(
+        live.namespaces.contains(&"shop".to_string()),
+        "{:?}",
+        live.namespaces
+    );
 
     let changed = eventually(30, "a LiveChanged for shop", || {
         let next = futures::FutureExt::now_or_never(changes.next()).flatten();
@@ -213,7 +346,10 @@ async fn an_unreachable_cluster_fails_clearly_and_does_not_block_another() {
     let sim = sim(2).await;
     register(&bus, &sim, 0, "c0").await;
     register(&bus, &sim, 1, "c1").await;
-    sim.cluster(0).set_faults(cluster_sim::Faults { down: true, ..Default::default() });
+    sim.cluster(0).set_faults(cluster_sim::Faults {
+        down: true,
+        ..Default::default()
+    });
     let exec = Executor::start(&bus, test_config("exec-0"));
 
     enqueue(&bus, &op("op-down", "on-c0", "c0", vec![namespace("x")])).await;
@@ -222,7 +358,11 @@ async fn an_unreachable_cluster_fails_clearly_and_does_not_block_another() {
 
     let down = completed(&bus, "on-c0", "op-down").await;
     assert_eq!(down.phase, OperationPhase::Failed, "{down:?}");
-    assert!(down.message.starts_with("cluster c0 unreachable: "), "{}", down.message);
+    assert!(
+        down.message.starts_with("cluster c0 unreachable: "),
+        "{}",
+        down.message
+    );
     match live(&bus, "on-c0", "c0").await {
         Reply::Error(e) => assert!(e.starts_with("cluster c0 unreachable: "), "{e}"),
         Reply::Ok(l) => panic!("live state of a down cluster: {l:?}"),
@@ -237,13 +377,150 @@ async fn dry_run_changes_nothing() {
     let sim = sim(1).await;
     register(&bus, &sim, 0, "c0").await;
     let exec = Executor::start(&bus, test_config("exec-0"));
-    let mut dry = op("op-1", "dry", "c0", vec![namespace("dry"), config_map("dry", "cm", Some(-1)), deployment("dry", "web", Some(2))]);
+    let mut dry = op(
+        "op-1",
+        "dry",
+        "c0",
+        vec![
+            namespace("dry"),
+            config_map("dry", "cm", Some(-1)),
+            deployment("dry", "web", Some(2)),
+        ],
+    );
     dry.create_namespace = true;
     dry.dry_run = true;
     let done = sync(&bus, &dry).await;
     assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
     let log = sim.cluster(0).write_log();
     assert!(!log.is_empty() && log.iter().all(|w| w.dry_run), "{log:?}");
-    assert!(get(&kube_client(&sim, 0), "/api/v1/namespaces/dry").await.is_none());
+    assert!(
+        get(&kube_client(&sim, 0), "/api/v1/namespaces/dry")
+            .await
+            .is_none()
+    );
+    exec.stop().await;
+}
+
+fn hook_job(ns: &str, name: &str, fail: bool) -> serde_json::Value {
+    let mut annotations = serde_json::json!({
+        "argocd.argoproj.io/hook": "PreSync",
+        "argocd.argoproj.io/hook-delete-policy": "HookSucceeded",
+    });
+    if fail {
+        annotations["sim.gitfleet.dev/outcome"] = "fail".into();
+    }
+    serde_json::json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": ns, "annotations": annotations},
+        "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": {"job": name}},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:1.36"}]}}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presync_hooks_complete_before_the_sync_and_a_failing_hook_stops_it() {
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let client = kube_client(&sim, 0);
+    // Hooks run before the app's own resources, so their namespace exists beforehand.
+    assert_eq!(
+        sync(&bus, &op("op-0", "hook-ns", "c0", vec![namespace("h")]))
+            .await
+            .phase,
+        OperationPhase::Succeeded
+    );
+    sim.cluster(0).clear_write_log();
+
+    let good = vec![
+        hook_job("h", "migrate", false),
+        config_map("h", "app-config", None),
+    ];
+    let done = sync(&bus, &op("op-1", "hooked", "c0", good)).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    let log: Vec<String> = sim
+        .cluster(0)
+        .write_log()
+        .iter()
+        .filter(|w| !w.dry_run)
+        .map(|w| {
+            format!(
+                "{} {}/{}",
+                w.verb,
+                w.resource,
+                w.name.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        log,
+        [
+            "apply jobs.batch/migrate",
+            "apply configmaps/app-config",
+            "delete jobs.batch/migrate"
+        ],
+        "HookSucceeded deletes the hook"
+    );
+
+    let bad = vec![
+        hook_job("h", "broken", true),
+        config_map("h", "never", None),
+    ];
+    let failed = sync(&bus, &op("op-2", "hooked-bad", "c0", bad)).await;
+    assert_eq!(failed.phase, OperationPhase::Failed, "{failed:?}");
+    assert!(
+        failed.message.contains("Job h/broken is Degraded"),
+        "{}",
+        failed.message
+    );
+    assert!(
+        get(&client, "/api/v1/namespaces/h/configmaps/never")
+            .await
+            .is_none()
+    );
+    assert!(
+        get(&client, "/apis/batch/v1/namespaces/h/jobs/broken")
+            .await
+            .is_some(),
+        "a failed HookSucceeded hook is kept"
+    );
+    exec.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_namespace_makes_the_destination_first() {
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    // No namespace in the manifest: the destination namespace applies.
+    let mut cm = config_map("", "cfg", None);
+    cm["metadata"].as_object_mut().unwrap().remove("namespace");
+    let mut create = op("op-1", "auto-ns", "c0", vec![]);
+    create.desired = vec![tracked("auto-ns", {
+        let mut c = cm.clone();
+        c["metadata"]["namespace"] = "auto".into();
+        c
+    })];
+    create.desired[0]["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("namespace");
+    create.destination_namespace = "auto".into();
+    create.create_namespace = true;
+    let done = sync(&bus, &create).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    let log: Vec<String> = applies(&sim, 0)
+        .iter()
+        .map(|w| format!("{}/{}", w.resource, w.name.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(log, ["namespaces/auto", "configmaps/cfg"]);
+    assert!(
+        get(
+            &kube_client(&sim, 0),
+            "/api/v1/namespaces/auto/configmaps/cfg"
+        )
+        .await
+        .is_some()
+    );
     exec.stop().await;
 }

@@ -11,7 +11,10 @@ use bytes::Bytes;
 use cluster_sim::{ClusterConfig, Sim, SimConfig};
 use gitfleet_bus::{Bucket, Bus, partition, subject_token};
 use gitfleet_engine::ResourceRef;
-use gitfleet_messages::{CLUSTER_PARTITIONS, DIFF_WORKERS, Fencing, Live, LiveRequest, Operation, Reply, SyncOperation, live_request_subject};
+use gitfleet_messages::{
+    CLUSTER_PARTITIONS, DIFF_WORKERS, Fencing, Live, LiveRequest, Operation, Reply, SyncOperation,
+    live_request_subject,
+};
 use gitfleet_model::{Cluster, Redacted, TRACKING_ANNOTATION};
 use serde_json::{Value, json};
 use sync_executor::Config;
@@ -28,7 +31,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -38,7 +44,10 @@ pub async fn sim(clusters: usize) -> Sim {
     Sim::start(SimConfig {
         clusters,
         tls: true,
-        cluster: ClusterConfig { ready_delay: Duration::from_millis(200), ..ClusterConfig::default() },
+        cluster: ClusterConfig {
+            ready_delay: Duration::from_millis(200),
+            ..ClusterConfig::default()
+        },
         ..SimConfig::default()
     })
     .await
@@ -83,7 +92,11 @@ impl Executor {
 
 /// The registration of sim cluster `i` under `name`, trusting the sim's CA.
 pub fn cluster_spec(sim: &Sim, i: usize, name: &str) -> Cluster {
-    let mut c = Cluster { server: sim.url(i), name: name.to_string(), ..Cluster::default() };
+    let mut c = Cluster {
+        server: sim.url(i),
+        name: name.to_string(),
+        ..Cluster::default()
+    };
     c.config.bearer_token = Some(Redacted::new(sim.cluster(i).token.clone()));
     c.config.tls_client_config.ca_data =
         base64::engine::general_purpose::STANDARD.encode(sim.ca_pem().expect("tls sim"));
@@ -93,14 +106,21 @@ pub fn cluster_spec(sim: &Sim, i: usize, name: &str) -> Cluster {
 pub async fn register(bus: &Bus, sim: &Sim, i: usize, name: &str) {
     let kv = bus.kv(Bucket::Clusters).await.unwrap();
     let spec = cluster_spec(sim, i, name);
-    kv.put(subject_token(name), Bytes::from(serde_json::to_vec(&spec).unwrap())).await.unwrap();
+    kv.put(
+        subject_token(name),
+        Bytes::from(serde_json::to_vec(&spec).unwrap()),
+    )
+    .await
+    .unwrap();
 }
 
 /// Marks `obj` as `app`'s, as the diff worker does before sending it.
 pub fn tracked(app: &str, mut obj: Value) -> Value {
     let r = ResourceRef::from_object(&obj);
-    obj["metadata"]["annotations"][TRACKING_ANNOTATION] =
-        Value::String(format!("{app}:{}/{}:{}/{}", r.group, r.kind, r.namespace, r.name));
+    obj["metadata"]["annotations"][TRACKING_ANNOTATION] = Value::String(format!(
+        "{app}:{}/{}:{}/{}",
+        r.group, r.kind, r.namespace, r.name
+    ));
     obj
 }
 
@@ -140,14 +160,20 @@ pub fn op(id: &str, app: &str, cluster: &str, desired: Vec<Value>) -> SyncOperat
         prune: false,
         create_namespace: false,
         dry_run: false,
-        fencing: Fencing { group: DIFF_WORKERS.to_string(), partition: 0, revision: 0 },
+        fencing: Fencing {
+            group: DIFF_WORKERS.to_string(),
+            partition: 0,
+            revision: 0,
+        },
         initiated_by: "test".to_string(),
         requested_at: "2026-01-01T00:00:00Z".to_string(),
     }
 }
 
 pub async fn enqueue(bus: &Bus, op: &SyncOperation) {
-    let subject = bus.topology.sync_subject(partition(&op.cluster, CLUSTER_PARTITIONS));
+    let subject = bus
+        .topology
+        .sync_subject(partition(&op.cluster, CLUSTER_PARTITIONS));
     bus.js
         .publish(subject, Bytes::from(serde_json::to_vec(op).unwrap()))
         .await
@@ -177,15 +203,22 @@ pub async fn sync(bus: &Bus, op: &SyncOperation) -> Operation {
 
 pub async fn live(bus: &Bus, app: &str, cluster: &str) -> Reply<Live> {
     let subject = live_request_subject(bus.topology.prefix(), &subject_token(cluster));
-    let req = serde_json::to_vec(&LiveRequest { app: app.to_string(), cluster: cluster.to_string() }).unwrap();
+    let req = serde_json::to_vec(&LiveRequest {
+        app: app.to_string(),
+        cluster: cluster.to_string(),
+    })
+    .unwrap();
     // The executor may not have subscribed yet: retry until someone answers.
     eventually(60, "an answer to the live request", || {
         let (bus, subject, req) = (bus.clone(), subject.clone(), req.clone());
         async move {
-            let msg = tokio::time::timeout(Duration::from_secs(15), bus.client.request(subject, req.into()))
-                .await
-                .ok()?
-                .ok()?;
+            let msg = tokio::time::timeout(
+                Duration::from_secs(15),
+                bus.client.request(subject, req.into()),
+            )
+            .await
+            .ok()?
+            .ok()?;
             let body = bus.read_payload(&msg).await.ok()?;
             serde_json::from_slice(&body).ok()
         }
