@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use gitfleet_bus::ownership::read_lease;
-use gitfleet_bus::{Bucket, Bus, partition};
+use gitfleet_bus::{Bucket, Bus, async_nats, partition};
 use gitfleet_messages::{
     APP_PARTITIONS, CLUSTER_PARTITIONS, DIFF_WORKERS, Fencing, IN_CLUSTER, Operation,
     RefreshRequest, SyncOperation, SyncRequest, sync_request_subject,
@@ -158,7 +158,8 @@ impl Applications {
         };
         let subject =
             sync_request_subject(self.bus.topology.prefix(), partition(name, APP_PARTITIONS));
-        self.publish(subject, &request).await?;
+        self.offer(subject, &request, "diff worker for the app's partition")
+            .await?;
         tracing::info!(app = %name, prune = req.prune, dry_run = req.dry_run, "sync requested");
         self.wait_operation(
             name,
@@ -218,6 +219,35 @@ impl Applications {
             .flush()
             .await
             .map_err(|e| Error::Unavailable(format!("flushing to nats: {e}")))
+    }
+
+    /// Publishes as a request, so that a subject nobody listens on fails at once (NATS
+    /// answers "no responders") instead of after the whole operation timeout. A listener
+    /// need not reply: silence past a short wait means it got the message.
+    async fn offer<T: serde::Serialize>(
+        &self,
+        subject: String,
+        value: &T,
+        listener: &str,
+    ) -> Result<()> {
+        let body = serde_json::to_vec(value)?;
+        let sent = tokio::time::timeout(
+            Duration::from_millis(500),
+            self.bus.client.request(subject.clone(), body.into()),
+        )
+        .await;
+        match sent {
+            Ok(Err(err)) if err.kind() == async_nats::RequestErrorKind::NoResponders => {
+                Err(Error::Unavailable(format!(
+                    "no {listener} is running (nothing listens on {subject})"
+                )))
+            }
+            Ok(Err(err)) if err.kind() == async_nats::RequestErrorKind::TimedOut => Ok(()),
+            Ok(Err(err)) => Err(Error::Unavailable(format!(
+                "publishing on {subject}: {err}"
+            ))),
+            Ok(Ok(_)) | Err(_) => Ok(()),
+        }
     }
 
     async fn operation_revision(&self, name: &str) -> Result<u64> {

@@ -455,7 +455,7 @@ async fn clusters_and_repositories_never_return_credentials() {
 }
 
 #[tokio::test]
-async fn sync_without_a_diff_worker_times_out_clearly() {
+async fn sync_without_a_diff_worker_fails_at_once() {
     let gw = Gateway::start().await;
     gw.apps()
         .create(CreateApplicationRequest {
@@ -472,8 +472,41 @@ async fn sync_without_a_diff_worker_times_out_clearly() {
         })
         .await
         .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert!(
+        err.message().starts_with("no diff worker"),
+        "{}",
+        err.message()
+    );
+}
+
+#[tokio::test]
+async fn sync_times_out_when_the_worker_never_finishes() {
+    let gw = Gateway::start().await;
+    gw.apps()
+        .create(CreateApplicationRequest {
+            manifest_yaml: app_yaml("slow"),
+            upsert: false,
+        })
+        .await
+        .unwrap();
+    // Listens, never acts.
+    let subject = gitfleet_messages::sync_request_subject(
+        gw.bus.topology.prefix(),
+        gitfleet_bus::partition("slow", gitfleet_messages::APP_PARTITIONS),
+    );
+    let _sub = gw.bus.client.subscribe(subject).await.unwrap();
+    gw.bus.client.flush().await.unwrap();
+    let err = gw
+        .apps()
+        .sync(SyncApplicationRequest {
+            name: "slow".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err:?}");
-    assert!(err.message().contains("\"lonely\""), "{}", err.message());
+    assert!(err.message().contains("\"slow\""), "{}", err.message());
 }
 
 #[tokio::test]
