@@ -107,13 +107,18 @@ impl Sandbox {
     /// Registers the emulated cluster as Argo CD's in-cluster destination, as `gitfleet up` does.
     async fn register_in_cluster(&self) {
         let ca = self.sim.ca_pem().expect("tls on");
-        let cluster = json!({
-            "name": gitfleet_messages::IN_CLUSTER,
-            "server": self.sim.url(0),
-            "config": {"bearerToken": self.sim.cluster(0).token, "tlsClientConfig": {"caData": b64(ca.as_bytes())}},
-        });
+        self.register_cluster(gitfleet_messages::IN_CLUSTER, &self.sim.url(0), &self.sim.cluster(0).token, Some(ca)).await;
+    }
+
+    /// Puts a cluster into KV `clusters`, as `gitfleet cluster add` does.
+    pub async fn register_cluster(&self, name: &str, server: &str, token: &str, ca_pem: Option<&str>) {
+        let mut cluster = json!({"name": name, "server": server, "config": {"bearerToken": token}});
+        match ca_pem {
+            Some(ca) => cluster["config"]["tlsClientConfig"] = json!({"caData": b64(ca.as_bytes())}),
+            None => cluster["config"]["tlsClientConfig"] = json!({"insecure": true}),
+        }
         let kv = self.bus.kv(Bucket::Clusters).await.expect("clusters bucket");
-        kv.put(subject_token(gitfleet_messages::IN_CLUSTER), serde_json::to_vec(&cluster).unwrap().into()).await.expect("register cluster");
+        kv.put(subject_token(name), serde_json::to_vec(&cluster).unwrap().into()).await.expect("register cluster");
     }
 
     /// The app's status as the diff worker last wrote it.
