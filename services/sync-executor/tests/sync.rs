@@ -524,3 +524,44 @@ async fn create_namespace_makes_the_destination_first() {
     );
     exec.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_operations_and_live_replies_travel_through_the_object_store() {
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let blob = "x".repeat(60 * 1024);
+    let mut desired = vec![namespace("big")];
+    for i in 0..24 {
+        let mut cm = config_map("big", &format!("cm-{i}"), None);
+        cm["data"]["blob"] = blob.clone().into();
+        desired.push(cm);
+    }
+    let big = op("op-1", "big", "c0", desired);
+    let body = serde_json::to_vec(&big).unwrap();
+    assert!(
+        body.len() > bus.payload_limit(),
+        "the operation must not fit one message"
+    );
+    let subject = bus.topology.sync_subject(gitfleet_bus::partition(
+        "c0",
+        gitfleet_messages::CLUSTER_PARTITIONS,
+    ));
+    bus.publish_large(subject, body.into()).await.unwrap();
+    let done = completed(&bus, "big", "op-1").await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{}", done.message);
+
+    let live = eventually(30, "all 25 objects in the live reply", || {
+        let bus = bus.clone();
+        async move {
+            match live(&bus, "big", "c0").await {
+                Reply::Ok(l) if l.resources.len() == 25 => Some(l),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    assert!(serde_json::to_vec(&live).unwrap().len() > bus.payload_limit());
+    exec.stop().await;
+}
