@@ -50,9 +50,19 @@ pub fn init_tracing() {
 impl Sandbox {
     /// Everything up, with `files` committed on `main` of the served repository.
     pub async fn start(files: &[(&str, &str)], timings: Timings) -> Sandbox {
+        Self::start_with(files, timings, gitfleet_stack::Services::ALL).await
+    }
+
+    /// As [`Sandbox::start`], running only `services` in the test process (the others
+    /// are started by the test, e.g. as separate processes with [`Sandbox::spawn_node`]).
+    pub async fn start_with(files: &[(&str, &str)], timings: Timings, services: gitfleet_stack::Services) -> Sandbox {
         init_tracing();
         let nats = NatsServer::start();
-        let bus = gitfleet_bus::testkit::bus_on(&nats).await;
+        // Connected the way services connect (reconnecting forever), so a test may
+        // restart the server under it.
+        let mut bus_config = gitfleet_bus::BusConfig::new(nats.url());
+        bus_config.prefix = gitfleet_bus::testkit::unique_prefix();
+        let bus = gitfleet_bus::connect(&bus_config).await.expect("bus");
         let sim = Sim::start(SimConfig {
             tls: true,
             cluster: ClusterConfig { ready_delay: Duration::from_millis(300), ..Default::default() },
@@ -71,8 +81,28 @@ impl Sandbox {
         let mut sb = Sandbox { nats, bus, sim, repo, daemon, stack: None, work, timings };
         sb.bus.ensure().await.expect("topology");
         sb.register_in_cluster().await;
-        sb.start_stack().await;
+        let mut cfg = sb.stack_config("one");
+        cfg.services = services;
+        sb.stack = Some(gitfleet_stack::start(cfg, sb.bus.clone()).await.expect("services start"));
         sb
+    }
+
+    /// Starts `services` in a separate process (the `e2e-node` binary) as member `member`,
+    /// returning once it is up; kill it with [`std::process::Child::kill`] (SIGKILL).
+    pub fn spawn_node(&self, node_bin: &str, member: &str, services: &str) -> Node {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(node_bin)
+            .args(["--nats-url", &self.nats.url(), "--prefix", self.bus.topology.prefix(), "--member-id", member])
+            .args(["--services", services, "--ttl-seconds", "2"])
+            .arg("--work-dir")
+            .arg(self.work.path().join(format!("node-{member}")))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("e2e-node starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut line).expect("e2e-node says ready");
+        assert_eq!(line.trim(), "ready", "e2e-node {member} did not start");
+        Node(child)
     }
 
     pub fn repo_url(&self) -> String {
@@ -88,11 +118,6 @@ impl Sandbox {
         c.wave_delay = Duration::ZERO;
         c.ownership_ttl = Duration::from_secs(2);
         c
-    }
-
-    pub async fn start_stack(&mut self) {
-        let stack = gitfleet_stack::start(self.stack_config("one"), self.bus.clone()).await.expect("services start");
-        self.stack = Some(stack);
     }
 
     /// `http://127.0.0.1:PORT` of the api gateway's gRPC endpoint.
@@ -326,3 +351,20 @@ impl Sandbox {
 pub const AUTOMATED: &str = "      prune: true\n";
 pub const AUTOMATED_SELF_HEAL: &str = "      prune: true\n      selfHeal: true\n";
 pub const AUTOMATED_NO_PRUNE: &str = "      prune: false\n";
+
+/// A separate service process; SIGKILLed when dropped so no test leaves one behind.
+pub struct Node(pub std::process::Child);
+
+impl Node {
+    /// SIGKILL, as a crash: nothing is handed over.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
