@@ -321,16 +321,18 @@ fn up() -> Result<i32> {
     let t = tools()?;
 
     let status = cargo()
-        .args(["build", "--release", "-p", "cluster-sim"])
+        .args(["build", "--release", "-p", "cluster-sim", "-p", "gitfleet"])
         .status()
         .context("cannot run `cargo build`")?;
     if !status.success() {
-        bail!("`cargo build --release -p cluster-sim` failed ({status}); see the errors above");
+        bail!("`cargo build --release -p cluster-sim -p gitfleet` failed ({status}); see the errors above");
     }
     let target = root.join(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()));
     let state = root.join(".state");
-    fs::create_dir_all(state.join("cluster-sim"))
-        .with_context(|| format!("cannot create {}", state.display()))?;
+    for dir in ["cluster-sim", "nats", "git", "gitfleet"] {
+        fs::create_dir_all(state.join(dir)).with_context(|| format!("cannot create {}", state.join(dir).display()))?;
+    }
+    let repo_url = demo_repo(&state)?;
 
     // Ctrl-C reaches every process in the terminal's foreground group; we catch it
     // (and SIGTERM) so we can make sure the children stop and are waited for.
@@ -342,12 +344,18 @@ fn up() -> Result<i32> {
 
     let mut stack = Stack::new(Duration::from_secs(2));
 
-    // 1. The emulated Kubernetes cluster.
+    // 1. NATS with JetStream: gitfleet's only state store and bus.
+    let mut nats = Command::new(t.exe("nats-server"));
+    nats.current_dir(&root).args(["-js", "-a", "127.0.0.1", "-p", "4222", "-sd", ".state/nats"]);
+    stack.spawn("nats-server", nats)?;
+
+    // 2. The emulated Kubernetes cluster (HTTPS, as real clusters are).
     let mut sim = Command::new(target.join("release/cluster-sim"));
     sim.current_dir(&root).args([
         "serve",
         "--clusters",
         "1",
+        "--tls",
         "--listen",
         "127.0.0.1:6443",
         "--state-dir",
@@ -358,21 +366,146 @@ fn up() -> Result<i32> {
     t.apply_env(&mut sim);
     stack.spawn("cluster-sim", sim)?;
 
-    // 2. TODO: nats-server (t.exe("nats-server")) with JetStream under .state/nats.
-    // 3. TODO: `gitfleet up` (the services), once they exist.
-    // Add each with `stack.spawn(name, command)`; shutdown is in reverse order.
+    // 3. The demo Git repository, served over git://.
+    let mut daemon = Command::new("git");
+    daemon.current_dir(&root).args([
+        "daemon",
+        "--reuseaddr",
+        "--export-all",
+        "--base-path=.state/git",
+        "--listen=127.0.0.1",
+        "--port=9418",
+    ]);
+    stack.spawn("git-daemon", daemon)?;
 
-    let hint = if std::env::current_dir().is_ok_and(|d| d == root) {
-        "export KUBECONFIG=$PWD/.state/kubeconfig; tools/bin/kubectl get ns".to_string()
-    } else {
-        format!(
-            "export KUBECONFIG={}; {} get ns",
-            state.join("kubeconfig").display(),
-            t.exe("kubectl").display()
-        )
-    };
-    println!("xtask: local stack running (Ctrl-C stops it). In another shell:\n    {hint}");
+    for (what, port) in [("nats-server", 4222), ("cluster-sim", 6444), ("git daemon", 9418)] {
+        if !wait_port(port, Duration::from_secs(30), &mut stack) {
+            stack.shutdown();
+            bail!("{what} did not start listening on 127.0.0.1:{port}; see its output above");
+        }
+    }
+    // kubeconfig is written once the cluster listens.
+    std::thread::sleep(Duration::from_millis(200));
+
+    // 4. Every gitfleet service in one process, the emulated cluster as in-cluster.
+    let gitfleet = target.join("release/gitfleet");
+    let mut up = Command::new(&gitfleet);
+    up.current_dir(&root).args([
+        "up",
+        "--in-cluster-context",
+        "c0",
+        "--kubeconfig",
+        ".state/kubeconfig",
+        "--state-dir",
+        ".state/gitfleet",
+        "--poll-seconds",
+        "10",
+    ]);
+    stack.spawn("gitfleet", up)?;
+    if !wait_port(8080, Duration::from_secs(60), &mut stack) {
+        stack.shutdown();
+        bail!("gitfleet did not start serving on 127.0.0.1:8080; see its output above");
+    }
+
+    // 5. The demo Application, as Argo CD users write it.
+    let app = state.join("guestbook-app.yaml");
+    fs::write(&app, demo_application(&repo_url)).context("cannot write the demo application")?;
+    let created = Command::new(&gitfleet)
+        .args(["--server", "127.0.0.1:8080", "app", "create", "--upsert", "-f"])
+        .arg(&app)
+        .status()
+        .context("cannot run gitfleet app create")?;
+    if !created.success() {
+        stack.shutdown();
+        bail!("creating the demo application failed; see above");
+    }
+
+    let g = gitfleet.display();
+    let k = t.exe("kubectl");
+    println!(
+        "\ngitfleet is running (Ctrl-C stops everything). Try:\n\
+         \x20   {g} app list\n\
+         \x20   {g} app get guestbook\n\
+         \x20   KUBECONFIG={kc} {k} -n guestbook get deploy,svc,cm\n\
+         \x20   # change the app in Git and watch it follow (polled every 10 s, or at once with a webhook):\n\
+         \x20   cd {work} && sed -i 's/replicas: 2/replicas: 3/' deployment.yaml && git commit -qam scale && git push -q\n\
+         \x20   curl -s -XPOST http://127.0.0.1:8081/api/webhook -H 'X-GitHub-Event: push' -d '{{\"ref\":\"refs/heads/main\",\"repository\":{{\"clone_url\":\"{repo_url}\"}}}}'\n",
+        kc = state.join("kubeconfig").display(),
+        k = k.display(),
+        work = state.join("demo-work/guestbook").display(),
+    );
     stack.supervise(&stop)
+}
+
+/// Creates the demo repository once (a bare repo served by git daemon, and a work tree
+/// to edit and push from); returns its URL.
+fn demo_repo(state: &Path) -> Result<String> {
+    let bare = state.join("git/demo.git");
+    let work = state.join("demo-work");
+    let url = "git://127.0.0.1:9418/demo.git".to_string();
+    if bare.exists() {
+        return Ok(url);
+    }
+    let git = |dir: &Path, args: &[&str]| -> Result<()> {
+        let s = Command::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=gitfleet demo", "-c", "user.email=demo@gitfleet.invalid"])
+            .args(args)
+            .status()
+            .with_context(|| format!("cannot run git {args:?}"))?;
+        if !s.success() {
+            bail!("git {args:?} failed in {}", dir.display());
+        }
+        Ok(())
+    };
+    git(&state.join("git"), &["init", "-q", "--bare", "--initial-branch=main", "demo.git"])?;
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(work.join("guestbook"))?;
+    for (file, body) in DEMO_FILES {
+        fs::write(work.join("guestbook").join(file), body)?;
+    }
+    git(&work, &["init", "-q", "--initial-branch=main"])?;
+    git(&work, &["add", "-A"])?;
+    git(&work, &["commit", "-qm", "guestbook: first version"])?;
+    git(&work, &["remote", "add", "origin", bare.to_str().context("non-UTF-8 path")?])?;
+    git(&work, &["push", "-q", "origin", "main"])?;
+    Ok(url)
+}
+
+fn demo_application(repo_url: &str) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: guestbook\n  namespace: argocd\nspec:\n  project: default\n  source:\n    repoURL: {repo_url}\n    targetRevision: main\n    path: guestbook\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: guestbook\n  syncPolicy:\n    automated:\n      prune: true\n      selfHeal: true\n    syncOptions:\n    - CreateNamespace=true\n"
+    )
+}
+
+const DEMO_FILES: &[(&str, &str)] = &[
+    (
+        "deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: guestbook-ui\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: guestbook-ui}\n  template:\n    metadata:\n      labels: {app: guestbook-ui}\n    spec:\n      containers:\n      - name: guestbook-ui\n        image: gcr.io/heptio-images/ks-guestbook-demo:0.2\n        ports:\n        - containerPort: 80\n",
+    ),
+    (
+        "service.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: guestbook-ui\nspec:\n  selector: {app: guestbook-ui}\n  ports:\n  - port: 80\n    targetPort: 80\n",
+    ),
+    (
+        "configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: guestbook-config\ndata:\n  greeting: hello from gitfleet\n",
+    ),
+];
+
+/// Polls until something accepts on 127.0.0.1:`port`, or a child exits, or `timeout`.
+fn wait_port(port: u16, timeout: Duration, stack: &mut Stack) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        if stack.any_exited() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }
 
 /// Foreground processes of `cargo xtask up`: if one exits or we get a signal,
@@ -403,6 +536,11 @@ impl Stack {
                 Err(e).with_context(|| format!("cannot start {name} ({:?})", cmd.get_program()))
             }
         }
+    }
+
+    /// Whether a child has exited already (it is left in place for `supervise`).
+    fn any_exited(&mut self) -> bool {
+        self.procs.iter_mut().any(|(_, c)| matches!(c.try_wait(), Ok(Some(_))))
     }
 
     /// Waits until a process exits or `stop` is set, then stops the rest.

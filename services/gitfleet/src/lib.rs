@@ -8,6 +8,7 @@ mod error;
 pub mod kubeconfig;
 pub mod output;
 mod repo;
+mod up;
 
 use std::io::Write;
 
@@ -18,6 +19,7 @@ pub use app::AppCommand;
 pub use cluster::ClusterCommand;
 pub use error::{Error, Result};
 pub use repo::RepoCommand;
+pub use up::UpArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,8 +51,8 @@ pub enum Command {
     /// Manage source repositories.
     #[command(subcommand)]
     Repo(RepoCommand),
-    /// Run every service in one process (not yet available).
-    Up,
+    /// Run every service in one process, on a running nats-server.
+    Up(UpArgs),
 }
 
 /// Exit code of a command that failed.
@@ -62,7 +64,7 @@ impl Cli {
     /// The code to exit with when [`run`] returned an error.
     pub fn error_exit_code(&self) -> i32 {
         match &self.command {
-            Command::App(AppCommand::Diff { .. }) | Command::Up => EXIT_DIFF_ERROR,
+            Command::App(AppCommand::Diff { .. }) => EXIT_DIFF_ERROR,
             _ => EXIT_ERROR,
         }
     }
@@ -72,9 +74,7 @@ impl Cli {
 /// (`app diff` returns 1 when there is a difference).
 pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<i32> {
     match &cli.command {
-        Command::Up => Err(Error::Usage(
-            "`gitfleet up` is not yet available: start the services separately".to_string(),
-        )),
+        Command::Up(args) => up::run(args, out).await,
         Command::App(cmd) => app::run(cmd, connect(&cli.server).await?, out).await,
         Command::Cluster(cmd) => cluster::run(cmd, connect(&cli.server).await?, out).await,
         Command::Repo(cmd) => repo::run(cmd, connect(&cli.server).await?, out).await,

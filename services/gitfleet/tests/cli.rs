@@ -243,9 +243,10 @@ async fn invalid_manifest_and_unreachable_server_are_one_clear_error() {
         "{err}"
     );
 
-    let cli = Cli::try_parse_from(["gitfleet", "up"]).unwrap();
-    assert!(gitfleet::run(&cli, &mut Vec::new()).await.is_err());
-    assert_eq!(cli.error_exit_code(), 2);
+    let cli = Cli::try_parse_from(["gitfleet", "up", "--nats-url", "not a url"]).unwrap();
+    let err = gitfleet::run(&cli, &mut Vec::new()).await.unwrap_err();
+    assert!(err.to_string().starts_with("connecting to nats"), "{err}");
+    assert_eq!(cli.error_exit_code(), 1);
 }
 
 #[tokio::test]

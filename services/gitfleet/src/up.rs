@@ -1,0 +1,88 @@
+//! `gitfleet up`: every service in this one process (through `gitfleet-stack`), on a
+//! NATS server that is already running, optionally registering a kubeconfig context as
+//! Argo CD's in-cluster destination so manifests written for Argo CD work unchanged.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gitfleet_bus::BusConfig;
+use gitfleet_stack::StackConfig;
+
+use crate::cluster::ClusterCommand;
+use crate::error::{Error, Result};
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    #[arg(long, env = "GITFLEET_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    #[arg(long, env = "GITFLEET_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+    /// Prefix of every subject, stream and bucket (several gitfleets can share a server).
+    #[arg(long, env = "GITFLEET_PREFIX", default_value = "gf")]
+    pub prefix: String,
+    /// gRPC address of the api gateway (the CLI's `--server`).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub grpc: SocketAddr,
+    /// HTTP address for Git webhooks (`POST /api/webhook`).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub http: SocketAddr,
+    /// Where Git mirrors are kept.
+    #[arg(long, default_value = ".state/gitfleet")]
+    pub state_dir: PathBuf,
+    /// Register this kubeconfig context as the in-cluster destination
+    /// (`https://kubernetes.default.svc`, `name: in-cluster`).
+    #[arg(long)]
+    pub in_cluster_context: Option<String>,
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Notifier webhook (repeatable).
+    #[arg(long = "webhook")]
+    pub webhooks: Vec<String>,
+    /// Repository poll interval in seconds (Argo CD: 120, plus jitter).
+    #[arg(long, default_value_t = 120)]
+    pub poll_seconds: u64,
+    /// Periodic re-comparison of every app, in seconds (Argo CD: 120, plus jitter).
+    #[arg(long, default_value_t = 120)]
+    pub refresh_seconds: u64,
+}
+
+pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
+    // Two TLS backends are linked (through different crates); pick one for the process.
+    sync_executor::install_crypto_provider();
+    let mut bus_config = BusConfig::new(args.nats_url.clone());
+    bus_config.creds_file = args.nats_creds.clone();
+    bus_config.prefix = args.prefix.clone();
+    bus_config.name = "gitfleet-up".into();
+    let bus = gitfleet_bus::connect(&bus_config).await.map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?;
+    let member = format!("up-{}", std::process::id());
+    let mut cfg = StackConfig::new(member, args.state_dir.join("mirrors"));
+    cfg.grpc_addr = args.grpc;
+    cfg.http_addr = args.http;
+    cfg.webhooks = args.webhooks.clone();
+    cfg.poll_interval = Duration::from_secs(args.poll_seconds);
+    cfg.refresh_interval = Duration::from_secs(args.refresh_seconds);
+    let mut stack = gitfleet_stack::start(cfg, bus).await.map_err(|e| Error::Usage(format!("starting the services: {e}")))?;
+    let grpc = stack.grpc_addr.expect("the gateway runs in `up`");
+    if let Some(context) = &args.in_cluster_context {
+        let add = ClusterCommand::Add { context: context.clone(), kubeconfig: args.kubeconfig.clone(), name: None, in_cluster: true, upsert: true };
+        crate::cluster::run(&add, crate::connect(&grpc.to_string()).await?, out).await?;
+    }
+    crate::output::write(
+        out,
+        &format!(
+            "gitfleet is up: gRPC on {grpc} (gitfleet --server {grpc} app list), webhooks on http://{}/api/webhook. Ctrl-C stops it.\n",
+            stack.http_addr.expect("the gateway runs in `up`")
+        ),
+    )?;
+    out.flush().ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = stack.wait_any() => {
+            return Err(Error::Usage("a service stopped unexpectedly; see the log above".into()));
+        }
+    }
+    stack.stop().await;
+    Ok(0)
+}
