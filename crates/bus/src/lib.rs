@@ -8,6 +8,7 @@ pub mod connect;
 pub mod error;
 pub mod ownership;
 pub mod payload;
+pub mod retry;
 pub mod topology;
 
 #[cfg(feature = "testkit")]
@@ -19,6 +20,7 @@ pub use ownership::{
     LeaseInfo, Membership, MembershipConfig, Owned, partition, read_lease, rendezvous,
 };
 pub use payload::OBJECT_HEADER;
+pub use retry::{Retry, retry};
 pub use topology::{Bucket, ObjectStoreName, StreamName, Topology, subject_token, token_to_name};
 
 /// Re-exported so dependants use the same client version as the bus.

@@ -280,7 +280,8 @@ struct Member {
     leases: BTreeMap<u32, SeenLease>,
     held: BTreeMap<u32, Held>,
     last_heartbeat: Option<Instant>,
-    /// Set when a call to the server timed out in this step, to skip the remaining calls.
+    /// Set when a call to the server failed or timed out in this step, to skip the
+    /// remaining calls.
     unreachable: bool,
     tx: watch::Sender<Owned>,
 }
@@ -720,8 +721,7 @@ impl Member {
             .await
         {
             Ok(_) => {}
-            Err(PublishKvError::Bus(err)) => return Err(err),
-            Err(PublishKvError::Timeout(err)) => {
+            Err(PublishKvError::Bus(err) | PublishKvError::Timeout(err)) => {
                 self.unreachable = true;
                 return Err(err);
             }
@@ -746,8 +746,12 @@ impl Member {
         {
             Ok(revision) => Ok(Cas::Written(revision)),
             Err(PublishKvError::WrongRevision) => Ok(Cas::Conflict),
-            Err(PublishKvError::Bus(err)) => Err(err),
-            Err(PublishKvError::Timeout(err)) => {
+            // A write refused for any other reason means the server cannot take writes
+            // now (e.g. JetStream still recovering after a restart, "no stream found"):
+            // the other partitions' writes would fail the same way, so the rest of the
+            // step is skipped and the next tick tries again, while held leases run on
+            // until their local deadline.
+            Err(PublishKvError::Bus(err) | PublishKvError::Timeout(err)) => {
                 self.unreachable = true;
                 Err(err)
             }
