@@ -105,18 +105,27 @@ impl Shared {
 }
 
 /// Reconciles `app` once. Never fails: what goes wrong becomes a condition or a log line.
+/// Returns false when the bus stayed unusable for longer than the calls retry (see
+/// [`gitfleet_bus::retry`]), so the status or a sync may not have been written: the worker
+/// then runs the app again soon rather than at its next periodic refresh.
 pub(crate) async fn reconcile(
     shared: &Shared,
     app: &Application,
     partition: u32,
     memo: &mut Memo,
     pending: Vec<PendingSync>,
-) {
+) -> bool {
     let name = app.metadata.name.as_str();
     let key = subject_token(name);
-    let op = read_operation(shared, &key).await;
+    // Without the operation, a running sync would look finished and be started again.
+    let Ok(op) = read_operation(shared, &key).await else {
+        return false;
+    };
     if !memo.loaded {
-        memo.last_status = read_status(shared, &key).await;
+        let Ok(status) = read_status(shared, &key).await else {
+            return false;
+        };
+        memo.last_status = status;
         memo.loaded = true;
     }
     if let Some(inflight) = &memo.inflight {
@@ -131,9 +140,11 @@ pub(crate) async fn reconcile(
     let outcome = evaluate(shared, app).await;
     let status = build_status(shared, memo.last_status.as_ref(), &outcome, op.as_ref());
     if !shared.owns(partition) {
-        return;
+        return true;
     }
-    write_status(shared, name, &key, memo, status).await;
+    if !write_status(shared, name, &key, memo, status).await {
+        return false;
+    }
 
     let mut busy = op.as_ref().is_some_and(|o| !o.phase.is_completed()) || memo.inflight.is_some();
     for p in pending {
@@ -153,10 +164,10 @@ pub(crate) async fn reconcile(
         }
     }
     if busy {
-        return;
+        return true;
     }
     let Ok(target) = &outcome else {
-        return;
+        return true;
     };
     let decision = decide::auto_sync(
         app,
@@ -197,10 +208,14 @@ pub(crate) async fn reconcile(
                 Ok(id) => {
                     tracing::info!(app = name, operation = %id, revision = %target.commit, "auto-sync enqueued")
                 }
-                Err(err) => tracing::warn!(app = name, error = %err, "auto-sync not enqueued"),
+                Err(err) => {
+                    tracing::warn!(app = name, error = %err, "auto-sync not enqueued");
+                    return false;
+                }
             }
         }
     }
+    true
 }
 
 /// Resolve, render, find the cluster, read live, compare.
@@ -401,21 +416,21 @@ fn operation_state(op: &Operation) -> OperationState {
 }
 
 /// Writes the status unless only `reconciledAt` moved: thousands of apps refreshing
-/// every two minutes must not each write a status.
+/// every two minutes must not each write a status. False when it could not be written.
 async fn write_status(
     shared: &Shared,
     name: &str,
     key: &str,
     memo: &mut Memo,
     status: ApplicationStatus,
-) {
+) -> bool {
     let strip = |s: &ApplicationStatus| ApplicationStatus {
         reconciled_at: None,
         ..s.clone()
     };
     let previous = memo.last_status.as_ref();
     if previous.is_some_and(|p| strip(p) == strip(&status)) {
-        return;
+        return true;
     }
     let was_out_of_sync = previous
         .and_then(|p| p.sync.as_ref())
@@ -424,12 +439,16 @@ async fn write_status(
         Ok(b) => b,
         Err(err) => {
             tracing::error!(app = name, error = %err, "encoding status");
-            return;
+            return true;
         }
     };
-    if let Err(err) = shared.status_kv.put(key, body.into()).await {
+    if let Err(err) = shared
+        .bus
+        .kv_put_durable(&shared.status_kv, key, body.into())
+        .await
+    {
         tracing::warn!(app = name, error = %err, "writing status");
-        return;
+        return false;
     }
     let sync = status.sync.clone().unwrap_or_default();
     tracing::debug!(app = name, sync = %sync.status, revision = %sync.revision, "status written");
@@ -445,10 +464,11 @@ async fn write_status(
         };
         let subject = shared.bus.topology.event_subject(name);
         let body = serde_json::to_vec(&event).unwrap_or_default();
-        if let Err(err) = shared.bus.publish_large(subject, Bytes::from(body)).await {
+        if let Err(err) = shared.bus.publish_durable(subject, Bytes::from(body)).await {
             tracing::warn!(app = name, error = %err, "publishing OutOfSync event");
         }
     }
+    true
 }
 
 async fn manual_sync(
@@ -559,9 +579,11 @@ async fn enqueue(
         .bus
         .topology
         .sync_subject(partition_of(&order.cluster, CLUSTER_PARTITIONS));
+    // Retried through a server restart: a sync decided and then dropped would only be
+    // decided again at the next refresh.
     shared
         .bus
-        .publish_large(subject, Bytes::from(body))
+        .publish_durable(subject, Bytes::from(body))
         .await
         .map_err(|err| format!("enqueueing sync operation of application {name}: {err}"))?;
     memo.inflight = Some(Inflight {
@@ -571,26 +593,28 @@ async fn enqueue(
     Ok(op.id)
 }
 
-async fn read_operation(shared: &Shared, key: &str) -> Option<Operation> {
-    match shared.ops_kv.get(key).await {
-        Ok(Some(body)) => serde_json::from_slice(&body)
+/// The app's operation; `Err` when the bus could not say.
+async fn read_operation(shared: &Shared, key: &str) -> Result<Option<Operation>, ()> {
+    match shared.bus.kv_get_durable(&shared.ops_kv, key).await {
+        Ok(Some(body)) => Ok(serde_json::from_slice(&body)
             .inspect_err(|err| tracing::warn!(key, error = %err, "unreadable operation"))
-            .ok(),
-        Ok(None) => None,
+            .ok()),
+        Ok(None) => Ok(None),
         Err(err) => {
             tracing::warn!(key, error = %err, "reading operation");
-            None
+            Err(())
         }
     }
 }
 
-async fn read_status(shared: &Shared, key: &str) -> Option<ApplicationStatus> {
-    match shared.status_kv.get(key).await {
-        Ok(Some(body)) => serde_json::from_slice(&body).ok(),
-        Ok(None) => None,
+/// The app's last written status; `Err` when the bus could not say.
+async fn read_status(shared: &Shared, key: &str) -> Result<Option<ApplicationStatus>, ()> {
+    match shared.bus.kv_get_durable(&shared.status_kv, key).await {
+        Ok(Some(body)) => Ok(serde_json::from_slice(&body).ok()),
+        Ok(None) => Ok(None),
         Err(err) => {
             tracing::warn!(key, error = %err, "reading status");
-            None
+            Err(())
         }
     }
 }

@@ -34,12 +34,17 @@ use crate::reconcile::{self, Memo, PendingSync, Shared};
 /// Argo CD's app annotation asking for a refresh; `hard` also drops cached manifests.
 const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
 
+/// When a reconciliation the bus failed runs again.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+
 enum Event {
     Sync(PendingSync),
     LiveChanged(String),
     Done {
         app: String,
         memo: Option<Box<Memo>>,
+        /// The bus failed it (see [`reconcile::reconcile`]): run again soon.
+        retry: bool,
     },
 }
 
@@ -97,7 +102,9 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
     });
     let mut clusters_watch = Some(watch_all(&clusters_kv).await?);
     let mut apps_watch = Some(watch_all(&apps_kv).await?);
-    let mut revisions = Some(revision_stream(&bus).await?);
+    // Where the revisions consumer resumes when it has to be opened again.
+    let mut next_revision = revision_start(&bus).await?;
+    let mut revisions = Some(revision_stream(&bus, next_revision).await?);
     let refresh_subject = bus.topology.webhook_subject();
     let mut refreshes = bus
         .client
@@ -149,9 +156,17 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
                 }
             },
             message = next(&mut revisions) => match message {
-                Some(Ok(message)) => worker.on_revision(&message).await,
+                Some(Ok(message)) => {
+                    if let Ok(info) = message.info() {
+                        next_revision = info.stream_sequence + 1;
+                    }
+                    worker.on_revision(&message).await;
+                }
+                // After a server restart the ordered consumer may fail to recreate itself
+                // (JetStream not recovered yet) and report it once; it is opened again
+                // from the next sequence at the next tick, so no event is missed.
                 other => {
-                    tracing::warn!(error = ?other.and_then(|r| r.err()), "revisions consumer ended");
+                    tracing::warn!(error = ?other.and_then(|r| r.err()), next = next_revision, "revisions consumer ended");
                     revisions = None;
                 }
             },
@@ -177,7 +192,7 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
                     apps_watch = watch_all(&apps_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening applications watch")).ok();
                 }
                 if revisions.is_none() {
-                    revisions = revision_stream(&bus).await.inspect_err(|e| tracing::warn!(error = %e, "reopening revisions consumer")).ok();
+                    revisions = revision_stream(&bus, next_revision).await.inspect_err(|e| tracing::warn!(error = %e, "reopening revisions consumer")).ok();
                 }
             }
         }
@@ -434,7 +449,7 @@ impl Worker {
                 }
             }
             Event::LiveChanged(app) => self.trigger(&app, "live changed"),
-            Event::Done { app, memo } => {
+            Event::Done { app, memo, retry } => {
                 let config = &self.shared.config;
                 let Some(st) = self.apps.get_mut(&app) else {
                     return;
@@ -443,8 +458,11 @@ impl Worker {
                 if self.partitions.contains_key(&st.partition) {
                     st.memo = memo.map(|m| *m);
                 }
-                st.next_refresh =
-                    Instant::now() + config.refresh_interval + jitter(config.refresh_jitter);
+                st.next_refresh = if retry {
+                    Instant::now() + RETRY_AFTER
+                } else {
+                    Instant::now() + config.refresh_interval + jitter(config.refresh_jitter)
+                };
                 if st.dirty || !st.pending.is_empty() {
                     self.trigger(&app, "changed while reconciling");
                 }
@@ -495,14 +513,18 @@ impl Worker {
             let work = async {
                 let _permit = shared.permits.acquire().await;
                 let mut memo = memo;
-                reconcile::reconcile(&shared, &app, partition, &mut memo, pending).await;
-                memo
+                let done = reconcile::reconcile(&shared, &app, partition, &mut memo, pending).await;
+                (memo, done)
             };
-            let memo = tokio::select! {
-                memo = work => Some(Box::new(memo)),
-                _ = token.cancelled() => None,
+            let (memo, retry) = tokio::select! {
+                (memo, done) = work => (Some(Box::new(memo)), !done),
+                _ = token.cancelled() => (None, false),
             };
-            let _ = tx.send(Event::Done { app: name, memo });
+            let _ = tx.send(Event::Done {
+                app: name,
+                memo,
+                retry,
+            });
         });
     }
 }
@@ -573,9 +595,26 @@ async fn watch_all(store: &kv::Store) -> Result<kv::Watch> {
 
 type Revisions = async_nats::jetstream::consumer::pull::Ordered;
 
-/// New revision events only: what happened before this worker started is covered by the
-/// reconciliation every app gets when its partition is gained.
-async fn revision_stream(bus: &Bus) -> Result<Revisions> {
+/// The sequence the first revision event published after now will get: what happened
+/// before this worker started is covered by the reconciliation every app gets when its
+/// partition is gained.
+async fn revision_start(bus: &Bus) -> Result<u64> {
+    let name = bus.topology.stream(StreamName::Revisions);
+    let mut stream = bus.js.get_stream(&name).await.map_err(|e| Error::Watch {
+        what: format!("stream {name}"),
+        source: Box::new(e),
+    })?;
+    let info = stream.info().await.map_err(|e| Error::Watch {
+        what: format!("stream {name}"),
+        source: Box::new(e),
+    })?;
+    Ok(info.state.last_sequence + 1)
+}
+
+/// Revision events from sequence `from` on. Opening it again from the sequence after the
+/// last event seen (rather than from "new") is what keeps the events published while it
+/// was down, e.g. while the server restarted.
+async fn revision_stream(bus: &Bus, from: u64) -> Result<Revisions> {
     let name = bus.topology.stream(StreamName::Revisions);
     let watch_err = |source: Box<dyn std::error::Error + Send + Sync>| Error::Watch {
         what: format!("stream {name}"),
@@ -588,7 +627,9 @@ async fn revision_stream(bus: &Bus) -> Result<Revisions> {
         .map_err(|e| watch_err(Box::new(e)))?;
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
-            deliver_policy: DeliverPolicy::New,
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: from,
+            },
             max_expires: Duration::from_secs(30),
             ..Default::default()
         })

@@ -211,6 +211,22 @@ impl Watcher {
             .as_ref()
     }
 
+    /// Forgets the commit last reported for `subscription`, so the next poll reports it
+    /// again (with `from: None`, as a first sighting): how a change whose event could not
+    /// be published is not lost.
+    pub fn forget_seen(&mut self, subscription: &Subscription) {
+        let Ok((url, subscription)) = without_credentials(subscription) else {
+            return;
+        };
+        if let Some(slot) = self
+            .groups
+            .get_mut(url.key())
+            .and_then(|group| group.last.get_mut(&subscription))
+        {
+            *slot = None;
+        }
+    }
+
     pub fn set_credentials(&self, repo: &str, credentials: Option<RepoCredentials>) -> Result<()> {
         self.mirrors.mirror(repo)?.set_credentials(credentials);
         Ok(())

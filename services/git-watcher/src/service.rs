@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::mirror::{Mirrors, MirrorsConfig};
-use crate::poll::{PollSchedule, RevisionChange, TickReport, Watcher};
+use crate::poll::{PollSchedule, RevisionChange, Subscription, TickReport, Watcher};
 use access::RepoAccess;
 use apps::AppSubscriptions;
 
@@ -327,7 +327,7 @@ impl Owner {
             .await;
     }
 
-    async fn publish_report(&self, report: TickReport, cause: &'static str) {
+    async fn publish_report(&mut self, report: TickReport, cause: &'static str) {
         for err in &report.errors {
             // Messages carry credential-free URLs only (see `GitError`).
             tracing::warn!(cause, error = %err, "git error");
@@ -336,14 +336,26 @@ impl Owner {
             .changes
             .into_iter()
             .map(|change| publish_change(&self.bus, change, cause));
-        futures::future::join_all(publishes).await;
+        for unpublished in futures::future::join_all(publishes)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            // The watcher already counts the commit as seen; forgetting it makes the next
+            // poll (or webhook) report it again instead of waiting for the next move.
+            self.watcher.forget_seen(&unpublished);
+        }
     }
 }
 
 /// Publishes one move on the repository's revision subject and waits for the stream's ack,
-/// retrying a little: the watcher already counts the commit as seen, so a lost event is
-/// only made good by the next move.
-async fn publish_change(bus: &Bus, change: RevisionChange, cause: &'static str) {
+/// retrying through a server restart ([`Bus::publish_durable`]). Returns the subscription
+/// when the event could not be published.
+async fn publish_change(
+    bus: &Bus,
+    change: RevisionChange,
+    cause: &'static str,
+) -> Option<Subscription> {
     let subject = bus.topology.revision_subject(&change.repo);
     let event = RevisionEvent {
         repo: change.repo,
@@ -356,27 +368,25 @@ async fn publish_change(bus: &Bus, change: RevisionChange, cause: &'static str) 
         Ok(body) => Bytes::from(body),
         Err(err) => {
             tracing::error!(error = %err, "encoding revision event");
-            return;
+            return None;
         }
     };
-    for attempt in 1..=3u64 {
-        match bus.publish_large(subject.clone(), body.clone()).await {
-            Ok(()) => {
-                tracing::info!(
-                    cause,
-                    repo = %event.repo,
-                    revision = %event.target_revision,
-                    from = event.from.as_deref().unwrap_or(""),
-                    to = %event.to,
-                    changed = event.changed_paths.as_ref().map_or(-1, |p| p.len() as i64),
-                    "revision moved"
-                );
-                return;
-            }
-            Err(err) => {
-                tracing::warn!(attempt, subject, error = %err, "publishing revision event failed");
-                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-            }
+    match bus.publish_durable(subject.clone(), body).await {
+        Ok(()) => {
+            tracing::info!(
+                cause,
+                repo = %event.repo,
+                revision = %event.target_revision,
+                from = event.from.as_deref().unwrap_or(""),
+                to = %event.to,
+                changed = event.changed_paths.as_ref().map_or(-1, |p| p.len() as i64),
+                "revision moved"
+            );
+            None
+        }
+        Err(err) => {
+            tracing::warn!(subject, error = %err, "publishing revision event failed, reporting it again at the next poll");
+            Some(Subscription::new(event.repo, event.target_revision))
         }
     }
 }

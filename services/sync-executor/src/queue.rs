@@ -149,10 +149,17 @@ pub async fn consume(shared: Arc<Shared>, p: u32, cancel: CancellationToken) {
             };
             match next {
                 Some(Ok(msg)) => dispatch(&shared, msg).await,
-                // Missed heartbeats and the like while the server restarts: the stream
-                // keeps going, or ends and is opened again.
+                // Missed heartbeats, "no responders" to a pull and the like while the
+                // server restarts: the pull request is lost and the stream would only
+                // pull again when it expires, so it is opened again now (the durable
+                // consumer keeps its place and its unacked work).
                 Some(Err(err)) => {
-                    tracing::debug!(partition = p, error = %err, "sync consumer error")
+                    tracing::debug!(partition = p, error = %err, "sync consumer error, reopening");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    break;
                 }
                 None => break,
             }
@@ -363,33 +370,18 @@ async fn finish(shared: &Shared, job: Box<Job>, operation: Operation) {
     };
     let subject = shared.bus.topology.event_subject(&operation.app);
     let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
-    for attempt in 0..5u32 {
-        let sent = async {
-            shared
-                .bus
-                .js
-                .publish(subject.clone(), body.clone())
-                .await
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())
-        };
-        match sent.await {
-            Ok(_) => break,
-            Err(err) => {
-                tracing::warn!(app = %operation.app, attempt, error = %err, "publishing app event failed");
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-            }
-        }
+    if let Err(err) = shared.bus.publish_durable(subject, body).await {
+        tracing::warn!(app = %operation.app, error = %err, "publishing app event failed");
     }
-    for attempt in 0..5u32 {
-        match job.msg.double_ack().await {
-            Ok(()) => break,
-            Err(err) => {
-                tracing::warn!(app = %operation.app, attempt, error = %err, "acking sync operation failed");
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-            }
-        }
+    // Not acked, the operation would run again after `ack_wait`.
+    let acked = gitfleet_bus::retry(
+        "acking sync operation",
+        gitfleet_bus::Retry::RECOVERY,
+        || job.msg.double_ack(),
+    )
+    .await;
+    if let Err(err) = acked {
+        tracing::warn!(app = %operation.app, error = %err, "acking sync operation failed");
     }
     shared
         .inflight
