@@ -368,9 +368,10 @@ fn up() -> Result<i32> {
     stack.spawn("cluster-sim", sim)?;
 
     // 3. The demo Git repository, served over git://.
-    let mut daemon = Command::new("git");
+    // The server itself, not `git daemon`, which would fork it and leave it behind on stop.
+    let exec_path = Command::new("git").arg("--exec-path").output().context("cannot run git --exec-path")?;
+    let mut daemon = Command::new(PathBuf::from(String::from_utf8_lossy(&exec_path.stdout).trim()).join("git-daemon"));
     daemon.current_dir(&root).args([
-        "daemon",
         "--reuseaddr",
         "--export-all",
         "--base-path=.state/git",

@@ -132,6 +132,12 @@ pub fn wait_until_listening(addr: SocketAddr, child: &mut Child) {
     }
 }
 
+/// `<git --exec-path>/git-daemon`.
+pub fn git_daemon_binary() -> PathBuf {
+    let out = Command::new("git").arg("--exec-path").output().expect("git runs");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("git-daemon")
+}
+
 /// A `git daemon` serving a directory; killed on drop.
 pub struct GitDaemon {
     child: Child,
@@ -143,8 +149,9 @@ impl GitDaemon {
         // Another process may grab the port between release and bind; retry a few times.
         for _ in 0..5 {
             let port = free_port();
-            let mut child = Command::new("git")
-                .arg("daemon")
+            // `git daemon` would fork `git-daemon` and wait: killing it would orphan the
+            // server. Run the server itself, so dropping this kills it.
+            let mut child = Command::new(git_daemon_binary())
                 .arg("--reuseaddr")
                 .arg(format!("--base-path={}", base.display()))
                 .arg("--export-all")
