@@ -11,6 +11,8 @@ pub mod payload;
 pub mod retry;
 pub mod topology;
 
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

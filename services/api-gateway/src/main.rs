@@ -1,23 +1,16 @@
-//! `api-gateway`: arguments in, [`api_gateway::run`] until Ctrl-C.
+//! `api-gateway`: arguments in, [`api_gateway::run`] until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use gitfleet_bus::BusConfig;
-use tokio_util::sync::CancellationToken;
+use gitfleet_bus::cli::{BusArgs, init_tracing, shutdown_on_signal};
 
 #[derive(Parser)]
 #[command(about = "gitfleet api gateway: gRPC for the CLI, webhooks for Git hosts")]
 struct Args {
-    #[arg(
-        long,
-        env = "GITFLEET_NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    nats_url: String,
-    #[arg(long, env = "GITFLEET_PREFIX", default_value = "gf")]
-    prefix: String,
+    #[command(flatten)]
+    bus: BusArgs,
     #[arg(long, env = "GITFLEET_GRPC_ADDR", default_value = "127.0.0.1:8080")]
     grpc_addr: SocketAddr,
     #[arg(long, env = "GITFLEET_WEBHOOK_ADDR", default_value = "127.0.0.1:8081")]
@@ -32,18 +25,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+    init_tracing();
     let args = Args::parse();
-    let bus = gitfleet_bus::connect(&BusConfig {
-        url: args.nats_url,
-        prefix: args.prefix,
-        name: "api-gateway".to_string(),
-        ..BusConfig::default()
-    })
-    .await?;
-    bus.ensure().await?;
+    let bus = args.bus.connect("api-gateway").await?;
     let config = api_gateway::Config {
         grpc_addr: args.grpc_addr,
         http_addr: args.http_addr,
@@ -51,12 +35,6 @@ async fn main() -> anyhow::Result<()> {
         operation_timeout: Duration::from_secs(args.operation_timeout),
         ..api_gateway::Config::default()
     };
-    let shutdown = CancellationToken::new();
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        on_signal.cancel();
-    });
-    api_gateway::run(config, bus, shutdown).await?;
+    api_gateway::run(config, bus, shutdown_on_signal()).await?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gitfleet_bus::BusConfig;
+use gitfleet_bus::cli::BusArgs;
 use gitfleet_stack::StackConfig;
 
 use crate::cluster::ClusterCommand;
@@ -15,13 +15,8 @@ use crate::error::{Error, Result};
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
-    #[arg(long, env = "GITFLEET_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
-    #[arg(long, env = "GITFLEET_NATS_CREDS")]
-    pub nats_creds: Option<PathBuf>,
-    /// Prefix of every subject, stream and bucket (several gitfleets can share a server).
-    #[arg(long, env = "GITFLEET_PREFIX", default_value = "gf")]
-    pub prefix: String,
+    #[command(flatten)]
+    pub bus: BusArgs,
     /// gRPC address of the api gateway (the CLI's `--server`).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub grpc: SocketAddr,
@@ -51,11 +46,7 @@ pub struct UpArgs {
 pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
     // Two TLS backends are linked (through different crates); pick one for the process.
     sync_executor::install_crypto_provider();
-    let mut bus_config = BusConfig::new(args.nats_url.clone());
-    bus_config.creds_file = args.nats_creds.clone();
-    bus_config.prefix = args.prefix.clone();
-    bus_config.name = "gitfleet-up".into();
-    let bus = gitfleet_bus::connect(&bus_config).await.map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?;
+    let bus = gitfleet_bus::connect(&args.bus.config("gitfleet-up")).await.map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?;
     let member = format!("up-{}", std::process::id());
     let mut cfg = StackConfig::new(member, args.state_dir.join("mirrors"));
     cfg.grpc_addr = args.grpc;
@@ -77,8 +68,9 @@ pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
         ),
     )?;
     out.flush().ok();
+    let shutdown = gitfleet_bus::cli::shutdown_on_signal();
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = shutdown.cancelled() => {}
         _ = stack.wait_any() => {
             return Err(Error::Usage("a service stopped unexpectedly; see the log above".into()));
         }

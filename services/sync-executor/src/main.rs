@@ -1,9 +1,8 @@
-//! The sync executor as its own process: flags, bus connection, run until Ctrl-C.
+//! The sync executor as its own process: flags, bus connection, run until SIGINT or SIGTERM.
 
 use anyhow::Context as _;
 use clap::Parser;
-use gitfleet_bus::BusConfig;
-use tokio_util::sync::CancellationToken;
+use gitfleet_bus::cli::{BusArgs, init_tracing, shutdown_on_signal};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -11,19 +10,8 @@ use tokio_util::sync::CancellationToken;
     about = "gitfleet sync executor: owns clusters and runs syncs"
 )]
 struct Args {
-    /// NATS server URL(s), comma-separated.
-    #[arg(
-        long,
-        env = "GITFLEET_NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    nats_url: String,
-    /// NATS credentials file (JWT + nkey seed).
-    #[arg(long, env = "GITFLEET_NATS_CREDS")]
-    nats_creds: Option<std::path::PathBuf>,
-    /// Prefix of every subject, stream and bucket.
-    #[arg(long, env = "GITFLEET_PREFIX", default_value = "gf")]
-    prefix: String,
+    #[command(flatten)]
+    bus: BusArgs,
     /// Unique id among executors; defaults to hostname-pid.
     #[arg(long, env = "GITFLEET_MEMBER_ID")]
     member_id: Option<String>,
@@ -31,33 +19,16 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    init_tracing();
     let args = Args::parse();
     let member_id = args.member_id.unwrap_or_else(default_member_id);
-    let bus_config = BusConfig {
-        url: args.nats_url,
-        creds_file: args.nats_creds,
-        name: format!("sync-executor {member_id}"),
-        prefix: args.prefix,
-        ..BusConfig::default()
-    };
-    let bus = gitfleet_bus::connect(&bus_config)
+    let bus = args
+        .bus
+        .connect(&format!("sync-executor {member_id}"))
         .await
         .context("connecting to nats")?;
-    bus.ensure().await.context("ensuring streams and buckets")?;
-
-    let shutdown = CancellationToken::new();
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("interrupted, shutting down");
-        on_signal.cancel();
-    });
-    sync_executor::run(sync_executor::Config::new(member_id), bus, shutdown)
+    let config = sync_executor::Config::new(member_id);
+    sync_executor::run(config, bus, shutdown_on_signal())
         .await
         .context("sync executor")?;
     Ok(())

@@ -1,0 +1,133 @@
+//! What every service binary repeats around the bus: the `--nats-*` and `--prefix` flags,
+//! logging set up from `RUST_LOG`, and a shutdown token for SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::connect::{Bus, BusConfig, connect};
+use crate::error::Result;
+
+/// How to reach the bus; add to a binary's arguments with `#[command(flatten)]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BusArgs {
+    /// NATS server URL(s), comma-separated.
+    #[arg(
+        long,
+        env = "GITFLEET_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: String,
+    /// NATS credentials file (JWT + nkey seed).
+    #[arg(long, env = "GITFLEET_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+    /// Prefix of every subject, stream and bucket (several gitfleets can share a server).
+    #[arg(long, env = "GITFLEET_PREFIX", default_value = "gf")]
+    pub prefix: String,
+}
+
+impl BusArgs {
+    /// The bus config these flags describe; `client_name` is shown by the server in `connz`.
+    pub fn config(&self, client_name: &str) -> BusConfig {
+        BusConfig {
+            url: self.nats_url.clone(),
+            creds_file: self.nats_creds.clone(),
+            prefix: self.prefix.clone(),
+            name: client_name.to_owned(),
+            ..BusConfig::default()
+        }
+    }
+
+    /// Connects (see [`connect`]) and ensures the streams, buckets and stores exist.
+    pub async fn connect(&self, client_name: &str) -> Result<Bus> {
+        let bus = connect(&self.config(client_name)).await?;
+        bus.ensure().await?;
+        Ok(bus)
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+}
+
+/// A token cancelled on the first SIGINT (Ctrl-C) or SIGTERM. The handlers are installed
+/// before this returns; call it inside a Tokio runtime.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+        let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            tracing::info!(signal = name, "shutting down");
+            token.cancel();
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("ctrl-c: shutting down");
+        token.cancel();
+    });
+    shutdown
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        bus: BusArgs,
+    }
+
+    #[test]
+    fn flags_make_the_config() {
+        let args = Args::try_parse_from([
+            "svc",
+            "--nats-url",
+            "nats://a:4222,nats://b:4222",
+            "--nats-creds",
+            "/x.creds",
+            "--prefix",
+            "p1",
+        ])
+        .unwrap();
+        let config = args.bus.config("svc 1");
+        assert_eq!(config.url, "nats://a:4222,nats://b:4222");
+        assert_eq!(config.creds_file, Some(PathBuf::from("/x.creds")));
+        assert_eq!(config.prefix, "p1");
+        assert_eq!(config.name, "svc 1");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn sigterm_cancels_the_token() {
+        let shutdown = shutdown_on_signal();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(10), shutdown.cancelled())
+            .await
+            .expect("cancelled on SIGTERM");
+    }
+}
