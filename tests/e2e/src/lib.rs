@@ -13,6 +13,7 @@ use gitfleet_stack::{Stack, StackConfig};
 use serde_json::{Value, json};
 
 #[path = "../../../services/git-watcher/tests/common/mod.rs"]
+#[allow(clippy::new_without_default)]
 pub mod git;
 
 pub use git::{GitDaemon, Upstream};
@@ -158,10 +159,8 @@ impl Sandbox {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let s = self.status(app).await;
-            if let Some(s) = &s {
-                if pred(s) {
-                    return s.clone();
-                }
+            if let Some(s) = s.as_ref().filter(|s| pred(s)) {
+                return s.clone();
             }
             assert!(tokio::time::Instant::now() < deadline, "{app}: timed out after {secs} s waiting for {what}; last status: {s:#?}");
             tokio::time::sleep(Duration::from_millis(100)).await;

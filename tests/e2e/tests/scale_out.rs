@@ -21,12 +21,10 @@ async fn lease_holders(sb: &Sandbox) -> BTreeMap<u32, String> {
     let kv = sb.bus.kv(Bucket::Leases).await.unwrap();
     let mut out = BTreeMap::new();
     for p in 0..APP_PARTITIONS {
-        if let Ok(Some(v)) = kv.get(format!("{DIFF_WORKERS}.p.{p}")).await {
-            if let Ok(l) = serde_json::from_slice::<serde_json::Value>(&v) {
-                if let Some(h) = l["holder"].as_str() {
-                    out.insert(p, h.to_string());
-                }
-            }
+        let lease = kv.get(format!("{DIFF_WORKERS}.p.{p}")).await.ok().flatten();
+        let holder = lease.and_then(|v| serde_json::from_slice::<serde_json::Value>(&v).ok()).and_then(|l| l["holder"].as_str().map(String::from));
+        if let Some(h) = holder {
+            out.insert(p, h);
         }
     }
     out
