@@ -35,3 +35,21 @@ async fn app_sync_creates_tracked_objects_and_reports_synced_healthy() {
     let row = list.stdout.lines().find(|l| l.starts_with("guestbook")).unwrap_or_else(|| panic!("{}", list.stdout));
     assert!(row.contains("Synced") && row.contains("Healthy"), "{}", list.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn app_delete_cascades_to_the_apps_resources() {
+    let sb = Sandbox::start(&[("guestbook/deploy.yaml", DEPLOYMENT), ("guestbook/cm.yaml", CONFIGMAP)], Timings::default()).await;
+    sb.create_app("gone", &application("gone", &sb.repo_url(), "guestbook", Some(gitfleet_e2e::AUTOMATED))).await;
+    sb.create_app("stays", &application("stays", &sb.repo_url(), "guestbook", Some(gitfleet_e2e::AUTOMATED))).await;
+    for app in ["gone", "stays"] {
+        sb.until_status(app, 60, "Synced", |s| Sandbox::sync_status(s) == "Synced").await;
+    }
+    let out = sb.cli(&["app", "delete", "gone", "-y"]).await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(sb.live("apps", "deployments", "gone", "web").is_none(), "the app's Deployment is deleted");
+    assert!(sb.live("", "configmaps", "gone", "web-config").is_none());
+    assert!(sb.live("apps", "deployments", "stays", "web").is_some(), "another app's resources stay");
+    let get = sb.cli(&["app", "get", "gone"]).await;
+    assert_ne!(get.code, 0);
+    assert!(get.stdout.contains("not found"), "{}", get.stdout);
+}
