@@ -628,7 +628,8 @@ fn loadtest(extra: &[OsString]) -> Result<i32> {
         bail!("`cargo build --release --workspace --bins` failed ({status}); see the errors above");
     }
     let mut cmd = cargo();
-    cmd.args(["run", "--release", "-p", "loadtest-driver", "--"]).args(extra);
+    cmd.args(["run", "--release", "-p", "loadtest-driver", "--"])
+        .args(extra);
     t.apply_env(&mut cmd);
     let status = cmd.status().context("cannot run `cargo run`")?;
     Ok(exit_code(status))
