@@ -627,6 +627,11 @@ fn loadtest(extra: &[OsString]) -> Result<i32> {
     if !status.success() {
         bail!("`cargo build --release --workspace --bins` failed ({status}); see the errors above");
     }
+    // `cargo xtask loadtest -- --apps 100` hands us the `--` too.
+    let extra = match extra.first() {
+        Some(a) if a == "--" => &extra[1..],
+        _ => extra,
+    };
     let mut cmd = cargo();
     cmd.args(["run", "--release", "-p", "loadtest-driver", "--"])
         .args(extra);
