@@ -1,33 +1,12 @@
 //! Renderer and the real git-watcher over one nats-server, reading a real repository
 //! (served over `file://`): what a diff worker's render request does in production.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use gitfleet_bus::testkit;
+use gitfleet_gitkit::git;
 use gitfleet_messages::{RenderRequest, Rendered, Reply};
 use tokio_util::sync::CancellationToken;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .output()
-        .expect("git runs");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renders_a_directory_of_a_real_repository() {

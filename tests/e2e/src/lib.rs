@@ -12,11 +12,7 @@ use gitfleet_bus::{Bucket, Bus, subject_token};
 use gitfleet_stack::{Stack, StackConfig};
 use serde_json::{Value, json};
 
-#[path = "../../../services/git-watcher/tests/common/mod.rs"]
-#[allow(clippy::new_without_default)]
-pub mod git;
-
-pub use git::{GitDaemon, Upstream};
+pub use gitfleet_gitkit::{GitDaemon, Upstream};
 
 /// Timings short enough for tests, long enough for a busy 2-core machine.
 pub struct Timings {
