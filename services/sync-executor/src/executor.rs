@@ -1,6 +1,7 @@
 //! Running one sync operation against its cluster: plan with the engine over desired and
 //! the cache's live objects, then apply (server-side, manager `argocd-controller`, force)
-//! and prune wave by wave, waiting for each wave to be healthy before the next.
+//! and prune wave by wave, waiting for each wave to be healthy (and the wave delay) before
+//! the next; the step that only creates the `CreateNamespace` namespace costs no delay.
 
 use std::time::Duration;
 
@@ -113,7 +114,15 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
             stop = Some(s);
             break;
         }
-        if !last && !rt.config.wave_delay.is_zero() {
+        // The delay lets other controllers react to what the wave changed before the next
+        // wave's health is read. A step that only created the CreateNamespace namespace
+        // changed nothing another controller acts on, and the namespace exists as soon as
+        // the apply returns: go on at once. (Deliberately faster than Argo CD, whose
+        // `delayBetweenSyncWaves` also sleeps after that PreSync step.)
+        if !last
+            && !rt.config.wave_delay.is_zero()
+            && !only_creates_destination_namespace(op, *phase, tasks)
+        {
             tokio::time::sleep(rt.config.wave_delay).await;
         }
     }
@@ -163,6 +172,25 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
         },
         Some(Stop::Failed(m)) | Some(Stop::Abort(m)) => Outcome::failed(m, results),
     }
+}
+
+/// Whether a step consists only of the Namespace apply the engine adds for
+/// `CreateNamespace=true` (a PreSync Apply of the destination namespace: user resources
+/// are applied in Sync, and PreSync hooks are `CreateHook` tasks).
+fn only_creates_destination_namespace(
+    op: &SyncOperation,
+    phase: SyncPhase,
+    tasks: &[Task],
+) -> bool {
+    op.create_namespace
+        && phase == SyncPhase::PreSync
+        && !tasks.is_empty()
+        && tasks.iter().all(|t| {
+            t.action == TaskAction::Apply
+                && t.resource.group.is_empty()
+                && t.resource.kind == "Namespace"
+                && t.resource.name == op.destination_namespace
+        })
 }
 
 struct Ctx<'a> {

@@ -15,6 +15,23 @@ struct Args {
     /// Unique id among executors; defaults to hostname-pid.
     #[arg(long, env = "GITFLEET_MEMBER_ID")]
     member_id: Option<String>,
+    /// Pause between sync waves once a wave is healthy, in seconds (fractions allowed);
+    /// Argo CD's `ARGOCD_SYNC_WAVE_DELAY`, default 2. Not applied after the step that only
+    /// creates the `CreateNamespace` namespace.
+    #[arg(long, env = "ARGOCD_SYNC_WAVE_DELAY", default_value_t = 2.0, value_parser = parse_seconds)]
+    wave_delay_seconds: f64,
+    /// Operations run at once against one cluster (one per app at a time regardless).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    cluster_concurrency: u64,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|e| format!("{e}"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err("must be a finite number of seconds, 0 or more".to_string())
+    }
 }
 
 #[tokio::main]
@@ -27,7 +44,9 @@ async fn main() -> anyhow::Result<()> {
         .connect(&format!("sync-executor {member_id}"))
         .await
         .context("connecting to nats")?;
-    let config = sync_executor::Config::new(member_id);
+    let mut config = sync_executor::Config::new(member_id);
+    config.wave_delay = std::time::Duration::from_secs_f64(args.wave_delay_seconds);
+    config.cluster_concurrency = usize::try_from(args.cluster_concurrency).unwrap_or(usize::MAX);
     sync_executor::run(config, bus, shutdown_on_signal())
         .await
         .context("sync executor")?;

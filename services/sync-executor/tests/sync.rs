@@ -565,3 +565,60 @@ async fn large_operations_and_live_replies_travel_through_the_object_store() {
     assert!(serde_json::to_vec(&live).unwrap().len() > bus.payload_limit());
     exec.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_create_namespace_step_costs_no_wave_delay() {
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let delay = std::time::Duration::from_secs(5);
+    let mut config = test_config("exec-0");
+    config.wave_delay = delay;
+    let exec = Executor::start(&bus, config);
+
+    // Two user waves in an existing namespace: the delay applies between them (this also
+    // warms the executor up: the cluster is owned and its cache listed afterwards).
+    let waves = vec![
+        namespace("user"),
+        config_map("user", "first", Some(-1)),
+        config_map("user", "second", None),
+    ];
+    let started = std::time::Instant::now();
+    let done = sync(&bus, &op("op-1", "waves", "c0", waves)).await;
+    let two_waves = started.elapsed();
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert!(
+        two_waves >= delay,
+        "two user waves took {two_waves:?}, less than the {delay:?} wave delay"
+    );
+
+    // CreateNamespace + one ConfigMap: a PreSync namespace step, then the Sync wave, with
+    // no delay between them.
+    let mut create = op("op-2", "auto-ns", "c0", vec![]);
+    create.desired = vec![tracked("auto-ns", config_map("auto", "cfg", None))];
+    create.destination_namespace = "auto".into();
+    create.create_namespace = true;
+    let started = std::time::Instant::now();
+    let done = sync(&bus, &create).await;
+    let created = started.elapsed();
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert!(
+        created < delay / 2,
+        "CreateNamespace + ConfigMap took {created:?}; the {delay:?} wave delay must not apply"
+    );
+    let log: Vec<String> = applies(&sim, 0)
+        .iter()
+        .map(|w| format!("{}/{}", w.resource, w.name.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        log,
+        [
+            "namespaces/user",
+            "configmaps/first",
+            "configmaps/second",
+            "namespaces/auto",
+            "configmaps/cfg"
+        ]
+    );
+    exec.stop().await;
+}
