@@ -76,6 +76,13 @@ struct Args {
     /// have no PreSync wave for CreateNamespace (and hence no wave delay after it).
     #[arg(long)]
     precreate_namespaces: bool,
+    /// Passed to the sync-executor as `--wave-delay-seconds` (its default, Argo CD's 2 s,
+    /// when unset).
+    #[arg(long)]
+    wave_delay_seconds: Option<f64>,
+    /// Passed to the sync-executor as `--cluster-concurrency` (its default, 4, when unset).
+    #[arg(long)]
+    cluster_concurrency: Option<usize>,
     /// Keep the work directory (logs, repository, nats store) after a successful run.
     #[arg(long)]
     keep: bool,
@@ -496,6 +503,12 @@ async fn run(args: &Args, procs: &Procs, work: &Path) -> Result<String> {
             }
             "sync-executor" => {
                 cmd.args(["--member-id", "se-0"]);
+                if let Some(d) = args.wave_delay_seconds {
+                    cmd.args(["--wave-delay-seconds", &d.to_string()]);
+                }
+                if let Some(c) = args.cluster_concurrency {
+                    cmd.args(["--cluster-concurrency", &c.to_string()]);
+                }
             }
             "api-gateway" => {
                 cmd.args([
@@ -947,11 +960,16 @@ fn report(args: &Args, f: Figures, samples: &[&[(String, u32, ProcSample)]; 3]) 
         .unwrap_or_default();
     let p = |v: &[Duration], q: f64| percentile(v, q).map(secs).unwrap_or_else(|| "-".into());
     let mut out = String::new();
-    let pre = if args.precreate_namespaces {
-        " --precreate-namespaces"
-    } else {
-        ""
-    };
+    let mut pre = String::new();
+    if args.precreate_namespaces {
+        pre += " --precreate-namespaces";
+    }
+    if let Some(d) = args.wave_delay_seconds {
+        pre += &format!(" --wave-delay-seconds {d}");
+    }
+    if let Some(c) = args.cluster_concurrency {
+        pre += &format!(" --cluster-concurrency {c}");
+    }
     let cmd = format!(
         "cargo xtask loadtest -- --apps {} --clusters {} --latency-ms {}{pre}",
         args.apps, args.clusters, args.latency_ms
