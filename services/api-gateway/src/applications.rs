@@ -2,6 +2,7 @@
 //! `app-status` and `operations`, and the requests (sync, refresh, cascade delete) that
 //! the owners of apps and clusters carry out.
 
+use futures::StreamExt;
 use std::time::{Duration, Instant};
 
 use gitfleet_bus::ownership::read_lease;
@@ -82,8 +83,12 @@ impl Applications {
     }
 
     pub async fn delete(&self, name: &str, cascade: bool) -> Result<()> {
-        let app = self.apps.require::<Application>(name).await?;
+        let mut app = self.apps.require::<Application>(name).await?;
         if cascade {
+            // Marked first, as Argo CD does: diff workers stop syncing an app being
+            // deleted, so nothing recreates what the prune below removes.
+            app.metadata.deletion_timestamp = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            self.apps.put(name, &app).await?;
             self.delete_resources(&app).await?;
         }
         self.apps.delete(name).await?;
@@ -268,22 +273,34 @@ impl Applications {
         timeout: Duration,
         what: &str,
     ) -> Result<Operation> {
-        let deadline = Instant::now() + timeout;
+        // A watch, not polling: the app's next operation (an automated sync queued behind
+        // this one, say) may overwrite the key before a poll would have read it.
+        let timed_out = || {
+            Error::Timeout(format!(
+                "timed out after {}s waiting for {what} of application {app:?} (are a diff worker and a sync executor running?)",
+                timeout.as_secs()
+            ))
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut watch = self.operations.watch(app).await?;
         loop {
-            if let Some((op, rev)) = self.operations.get::<Operation>(app).await?
+            let next = tokio::time::timeout_at(deadline, watch.next()).await.map_err(|_| timed_out())?;
+            let entry = match next {
+                Some(Ok(entry)) => entry,
+                Some(Err(e)) => return Err(Error::Unavailable(format!("watching the operation of {app:?}: {e}"))),
+                // The watch ended (a reconnect): start again from the current value.
+                None => {
+                    watch = self.operations.watch(app).await?;
+                    continue;
+                }
+            };
+            if let Some((op, rev)) = self.operations.decode_entry::<Operation>(app, &entry)?
                 && rev > before
                 && op.phase.is_completed()
                 && id.is_none_or(|id| op.id == id)
             {
                 return Ok(op);
             }
-            if Instant::now() >= deadline {
-                return Err(Error::Timeout(format!(
-                    "timed out after {}s waiting for {what} of application {app:?} (are a diff worker and a sync executor running?)",
-                    timeout.as_secs()
-                )));
-            }
-            tokio::time::sleep(POLL).await;
         }
     }
 

@@ -49,6 +49,24 @@ impl Store {
         }
     }
 
+    /// Every value of `name` from now on (the current one first): a watch sees each write,
+    /// where polling could miss one overwritten before the next poll.
+    pub async fn watch(&self, name: &str) -> Result<kv::Watch> {
+        let key = subject_token(name);
+        self.kv
+            .watch_with_history(&key)
+            .await
+            .map_err(|e| kv_err("watching", &self.kv, &key, e))
+    }
+
+    /// Decodes one watched entry; `None` for deletes.
+    pub fn decode_entry<T: DeserializeOwned>(&self, name: &str, e: &kv::Entry) -> Result<Option<(T, u64)>> {
+        match e.operation {
+            kv::Operation::Put => Ok(Some((self.decode(name, &e.value)?, e.revision))),
+            _ => Ok(None),
+        }
+    }
+
     /// Like [`Store::get`], but absence is [`Error::NotFound`].
     pub async fn require<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
         self.get(name)

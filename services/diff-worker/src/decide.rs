@@ -127,6 +127,11 @@ pub fn auto_sync(
     let Some(policy) = app.spec.sync_policy.as_ref().filter(|p| p.is_automated()) else {
         return Err("automated sync is off".to_string());
     };
+    // As in Argo CD: an app being deleted (cascade) is never synced again, or its
+    // resources would come back behind the prune that removes them.
+    if app.metadata.deletion_timestamp.is_some() {
+        return Err("app is being deleted".to_string());
+    }
     let automated = policy.automated.clone().unwrap_or_default();
     if sync != SyncStatusCode::OutOfSync {
         return Err(format!("app is {sync}"));
@@ -323,5 +328,19 @@ mod tests {
             ..ResourceStatus::default()
         }];
         assert!(auto_sync(&a, out, "c1", &prune_only, None, 1).is_err());
+    }
+
+    #[test]
+    fn an_app_being_deleted_is_never_auto_synced() {
+        let mut app = Application::default();
+        app.spec.sync_policy = Some(SyncPolicy {
+            automated: Some(Automated { prune: true, ..Automated::default() }),
+            ..SyncPolicy::default()
+        });
+        app.metadata.deletion_timestamp = Some("2026-11-29T00:00:00Z".into());
+        let why = auto_sync(&app, SyncStatusCode::OutOfSync, "abc", &[], None, 1).unwrap_err();
+        assert_eq!(why, "app is being deleted");
+        app.metadata.deletion_timestamp = None;
+        assert_eq!(auto_sync(&app, SyncStatusCode::OutOfSync, "abc", &[], None, 1), Ok(()));
     }
 }
