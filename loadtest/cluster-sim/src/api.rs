@@ -195,7 +195,9 @@ impl Cluster {
         Ok(buf.freeze())
     }
 
-    pub fn create(&self, t: &Target, p: &Params, mut obj: Value, manager: &str) -> Result<(u16, Bytes)> {
+    /// Returns the code, the body and the created object's name (which `generateName`
+    /// may have made up).
+    pub fn create(&self, t: &Target, p: &Params, mut obj: Value, manager: &str) -> Result<(u16, Bytes, String)> {
         check_type(&t.rt, &obj)?;
         strict(&t.rt, p, &obj)?;
         let meta = obj["metadata"].as_object().cloned().unwrap_or_default();
@@ -224,7 +226,7 @@ impl Cluster {
             field_manager::record_update(None, o, &info, &field_manager::Operation { manager, time: &time });
             Ok(())
         })?;
-        Ok((201, present(&t.rt, &stored)))
+        Ok((201, present(&t.rt, &stored), name))
     }
 
     /// PUT: replaces the object (or its status).
@@ -304,7 +306,7 @@ impl Cluster {
             PatchType::Strategic => k8s_patch::apply_strategic_merge_patch(&base, &patch, &t.rt.kind),
             PatchType::Apply => unreachable!("handled above"),
         }
-        .map_err(|e| patch_error(&t.rt, &name, e))?;
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
         check_type(&t.rt, &patched)?;
         strict(&t.rt, p, &patched)?;
         if patched["metadata"]["name"].as_str() != Some(name.as_str()) {
@@ -639,11 +641,6 @@ fn apply_error(rt: &ResourceType, name: &str, e: field_manager::ApplyError) -> A
         }
         other => ApiError::bad_request(other.to_string()),
     }
-}
-
-fn patch_error(rt: &ResourceType, name: &str, e: k8s_patch::PatchError) -> ApiError {
-    let _ = (rt, name);
-    ApiError::bad_request(e.to_string())
 }
 
 fn crd_status(obj: &mut Value) {

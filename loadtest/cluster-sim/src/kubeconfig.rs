@@ -23,7 +23,8 @@ pub fn render(clusters: &[(String, String, String)], ca_pem: Option<&str>) -> St
     serde_yaml_ng::to_string(&doc).expect("kubeconfig serializes")
 }
 
-pub(crate) fn base64(input: &[u8]) -> String {
+/// Standard base64 with padding (kubeconfig `*-data` fields, Secret `data`).
+pub fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {

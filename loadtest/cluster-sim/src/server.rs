@@ -192,17 +192,15 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
         resource: t.rt.qualified(),
         subresource: t.subresource.clone(),
         namespace: t.namespace.clone().filter(|_| t.rt.namespaced),
-        name: t.name.clone().or_else(|| {
-            result.as_ref().ok().and_then(|(_, b)| serde_json::from_slice::<Value>(b).ok()).and_then(|v| v["metadata"]["name"].as_str().map(String::from))
-        }),
+        name: t.name.clone().or_else(|| result.as_ref().ok().and_then(|(_, _, n)| n.clone())),
         field_manager: if verb.starts_with("delete") { None } else { Some(manager.clone()) },
         dry_run: params.dry_run(),
         code: match &result {
-            Ok((c, _)) => *c,
+            Ok((c, _, _)) => *c,
             Err(e) => e.code,
         },
     });
-    let (code, out) = result?;
+    let (code, out, _) = result?;
     Ok(json_response(code, out))
 }
 
@@ -222,17 +220,20 @@ pub fn parse_body(content_type: &str, body: &[u8]) -> Result<Value> {
     }
 }
 
-fn write(cluster: &Arc<Cluster>, t: &Target, p: &Params, verb: &str, ct: &str, body: &[u8], manager: &str) -> Result<(u16, Bytes)> {
+/// Runs one mutating request; the name is returned for the write log when the URL has
+/// none (a create), so the response is not parsed again.
+fn write(cluster: &Arc<Cluster>, t: &Target, p: &Params, verb: &str, ct: &str, body: &[u8], manager: &str) -> Result<(u16, Bytes, Option<String>)> {
+    let unnamed = |r: Result<(u16, Bytes)>| r.map(|(c, b)| (c, b, None));
     match verb {
-        "create" => cluster.create(t, p, parse_body(ct, body)?, manager),
-        "update" => cluster.replace(t, p, parse_body(ct, body)?, manager),
+        "create" => cluster.create(t, p, parse_body(ct, body)?, manager).map(|(c, b, n)| (c, b, Some(n))),
+        "update" => unnamed(cluster.replace(t, p, parse_body(ct, body)?, manager)),
         "apply" | "patch" => {
             let kind = PatchType::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
-            cluster.patch(t, p, kind, parse_body(ct, body)?, manager)
+            unnamed(cluster.patch(t, p, kind, parse_body(ct, body)?, manager))
         }
         "delete" | "deletecollection" => {
             let opts = if body.iter().all(u8::is_ascii_whitespace) { Value::Null } else { parse_body(ct, body)? };
-            if verb == "delete" { cluster.delete(t, p, &opts) } else { cluster.delete_collection(t, p, &opts) }
+            unnamed(if verb == "delete" { cluster.delete(t, p, &opts) } else { cluster.delete_collection(t, p, &opts) })
         }
         _ => Err(ApiError::method_not_allowed()),
     }

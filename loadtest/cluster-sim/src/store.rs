@@ -161,10 +161,6 @@ impl ClusterState {
         out
     }
 
-    pub fn uid_exists(&self, uid: &str) -> bool {
-        self.objects.values().any(|m| m.values().any(|s| s.uid() == uid))
-    }
-
     pub fn object_count(&self) -> usize {
         self.objects.values().map(|m| m.len()).sum()
     }

@@ -136,7 +136,7 @@ impl Sandbox {
     pub async fn register_cluster(&self, name: &str, server: &str, token: &str, ca_pem: Option<&str>) {
         let mut cluster = json!({"name": name, "server": server, "config": {"bearerToken": token}});
         match ca_pem {
-            Some(ca) => cluster["config"]["tlsClientConfig"] = json!({"caData": b64(ca.as_bytes())}),
+            Some(ca) => cluster["config"]["tlsClientConfig"] = json!({"caData": cluster_sim::kubeconfig::base64(ca.as_bytes())}),
             None => cluster["config"]["tlsClientConfig"] = json!({"insecure": true}),
         }
         let kv = self.bus.kv(Bucket::Clusters).await.expect("clusters bucket");
@@ -204,18 +204,6 @@ impl Sandbox {
     pub fn health(s: &Value) -> &str {
         s["health"]["status"].as_str().unwrap_or("")
     }
-}
-
-pub fn b64(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { T[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' });
-        }
-    }
-    out
 }
 
 /// An Argo CD Application for the sandbox repository, written as Argo CD users write it.
