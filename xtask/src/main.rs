@@ -326,12 +326,15 @@ fn up() -> Result<i32> {
         .status()
         .context("cannot run `cargo build`")?;
     if !status.success() {
-        bail!("`cargo build --release -p cluster-sim -p gitfleet` failed ({status}); see the errors above");
+        bail!(
+            "`cargo build --release -p cluster-sim -p gitfleet` failed ({status}); see the errors above"
+        );
     }
     let target = root.join(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()));
     let state = root.join(".state");
     for dir in ["cluster-sim", "nats", "git", "gitfleet"] {
-        fs::create_dir_all(state.join(dir)).with_context(|| format!("cannot create {}", state.join(dir).display()))?;
+        fs::create_dir_all(state.join(dir))
+            .with_context(|| format!("cannot create {}", state.join(dir).display()))?;
     }
     let repo_url = demo_repo(&state)?;
 
@@ -347,7 +350,8 @@ fn up() -> Result<i32> {
 
     // 1. NATS with JetStream: gitfleet's only state store and bus.
     let mut nats = Command::new(t.exe("nats-server"));
-    nats.current_dir(&root).args(["-js", "-a", "127.0.0.1", "-p", "4222", "-sd", ".state/nats"]);
+    nats.current_dir(&root)
+        .args(["-js", "-a", "127.0.0.1", "-p", "4222", "-sd", ".state/nats"]);
     stack.spawn("nats-server", nats)?;
 
     // 2. The emulated Kubernetes cluster (HTTPS, as real clusters are).
@@ -369,8 +373,13 @@ fn up() -> Result<i32> {
 
     // 3. The demo Git repository, served over git://.
     // The server itself, not `git daemon`, which would fork it and leave it behind on stop.
-    let exec_path = Command::new("git").arg("--exec-path").output().context("cannot run git --exec-path")?;
-    let mut daemon = Command::new(PathBuf::from(String::from_utf8_lossy(&exec_path.stdout).trim()).join("git-daemon"));
+    let exec_path = Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .context("cannot run git --exec-path")?;
+    let mut daemon = Command::new(
+        PathBuf::from(String::from_utf8_lossy(&exec_path.stdout).trim()).join("git-daemon"),
+    );
     daemon.current_dir(&root).args([
         "--reuseaddr",
         "--export-all",
@@ -415,7 +424,14 @@ fn up() -> Result<i32> {
     let app = state.join("guestbook-app.yaml");
     fs::write(&app, demo_application(&repo_url)).context("cannot write the demo application")?;
     let created = Command::new(&gitfleet)
-        .args(["--server", "127.0.0.1:8080", "app", "create", "--upsert", "-f"])
+        .args([
+            "--server",
+            "127.0.0.1:8080",
+            "app",
+            "create",
+            "--upsert",
+            "-f",
+        ])
         .arg(&app)
         .status()
         .context("cannot run gitfleet app create")?;
@@ -453,7 +469,12 @@ fn demo_repo(state: &Path) -> Result<String> {
     let git = |dir: &Path, args: &[&str]| -> Result<()> {
         let s = Command::new("git")
             .current_dir(dir)
-            .args(["-c", "user.name=gitfleet demo", "-c", "user.email=demo@gitfleet.invalid"])
+            .args([
+                "-c",
+                "user.name=gitfleet demo",
+                "-c",
+                "user.email=demo@gitfleet.invalid",
+            ])
             .args(args)
             .status()
             .with_context(|| format!("cannot run git {args:?}"))?;
@@ -462,7 +483,10 @@ fn demo_repo(state: &Path) -> Result<String> {
         }
         Ok(())
     };
-    git(&state.join("git"), &["init", "-q", "--bare", "--initial-branch=main", "demo.git"])?;
+    git(
+        &state.join("git"),
+        &["init", "-q", "--bare", "--initial-branch=main", "demo.git"],
+    )?;
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(work.join("guestbook"))?;
     for (file, body) in DEMO_FILES {
@@ -471,7 +495,15 @@ fn demo_repo(state: &Path) -> Result<String> {
     git(&work, &["init", "-q", "--initial-branch=main"])?;
     git(&work, &["add", "-A"])?;
     git(&work, &["commit", "-qm", "guestbook: first version"])?;
-    git(&work, &["remote", "add", "origin", bare.to_str().context("non-UTF-8 path")?])?;
+    git(
+        &work,
+        &[
+            "remote",
+            "add",
+            "origin",
+            bare.to_str().context("non-UTF-8 path")?,
+        ],
+    )?;
     git(&work, &["push", "-q", "-u", "origin", "main"])?;
     Ok(url)
 }
@@ -544,7 +576,9 @@ impl Stack {
 
     /// Whether a child has exited already (it is left in place for `supervise`).
     fn any_exited(&mut self) -> bool {
-        self.procs.iter_mut().any(|(_, c)| matches!(c.try_wait(), Ok(Some(_))))
+        self.procs
+            .iter_mut()
+            .any(|(_, c)| matches!(c.try_wait(), Ok(Some(_))))
     }
 
     /// Waits until a process exits or `stop` is set, then stops the rest.

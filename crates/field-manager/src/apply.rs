@@ -15,7 +15,9 @@ use crate::{ObjectInfo, Operation};
 pub const BEFORE_FIRST_APPLY: &str = "before-first-apply";
 
 fn invalid(message: impl Into<String>) -> ApplyError {
-    ApplyError::Invalid { message: message.into() }
+    ApplyError::Invalid {
+        message: message.into(),
+    }
 }
 
 /// Server-side apply of `applied` by `op.manager` (`None` live: create). Returns the new
@@ -33,7 +35,9 @@ pub fn apply(
     let scope = Scope::new(info);
     let schema = Schema::new(info);
     if scope == Scope::Status && live.is_none() {
-        return Err(invalid("cannot apply to the status subresource of an object that does not exist"));
+        return Err(invalid(
+            "cannot apply to the status subresource of an object that does not exist",
+        ));
     }
     let mut config = applied.clone();
     strip_nulls(&mut config);
@@ -54,7 +58,11 @@ pub fn apply(
             api_version: info.api_version.to_owned(),
             time: Some(op.time.to_owned()),
             subresource: info.subresource.map(str::to_owned),
-            fields: changed_set(&Value::Object(Map::new()), &tracked(&live_object, scope), &schema),
+            fields: changed_set(
+                &Value::Object(Map::new()),
+                &tracked(&live_object, scope),
+                &schema,
+            ),
         });
     }
 
@@ -62,9 +70,14 @@ pub fn apply(
     merge(&mut object, &config, &schema);
     copy_identity(&mut object, applied);
 
-    let is_mine = |e: &ManagedFieldsEntry| e.is(op.manager, ManagedOperation::Apply, info.subresource);
+    let is_mine =
+        |e: &ManagedFieldsEntry| e.is(op.manager, ManagedOperation::Apply, info.subresource);
     // Only what this apply adds or modifies can conflict: equal values are co-owned.
-    let changed = changed_set(&tracked(&live_object, scope), &tracked(&object, scope), &schema);
+    let changed = changed_set(
+        &tracked(&live_object, scope),
+        &tracked(&object, scope),
+        &schema,
+    );
     let mut conflicts = Vec::new();
     let mut taken = Vec::new();
     for (i, entry) in entries.iter().enumerate().filter(|(_, e)| !is_mine(e)) {
@@ -83,7 +96,9 @@ pub fn apply(
     }
 
     let previous = entries.iter().position(is_mine);
-    let mut dropped = previous.map(|i| entries[i].fields.clone()).unwrap_or_default();
+    let mut dropped = previous
+        .map(|i| entries[i].fields.clone())
+        .unwrap_or_default();
     dropped.remove_all(&applied_fields);
     let mut kept = applied_fields.clone();
     for entry in entries.iter().filter(|e| !is_mine(e)) {
@@ -134,7 +149,9 @@ fn validate(applied: &Value, info: &ObjectInfo) -> Result<(), ApplyError> {
         if let Some(found) = map.get(field).and_then(Value::as_str)
             && found != expected
         {
-            return Err(invalid(format!("{field} {found:?} of the applied configuration does not match {expected:?}")));
+            return Err(invalid(format!(
+                "{field} {found:?} of the applied configuration does not match {expected:?}"
+            )));
         }
     }
     Ok(())
@@ -149,14 +166,20 @@ fn without_managed_fields(object: &Value) -> Value {
 }
 
 fn copy_identity(object: &mut Value, applied: &Value) {
-    let Some(map) = object.as_object_mut() else { return };
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
     for field in ["apiVersion", "kind"] {
         if let Some(v) = applied.get(field).filter(|v| !v.is_null()) {
             map.insert(field.to_owned(), v.clone());
         }
     }
-    let Some(applied_meta) = applied.get("metadata") else { return };
-    let meta = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let Some(applied_meta) = applied.get("metadata") else {
+        return;
+    };
+    let meta = map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     if let Some(meta) = meta.as_object_mut() {
         for field in ["name", "namespace"] {
             if let Some(v) = applied_meta.get(field).filter(|v| !v.is_null()) {

@@ -52,7 +52,10 @@ pub enum ApplyError {
     /// Other managers own fields the configuration changes, and `force` was not set
     /// (HTTP 409, reason Conflict).
     #[error("{message}")]
-    Conflicts { conflicts: Vec<Conflict>, message: String },
+    Conflicts {
+        conflicts: Vec<Conflict>,
+        message: String,
+    },
     /// The configuration cannot be applied (HTTP 400 or 422).
     #[error("{message}")]
     Invalid { message: String },
@@ -65,7 +68,11 @@ impl ApplyError {
         // Stable: each manager's fields stay in path order.
         conflicts.sort_by_key(|c| c.owner().identifier());
         let message = match conflicts.as_slice() {
-            [only] => format!("Apply failed with 1 conflict: {}: {}", only.cause_message(), only.field),
+            [only] => format!(
+                "Apply failed with 1 conflict: {}: {}",
+                only.cause_message(),
+                only.field
+            ),
             _ => {
                 let mut lines = Vec::new();
                 let mut last: Option<String> = None;
@@ -77,7 +84,11 @@ impl ApplyError {
                     }
                     lines.push(format!("- {}", conflict.field));
                 }
-                format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
+                format!(
+                    "Apply failed with {} conflicts: {}",
+                    conflicts.len(),
+                    lines.join("\n")
+                )
             }
         };
         ApplyError::Conflicts { conflicts, message }

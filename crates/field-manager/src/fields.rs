@@ -34,13 +34,20 @@ pub(crate) struct Schema<'a> {
 
 impl<'a> Schema<'a> {
     pub(crate) fn new(info: &ObjectInfo<'a>) -> Self {
-        Schema { kind: info.kind, builtin: info.builtin }
+        Schema {
+            kind: info.kind,
+            builtin: info.builtin,
+        }
     }
 
     /// Custom resources carry no list-map markers we could know of, so all their lists
     /// are atomic.
     pub(crate) fn list_type(&self, names: &[&str]) -> ListType {
-        if self.builtin { list_type(self.kind, names) } else { ListType::Atomic }
+        if self.builtin {
+            list_type(self.kind, names)
+        } else {
+            ListType::Atomic
+        }
     }
 }
 
@@ -58,7 +65,9 @@ impl Scope {
         if info.subresource == Some("status") {
             Scope::Status
         } else {
-            Scope::Main { without_status: info.has_status_subresource }
+            Scope::Main {
+                without_status: info.has_status_subresource,
+            }
         }
     }
 
@@ -124,7 +133,10 @@ pub(crate) fn applied_set(object: &Value, schema: &Schema) -> Result<FieldSet, A
         for (key, value) in map {
             let mut names = vec![key.as_str()];
             let mut shown = format!(".{key}");
-            set.insert_child(PathElement::field(key), value_set(value, schema, &mut names, &mut shown)?);
+            set.insert_child(
+                PathElement::field(key),
+                value_set(value, schema, &mut names, &mut shown)?,
+            );
         }
     }
     Ok(set)
@@ -144,7 +156,10 @@ fn value_set<'v>(
                 let len = shown.len();
                 shown.push('.');
                 shown.push_str(key);
-                node.insert_child(PathElement::field(key), value_set(child, schema, names, shown)?);
+                node.insert_child(
+                    PathElement::field(key),
+                    value_set(child, schema, names, shown)?,
+                );
                 shown.truncate(len);
                 names.pop();
             }
@@ -160,7 +175,9 @@ fn value_set<'v>(
                 for item in items {
                     let encoded = PathElement::value(item);
                     if !seen.insert(encoded.clone()) {
-                        return Err(invalid(format!("{shown}: duplicate entries for value {item}")));
+                        return Err(invalid(format!(
+                            "{shown}: duplicate entries for value {item}"
+                        )));
                     }
                     node.insert_child(encoded, FieldSet::leaf());
                 }
@@ -173,15 +190,20 @@ fn value_set<'v>(
                     let len = shown.len();
                     shown.push_str(&format!("[{i}]"));
                     if !item.is_object() {
-                        return Err(invalid(format!("{shown}: expected an object keyed by {keys:?}")));
+                        return Err(invalid(format!(
+                            "{shown}: expected an object keyed by {keys:?}"
+                        )));
                     }
-                    let key = path::item_key(item, keys)
-                        .map_err(|field| invalid(format!("{shown}: missing key field {field:?}")))?;
+                    let key = path::item_key(item, keys).map_err(|field| {
+                        invalid(format!("{shown}: missing key field {field:?}"))
+                    })?;
                     let encoded = PathElement::key(&key);
                     shown.truncate(len);
                     if !seen.insert(encoded.clone()) {
                         let printed = path::display(std::slice::from_ref(&encoded));
-                        return Err(invalid(format!("{shown}: duplicate entries for key {printed}")));
+                        return Err(invalid(format!(
+                            "{shown}: duplicate entries for key {printed}"
+                        )));
                     }
                     shown.push_str(&path::display(std::slice::from_ref(&encoded)));
                     let mut item_set = value_set(item, schema, names, shown)?;
@@ -202,7 +224,10 @@ fn is_scalar(value: &Value) -> bool {
 
 /// Items of a keyed list by encoded key; `None` when an item has no key or two share
 /// one, and the list then counts as atomic (stored objects are not validated here).
-pub(crate) fn keyed_items<'v>(items: &'v [Value], keys: &[&str]) -> Option<Vec<(String, &'v Value)>> {
+pub(crate) fn keyed_items<'v>(
+    items: &'v [Value],
+    keys: &[&str],
+) -> Option<Vec<(String, &'v Value)>> {
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(items.len());
     for item in items {
@@ -227,7 +252,10 @@ pub(crate) fn changed_set(old: &Value, new: &Value, schema: &Schema) -> FieldSet
             let before = old_map.and_then(|m| m.get(key));
             let may_mark = !schema.builtin && key != "metadata";
             let mut names = vec![key.as_str()];
-            set.insert_child(PathElement::field(key), diff(before, value, schema, &mut names, may_mark));
+            set.insert_child(
+                PathElement::field(key),
+                diff(before, value, schema, &mut names, may_mark),
+            );
         }
     }
     set
@@ -240,7 +268,13 @@ fn diff<'v>(
     names: &mut Vec<&'v str>,
     may_mark: bool,
 ) -> FieldSet {
-    let leaf_if_changed = || if old == Some(new) { FieldSet::new() } else { FieldSet::leaf() };
+    let leaf_if_changed = || {
+        if old == Some(new) {
+            FieldSet::new()
+        } else {
+            FieldSet::leaf()
+        }
+    };
     match new {
         Value::Object(map) if !map.is_empty() => {
             let old_map = old.and_then(Value::as_object);
@@ -249,7 +283,10 @@ fn diff<'v>(
             for (key, value) in map {
                 names.push(key);
                 let before = old_map.and_then(|m| m.get(key));
-                node.insert_child(PathElement::field(key), diff(before, value, schema, names, true));
+                node.insert_child(
+                    PathElement::field(key),
+                    diff(before, value, schema, names, true),
+                );
                 names.pop();
             }
             node
@@ -367,10 +404,17 @@ mod tests {
 
     #[test]
     fn custom_resources_own_lists_whole() {
-        let info = ObjectInfo { kind: "Widget", builtin: false, ..deployment_info() };
+        let info = ObjectInfo {
+            kind: "Widget",
+            builtin: false,
+            ..deployment_info()
+        };
         let object = json!({"spec": {"containers": [{"name": "a"}], "tags": ["x"]}});
         let set = applied_set(&object, &Schema::new(&info)).unwrap();
-        assert_eq!(set.to_fields_v1(), json!({"f:spec": {"f:containers": {}, "f:tags": {}}}));
+        assert_eq!(
+            set.to_fields_v1(),
+            json!({"f:spec": {"f:containers": {}, "f:tags": {}}})
+        );
     }
 
     #[test]
@@ -378,8 +422,12 @@ mod tests {
         let info = deployment_info();
         let object = json!({"spec": {"template": {"spec": {"containers": [{"name": "a"}, {"image": "b"}]}}}});
         let err = applied_set(&object, &Schema::new(&info)).unwrap_err();
-        assert_eq!(err.to_string(), r#".spec.template.spec.containers[1]: missing key field "name""#);
-        let object = json!({"spec": {"template": {"spec": {"containers": [{"name": "a"}, {"name": "a"}]}}}});
+        assert_eq!(
+            err.to_string(),
+            r#".spec.template.spec.containers[1]: missing key field "name""#
+        );
+        let object =
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "a"}, {"name": "a"}]}}}});
         let err = applied_set(&object, &Schema::new(&info)).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -428,10 +476,19 @@ mod tests {
         let object = tracked(&deployment(), Scope::new(&info));
         let set = changed_set(&json!({}), &object, &Schema::new(&info));
         let v1 = set.to_fields_v1();
-        assert_eq!(v1["f:metadata"], json!({"f:labels": {".": {}, "f:app": {}}}));
-        assert!(v1["f:spec"].get(".").is_none(), "top-level fields of built-ins are not members");
+        assert_eq!(
+            v1["f:metadata"],
+            json!({"f:labels": {".": {}, "f:app": {}}})
+        );
+        assert!(
+            v1["f:spec"].get(".").is_none(),
+            "top-level fields of built-ins are not members"
+        );
         assert_eq!(v1["f:spec"]["f:replicas"], json!({}));
-        let cr = ObjectInfo { builtin: false, ..info };
+        let cr = ObjectInfo {
+            builtin: false,
+            ..info
+        };
         let v1 = changed_set(&json!({}), &object, &Schema::new(&cr)).to_fields_v1();
         assert_eq!(v1["f:spec"]["."], json!({}));
     }

@@ -25,7 +25,10 @@ impl FieldSet {
     }
 
     pub(crate) fn leaf() -> Self {
-        FieldSet { member: true, children: BTreeMap::new() }
+        FieldSet {
+            member: true,
+            children: BTreeMap::new(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -108,7 +111,10 @@ impl FieldSet {
 
     /// The paths in both sets.
     pub fn intersection(&self, other: &FieldSet) -> FieldSet {
-        let mut out = FieldSet { member: self.member && other.member, children: BTreeMap::new() };
+        let mut out = FieldSet {
+            member: self.member && other.member,
+            children: BTreeMap::new(),
+        };
         for (element, mine) in &self.children {
             if let Some(theirs) = other.children.get(element) {
                 out.insert_child(element.clone(), mine.intersection(theirs));
@@ -138,13 +144,14 @@ impl FieldSet {
     /// Drops every path that does not resolve in `value`: ownership of a field ends when
     /// the field leaves the object, whoever removed it.
     pub fn retain_existing(&mut self, value: &Value) {
-        self.children.retain(|element, child| match path::child(value, element) {
-            Some(child_value) => {
-                child.retain_existing(child_value);
-                !child.is_empty()
-            }
-            None => false,
-        });
+        self.children
+            .retain(|element, child| match path::child(value, element) {
+                Some(child_value) => {
+                    child.retain_existing(child_value);
+                    !child.is_empty()
+                }
+                None => false,
+            });
     }
 
     /// The `fieldsV1` JSON form.
@@ -232,19 +239,37 @@ mod tests {
         let mut b = FieldSet::new();
         b.insert(&p(&["f:spec", "f:replicas"]));
         b.insert(&p(&["f:data"]));
-        assert_eq!(a.intersection(&b).paths(), vec![p(&["f:spec", "f:replicas"])]);
+        assert_eq!(
+            a.intersection(&b).paths(),
+            vec![p(&["f:spec", "f:replicas"])]
+        );
     }
 
     #[test]
     fn retain_existing_drops_paths_missing_from_the_object() {
         let mut set = FieldSet::new();
         set.insert(&p(&["f:spec", "f:replicas"]));
-        set.insert(&p(&["f:spec", "f:containers", "k:{\"name\":\"a\"}", "f:image"]));
-        set.insert(&p(&["f:spec", "f:containers", "k:{\"name\":\"b\"}", "f:image"]));
+        set.insert(&p(&[
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"a\"}",
+            "f:image",
+        ]));
+        set.insert(&p(&[
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"b\"}",
+            "f:image",
+        ]));
         set.retain_existing(&json!({"spec": {"containers": [{"name": "b", "image": "x"}]}}));
         assert_eq!(
             set.paths(),
-            vec![p(&["f:spec", "f:containers", "k:{\"name\":\"b\"}", "f:image"])]
+            vec![p(&[
+                "f:spec",
+                "f:containers",
+                "k:{\"name\":\"b\"}",
+                "f:image"
+            ])]
         );
     }
 }

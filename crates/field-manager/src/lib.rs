@@ -12,7 +12,7 @@ mod merge;
 pub mod path;
 mod update;
 
-pub use apply::{BEFORE_FIRST_APPLY, apply, applied_fields};
+pub use apply::{BEFORE_FIRST_APPLY, applied_fields, apply};
 pub use error::{ApplyError, Conflict};
 pub use fieldset::FieldSet;
 pub use managed::{ManagedFieldsEntry, ManagedOperation};

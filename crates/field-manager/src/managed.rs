@@ -42,8 +42,15 @@ pub struct ManagedFieldsEntry {
 
 impl ManagedFieldsEntry {
     /// Whether this entry is the one `(manager, operation, subresource)` names.
-    pub fn is(&self, manager: &str, operation: ManagedOperation, subresource: Option<&str>) -> bool {
-        self.manager == manager && self.operation == operation && self.subresource.as_deref() == subresource
+    pub fn is(
+        &self,
+        manager: &str,
+        operation: ManagedOperation,
+        subresource: Option<&str>,
+    ) -> bool {
+        self.manager == manager
+            && self.operation == operation
+            && self.subresource.as_deref() == subresource
     }
 
     fn from_value(value: &Value) -> Option<Self> {
@@ -54,7 +61,11 @@ impl ManagedFieldsEntry {
             "Update" => ManagedOperation::Update,
             _ => return None,
         };
-        if map.get("fieldsType").and_then(Value::as_str).is_some_and(|t| t != "FieldsV1") {
+        if map
+            .get("fieldsType")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t != "FieldsV1")
+        {
             return None;
         }
         let fields = match map.get("fieldsV1") {
@@ -122,12 +133,19 @@ impl ManagedFieldsEntry {
 /// means the object has no usable list at all.
 pub fn read(object: &Value) -> Option<Vec<ManagedFieldsEntry>> {
     let list = object.get("metadata")?.get("managedFields")?.as_array()?;
-    Some(list.iter().filter_map(ManagedFieldsEntry::from_value).collect())
+    Some(
+        list.iter()
+            .filter_map(ManagedFieldsEntry::from_value)
+            .collect(),
+    )
 }
 
 /// Whether `object` carries the `[{}]` marker a client sends to reset managedFields.
 pub(crate) fn is_reset_marker(object: &Value) -> bool {
-    let list = object.get("metadata").and_then(|m| m.get("managedFields")).and_then(Value::as_array);
+    let list = object
+        .get("metadata")
+        .and_then(|m| m.get("managedFields"))
+        .and_then(Value::as_array);
     matches!(list.map(Vec::as_slice), Some([Value::Object(m)]) if m.is_empty())
 }
 
@@ -138,12 +156,30 @@ pub(crate) fn write(object: &mut Value, mut entries: Vec<ManagedFieldsEntry>) {
     entries.retain(|e| !e.fields.is_empty());
     // RFC 3339 times in UTC sort correctly as text.
     entries.sort_by(|a, b| {
-        (a.operation, &a.time, &a.manager, &a.api_version, &a.subresource)
-            .cmp(&(b.operation, &b.time, &b.manager, &b.api_version, &b.subresource))
+        (
+            a.operation,
+            &a.time,
+            &a.manager,
+            &a.api_version,
+            &a.subresource,
+        )
+            .cmp(&(
+                b.operation,
+                &b.time,
+                &b.manager,
+                &b.api_version,
+                &b.subresource,
+            ))
     });
-    let Some(map) = object.as_object_mut() else { return };
-    let meta = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
-    let Some(meta) = meta.as_object_mut() else { return };
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    let meta = map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Some(meta) = meta.as_object_mut() else {
+        return;
+    };
     if entries.is_empty() {
         meta.shift_remove("managedFields");
     } else {
@@ -182,7 +218,10 @@ mod tests {
             .map(|e| e["manager"].as_str().unwrap())
             .collect();
         assert_eq!(managers, ["z", "b", "a"]);
-        assert_eq!(object["metadata"]["managedFields"][2]["subresource"], "status");
+        assert_eq!(
+            object["metadata"]["managedFields"][2]["subresource"],
+            "status"
+        );
     }
 
     #[test]
@@ -195,15 +234,25 @@ mod tests {
             subresource: None,
             fields: FieldSet::new(),
         };
-        assert_eq!(entry.describe(), r#""kubectl-client-side-apply" using apps/v1"#);
+        assert_eq!(
+            entry.describe(),
+            r#""kubectl-client-side-apply" using apps/v1"#
+        );
         entry.operation = ManagedOperation::Apply;
         entry.subresource = Some("status".into());
-        assert_eq!(entry.describe(), r#""kubectl-client-side-apply" with subresource "status""#);
+        assert_eq!(
+            entry.describe(),
+            r#""kubectl-client-side-apply" with subresource "status""#
+        );
     }
 
     #[test]
     fn recognises_the_reset_marker() {
-        assert!(is_reset_marker(&json!({"metadata": {"managedFields": [{}]}})));
-        assert!(!is_reset_marker(&json!({"metadata": {"managedFields": []}})));
+        assert!(is_reset_marker(
+            &json!({"metadata": {"managedFields": [{}]}})
+        ));
+        assert!(!is_reset_marker(
+            &json!({"metadata": {"managedFields": []}})
+        ));
     }
 }

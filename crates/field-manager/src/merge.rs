@@ -28,20 +28,20 @@ fn merge_at<'v>(live: &mut Value, applied: &'v Value, schema: &Schema, names: &m
                 names.pop();
             }
         }
-        (live @ Value::Array(_), Value::Array(applied_items)) => {
-            match schema.list_type(names) {
-                ListType::Set => {
-                    let Value::Array(live_items) = live else { unreachable!() };
-                    for item in applied_items {
-                        if !live_items.contains(item) {
-                            live_items.push(item.clone());
-                        }
+        (live @ Value::Array(_), Value::Array(applied_items)) => match schema.list_type(names) {
+            ListType::Set => {
+                let Value::Array(live_items) = live else {
+                    unreachable!()
+                };
+                for item in applied_items {
+                    if !live_items.contains(item) {
+                        live_items.push(item.clone());
                     }
                 }
-                ListType::Map(keys) => merge_keyed(live, applied_items, keys, schema, names),
-                ListType::Atomic => *live = applied.clone(),
             }
-        }
+            ListType::Map(keys) => merge_keyed(live, applied_items, keys, schema, names),
+            ListType::Atomic => *live = applied.clone(),
+        },
         (live, applied) => *live = applied.clone(),
     }
 }
@@ -54,7 +54,9 @@ fn merge_keyed<'v>(
     names: &mut Vec<&'v str>,
 ) {
     let live_keys: Option<Vec<String>> = match live.as_array() {
-        Some(items) => keyed_items(items, keys).map(|k| k.into_iter().map(|(key, _)| key).collect()),
+        Some(items) => {
+            keyed_items(items, keys).map(|k| k.into_iter().map(|(key, _)| key).collect())
+        }
         None => None,
     };
     // A live list we cannot key (never validated) is replaced like an atomic one.
@@ -62,10 +64,14 @@ fn merge_keyed<'v>(
         *live = Value::Array(applied_items.to_vec());
         return;
     };
-    let Value::Array(live_items) = live else { unreachable!() };
+    let Value::Array(live_items) = live else {
+        unreachable!()
+    };
     for item in applied_items {
         // `applied_set` has already rejected items without a key.
-        let Ok(key) = path::item_key(item, keys) else { continue };
+        let Ok(key) = path::item_key(item, keys) else {
+            continue;
+        };
         let key = PathElement::key(&key);
         match live_keys.iter().position(|k| *k == key) {
             Some(i) => merge_at(&mut live_items[i], item, schema, names),
@@ -81,11 +87,19 @@ pub(crate) fn prune(value: &mut Value, dropped: &FieldSet, kept: &FieldSet) {
     prune_at(value, dropped, Some(kept), &[], true);
 }
 
-fn prune_at(value: &mut Value, dropped: &FieldSet, kept: Option<&FieldSet>, key_fields: &[String], root: bool) {
+fn prune_at(
+    value: &mut Value,
+    dropped: &FieldSet,
+    kept: Option<&FieldSet>,
+    key_fields: &[String],
+    root: bool,
+) {
     for (element, dropped_child) in dropped.children() {
         let kept_child = kept.and_then(|k| k.child(element));
         let owned = kept_child.is_some_and(|k| !k.is_empty());
-        let is_key_field = element.strip_prefix("f:").is_some_and(|f| key_fields.iter().any(|k| k == f));
+        let is_key_field = element
+            .strip_prefix("f:")
+            .is_some_and(|f| key_fields.iter().any(|k| k == f));
         if dropped_child.is_member() && !owned && !is_key_field {
             path::remove_child(value, element);
             continue;
@@ -94,7 +108,9 @@ fn prune_at(value: &mut Value, dropped: &FieldSet, kept: Option<&FieldSet>, key_
             Some(PathElement::Key(key)) => key.keys().cloned().collect(),
             _ => Vec::new(),
         };
-        let Some(child) = path::child_mut(value, element) else { continue };
+        let Some(child) = path::child_mut(value, element) else {
+            continue;
+        };
         let was_empty = child.as_object().is_some_and(|m| m.is_empty());
         prune_at(child, dropped_child, kept_child, &child_keys, false);
         let now_empty = child.as_object().is_some_and(|m| m.is_empty());
@@ -147,8 +163,15 @@ mod tests {
     #[test]
     fn set_lists_union_and_atomic_lists_replace() {
         let mut live = json!({"metadata": {"finalizers": ["a", "b"]}, "spec": {"x": [1, 2]}});
-        merge(&mut live, &json!({"metadata": {"finalizers": ["c", "a"]}, "spec": {"x": [3]}}), &schema());
-        assert_eq!(live, json!({"metadata": {"finalizers": ["a", "b", "c"]}, "spec": {"x": [3]}}));
+        merge(
+            &mut live,
+            &json!({"metadata": {"finalizers": ["c", "a"]}, "spec": {"x": [3]}}),
+            &schema(),
+        );
+        assert_eq!(
+            live,
+            json!({"metadata": {"finalizers": ["a", "b", "c"]}, "spec": {"x": [3]}})
+        );
     }
 
     #[test]
@@ -170,7 +193,14 @@ mod tests {
             dropped.insert(&path);
         }
         let mut kept = FieldSet::new();
-        kept.insert(&p(&["f:spec", "f:template", "f:spec", "f:containers", side, "f:image"]));
+        kept.insert(&p(&[
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            side,
+            "f:image",
+        ]));
         prune(&mut value, &dropped, &kept);
         assert_eq!(
             value,
@@ -184,6 +214,9 @@ mod tests {
         );
         // Nobody owns the item any more: it goes whole.
         prune(&mut value, &dropped, &FieldSet::new());
-        assert_eq!(value["spec"]["template"]["spec"]["containers"], json!([{"name": "main", "image": "m"}]));
+        assert_eq!(
+            value["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "main", "image": "m"}])
+        );
     }
 }

@@ -64,9 +64,16 @@ pub fn item_key(item: &Value, keys: &[&str]) -> Result<Vec<(String, Value)>, Str
         return Err(keys.first().copied().unwrap_or_default().to_owned());
     };
     keys.iter()
-        .map(|&k| match map.get(k).filter(|v| !v.is_null()).cloned().or_else(|| key_field_default(k)) {
-            Some(v) => Ok((k.to_owned(), v)),
-            None => Err(k.to_owned()),
+        .map(|&k| {
+            match map
+                .get(k)
+                .filter(|v| !v.is_null())
+                .cloned()
+                .or_else(|| key_field_default(k))
+            {
+                Some(v) => Ok((k.to_owned(), v)),
+                None => Err(k.to_owned()),
+            }
         })
         .collect()
 }
@@ -75,10 +82,11 @@ fn item_matches(item: &Value, key: &Map<String, Value>) -> bool {
     let Some(map) = item.as_object() else {
         return false;
     };
-    key.iter().all(|(k, want)| match map.get(k).filter(|v| !v.is_null()) {
-        Some(v) => v == want,
-        None => key_field_default(k).as_ref() == Some(want),
-    })
+    key.iter()
+        .all(|(k, want)| match map.get(k).filter(|v| !v.is_null()) {
+            Some(v) => v == want,
+            None => key_field_default(k).as_ref() == Some(want),
+        })
 }
 
 /// Position of the list item an encoded element names.
@@ -155,14 +163,27 @@ mod tests {
 
     #[test]
     fn keys_are_sorted_and_compact() {
-        let key = vec![("protocol".to_owned(), json!("TCP")), ("containerPort".to_owned(), json!(80))];
-        assert_eq!(PathElement::key(&key), r#"k:{"containerPort":80,"protocol":"TCP"}"#);
+        let key = vec![
+            ("protocol".to_owned(), json!("TCP")),
+            ("containerPort".to_owned(), json!(80)),
+        ];
+        assert_eq!(
+            PathElement::key(&key),
+            r#"k:{"containerPort":80,"protocol":"TCP"}"#
+        );
     }
 
     #[test]
     fn missing_protocol_keys_as_tcp() {
-        let key = item_key(&json!({"containerPort": 80}), &["containerPort", "protocol"]).unwrap();
-        assert_eq!(PathElement::key(&key), r#"k:{"containerPort":80,"protocol":"TCP"}"#);
+        let key = item_key(
+            &json!({"containerPort": 80}),
+            &["containerPort", "protocol"],
+        )
+        .unwrap();
+        assert_eq!(
+            PathElement::key(&key),
+            r#"k:{"containerPort":80,"protocol":"TCP"}"#
+        );
         let err = item_key(&json!({"image": "x"}), &["name"]).unwrap_err();
         assert_eq!(err, "name");
     }
@@ -181,6 +202,13 @@ mod tests {
         // The defaulted protocol still matches an item that leaves it out.
         assert!(child(ports, r#"k:{"port":80,"protocol":"TCP"}"#).is_some());
         assert_eq!(display(&path), r#".spec.ports[port=443,protocol="TCP"]"#);
-        assert_eq!(display(&["f:metadata".into(), "f:finalizers".into(), r#"v:"a""#.into()]), r#".metadata.finalizers[="a"]"#);
+        assert_eq!(
+            display(&[
+                "f:metadata".into(),
+                "f:finalizers".into(),
+                r#"v:"a""#.into()
+            ]),
+            r#".metadata.finalizers[="a"]"#
+        );
     }
 }

@@ -27,12 +27,15 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, info: &ObjectInfo, op
         None => managed::read(new).filter(|entries| !entries.is_empty()),
         Some(_) => None,
     };
-    let mut entries = from_request.or_else(|| old.and_then(managed::read)).unwrap_or_default();
+    let mut entries = from_request
+        .or_else(|| old.and_then(managed::read))
+        .unwrap_or_default();
 
     let before = old.map_or_else(|| Value::Object(Map::new()), |o| tracked(o, scope));
     let changed = changed_set(&before, &tracked(new, scope), &schema);
 
-    let is_mine = |e: &ManagedFieldsEntry| e.is(op.manager, ManagedOperation::Update, info.subresource);
+    let is_mine =
+        |e: &ManagedFieldsEntry| e.is(op.manager, ManagedOperation::Update, info.subresource);
     for entry in entries.iter_mut().filter(|e| !is_mine(e)) {
         entry.fields.remove_all(&changed);
     }

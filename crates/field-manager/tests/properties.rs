@@ -13,7 +13,11 @@ const INFO: ObjectInfo<'static> = ObjectInfo {
     subresource: None,
 };
 
-fn config(labels: &[(String, String)], replicas: Option<u8>, containers: &[(String, String)]) -> Value {
+fn config(
+    labels: &[(String, String)],
+    replicas: Option<u8>,
+    containers: &[(String, String)],
+) -> Value {
     let labels: Map<String, Value> = labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     let mut seen = std::collections::HashSet::new();
     let containers: Vec<Value> = containers
@@ -33,11 +37,14 @@ fn config(labels: &[(String, String)], replicas: Option<u8>, containers: &[(Stri
 }
 
 fn every_owned_path_exists(object: &Value) -> bool {
-    managed::read(object).unwrap_or_default().iter().all(|entry| {
-        let mut kept = entry.fields.clone();
-        kept.retain_existing(object);
-        kept == entry.fields && !entry.fields.is_empty()
-    })
+    managed::read(object)
+        .unwrap_or_default()
+        .iter()
+        .all(|entry| {
+            let mut kept = entry.fields.clone();
+            kept.retain_existing(object);
+            kept == entry.fields && !entry.fields.is_empty()
+        })
 }
 
 fn arb_config() -> impl Strategy<Value = Value> {

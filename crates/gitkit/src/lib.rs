@@ -139,7 +139,10 @@ pub fn wait_until_listening(addr: SocketAddr, child: &mut Child) {
 
 /// `<git --exec-path>/git-daemon`.
 pub fn git_daemon_binary() -> PathBuf {
-    let out = Command::new("git").arg("--exec-path").output().expect("git runs");
+    let out = Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("git runs");
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("git-daemon")
 }
 

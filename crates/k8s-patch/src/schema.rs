@@ -68,10 +68,22 @@ mod tests {
 
     #[test]
     fn container_ports_and_service_ports_differ() {
-        let c = list_type("Deployment", &["spec", "template", "spec", "containers", "ports"]);
+        let c = list_type(
+            "Deployment",
+            &["spec", "template", "spec", "containers", "ports"],
+        );
         assert_eq!(c.merge_key(), Some("containerPort"));
-        assert_eq!(list_type("Service", &["spec", "ports"]).merge_key(), Some("port"));
-        assert_eq!(list_type("Pod", &["spec", "containers", "args"]), ListType::Atomic);
-        assert_eq!(list_type("ConfigMap", &["metadata", "finalizers"]), ListType::Set);
+        assert_eq!(
+            list_type("Service", &["spec", "ports"]).merge_key(),
+            Some("port")
+        );
+        assert_eq!(
+            list_type("Pod", &["spec", "containers", "args"]),
+            ListType::Atomic
+        );
+        assert_eq!(
+            list_type("ConfigMap", &["metadata", "finalizers"]),
+            ListType::Set
+        );
     }
 }

@@ -291,10 +291,18 @@ mod tests {
 
     #[test]
     fn replies_are_tagged_json() {
-        let ok: Reply<Resolved> = Reply::Ok(Resolved { commit: "abc".into() });
-        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"ok":{"commit":"abc"}}"#);
+        let ok: Reply<Resolved> = Reply::Ok(Resolved {
+            commit: "abc".into(),
+        });
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            r#"{"ok":{"commit":"abc"}}"#
+        );
         let err: Reply<Resolved> = Err::<Resolved, _>("revision \"x\" not found").into();
-        assert_eq!(serde_json::to_string(&err).unwrap(), r#"{"error":"revision \"x\" not found"}"#);
+        assert_eq!(
+            serde_json::to_string(&err).unwrap(),
+            r#"{"error":"revision \"x\" not found"}"#
+        );
         let back: Reply<Resolved> = serde_json::from_str(r#"{"error":"boom"}"#).unwrap();
         assert_eq!(back.into_result(), Err("boom".to_string()));
     }

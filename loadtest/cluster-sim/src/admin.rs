@@ -18,7 +18,10 @@ pub struct AdminState {
 
 pub fn router(state: AdminState) -> axum::Router {
     axum::Router::new()
-        .route("/kubeconfig", get(|State(s): State<AdminState>| async move { s.kubeconfig }))
+        .route(
+            "/kubeconfig",
+            get(|State(s): State<AdminState>| async move { s.kubeconfig }),
+        )
         .route("/clusters", get(list))
         .route("/clusters/{name}/writes", get(writes).delete(clear_writes))
         .route("/clusters/{name}/faults", get(faults).put(set_faults))
@@ -27,27 +30,44 @@ pub fn router(state: AdminState) -> axum::Router {
 }
 
 fn find(s: &AdminState, name: &str) -> Result<Arc<Cluster>, (StatusCode, String)> {
-    s.clusters.iter().find(|c| c.name == name).cloned().ok_or((StatusCode::NOT_FOUND, format!("no cluster named {name:?}")))
+    s.clusters
+        .iter()
+        .find(|c| c.name == name)
+        .cloned()
+        .ok_or((StatusCode::NOT_FOUND, format!("no cluster named {name:?}")))
 }
 
 async fn list(State(s): State<AdminState>) -> Json<Vec<serde_json::Value>> {
     Json(s.clusters.iter().map(|c| serde_json::json!({"name": c.name, "objects": c.object_count(), "faults": c.faults()})).collect())
 }
 
-async fn writes(State(s): State<AdminState>, Path(name): Path<String>) -> Result<Json<Vec<WriteRecord>>, (StatusCode, String)> {
+async fn writes(
+    State(s): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<WriteRecord>>, (StatusCode, String)> {
     Ok(Json(find(&s, &name)?.write_log()))
 }
 
-async fn clear_writes(State(s): State<AdminState>, Path(name): Path<String>) -> Result<StatusCode, (StatusCode, String)> {
+async fn clear_writes(
+    State(s): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, (StatusCode, String)> {
     find(&s, &name)?.clear_write_log();
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn faults(State(s): State<AdminState>, Path(name): Path<String>) -> Result<Json<Faults>, (StatusCode, String)> {
+async fn faults(
+    State(s): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<Faults>, (StatusCode, String)> {
     Ok(Json(find(&s, &name)?.faults()))
 }
 
-async fn set_faults(State(s): State<AdminState>, Path(name): Path<String>, Json(f): Json<Faults>) -> Result<Json<Faults>, (StatusCode, String)> {
+async fn set_faults(
+    State(s): State<AdminState>,
+    Path(name): Path<String>,
+    Json(f): Json<Faults>,
+) -> Result<Json<Faults>, (StatusCode, String)> {
     let c = find(&s, &name)?;
     c.set_faults(f);
     Ok(Json(c.faults()))

@@ -27,7 +27,11 @@ pub struct Target {
 
 impl Target {
     fn ns(&self) -> &str {
-        if self.rt.namespaced { self.namespace.as_deref().unwrap_or("") } else { "" }
+        if self.rt.namespaced {
+            self.namespace.as_deref().unwrap_or("")
+        } else {
+            ""
+        }
     }
 }
 
@@ -63,7 +67,10 @@ fn decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
         match (bytes[i], hex) {
             (b'+', _) => out.push(b' '),
             (b'%', Some(b)) => {
@@ -114,7 +121,11 @@ pub fn present(rt: &ResourceType, s: &Stored) -> Bytes {
     Bytes::from(serde_json::to_vec(&v).expect("json values serialize"))
 }
 
-fn field_manager_info<'a>(rt: &'a ResourceType, sub: Option<&'a str>, api_version: &'a str) -> field_manager::ObjectInfo<'a> {
+fn field_manager_info<'a>(
+    rt: &'a ResourceType,
+    sub: Option<&'a str>,
+    api_version: &'a str,
+) -> field_manager::ObjectInfo<'a> {
     field_manager::ObjectInfo {
         kind: &rt.kind,
         api_version,
@@ -128,21 +139,35 @@ impl Cluster {
     pub fn get(&self, t: &Target) -> Result<Bytes> {
         let st = self.state.lock();
         let name = t.name.as_deref().unwrap_or("");
-        let s = st.get(&t.rt.key(), t.ns(), name).ok_or_else(|| ApiError::not_found(&t.rt, name))?;
+        let s = st
+            .get(&t.rt.key(), t.ns(), name)
+            .ok_or_else(|| ApiError::not_found(&t.rt, name))?;
         Ok(present(&t.rt, s))
     }
 
     pub fn list(&self, t: &Target, p: &Params) -> Result<Bytes> {
-        let labels = LabelSelector::parse(p.get("labelSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
-        let fields = FieldSelector::parse(p.get("fieldSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
-        let limit: usize = p.get("limit").and_then(|l| l.parse().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
+        let labels = LabelSelector::parse(p.get("labelSelector").unwrap_or(""))
+            .map_err(ApiError::bad_request)?;
+        let fields = FieldSelector::parse(p.get("fieldSelector").unwrap_or(""))
+            .map_err(ApiError::bad_request)?;
+        let limit: usize = p
+            .get("limit")
+            .and_then(|l| l.parse().ok())
+            .filter(|l| *l > 0)
+            .unwrap_or(usize::MAX);
         let st = self.state.lock();
         let (list_rv, after) = match p.get("continue") {
             Some(c) => {
-                let (rv, rest) = c.split_once('/').ok_or_else(|| ApiError::bad_request(format!("invalid continue token {c:?}")))?;
-                let rv: u64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid continue token {c:?}")))?;
+                let (rv, rest) = c.split_once('/').ok_or_else(|| {
+                    ApiError::bad_request(format!("invalid continue token {c:?}"))
+                })?;
+                let rv: u64 = rv
+                    .parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid continue token {c:?}")))?;
                 if rv < st.oldest_resumable_rv() {
-                    return Err(ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."));
+                    return Err(ApiError::gone(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                    ));
                 }
                 let (ns, name) = rest.split_once('/').unwrap_or(("", rest));
                 (rv, Some((ns.to_string(), name.to_string())))
@@ -167,9 +192,10 @@ impl Cluster {
             };
             for ((ons, oname), s) in map.range((start, std::ops::Bound::Unbounded)) {
                 if let Some(ns) = &ns
-                    && ons != ns {
-                        break;
-                    }
+                    && ons != ns
+                {
+                    break;
+                }
                 if !labels.matches(&s.value) || !fields.matches(&s.value) {
                     continue;
                 }
@@ -185,10 +211,9 @@ impl Cluster {
                 last = Some((ons.clone(), oname.clone()));
             }
         }
-        if more
-            && let Some((ns, name)) = last {
-                buf.put_slice(format!(",\"continue\":\"{list_rv}/{ns}/{name}\"").as_bytes());
-            }
+        if more && let Some((ns, name)) = last {
+            buf.put_slice(format!(",\"continue\":\"{list_rv}/{ns}/{name}\"").as_bytes());
+        }
         buf.put_slice(b"},\"items\":[");
         buf.put_slice(&items);
         buf.put_slice(b"]}");
@@ -197,22 +222,37 @@ impl Cluster {
 
     /// Returns the code, the body and the created object's name (which `generateName`
     /// may have made up).
-    pub fn create(&self, t: &Target, p: &Params, mut obj: Value, manager: &str) -> Result<(u16, Bytes, String)> {
+    pub fn create(
+        &self,
+        t: &Target,
+        p: &Params,
+        mut obj: Value,
+        manager: &str,
+    ) -> Result<(u16, Bytes, String)> {
         check_type(&t.rt, &obj)?;
         strict(&t.rt, p, &obj)?;
         let meta = obj["metadata"].as_object().cloned().unwrap_or_default();
-        let mut name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let mut name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if name.is_empty()
-            && let Some(g) = meta.get("generateName").and_then(Value::as_str) {
-                name = format!("{g}{}", random_suffix());
-                obj["metadata"]["name"] = json!(name);
-            }
+            && let Some(g) = meta.get("generateName").and_then(Value::as_str)
+        {
+            name = format!("{g}{}", random_suffix());
+            obj["metadata"]["name"] = json!(name);
+        }
         if name.is_empty() {
-            return Err(ApiError::invalid(&t.rt, "", vec![Cause {
-                kind: "FieldValueRequired",
-                message: "Required value: name or generateName is required".into(),
-                field: "metadata.name".into(),
-            }]));
+            return Err(ApiError::invalid(
+                &t.rt,
+                "",
+                vec![Cause {
+                    kind: "FieldValueRequired",
+                    message: "Required value: name or generateName is required".into(),
+                    field: "metadata.name".into(),
+                }],
+            ));
         }
         self.check_namespace_field(t, &mut obj)?;
         let mut st = self.state.lock();
@@ -223,48 +263,88 @@ impl Cluster {
         let info = field_manager_info(&t.rt, None, &av);
         let time = now();
         let stored = self.finish_write(&mut st, t, None, obj, p.dry_run(), |o| {
-            field_manager::record_update(None, o, &info, &field_manager::Operation { manager, time: &time });
+            field_manager::record_update(
+                None,
+                o,
+                &info,
+                &field_manager::Operation {
+                    manager,
+                    time: &time,
+                },
+            );
             Ok(())
         })?;
         Ok((201, present(&t.rt, &stored), name))
     }
 
     /// PUT: replaces the object (or its status).
-    pub fn replace(&self, t: &Target, p: &Params, obj: Value, manager: &str) -> Result<(u16, Bytes)> {
+    pub fn replace(
+        &self,
+        t: &Target,
+        p: &Params,
+        obj: Value,
+        manager: &str,
+    ) -> Result<(u16, Bytes)> {
         check_type(&t.rt, &obj)?;
         strict(&t.rt, p, &obj)?;
         let name = t.name.clone().unwrap_or_default();
         if let Some(n) = obj["metadata"]["name"].as_str()
-            && n != name {
-                return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
-            }
+            && n != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
         let mut obj = obj;
         self.check_namespace_field(t, &mut obj)?;
         let mut st = self.state.lock();
-        let old = st.get(&t.rt.key(), t.ns(), &name).cloned().ok_or_else(|| ApiError::not_found(&t.rt, &name))?;
+        let old = st
+            .get(&t.rt.key(), t.ns(), &name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&t.rt, &name))?;
         let av = t.rt.api_version();
         let info = field_manager_info(&t.rt, t.subresource.as_deref(), &av);
         let time = now();
         let stored = self.finish_write(&mut st, t, Some(&old), obj, p.dry_run(), |o| {
-            field_manager::record_update(Some(&old.value), o, &info, &field_manager::Operation { manager, time: &time });
+            field_manager::record_update(
+                Some(&old.value),
+                o,
+                &info,
+                &field_manager::Operation {
+                    manager,
+                    time: &time,
+                },
+            );
             Ok(())
         })?;
         Ok((200, present(&t.rt, &stored)))
     }
 
-    pub fn patch(&self, t: &Target, p: &Params, kind: PatchType, patch: Value, manager: &str) -> Result<(u16, Bytes)> {
+    pub fn patch(
+        &self,
+        t: &Target,
+        p: &Params,
+        kind: PatchType,
+        patch: Value,
+        manager: &str,
+    ) -> Result<(u16, Bytes)> {
         let name = t.name.clone().unwrap_or_default();
         if kind == PatchType::Strategic && !t.rt.builtin {
-            return Err(ApiError::unsupported_media_type("application/strategic-merge-patch+json"));
+            return Err(ApiError::unsupported_media_type(
+                "application/strategic-merge-patch+json",
+            ));
         }
         let mut patch = patch;
         if kind == PatchType::Apply {
             check_type(&t.rt, &patch)?;
             strict(&t.rt, p, &patch)?;
             if let Some(n) = patch["metadata"]["name"].as_str()
-                && n != name {
-                    return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({name})")));
-                }
+                && n != name
+            {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
+            }
             // Also checks the namespace exists: before taking the store lock, which it takes too.
             self.check_namespace_field(t, &mut patch)?;
         }
@@ -273,25 +353,33 @@ impl Cluster {
         let av = t.rt.api_version();
         let info = field_manager_info(&t.rt, t.subresource.as_deref(), &av);
         let time = now();
-        let op = field_manager::Operation { manager, time: &time };
+        let op = field_manager::Operation {
+            manager,
+            time: &time,
+        };
         if kind == PatchType::Apply {
             if p.get("fieldManager").is_none() {
-                return Err(ApiError::bad_request("PATCH, application/apply-patch+yaml: fieldManager is required for apply requests"));
+                return Err(ApiError::bad_request(
+                    "PATCH, application/apply-patch+yaml: fieldManager is required for apply requests",
+                ));
             }
             let mut applied = patch;
             applied["metadata"]["name"] = json!(name);
             if let Some(old) = &old {
                 let old_rv = old.value["metadata"]["resourceVersion"].as_str();
                 if let Some(rv) = applied["metadata"]["resourceVersion"].as_str()
-                    && Some(rv) != old_rv {
-                        return Err(ApiError::conflict(&t.rt, &name));
-                    }
+                    && Some(rv) != old_rv
+                {
+                    return Err(ApiError::conflict(&t.rt, &name));
+                }
             }
             let force = p.flag("force");
-            let result = field_manager::apply(old.as_ref().map(|o| &o.value), &applied, &info, &op, force)
-                .map_err(|e| apply_error(&t.rt, &name, e))?;
+            let result =
+                field_manager::apply(old.as_ref().map(|o| &o.value), &applied, &info, &op, force)
+                    .map_err(|e| apply_error(&t.rt, &name, e))?;
             let code = if old.is_some() { 200 } else { 201 };
-            let stored = self.finish_write(&mut st, t, old.as_ref(), result, p.dry_run(), |_| Ok(()))?;
+            let stored =
+                self.finish_write(&mut st, t, old.as_ref(), result, p.dry_run(), |_| Ok(()))?;
             return Ok((code, present(&t.rt, &stored)));
         }
         let old = old.ok_or_else(|| ApiError::not_found(&t.rt, &name))?;
@@ -300,17 +388,23 @@ impl Cluster {
         let patched = match kind {
             PatchType::Json => k8s_patch::apply_json_patch(&base, &patch),
             PatchType::Merge if !patch.is_object() => {
-                return Err(ApiError::bad_request("json merge patch must be a json object"));
+                return Err(ApiError::bad_request(
+                    "json merge patch must be a json object",
+                ));
             }
             PatchType::Merge => Ok(k8s_patch::apply_merge_patch(&base, &patch)),
-            PatchType::Strategic => k8s_patch::apply_strategic_merge_patch(&base, &patch, &t.rt.kind),
+            PatchType::Strategic => {
+                k8s_patch::apply_strategic_merge_patch(&base, &patch, &t.rt.kind)
+            }
             PatchType::Apply => unreachable!("handled above"),
         }
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
         check_type(&t.rt, &patched)?;
         strict(&t.rt, p, &patched)?;
         if patched["metadata"]["name"].as_str() != Some(name.as_str()) {
-            return Err(ApiError::bad_request("metadata.name: the name of an object cannot be changed by a patch"));
+            return Err(ApiError::bad_request(
+                "metadata.name: the name of an object cannot be changed by a patch",
+            ));
         }
         let stored = self.finish_write(&mut st, t, Some(&old), patched, p.dry_run(), |o| {
             field_manager::record_update(Some(&old.value), o, &info, &op);
@@ -321,21 +415,35 @@ impl Cluster {
 
     pub fn delete(&self, t: &Target, p: &Params, opts: &Value) -> Result<(u16, Bytes)> {
         let name = t.name.clone().unwrap_or_default();
-        let policy = opts["propagationPolicy"].as_str().or(p.get("propagationPolicy")).unwrap_or("Background").to_string();
+        let policy = opts["propagationPolicy"]
+            .as_str()
+            .or(p.get("propagationPolicy"))
+            .unwrap_or("Background")
+            .to_string();
         if !["Background", "Foreground", "Orphan"].contains(&policy.as_str()) {
-            return Err(ApiError::bad_request(format!("propagationPolicy: Unsupported value: \"{policy}\": supported values: \"Foreground\", \"Background\", \"Orphan\"")));
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: \"{policy}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
         }
-        let dry_run = p.dry_run() || opts["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+        let dry_run = p.dry_run()
+            || opts["dryRun"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v == "All"));
         let mut st = self.state.lock();
-        let old = st.get(&t.rt.key(), t.ns(), &name).cloned().ok_or_else(|| ApiError::not_found(&t.rt, &name))?;
+        let old = st
+            .get(&t.rt.key(), t.ns(), &name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&t.rt, &name))?;
         if let Some(uid) = opts["preconditions"]["uid"].as_str()
-            && uid != old.uid() {
-                return Err(ApiError::conflict(&t.rt, &name));
-            }
+            && uid != old.uid()
+        {
+            return Err(ApiError::conflict(&t.rt, &name));
+        }
         if let Some(rv) = opts["preconditions"]["resourceVersion"].as_str()
-            && Some(rv) != old.value["metadata"]["resourceVersion"].as_str() {
-                return Err(ApiError::conflict(&t.rt, &name));
-            }
+            && Some(rv) != old.value["metadata"]["resourceVersion"].as_str()
+        {
+            return Err(ApiError::conflict(&t.rt, &name));
+        }
         if dry_run {
             return Ok((200, present(&t.rt, &old)));
         }
@@ -348,16 +456,24 @@ impl Cluster {
     }
 
     pub fn delete_collection(&self, t: &Target, p: &Params, opts: &Value) -> Result<(u16, Bytes)> {
-        let labels = LabelSelector::parse(p.get("labelSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
-        let fields = FieldSelector::parse(p.get("fieldSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
-        let policy = opts["propagationPolicy"].as_str().or(p.get("propagationPolicy")).unwrap_or("Background").to_string();
+        let labels = LabelSelector::parse(p.get("labelSelector").unwrap_or(""))
+            .map_err(ApiError::bad_request)?;
+        let fields = FieldSelector::parse(p.get("fieldSelector").unwrap_or(""))
+            .map_err(ApiError::bad_request)?;
+        let policy = opts["propagationPolicy"]
+            .as_str()
+            .or(p.get("propagationPolicy"))
+            .unwrap_or("Background")
+            .to_string();
         let mut st = self.state.lock();
         let key = t.rt.key();
         let victims: Vec<Arc<Stored>> = st
             .list(&key)
             .map(|m| {
                 m.values()
-                    .filter(|s| t.namespace.is_none() || !t.rt.namespaced || s.namespace() == t.ns())
+                    .filter(|s| {
+                        t.namespace.is_none() || !t.rt.namespaced || s.namespace() == t.ns()
+                    })
                     .filter(|s| labels.matches(&s.value) && fields.matches(&s.value))
                     .cloned()
                     .collect()
@@ -405,10 +521,16 @@ impl Cluster {
         if let Some(old) = old {
             let ov = &old.value;
             if let Some(rv) = obj["metadata"]["resourceVersion"].as_str()
-                && Some(rv) != ov["metadata"]["resourceVersion"].as_str() {
-                    return Err(ApiError::conflict(rt, &name));
-                }
-            for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+                && Some(rv) != ov["metadata"]["resourceVersion"].as_str()
+            {
+                return Err(ApiError::conflict(rt, &name));
+            }
+            for k in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+            ] {
                 match ov["metadata"].get(k) {
                     Some(v) => obj["metadata"][k] = v.clone(),
                     None => {
@@ -444,9 +566,10 @@ impl Cluster {
             }
         } else {
             if rt.status_subresource
-                && let Some(m) = obj.as_object_mut() {
-                    m.remove("status");
-                }
+                && let Some(m) = obj.as_object_mut()
+            {
+                m.remove("status");
+            }
             obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
             obj["metadata"]["creationTimestamp"] = json!(now());
             if let Some(m) = obj["metadata"].as_object_mut() {
@@ -467,17 +590,27 @@ impl Cluster {
                 None => 1,
                 Some(o) => {
                     let g = o.value["metadata"]["generation"].as_i64().unwrap_or(1);
-                    if spec_of(&o.value) != spec_of(&obj) { g + 1 } else { g }
+                    if spec_of(&o.value) != spec_of(&obj) {
+                        g + 1
+                    } else {
+                        g
+                    }
                 }
             };
             obj["metadata"]["generation"] = json!(generation);
         }
-        let finalizers_empty = obj["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty());
+        let finalizers_empty = obj["metadata"]["finalizers"]
+            .as_array()
+            .is_none_or(|f| f.is_empty());
         if let Some(m) = obj["metadata"].as_object_mut() {
-            if m.get("finalizers").is_some_and(|f| f.as_array().is_some_and(|a| a.is_empty())) {
+            if m.get("finalizers")
+                .is_some_and(|f| f.as_array().is_some_and(|a| a.is_empty()))
+            {
                 m.remove("finalizers");
             }
-            if m.get("managedFields").is_some_and(|f| f.as_array().is_some_and(|a| a.is_empty())) {
+            if m.get("managedFields")
+                .is_some_and(|f| f.as_array().is_some_and(|a| a.is_empty()))
+            {
                 m.remove("managedFields");
             }
         }
@@ -492,10 +625,11 @@ impl Cluster {
             return Ok(Stored::new(obj));
         }
         if let Some(o) = old
-            && o.value == obj_with_rv(&obj, &o.value) {
-                // A no-op write stores nothing and emits no event, as the API server does.
-                return Ok(o.clone());
-            }
+            && o.value == obj_with_rv(&obj, &o.value)
+        {
+            // A no-op write stores nothing and emits no event, as the API server does.
+            return Ok(o.clone());
+        }
         let rv = st.next_rv();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         let deleting = obj["metadata"]["deletionTimestamp"].is_string();
@@ -504,7 +638,15 @@ impl Cluster {
             sweep(st);
             s
         } else {
-            st.commit(&key, obj, if old.is_some() { EventType::Modified } else { EventType::Added })
+            st.commit(
+                &key,
+                obj,
+                if old.is_some() {
+                    EventType::Modified
+                } else {
+                    EventType::Added
+                },
+            )
         };
         self.notify(&key, &stored);
         Ok(stored)
@@ -531,15 +673,20 @@ impl Cluster {
             return Ok(());
         }
         let st = self.state.lock();
-        let ns_key = ResourceKey { group: String::new(), plural: "namespaces".into() };
+        let ns_key = ResourceKey {
+            group: String::new(),
+            plural: "namespaces".into(),
+        };
         match st.get(&ns_key, "", t.ns()) {
             None => Err(ApiError::namespace_not_found(t.ns())),
-            Some(ns) if ns.value["metadata"]["deletionTimestamp"].is_string() => Err(ApiError::forbidden(format!(
-                "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
-                t.rt.qualified(),
-                t.name.as_deref().unwrap_or(""),
-                t.ns()
-            ))),
+            Some(ns) if ns.value["metadata"]["deletionTimestamp"].is_string() => {
+                Err(ApiError::forbidden(format!(
+                    "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
+                    t.rt.qualified(),
+                    t.name.as_deref().unwrap_or(""),
+                    t.ns()
+                )))
+            }
             Some(_) => Ok(()),
         }
     }
@@ -559,9 +706,10 @@ fn obj_with_rv(obj: &Value, old: &Value) -> Value {
     // managedFields timestamps move on every write; a no-op is judged without them.
     o["metadata"]["managedFields"] = old["metadata"]["managedFields"].clone();
     if old["metadata"].get("managedFields").is_none()
-        && let Some(m) = o["metadata"].as_object_mut() {
-            m.remove("managedFields");
-        }
+        && let Some(m) = o["metadata"].as_object_mut()
+    {
+        m.remove("managedFields");
+    }
     o
 }
 
@@ -576,28 +724,42 @@ fn spec_of(v: &Value) -> Value {
 }
 
 fn is_dns_label(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 63 && validation::is_dns_subdomain(name) && !name.contains('.')
+    !name.is_empty()
+        && name.len() <= 63
+        && validation::is_dns_subdomain(name)
+        && !name.contains('.')
 }
 
 fn invalid_name(rt: &ResourceType, name: &str) -> ApiError {
-    ApiError::invalid(rt, name, vec![Cause {
-        kind: "FieldValueInvalid",
-        message: format!("Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
-        field: "metadata.name".into(),
-    }])
+    ApiError::invalid(
+        rt,
+        name,
+        vec![Cause {
+            kind: "FieldValueInvalid",
+            message: format!(
+                "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+            ),
+            field: "metadata.name".into(),
+        }],
+    )
 }
 
 fn random_suffix() -> String {
     use rand::Rng;
     const CH: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut r = rand::rng();
-    (0..5).map(|_| CH[r.random_range(0..CH.len())] as char).collect()
+    (0..5)
+        .map(|_| CH[r.random_range(0..CH.len())] as char)
+        .collect()
 }
 
 /// The body must be the kind the URL names.
 fn check_type(rt: &ResourceType, obj: &Value) -> Result<()> {
     if !obj.is_object() {
-        return Err(ApiError::bad_request(format!("the body of the request is not a {} object", rt.kind)));
+        return Err(ApiError::bad_request(format!(
+            "the body of the request is not a {} object",
+            rt.kind
+        )));
     }
     let av = obj["apiVersion"].as_str().unwrap_or("");
     let kind = obj["kind"].as_str().unwrap_or("");
@@ -648,7 +810,12 @@ fn crd_status(obj: &mut Value) {
     let t = now();
     let stored: Vec<Value> = obj["spec"]["versions"]
         .as_array()
-        .map(|vs| vs.iter().filter(|v| v["storage"] == true).map(|v| v["name"].clone()).collect())
+        .map(|vs| {
+            vs.iter()
+                .filter(|v| v["storage"] == true)
+                .map(|v| v["name"].clone())
+                .collect()
+        })
         .unwrap_or_default();
     obj["status"] = json!({
         "acceptedNames": names,
@@ -662,22 +829,36 @@ fn crd_status(obj: &mut Value) {
 
 /// Deletes one object: with finalizers (or Foreground dependents) it only gets a
 /// deletionTimestamp; otherwise it is removed. Returns what the client is answered.
-pub(crate) fn delete_object(st: &mut ClusterState, key: &ResourceKey, old: &Arc<Stored>, policy: &str) -> Arc<Stored> {
+pub(crate) fn delete_object(
+    st: &mut ClusterState,
+    key: &ResourceKey,
+    old: &Arc<Stored>,
+    policy: &str,
+) -> Arc<Stored> {
     let mut obj = old.value.clone();
     let is_ns = key.group.is_empty() && key.plural == "namespaces";
     let has_dependents = !st.dependents_of(old.uid()).is_empty();
     if policy == "Orphan" {
         orphan_dependents(st, old.uid());
     }
-    let mut finalizers: Vec<Value> = obj["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
-    if policy == "Foreground" && has_dependents && !finalizers.iter().any(|f| f == "foregroundDeletion") {
+    let mut finalizers: Vec<Value> = obj["metadata"]["finalizers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if policy == "Foreground"
+        && has_dependents
+        && !finalizers.iter().any(|f| f == "foregroundDeletion")
+    {
         finalizers.push(json!("foregroundDeletion"));
     }
     if is_ns {
         obj["status"]["phase"] = json!("Terminating");
     }
     if !finalizers.is_empty() || is_ns {
-        if obj["metadata"]["deletionTimestamp"].is_string() && obj["metadata"]["finalizers"].as_array().map(|a| a.len()) == Some(finalizers.len()) && !is_ns {
+        if obj["metadata"]["deletionTimestamp"].is_string()
+            && obj["metadata"]["finalizers"].as_array().map(|a| a.len()) == Some(finalizers.len())
+            && !is_ns
+        {
             return old.clone();
         }
         if !finalizers.is_empty() {
@@ -713,9 +894,16 @@ fn orphan_dependents(st: &mut ClusterState, uid: &str) {
 /// dependents are gone, and objects of deleted CRDs.
 pub(crate) fn sweep(st: &mut ClusterState) {
     loop {
-        let uids: HashSet<String> = st.objects.values().flat_map(|m| m.values().map(|s| s.uid().to_string())).collect();
+        let uids: HashSet<String> = st
+            .objects
+            .values()
+            .flat_map(|m| m.values().map(|s| s.uid().to_string()))
+            .collect();
         let terminating: HashSet<String> = st
-            .list(&ResourceKey { group: String::new(), plural: "namespaces".into() })
+            .list(&ResourceKey {
+                group: String::new(),
+                plural: "namespaces".into(),
+            })
             .map(|m| {
                 m.values()
                     .filter(|s| s.value["metadata"]["deletionTimestamp"].is_string())
@@ -730,7 +918,11 @@ pub(crate) fn sweep(st: &mut ClusterState) {
             .flat_map(|s| {
                 s.value["metadata"]["ownerReferences"]
                     .as_array()
-                    .map(|r| r.iter().filter_map(|o| o["uid"].as_str().map(String::from)).collect::<Vec<_>>())
+                    .map(|r| {
+                        r.iter()
+                            .filter_map(|o| o["uid"].as_str().map(String::from))
+                            .collect::<Vec<_>>()
+                    })
                     .unwrap_or_default()
             })
             .collect();
@@ -740,7 +932,9 @@ pub(crate) fn sweep(st: &mut ClusterState) {
             .flat_map(|m| m.values())
             .filter(|s| {
                 s.value["metadata"]["deletionTimestamp"].is_string()
-                    && s.value["metadata"]["finalizers"].as_array().is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion"))
+                    && s.value["metadata"]["finalizers"]
+                        .as_array()
+                        .is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion"))
             })
             .map(|s| s.uid().to_string())
             .collect();
@@ -761,17 +955,26 @@ pub(crate) fn sweep(st: &mut ClusterState) {
                     continue;
                 }
                 let refs = meta["ownerReferences"].as_array();
-                let orphaned = refs.is_some_and(|r| !r.is_empty() && r.iter().all(|o| !uids.contains(o["uid"].as_str().unwrap_or(""))));
+                let orphaned = refs.is_some_and(|r| {
+                    !r.is_empty()
+                        && r.iter()
+                            .all(|o| !uids.contains(o["uid"].as_str().unwrap_or("")))
+                });
                 let in_terminating_ns = !ns.is_empty() && terminating.contains(ns);
                 if (orphaned || in_terminating_ns) && !deleting {
                     work.push((key.clone(), s.clone(), false));
                 }
-                let owner_in_foreground = refs.is_some_and(|r| r.iter().any(|o| foreground.contains(o["uid"].as_str().unwrap_or(""))));
+                let owner_in_foreground = refs.is_some_and(|r| {
+                    r.iter()
+                        .any(|o| foreground.contains(o["uid"].as_str().unwrap_or("")))
+                });
                 if owner_in_foreground && !deleting {
                     cascade.push((key.clone(), s.clone()));
                 }
                 let fg_done = deleting
-                    && meta["finalizers"].as_array().is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion"))
+                    && meta["finalizers"]
+                        .as_array()
+                        .is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion"))
                     && !owners_with_dependents.contains(s.uid());
                 if fg_done {
                     let mut v = s.value.clone();
@@ -784,13 +987,18 @@ pub(crate) fn sweep(st: &mut ClusterState) {
         }
         for ns in &terminating {
             if !ns_with_content.contains(ns) {
-                let key = ResourceKey { group: String::new(), plural: "namespaces".into() };
+                let key = ResourceKey {
+                    group: String::new(),
+                    plural: "namespaces".into(),
+                };
                 if let Some(s) = st.get(&key, "", ns) {
                     let mut v = s.value.clone();
                     if let Some(f) = v["spec"]["finalizers"].as_array_mut() {
                         f.clear();
                     }
-                    let only_ns_finalizer = v["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty());
+                    let only_ns_finalizer = v["metadata"]["finalizers"]
+                        .as_array()
+                        .is_none_or(|f| f.is_empty());
                     if only_ns_finalizer {
                         work.push((key, Stored::new(v), true));
                     }
@@ -811,7 +1019,9 @@ pub(crate) fn sweep(st: &mut ClusterState) {
             let Some(current) = current else { continue };
             if remove {
                 let mut v = s.value.clone();
-                let still_final = v["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+                let still_final = v["metadata"]["finalizers"]
+                    .as_array()
+                    .is_some_and(|f| !f.is_empty());
                 let rv = st.next_rv();
                 v["metadata"]["resourceVersion"] = json!(rv.to_string());
                 if still_final && st.registry.find_key(&key).is_some() {

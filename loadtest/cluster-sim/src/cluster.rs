@@ -64,7 +64,12 @@ pub struct ClusterConfig {
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        ClusterConfig { ready_delay: Duration::from_millis(500), history_limit: 20_000, controllers: true, bookmark_interval: Duration::from_secs(5) }
+        ClusterConfig {
+            ready_delay: Duration::from_millis(500),
+            history_limit: 20_000,
+            controllers: true,
+            bookmark_interval: Duration::from_secs(5),
+        }
     }
 }
 
@@ -139,7 +144,10 @@ pub(crate) struct TokenBucket {
 
 impl TokenBucket {
     pub(crate) fn new() -> Self {
-        TokenBucket { tokens: f64::INFINITY, last: std::time::Instant::now() }
+        TokenBucket {
+            tokens: f64::INFINITY,
+            last: std::time::Instant::now(),
+        }
     }
 
     /// Takes one token at `qps` (burst of one second's worth); false when empty.

@@ -30,7 +30,10 @@ pub struct Work {
 }
 
 fn key(group: &str, plural: &str) -> ResourceKey {
-    ResourceKey { group: group.into(), plural: plural.into() }
+    ResourceKey {
+        group: group.into(),
+        plural: plural.into(),
+    }
 }
 
 /// Runs until the cluster is dropped.
@@ -43,8 +46,15 @@ pub async fn run(cluster: Weak<Cluster>, mut rx: mpsc::UnboundedReceiver<Work>) 
 
 fn reconcile(c: &Arc<Cluster>, w: &Work) {
     let mut st = c.state.lock();
-    let Some(obj) = st.get(&w.key, &w.namespace, &w.name).cloned() else { return };
-    let mut ctx = Ctx { c, st: &mut st, followups: Vec::new(), later: Vec::new() };
+    let Some(obj) = st.get(&w.key, &w.namespace, &w.name).cloned() else {
+        return;
+    };
+    let mut ctx = Ctx {
+        c,
+        st: &mut st,
+        followups: Vec::new(),
+        later: Vec::new(),
+    };
     match (w.key.group.as_str(), w.key.plural.as_str()) {
         ("apps", "deployments") => ctx.deployment(&obj),
         ("apps", "replicasets") => ctx.replicaset(&obj),
@@ -58,7 +68,9 @@ fn reconcile(c: &Arc<Cluster>, w: &Work) {
         ("autoscaling", "horizontalpodautoscalers") => ctx.hpa(&obj),
         _ => {}
     }
-    let Ctx { followups, later, .. } = ctx;
+    let Ctx {
+        followups, later, ..
+    } = ctx;
     drop(st);
     for f in followups {
         let _ = c.controller_tx.send(f);
@@ -83,12 +95,20 @@ fn age(field: &Value) -> Duration {
     field
         .as_str()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().unwrap_or_default())
+        .map(|t| {
+            (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                .to_std()
+                .unwrap_or_default()
+        })
         .unwrap_or_default()
 }
 
 fn outcome(obj: &Value, template: Option<&Value>) -> Option<String> {
-    let a = |v: &Value| v["metadata"]["annotations"][OUTCOME_ANNOTATION].as_str().map(String::from);
+    let a = |v: &Value| {
+        v["metadata"]["annotations"][OUTCOME_ANNOTATION]
+            .as_str()
+            .map(String::from)
+    };
     a(obj).or_else(|| template.and_then(a))
 }
 
@@ -116,7 +136,9 @@ fn owner_ref(owner: &Value) -> Value {
 
 fn owned_by<'v>(objs: impl Iterator<Item = &'v Arc<Stored>>, uid: &str) -> Vec<Arc<Stored>> {
     objs.filter(|s| {
-        s.value["metadata"]["ownerReferences"].as_array().is_some_and(|r| r.iter().any(|o| o["uid"].as_str() == Some(uid)))
+        s.value["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|o| o["uid"].as_str() == Some(uid)))
     })
     .cloned()
     .collect()
@@ -128,15 +150,20 @@ fn condition(t: &str, status: &str, reason: &str, message: &str, now: &str) -> V
 
 /// Keeps `lastTransitionTime` of conditions whose status did not change, as controllers do.
 fn keep_transitions(new: &mut Value, old: &Value) {
-    let Some(conds) = new.as_array_mut() else { return };
+    let Some(conds) = new.as_array_mut() else {
+        return;
+    };
     for c in conds {
-        if let Some(o) = old.as_array().and_then(|a| a.iter().find(|o| o["type"] == c["type"]))
-            && o["status"] == c["status"] {
-                c["lastTransitionTime"] = o["lastTransitionTime"].clone();
-                if o["reason"] == c["reason"] {
-                    c["lastUpdateTime"] = o["lastUpdateTime"].clone();
-                }
+        if let Some(o) = old
+            .as_array()
+            .and_then(|a| a.iter().find(|o| o["type"] == c["type"]))
+            && o["status"] == c["status"]
+        {
+            c["lastTransitionTime"] = o["lastTransitionTime"].clone();
+            if o["reason"] == c["reason"] {
+                c["lastUpdateTime"] = o["lastUpdateTime"].clone();
             }
+        }
     }
 }
 
@@ -144,7 +171,12 @@ impl Ctx<'_> {
     fn objects(&self, k: &ResourceKey, ns: &str) -> Vec<Arc<Stored>> {
         self.st
             .list(k)
-            .map(|m| m.range((ns.to_string(), String::new())..).take_while(|((n, _), _)| n == ns).map(|(_, s)| s.clone()).collect())
+            .map(|m| {
+                m.range((ns.to_string(), String::new())..)
+                    .take_while(|((n, _), _)| n == ns)
+                    .map(|(_, s)| s.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -159,13 +191,24 @@ impl Ctx<'_> {
             v["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
             v["metadata"]["creationTimestamp"] = json!(now());
         }
-        let kind = if old.is_some() { EventType::Modified } else { EventType::Added };
+        let kind = if old.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
         let s = self.st.commit(k, v, kind);
-        self.followups.push(Work { key: k.clone(), namespace: s.namespace().into(), name: s.name().into() });
+        self.followups.push(Work {
+            key: k.clone(),
+            namespace: s.namespace().into(),
+            name: s.name().into(),
+        });
     }
 
     fn set_status(&mut self, k: &ResourceKey, obj: &Arc<Stored>, mut status: Value) {
-        keep_transitions(&mut status["conditions"], &obj.value["status"]["conditions"]);
+        keep_transitions(
+            &mut status["conditions"],
+            &obj.value["status"]["conditions"],
+        );
         let mut v = obj.value.clone();
         v["status"] = status;
         self.put(k, Some(obj), v);
@@ -201,7 +244,13 @@ impl Ctx<'_> {
     }
 
     /// Pods for a workload: creates missing ones named by `names`, removes the rest.
-    fn sync_pods(&mut self, owner: &Arc<Stored>, template: &Value, names: &[String], extra_labels: Value) {
+    fn sync_pods(
+        &mut self,
+        owner: &Arc<Stored>,
+        template: &Value,
+        names: &[String],
+        extra_labels: Value,
+    ) {
         let ns = owner.namespace().to_string();
         let pk = key("", "pods");
         let pods = owned_by(self.objects(&pk, &ns).iter(), owner.uid());
@@ -221,7 +270,10 @@ impl Ctx<'_> {
             meta["name"] = json!(n);
             meta["namespace"] = json!(ns);
             meta["ownerReferences"] = json!([owner_ref(&owner.value)]);
-            if let (Some(l), Some(extra)) = (meta["labels"].as_object_mut().or(None), extra_labels.as_object()) {
+            if let (Some(l), Some(extra)) = (
+                meta["labels"].as_object_mut().or(None),
+                extra_labels.as_object(),
+            ) {
                 for (k, v) in extra {
                     l.insert(k.clone(), v.clone());
                 }
@@ -238,11 +290,20 @@ impl Ctx<'_> {
     }
 
     fn pod_counts(&self, owner: &Arc<Stored>) -> (i64, i64, i64, i64) {
-        let pods = owned_by(self.objects(&key("", "pods"), owner.namespace()).iter(), owner.uid());
+        let pods = owned_by(
+            self.objects(&key("", "pods"), owner.namespace()).iter(),
+            owner.uid(),
+        );
         let live: Vec<_> = pods.iter().filter(|p| !Self::deleting(&p.value)).collect();
         let ready = live.iter().filter(|p| pod_ready(&p.value)).count() as i64;
-        let succeeded = live.iter().filter(|p| p.value["status"]["phase"] == "Succeeded").count() as i64;
-        let failed = live.iter().filter(|p| p.value["status"]["phase"] == "Failed").count() as i64;
+        let succeeded = live
+            .iter()
+            .filter(|p| p.value["status"]["phase"] == "Succeeded")
+            .count() as i64;
+        let failed = live
+            .iter()
+            .filter(|p| p.value["status"]["phase"] == "Failed")
+            .count() as i64;
         (live.len() as i64, ready, succeeded, failed)
     }
 
@@ -295,11 +356,24 @@ impl Ctx<'_> {
         }
         // Status from the ReplicaSets as they are now.
         let owned = owned_by(self.objects(&rk, &ns).iter(), d.uid());
-        let sum = |f: &str| owned.iter().map(|r| r.value["status"][f].as_i64().unwrap_or(0)).sum::<i64>();
+        let sum = |f: &str| {
+            owned
+                .iter()
+                .map(|r| r.value["status"][f].as_i64().unwrap_or(0))
+                .sum::<i64>()
+        };
         let new_rs = owned.iter().find(|r| r.name() == rs_name);
-        let updated = new_rs.map(|r| r.value["status"]["replicas"].as_i64().unwrap_or(0)).unwrap_or(0);
-        let new_available = new_rs.map(|r| r.value["status"]["availableReplicas"].as_i64().unwrap_or(0)).unwrap_or(0);
-        let (total, ready, available) = (sum("replicas"), sum("readyReplicas"), sum("availableReplicas"));
+        let updated = new_rs
+            .map(|r| r.value["status"]["replicas"].as_i64().unwrap_or(0))
+            .unwrap_or(0);
+        let new_available = new_rs
+            .map(|r| r.value["status"]["availableReplicas"].as_i64().unwrap_or(0))
+            .unwrap_or(0);
+        let (total, ready, available) = (
+            sum("replicas"),
+            sum("readyReplicas"),
+            sum("availableReplicas"),
+        );
         let t = now();
         let complete = updated == replicas && total == replicas && new_available == replicas;
         let deadline = v["spec"]["progressDeadlineSeconds"].as_u64().unwrap_or(600);
@@ -310,26 +384,62 @@ impl Ctx<'_> {
             .unwrap_or(Value::Null);
         let same_generation = v["status"]["observedGeneration"] == v["metadata"]["generation"];
         let progressing = if complete {
-            condition("Progressing", "True", "NewReplicaSetAvailable", &format!("ReplicaSet \"{rs_name}\" has successfully progressed."), &t)
+            condition(
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                &format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
+                &t,
+            )
         } else if same_generation
             && (old_progress["reason"] == "ProgressDeadlineExceeded"
                 || (old_progress["reason"] != "NewReplicaSetAvailable"
                     && age(&old_progress["lastUpdateTime"]) >= Duration::from_secs(deadline)))
         {
             // Once exceeded, a rollout stays failed until it completes or its spec changes.
-            condition("Progressing", "False", "ProgressDeadlineExceeded", &format!("ReplicaSet \"{rs_name}\" has timed out progressing."), &t)
+            condition(
+                "Progressing",
+                "False",
+                "ProgressDeadlineExceeded",
+                &format!("ReplicaSet \"{rs_name}\" has timed out progressing."),
+                &t,
+            )
         } else {
             if !Self::deleting(v) {
-                self.later.push((Duration::from_secs(deadline) + Duration::from_millis(100), Work {
-                    key: key("apps", "deployments"), namespace: ns.clone(), name: d.name().into() }));
+                self.later.push((
+                    Duration::from_secs(deadline) + Duration::from_millis(100),
+                    Work {
+                        key: key("apps", "deployments"),
+                        namespace: ns.clone(),
+                        name: d.name().into(),
+                    },
+                ));
             }
-            condition("Progressing", "True", "ReplicaSetUpdated", &format!("ReplicaSet \"{rs_name}\" is progressing."), &t)
+            condition(
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                &format!("ReplicaSet \"{rs_name}\" is progressing."),
+                &t,
+            )
         };
         let min_available = replicas - max_unavailable(v, replicas);
         let available_cond = if available >= min_available {
-            condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", &t)
+            condition(
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.",
+                &t,
+            )
         } else {
-            condition("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.", &t)
+            condition(
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+                &t,
+            )
         };
         let mut status = json!({"observedGeneration": v["metadata"]["generation"], "replicas": total,
             "updatedReplicas": updated, "readyReplicas": ready, "availableReplicas": available,
@@ -337,9 +447,17 @@ impl Ctx<'_> {
         if total - available > 0 {
             status["unavailableReplicas"] = json!(total - available);
         }
-        for f in ["readyReplicas", "availableReplicas", "updatedReplicas", "replicas"] {
+        for f in [
+            "readyReplicas",
+            "availableReplicas",
+            "updatedReplicas",
+            "replicas",
+        ] {
             if status[f] == 0 {
-                status.as_object_mut().expect("status is an object").remove(f);
+                status
+                    .as_object_mut()
+                    .expect("status is an object")
+                    .remove(f);
             }
         }
         let dk = key("apps", "deployments");
@@ -353,15 +471,20 @@ impl Ctx<'_> {
         let replicas = rs.value["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
         let names: Vec<String> = {
             let pk = key("", "pods");
-            let mut existing: Vec<String> = owned_by(self.objects(&pk, rs.namespace()).iter(), rs.uid())
-                .iter()
-                .filter(|p| !Self::deleting(&p.value))
-                .map(|p| p.name().to_string())
-                .collect();
+            let mut existing: Vec<String> =
+                owned_by(self.objects(&pk, rs.namespace()).iter(), rs.uid())
+                    .iter()
+                    .filter(|p| !Self::deleting(&p.value))
+                    .map(|p| p.name().to_string())
+                    .collect();
             existing.sort();
             existing.truncate(replicas as usize);
             while existing.len() < replicas as usize {
-                existing.push(format!("{}-{}", rs.name(), &fnv_hex(&json!([rs.uid(), existing.len()]))[..5]));
+                existing.push(format!(
+                    "{}-{}",
+                    rs.name(),
+                    &fnv_hex(&json!([rs.uid(), existing.len()]))[..5]
+                ));
             }
             existing
         };
@@ -372,7 +495,10 @@ impl Ctx<'_> {
             "availableReplicas": ready, "observedGeneration": rs.value["metadata"]["generation"]});
         for f in ["readyReplicas", "availableReplicas", "fullyLabeledReplicas"] {
             if status[f] == 0 {
-                status.as_object_mut().expect("status is an object").remove(f);
+                status
+                    .as_object_mut()
+                    .expect("status is an object")
+                    .remove(f);
             }
         }
         self.set_status(&key("apps", "replicasets"), rs, status);
@@ -387,8 +513,13 @@ impl Ctx<'_> {
         let names: Vec<String> = (0..replicas).map(|i| format!("{}-{i}", s.name())).collect();
         let revision = format!("{}-{}", s.name(), fnv_hex(&s.value["spec"]["template"]));
         let template = s.value["spec"]["template"].clone();
-        self.sync_pods(s, &template, &names, json!({"controller-revision-hash": revision,
-            "statefulset.kubernetes.io/pod-name": ""}));
+        self.sync_pods(
+            s,
+            &template,
+            &names,
+            json!({"controller-revision-hash": revision,
+            "statefulset.kubernetes.io/pod-name": ""}),
+        );
         let (count, ready, _, _) = self.pod_counts(s);
         let status = json!({"observedGeneration": s.value["metadata"]["generation"], "replicas": count,
             "readyReplicas": ready, "currentReplicas": count, "updatedReplicas": count, "availableReplicas": ready,
@@ -422,7 +553,9 @@ impl Ctx<'_> {
             return;
         }
         let done = v["status"]["conditions"].as_array().is_some_and(|cs| {
-            cs.iter().any(|c| (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True")
+            cs.iter().any(|c| {
+                (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True"
+            })
         });
         if done {
             return;
@@ -430,31 +563,69 @@ impl Ctx<'_> {
         let completions = v["spec"]["completions"].as_i64().unwrap_or(1);
         let (_, _, succeeded, failed) = self.pod_counts(j);
         let t = now();
-        let start = v["status"]["startTime"].as_str().map(String::from).unwrap_or_else(|| t.clone());
+        let start = v["status"]["startTime"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| t.clone());
         let mut status = json!({"startTime": start, "active": 0, "succeeded": succeeded, "failed": failed,
             "terminating": 0, "ready": 0, "uncountedTerminatedPods": {}});
         let backoff = v["spec"]["backoffLimit"].as_i64().unwrap_or(6);
-        if failed > 0 && (failed > backoff || outcome(v, Some(&v["spec"]["template"])).as_deref() == Some("fail")) {
+        if failed > 0
+            && (failed > backoff
+                || outcome(v, Some(&v["spec"]["template"])).as_deref() == Some("fail"))
+        {
             status["conditions"] = json!([
-                condition("FailureTarget", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit", &t),
-                condition("Failed", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit", &t),
+                condition(
+                    "FailureTarget",
+                    "True",
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit",
+                    &t
+                ),
+                condition(
+                    "Failed",
+                    "True",
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit",
+                    &t
+                ),
             ]);
         } else if succeeded >= completions {
             status["completionTime"] = json!(t);
             status["conditions"] = json!([
-                condition("SuccessCriteriaMet", "True", "CompletionsReached", "Reached expected number of succeeded pods", &t),
-                condition("Complete", "True", "CompletionsReached", "Reached expected number of succeeded pods", &t),
+                condition(
+                    "SuccessCriteriaMet",
+                    "True",
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                    &t
+                ),
+                condition(
+                    "Complete",
+                    "True",
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                    &t
+                ),
             ]);
         } else {
             let name = format!("{}-{}", j.name(), &fnv_hex(&json!([j.uid(), failed]))[..5]);
             let template = v["spec"]["template"].clone();
-            let mut names: Vec<String> = owned_by(self.objects(&key("", "pods"), j.namespace()).iter(), j.uid())
-                .iter()
-                .filter(|p| p.value["status"]["phase"] == "Failed")
-                .map(|p| p.name().to_string())
-                .collect();
+            let mut names: Vec<String> = owned_by(
+                self.objects(&key("", "pods"), j.namespace()).iter(),
+                j.uid(),
+            )
+            .iter()
+            .filter(|p| p.value["status"]["phase"] == "Failed")
+            .map(|p| p.name().to_string())
+            .collect();
             names.push(name);
-            self.sync_pods(j, &template, &names, json!({"batch.kubernetes.io/job-name": j.name(), "job-name": j.name()}));
+            self.sync_pods(
+                j,
+                &template,
+                &names,
+                json!({"batch.kubernetes.io/job-name": j.name(), "job-name": j.name()}),
+            );
             status["active"] = json!(1);
         }
         self.set_status(&key("batch", "jobs"), j, status);
@@ -482,14 +653,26 @@ impl Ctx<'_> {
                 nv["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "True", "lastTransitionTime": now()}]);
                 self.put(&pk, Some(p), nv);
             }
-            self.later.push((delay - waited + Duration::from_millis(5), Work { key: pk, namespace: p.namespace().into(), name: p.name().into() }));
+            self.later.push((
+                delay - waited + Duration::from_millis(5),
+                Work {
+                    key: pk,
+                    namespace: p.namespace().into(),
+                    name: p.name().into(),
+                },
+            ));
             return;
         }
         let t = now();
         let restart = v["spec"]["restartPolicy"].as_str().unwrap_or("Always");
-        let job_pod = v["metadata"]["ownerReferences"].as_array().is_some_and(|r| r.iter().any(|o| o["kind"] == "Job"));
+        let job_pod = v["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|o| o["kind"] == "Job"));
         let outcome = outcome(v, None);
-        let containers: Vec<Value> = v["spec"]["containers"].as_array().cloned().unwrap_or_default();
+        let containers: Vec<Value> = v["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let statuses = |state: Value, ready: bool, restarts: i64, last: Value| -> Value {
             Value::Array(
                 containers
@@ -504,7 +687,10 @@ impl Ctx<'_> {
         nv["spec"]["nodeName"] = json!(NODE);
         nv["status"]["startTime"] = json!(created);
         nv["status"]["hostIP"] = json!("10.0.0.1");
-        nv["status"]["podIP"] = json!(format!("10.244.0.{}", 2 + (fnv_hex(&json!(p.uid())).len() % 200)));
+        nv["status"]["podIP"] = json!(format!(
+            "10.244.0.{}",
+            2 + (fnv_hex(&json!(p.uid())).len() % 200)
+        ));
         let ready_cond = |s: &str| {
             json!([{"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
                 {"type": "Initialized", "status": "True", "lastTransitionTime": t},
@@ -534,7 +720,8 @@ impl Ctx<'_> {
         } else {
             nv["status"]["phase"] = json!("Running");
             nv["status"]["conditions"] = ready_cond("True");
-            nv["status"]["containerStatuses"] = statuses(json!({"running": {"startedAt": t}}), true, 0, json!({}));
+            nv["status"]["containerStatuses"] =
+                statuses(json!({"running": {"startedAt": t}}), true, 0, json!({}));
         }
         self.put(&pk, Some(p), nv);
         self.wake_owner(v);
@@ -544,14 +731,23 @@ impl Ctx<'_> {
         let delay = self.c.config.ready_delay;
         let waited = age(&obj.value["metadata"]["creationTimestamp"]);
         if waited < delay {
-            self.later.push((delay - waited + Duration::from_millis(5), Work { key: k, namespace: obj.namespace().into(), name: obj.name().into() }));
+            self.later.push((
+                delay - waited + Duration::from_millis(5),
+                Work {
+                    key: k,
+                    namespace: obj.namespace().into(),
+                    name: obj.name().into(),
+                },
+            ));
             return false;
         }
         true
     }
 
     fn pvc(&mut self, p: &Arc<Stored>) {
-        if p.value["status"]["phase"] == "Bound" || !self.after_delay(p, key("", "persistentvolumeclaims")) {
+        if p.value["status"]["phase"] == "Bound"
+            || !self.after_delay(p, key("", "persistentvolumeclaims"))
+        {
             return;
         }
         let mut v = p.value.clone();
@@ -563,7 +759,9 @@ impl Ctx<'_> {
 
     fn service(&mut self, s: &Arc<Stored>) {
         let lb = s.value["spec"]["type"] == "LoadBalancer";
-        let has = s.value["status"]["loadBalancer"]["ingress"].as_array().is_some_and(|a| !a.is_empty());
+        let has = s.value["status"]["loadBalancer"]["ingress"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
         if !lb || has || !self.after_delay(s, key("", "services")) {
             return;
         }
@@ -573,7 +771,9 @@ impl Ctx<'_> {
     }
 
     fn ingress(&mut self, i: &Arc<Stored>) {
-        let has = i.value["status"]["loadBalancer"]["ingress"].as_array().is_some_and(|a| !a.is_empty());
+        let has = i.value["status"]["loadBalancer"]["ingress"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
         if has || !self.after_delay(i, key("networking.k8s.io", "ingresses")) {
             return;
         }
@@ -598,14 +798,21 @@ impl Ctx<'_> {
 }
 
 fn pod_ready(p: &Value) -> bool {
-    p["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    p["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
 }
 
 fn max_unavailable(d: &Value, replicas: i64) -> i64 {
     let ru = &d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"];
     match ru {
         Value::Number(n) => n.as_i64().unwrap_or(0),
-        Value::String(s) if s.ends_with('%') => s.trim_end_matches('%').parse::<i64>().map(|p| replicas * p / 100).unwrap_or(0),
+        Value::String(s) if s.ends_with('%') => s
+            .trim_end_matches('%')
+            .parse::<i64>()
+            .map(|p| replicas * p / 100)
+            .unwrap_or(0),
         _ => 0,
     }
 }

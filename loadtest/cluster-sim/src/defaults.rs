@@ -5,9 +5,10 @@ use serde_json::{Map, Value, json};
 
 fn set_default(obj: &mut Value, key: &str, v: Value) {
     if let Value::Object(m) = obj
-        && m.get(key).is_none_or(Value::is_null) {
-            m.insert(key.into(), v);
-        }
+        && m.get(key).is_none_or(Value::is_null)
+    {
+        m.insert(key.into(), v);
+    }
 }
 
 fn child<'a>(obj: &'a mut Value, key: &str) -> &'a mut Value {
@@ -38,7 +39,15 @@ fn container(c: &mut Value) {
         let last = image.rsplit('/').next().unwrap_or("");
         !last.contains(':') && !image.contains('@') || last.ends_with(":latest")
     };
-    set_default(c, "imagePullPolicy", json!(if tag_is_latest { "Always" } else { "IfNotPresent" }));
+    set_default(
+        c,
+        "imagePullPolicy",
+        json!(if tag_is_latest {
+            "Always"
+        } else {
+            "IfNotPresent"
+        }),
+    );
     set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
     set_default(c, "terminationMessagePolicy", json!("File"));
     set_default(c, "resources", json!({}));
@@ -79,7 +88,11 @@ pub fn apply(kind: &str, obj: &mut Value, cluster_ip: impl FnOnce() -> String) {
             set_default(spec, "replicas", json!(1));
             set_default(spec, "revisionHistoryLimit", json!(10));
             set_default(spec, "podManagementPolicy", json!("OrderedReady"));
-            set_default(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+            set_default(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
             template(spec);
         }
         "DaemonSet" => {
@@ -159,10 +172,14 @@ pub fn apply(kind: &str, obj: &mut Value, cluster_ip: impl FnOnce() -> String) {
 
 /// `stringData` is write-only: the server moves it into `data` as base64.
 fn fold_string_data(obj: &mut Value) {
-    let Some(Value::Object(sd)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) else { return };
+    let Some(Value::Object(sd)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) else {
+        return;
+    };
     let data = child(obj, "data");
     for (k, v) in sd {
-        data[k] = json!(crate::kubeconfig::base64(v.as_str().unwrap_or("").as_bytes()));
+        data[k] = json!(crate::kubeconfig::base64(
+            v.as_str().unwrap_or("").as_bytes()
+        ));
     }
 }
 

@@ -5,13 +5,27 @@ use serde_json::{Value, json};
 
 use crate::resources::{Registry, ResourceType};
 
-pub const AGGREGATED_CONTENT_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
-const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 /// Whether the Accept header asks for aggregated discovery (v2).
 pub fn wants_aggregated(accept: &str) -> bool {
-    accept.split(',').any(|a| a.contains("g=apidiscovery.k8s.io") && a.contains("as=APIGroupDiscoveryList") && a.contains("v=v2"))
+    accept.split(',').any(|a| {
+        a.contains("g=apidiscovery.k8s.io")
+            && a.contains("as=APIGroupDiscoveryList")
+            && a.contains("v=v2")
+    })
 }
 
 pub fn version() -> Value {
@@ -71,13 +85,20 @@ pub fn api_versions(server: &str) -> Value {
 }
 
 fn api_group(g: &str, vs: &[String]) -> Value {
-    let versions: Vec<Value> = vs.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
+    let versions: Vec<Value> = vs
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+        .collect();
     json!({"name": g, "versions": versions, "preferredVersion": versions[0]})
 }
 
 pub fn api_group_list(reg: &Registry) -> Value {
-    let groups: Vec<Value> =
-        reg.group_versions().iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| api_group(g, vs)).collect();
+    let groups: Vec<Value> = reg
+        .group_versions()
+        .iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, vs)| api_group(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -110,12 +131,22 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
     if resources.is_empty() {
         return None;
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 /// `/openapi/v3`: one entry per group-version.
@@ -124,8 +155,14 @@ pub fn openapi_index(reg: &Registry) -> Value {
     for (g, vs) in reg.group_versions() {
         for v in vs {
             let p = gv_path(&g, &v);
-            let hash = format!("{:016X}", fnv(reg.in_group_version(&g, &v).map(|t| t.kind.as_str())));
-            paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}));
+            let hash = format!(
+                "{:016X}",
+                fnv(reg.in_group_version(&g, &v).map(|t| t.kind.as_str()))
+            );
+            paths.insert(
+                p.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}),
+            );
         }
     }
     json!({"paths": paths})
@@ -174,11 +211,16 @@ pub fn openapi_group_version(reg: &Registry, group: &str, version: &str) -> Opti
                 "responses": {"200": {"description": "OK"}},
                 "x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk})
         };
-        paths.insert(item_path(t), json!({"patch": op("patch"), "put": op("replace")}));
+        paths.insert(
+            item_path(t),
+            json!({"patch": op("patch"), "put": op("replace")}),
+        );
     }
     if paths.is_empty() {
         return None;
     }
-    Some(json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.37.0"},
-        "paths": paths, "components": {"schemas": {}}}))
+    Some(
+        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.37.0"},
+        "paths": paths, "components": {"schemas": {}}}),
+    )
 }

@@ -28,7 +28,13 @@ pub struct Cause<'a> {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None, retry_after: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }
     }
 
     fn with_details(mut self, rt: Option<&ResourceType>, name: &str, causes: &[Cause]) -> Self {
@@ -58,12 +64,20 @@ impl ApiError {
     }
 
     pub fn not_found(rt: &ResourceType, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{}\" not found", rt.qualified(), name))
-            .with_details(Some(rt), name, &[])
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{}\" not found", rt.qualified(), name),
+        )
+        .with_details(Some(rt), name, &[])
     }
 
     pub fn not_found_path() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
 
     pub fn namespace_not_found(ns: &str) -> Self {
@@ -73,8 +87,12 @@ impl ApiError {
     }
 
     pub fn already_exists(rt: &ResourceType, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{}\" already exists", rt.qualified(), name))
-            .with_details(Some(rt), name, &[])
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{}\" already exists", rt.qualified(), name),
+        )
+        .with_details(Some(rt), name, &[])
     }
 
     pub fn conflict(rt: &ResourceType, name: &str) -> Self {
@@ -90,20 +108,40 @@ impl ApiError {
         .with_details(Some(rt), name, &[])
     }
 
-    pub fn apply_conflict(rt: &ResourceType, name: &str, message: String, fields: &[String]) -> Self {
+    pub fn apply_conflict(
+        rt: &ResourceType,
+        name: &str,
+        message: String,
+        fields: &[String],
+    ) -> Self {
         let causes: Vec<Cause> = fields
             .iter()
-            .map(|f| Cause { kind: "FieldManagerConflict", message: format!("conflict with {f}"), field: f.clone() })
+            .map(|f| Cause {
+                kind: "FieldManagerConflict",
+                message: format!("conflict with {f}"),
+                field: f.clone(),
+            })
             .collect();
         Self::new(409, "Conflict", message).with_details(Some(rt), name, &causes)
     }
 
     /// 422 Invalid: `<Kind> "<name>" is invalid: <field>: <message>`.
     pub fn invalid(rt: &ResourceType, name: &str, causes: Vec<Cause>) -> Self {
-        let list: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
-        let joined = if list.len() == 1 { list[0].clone() } else { format!("[{}]", list.join(", ")) };
-        Self::new(422, "Invalid", format!("{} \"{}\" is invalid: {}", rt.kind, name, joined))
-            .with_details(Some(rt), name, &causes)
+        let list: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        let joined = if list.len() == 1 {
+            list[0].clone()
+        } else {
+            format!("[{}]", list.join(", "))
+        };
+        Self::new(
+            422,
+            "Invalid",
+            format!("{} \"{}\" is invalid: {}", rt.kind, name, joined),
+        )
+        .with_details(Some(rt), name, &causes)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -115,15 +153,29 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
 
     pub fn unsupported_media_type(ct: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {ct:?})"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {ct:?})"
+            ),
+        )
     }
 
     pub fn too_large() -> Self {
-        Self::new(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            "Request entity too large: limit is 3145728",
+        )
     }
 
     pub fn expired(message: impl Into<String>) -> Self {
@@ -135,7 +187,11 @@ impl ApiError {
     }
 
     pub fn too_many_requests() -> Self {
-        let mut e = Self::new(429, "TooManyRequests", "Too many requests, please try again later.");
+        let mut e = Self::new(
+            429,
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+        );
         e.retry_after = Some(1);
         e
     }
@@ -147,7 +203,11 @@ impl ApiError {
     }
 
     pub fn watch_list_forbidden() -> Self {
-        Self::new(422, "Invalid", "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled")
+        Self::new(
+            422,
+            "Invalid",
+            "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+        )
     }
 
     fn with_kind(mut self, kind: &str) -> Self {

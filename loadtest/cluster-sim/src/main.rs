@@ -10,7 +10,10 @@ use clap::{Parser, Subcommand};
 use cluster_sim::{ClusterConfig, Faults, Sim, SimConfig};
 
 #[derive(Parser)]
-#[command(name = "cluster-sim", about = "Kubernetes API emulator: many simulated clusters in one process")]
+#[command(
+    name = "cluster-sim",
+    about = "Kubernetes API emulator: many simulated clusters in one process"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -66,7 +69,11 @@ enum Cmd {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     match Cli::parse().cmd {
         Cmd::Serve(a) => serve(a).await,
         Cmd::Bench(a) => cluster_sim::bench::run(a).await,
@@ -79,7 +86,10 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         listen: a.listen,
         tls: a.tls,
         state_dir: a.state_dir,
-        cluster: ClusterConfig { ready_delay: Duration::from_millis(a.ready_delay_ms), ..ClusterConfig::default() },
+        cluster: ClusterConfig {
+            ready_delay: Duration::from_millis(a.ready_delay_ms),
+            ..ClusterConfig::default()
+        },
         faults: Faults {
             latency_ms: a.latency_ms,
             latency_jitter_ms: a.latency_jitter_ms,
@@ -94,15 +104,24 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     match &a.kubeconfig {
         Some(p) => {
             if let Some(dir) = p.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
             }
-            std::fs::write(p, sim.kubeconfig()).with_context(|| format!("writing kubeconfig {}", p.display()))?;
+            std::fs::write(p, sim.kubeconfig())
+                .with_context(|| format!("writing kubeconfig {}", p.display()))?;
             eprintln!("kubeconfig written to {}", p.display());
         }
         None => print!("{}", sim.kubeconfig()),
     }
-    eprintln!("cluster-sim: {} cluster(s), first at {}, admin at {}", a.clusters, sim.url(0), sim.admin_url());
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    eprintln!(
+        "cluster-sim: {} cluster(s), first at {}, admin at {}",
+        a.clusters,
+        sim.url(0),
+        sim.admin_url()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     eprintln!("cluster-sim: stopping");
     sim.shutdown().await;
     Ok(())

@@ -26,21 +26,34 @@ pub struct ResourceType {
 impl ResourceType {
     /// `deployments.apps`, or `configmaps` for the core group: how Status messages name it.
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
     }
 
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 
     /// Storage identity: the same objects are seen through every version of a group/plural.
     pub fn key(&self) -> ResourceKey {
-        ResourceKey { group: self.group.clone(), plural: self.plural.clone() }
+        ResourceKey {
+            group: self.group.clone(),
+            plural: self.plural.clone(),
+        }
     }
 }
 
 /// A resource independent of version: where its objects live in the store.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ResourceKey {
     pub group: String,
     pub plural: String,
@@ -65,7 +78,15 @@ const fn b(
     short: &'static [&'static str],
     status: bool,
 ) -> Builtin {
-    Builtin { group, version, kind, plural, namespaced, short, status }
+    Builtin {
+        group,
+        version,
+        kind,
+        plural,
+        namespaced,
+        short,
+        status,
+    }
 }
 
 const BUILTINS: &[Builtin] = &[
@@ -73,31 +94,151 @@ const BUILTINS: &[Builtin] = &[
     b("", "v1", "ConfigMap", "configmaps", true, &["cm"], false),
     b("", "v1", "Secret", "secrets", true, &[], false),
     b("", "v1", "Service", "services", true, &["svc"], true),
-    b("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false),
+    b(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        true,
+        &["sa"],
+        false,
+    ),
     b("", "v1", "Pod", "pods", true, &["po"], true),
-    b("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], true),
+    b(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        true,
+        &["pvc"],
+        true,
+    ),
     b("", "v1", "Endpoints", "endpoints", true, &["ep"], false),
     b("", "v1", "Event", "events", true, &["ev"], false),
-    b("apps", "v1", "Deployment", "deployments", true, &["deploy"], true),
-    b("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], true),
-    b("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true),
+    b(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        true,
+        &["deploy"],
+        true,
+    ),
+    b(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        true,
+        &["rs"],
+        true,
+    ),
+    b(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        true,
+        &["sts"],
+        true,
+    ),
     b("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], true),
     b("batch", "v1", "Job", "jobs", true, &[], true),
     b("batch", "v1", "CronJob", "cronjobs", true, &["cj"], true),
-    b("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], true),
-    b("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"], false),
-    b("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], false),
-    b("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], false),
-    b("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], false),
-    b("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], false),
-    b("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"], true),
-    b("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"], true),
-    b("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"], true),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        true,
+        &["ing"],
+        true,
+    ),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        true,
+        &["netpol"],
+        false,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        true,
+        &[],
+        false,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        true,
+        &[],
+        false,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        false,
+        &[],
+        false,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false,
+        &[],
+        false,
+    ),
+    b(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        true,
+        &["pdb"],
+        true,
+    ),
+    b(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        true,
+        &["hpa"],
+        true,
+    ),
+    b(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+        &["crd", "crds"],
+        true,
+    ),
 ];
 
 /// Kinds kubectl lists under `kubectl get all`.
-const CATEGORY_ALL: &[&str] =
-    &["pods", "services", "deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs"];
+const CATEGORY_ALL: &[&str] = &[
+    "pods",
+    "services",
+    "deployments",
+    "replicasets",
+    "statefulsets",
+    "daemonsets",
+    "jobs",
+    "cronjobs",
+];
 
 /// What one cluster serves right now. Cheap to clone: built-ins are shared.
 #[derive(Debug, Clone)]
@@ -107,7 +248,9 @@ pub struct Registry {
 
 impl Registry {
     pub fn builtin() -> Self {
-        Registry { types: Arc::new(builtin_types()) }
+        Registry {
+            types: Arc::new(builtin_types()),
+        }
     }
 
     /// Built-ins plus one type per served version of each established CRD.
@@ -119,19 +262,27 @@ impl Registry {
             }
             types.extend(crd_types(crd));
         }
-        Registry { types: Arc::new(types) }
+        Registry {
+            types: Arc::new(types),
+        }
     }
 
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
-        self.types.iter().find(|t| t.group == group && t.version == version && t.plural == plural)
+        self.types
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.plural == plural)
     }
 
     pub fn find_key(&self, key: &ResourceKey) -> Option<&ResourceType> {
-        self.types.iter().find(|t| t.group == key.group && t.plural == key.plural)
+        self.types
+            .iter()
+            .find(|t| t.group == key.group && t.plural == key.plural)
     }
 
     pub fn find_kind(&self, api_version: &str, kind: &str) -> Option<&ResourceType> {
-        self.types.iter().find(|t| t.api_version() == api_version && t.kind == kind)
+        self.types
+            .iter()
+            .find(|t| t.api_version() == api_version && t.kind == kind)
     }
 
     pub fn group_versions(&self) -> Vec<(String, Vec<String>)> {
@@ -146,8 +297,14 @@ impl Registry {
         out
     }
 
-    pub fn in_group_version<'a>(&'a self, group: &'a str, version: &'a str) -> impl Iterator<Item = &'a ResourceType> {
-        self.types.iter().filter(move |t| t.group == group && t.version == version)
+    pub fn in_group_version<'a>(
+        &'a self,
+        group: &'a str,
+        version: &'a str,
+    ) -> impl Iterator<Item = &'a ResourceType> {
+        self.types
+            .iter()
+            .filter(move |t| t.group == group && t.version == version)
     }
 }
 
@@ -162,7 +319,11 @@ fn builtin_types() -> Vec<ResourceType> {
             singular: b.kind.to_lowercase(),
             namespaced: b.namespaced,
             short_names: b.short.iter().map(|s| s.to_string()).collect(),
-            categories: if CATEGORY_ALL.contains(&b.plural) { vec!["all".into()] } else { vec![] },
+            categories: if CATEGORY_ALL.contains(&b.plural) {
+                vec!["all".into()]
+            } else {
+                vec![]
+            },
             status_subresource: b.status,
             builtin: true,
             schema: None,
@@ -171,20 +332,33 @@ fn builtin_types() -> Vec<ResourceType> {
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn crd_types(crd: &Value) -> Vec<ResourceType> {
     let spec = &crd["spec"];
     let names = &spec["names"];
-    let (Some(group), Some(kind), Some(plural)) =
-        (spec["group"].as_str(), names["kind"].as_str(), names["plural"].as_str())
-    else {
+    let (Some(group), Some(kind), Some(plural)) = (
+        spec["group"].as_str(),
+        names["kind"].as_str(),
+        names["plural"].as_str(),
+    ) else {
         return vec![];
     };
-    let singular = names["singular"].as_str().map(String::from).unwrap_or_else(|| kind.to_lowercase());
+    let singular = names["singular"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| kind.to_lowercase());
     let namespaced = spec["scope"].as_str() != Some("Cluster");
-    let Some(versions) = spec["versions"].as_array() else { return vec![] };
+    let Some(versions) = spec["versions"].as_array() else {
+        return vec![];
+    };
     versions
         .iter()
         .filter(|v| v["served"].as_bool().unwrap_or(true))
@@ -200,7 +374,9 @@ fn crd_types(crd: &Value) -> Vec<ResourceType> {
                 categories: strings(&names["categories"]),
                 status_subresource: v["subresources"]["status"].is_object(),
                 builtin: false,
-                schema: v["schema"]["openAPIV3Schema"].as_object().map(|_| v["schema"]["openAPIV3Schema"].clone()),
+                schema: v["schema"]["openAPIV3Schema"]
+                    .as_object()
+                    .map(|_| v["schema"]["openAPIV3Schema"].clone()),
             })
         })
         .collect()

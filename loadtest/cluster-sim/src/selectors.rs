@@ -45,7 +45,9 @@ fn valid_key(k: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && k.split('/').count() <= 2
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -53,7 +55,8 @@ fn valid_key(k: &str) -> bool {
 fn valid_value(v: &str) -> bool {
     v.is_empty()
         || (v.len() <= 63
-            && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             && v.starts_with(|c: char| c.is_ascii_alphanumeric())
             && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
 }
@@ -66,7 +69,8 @@ impl LabelSelector {
         }
         for part in split_top(s) {
             let part = part.trim();
-            let bad = || format!("unable to parse requirement: found '{part}', expected: identifier");
+            let bad =
+                || format!("unable to parse requirement: found '{part}', expected: identifier");
             let req = if let Some((k, rest)) = split_word(part, " notin ") {
                 Requirement::NotIn(k, parse_set(rest).ok_or_else(bad)?)
             } else if let Some((k, rest)) = split_word(part, " in ") {
@@ -84,7 +88,9 @@ impl LabelSelector {
             };
             let (key, values): (&str, Vec<&str>) = match &req {
                 Requirement::Eq(k, v) | Requirement::NotEq(k, v) => (k, vec![v.as_str()]),
-                Requirement::In(k, vs) | Requirement::NotIn(k, vs) => (k, vs.iter().map(String::as_str).collect()),
+                Requirement::In(k, vs) | Requirement::NotIn(k, vs) => {
+                    (k, vs.iter().map(String::as_str).collect())
+                }
                 Requirement::Exists(k) | Requirement::NotExists(k) => (k, vec![]),
             };
             if !valid_key(key) {
@@ -108,7 +114,9 @@ impl LabelSelector {
 
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = &obj["metadata"]["labels"];
-        self.0.iter().all(|r| eval(r, |k| labels.get(k).and_then(Value::as_str)))
+        self.0
+            .iter()
+            .all(|r| eval(r, |k| labels.get(k).and_then(Value::as_str)))
     }
 }
 
@@ -119,7 +127,13 @@ fn split_word<'a>(part: &'a str, word: &str) -> Option<(String, &'a str)> {
 
 fn parse_set(s: &str) -> Option<Vec<String>> {
     let inner = s.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Some(
+        inner
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect(),
+    )
 }
 
 fn eval<'a>(r: &Requirement, get: impl Fn(&str) -> Option<&'a str>) -> bool {
@@ -142,7 +156,9 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 Requirement::Eq(k.trim().into(), v.trim().into())
             } else {
-                return Err(format!("invalid selector: '{part}'; can't understand '{part}'"));
+                return Err(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                ));
             };
             reqs.push(req);
         }
@@ -199,7 +215,11 @@ mod tests {
             ("app=web,tier=be", false),
             ("", true),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&o), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&o),
+                want,
+                "{sel}"
+            );
         }
     }
 
@@ -214,8 +234,15 @@ mod tests {
     fn field_selectors_read_dotted_paths() {
         let o = obj(json!({}));
         assert!(FieldSelector::parse("metadata.name=a").unwrap().matches(&o));
-        assert!(!FieldSelector::parse("metadata.namespace!=ns1").unwrap().matches(&o));
-        assert_eq!(FieldSelector::parse("metadata.name=a").unwrap().name(), Some("a"));
+        assert!(
+            !FieldSelector::parse("metadata.namespace!=ns1")
+                .unwrap()
+                .matches(&o)
+        );
+        assert_eq!(
+            FieldSelector::parse("metadata.name=a").unwrap().name(),
+            Some("a")
+        );
         assert!(FieldSelector::parse("metadata.name").is_err());
     }
 }

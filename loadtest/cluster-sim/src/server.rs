@@ -41,7 +41,8 @@ fn value_response(v: &Value) -> Response {
 fn error_response(e: &ApiError) -> Response {
     let mut r = json_response(e.code, Bytes::from(e.to_status().to_string()));
     if let Some(s) = e.retry_after {
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
     }
     r
 }
@@ -49,13 +50,18 @@ fn error_response(e: &ApiError) -> Response {
 async fn handle(State(cluster): State<Arc<Cluster>>, req: Request) -> Response {
     let faults = cluster.faults();
     if faults.latency_ms > 0 || faults.latency_jitter_ms > 0 {
-        let jitter = if faults.latency_jitter_ms > 0 { rand::random_range(0..=faults.latency_jitter_ms) } else { 0 };
+        let jitter = if faults.latency_jitter_ms > 0 {
+            rand::random_range(0..=faults.latency_jitter_ms)
+        } else {
+            0
+        };
         tokio::time::sleep(Duration::from_millis(faults.latency_ms + jitter)).await;
     }
     if let Some(qps) = faults.rate_limit_qps
-        && !cluster.rate.lock().take(qps) {
-            return error_response(&ApiError::too_many_requests());
-        }
+        && !cluster.rate.lock().take(qps)
+    {
+        return error_response(&ApiError::too_many_requests());
+    }
     if faults.error_rate > 0.0 && rand::random::<f64>() < faults.error_rate {
         let e = match faults.error_code {
             Some(429) => ApiError::too_many_requests(),
@@ -73,10 +79,15 @@ async fn handle(State(cluster): State<Arc<Cluster>>, req: Request) -> Response {
 /// client-go never sends one: there a request without credentials is served, as the old
 /// kube-apiserver insecure port did. A wrong token is refused either way.
 fn authorized(cluster: &Cluster, req: &Request) -> bool {
-    let Some(h) = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()) else {
+    let Some(h) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+    else {
         return !cluster.tls;
     };
-    h.strip_prefix("Bearer ").is_some_and(|t| constant_time_eq(t.trim().as_bytes(), cluster.token.as_bytes()))
+    h.strip_prefix("Bearer ")
+        .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), cluster.token.as_bytes()))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -85,7 +96,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
     let path = req.uri().path().to_string();
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     match segs.as_slice() {
         ["version"] => return Ok(value_response(&discovery::version())),
         ["healthz" | "readyz" | "livez", ..] => {
@@ -99,18 +114,36 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
     if !authorized(cluster, &req) {
         return Err(ApiError::unauthorized());
     }
-    let accept = req.headers().get(header::ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let registry = cluster.state.lock().registry.clone();
-    let discovery_reply = |v: Option<Value>| v.map(|v| value_response(&v)).ok_or_else(ApiError::not_found_path);
+    let discovery_reply = |v: Option<Value>| {
+        v.map(|v| value_response(&v))
+            .ok_or_else(ApiError::not_found_path)
+    };
     let aggregated = |core: bool| {
         let mut r = value_response(&discovery::aggregated(&registry, core));
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery::AGGREGATED_CONTENT_TYPE));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(discovery::AGGREGATED_CONTENT_TYPE),
+        );
         Ok(r)
     };
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string();
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_string();
     match segs.as_slice() {
         [] => {
-            return Ok(value_response(&serde_json::json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/openapi/v3", "/readyz", "/version"]})));
+            return Ok(value_response(
+                &serde_json::json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/openapi/v3", "/readyz", "/version"]}),
+            ));
         }
         ["api"] if discovery::wants_aggregated(&accept) => return aggregated(true),
         ["api"] => return Ok(value_response(&discovery::api_versions(&host))),
@@ -120,8 +153,12 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
         ["api", v] => return discovery_reply(discovery::resource_list(&registry, "", v)),
         ["apis", g, v] => return discovery_reply(discovery::resource_list(&registry, g, v)),
         ["openapi", "v3"] => return Ok(value_response(&discovery::openapi_index(&registry))),
-        ["openapi", "v3", "api", v] => return discovery_reply(discovery::openapi_group_version(&registry, "", v)),
-        ["openapi", "v3", "apis", g, v] => return discovery_reply(discovery::openapi_group_version(&registry, g, v)),
+        ["openapi", "v3", "api", v] => {
+            return discovery_reply(discovery::openapi_group_version(&registry, "", v));
+        }
+        ["openapi", "v3", "apis", g, v] => {
+            return discovery_reply(discovery::openapi_group_version(&registry, g, v));
+        }
         _ => {}
     }
     let (group, version, rest) = match segs.as_slice() {
@@ -130,7 +167,9 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
         _ => return Err(ApiError::not_found_path()),
     };
     let (namespace, rest) = match rest {
-        ["namespaces", ns, r @ ..] if !r.is_empty() && !matches!(r[0], "status" | "finalize") => (Some(ns.to_string()), r),
+        ["namespaces", ns, r @ ..] if !r.is_empty() && !matches!(r[0], "status" | "finalize") => {
+            (Some(ns.to_string()), r)
+        }
         r => (None, r),
     };
     let (plural, name, sub) = match rest {
@@ -139,31 +178,61 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
         [p, n, s] => (*p, Some(n.to_string()), Some(s.to_string())),
         _ => return Err(ApiError::not_found_path()),
     };
-    let rt = registry.find(group, version, plural).cloned().ok_or_else(ApiError::not_found_path)?;
-    if sub.as_deref().is_some_and(|s| s != "status" || !rt.status_subresource) {
+    let rt = registry
+        .find(group, version, plural)
+        .cloned()
+        .ok_or_else(ApiError::not_found_path)?;
+    if sub
+        .as_deref()
+        .is_some_and(|s| s != "status" || !rt.status_subresource)
+    {
         return Err(ApiError::not_found_path());
     }
     if rt.namespaced && namespace.is_none() && name.is_some() {
         return Err(ApiError::not_found_path());
     }
-    let t = Target { rt, namespace, name, subresource: sub };
+    let t = Target {
+        rt,
+        namespace,
+        name,
+        subresource: sub,
+    };
     let params = Params::parse(req.uri().query());
     let method = req.method().clone();
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
-    let manager = params.get("fieldManager").map(String::from).unwrap_or_else(|| {
-        let ua = req.headers().get(header::USER_AGENT).and_then(|h| h.to_str().ok()).unwrap_or("unknown");
-        ua.split('/').next().unwrap_or("unknown").to_string()
-    });
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let manager = params
+        .get("fieldManager")
+        .map(String::from)
+        .unwrap_or_else(|| {
+            let ua = req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("unknown");
+            ua.split('/').next().unwrap_or("unknown").to_string()
+        });
 
     if method == Method::GET {
         return match (&t.name, params.flag("watch")) {
             (Some(_), _) => Ok(json_response(200, cluster.get(&t)?)),
             (None, true) => {
-                if params.flag("sendInitialEvents") && params.get("resourceVersionMatch").is_none_or(|m| m != "NotOlderThan") {
-                    return Err(ApiError::bad_request("sendInitialEvents requires resourceVersionMatch=NotOlderThan"));
+                if params.flag("sendInitialEvents")
+                    && params
+                        .get("resourceVersionMatch")
+                        .is_none_or(|m| m != "NotOlderThan")
+                {
+                    return Err(ApiError::bad_request(
+                        "sendInitialEvents requires resourceVersionMatch=NotOlderThan",
+                    ));
                 }
                 let rx = watch::start(cluster, t, &params)?;
-                let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>);
+                let stream =
+                    tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>);
                 Ok(Response::builder()
                     .header(header::CONTENT_TYPE, "application/json")
                     .header(header::CACHE_CONTROL, "no-cache, private")
@@ -174,11 +243,17 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
         };
     }
 
-    let body = axum::body::to_bytes(req.into_body(), MAX_BODY).await.map_err(|_| ApiError::too_large())?;
+    let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
+        .await
+        .map_err(|_| ApiError::too_large())?;
     let verb = match (&method, t.name.is_some()) {
         (&Method::POST, false) => "create",
         (&Method::PUT, true) => "update",
-        (&Method::PATCH, true) if PatchType::from_content_type(&content_type) == Some(PatchType::Apply) => "apply",
+        (&Method::PATCH, true)
+            if PatchType::from_content_type(&content_type) == Some(PatchType::Apply) =>
+        {
+            "apply"
+        }
         (&Method::PATCH, true) => "patch",
         (&Method::DELETE, true) => "delete",
         (&Method::DELETE, false) => "deletecollection",
@@ -192,8 +267,15 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
         resource: t.rt.qualified(),
         subresource: t.subresource.clone(),
         namespace: t.namespace.clone().filter(|_| t.rt.namespaced),
-        name: t.name.clone().or_else(|| result.as_ref().ok().and_then(|(_, _, n)| n.clone())),
-        field_manager: if verb.starts_with("delete") { None } else { Some(manager.clone()) },
+        name: t
+            .name
+            .clone()
+            .or_else(|| result.as_ref().ok().and_then(|(_, _, n)| n.clone())),
+        field_manager: if verb.starts_with("delete") {
+            None
+        } else {
+            Some(manager.clone())
+        },
         dry_run: params.dry_run(),
         code: match &result {
             Ok((c, _, _)) => *c,
@@ -214,26 +296,47 @@ pub fn parse_body(content_type: &str, body: &[u8]) -> Result<Value> {
         return Err(ApiError::unsupported_media_type(base));
     }
     if base.ends_with("yaml") && !body.starts_with(b"{") {
-        serde_yaml_ng::from_slice::<Value>(body).map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))
+        serde_yaml_ng::from_slice::<Value>(body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))
     } else {
-        serde_json::from_slice::<Value>(body).map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+        serde_json::from_slice::<Value>(body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
     }
 }
 
 /// Runs one mutating request; the name is returned for the write log when the URL has
 /// none (a create), so the response is not parsed again.
-fn write(cluster: &Arc<Cluster>, t: &Target, p: &Params, verb: &str, ct: &str, body: &[u8], manager: &str) -> Result<(u16, Bytes, Option<String>)> {
+fn write(
+    cluster: &Arc<Cluster>,
+    t: &Target,
+    p: &Params,
+    verb: &str,
+    ct: &str,
+    body: &[u8],
+    manager: &str,
+) -> Result<(u16, Bytes, Option<String>)> {
     let unnamed = |r: Result<(u16, Bytes)>| r.map(|(c, b)| (c, b, None));
     match verb {
-        "create" => cluster.create(t, p, parse_body(ct, body)?, manager).map(|(c, b, n)| (c, b, Some(n))),
+        "create" => cluster
+            .create(t, p, parse_body(ct, body)?, manager)
+            .map(|(c, b, n)| (c, b, Some(n))),
         "update" => unnamed(cluster.replace(t, p, parse_body(ct, body)?, manager)),
         "apply" | "patch" => {
-            let kind = PatchType::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            let kind = PatchType::from_content_type(ct)
+                .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
             unnamed(cluster.patch(t, p, kind, parse_body(ct, body)?, manager))
         }
         "delete" | "deletecollection" => {
-            let opts = if body.iter().all(u8::is_ascii_whitespace) { Value::Null } else { parse_body(ct, body)? };
-            unnamed(if verb == "delete" { cluster.delete(t, p, &opts) } else { cluster.delete_collection(t, p, &opts) })
+            let opts = if body.iter().all(u8::is_ascii_whitespace) {
+                Value::Null
+            } else {
+                parse_body(ct, body)?
+            };
+            unnamed(if verb == "delete" {
+                cluster.delete(t, p, &opts)
+            } else {
+                cluster.delete_collection(t, p, &opts)
+            })
         }
         _ => Err(ApiError::method_not_allowed()),
     }

@@ -59,18 +59,30 @@ pub struct Sim {
 }
 
 fn random_token() -> String {
-    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 impl Sim {
     pub async fn start(cfg: SimConfig) -> anyhow::Result<Sim> {
-        let tls = if cfg.tls { Some(crate::tls::Tls::generate().context("generating the simulator's TLS certificates")?) } else { None };
+        let tls = if cfg.tls {
+            Some(
+                crate::tls::Tls::generate()
+                    .context("generating the simulator's TLS certificates")?,
+            )
+        } else {
+            None
+        };
         let (shutdown, _) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut clusters = Vec::new();
         let mut addrs = Vec::new();
         if let Some(dir) = &cfg.state_dir {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating state dir {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating state dir {}", dir.display()))?;
         }
         for i in 0..cfg.clusters {
             let name = format!("c{i}");
@@ -78,10 +90,11 @@ impl Sim {
             let mut state = ClusterState::new(cfg.cluster.history_limit, events.clone());
             let mut token = random_token();
             if let Some(dir) = &cfg.state_dir
-                && let Some(saved) = persist::load(dir, &name)? {
-                    token = saved.token.clone();
-                    persist::restore(&mut state, saved);
-                }
+                && let Some(saved) = persist::load(dir, &name)?
+            {
+                token = saved.token.clone();
+                persist::restore(&mut state, saved);
+            }
             let (controller_tx, controller_rx) = mpsc::unbounded_channel();
             let (faults, _) = watch::channel(cfg.faults.clone());
             let cluster = Arc::new(Cluster {
@@ -99,26 +112,55 @@ impl Sim {
                 controller_tx,
             });
             if cfg.cluster.controllers {
-                tasks.push(tokio::spawn(crate::controllers::run(Arc::downgrade(&cluster), controller_rx)));
+                tasks.push(tokio::spawn(crate::controllers::run(
+                    Arc::downgrade(&cluster),
+                    controller_rx,
+                )));
             }
-            let port = if cfg.listen.port() == 0 { 0 } else { cfg.listen.port() + 1 + i as u16 };
+            let port = if cfg.listen.port() == 0 {
+                0
+            } else {
+                cfg.listen.port() + 1 + i as u16
+            };
             let addr = SocketAddr::new(cfg.listen.ip(), port);
-            let listener = TcpListener::bind(addr).await.with_context(|| format!("binding cluster {} to {addr}", cluster.name))?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding cluster {} to {addr}", cluster.name))?;
             let addr = listener.local_addr()?;
             addrs.push(addr);
-            tasks.push(tokio::spawn(serve_cluster(cluster.clone(), listener, addr, tls.as_ref().map(|t| t.acceptor.clone()), shutdown.subscribe())));
+            tasks.push(tokio::spawn(serve_cluster(
+                cluster.clone(),
+                listener,
+                addr,
+                tls.as_ref().map(|t| t.acceptor.clone()),
+                shutdown.subscribe(),
+            )));
             clusters.push(cluster);
         }
-        let admin_listener = TcpListener::bind(cfg.listen).await.with_context(|| format!("binding the admin endpoint to {}", cfg.listen))?;
+        let admin_listener = TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("binding the admin endpoint to {}", cfg.listen))?;
         let admin_addr = admin_listener.local_addr()?;
-        let sim = Sim { clusters, addrs, admin_addr, tls, state_dir: cfg.state_dir.clone(), shutdown, tasks: Mutex::new(tasks) };
+        let sim = Sim {
+            clusters,
+            addrs,
+            admin_addr,
+            tls,
+            state_dir: cfg.state_dir.clone(),
+            shutdown,
+            tasks: Mutex::new(tasks),
+        };
         let admin = crate::admin::router(crate::admin::AdminState {
             clusters: sim.clusters.clone(),
             kubeconfig: sim.kubeconfig(),
         });
         let mut sd = sim.shutdown.subscribe();
         sim.tasks.lock().push(tokio::spawn(async move {
-            let _ = axum::serve(admin_listener, admin).with_graceful_shutdown(async move { let _ = sd.changed().await; }).await;
+            let _ = axum::serve(admin_listener, admin)
+                .with_graceful_shutdown(async move {
+                    let _ = sd.changed().await;
+                })
+                .await;
         }));
         if let Some(dir) = sim.state_dir.clone() {
             let clusters = sim.clusters.clone();
@@ -166,7 +208,12 @@ impl Sim {
     /// A kubeconfig with one context per cluster, named after it; the first is current.
     pub fn kubeconfig(&self) -> String {
         crate::kubeconfig::render(
-            &self.clusters.iter().enumerate().map(|(i, c)| (c.name.clone(), self.url(i), c.token.clone())).collect::<Vec<_>>(),
+            &self
+                .clusters
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name.clone(), self.url(i), c.token.clone()))
+                .collect::<Vec<_>>(),
             self.ca_pem(),
         )
     }
@@ -244,12 +291,19 @@ async fn serve_cluster(
     }
 }
 
-async fn serve_connection(sock: TcpStream, tls: Option<tokio_rustls::TlsAcceptor>, router: axum::Router, mut stop: broadcast::Receiver<()>) {
+async fn serve_connection(
+    sock: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: axum::Router,
+    mut stop: broadcast::Receiver<()>,
+) {
     let svc = TowerToHyperService::new(router);
     let builder = auto::Builder::new(TokioExecutor::new());
     match tls {
         Some(acceptor) => {
-            let Ok(stream) = acceptor.accept(sock).await else { return };
+            let Ok(stream) = acceptor.accept(sock).await else {
+                return;
+            };
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
             tokio::select! { _ = conn => {}, _ = stop.recv() => {} }
         }

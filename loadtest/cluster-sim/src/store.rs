@@ -100,7 +100,9 @@ impl ClusterState {
     }
 
     pub fn get(&self, key: &ResourceKey, namespace: &str, name: &str) -> Option<&Arc<Stored>> {
-        self.objects.get(key)?.get(&(namespace.to_string(), name.to_string()))
+        self.objects
+            .get(key)?
+            .get(&(namespace.to_string(), name.to_string()))
     }
 
     pub fn list(&self, key: &ResourceKey) -> Option<&ObjectMap> {
@@ -115,7 +117,10 @@ impl ClusterState {
     /// Stores (or with `None`, removes) an object and emits its event. The caller has
     /// already set `metadata.resourceVersion` to a fresh `next_rv()`.
     pub fn commit(&mut self, key: &ResourceKey, value: Value, kind: EventType) -> Arc<Stored> {
-        let rv: u64 = value["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(self.rv);
+        let rv: u64 = value["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(self.rv);
         let stored = Stored::new(value);
         let id = (stored.namespace().to_string(), stored.name().to_string());
         let map = self.objects.entry(key.clone()).or_default();
@@ -123,8 +128,15 @@ impl ClusterState {
             EventType::Deleted => map.remove(&id),
             _ => map.insert(id, stored.clone()),
         };
-        let is_crd = key.group == "apiextensions.k8s.io" && key.plural == "customresourcedefinitions";
-        let event = Arc::new(Event { rv, key: key.clone(), kind, object: stored.clone(), prev });
+        let is_crd =
+            key.group == "apiextensions.k8s.io" && key.plural == "customresourcedefinitions";
+        let event = Arc::new(Event {
+            rv,
+            key: key.clone(),
+            kind,
+            object: stored.clone(),
+            prev,
+        });
         self.history.push_back(event.clone());
         while self.history.len() > self.history_limit {
             self.history.pop_front();
@@ -139,9 +151,15 @@ impl ClusterState {
     }
 
     pub fn refresh_registry(&mut self) {
-        let crd_key = ResourceKey { group: "apiextensions.k8s.io".into(), plural: "customresourcedefinitions".into() };
-        let crds: Vec<Value> =
-            self.objects.get(&crd_key).map(|m| m.values().map(|s| s.value.clone()).collect()).unwrap_or_default();
+        let crd_key = ResourceKey {
+            group: "apiextensions.k8s.io".into(),
+            plural: "customresourcedefinitions".into(),
+        };
+        let crds: Vec<Value> = self
+            .objects
+            .get(&crd_key)
+            .map(|m| m.values().map(|s| s.value.clone()).collect())
+            .unwrap_or_default();
         self.registry = Registry::with_crds(crds.iter());
     }
 

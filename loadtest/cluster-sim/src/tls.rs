@@ -17,13 +17,21 @@ impl Tls {
     pub fn generate() -> anyhow::Result<Tls> {
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "gitfleet cluster-sim CA");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "gitfleet cluster-sim CA");
         let ca_key = KeyPair::generate()?;
         let ca_cert = ca_params.self_signed(&ca_key)?;
         let issuer = Issuer::new(ca_params, ca_key);
 
-        let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "kubernetes.default.svc".to_string()])?;
-        params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+        let mut params = CertificateParams::new(vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "kubernetes.default.svc".to_string(),
+        ])?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "kube-apiserver");
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
 
@@ -37,6 +45,9 @@ impl Tls {
             .with_no_client_auth()
             .with_single_cert(chain, key_der)?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Tls { ca_pem: ca_cert.pem(), acceptor: TlsAcceptor::from(Arc::new(cfg)) })
+        Ok(Tls {
+            ca_pem: ca_cert.pem(),
+            acceptor: TlsAcceptor::from(Arc::new(cfg)),
+        })
     }
 }

@@ -22,65 +22,265 @@ use F::{Any, List, Obj};
 type Fields = &'static [(&'static str, F)];
 
 const TYPES: &[(&str, Fields)] = &[
-    ("ObjectMeta", &[("name", Any), ("generateName", Any), ("namespace", Any), ("labels", Any), ("annotations", Any),
-        ("uid", Any), ("resourceVersion", Any), ("generation", Any), ("creationTimestamp", Any),
-        ("deletionTimestamp", Any), ("deletionGracePeriodSeconds", Any), ("ownerReferences", Any),
-        ("finalizers", Any), ("managedFields", Any), ("selfLink", Any)]),
-    ("Deployment", &[("spec", Obj("DeploymentSpec")), ("status", Any)]),
-    ("DeploymentSpec", &[("replicas", Any), ("selector", Any), ("template", Obj("PodTemplateSpec")), ("strategy", Any),
-        ("minReadySeconds", Any), ("revisionHistoryLimit", Any), ("paused", Any), ("progressDeadlineSeconds", Any)]),
-    ("ReplicaSet", &[("spec", Obj("ReplicaSetSpec")), ("status", Any)]),
-    ("ReplicaSetSpec", &[("replicas", Any), ("selector", Any), ("template", Obj("PodTemplateSpec")), ("minReadySeconds", Any)]),
-    ("StatefulSet", &[("spec", Obj("StatefulSetSpec")), ("status", Any)]),
-    ("StatefulSetSpec", &[("replicas", Any), ("selector", Any), ("template", Obj("PodTemplateSpec")), ("serviceName", Any),
-        ("volumeClaimTemplates", Any), ("podManagementPolicy", Any), ("updateStrategy", Any), ("revisionHistoryLimit", Any),
-        ("minReadySeconds", Any), ("persistentVolumeClaimRetentionPolicy", Any), ("ordinals", Any)]),
-    ("DaemonSet", &[("spec", Obj("DaemonSetSpec")), ("status", Any)]),
-    ("DaemonSetSpec", &[("selector", Any), ("template", Obj("PodTemplateSpec")), ("updateStrategy", Any),
-        ("minReadySeconds", Any), ("revisionHistoryLimit", Any)]),
+    (
+        "ObjectMeta",
+        &[
+            ("name", Any),
+            ("generateName", Any),
+            ("namespace", Any),
+            ("labels", Any),
+            ("annotations", Any),
+            ("uid", Any),
+            ("resourceVersion", Any),
+            ("generation", Any),
+            ("creationTimestamp", Any),
+            ("deletionTimestamp", Any),
+            ("deletionGracePeriodSeconds", Any),
+            ("ownerReferences", Any),
+            ("finalizers", Any),
+            ("managedFields", Any),
+            ("selfLink", Any),
+        ],
+    ),
+    (
+        "Deployment",
+        &[("spec", Obj("DeploymentSpec")), ("status", Any)],
+    ),
+    (
+        "DeploymentSpec",
+        &[
+            ("replicas", Any),
+            ("selector", Any),
+            ("template", Obj("PodTemplateSpec")),
+            ("strategy", Any),
+            ("minReadySeconds", Any),
+            ("revisionHistoryLimit", Any),
+            ("paused", Any),
+            ("progressDeadlineSeconds", Any),
+        ],
+    ),
+    (
+        "ReplicaSet",
+        &[("spec", Obj("ReplicaSetSpec")), ("status", Any)],
+    ),
+    (
+        "ReplicaSetSpec",
+        &[
+            ("replicas", Any),
+            ("selector", Any),
+            ("template", Obj("PodTemplateSpec")),
+            ("minReadySeconds", Any),
+        ],
+    ),
+    (
+        "StatefulSet",
+        &[("spec", Obj("StatefulSetSpec")), ("status", Any)],
+    ),
+    (
+        "StatefulSetSpec",
+        &[
+            ("replicas", Any),
+            ("selector", Any),
+            ("template", Obj("PodTemplateSpec")),
+            ("serviceName", Any),
+            ("volumeClaimTemplates", Any),
+            ("podManagementPolicy", Any),
+            ("updateStrategy", Any),
+            ("revisionHistoryLimit", Any),
+            ("minReadySeconds", Any),
+            ("persistentVolumeClaimRetentionPolicy", Any),
+            ("ordinals", Any),
+        ],
+    ),
+    (
+        "DaemonSet",
+        &[("spec", Obj("DaemonSetSpec")), ("status", Any)],
+    ),
+    (
+        "DaemonSetSpec",
+        &[
+            ("selector", Any),
+            ("template", Obj("PodTemplateSpec")),
+            ("updateStrategy", Any),
+            ("minReadySeconds", Any),
+            ("revisionHistoryLimit", Any),
+        ],
+    ),
     ("Job", &[("spec", Obj("JobSpec")), ("status", Any)]),
-    ("JobSpec", &[("parallelism", Any), ("completions", Any), ("activeDeadlineSeconds", Any), ("backoffLimit", Any),
-        ("backoffLimitPerIndex", Any), ("maxFailedIndexes", Any), ("selector", Any), ("manualSelector", Any),
-        ("template", Obj("PodTemplateSpec")), ("ttlSecondsAfterFinished", Any), ("completionMode", Any), ("suspend", Any),
-        ("podFailurePolicy", Any), ("podReplacementPolicy", Any), ("successPolicy", Any), ("managedBy", Any)]),
+    (
+        "JobSpec",
+        &[
+            ("parallelism", Any),
+            ("completions", Any),
+            ("activeDeadlineSeconds", Any),
+            ("backoffLimit", Any),
+            ("backoffLimitPerIndex", Any),
+            ("maxFailedIndexes", Any),
+            ("selector", Any),
+            ("manualSelector", Any),
+            ("template", Obj("PodTemplateSpec")),
+            ("ttlSecondsAfterFinished", Any),
+            ("completionMode", Any),
+            ("suspend", Any),
+            ("podFailurePolicy", Any),
+            ("podReplacementPolicy", Any),
+            ("successPolicy", Any),
+            ("managedBy", Any),
+        ],
+    ),
     ("CronJob", &[("spec", Any), ("status", Any)]),
-    ("PodTemplateSpec", &[("metadata", Obj("ObjectMeta")), ("spec", Obj("PodSpec"))]),
+    (
+        "PodTemplateSpec",
+        &[("metadata", Obj("ObjectMeta")), ("spec", Obj("PodSpec"))],
+    ),
     ("Pod", &[("spec", Obj("PodSpec")), ("status", Any)]),
-    ("PodSpec", &[("containers", List("Container")), ("initContainers", List("Container")), ("ephemeralContainers", Any),
-        ("volumes", Any), ("restartPolicy", Any), ("terminationGracePeriodSeconds", Any), ("activeDeadlineSeconds", Any),
-        ("dnsPolicy", Any), ("nodeSelector", Any), ("serviceAccountName", Any), ("serviceAccount", Any),
-        ("automountServiceAccountToken", Any), ("nodeName", Any), ("hostNetwork", Any), ("hostPID", Any), ("hostIPC", Any),
-        ("shareProcessNamespace", Any), ("securityContext", Any), ("imagePullSecrets", Any), ("hostname", Any),
-        ("subdomain", Any), ("affinity", Any), ("schedulerName", Any), ("tolerations", Any), ("hostAliases", Any),
-        ("priorityClassName", Any), ("priority", Any), ("dnsConfig", Any), ("readinessGates", Any),
-        ("runtimeClassName", Any), ("enableServiceLinks", Any), ("preemptionPolicy", Any), ("overhead", Any),
-        ("topologySpreadConstraints", Any), ("setHostnameAsFQDN", Any), ("os", Any), ("hostUsers", Any),
-        ("schedulingGates", Any), ("resourceClaims", Any), ("resources", Any)]),
-    ("Container", &[("name", Any), ("image", Any), ("command", Any), ("args", Any), ("workingDir", Any), ("ports", Any),
-        ("envFrom", Any), ("env", Any), ("resources", Any), ("resizePolicy", Any), ("restartPolicy", Any),
-        ("volumeMounts", Any), ("volumeDevices", Any), ("livenessProbe", Any), ("readinessProbe", Any),
-        ("startupProbe", Any), ("lifecycle", Any), ("terminationMessagePath", Any), ("terminationMessagePolicy", Any),
-        ("imagePullPolicy", Any), ("securityContext", Any), ("stdin", Any), ("stdinOnce", Any), ("tty", Any),
-        ("restartPolicyRules", Any)]),
+    (
+        "PodSpec",
+        &[
+            ("containers", List("Container")),
+            ("initContainers", List("Container")),
+            ("ephemeralContainers", Any),
+            ("volumes", Any),
+            ("restartPolicy", Any),
+            ("terminationGracePeriodSeconds", Any),
+            ("activeDeadlineSeconds", Any),
+            ("dnsPolicy", Any),
+            ("nodeSelector", Any),
+            ("serviceAccountName", Any),
+            ("serviceAccount", Any),
+            ("automountServiceAccountToken", Any),
+            ("nodeName", Any),
+            ("hostNetwork", Any),
+            ("hostPID", Any),
+            ("hostIPC", Any),
+            ("shareProcessNamespace", Any),
+            ("securityContext", Any),
+            ("imagePullSecrets", Any),
+            ("hostname", Any),
+            ("subdomain", Any),
+            ("affinity", Any),
+            ("schedulerName", Any),
+            ("tolerations", Any),
+            ("hostAliases", Any),
+            ("priorityClassName", Any),
+            ("priority", Any),
+            ("dnsConfig", Any),
+            ("readinessGates", Any),
+            ("runtimeClassName", Any),
+            ("enableServiceLinks", Any),
+            ("preemptionPolicy", Any),
+            ("overhead", Any),
+            ("topologySpreadConstraints", Any),
+            ("setHostnameAsFQDN", Any),
+            ("os", Any),
+            ("hostUsers", Any),
+            ("schedulingGates", Any),
+            ("resourceClaims", Any),
+            ("resources", Any),
+        ],
+    ),
+    (
+        "Container",
+        &[
+            ("name", Any),
+            ("image", Any),
+            ("command", Any),
+            ("args", Any),
+            ("workingDir", Any),
+            ("ports", Any),
+            ("envFrom", Any),
+            ("env", Any),
+            ("resources", Any),
+            ("resizePolicy", Any),
+            ("restartPolicy", Any),
+            ("volumeMounts", Any),
+            ("volumeDevices", Any),
+            ("livenessProbe", Any),
+            ("readinessProbe", Any),
+            ("startupProbe", Any),
+            ("lifecycle", Any),
+            ("terminationMessagePath", Any),
+            ("terminationMessagePolicy", Any),
+            ("imagePullPolicy", Any),
+            ("securityContext", Any),
+            ("stdin", Any),
+            ("stdinOnce", Any),
+            ("tty", Any),
+            ("restartPolicyRules", Any),
+        ],
+    ),
     ("Service", &[("spec", Obj("ServiceSpec")), ("status", Any)]),
-    ("ServiceSpec", &[("ports", Any), ("selector", Any), ("clusterIP", Any), ("clusterIPs", Any), ("type", Any),
-        ("externalIPs", Any), ("sessionAffinity", Any), ("loadBalancerIP", Any), ("loadBalancerSourceRanges", Any),
-        ("externalName", Any), ("externalTrafficPolicy", Any), ("healthCheckNodePort", Any),
-        ("publishNotReadyAddresses", Any), ("sessionAffinityConfig", Any), ("ipFamilies", Any), ("ipFamilyPolicy", Any),
-        ("allocateLoadBalancerNodePorts", Any), ("loadBalancerClass", Any), ("internalTrafficPolicy", Any),
-        ("trafficDistribution", Any)]),
-    ("ConfigMap", &[("data", Any), ("binaryData", Any), ("immutable", Any)]),
-    ("Secret", &[("data", Any), ("stringData", Any), ("type", Any), ("immutable", Any)]),
+    (
+        "ServiceSpec",
+        &[
+            ("ports", Any),
+            ("selector", Any),
+            ("clusterIP", Any),
+            ("clusterIPs", Any),
+            ("type", Any),
+            ("externalIPs", Any),
+            ("sessionAffinity", Any),
+            ("loadBalancerIP", Any),
+            ("loadBalancerSourceRanges", Any),
+            ("externalName", Any),
+            ("externalTrafficPolicy", Any),
+            ("healthCheckNodePort", Any),
+            ("publishNotReadyAddresses", Any),
+            ("sessionAffinityConfig", Any),
+            ("ipFamilies", Any),
+            ("ipFamilyPolicy", Any),
+            ("allocateLoadBalancerNodePorts", Any),
+            ("loadBalancerClass", Any),
+            ("internalTrafficPolicy", Any),
+            ("trafficDistribution", Any),
+        ],
+    ),
+    (
+        "ConfigMap",
+        &[("data", Any), ("binaryData", Any), ("immutable", Any)],
+    ),
+    (
+        "Secret",
+        &[
+            ("data", Any),
+            ("stringData", Any),
+            ("type", Any),
+            ("immutable", Any),
+        ],
+    ),
     ("Namespace", &[("spec", Any), ("status", Any)]),
-    ("ServiceAccount", &[("secrets", Any), ("imagePullSecrets", Any), ("automountServiceAccountToken", Any)]),
+    (
+        "ServiceAccount",
+        &[
+            ("secrets", Any),
+            ("imagePullSecrets", Any),
+            ("automountServiceAccountToken", Any),
+        ],
+    ),
     ("Role", &[("rules", Any)]),
     ("ClusterRole", &[("rules", Any), ("aggregationRule", Any)]),
     ("RoleBinding", &[("subjects", Any), ("roleRef", Any)]),
     ("ClusterRoleBinding", &[("subjects", Any), ("roleRef", Any)]),
     ("Endpoints", &[("subsets", Any)]),
-    ("Event", &[("involvedObject", Any), ("reason", Any), ("message", Any), ("source", Any), ("firstTimestamp", Any),
-        ("lastTimestamp", Any), ("count", Any), ("type", Any), ("eventTime", Any), ("series", Any), ("action", Any),
-        ("related", Any), ("reportingComponent", Any), ("reportingInstance", Any)]),
+    (
+        "Event",
+        &[
+            ("involvedObject", Any),
+            ("reason", Any),
+            ("message", Any),
+            ("source", Any),
+            ("firstTimestamp", Any),
+            ("lastTimestamp", Any),
+            ("count", Any),
+            ("type", Any),
+            ("eventTime", Any),
+            ("series", Any),
+            ("action", Any),
+            ("related", Any),
+            ("reportingComponent", Any),
+            ("reportingInstance", Any),
+        ],
+    ),
 ];
 
 fn fields_of(ty: &str) -> Option<Fields> {
@@ -134,12 +334,18 @@ fn check_field(f: F, v: &Value, path: &str) -> Option<String> {
     match f {
         Any => None,
         Obj(ty) => check_builtin(ty, v, path),
-        List(ty) => v.as_array()?.iter().enumerate().find_map(|(i, item)| check_builtin(ty, item, &format!("{path}[{i}]"))),
+        List(ty) => v
+            .as_array()?
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| check_builtin(ty, item, &format!("{path}[{i}]"))),
     }
 }
 
 fn check_builtin(ty: &str, v: &Value, path: &str) -> Option<String> {
-    let (Some(fields), Some(map)) = (fields_of(ty), v.as_object()) else { return None };
+    let (Some(fields), Some(map)) = (fields_of(ty), v.as_object()) else {
+        return None;
+    };
     for (k, child) in map {
         let p = format!("{path}.{k}");
         match fields.iter().find(|(n, _)| n == k) {
@@ -177,7 +383,10 @@ fn check_openapi(schema: &Value, v: &Value, path: &str) -> Option<String> {
         }
         Value::Array(items) => {
             let s = &schema["items"];
-            items.iter().enumerate().find_map(|(i, item)| check_openapi(s, item, &format!("{path}[{i}]")))
+            items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| check_openapi(s, item, &format!("{path}[{i}]")))
         }
         _ => None,
     }
@@ -189,7 +398,9 @@ pub fn is_dns_subdomain(name: &str) -> bool {
         && name.len() <= 253
         && name.split('.').all(|part| {
             !part.is_empty()
-                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !part.starts_with('-')
                 && !part.ends_with('-')
         })
@@ -209,9 +420,15 @@ mod tests {
             "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "i"}]}}}});
         assert_eq!(unknown_field(rt, &ok), None);
         let bad = json!({"metadata": {"name": "x"}, "spec": {"template": {"spec": {"containers": [{"name": "a", "imag": "i"}]}}}});
-        assert_eq!(unknown_field(rt, &bad).as_deref(), Some("spec.template.spec.containers[0].imag"));
+        assert_eq!(
+            unknown_field(rt, &bad).as_deref(),
+            Some("spec.template.spec.containers[0].imag")
+        );
         let bad_meta = json!({"metadata": {"name": "x", "lables": {}}});
-        assert_eq!(unknown_field(rt, &bad_meta).as_deref(), Some("metadata.lables"));
+        assert_eq!(
+            unknown_field(rt, &bad_meta).as_deref(),
+            Some("metadata.lables")
+        );
     }
 
     #[test]

@@ -24,7 +24,12 @@ struct Filter {
 
 impl Filter {
     fn matches(&self, s: &Stored) -> bool {
-        (!self.t.rt.namespaced || self.t.namespace.as_deref().is_none_or(|ns| s.namespace() == ns))
+        (!self.t.rt.namespaced
+            || self
+                .t
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| s.namespace() == ns))
             && self.labels.matches(&s.value)
             && self.fields.matches(&s.value)
     }
@@ -75,13 +80,18 @@ fn expired(rv: &str) -> Bytes {
 
 /// Starts a watch; the receiver yields the stream's lines until the watch ends.
 pub fn start(cluster: &Arc<Cluster>, t: Target, p: &Params) -> Result<mpsc::Receiver<Bytes>> {
-    let labels = LabelSelector::parse(p.get("labelSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
-    let fields = FieldSelector::parse(p.get("fieldSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
+    let labels = LabelSelector::parse(p.get("labelSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(p.get("fieldSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
     let filter = Filter { t, labels, fields };
     let send_initial = p.flag("sendInitialEvents");
     let bookmarks = p.flag("allowWatchBookmarks");
     let rv_param = p.get("resourceVersion").map(String::from);
-    let timeout = p.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).filter(|s| *s > 0);
+    let timeout = p
+        .get("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|s| *s > 0);
     let cut = cluster.faults().watch_cut_seconds;
     let limit = match (timeout, cut) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -107,7 +117,9 @@ pub fn start(cluster: &Arc<Cluster>, t: Target, p: &Params) -> Result<mpsc::Rece
             }
         }
         Some(rv) => {
-            let n: u64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?;
+            let n: u64 = rv
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?;
             if n < st.oldest_resumable_rv() {
                 first.push(expired(rv));
                 drop(st);
@@ -134,7 +146,10 @@ pub fn start(cluster: &Arc<Cluster>, t: Target, p: &Params) -> Result<mpsc::Rece
     tokio::spawn(async move {
         let _open = open;
         let bookmarks = bookmarks.then_some(bookmark_every);
-        stream(tx, events, compacted, filter, first, last_rv, bookmarks, limit).await
+        stream(
+            tx, events, compacted, filter, first, last_rv, bookmarks, limit,
+        )
+        .await
     });
     Ok(rx)
 }
@@ -205,8 +220,9 @@ async fn stream(
             },
         };
         if let Some(b) = out
-            && tx.send(b).await.is_err() {
-                return;
-            }
+            && tx.send(b).await.is_err()
+        {
+            return;
+        }
     }
 }

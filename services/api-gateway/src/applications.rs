@@ -87,7 +87,8 @@ impl Applications {
         if cascade {
             // Marked first, as Argo CD does: diff workers stop syncing an app being
             // deleted, so nothing recreates what the prune below removes.
-            app.metadata.deletion_timestamp = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            app.metadata.deletion_timestamp =
+                Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             self.apps.put(name, &app).await?;
             self.delete_resources(&app).await?;
         }
@@ -284,10 +285,16 @@ impl Applications {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut watch = self.operations.watch(app).await?;
         loop {
-            let next = tokio::time::timeout_at(deadline, watch.next()).await.map_err(|_| timed_out())?;
+            let next = tokio::time::timeout_at(deadline, watch.next())
+                .await
+                .map_err(|_| timed_out())?;
             let entry = match next {
                 Some(Ok(entry)) => entry,
-                Some(Err(e)) => return Err(Error::Unavailable(format!("watching the operation of {app:?}: {e}"))),
+                Some(Err(e)) => {
+                    return Err(Error::Unavailable(format!(
+                        "watching the operation of {app:?}: {e}"
+                    )));
+                }
                 // The watch ended (a reconnect): start again from the current value.
                 None => {
                     watch = self.operations.watch(app).await?;

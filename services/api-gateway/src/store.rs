@@ -60,7 +60,11 @@ impl Store {
     }
 
     /// Decodes one watched entry; `None` for deletes.
-    pub fn decode_entry<T: DeserializeOwned>(&self, name: &str, e: &kv::Entry) -> Result<Option<(T, u64)>> {
+    pub fn decode_entry<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        e: &kv::Entry,
+    ) -> Result<Option<(T, u64)>> {
         match e.operation {
             kv::Operation::Put => Ok(Some((self.decode(name, &e.value)?, e.revision))),
             _ => Ok(None),

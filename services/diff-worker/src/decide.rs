@@ -334,13 +334,19 @@ mod tests {
     fn an_app_being_deleted_is_never_auto_synced() {
         let mut app = Application::default();
         app.spec.sync_policy = Some(SyncPolicy {
-            automated: Some(Automated { prune: true, ..Automated::default() }),
+            automated: Some(Automated {
+                prune: true,
+                ..Automated::default()
+            }),
             ..SyncPolicy::default()
         });
         app.metadata.deletion_timestamp = Some("2026-11-29T00:00:00Z".into());
         let why = auto_sync(&app, SyncStatusCode::OutOfSync, "abc", &[], None, 1).unwrap_err();
         assert_eq!(why, "app is being deleted");
         app.metadata.deletion_timestamp = None;
-        assert_eq!(auto_sync(&app, SyncStatusCode::OutOfSync, "abc", &[], None, 1), Ok(()));
+        assert_eq!(
+            auto_sync(&app, SyncStatusCode::OutOfSync, "abc", &[], None, 1),
+            Ok(())
+        );
     }
 }

@@ -46,7 +46,9 @@ pub struct UpArgs {
 pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
     // Two TLS backends are linked (through different crates); pick one for the process.
     sync_executor::install_crypto_provider();
-    let bus = gitfleet_bus::connect(&args.bus.config("gitfleet-up")).await.map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?;
+    let bus = gitfleet_bus::connect(&args.bus.config("gitfleet-up"))
+        .await
+        .map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?;
     let member = format!("up-{}", std::process::id());
     let mut cfg = StackConfig::new(member, args.state_dir.join("mirrors"));
     cfg.grpc_addr = args.grpc;
@@ -54,10 +56,18 @@ pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
     cfg.webhooks = args.webhooks.clone();
     cfg.poll_interval = Duration::from_secs(args.poll_seconds);
     cfg.refresh_interval = Duration::from_secs(args.refresh_seconds);
-    let mut stack = gitfleet_stack::start(cfg, bus).await.map_err(|e| Error::Usage(format!("starting the services: {e}")))?;
+    let mut stack = gitfleet_stack::start(cfg, bus)
+        .await
+        .map_err(|e| Error::Usage(format!("starting the services: {e}")))?;
     let grpc = stack.grpc_addr.expect("the gateway runs in `up`");
     if let Some(context) = &args.in_cluster_context {
-        let add = ClusterCommand::Add { context: context.clone(), kubeconfig: args.kubeconfig.clone(), name: None, in_cluster: true, upsert: true };
+        let add = ClusterCommand::Add {
+            context: context.clone(),
+            kubeconfig: args.kubeconfig.clone(),
+            name: None,
+            in_cluster: true,
+            upsert: true,
+        };
         crate::cluster::run(&add, crate::connect(&grpc.to_string()).await?, out).await?;
     }
     crate::output::write(

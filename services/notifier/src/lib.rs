@@ -50,9 +50,19 @@ pub enum Error {
 
 pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Result<(), Error> {
     let stream_name = bus.topology.stream(StreamName::Events);
-    let stream_err = |e: &dyn std::fmt::Display| Error::Stream { stream: stream_name.clone(), message: e.to_string() };
-    let http = reqwest::Client::builder().timeout(config.request_timeout).build().map_err(|e| Error::Http(e.to_string()))?;
-    let stream = bus.js.get_stream(&stream_name).await.map_err(|e| stream_err(&e))?;
+    let stream_err = |e: &dyn std::fmt::Display| Error::Stream {
+        stream: stream_name.clone(),
+        message: e.to_string(),
+    };
+    let http = reqwest::Client::builder()
+        .timeout(config.request_timeout)
+        .build()
+        .map_err(|e| Error::Http(e.to_string()))?;
+    let stream = bus
+        .js
+        .get_stream(&stream_name)
+        .await
+        .map_err(|e| stream_err(&e))?;
     let consumer = stream
         .get_or_create_consumer(
             &config.consumer,
@@ -98,7 +108,9 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
                     }
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(subject = %msg.subject, error = %e, "notifier: skipping an event that is not an AppEvent"),
+                Err(e) => {
+                    tracing::warn!(subject = %msg.subject, error = %e, "notifier: skipping an event that is not an AppEvent")
+                }
             }
             if let Err(e) = msg.ack().await {
                 tracing::warn!(error = %e, "notifier: ack failed; the event may be delivered again");
@@ -108,7 +120,13 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
 }
 
 /// POSTs one event to one webhook, retrying non-2xx answers and connection errors.
-async fn deliver(http: &reqwest::Client, config: &Config, url: &str, event: &AppEvent, shutdown: &CancellationToken) {
+async fn deliver(
+    http: &reqwest::Client,
+    config: &Config,
+    url: &str,
+    event: &AppEvent,
+    shutdown: &CancellationToken,
+) {
     let body = serde_json::json!({
         "app": event.app, "event": event.kind, "message": event.message,
         "revision": event.revision, "time": event.time,
@@ -121,8 +139,12 @@ async fn deliver(http: &reqwest::Client, config: &Config, url: &str, event: &App
                 tracing::info!(app = %event.app, event = %event.kind, %url, attempt, "notification delivered");
                 return;
             }
-            Ok(r) => tracing::warn!(app = %event.app, %url, attempt, status = %r.status(), "webhook refused the notification"),
-            Err(e) => tracing::warn!(app = %event.app, %url, attempt, error = %e, "webhook unreachable"),
+            Ok(r) => {
+                tracing::warn!(app = %event.app, %url, attempt, status = %r.status(), "webhook refused the notification")
+            }
+            Err(e) => {
+                tracing::warn!(app = %event.app, %url, attempt, error = %e, "webhook unreachable")
+            }
         }
         if attempt == config.max_attempts {
             break;

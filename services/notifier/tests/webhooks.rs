@@ -13,7 +13,14 @@ use serde_json::Value;
 type Received = Arc<std::sync::Mutex<Vec<Value>>>;
 
 fn event(app: &str, kind: &str) -> AppEvent {
-    AppEvent { app: app.into(), kind: kind.into(), message: format!("{kind} for {app}"), revision: "abc123".into(), sync_status: None, time: "2026-11-29T20:00:00Z".into() }
+    AppEvent {
+        app: app.into(),
+        kind: kind.into(),
+        message: format!("{kind} for {app}"),
+        revision: "abc123".into(),
+        sync_status: None,
+        time: "2026-11-29T20:00:00Z".into(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,24 +48,52 @@ async fn sync_outcomes_are_posted_and_retried() {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    for e in [event("web", "SyncSucceeded"), event("web", "OutOfSync"), event("api", "SyncFailed")] {
+    for e in [
+        event("web", "SyncSucceeded"),
+        event("web", "OutOfSync"),
+        event("api", "SyncFailed"),
+    ] {
         let subject = bus.topology.event_subject(&e.app);
-        bus.js.publish(subject, serde_json::to_vec(&e).unwrap().into()).await.unwrap().await.unwrap();
+        bus.js
+            .publish(subject, serde_json::to_vec(&e).unwrap().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
     }
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let config = notifier::Config { webhooks: vec![url], backoff: Duration::from_millis(50), ..Default::default() };
+    let config = notifier::Config {
+        webhooks: vec![url],
+        backoff: Duration::from_millis(50),
+        ..Default::default()
+    };
     let task = tokio::spawn(notifier::run(config, bus.clone(), shutdown.clone()));
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while received.lock().unwrap().len() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "webhook got {:?}", received.lock().unwrap());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "webhook got {:?}",
+            received.lock().unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let got = received.lock().unwrap().clone();
-    let events: Vec<(&str, &str)> = got.iter().map(|v| (v["app"].as_str().unwrap(), v["event"].as_str().unwrap())).collect();
-    assert_eq!(events, vec![("web", "SyncSucceeded"), ("api", "SyncFailed")], "OutOfSync is not a notified kind");
+    let events: Vec<(&str, &str)> = got
+        .iter()
+        .map(|v| (v["app"].as_str().unwrap(), v["event"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        events,
+        vec![("web", "SyncSucceeded"), ("api", "SyncFailed")],
+        "OutOfSync is not a notified kind"
+    );
     assert_eq!(got[0]["revision"], "abc123");
-    assert_eq!(calls.load(Ordering::SeqCst), 4, "two refusals, then one call per event");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        4,
+        "two refusals, then one call per event"
+    );
     shutdown.cancel();
     task.await.unwrap().unwrap();
 }

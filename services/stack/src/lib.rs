@@ -45,8 +45,14 @@ pub struct Services {
 }
 
 impl Services {
-    pub const ALL: Services =
-        Services { git_watcher: true, renderer: true, diff_worker: true, sync_executor: true, api_gateway: true, notifier: true };
+    pub const ALL: Services = Services {
+        git_watcher: true,
+        renderer: true,
+        diff_worker: true,
+        sync_executor: true,
+        api_gateway: true,
+        notifier: true,
+    };
 }
 
 impl StackConfig {
@@ -84,7 +90,11 @@ pub struct Stack {
     tasks: JoinSet<()>,
 }
 
-fn spawn<E: std::fmt::Display>(tasks: &mut JoinSet<()>, name: &'static str, fut: impl std::future::Future<Output = Result<(), E>> + Send + 'static) {
+fn spawn<E: std::fmt::Display>(
+    tasks: &mut JoinSet<()>,
+    name: &'static str,
+    fut: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
+) {
     tasks.spawn(async move {
         match fut.await {
             Ok(()) => tracing::info!(service = name, "stopped"),
@@ -100,20 +110,36 @@ pub async fn start(cfg: StackConfig, bus: Bus) -> Result<Stack, Error> {
     let s = cfg.services;
     let (mut grpc_addr, mut http_addr) = (None, None);
     if s.api_gateway {
-        let gw = api_gateway::Config { grpc_addr: cfg.grpc_addr, http_addr: cfg.http_addr, ..Default::default() };
+        let gw = api_gateway::Config {
+            grpc_addr: cfg.grpc_addr,
+            http_addr: cfg.http_addr,
+            ..Default::default()
+        };
         let listeners = api_gateway::bind(&gw).await?;
         grpc_addr = Some(listeners.grpc_addr());
         http_addr = Some(listeners.http_addr());
-        spawn(&mut tasks, "api-gateway", api_gateway::serve(gw, listeners, bus.clone(), shutdown.clone()));
+        spawn(
+            &mut tasks,
+            "api-gateway",
+            api_gateway::serve(gw, listeners, bus.clone(), shutdown.clone()),
+        );
     }
     if s.git_watcher {
         let mut c = git_watcher::Config::new(&cfg.mirror_dir);
         c.poll_interval = cfg.poll_interval;
         c.poll_jitter = cfg.poll_interval / 2;
-        spawn(&mut tasks, "git-watcher", git_watcher::run(c, bus.clone(), shutdown.clone()));
+        spawn(
+            &mut tasks,
+            "git-watcher",
+            git_watcher::run(c, bus.clone(), shutdown.clone()),
+        );
     }
     if s.renderer {
-        spawn(&mut tasks, "renderer", renderer::run(renderer::Config::default(), bus.clone(), shutdown.clone()));
+        spawn(
+            &mut tasks,
+            "renderer",
+            renderer::run(renderer::Config::default(), bus.clone(), shutdown.clone()),
+        );
     }
     if s.diff_worker {
         let mut c = diff_worker::Config::new(&cfg.member_id);
@@ -121,20 +147,40 @@ pub async fn start(cfg: StackConfig, bus: Bus) -> Result<Stack, Error> {
         c.refresh_jitter = cfg.refresh_interval / 2;
         c.member_ttl = cfg.ownership_ttl;
         c.lease_ttl = cfg.ownership_ttl;
-        spawn(&mut tasks, "diff-worker", diff_worker::run(c, bus.clone(), shutdown.clone()));
+        spawn(
+            &mut tasks,
+            "diff-worker",
+            diff_worker::run(c, bus.clone(), shutdown.clone()),
+        );
     }
     if s.sync_executor {
         let mut c = sync_executor::Config::new(&cfg.member_id);
         c.wave_delay = cfg.wave_delay;
         c.member_ttl = cfg.ownership_ttl;
         c.lease_ttl = cfg.ownership_ttl;
-        spawn(&mut tasks, "sync-executor", sync_executor::run(c, bus.clone(), shutdown.clone()));
+        spawn(
+            &mut tasks,
+            "sync-executor",
+            sync_executor::run(c, bus.clone(), shutdown.clone()),
+        );
     }
     if s.notifier {
-        let c = notifier::Config { webhooks: cfg.webhooks.clone(), ..Default::default() };
-        spawn(&mut tasks, "notifier", notifier::run(c, bus.clone(), shutdown.clone()));
+        let c = notifier::Config {
+            webhooks: cfg.webhooks.clone(),
+            ..Default::default()
+        };
+        spawn(
+            &mut tasks,
+            "notifier",
+            notifier::run(c, bus.clone(), shutdown.clone()),
+        );
     }
-    Ok(Stack { grpc_addr, http_addr, shutdown, tasks })
+    Ok(Stack {
+        grpc_addr,
+        http_addr,
+        shutdown,
+        tasks,
+    })
 }
 
 impl Stack {

@@ -22,7 +22,10 @@ pub struct Timings {
 
 impl Default for Timings {
     fn default() -> Self {
-        Timings { poll: Duration::from_secs(3), refresh: Duration::from_secs(30) }
+        Timings {
+            poll: Duration::from_secs(3),
+            refresh: Duration::from_secs(30),
+        }
     }
 }
 
@@ -39,7 +42,9 @@ pub struct Sandbox {
 
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_test_writer()
         .try_init();
 }
@@ -52,7 +57,11 @@ impl Sandbox {
 
     /// As [`Sandbox::start`], running only `services` in the test process (the others
     /// are started by the test, e.g. as separate processes with [`Sandbox::spawn_node`]).
-    pub async fn start_with(files: &[(&str, &str)], timings: Timings, services: gitfleet_stack::Services) -> Sandbox {
+    pub async fn start_with(
+        files: &[(&str, &str)],
+        timings: Timings,
+        services: gitfleet_stack::Services,
+    ) -> Sandbox {
         init_tracing();
         let nats = NatsServer::start();
         // Connected the way services connect (reconnecting forever), so a test may
@@ -62,7 +71,10 @@ impl Sandbox {
         let bus = gitfleet_bus::connect(&bus_config).await.expect("bus");
         let sim = Sim::start(SimConfig {
             tls: true,
-            cluster: ClusterConfig { ready_delay: Duration::from_millis(300), ..Default::default() },
+            cluster: ClusterConfig {
+                ready_delay: Duration::from_millis(300),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .await
@@ -75,12 +87,25 @@ impl Sandbox {
         repo.push_all();
         let daemon = GitDaemon::serve(&repo.base());
         let work = tempfile::tempdir().expect("tempdir");
-        let mut sb = Sandbox { nats, bus, sim, repo, daemon, stack: None, work, timings };
+        let mut sb = Sandbox {
+            nats,
+            bus,
+            sim,
+            repo,
+            daemon,
+            stack: None,
+            work,
+            timings,
+        };
         sb.bus.ensure().await.expect("topology");
         sb.register_in_cluster().await;
         let mut cfg = sb.stack_config("one");
         cfg.services = services;
-        sb.stack = Some(gitfleet_stack::start(cfg, sb.bus.clone()).await.expect("services start"));
+        sb.stack = Some(
+            gitfleet_stack::start(cfg, sb.bus.clone())
+                .await
+                .expect("services start"),
+        );
         sb
     }
 
@@ -89,7 +114,14 @@ impl Sandbox {
     pub fn spawn_node(&self, node_bin: &str, member: &str, services: &str) -> Node {
         use std::io::BufRead;
         let mut child = std::process::Command::new(node_bin)
-            .args(["--nats-url", &self.nats.url(), "--prefix", self.bus.topology.prefix(), "--member-id", member])
+            .args([
+                "--nats-url",
+                &self.nats.url(),
+                "--prefix",
+                self.bus.topology.prefix(),
+                "--member-id",
+                member,
+            ])
             .args(["--services", services, "--ttl-seconds", "2"])
             .arg("--work-dir")
             .arg(self.work.path().join(format!("node-{member}")))
@@ -97,7 +129,9 @@ impl Sandbox {
             .spawn()
             .expect("e2e-node starts");
         let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut line).expect("e2e-node says ready");
+        std::io::BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("e2e-node says ready");
         assert_eq!(line.trim(), "ready", "e2e-node {member} did not start");
         Node(child)
     }
@@ -119,28 +153,64 @@ impl Sandbox {
 
     /// `http://127.0.0.1:PORT` of the api gateway's gRPC endpoint.
     pub fn grpc(&self) -> String {
-        format!("http://{}", self.stack.as_ref().and_then(|s| s.grpc_addr).expect("gateway running"))
+        format!(
+            "http://{}",
+            self.stack
+                .as_ref()
+                .and_then(|s| s.grpc_addr)
+                .expect("gateway running")
+        )
     }
 
     pub fn webhook_url(&self) -> String {
-        format!("http://{}/api/webhook", self.stack.as_ref().and_then(|s| s.http_addr).expect("gateway running"))
+        format!(
+            "http://{}/api/webhook",
+            self.stack
+                .as_ref()
+                .and_then(|s| s.http_addr)
+                .expect("gateway running")
+        )
     }
 
     /// Registers the emulated cluster as Argo CD's in-cluster destination, as `gitfleet up` does.
     async fn register_in_cluster(&self) {
         let ca = self.sim.ca_pem().expect("tls on");
-        self.register_cluster(gitfleet_messages::IN_CLUSTER, &self.sim.url(0), &self.sim.cluster(0).token, Some(ca)).await;
+        self.register_cluster(
+            gitfleet_messages::IN_CLUSTER,
+            &self.sim.url(0),
+            &self.sim.cluster(0).token,
+            Some(ca),
+        )
+        .await;
     }
 
     /// Puts a cluster into KV `clusters`, as `gitfleet cluster add` does.
-    pub async fn register_cluster(&self, name: &str, server: &str, token: &str, ca_pem: Option<&str>) {
+    pub async fn register_cluster(
+        &self,
+        name: &str,
+        server: &str,
+        token: &str,
+        ca_pem: Option<&str>,
+    ) {
         let mut cluster = json!({"name": name, "server": server, "config": {"bearerToken": token}});
         match ca_pem {
-            Some(ca) => cluster["config"]["tlsClientConfig"] = json!({"caData": cluster_sim::kubeconfig::base64(ca.as_bytes())}),
+            Some(ca) => {
+                cluster["config"]["tlsClientConfig"] =
+                    json!({"caData": cluster_sim::kubeconfig::base64(ca.as_bytes())})
+            }
             None => cluster["config"]["tlsClientConfig"] = json!({"insecure": true}),
         }
-        let kv = self.bus.kv(Bucket::Clusters).await.expect("clusters bucket");
-        kv.put(subject_token(name), serde_json::to_vec(&cluster).unwrap().into()).await.expect("register cluster");
+        let kv = self
+            .bus
+            .kv(Bucket::Clusters)
+            .await
+            .expect("clusters bucket");
+        kv.put(
+            subject_token(name),
+            serde_json::to_vec(&cluster).unwrap().into(),
+        )
+        .await
+        .expect("register cluster");
     }
 
     /// The app's status as the diff worker last wrote it.
@@ -151,22 +221,39 @@ impl Sandbox {
     }
 
     /// Polls the app's status until `pred` holds; panics with the last status after `secs`.
-    pub async fn until_status(&self, app: &str, secs: u64, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    pub async fn until_status(
+        &self,
+        app: &str,
+        secs: u64,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let s = self.status(app).await;
             if let Some(s) = s.as_ref().filter(|s| pred(s)) {
                 return s.clone();
             }
-            assert!(tokio::time::Instant::now() < deadline, "{app}: timed out after {secs} s waiting for {what}; last status: {s:#?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{app}: timed out after {secs} s waiting for {what}; last status: {s:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// One live object from the emulated cluster, or None.
     pub fn live(&self, group: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
-        let key = cluster_sim::resources::ResourceKey { group: group.into(), plural: plural.into() };
-        self.sim.cluster(0).state.lock().get(&key, namespace, name).map(|s| s.value.clone())
+        let key = cluster_sim::resources::ResourceKey {
+            group: group.into(),
+            plural: plural.into(),
+        };
+        self.sim
+            .cluster(0)
+            .state
+            .lock()
+            .get(&key, namespace, name)
+            .map(|s| s.value.clone())
     }
 
     /// Commits new content and pushes it to the served repository; returns the commit.
@@ -209,7 +296,9 @@ impl Sandbox {
 /// An Argo CD Application for the sandbox repository, written as Argo CD users write it.
 pub fn application(name: &str, repo: &str, path: &str, automated: Option<&str>) -> String {
     let policy = match automated {
-        Some(extra) => format!("  syncPolicy:\n    automated:\n{extra}    syncOptions:\n    - CreateNamespace=true\n"),
+        Some(extra) => format!(
+            "  syncPolicy:\n    automated:\n{extra}    syncOptions:\n    - CreateNamespace=true\n"
+        ),
         None => "  syncPolicy:\n    syncOptions:\n    - CreateNamespace=true\n".to_string(),
     };
     format!(
@@ -265,10 +354,16 @@ impl Sandbox {
     /// Runs `gitfleet --server <gateway> ARGS...` in process, as a user would type it.
     pub async fn cli(&self, args: &[&str]) -> CliOut {
         use clap::Parser;
-        let server = self.stack.as_ref().and_then(|s| s.grpc_addr).expect("gateway running").to_string();
+        let server = self
+            .stack
+            .as_ref()
+            .and_then(|s| s.grpc_addr)
+            .expect("gateway running")
+            .to_string();
         let mut argv = vec!["gitfleet", "--server", server.as_str()];
         argv.extend_from_slice(args);
-        let cli = gitfleet::Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("bad test command {argv:?}: {e}"));
+        let cli = gitfleet::Cli::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("bad test command {argv:?}: {e}"));
         let mut out = Vec::new();
         let code = match gitfleet::run(&cli, &mut out).await {
             Ok(code) => code,
@@ -277,7 +372,10 @@ impl Sandbox {
                 cli.error_exit_code()
             }
         };
-        CliOut { code, stdout: String::from_utf8_lossy(&out).into_owned() }
+        CliOut {
+            code,
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+        }
     }
 
     /// Writes a file into the sandbox's work dir (for `app create -f`).
@@ -291,10 +389,16 @@ impl Sandbox {
 impl Sandbox {
     /// Runs the real kubectl against the emulated cluster; returns (exit code, stdout+stderr).
     pub fn kubectl(&self, args: &[&str]) -> (i32, String) {
-        let kubectl = std::env::var("GITFLEET_KUBECTL").map(std::path::PathBuf::from).unwrap_or_else(|_| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/bin/kubectl")
-        });
-        assert!(kubectl.exists(), "kubectl not found at {}: run `cargo xtask tools`", kubectl.display());
+        let kubectl = std::env::var("GITFLEET_KUBECTL")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/bin/kubectl")
+            });
+        assert!(
+            kubectl.exists(),
+            "kubectl not found at {}: run `cargo xtask tools`",
+            kubectl.display()
+        );
         let kc = self.work.path().join("kubeconfig");
         std::fs::write(&kc, self.sim.kubeconfig()).expect("write kubeconfig");
         let out = std::process::Command::new(kubectl)
@@ -317,14 +421,21 @@ impl Sandbox {
     }
 
     pub fn image_of(&self, ns: &str, name: &str) -> Option<String> {
-        self.live("apps", "deployments", ns, name).and_then(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().map(String::from))
+        self.live("apps", "deployments", ns, name).and_then(|d| {
+            d["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .map(String::from)
+        })
     }
 
     /// Polls `f` until it returns true; panics with `what` after `secs`.
     pub async fn until(&self, secs: u64, what: &str, f: impl Fn(&Sandbox) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         while !f(self) {
-            assert!(tokio::time::Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {secs} s waiting for {what}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -3,89 +3,233 @@
 
 use std::time::{Duration, Instant};
 
-use gitfleet_e2e::{AUTOMATED, AUTOMATED_NO_PRUNE, AUTOMATED_SELF_HEAL, CONFIGMAP, DEPLOYMENT, SERVICE, Sandbox, Timings, application};
+use gitfleet_e2e::{
+    AUTOMATED, AUTOMATED_NO_PRUNE, AUTOMATED_SELF_HEAL, CONFIGMAP, DEPLOYMENT, SERVICE, Sandbox,
+    Timings, application,
+};
 
 fn files() -> Vec<(&'static str, &'static str)> {
-    vec![("app/deploy.yaml", DEPLOYMENT), ("app/svc.yaml", SERVICE), ("app/cm.yaml", CONFIGMAP)]
+    vec![
+        ("app/deploy.yaml", DEPLOYMENT),
+        ("app/svc.yaml", SERVICE),
+        ("app/cm.yaml", CONFIGMAP),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn webhook_makes_a_new_commit_out_of_sync_at_once_and_sync_applies_it() {
     // Polling is effectively off: only the webhook can reveal the commit.
-    let sb = Sandbox::start(&files(), Timings { poll: Duration::from_secs(600), refresh: Duration::from_secs(600) }).await;
-    sb.create_app("web", &application("web", &sb.repo_url(), "app", None)).await;
-    sb.until_status("web", 60, "OutOfSync", |s| Sandbox::sync_status(s) == "OutOfSync").await;
+    let sb = Sandbox::start(
+        &files(),
+        Timings {
+            poll: Duration::from_secs(600),
+            refresh: Duration::from_secs(600),
+        },
+    )
+    .await;
+    sb.create_app("web", &application("web", &sb.repo_url(), "app", None))
+        .await;
+    sb.until_status("web", 60, "OutOfSync", |s| {
+        Sandbox::sync_status(s) == "OutOfSync"
+    })
+    .await;
     assert_eq!(sb.cli(&["app", "sync", "web"]).await.code, 0);
-    sb.until_status("web", 60, "Synced", |s| Sandbox::sync_status(s) == "Synced").await;
+    sb.until_status("web", 60, "Synced", |s| Sandbox::sync_status(s) == "Synced")
+        .await;
 
-    let commit = sb.commit(&[("app/deploy.yaml", Some(&DEPLOYMENT.replace("nginx:1.25", "nginx:1.26")))], "bump image");
+    let commit = sb.commit(
+        &[(
+            "app/deploy.yaml",
+            Some(&DEPLOYMENT.replace("nginx:1.25", "nginx:1.26")),
+        )],
+        "bump image",
+    );
     let t = Instant::now();
     assert!(sb.github_push().await.is_success());
-    let s = sb.until_status("web", 30, "OutOfSync after the webhook", |s| Sandbox::sync_status(s) == "OutOfSync").await;
+    let s = sb
+        .until_status("web", 30, "OutOfSync after the webhook", |s| {
+            Sandbox::sync_status(s) == "OutOfSync"
+        })
+        .await;
     eprintln!("webhook to OutOfSync: {:?}", t.elapsed());
     assert_eq!(s["sync"]["revision"], commit);
-    assert_eq!(sb.image_of("web", "web").as_deref(), Some("nginx:1.25"), "manual policy: not applied yet");
+    assert_eq!(
+        sb.image_of("web", "web").as_deref(),
+        Some("nginx:1.25"),
+        "manual policy: not applied yet"
+    );
     let diff = sb.cli(&["app", "diff", "web"]).await;
-    assert_eq!(diff.code, 1, "app diff exits 1 on a difference: {}", diff.stdout);
+    assert_eq!(
+        diff.code, 1,
+        "app diff exits 1 on a difference: {}",
+        diff.stdout
+    );
     assert!(diff.stdout.contains("nginx:1.26"), "{}", diff.stdout);
 
     assert_eq!(sb.cli(&["app", "sync", "web"]).await.code, 0);
     assert_eq!(sb.image_of("web", "web").as_deref(), Some("nginx:1.26"));
-    sb.until_status("web", 60, "Synced at the new commit", |s| Sandbox::sync_status(s) == "Synced" && s["sync"]["revision"] == commit).await;
+    sb.until_status("web", 60, "Synced at the new commit", |s| {
+        Sandbox::sync_status(s) == "Synced" && s["sync"]["revision"] == commit
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn polling_finds_a_new_commit_and_automated_sync_applies_it() {
-    let sb = Sandbox::start(&files(), Timings { poll: Duration::from_secs(2), refresh: Duration::from_secs(600) }).await;
-    sb.create_app("auto", &application("auto", &sb.repo_url(), "app", Some(AUTOMATED))).await;
-    sb.until(60, "automated first sync", |sb| sb.image_of("auto", "web").is_some()).await;
-    sb.until_status("auto", 60, "Synced Healthy", |s| Sandbox::sync_status(s) == "Synced" && Sandbox::health(s) == "Healthy").await;
+    let sb = Sandbox::start(
+        &files(),
+        Timings {
+            poll: Duration::from_secs(2),
+            refresh: Duration::from_secs(600),
+        },
+    )
+    .await;
+    sb.create_app(
+        "auto",
+        &application("auto", &sb.repo_url(), "app", Some(AUTOMATED)),
+    )
+    .await;
+    sb.until(60, "automated first sync", |sb| {
+        sb.image_of("auto", "web").is_some()
+    })
+    .await;
+    sb.until_status("auto", 60, "Synced Healthy", |s| {
+        Sandbox::sync_status(s) == "Synced" && Sandbox::health(s) == "Healthy"
+    })
+    .await;
 
-    let commit = sb.commit(&[("app/deploy.yaml", Some(&DEPLOYMENT.replace("nginx:1.25", "nginx:1.27")))], "bump image");
-    sb.until(60, "the new image applied by automated sync", |sb| sb.image_of("auto", "web").as_deref() == Some("nginx:1.27")).await;
-    sb.until_status("auto", 60, "Synced at the new commit", |s| Sandbox::sync_status(s) == "Synced" && s["sync"]["revision"] == commit).await;
+    let commit = sb.commit(
+        &[(
+            "app/deploy.yaml",
+            Some(&DEPLOYMENT.replace("nginx:1.25", "nginx:1.27")),
+        )],
+        "bump image",
+    );
+    sb.until(60, "the new image applied by automated sync", |sb| {
+        sb.image_of("auto", "web").as_deref() == Some("nginx:1.27")
+    })
+    .await;
+    sb.until_status("auto", 60, "Synced at the new commit", |s| {
+        Sandbox::sync_status(s) == "Synced" && s["sync"]["revision"] == commit
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn self_heal_reverts_kubectl_drift_and_without_it_drift_is_reported() {
-    let sb = Sandbox::start(&files(), Timings { poll: Duration::from_secs(600), refresh: Duration::from_secs(600) }).await;
-    sb.create_app("healed", &application("healed", &sb.repo_url(), "app", Some(AUTOMATED_SELF_HEAL))).await;
-    sb.create_app("drifty", &application("drifty", &sb.repo_url(), "app", Some(AUTOMATED))).await;
+    let sb = Sandbox::start(
+        &files(),
+        Timings {
+            poll: Duration::from_secs(600),
+            refresh: Duration::from_secs(600),
+        },
+    )
+    .await;
+    sb.create_app(
+        "healed",
+        &application("healed", &sb.repo_url(), "app", Some(AUTOMATED_SELF_HEAL)),
+    )
+    .await;
+    sb.create_app(
+        "drifty",
+        &application("drifty", &sb.repo_url(), "app", Some(AUTOMATED)),
+    )
+    .await;
     for app in ["healed", "drifty"] {
-        sb.until_status(app, 60, "Synced", |s| Sandbox::sync_status(s) == "Synced").await;
+        sb.until_status(app, 60, "Synced", |s| Sandbox::sync_status(s) == "Synced")
+            .await;
     }
     for app in ["healed", "drifty"] {
-        let (code, out) = sb.kubectl(&["-n", app, "set", "image", "deployment/web", "web=nginx:drift"]);
+        let (code, out) = sb.kubectl(&[
+            "-n",
+            app,
+            "set",
+            "image",
+            "deployment/web",
+            "web=nginx:drift",
+        ]);
         assert_eq!(code, 0, "kubectl set image: {out}");
     }
-    sb.until(60, "selfHeal to revert the image", |sb| sb.image_of("healed", "web").as_deref() == Some("nginx:1.25")).await;
-    sb.until_status("healed", 60, "Synced again", |s| Sandbox::sync_status(s) == "Synced").await;
+    sb.until(60, "selfHeal to revert the image", |sb| {
+        sb.image_of("healed", "web").as_deref() == Some("nginx:1.25")
+    })
+    .await;
+    sb.until_status("healed", 60, "Synced again", |s| {
+        Sandbox::sync_status(s) == "Synced"
+    })
+    .await;
 
-    sb.until_status("drifty", 60, "OutOfSync from drift", |s| Sandbox::sync_status(s) == "OutOfSync").await;
-    assert_eq!(sb.image_of("drifty", "web").as_deref(), Some("nginx:drift"), "no selfHeal: drift stays");
+    sb.until_status("drifty", 60, "OutOfSync from drift", |s| {
+        Sandbox::sync_status(s) == "OutOfSync"
+    })
+    .await;
+    assert_eq!(
+        sb.image_of("drifty", "web").as_deref(),
+        Some("nginx:drift"),
+        "no selfHeal: drift stays"
+    );
     let diff = sb.cli(&["app", "diff", "drifty"]).await;
     assert_eq!(diff.code, 1, "{}", diff.stdout);
-    assert!(diff.stdout.contains("nginx:drift") && diff.stdout.contains("nginx:1.25"), "the changed field: {}", diff.stdout);
+    assert!(
+        diff.stdout.contains("nginx:drift") && diff.stdout.contains("nginx:1.25"),
+        "the changed field: {}",
+        diff.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn prune_deletes_what_git_dropped_only_when_allowed() {
-    let sb = Sandbox::start(&files(), Timings { poll: Duration::from_secs(2), refresh: Duration::from_secs(600) }).await;
-    sb.create_app("pruned", &application("pruned", &sb.repo_url(), "app", Some(AUTOMATED))).await;
-    sb.create_app("kept", &application("kept", &sb.repo_url(), "app", Some(AUTOMATED_NO_PRUNE))).await;
+    let sb = Sandbox::start(
+        &files(),
+        Timings {
+            poll: Duration::from_secs(2),
+            refresh: Duration::from_secs(600),
+        },
+    )
+    .await;
+    sb.create_app(
+        "pruned",
+        &application("pruned", &sb.repo_url(), "app", Some(AUTOMATED)),
+    )
+    .await;
+    sb.create_app(
+        "kept",
+        &application("kept", &sb.repo_url(), "app", Some(AUTOMATED_NO_PRUNE)),
+    )
+    .await;
     for app in ["pruned", "kept"] {
-        sb.until(60, "first sync", |sb| sb.live("", "configmaps", app, "web-config").is_some()).await;
-    }
-    let commit = sb.commit(&[("app/cm.yaml", None)], "drop the configmap");
-    sb.until(60, "prune to delete the configmap", |sb| sb.live("", "configmaps", "pruned", "web-config").is_none()).await;
-    sb.until_status("pruned", 60, "Synced without it", |s| Sandbox::sync_status(s) == "Synced" && s["sync"]["revision"] == commit).await;
-
-    let s = sb
-        .until_status("kept", 60, "the configmap listed as requiring pruning", |s| {
-            s["sync"]["revision"] == commit
-                && s["resources"].as_array().is_some_and(|r| r.iter().any(|x| x["name"] == "web-config" && x["requiresPruning"] == true))
+        sb.until(60, "first sync", |sb| {
+            sb.live("", "configmaps", app, "web-config").is_some()
         })
         .await;
+    }
+    let commit = sb.commit(&[("app/cm.yaml", None)], "drop the configmap");
+    sb.until(60, "prune to delete the configmap", |sb| {
+        sb.live("", "configmaps", "pruned", "web-config").is_none()
+    })
+    .await;
+    sb.until_status("pruned", 60, "Synced without it", |s| {
+        Sandbox::sync_status(s) == "Synced" && s["sync"]["revision"] == commit
+    })
+    .await;
+
+    let s = sb
+        .until_status(
+            "kept",
+            60,
+            "the configmap listed as requiring pruning",
+            |s| {
+                s["sync"]["revision"] == commit
+                    && s["resources"].as_array().is_some_and(|r| {
+                        r.iter()
+                            .any(|x| x["name"] == "web-config" && x["requiresPruning"] == true)
+                    })
+            },
+        )
+        .await;
     assert_eq!(Sandbox::sync_status(&s), "OutOfSync");
-    assert!(sb.live("", "configmaps", "kept", "web-config").is_some(), "prune: false keeps it");
+    assert!(
+        sb.live("", "configmaps", "kept", "web-config").is_some(),
+        "prune: false keeps it"
+    );
 }

@@ -15,7 +15,11 @@ pub fn kubectl_path() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/bin/kubectl");
-    assert!(p.exists(), "kubectl not found at {}: run `cargo xtask tools` (or `cargo xtask test`)", p.display());
+    assert!(
+        p.exists(),
+        "kubectl not found at {}: run `cargo xtask tools` (or `cargo xtask test`)",
+        p.display()
+    );
     p
 }
 
@@ -34,7 +38,11 @@ pub struct Out {
 impl Out {
     #[track_caller]
     pub fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "kubectl failed: stdout={} stderr={}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "kubectl failed: stdout={} stderr={}",
+            self.stdout, self.stderr
+        );
         &self.stdout
     }
 }
@@ -43,7 +51,10 @@ impl Env {
     pub async fn start(tls: bool) -> Env {
         Self::start_with(SimConfig {
             tls,
-            cluster: ClusterConfig { ready_delay: Duration::from_millis(200), ..ClusterConfig::default() },
+            cluster: ClusterConfig {
+                ready_delay: Duration::from_millis(200),
+                ..ClusterConfig::default()
+            },
             ..SimConfig::default()
         })
         .await
@@ -54,7 +65,11 @@ impl Env {
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, sim.kubeconfig()).expect("write kubeconfig");
-        Env { sim, dir, kubeconfig }
+        Env {
+            sim,
+            dir,
+            kubeconfig,
+        }
     }
 
     pub fn write(&self, name: &str, content: &str) -> PathBuf {
@@ -111,7 +126,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

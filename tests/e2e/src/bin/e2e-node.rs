@@ -41,10 +41,18 @@ fn main() {
     cfg.refresh_interval = Duration::from_secs(600);
     cfg.wave_delay = Duration::ZERO;
     gitfleet_e2e::init_tracing();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async move {
-        let bus = gitfleet_bus::connect(&args.bus.config(&format!("e2e-node-{member}"))).await.expect("bus");
-        let mut stack = gitfleet_stack::start(cfg, bus).await.expect("services start");
+        let bus = gitfleet_bus::connect(&args.bus.config(&format!("e2e-node-{member}")))
+            .await
+            .expect("bus");
+        let mut stack = gitfleet_stack::start(cfg, bus)
+            .await
+            .expect("services start");
         println!("ready");
         stack.wait_any().await;
     });
