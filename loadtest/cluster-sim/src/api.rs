@@ -1,8 +1,8 @@
 //! The verbs (get, list, create, update, patch, apply, delete) on one cluster's store,
 //! with the API server's rules: optimistic concurrency, generation, defaults, field
-//! ownership, finalizers, garbage collection and namespace termination.
+//! ownership, finalizers; deletes go through `gc`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::cluster::Cluster;
 use crate::defaults;
 use crate::error::{ApiError, Cause, Result};
+use crate::gc::{Propagation, delete_object, sweep};
 use crate::resources::{ResourceKey, ResourceType};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{ClusterState, EventType, Stored};
@@ -415,16 +416,7 @@ impl Cluster {
 
     pub fn delete(&self, t: &Target, p: &Params, opts: &Value) -> Result<(u16, Bytes)> {
         let name = t.name.clone().unwrap_or_default();
-        let policy = opts["propagationPolicy"]
-            .as_str()
-            .or(p.get("propagationPolicy"))
-            .unwrap_or("Background")
-            .to_string();
-        if !["Background", "Foreground", "Orphan"].contains(&policy.as_str()) {
-            return Err(ApiError::bad_request(format!(
-                "propagationPolicy: Unsupported value: \"{policy}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
-            )));
-        }
+        let policy = Propagation::requested(opts, p)?;
         let dry_run = p.dry_run()
             || opts["dryRun"]
                 .as_array()
@@ -448,7 +440,7 @@ impl Cluster {
             return Ok((200, present(&t.rt, &old)));
         }
         let key = t.rt.key();
-        let stored = delete_object(&mut st, &key, &old, &policy);
+        let stored = delete_object(&mut st, &key, &old, policy);
         sweep(&mut st);
         drop(st);
         self.notify(&key, &stored);
@@ -460,11 +452,8 @@ impl Cluster {
             .map_err(ApiError::bad_request)?;
         let fields = FieldSelector::parse(p.get("fieldSelector").unwrap_or(""))
             .map_err(ApiError::bad_request)?;
-        let policy = opts["propagationPolicy"]
-            .as_str()
-            .or(p.get("propagationPolicy"))
-            .unwrap_or("Background")
-            .to_string();
+        // An unknown policy has always meant Background here (kube-apiserver refuses it).
+        let policy = Propagation::requested(opts, p).unwrap_or(Propagation::Background);
         let mut st = self.state.lock();
         let key = t.rt.key();
         let victims: Vec<Arc<Stored>> = st
@@ -481,7 +470,7 @@ impl Cluster {
             .unwrap_or_default();
         if !p.dry_run() {
             for v in &victims {
-                delete_object(&mut st, &key, v, &policy);
+                delete_object(&mut st, &key, v, policy);
             }
             sweep(&mut st);
         }
@@ -825,213 +814,4 @@ fn crd_status(obj: &mut Value) {
         ],
         "storedVersions": stored,
     });
-}
-
-/// Deletes one object: with finalizers (or Foreground dependents) it only gets a
-/// deletionTimestamp; otherwise it is removed. Returns what the client is answered.
-pub(crate) fn delete_object(
-    st: &mut ClusterState,
-    key: &ResourceKey,
-    old: &Arc<Stored>,
-    policy: &str,
-) -> Arc<Stored> {
-    let mut obj = old.value.clone();
-    let is_ns = key.group.is_empty() && key.plural == "namespaces";
-    let has_dependents = !st.dependents_of(old.uid()).is_empty();
-    if policy == "Orphan" {
-        orphan_dependents(st, old.uid());
-    }
-    let mut finalizers: Vec<Value> = obj["metadata"]["finalizers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    if policy == "Foreground"
-        && has_dependents
-        && !finalizers.iter().any(|f| f == "foregroundDeletion")
-    {
-        finalizers.push(json!("foregroundDeletion"));
-    }
-    if is_ns {
-        obj["status"]["phase"] = json!("Terminating");
-    }
-    if !finalizers.is_empty() || is_ns {
-        if obj["metadata"]["deletionTimestamp"].is_string()
-            && obj["metadata"]["finalizers"].as_array().map(|a| a.len()) == Some(finalizers.len())
-            && !is_ns
-        {
-            return old.clone();
-        }
-        if !finalizers.is_empty() {
-            obj["metadata"]["finalizers"] = Value::Array(finalizers);
-        }
-        if !obj["metadata"]["deletionTimestamp"].is_string() {
-            obj["metadata"]["deletionTimestamp"] = json!(now());
-            obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-        }
-        let rv = st.next_rv();
-        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-        return st.commit(key, obj, EventType::Modified);
-    }
-    let rv = st.next_rv();
-    obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-    st.commit(key, obj, EventType::Deleted)
-}
-
-fn orphan_dependents(st: &mut ClusterState, uid: &str) {
-    for (key, dep) in st.dependents_of(uid) {
-        let mut v = dep.value.clone();
-        if let Some(refs) = v["metadata"]["ownerReferences"].as_array_mut() {
-            refs.retain(|r| r["uid"].as_str() != Some(uid));
-        }
-        let rv = st.next_rv();
-        v["metadata"]["resourceVersion"] = json!(rv.to_string());
-        st.commit(&key, v, EventType::Modified);
-    }
-}
-
-/// Runs the garbage collector and namespace controller to a fixed point: dependents whose
-/// owners are all gone, terminating namespaces' contents, foreground owners whose
-/// dependents are gone, and objects of deleted CRDs.
-pub(crate) fn sweep(st: &mut ClusterState) {
-    loop {
-        let uids: HashSet<String> = st
-            .objects
-            .values()
-            .flat_map(|m| m.values().map(|s| s.uid().to_string()))
-            .collect();
-        let terminating: HashSet<String> = st
-            .list(&ResourceKey {
-                group: String::new(),
-                plural: "namespaces".into(),
-            })
-            .map(|m| {
-                m.values()
-                    .filter(|s| s.value["metadata"]["deletionTimestamp"].is_string())
-                    .map(|s| s.name().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let owners_with_dependents: HashSet<String> = st
-            .objects
-            .values()
-            .flat_map(|m| m.values())
-            .flat_map(|s| {
-                s.value["metadata"]["ownerReferences"]
-                    .as_array()
-                    .map(|r| {
-                        r.iter()
-                            .filter_map(|o| o["uid"].as_str().map(String::from))
-                            .collect::<Vec<_>>()
-                    })
-                    .unwrap_or_default()
-            })
-            .collect();
-        let foreground: HashSet<String> = st
-            .objects
-            .values()
-            .flat_map(|m| m.values())
-            .filter(|s| {
-                s.value["metadata"]["deletionTimestamp"].is_string()
-                    && s.value["metadata"]["finalizers"]
-                        .as_array()
-                        .is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion"))
-            })
-            .map(|s| s.uid().to_string())
-            .collect();
-        let mut work: Vec<(ResourceKey, Arc<Stored>, bool)> = Vec::new();
-        let mut cascade: Vec<(ResourceKey, Arc<Stored>)> = Vec::new();
-        let mut ns_with_content: HashSet<String> = HashSet::new();
-        for (key, map) in &st.objects {
-            let served = st.registry.find_key(key).is_some();
-            for s in map.values() {
-                let meta = &s.value["metadata"];
-                let deleting = meta["deletionTimestamp"].is_string();
-                let ns = s.namespace();
-                if !ns.is_empty() {
-                    ns_with_content.insert(ns.to_string());
-                }
-                if !served {
-                    work.push((key.clone(), s.clone(), true));
-                    continue;
-                }
-                let refs = meta["ownerReferences"].as_array();
-                let orphaned = refs.is_some_and(|r| {
-                    !r.is_empty()
-                        && r.iter()
-                            .all(|o| !uids.contains(o["uid"].as_str().unwrap_or("")))
-                });
-                let in_terminating_ns = !ns.is_empty() && terminating.contains(ns);
-                if (orphaned || in_terminating_ns) && !deleting {
-                    work.push((key.clone(), s.clone(), false));
-                }
-                let owner_in_foreground = refs.is_some_and(|r| {
-                    r.iter()
-                        .any(|o| foreground.contains(o["uid"].as_str().unwrap_or("")))
-                });
-                if owner_in_foreground && !deleting {
-                    cascade.push((key.clone(), s.clone()));
-                }
-                let fg_done = deleting
-                    && meta["finalizers"]
-                        .as_array()
-                        .is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion"))
-                    && !owners_with_dependents.contains(s.uid());
-                if fg_done {
-                    let mut v = s.value.clone();
-                    if let Some(f) = v["metadata"]["finalizers"].as_array_mut() {
-                        f.retain(|x| x != "foregroundDeletion");
-                    }
-                    work.push((key.clone(), Stored::new(v), true));
-                }
-            }
-        }
-        for ns in &terminating {
-            if !ns_with_content.contains(ns) {
-                let key = ResourceKey {
-                    group: String::new(),
-                    plural: "namespaces".into(),
-                };
-                if let Some(s) = st.get(&key, "", ns) {
-                    let mut v = s.value.clone();
-                    if let Some(f) = v["spec"]["finalizers"].as_array_mut() {
-                        f.clear();
-                    }
-                    let only_ns_finalizer = v["metadata"]["finalizers"]
-                        .as_array()
-                        .is_none_or(|f| f.is_empty());
-                    if only_ns_finalizer {
-                        work.push((key, Stored::new(v), true));
-                    }
-                }
-            }
-        }
-        if work.is_empty() && cascade.is_empty() {
-            return;
-        }
-        // Dependents of an owner in foreground deletion go first, themselves in the foreground.
-        for (key, s) in cascade {
-            if let Some(current) = st.get(&key, s.namespace(), s.name()).cloned() {
-                delete_object(st, &key, &current, "Foreground");
-            }
-        }
-        for (key, s, remove) in work {
-            let current = st.get(&key, s.namespace(), s.name()).cloned();
-            let Some(current) = current else { continue };
-            if remove {
-                let mut v = s.value.clone();
-                let still_final = v["metadata"]["finalizers"]
-                    .as_array()
-                    .is_some_and(|f| !f.is_empty());
-                let rv = st.next_rv();
-                v["metadata"]["resourceVersion"] = json!(rv.to_string());
-                if still_final && st.registry.find_key(&key).is_some() {
-                    st.commit(&key, v, EventType::Modified);
-                } else {
-                    st.commit(&key, v, EventType::Deleted);
-                }
-            } else {
-                delete_object(st, &key, &current, "Background");
-            }
-        }
-    }
 }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::api::now;
 use crate::cluster::Cluster;
+use crate::gc::{self, Propagation};
 use crate::resources::ResourceKey;
 use crate::store::{ClusterState, EventType, Stored};
 
@@ -215,8 +216,8 @@ impl Ctx<'_> {
     }
 
     fn remove(&mut self, k: &ResourceKey, obj: &Arc<Stored>) {
-        crate::api::delete_object(self.st, k, obj, "Background");
-        crate::api::sweep(self.st);
+        gc::delete_object(self.st, k, obj, Propagation::Background);
+        gc::sweep(self.st);
     }
 
     fn wake_owner(&mut self, obj: &Value) {

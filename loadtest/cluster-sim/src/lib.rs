@@ -11,6 +11,7 @@ pub mod controllers;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
+pub mod gc;
 pub mod kubeconfig;
 pub mod persist;
 pub mod resources;

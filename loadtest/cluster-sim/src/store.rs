@@ -163,22 +163,6 @@ impl ClusterState {
         self.registry = Registry::with_crds(crds.iter());
     }
 
-    /// Every object whose ownerReferences name `uid`.
-    pub fn dependents_of(&self, uid: &str) -> Vec<(ResourceKey, Arc<Stored>)> {
-        let mut out = Vec::new();
-        for (key, map) in &self.objects {
-            for s in map.values() {
-                let owned = s.value["metadata"]["ownerReferences"]
-                    .as_array()
-                    .is_some_and(|refs| refs.iter().any(|r| r["uid"].as_str() == Some(uid)));
-                if owned {
-                    out.push((key.clone(), s.clone()));
-                }
-            }
-        }
-        out
-    }
-
     pub fn object_count(&self) -> usize {
         self.objects.values().map(|m| m.len()).sum()
     }
