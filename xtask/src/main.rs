@@ -16,7 +16,8 @@ usage: cargo xtask <command> [args]
 
 commands:
   tools            install kubectl and nats-server into tools/ (pinned, idempotent)
-  test [args]      tools, then `cargo nextest run --workspace --no-fail-fast [args]`
+  test [args]      tools, `cargo fmt --all --check`, `cargo clippy --workspace --all-targets
+                   -- -D warnings`, then `cargo nextest run --workspace --no-fail-fast [args]`
   up               tools, build, run the local stack in the foreground (Ctrl-C stops it)
   bench [args]     `cargo run --release -p cluster-sim -- bench [args]`
   loadtest [args]  tools, `cargo build --release --workspace --bins`, then

@@ -1,15 +1,46 @@
-//! `cargo xtask test`: the whole test suite under cargo-nextest (installed if missing),
-//! with the tools on PATH.
+//! `cargo xtask test`: what CI runs. Formatting and clippy come first because they fail
+//! within a minute where the suite takes many; then the whole suite under cargo-nextest.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::ffi::OsString;
 use std::process::Stdio;
 
 use crate::tools;
 use crate::workspace::{cargo, exit_code};
 
+/// A cargo command that must succeed before the suite runs.
+struct Check {
+    args: &'static [&'static str],
+    /// What to do when it fails, for the error message.
+    fix: &'static str,
+}
+
+/// Always over the whole workspace: arguments that select tests (`-p NAME`) must not let
+/// unformatted or warning-laden code through.
+const CHECKS: &[Check] = &[
+    Check {
+        args: &["fmt", "--all", "--check"],
+        fix: "run `cargo fmt --all` (without rustfmt: `rustup component add rustfmt`)",
+    },
+    Check {
+        args: &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        fix: "fix what it reports above (without clippy: `rustup component add clippy`)",
+    },
+];
+
 pub fn run(extra: &[OsString]) -> Result<i32> {
     let t = tools::install()?;
+    for check in CHECKS {
+        check.run()?;
+    }
+
     let mut runner: &[&str] = &["nextest", "run"];
     if !has_nextest() {
         eprintln!(
@@ -38,6 +69,24 @@ pub fn run(extra: &[OsString]) -> Result<i32> {
         .status()
         .with_context(|| format!("cannot run `cargo {}`", runner.join(" ")))?;
     Ok(exit_code(status))
+}
+
+impl Check {
+    fn run(&self) -> Result<()> {
+        let shown = format!("cargo {}", self.args.join(" "));
+        eprintln!("xtask: {shown}");
+        let status = cargo()
+            .args(self.args)
+            .status()
+            .with_context(|| format!("cannot run `{shown}`"))?;
+        if !status.success() {
+            bail!(
+                "`{shown}` failed ({status}), so the tests were not run; {}",
+                self.fix
+            );
+        }
+        Ok(())
+    }
 }
 
 fn selects_packages(extra: &[OsString]) -> bool {
