@@ -44,7 +44,22 @@ impl Default for Upstream {
 
 impl Upstream {
     pub fn new() -> Upstream {
-        let dir = tempfile::tempdir().unwrap();
+        Upstream::at(tempfile::tempdir().unwrap())
+    }
+
+    /// Like [`Upstream::new`], in a directory under `parent` that outlives the fixture:
+    /// it goes when `parent` goes. For a harness that keeps its work directory, the
+    /// repository with it, when a run fails.
+    pub fn new_in(parent: &Path) -> Upstream {
+        let dir = tempfile::Builder::new()
+            .prefix("upstream-")
+            .disable_cleanup(true)
+            .tempdir_in(parent)
+            .unwrap();
+        Upstream::at(dir)
+    }
+
+    fn at(dir: tempfile::TempDir) -> Upstream {
         let base = dir.path().join("served");
         std::fs::create_dir_all(&base).unwrap();
         git(
@@ -157,17 +172,7 @@ impl GitDaemon {
         // Another process may grab the port between release and bind; retry a few times.
         for _ in 0..5 {
             let port = free_port();
-            // `git daemon` would fork `git-daemon` and wait: killing it would orphan the
-            // server. Run the server itself, so dropping this kills it.
-            let mut child = Command::new(git_daemon_binary())
-                .arg("--reuseaddr")
-                .arg(format!("--base-path={}", base.display()))
-                .arg("--export-all")
-                .arg(format!("--port={port}"))
-                .arg("--listen=127.0.0.1")
-                .arg(base)
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .env("GIT_CONFIG_NOSYSTEM", "1")
+            let mut child = GitDaemon::command(base, port)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -190,6 +195,22 @@ impl GitDaemon {
         panic!("git daemon did not start");
     }
 
+    /// The server `serve` runs, serving `base` on 127.0.0.1:`port`, for a caller that
+    /// supervises its own processes. `git daemon` would fork `git-daemon` and wait:
+    /// stopping it would orphan the server, so this is the server itself.
+    pub fn command(base: &Path, port: u16) -> Command {
+        let mut cmd = Command::new(git_daemon_binary());
+        cmd.arg("--reuseaddr")
+            .arg(format!("--base-path={}", base.display()))
+            .arg("--export-all")
+            .arg(format!("--port={port}"))
+            .arg("--listen=127.0.0.1")
+            .arg(base)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1");
+        cmd
+    }
+
     pub fn url(&self, name: &str) -> String {
         format!("git://127.0.0.1:{}/{name}", self.port)
     }
@@ -199,5 +220,42 @@ impl Drop for GitDaemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upstream_in_a_parent_stays_until_the_parent_goes() {
+        let parent = tempfile::tempdir().unwrap();
+        let upstream = Upstream::new_in(parent.path());
+        assert!(upstream.dir.path().starts_with(parent.path()));
+        upstream.write("a/b.yaml", "x: 1\n");
+        let head = upstream.commit("first");
+        upstream.push_all();
+        let bare = upstream.bare();
+        drop(upstream);
+        assert_eq!(git(&bare, &["rev-parse", "main"]), head);
+    }
+
+    #[test]
+    fn the_daemon_command_serves_its_base() {
+        let upstream = Upstream::new();
+        upstream.write("f", "1\n");
+        let head = upstream.commit("first");
+        upstream.push_all();
+        let port = free_port();
+        let mut child = GitDaemon::command(&upstream.base(), port)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until_listening(([127, 0, 0, 1], port).into(), &mut child);
+        let url = format!("git://127.0.0.1:{port}/{}", upstream.name);
+        let listed = git(upstream.dir.path(), &["ls-remote", &url, "main"]);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(listed.starts_with(&head), "{listed}");
     }
 }
