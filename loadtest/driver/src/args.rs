@@ -1,0 +1,55 @@
+//! The driver's flags: the size of the fleet, the emulated latency, and what is passed on
+//! to the services.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "loadtest",
+    about = "gitfleet load harness: create-to-Synced and webhook-to-Synced, with CPU and peak memory per process"
+)]
+pub struct Args {
+    /// Applications to create (one ConfigMap each, in its own directory).
+    #[arg(long, default_value_t = 100)]
+    pub apps: usize,
+    /// Emulated clusters (c0..cN-1); apps are spread over them round-robin.
+    #[arg(long, default_value_t = 10)]
+    pub clusters: usize,
+    /// Latency cluster-sim adds to every Kubernetes API request.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Webhook-to-Synced measurements (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub webhook_runs: usize,
+    /// Deadline for all apps to become Synced and Healthy.
+    #[arg(long, default_value_t = 900)]
+    pub timeout_seconds: u64,
+    /// Application writes in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub create_concurrency: usize,
+    /// Where the release binaries are (default: next to this one).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// The nats-server binary (default: tools/bin/nats-server of the workspace).
+    #[arg(long, env = "GITFLEET_NATS_SERVER")]
+    pub nats_server: Option<PathBuf>,
+    /// RUST_LOG of the services (their logs go to files in the work directory).
+    #[arg(long, default_value = "warn")]
+    pub log: String,
+    /// Create every app's namespace in its cluster before the timed phase, so syncs
+    /// have no PreSync wave for CreateNamespace (and hence no wave delay after it).
+    #[arg(long)]
+    pub precreate_namespaces: bool,
+    /// Passed to the sync-executor as `--wave-delay-seconds` (its default, Argo CD's 2 s,
+    /// when unset).
+    #[arg(long)]
+    pub wave_delay_seconds: Option<f64>,
+    /// Passed to the sync-executor as `--cluster-concurrency` (its default, 4, when unset).
+    #[arg(long)]
+    pub cluster_concurrency: Option<usize>,
+    /// Keep the work directory (logs, repository, nats store) after a successful run.
+    #[arg(long)]
+    pub keep: bool,
+}

@@ -1,0 +1,188 @@
+//! The two timings: create-to-Synced over the whole fleet, and webhook-to-Synced for one
+//! app on the full fleet afterwards.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use futures::StreamExt;
+use gitfleet_bus::{Bucket, subject_token, token_to_name};
+use gitfleet_procs::Children;
+use serde_json::{Value, json};
+
+use crate::apps::{self, app_name};
+use crate::args::Args;
+use crate::report::secs;
+use crate::run::Progress;
+use crate::stack::Stack;
+
+pub struct Created {
+    /// From the first write until the last app was Synced and Healthy.
+    pub converged: Duration,
+    pub writes_took: Duration,
+    /// Each app's time from the first write to Synced and Healthy.
+    pub per_app: Vec<Duration>,
+}
+
+/// Writes every Application into KV `applications` and waits, on a KV watch of
+/// `app-status`, until each is Synced and Healthy.
+pub async fn create_to_synced(
+    args: &Args,
+    stack: &Stack,
+    children: &Children,
+    progress: &Progress,
+) -> Result<Created> {
+    let status_kv = stack.bus.kv(Bucket::AppStatus).await?;
+    // Opened before the first write, so no status is missed.
+    let mut watch = status_kv.watch_all().await.context("watching app-status")?;
+    let apps_kv = stack.bus.kv(Bucket::Applications).await?;
+    let docs = apps::documents(args.apps, &stack.repo_url, &stack.clusters.names())?;
+    let t0 = Instant::now();
+    let writer = {
+        let kv = apps_kv.clone();
+        let c = args.create_concurrency.max(1);
+        tokio::spawn(async move {
+            let results: Vec<_> = futures::stream::iter(docs)
+                .map(|(k, v)| kv.put(k, v))
+                .buffer_unordered(c)
+                .collect()
+                .await;
+            let failed = results.iter().filter(|r| r.is_err()).count();
+            (t0.elapsed(), failed)
+        })
+    };
+    progress.phase(&format!("creating {} applications", args.apps));
+    let deadline = tokio::time::Instant::from_std(t0 + Duration::from_secs(args.timeout_seconds));
+    let mut done: HashMap<String, Duration> = HashMap::new();
+    let mut state: HashMap<String, (String, String)> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    while done.len() < args.apps {
+        tokio::select! {
+            entry = tokio::time::timeout_at(deadline, watch.next()) => {
+                let entry = match entry {
+                    Err(_) => bail!(
+                        "not converged: {} of {} apps Synced and Healthy after {} s (latest states: {})",
+                        done.len(), args.apps, args.timeout_seconds, state_summary(&state)
+                    ),
+                    Ok(None) => bail!("the app-status watch ended"),
+                    Ok(Some(e)) => e.context("watching app-status")?,
+                };
+                let name = token_to_name(&entry.key).unwrap_or_else(|| entry.key.clone());
+                let v: Value = serde_json::from_slice(&entry.value).unwrap_or(Value::Null);
+                let (sync, health) = (str_at(&v, "/sync/status"), str_at(&v, "/health/status"));
+                if sync == "Synced" && health == "Healthy" && name.starts_with("app-") {
+                    done.entry(name.clone()).or_insert_with(|| t0.elapsed());
+                }
+                state.insert(name, (sync, health));
+            }
+            _ = tick.tick() => {
+                children.check_alive()?;
+                progress.phase(&format!("{} of {} Synced and Healthy ({})", done.len(), args.apps, state_summary(&state)));
+            }
+        }
+    }
+    let converged = t0.elapsed();
+    let (writes_took, failed_writes) = writer.await?;
+    ensure!(
+        failed_writes == 0,
+        "{failed_writes} application writes failed"
+    );
+    progress.phase(&format!(
+        "all {} apps Synced and Healthy after {}",
+        args.apps,
+        secs(converged)
+    ));
+    Ok(Created {
+        converged,
+        writes_took,
+        per_app: done.into_values().collect(),
+    })
+}
+
+/// `runs` times: a commit to app 0, pushed, a GitHub push webhook, and the time until the
+/// app's status is Synced and Healthy at that commit.
+pub async fn webhook_to_synced(
+    runs: usize,
+    stack: &Stack,
+    children: &Children,
+    progress: &Progress,
+) -> Result<Vec<Duration>> {
+    let status_kv = stack.bus.kv(Bucket::AppStatus).await?;
+    let target = app_name(0);
+    let http = reqwest::Client::new();
+    let mut took = Vec::new();
+    for run in 1..=runs {
+        stack.upstream.write(
+            &apps::config_map_path(&target),
+            &apps::config_map(&target, run),
+        );
+        let sha = stack
+            .upstream
+            .commit(&format!("{target}: generation {run}"));
+        stack.upstream.push_all();
+        let t = Instant::now();
+        let body = json!({"ref": "refs/heads/main", "repository": {"clone_url": stack.repo_url, "html_url": stack.repo_url}});
+        let resp = http
+            .post(&stack.webhook_url)
+            .header("X-GitHub-Event", "push")
+            .json(&body)
+            .send()
+            .await
+            .context("posting the webhook")?;
+        ensure!(
+            resp.status().is_success(),
+            "webhook answered {}",
+            resp.status()
+        );
+        let limit = Duration::from_secs(120);
+        loop {
+            if let Some(e) = status_kv.get(subject_token(&target)).await? {
+                let v: Value = serde_json::from_slice(&e).unwrap_or(Value::Null);
+                if str_at(&v, "/sync/status") == "Synced"
+                    && str_at(&v, "/sync/revision") == sha
+                    && str_at(&v, "/health/status") == "Healthy"
+                {
+                    break;
+                }
+            }
+            if t.elapsed() > limit {
+                children.check_alive()?;
+                bail!("{target} not Synced at {sha} within {limit:?} of the webhook");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let elapsed = t.elapsed();
+        progress.phase(&format!(
+            "webhook run {run}: {target} Synced at {} after {}",
+            &sha[..8],
+            secs(elapsed)
+        ));
+        took.push(elapsed);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(took)
+}
+
+fn str_at(v: &Value, ptr: &str) -> String {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `Synced/Healthy: 90, OutOfSync/Missing: 10`, for progress lines and the timeout error.
+fn state_summary(state: &HashMap<String, (String, String)>) -> String {
+    let mut by: BTreeMap<String, usize> = BTreeMap::new();
+    for (s, h) in state.values() {
+        let s = if s.is_empty() { "-" } else { s };
+        let h = if h.is_empty() { "-" } else { h };
+        *by.entry(format!("{s}/{h}")).or_default() += 1;
+    }
+    if by.is_empty() {
+        return "no status yet".into();
+    }
+    by.iter()
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

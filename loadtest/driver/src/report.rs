@@ -1,0 +1,325 @@
+//! The report: a Markdown section for BENCHMARKS.md with the command that reproduces it,
+//! the machine, the timings, and CPU and peak memory per process per phase.
+
+use std::fmt;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::args::Args;
+use crate::procfs::{ProcSample, Snapshot};
+
+/// What was measured.
+pub struct Figures {
+    pub converged: Duration,
+    pub writes_took: Duration,
+    pub per_app: Vec<Duration>,
+    pub webhook: Vec<Duration>,
+    /// ConfigMaps named `load` found through the Kubernetes API.
+    pub found: usize,
+    /// Objects cluster-sim says it holds (0 if its admin endpoint did not answer).
+    pub admin_objects: u64,
+}
+
+/// Every process sampled at the ends of the phases, so CPU can be split by phase.
+pub struct Snapshots {
+    /// Start-up done: every partition has an owner.
+    pub ready: Snapshot,
+    pub converged: Snapshot,
+    /// After the webhook runs.
+    pub end: Snapshot,
+}
+
+/// Where and when the figures were taken; they mean little without it.
+pub struct Machine {
+    /// `2026-11-29 22:39 UTC`.
+    pub date: String,
+    /// `2 cores (CPU model), 8000000 kB memory`.
+    pub description: String,
+    pub cores: usize,
+    /// Clock ticks per second: the unit of `/proc/<pid>/stat`'s CPU times.
+    pub clk_tck: f64,
+}
+
+impl Machine {
+    pub fn this() -> Machine {
+        let date = Command::new("date")
+            .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|t| {
+                t.lines().find_map(|l| {
+                    l.strip_prefix("model name")
+                        .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+                })
+            })
+            .unwrap_or_default();
+        let mem = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:").map(|r| r.trim().to_string()))
+            })
+            .unwrap_or_default();
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let clk_tck = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0);
+        Machine {
+            date,
+            description: format!("{cores} cores ({cpu}), {mem} memory"),
+            cores,
+            clk_tck,
+        }
+    }
+}
+
+pub struct Report {
+    pub args: Args,
+    pub figures: Figures,
+    pub snapshots: Snapshots,
+    pub machine: Machine,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (args, f, m) = (&self.args, &self.figures, &self.machine);
+        let p = |v: &[Duration], q: f64| percentile(v, q).map(secs).unwrap_or_else(|| "-".into());
+        writeln!(
+            out,
+            "\n## loadtest: {} apps on {} clusters, {} ms API latency{}\n",
+            args.apps,
+            args.clusters,
+            args.latency_ms,
+            if args.precreate_namespaces {
+                ", namespaces created beforehand"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            out,
+            "Command: `{}`  \nDate: {}  \nMachine: {}\n",
+            command_line(args),
+            m.date,
+            m.description
+        )?;
+        writeln!(out, "| what | figure |\n|---|---|")?;
+        writeln!(
+            out,
+            "| create-to-Synced, all {} apps Synced and Healthy (from the first write to KV `applications`) | {} s |",
+            args.apps,
+            secs(f.converged)
+        )?;
+        writeln!(
+            out,
+            "| per app, from the first write: p50 / p90 / max | {} / {} / {} s |",
+            p(&f.per_app, 50.0),
+            p(&f.per_app, 90.0),
+            p(&f.per_app, 100.0)
+        )?;
+        writeln!(
+            out,
+            "| throughput | {:.1} apps/s |",
+            f.per_app.len() as f64 / f.converged.as_secs_f64()
+        )?;
+        writeln!(
+            out,
+            "| writing the {} Applications ({} in flight) | {} s |",
+            args.apps,
+            args.create_concurrency,
+            secs(f.writes_took)
+        )?;
+        writeln!(
+            out,
+            "| ConfigMaps found through the Kubernetes API / objects in cluster-sim | {} / {} |",
+            f.found, f.admin_objects
+        )?;
+        writeln!(
+            out,
+            "| webhook-to-Synced, one app, {} runs: median (min, max) | {} s ({}, {}) |",
+            f.webhook.len(),
+            p(&f.webhook, 50.0),
+            p(&f.webhook, 0.0),
+            p(&f.webhook, 100.0)
+        )?;
+        writeln!(
+            out,
+            "\n| process | CPU s, start-up | CPU s, create-to-Synced | CPU s, webhook runs | CPU s, total | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|"
+        )?;
+        let Snapshots {
+            ready,
+            converged,
+            end,
+        } = &self.snapshots;
+        let cpu = |s: &ProcSample| s.cpu.total() as f64 / m.clk_tck;
+        let find = |set: &Snapshot, name: &str| {
+            set.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, s)| *s)
+                .unwrap_or_default()
+        };
+        let mut total = [0.0f64; 4];
+        for (name, last) in end {
+            let (r, c) = (find(ready, name), find(converged, name));
+            let row = [cpu(&r), cpu(&c) - cpu(&r), cpu(last) - cpu(&c), cpu(last)];
+            for (t, v) in total.iter_mut().zip(row) {
+                *t += v;
+            }
+            writeln!(
+                out,
+                "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                last.peak_rss_kib as f64 / 1024.0
+            )?;
+        }
+        writeln!(
+            out,
+            "| all | {:.2} | {:.2} | {:.2} | {:.2} | |",
+            total[0], total[1], total[2], total[3]
+        )?;
+        writeln!(
+            out,
+            "\nCreate-to-Synced wall time {} s on {} cores: {:.0}% of the machine's CPU was busy in that phase.",
+            secs(f.converged),
+            m.cores,
+            100.0 * total[1] / (f.converged.as_secs_f64() * m.cores as f64)
+        )
+    }
+}
+
+/// The command that repeats this run: the flags that change the figures, defaults included.
+fn command_line(args: &Args) -> String {
+    let mut extra = String::new();
+    if args.precreate_namespaces {
+        extra += " --precreate-namespaces";
+    }
+    if let Some(d) = args.wave_delay_seconds {
+        extra += &format!(" --wave-delay-seconds {d}");
+    }
+    if let Some(c) = args.cluster_concurrency {
+        extra += &format!(" --cluster-concurrency {c}");
+    }
+    format!(
+        "cargo xtask loadtest -- --apps {} --clusters {} --latency-ms {}{extra}",
+        args.apps, args.clusters, args.latency_ms
+    )
+}
+
+/// The `p`-th percentile (0..=100, nearest rank) of `values`; None when empty.
+pub fn percentile(values: &[Duration], p: f64) -> Option<Duration> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort();
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    Some(v[rank.clamp(1, v.len()) - 1])
+}
+
+/// Seconds with millisecond precision, for tables.
+pub fn secs(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procfs::CpuTicks;
+    use clap::Parser;
+
+    fn ms(v: &[u64]) -> Vec<Duration> {
+        v.iter().map(|m| Duration::from_millis(*m)).collect()
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let v = ms(&[50, 10, 40, 20, 30]);
+        assert_eq!(percentile(&v, 50.0), Some(Duration::from_millis(30)));
+        assert_eq!(percentile(&v, 100.0), Some(Duration::from_millis(50)));
+        assert_eq!(percentile(&v, 0.0), Some(Duration::from_millis(10)));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn the_report_splits_cpu_by_phase() {
+        let at = |ticks: u64, rss_mib: u64| ProcSample {
+            cpu: CpuTicks {
+                own: ticks,
+                children: 0,
+            },
+            peak_rss_kib: rss_mib * 1024,
+        };
+        let snap = |nats: u64, me: u64| {
+            vec![
+                ("nats-server".to_string(), at(nats, 31)),
+                ("loadtest (this driver)".to_string(), at(me, 16)),
+            ]
+        };
+        let report = Report {
+            args: Args::parse_from([
+                "loadtest",
+                "--apps",
+                "4",
+                "--clusters",
+                "2",
+                "--wave-delay-seconds",
+                "0.5",
+            ]),
+            figures: Figures {
+                converged: Duration::from_millis(2000),
+                writes_took: Duration::from_millis(25),
+                per_app: ms(&[400, 1000, 1500, 2000]),
+                webhook: ms(&[290, 280, 300]),
+                found: 4,
+                admin_objects: 8,
+            },
+            snapshots: Snapshots {
+                ready: snap(10, 5),
+                converged: snap(110, 6),
+                end: snap(160, 30),
+            },
+            machine: Machine {
+                date: "2026-12-01 10:00 UTC".into(),
+                description: "2 cores (Test CPU), 8000000 kB memory".into(),
+                cores: 2,
+                clk_tck: 100.0,
+            },
+        };
+        let expected = "
+## loadtest: 4 apps on 2 clusters, 0 ms API latency
+
+Command: `cargo xtask loadtest -- --apps 4 --clusters 2 --latency-ms 0 --wave-delay-seconds 0.5`  
+Date: 2026-12-01 10:00 UTC  
+Machine: 2 cores (Test CPU), 8000000 kB memory
+
+| what | figure |
+|---|---|
+| create-to-Synced, all 4 apps Synced and Healthy (from the first write to KV `applications`) | 2.000 s |
+| per app, from the first write: p50 / p90 / max | 1.000 / 2.000 / 2.000 s |
+| throughput | 2.0 apps/s |
+| writing the 4 Applications (32 in flight) | 0.025 s |
+| ConfigMaps found through the Kubernetes API / objects in cluster-sim | 4 / 8 |
+| webhook-to-Synced, one app, 3 runs: median (min, max) | 0.290 s (0.280, 0.300) |
+
+| process | CPU s, start-up | CPU s, create-to-Synced | CPU s, webhook runs | CPU s, total | peak RSS MiB |
+|---|---:|---:|---:|---:|---:|
+| nats-server | 0.10 | 1.00 | 0.50 | 1.60 | 31 |
+| loadtest (this driver) | 0.05 | 0.01 | 0.24 | 0.30 | 16 |
+| all | 0.15 | 1.01 | 0.74 | 1.90 | |
+
+Create-to-Synced wall time 2.000 s on 2 cores: 25% of the machine's CPU was busy in that phase.
+";
+        assert_eq!(report.to_string(), expected);
+    }
+}

@@ -1,0 +1,223 @@
+//! Starting the system under test, each part its own process under the driver's
+//! [`Children`]: nats-server, cluster-sim, the repository served by git-daemon, and the
+//! five services.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use gitfleet_bus::{Bus, BusConfig};
+use gitfleet_gitkit::{GitDaemon, Upstream};
+use gitfleet_procs::{Children, free_port};
+
+use crate::args::Args;
+use crate::clusters::Clusters;
+use crate::run::Progress;
+use crate::{apps, wait};
+
+/// The bus subject prefix every process is started with.
+const PREFIX: &str = "gf";
+
+const SERVICES: [&str; 5] = [
+    "git-watcher",
+    "renderer",
+    "diff-worker",
+    "sync-executor",
+    "api-gateway",
+];
+
+/// Everything up and ready: every app and cluster partition has an owner.
+pub struct Stack {
+    /// The driver's own connection: it writes the load and watches statuses through it.
+    pub bus: Bus,
+    pub clusters: Clusters,
+    pub admin_url: String,
+    /// The work tree the webhook runs commit to.
+    pub upstream: Upstream,
+    pub repo_url: String,
+    pub webhook_url: String,
+}
+
+/// The binaries the stack is made of; checked before anything starts, so a missing build
+/// fails in a second with the command that makes it.
+struct Binaries {
+    dir: PathBuf,
+    nats_server: PathBuf,
+}
+
+impl Binaries {
+    fn find(args: &Args) -> Result<Binaries> {
+        let dir = match &args.bin_dir {
+            Some(d) => d.clone(),
+            None => std::env::current_exe()?
+                .parent()
+                .context("driver has no directory")?
+                .to_path_buf(),
+        };
+        for b in SERVICES.iter().chain(["cluster-sim"].iter()) {
+            ensure!(
+                dir.join(b).is_file(),
+                "{} not found: build the release binaries first (`cargo build --release --workspace --bins`, or run `cargo xtask loadtest -- ...`)",
+                dir.join(b).display()
+            );
+        }
+        let nats_server = args.nats_server.clone().unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/bin/nats-server")
+        });
+        ensure!(
+            nats_server.is_file(),
+            "nats-server not found at {}: run `cargo xtask tools`",
+            nats_server.display()
+        );
+        Ok(Binaries { dir, nats_server })
+    }
+}
+
+pub async fn start(
+    args: &Args,
+    children: &Children,
+    work: &Path,
+    progress: &Progress,
+) -> Result<Stack> {
+    let bins = Binaries::find(args)?;
+    let logs = work.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let log = |name: &str| logs.join(format!("{name}.log"));
+
+    // 1. nats-server with JetStream.
+    let nats_port = free_port().context("picking a port for nats-server")?;
+    let mut cmd = Command::new(&bins.nats_server);
+    cmd.args([
+        "-js",
+        "-a",
+        "127.0.0.1",
+        "-p",
+        &nats_port.to_string(),
+        "-sd",
+    ])
+    .arg(work.join("nats"));
+    children.spawn_logged("nats-server", cmd, &log("nats-server"))?;
+    wait::tcp(children, "nats-server", nats_port, Duration::from_secs(20)).await?;
+    let nats_url = format!("nats://127.0.0.1:{nats_port}");
+    let bus = gitfleet_bus::connect(&BusConfig {
+        url: nats_url.clone(),
+        prefix: PREFIX.into(),
+        name: "loadtest".into(),
+        ..BusConfig::default()
+    })
+    .await
+    .context("connecting to nats-server")?;
+    bus.ensure().await.context("creating the topology")?;
+    progress.phase("nats-server up");
+
+    // 2. cluster-sim, its own process.
+    let kubeconfig = work.join("kubeconfig");
+    let mut cmd = Command::new(bins.dir.join("cluster-sim"));
+    cmd.args([
+        "serve",
+        "--clusters",
+        &args.clusters.to_string(),
+        "--tls",
+        "--listen",
+        "127.0.0.1:0",
+        "--latency-ms",
+        &args.latency_ms.to_string(),
+    ])
+    .arg("--kubeconfig")
+    .arg(&kubeconfig)
+    .env("RUST_LOG", &args.log);
+    children.spawn_logged("cluster-sim", cmd, &log("cluster-sim"))?;
+    // Logged once every listener is bound and the kubeconfig written.
+    let admin_url = wait::log_value(
+        children,
+        &log("cluster-sim"),
+        "admin at ",
+        Duration::from_secs(30),
+    )
+    .await?;
+    let clusters = Clusters::read(&kubeconfig)?;
+    ensure!(
+        clusters.list.len() == args.clusters,
+        "cluster-sim's kubeconfig has {} clusters, not {}",
+        clusters.list.len(),
+        args.clusters
+    );
+    clusters.register(&bus).await?;
+    progress.phase(&format!(
+        "cluster-sim up: {} clusters over HTTPS, {} ms added latency, admin {admin_url}",
+        clusters.list.len(),
+        args.latency_ms
+    ));
+
+    // 3. The repository: one directory per app, one ConfigMap in each.
+    let upstream = apps::repository(work, args.apps);
+    let git_port = free_port().context("picking a port for git-daemon")?;
+    children.spawn_logged(
+        "git daemon",
+        GitDaemon::command(&upstream.base(), git_port),
+        &log("git-daemon"),
+    )?;
+    wait::tcp(children, "git daemon", git_port, Duration::from_secs(20)).await?;
+    let repo_url = format!("git://127.0.0.1:{git_port}/{}", upstream.name);
+    progress.phase(&format!(
+        "git daemon up: {repo_url}, {} app directories",
+        args.apps
+    ));
+
+    // 4. The services, each its own process, event-driven only (poll and periodic
+    //    refresh pushed out of the run's window).
+    let (grpc_port, http_port) = (free_port()?, free_port()?);
+    for s in SERVICES {
+        let mut cmd = Command::new(bins.dir.join(s));
+        cmd.args(["--nats-url", &nats_url, "--prefix", PREFIX])
+            .env("RUST_LOG", &args.log);
+        match s {
+            "git-watcher" => {
+                cmd.arg("--mirror-dir")
+                    .arg(work.join("mirrors"))
+                    .args(["--poll-seconds", "3600"]);
+            }
+            "diff-worker" => {
+                cmd.args(["--member-id", "dw-0", "--refresh-seconds", "3600"]);
+            }
+            "sync-executor" => {
+                cmd.args(["--member-id", "se-0"]);
+                if let Some(d) = args.wave_delay_seconds {
+                    cmd.args(["--wave-delay-seconds", &d.to_string()]);
+                }
+                if let Some(c) = args.cluster_concurrency {
+                    cmd.args(["--cluster-concurrency", &c.to_string()]);
+                }
+            }
+            "api-gateway" => {
+                cmd.args([
+                    "--grpc-addr",
+                    &format!("127.0.0.1:{grpc_port}"),
+                    "--http-addr",
+                    &format!("127.0.0.1:{http_port}"),
+                ]);
+            }
+            _ => {}
+        }
+        children.spawn_logged(s, cmd, &log(s))?;
+    }
+    wait::tcp(
+        children,
+        "api-gateway (webhooks)",
+        http_port,
+        Duration::from_secs(30),
+    )
+    .await?;
+    wait::partitions_owned(children, &bus, Duration::from_secs(90)).await?;
+    progress.phase("services up; every app and cluster partition has an owner");
+
+    Ok(Stack {
+        bus,
+        clusters,
+        admin_url,
+        upstream,
+        repo_url,
+        webhook_url: format!("http://127.0.0.1:{http_port}/api/webhook"),
+    })
+}
