@@ -1,6 +1,8 @@
 //! The defaults the real API server fills in on write (what `kubectl get -o yaml` shows
 //! beyond what was applied), so diffs against live objects look as they do on a cluster.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 fn set_default(obj: &mut Value, key: &str, v: Value) {
@@ -177,9 +179,7 @@ fn fold_string_data(obj: &mut Value) {
     };
     let data = child(obj, "data");
     for (k, v) in sd {
-        data[k] = json!(crate::kubeconfig::base64(
-            v.as_str().unwrap_or("").as_bytes()
-        ));
+        data[k] = json!(STANDARD.encode(v.as_str().unwrap_or("")));
     }
 }
 

@@ -1,10 +1,12 @@
 //! Renders a kubeconfig with one context per simulated cluster.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
 /// `clusters` are (name, url, token).
 pub fn render(clusters: &[(String, String, String)], ca_pem: Option<&str>) -> String {
-    let ca = ca_pem.map(|p| base64(p.as_bytes()));
+    let ca = ca_pem.map(|p| STANDARD.encode(p));
     let doc = json!({
         "apiVersion": "v1",
         "kind": "Config",
@@ -23,22 +25,8 @@ pub fn render(clusters: &[(String, String, String)], ca_pem: Option<&str>) -> St
     serde_yaml_ng::to_string(&doc).expect("kubeconfig serializes")
 }
 
-/// Standard base64 with padding (kubeconfig `*-data` fields, Secret `data`).
+/// Standard base64 with padding (kubeconfig `*-data` fields, Secret `data`), for the
+/// end-to-end tests, which register the emulator's CA as a cluster's `caData`.
 pub fn base64(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                T[((n >> (18 - 6 * i)) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
+    STANDARD.encode(input)
 }

@@ -32,6 +32,8 @@ mod path;
 mod quantity;
 mod render;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use gitfleet_model::{ResourceIgnoreDifferences, SyncStatusCode, TRACKING_ANNOTATION};
 use k8s_patch::schema::{ListType, list_type};
 use serde::{Deserialize, Serialize};
@@ -307,28 +309,7 @@ fn normalize(obj: &Value) -> Value {
                     .as_str()
                     .map(str::to_owned)
                     .unwrap_or_else(|| v.to_string());
-                data.insert(k, Value::String(base64(text.as_bytes())));
-            }
-        }
-    }
-    out
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
+                data.insert(k, Value::String(STANDARD.encode(text)));
             }
         }
     }
@@ -602,10 +583,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64_and_globs() {
-        assert_eq!(base64(b"hello"), "aGVsbG8=");
-        assert_eq!(base64(b"hi!"), "aGkh");
-        assert_eq!(base64(b""), "");
+    fn globs() {
         assert!(glob("*", "apps"));
         assert!(glob("", ""));
         assert!(!glob("", "apps"));
