@@ -2,11 +2,10 @@
 //! order, multi-document YAML, `List` kinds flattened, `include`/`exclude` globs. Pure: files
 //! in, manifests out, so every rule here is tested without a bus or a repository.
 
+use gitfleet_engine::diff::Glob;
 use gitfleet_messages::RepoFile;
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
-
-use crate::glob;
 
 /// What of a directory to render, as in the Application's `source.directory`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -15,7 +14,8 @@ pub struct DirectoryOptions {
     pub path: String,
     /// Whether files in subdirectories count (`directory.recurse`).
     pub recurse: bool,
-    /// Glob of files to take, e.g. `{deploy.yaml,svc.yaml}`; empty takes every manifest.
+    /// Glob of files to take, e.g. `{deploy.yaml,svc.yaml}` ([`Glob`]'s syntax); empty takes
+    /// every manifest.
     pub include: String,
     /// Glob of files to leave out; wins over `include`.
     pub exclude: String,
@@ -44,17 +44,16 @@ pub fn render_directory(
     options: &DirectoryOptions,
 ) -> Result<Vec<Value>, RenderError> {
     let base = normalize_dir(&options.path);
+    // Compiled once per render, not once per file. Empty means no filter.
+    let compile = |pattern: &str| (!pattern.is_empty()).then(|| Glob::new(pattern));
+    let (include, exclude) = (compile(&options.include), compile(&options.exclude));
     let mut chosen: Vec<(&RepoFile, String)> = files
         .iter()
         .filter(|file| !file.binary && is_manifest_file(&file.path))
         .filter_map(|file| Some((file, relative(&file.path, &base)?)))
         .filter(|(_, relative)| options.recurse || !relative.contains('/'))
-        .filter(|(_, relative)| {
-            options.exclude.is_empty() || !glob::matches(&options.exclude, relative)
-        })
-        .filter(|(_, relative)| {
-            options.include.is_empty() || glob::matches(&options.include, relative)
-        })
+        .filter(|(_, relative)| !exclude.as_ref().is_some_and(|g| g.matches(relative)))
+        .filter(|(_, relative)| include.as_ref().is_none_or(|g| g.matches(relative)))
         .collect();
     chosen.sort_by(|a, b| a.0.path.cmp(&b.0.path));
 

@@ -6,7 +6,6 @@
 
 pub mod cache;
 pub mod directory;
-pub mod glob;
 pub mod service;
 
 pub use directory::{DirectoryOptions, RenderError, render_directory};

@@ -27,6 +27,7 @@
 //!   their `managedFieldsManagers` own from both sides; `jqPathExpressions` are refused.
 //! - Secret values are masked (`++++++++`) in everything returned.
 
+mod glob;
 mod managed_fields;
 mod path;
 mod quantity;
@@ -42,6 +43,7 @@ use serde_json::{Map, Value};
 use crate::resource::ResourceRef;
 use path::{Path, Seg, child, json_eq};
 
+pub use glob::Glob;
 pub use render::render_unified;
 
 /// The server-side apply field manager gitfleet syncs with, as Argo CD does.
@@ -56,14 +58,14 @@ pub struct DiffOptions {
 }
 
 /// One `spec.ignoreDifferences` entry. Empty `group` is the core group; `kind` and `group`
-/// accept `*` globs; empty `name`/`namespace` match any.
+/// are globs (compiled once, here); empty `name`/`namespace` match any.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IgnoreRule {
     #[serde(default)]
-    pub group: String,
+    pub group: Glob,
     #[serde(default)]
-    pub kind: String,
+    pub kind: Glob,
     #[serde(default)]
     pub name: String,
     #[serde(default)]
@@ -80,8 +82,8 @@ pub struct IgnoreRule {
 impl From<&ResourceIgnoreDifferences> for IgnoreRule {
     fn from(r: &ResourceIgnoreDifferences) -> Self {
         Self {
-            group: r.group.clone(),
-            kind: r.kind.clone(),
+            group: Glob::new(&r.group),
+            kind: Glob::new(&r.kind),
             name: r.name.clone(),
             namespace: r.namespace.clone(),
             json_pointers: r.json_pointers.clone(),
@@ -93,22 +95,10 @@ impl From<&ResourceIgnoreDifferences> for IgnoreRule {
 
 impl IgnoreRule {
     pub fn matches(&self, r: &ResourceRef) -> bool {
-        glob(&self.group, &r.group)
-            && glob(&self.kind, &r.kind)
+        self.group.matches(&r.group)
+            && self.kind.matches(&r.kind)
             && (self.name.is_empty() || self.name == r.name)
             && (self.namespace.is_empty() || self.namespace == r.namespace)
-    }
-}
-
-fn glob(pattern: &str, s: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == s,
-        Some((pre, rest)) => {
-            s.starts_with(pre)
-                && (pre.len()..=s.len())
-                    .filter(|&i| s.is_char_boundary(i))
-                    .any(|i| glob(rest, &s[i..]))
-        }
     }
 }
 
@@ -575,19 +565,5 @@ impl Walker<'_> {
             path.0.pop();
             keys.pop();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob("*", "apps"));
-        assert!(glob("", ""));
-        assert!(!glob("", "apps"));
-        assert!(glob("*.k8s.io", "networking.k8s.io"));
-        assert!(!glob("*.k8s.io", "apps"));
     }
 }
