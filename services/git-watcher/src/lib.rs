@@ -30,15 +30,18 @@
 //!   revision is unknown (it may be newer than the last poll) before answering not found.
 
 pub mod changes;
+pub mod credentials;
 pub mod error;
+pub mod files;
 pub mod mirror;
 pub mod poll;
 pub mod resolve;
 pub mod url;
 
-pub use changes::{Depth, ReadLimits, RepoFile};
+pub use credentials::RepoCredentials;
 pub use error::{GitError, Result};
-pub use mirror::{FetchOutcome, Mirror, Mirrors, MirrorsConfig, RepoCredentials};
+pub use files::{Depth, ReadLimits, RepoFile};
+pub use mirror::{FetchOutcome, Mirror, Mirrors, MirrorsConfig};
 pub use poll::{PollSchedule, RevisionChange, Subscription, TickReport, Watcher, revision_change};
 pub use resolve::{ResolvedRevision, RevisionKind, is_commit_prefix};
 pub use url::RepoUrl;

@@ -12,44 +12,10 @@ use gix::protocol::handshake::Ref;
 use gix::protocol::transport::client::blocking_io::Transport;
 use tokio::sync::watch;
 
-use crate::changes::ReadLimits;
+use crate::credentials::RepoCredentials;
 use crate::error::{GitError, Result};
+use crate::files::ReadLimits;
 use crate::url::RepoUrl;
-
-/// Username and password (or token) for an http(s) repository.
-///
-/// Debug output redacts the password so that the struct can sit inside logged values.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RepoCredentials {
-    username: String,
-    password: String,
-}
-
-impl RepoCredentials {
-    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        RepoCredentials {
-            username: username.into(),
-            password: password.into(),
-        }
-    }
-
-    pub fn username(&self) -> &str {
-        &self.username
-    }
-
-    pub fn password(&self) -> &str {
-        &self.password
-    }
-}
-
-impl std::fmt::Debug for RepoCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RepoCredentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
 
 /// Settings shared by every mirror of a [`Mirrors`].
 #[derive(Debug, Clone)]
@@ -266,6 +232,30 @@ impl Mirror {
         &self.inner.config.read_limits
     }
 
+    /// The root tree of `commit`, which must be a full or abbreviated commit id (or anything
+    /// [`Mirror::resolve`] accepts).
+    pub(crate) fn commit_tree<'r>(
+        &self,
+        repo: &'r gix::Repository,
+        commit: &str,
+    ) -> Result<gix::Tree<'r>> {
+        let resolved = self.resolve(commit)?;
+        let id = gix::ObjectId::from_hex(resolved.commit.as_bytes())
+            .map_err(|e| self.read_error(commit, &e))?;
+        let commit_obj = repo
+            .find_commit(id)
+            .map_err(|e| self.read_error(commit, &e))?;
+        commit_obj.tree().map_err(|e| self.read_error(commit, &e))
+    }
+
+    pub(crate) fn read_error(&self, what: &str, e: &(dyn std::error::Error + 'static)) -> GitError {
+        GitError::Read {
+            repo: self.url().to_string(),
+            what: what.to_owned(),
+            message: error_chain(e),
+        }
+    }
+
     /// Fetches all branches and tags, force-updating them and pruning those gone from the
     /// remote, and records the remote's default branch as the mirror's `HEAD`.
     ///
@@ -464,8 +454,8 @@ fn receive<T: Transport>(
             gix::credentials::helper::Action::Get(context) => {
                 Ok(Some(gix::credentials::protocol::Outcome {
                     identity: gix::sec::identity::Account {
-                        username: creds.username.clone(),
-                        password: creds.password.clone(),
+                        username: creds.username().to_owned(),
+                        password: creds.password().to_owned(),
                         oauth_refresh_token: None,
                     },
                     next: context.into(),

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::credentials::RepoCredentials;
 use crate::error::{GitError, Result};
-use crate::mirror::{Mirror, Mirrors, RepoCredentials};
+use crate::mirror::{Mirror, Mirrors};
 use crate::resolve::{ResolvedRevision, RevisionKind};
 use crate::url::RepoUrl;
 

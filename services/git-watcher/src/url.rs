@@ -1,8 +1,8 @@
 //! Repository URLs: the normalized key that decides which spellings share a mirror, and
 //! the credential-free form that is the only one ever fetched from, logged or published.
 
+use crate::credentials::RepoCredentials;
 use crate::error::{GitError, Result};
-use crate::mirror::RepoCredentials;
 
 /// A parsed repository URL, split into what identifies the repository and what authenticates.
 #[derive(Clone, PartialEq, Eq)]

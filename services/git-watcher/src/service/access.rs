@@ -6,8 +6,9 @@ use std::sync::{Arc, RwLock};
 
 use gitfleet_model::{Repository, RepositoryType};
 
+use crate::credentials::RepoCredentials;
 use crate::error::Result;
-use crate::mirror::{Mirror, Mirrors, RepoCredentials};
+use crate::mirror::{Mirror, Mirrors};
 use crate::url::RepoUrl;
 
 #[derive(Clone)]
@@ -65,7 +66,7 @@ impl RepoAccess {
         let url = RepoUrl::parse(repo).ok()?;
         let credentials = match entry {
             Some(entry) if entry.type_ != RepositoryType::Git => return None,
-            Some(entry) => credentials_of(entry),
+            Some(entry) => RepoCredentials::of_repository(entry),
             None => None,
         };
         let key = url.key().to_owned();
@@ -83,18 +84,4 @@ impl RepoAccess {
         }
         Some(key)
     }
-}
-
-/// Username and password (a token goes in the password, as Argo CD documents for GitHub
-/// and GitLab). SSH keys, TLS client certificates and GitHub App credentials are not
-/// supported by the mirrors yet.
-fn credentials_of(entry: &Repository) -> Option<RepoCredentials> {
-    let password = entry.password.as_ref()?.expose();
-    if password.is_empty() {
-        return None;
-    }
-    Some(RepoCredentials::new(
-        entry.username.clone(),
-        password.clone(),
-    ))
 }

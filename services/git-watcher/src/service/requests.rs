@@ -16,8 +16,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::access::RepoAccess;
-use crate::changes::Depth;
 use crate::error::{GitError, Result};
+use crate::files::Depth;
 use crate::mirror::Mirror;
 
 /// Answers every request arriving on `subscriber` with `handler`, at most as many at once

@@ -1,0 +1,164 @@
+//! The files under an app's path at a commit (what the renderer consumes), within the
+//! limits that keep one oversized path from exhausting a renderer.
+
+use gix::bstr::ByteSlice;
+
+use crate::error::{GitError, Result};
+use crate::mirror::Mirror;
+
+/// Bounds on [`Mirror::read_dir`], so one oversized app path cannot exhaust a renderer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Largest single file returned.
+    pub max_file_bytes: u64,
+    /// Largest sum of file sizes returned by one call.
+    pub max_total_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        // Argo CD caps a rendered manifest set at a few tens of MB; inputs beyond that are a
+        // mistake (vendored binaries, data dumps) rather than configuration.
+        ReadLimits {
+            max_file_bytes: 10 << 20,
+            max_total_bytes: 100 << 20,
+        }
+    }
+}
+
+/// A file read from the mirror.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoFile {
+    /// Repository-relative path, `/`-separated.
+    pub path: String,
+    pub bytes: Vec<u8>,
+    /// Whether git records it as executable (plugins may care).
+    pub executable: bool,
+}
+
+/// Whether [`Mirror::read_dir`] descends into subdirectories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Only the files directly in the directory (Argo CD's default for plain manifests).
+    TopLevel,
+    /// Every file below it (`directory.recurse: true`, Helm charts, Kustomize bases).
+    Recursive,
+}
+
+impl Mirror {
+    /// The files under `path` (repository-relative, `""` or `.` for the root) at `commit`,
+    /// sorted by path, within the mirror's [`ReadLimits`]. Submodules and symlinks are left
+    /// out: the renderer only reads regular files, as Argo CD's repo-server effectively does
+    /// for symlinks pointing outside the repository.
+    pub fn read_dir(&self, commit: &str, path: &str, depth: Depth) -> Result<Vec<RepoFile>> {
+        let repo = self.repo();
+        let root = self.commit_tree(&repo, commit)?;
+        let dir = normalize_dir(path);
+        let tree = if dir.is_empty() {
+            root
+        } else {
+            let not_found = || GitError::PathNotFound {
+                repo: self.url().to_string(),
+                commit: commit.to_owned(),
+                path: path.to_owned(),
+            };
+            let entry = root
+                .lookup_entry_by_path(&dir)
+                .map_err(|e| self.read_error(&dir, &e))?
+                .ok_or_else(not_found)?;
+            if !entry.mode().is_tree() {
+                return Err(not_found());
+            }
+            entry
+                .object()
+                .map_err(|e| self.read_error(&dir, &e))?
+                .into_tree()
+        };
+
+        let limits = self.read_limits().clone();
+        let mut total = 0u64;
+        let mut files = Vec::new();
+        let mut pending = vec![(dir.clone(), tree.id)];
+        while let Some((prefix, tree_id)) = pending.pop() {
+            let tree = repo
+                .find_tree(tree_id)
+                .map_err(|e| self.read_error(&prefix, &e))?;
+            for entry in tree.iter() {
+                let entry = entry.map_err(|e| self.read_error(&prefix, &e))?;
+                let name = entry.filename().to_str_lossy();
+                let full = if prefix.is_empty() {
+                    name.into_owned()
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                let mode = entry.mode();
+                if mode.is_tree() {
+                    if depth == Depth::Recursive {
+                        pending.push((full, entry.oid().to_owned()));
+                    }
+                    continue;
+                }
+                if !mode.is_blob() {
+                    continue;
+                }
+                let header = repo
+                    .find_header(entry.oid())
+                    .map_err(|e| self.read_error(&full, &e))?;
+                let size = header.size();
+                if size > limits.max_file_bytes {
+                    return Err(GitError::FileTooLarge {
+                        repo: self.url().to_string(),
+                        commit: commit.to_owned(),
+                        path: full,
+                        size,
+                        limit: limits.max_file_bytes,
+                    });
+                }
+                total += size;
+                if total > limits.max_total_bytes {
+                    return Err(GitError::DirectoryTooLarge {
+                        repo: self.url().to_string(),
+                        commit: commit.to_owned(),
+                        path: if dir.is_empty() {
+                            ".".to_owned()
+                        } else {
+                            dir.clone()
+                        },
+                        limit: limits.max_total_bytes,
+                    });
+                }
+                let blob = repo
+                    .find_blob(entry.oid())
+                    .map_err(|e| self.read_error(&full, &e))?;
+                files.push(RepoFile {
+                    path: full,
+                    bytes: blob.data.clone(),
+                    executable: mode.is_executable(),
+                });
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+}
+
+/// `./apps/x/` and `apps/x` name the same directory; Argo CD app paths come in both forms.
+fn normalize_dir(path: &str) -> String {
+    path.split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_dir;
+
+    #[test]
+    fn dir_spellings() {
+        assert_eq!(normalize_dir(""), "");
+        assert_eq!(normalize_dir("."), "");
+        assert_eq!(normalize_dir("./apps/x/"), "apps/x");
+        assert_eq!(normalize_dir("apps//x"), "apps/x");
+    }
+}
