@@ -1,14 +1,17 @@
 //! The NATS JetStream bus every gitfleet service talks through: names, connection, large
-//! payloads and partition ownership.
+//! payloads, request/reply with typed errors, backoff, and partition ownership.
 //!
 //! Only this crate knows how subjects, streams, buckets and object stores are named
 //! ([`topology`]); services ask it for subjects instead of formatting their own.
 
+pub mod backoff;
 pub mod connect;
 pub mod error;
 pub mod ownership;
 pub mod payload;
+pub mod request;
 pub mod retry;
+pub mod running;
 pub mod topology;
 
 #[cfg(feature = "cli")]
@@ -16,13 +19,16 @@ pub mod cli;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use backoff::Backoff;
 pub use connect::{Bus, BusConfig, connect};
 pub use error::{BusError, Result};
 pub use ownership::{
     LeaseInfo, Membership, MembershipConfig, Owned, partition, read_lease, rendezvous,
 };
 pub use payload::OBJECT_HEADER;
+pub use request::{encode_reply, serve, serve_encoded};
 pub use retry::{Retry, retry};
+pub use running::Running;
 pub use topology::{Bucket, ObjectStoreName, StreamName, Topology, subject_token, token_to_name};
 
 /// Re-exported so dependants use the same client version as the bus.

@@ -15,13 +15,14 @@ use bytes::Bytes;
 
 use async_nats::jetstream::kv;
 
+use crate::backoff::Backoff;
 use crate::connect::Bus;
 use crate::error::{BusError, Result};
 
 /// How long and how often to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retry {
-    /// Delay after the first failure; doubled after each further one.
+    /// Delay after the first failure; doubled after each further one (with jitter).
     pub first_delay: Duration,
     pub max_delay: Duration,
     /// Total time after which the last error is returned.
@@ -56,7 +57,7 @@ where
     E: Display,
 {
     let deadline = tokio::time::Instant::now() + policy.give_up_after;
-    let mut delay = policy.first_delay;
+    let mut backoff = Backoff::new(policy.first_delay, policy.max_delay);
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -69,6 +70,7 @@ where
             }
             Err(err) => err,
         };
+        let delay = backoff.next_delay();
         let now = tokio::time::Instant::now();
         if now + delay > deadline {
             tracing::warn!(what, attempt, error = %err, "bus call failed, giving up");
@@ -81,7 +83,6 @@ where
             tracing::debug!(what, attempt, error = %err, "bus call failed, retrying");
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(policy.max_delay);
     }
 }
 

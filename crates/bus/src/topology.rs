@@ -226,6 +226,28 @@ impl Topology {
         format!("{}.render", self.prefix)
     }
 
+    /// `<p>.git.resolve`: revision-to-commit questions for the git watchers (request/reply).
+    pub fn git_resolve_subject(&self) -> String {
+        format!("{}.git.resolve", self.prefix)
+    }
+
+    /// `<p>.git.files`: file reads for the renderers, answered by the git watchers.
+    pub fn git_files_subject(&self) -> String {
+        format!("{}.git.files", self.prefix)
+    }
+
+    /// `<p>.live-request.<cluster>`: live-state questions about one cluster; only the
+    /// executor owning it subscribes.
+    pub fn live_request_subject(&self, cluster: &str) -> String {
+        format!("{}.live-request.{}", self.prefix, subject_token(cluster))
+    }
+
+    /// `<p>.sync-request.<partition>`: users' sync and cascade-delete requests, for the
+    /// diff worker owning the app's partition.
+    pub fn sync_request_subject(&self, partition: u32) -> String {
+        format!("{}.sync-request.{partition}", self.prefix)
+    }
+
     /// `<p>.live.<partition>`: live-state deltas routed to the app partition's owner.
     pub fn live_subject(&self, partition: u32) -> String {
         format!("{}.live.{partition}", self.prefix)

@@ -1,9 +1,11 @@
 //! gitfleet's GitOps engine, pure: Kubernetes objects (`serde_json::Value`) in, verdicts and
 //! plans out. Health per kind ([`health`]), desired-versus-live comparison ([`diff`]), sync
 //! planning with phases, waves, hooks and pruning ([`sync`]), Argo CD's tracking marks
-//! ([`tracking`]) and app-level sync and health ([`status`]). No I/O, no async: services do
+//! ([`tracking`]), app-level sync and health ([`status`]), and an application's desired
+//! state against its live state, once for every service ([`app`]). No I/O, no async: services do
 //! the talking to Git and clusters around it.
 
+pub mod app;
 pub mod diff;
 pub mod health;
 pub mod resource;

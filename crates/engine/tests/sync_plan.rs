@@ -1,7 +1,7 @@
 //! Sync planning: phases, waves, kind order, hooks, pruning, namespaces.
 
 use gitfleet_engine::sync::{
-    HookDeletePolicy, PlanError, SyncOptions, SyncPhase, SyncPlan, TaskAction, plan,
+    HookDeletePolicy, PlanError, SyncPhase, SyncPlan, SyncSettings, TaskAction, plan,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -10,10 +10,10 @@ fn obj(api: &str, kind: &str, name: &str, annotations: Value) -> Value {
     json!({"apiVersion": api, "kind": kind, "metadata": {"name": name, "annotations": annotations}})
 }
 
-fn opts() -> SyncOptions<'static> {
-    SyncOptions {
+fn opts() -> SyncSettings<'static> {
+    SyncSettings {
         destination_namespace: "prod".into(),
-        ..SyncOptions::default()
+        ..SyncSettings::default()
     }
 }
 
@@ -149,7 +149,7 @@ fn hooks_run_in_their_phases_with_delete_policies() {
         json!({"argocd.argoproj.io/hook": "SyncFail"}),
     );
     live_hook["metadata"]["namespace"] = json!("prod");
-    let o = SyncOptions {
+    let o = SyncSettings {
         revision: "abcdef1234".into(),
         started_at: 1700000000,
         ..opts()
@@ -252,7 +252,7 @@ fn pruning_reverse_waves_prune_last_and_opt_outs() {
         "app",
         desired.clone(),
         lives.clone(),
-        &SyncOptions {
+        &SyncSettings {
             prune: true,
             ..opts()
         },
@@ -275,9 +275,9 @@ fn pruning_reverse_waves_prune_last_and_opt_outs() {
         "app",
         desired,
         lives,
-        &SyncOptions {
+        &SyncSettings {
             prune: true,
-            prune_last: true,
+            options: gitfleet_model::SyncOptions(vec!["PruneLast=true".into()]),
             ..opts()
         },
     )
@@ -311,8 +311,8 @@ fn create_namespace_goes_first_even_before_presync_hooks() {
             json!({"argocd.argoproj.io/sync-wave": "-9"}),
         ),
     ];
-    let o = SyncOptions {
-        create_namespace: true,
+    let o = SyncSettings {
+        options: gitfleet_model::SyncOptions(vec!["CreateNamespace=true".into()]),
         namespace_exists: false,
         ..opts()
     };
@@ -335,8 +335,8 @@ fn create_namespace_goes_first_even_before_presync_hooks() {
         "app",
         desired,
         vec![],
-        &SyncOptions {
-            create_namespace: true,
+        &SyncSettings {
+            options: gitfleet_model::SyncOptions(vec!["CreateNamespace=true".into()]),
             ..opts()
         },
     )
@@ -406,7 +406,7 @@ fn selective_sync_skips_hooks_and_unselected() {
         name: name.into(),
         ..Default::default()
     };
-    let o = SyncOptions {
+    let o = SyncSettings {
         prune: true,
         resources: Some(vec![pick("Deployment", "web"), pick("ConfigMap", "old")]),
         ..opts()

@@ -1,7 +1,7 @@
-//! The bus contract: every message gitfleet's services exchange over NATS, as JSON, and
-//! the request/reply subjects that are not streams. Streams, KV buckets and object stores
-//! (and the stream subjects) are named in `gitfleet_bus::topology`; what is stored in each
-//! is documented here, next to the type stored.
+//! The bus contract: every message gitfleet's services exchange over NATS, as JSON, with
+//! the error codes their answers carry. Every subject, stream, KV bucket and object store
+//! is named in `gitfleet_bus::topology`; what is stored in each is documented here, next
+//! to the type stored.
 //!
 //! Who talks to whom:
 //! - git-watcher: the only Git client. Publishes [`RevisionEvent`] on
@@ -13,7 +13,7 @@
 //!   `gitfleet_model::ApplicationStatus` to KV `app-status` (key: subject_token(app));
 //!   enqueues [`SyncOperation`] on `sync_subject(partition of the cluster name)`.
 //! - sync executor: owns clusters the same way; answers [`LiveRequest`] on
-//!   [`live_request_subject`] for the clusters it owns; publishes [`LiveChanged`] on
+//!   `live_request_subject(cluster)` for the clusters it owns; publishes [`LiveChanged`] on
 //!   `live_subject(partition of the app name)`; runs [`SyncOperation`]s and writes
 //!   [`Operation`] to KV `operations` (key: subject_token(app)); publishes [`AppEvent`].
 //! - api gateway: writes `gitfleet_model::Application` (JSON) to KV `applications`,
@@ -22,20 +22,27 @@
 //!   [`SyncRequest`].
 //! - notifier: reads [`AppEvent`]s from stream `events`.
 
-use gitfleet_model::{OperationPhase, SyncStatusCode};
+use gitfleet_model::{
+    ApplicationSource, OperationPhase, OperationState, SyncOptions, SyncStatusCode,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The answer of every request/reply exchange: `{"ok": ...}` or `{"error": "..."}`.
+mod error;
+
+pub use error::{ErrorCode, ServiceError, error_chain};
+
+/// The answer of every request/reply exchange: `{"ok": ...}` or
+/// `{"error": {"code": "notFound", "message": "..."}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Reply<T> {
     Ok(T),
-    Error(String),
+    Error(ServiceError),
 }
 
 impl<T> Reply<T> {
-    pub fn into_result(self) -> Result<T, String> {
+    pub fn into_result(self) -> Result<T, ServiceError> {
         match self {
             Reply::Ok(t) => Ok(t),
             Reply::Error(e) => Err(e),
@@ -43,11 +50,11 @@ impl<T> Reply<T> {
     }
 }
 
-impl<T, E: std::fmt::Display> From<Result<T, E>> for Reply<T> {
-    fn from(r: Result<T, E>) -> Self {
+impl<T> From<Result<T, ServiceError>> for Reply<T> {
+    fn from(r: Result<T, ServiceError>) -> Self {
         match r {
             Ok(t) => Reply::Ok(t),
-            Err(e) => Reply::Error(e.to_string()),
+            Err(e) => Reply::Error(e),
         }
     }
 }
@@ -130,6 +137,22 @@ pub struct RenderRequest {
     pub exclude: String,
 }
 
+impl RenderRequest {
+    /// The request that renders `source` at `commit`: the one place a source's fields
+    /// become renderer inputs.
+    pub fn for_source(source: &ApplicationSource, commit: &str) -> Self {
+        let directory = source.directory.clone().unwrap_or_default();
+        RenderRequest {
+            repo: source.repo_url.clone(),
+            commit: commit.to_string(),
+            path: source.path.clone(),
+            recurse: directory.recurse,
+            include: directory.include,
+            exclude: directory.exclude,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rendered {
@@ -161,9 +184,10 @@ pub struct LiveChanged {
     pub app: String,
 }
 
-/// A user's (or the CLI's) request to sync an app now; the owning diff worker turns it
-/// into a [`SyncOperation`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A user's (or the CLI's) request to sync an app now, or to delete all its resources
+/// (cascade delete); the owning diff worker turns it into a [`SyncOperation`] and answers
+/// with the operation's id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncRequest {
     pub app: String,
@@ -173,8 +197,31 @@ pub struct SyncRequest {
     pub dry_run: bool,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub revision: String,
+    /// Selective sync: only these resources. Empty: all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<SyncResource>,
+    /// Options for this sync on top of the app's `syncPolicy.syncOptions`
+    /// (`argocd app sync --sync-option`).
+    #[serde(default, skip_serializing_if = "SyncOptions::is_empty")]
+    pub sync_options: SyncOptions,
+    /// Cascade delete: prune every resource of the app and apply nothing. Honoured while
+    /// the app is being deleted, and even when its source no longer renders.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_resources: bool,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub initiated_by: String,
+}
+
+/// One resource of a selective sync (`argocd app sync --resource GROUP:KIND:NAME`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncResource {
+    #[serde(default)]
+    pub group: String,
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: String,
+    pub name: String,
 }
 
 /// Proof of ownership carried by an operation: the lease revision of the app's partition.
@@ -188,26 +235,61 @@ pub struct Fencing {
 }
 
 /// One sync of one app into one cluster: the desired objects, already rendered,
-/// namespaced and tracking-annotated by the diff worker.
+/// namespaced and tracking-annotated by the diff worker, with the settings that shape it
+/// whole (the executor derives the engine's plan settings from them in one place).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncOperation {
     pub id: String,
     pub app: String,
     pub cluster: String,
+    /// The commit synced; empty for a cascade delete.
     pub revision: String,
+    /// The source rendered at `revision`; `None` for a cascade delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ApplicationSource>,
     pub desired: Vec<Value>,
     pub destination_namespace: String,
+    /// The app's `syncPolicy.syncOptions` followed by the request's own.
+    #[serde(default, skip_serializing_if = "SyncOptions::is_empty")]
+    pub sync_options: SyncOptions,
     #[serde(default)]
     pub prune: bool,
     #[serde(default)]
-    pub create_namespace: bool,
-    #[serde(default)]
     pub dry_run: bool,
+    /// Selective sync: only these resources. Empty: all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<SyncResource>,
     pub fencing: Fencing,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub initiated_by: String,
     pub requested_at: String,
+}
+
+/// Argo CD's `ResultCode`: what a sync did to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResultCode {
+    Synced,
+    SyncFailed,
+    Pruned,
+    PruneSkipped,
+}
+
+impl ResultCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultCode::Synced => "Synced",
+            ResultCode::SyncFailed => "SyncFailed",
+            ResultCode::Pruned => "Pruned",
+            ResultCode::PruneSkipped => "PruneSkipped",
+        }
+    }
+}
+
+impl std::fmt::Display for ResultCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What happened to one resource in a sync.
@@ -218,10 +300,12 @@ pub struct ResourceResult {
     pub kind: String,
     pub namespace: String,
     pub name: String,
-    /// Synced, SyncFailed, Pruned, PruneSkipped.
-    pub status: String,
+    pub status: ResultCode,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// For hooks: the phase of the hook's run (Argo CD's `hookPhase`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_phase: Option<OperationPhase>,
 }
 
 /// The state of an app's latest operation, in KV `operations`.
@@ -241,13 +325,60 @@ pub struct Operation {
     pub resources: Vec<ResourceResult>,
 }
 
+impl Operation {
+    /// The operation as Argo CD shows it in `status.operationState`.
+    pub fn to_operation_state(&self) -> OperationState {
+        OperationState {
+            operation: Some(serde_json::json!({"sync": {"revision": self.revision}})),
+            phase: self.phase,
+            message: self.message.clone(),
+            sync_result: Some(serde_json::json!({
+                "revision": self.revision,
+                "resources": self.resources,
+            })),
+            started_at: Some(self.started_at.clone()),
+            finished_at: self.finished_at.clone(),
+            retry_count: 0,
+        }
+    }
+}
+
+/// The kinds of [`AppEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AppEventKind {
+    SyncRunning,
+    SyncSucceeded,
+    SyncFailed,
+    OutOfSync,
+    HealthChanged,
+    Deleted,
+}
+
+impl AppEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppEventKind::SyncRunning => "SyncRunning",
+            AppEventKind::SyncSucceeded => "SyncSucceeded",
+            AppEventKind::SyncFailed => "SyncFailed",
+            AppEventKind::OutOfSync => "OutOfSync",
+            AppEventKind::HealthChanged => "HealthChanged",
+            AppEventKind::Deleted => "Deleted",
+        }
+    }
+}
+
+impl std::fmt::Display for AppEventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something that happened to an app, for the notifier and the UI.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppEvent {
     pub app: String,
-    /// SyncSucceeded, SyncFailed, OutOfSync, HealthChanged...
-    pub kind: String,
+    pub kind: AppEventKind,
     pub message: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub revision: String,
@@ -266,25 +397,6 @@ pub const SYNC_EXECUTORS: &str = "sync-executors";
 /// The cluster `https://kubernetes.default.svc` and `name: in-cluster` resolve to.
 pub const IN_CLUSTER: &str = "in-cluster";
 
-/// Request/reply subjects (core NATS, no stream), under the topology prefix.
-pub fn git_resolve_subject(prefix: &str) -> String {
-    format!("{prefix}.git.resolve")
-}
-
-pub fn git_files_subject(prefix: &str) -> String {
-    format!("{prefix}.git.files")
-}
-
-/// Live-state questions for one cluster; only the executor owning it subscribes.
-pub fn live_request_subject(prefix: &str, cluster_token: &str) -> String {
-    format!("{prefix}.live-request.{cluster_token}")
-}
-
-/// Sync requests from users, for the diff worker owning the app's partition.
-pub fn sync_request_subject(prefix: &str, partition: u32) -> String {
-    format!("{prefix}.sync-request.{partition}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,12 +410,26 @@ mod tests {
             serde_json::to_string(&ok).unwrap(),
             r#"{"ok":{"commit":"abc"}}"#
         );
-        let err: Reply<Resolved> = Err::<Resolved, _>("revision \"x\" not found").into();
+        let err: Reply<Resolved> =
+            Err::<Resolved, _>(ServiceError::not_found("revision \"x\" not found")).into();
         assert_eq!(
             serde_json::to_string(&err).unwrap(),
-            r#"{"error":"revision \"x\" not found"}"#
+            r#"{"error":{"code":"notFound","message":"revision \"x\" not found"}}"#
         );
-        let back: Reply<Resolved> = serde_json::from_str(r#"{"error":"boom"}"#).unwrap();
-        assert_eq!(back.into_result(), Err("boom".to_string()));
+        let back: Reply<Resolved> =
+            serde_json::from_str(r#"{"error":{"code":"unavailable","message":"boom"}}"#).unwrap();
+        assert_eq!(back.into_result(), Err(ServiceError::unavailable("boom")));
+    }
+
+    #[test]
+    fn result_codes_and_event_kinds_are_argo_cd_words() {
+        assert_eq!(
+            serde_json::to_string(&ResultCode::PruneSkipped).unwrap(),
+            r#""PruneSkipped""#
+        );
+        assert_eq!(
+            serde_json::to_string(&AppEventKind::SyncSucceeded).unwrap(),
+            r#""SyncSucceeded""#
+        );
     }
 }

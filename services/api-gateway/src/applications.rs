@@ -5,15 +5,11 @@
 use futures::StreamExt;
 use std::time::{Duration, Instant};
 
-use gitfleet_bus::ownership::read_lease;
-use gitfleet_bus::{Bucket, Bus, async_nats, partition};
-use gitfleet_messages::{
-    APP_PARTITIONS, CLUSTER_PARTITIONS, DIFF_WORKERS, Fencing, IN_CLUSTER, Operation,
-    RefreshRequest, SyncOperation, SyncRequest, sync_request_subject,
-};
+use gitfleet_bus::{Bucket, Bus, partition};
+use gitfleet_engine::app::destination_cluster;
+use gitfleet_messages::{APP_PARTITIONS, Operation, RefreshRequest, SyncRequest};
 use gitfleet_model::{
-    Application, ApplicationStatus, Cluster, Destination, HealthStatusCode, Manifest,
-    OperationState, SyncStatusCode,
+    Application, ApplicationStatus, Cluster, HealthStatusCode, Manifest, SyncStatusCode,
 };
 use gitfleet_proto::v1::application_service_server::ApplicationService;
 use gitfleet_proto::v1::*;
@@ -99,49 +95,17 @@ impl Applications {
         Ok(())
     }
 
-    /// Prunes everything the app deployed: a sync of nothing with prune, fenced with the
-    /// current lease of the app's partition, and waits for the executor to finish it.
+    /// Prunes everything the app deployed: asks the diff worker owning the app (the only
+    /// one that acts on it) for a cascade delete and waits for that operation to finish.
     async fn delete_resources(&self, app: &Application) -> Result<()> {
         let name = &app.metadata.name;
-        let cluster = self.resolve_cluster(&app.spec.destination).await?;
-        let app_partition = partition(name, APP_PARTITIONS);
-        let lease = read_lease(&self.bus, DIFF_WORKERS, app_partition).await?;
-        let before = self.operation_revision(name).await?;
-        let op = SyncOperation {
-            id: uuid::Uuid::new_v4().to_string(),
+        let request = SyncRequest {
             app: name.clone(),
-            cluster: cluster.clone(),
-            revision: String::new(),
-            desired: Vec::new(),
-            destination_namespace: app.spec.destination.namespace.clone(),
-            prune: true,
-            create_namespace: false,
-            dry_run: false,
-            fencing: Fencing {
-                group: DIFF_WORKERS.to_string(),
-                partition: app_partition,
-                revision: lease.map_or(0, |l| l.token),
-            },
+            delete_resources: true,
             initiated_by: "api-gateway: cascade delete".to_string(),
-            requested_at: chrono::Utc::now().to_rfc3339(),
+            ..SyncRequest::default()
         };
-        let subject = self
-            .bus
-            .topology
-            .sync_subject(partition(&cluster, CLUSTER_PARTITIONS));
-        self.bus
-            .publish_large(subject, serde_json::to_vec(&op)?.into())
-            .await?;
-        tracing::info!(app = %name, cluster = %cluster, operation = %op.id, "cascade delete enqueued");
-        let done = self
-            .wait_operation(
-                name,
-                before,
-                Some(&op.id),
-                self.config.operation_timeout,
-                "the cascade delete",
-            )
-            .await?;
+        let done = self.run_operation(&request, "the cascade delete").await?;
         if done.phase != gitfleet_model::OperationPhase::Succeeded {
             return Err(Error::Unavailable(format!(
                 "deleting the resources of application {name:?} ended {}: {}",
@@ -154,27 +118,48 @@ impl Applications {
     pub async fn sync(&self, req: &SyncApplicationRequest) -> Result<Operation> {
         let name = &req.name;
         self.apps.require::<Application>(name).await?;
-        let before = self.operation_revision(name).await?;
         let request = SyncRequest {
             app: name.clone(),
             prune: req.prune,
             dry_run: req.dry_run,
             revision: req.revision.clone(),
             initiated_by: "api-gateway".to_string(),
+            ..SyncRequest::default()
         };
-        let subject =
-            sync_request_subject(self.bus.topology.prefix(), partition(name, APP_PARTITIONS));
-        self.offer(subject, &request, "diff worker for the app's partition")
-            .await?;
         tracing::info!(app = %name, prune = req.prune, dry_run = req.dry_run, "sync requested");
-        self.wait_operation(
-            name,
-            before,
-            None,
-            self.config.operation_timeout,
-            "the sync",
-        )
-        .await
+        self.run_operation(&request, "the sync").await
+    }
+
+    /// Hands `request` to the diff worker owning the app, which answers with the id of the
+    /// operation it enqueued (or why it did not), then waits for that operation to end.
+    async fn run_operation(&self, request: &SyncRequest, what: &str) -> Result<Operation> {
+        let name = &request.app;
+        let before = self.operation_revision(name).await?;
+        let subject = self
+            .bus
+            .topology
+            .sync_request_subject(partition(name, APP_PARTITIONS));
+        // The owner answers after the app's next reconciliation, which renders and reads
+        // live state first: allow it the same time as the operation.
+        let id: String = self
+            .bus
+            .ask(
+                "diff worker for the app's partition",
+                subject,
+                request,
+                self.config.operation_timeout,
+            )
+            .await
+            .map_err(|e| {
+                if e.code == gitfleet_messages::ErrorCode::Deadline {
+                    e.context(format_args!("{what} of application {name:?}"))
+                } else {
+                    e
+                }
+            })?;
+        tracing::info!(app = %name, operation = %id, "{what} enqueued");
+        self.wait_operation(name, before, &id, self.config.operation_timeout, what)
+            .await
     }
 
     pub async fn refresh(&self, name: &str) -> Result<Application> {
@@ -209,8 +194,15 @@ impl Applications {
 
     pub async fn diff(&self, name: &str) -> Result<diff::AppDiff> {
         let app = self.apps.require::<Application>(name).await?;
-        let cluster = self.resolve_cluster(&app.spec.destination).await?;
-        diff::diff(&self.bus, &app, &cluster, self.config.request_timeout).await
+        let cluster = self.resolve_cluster(&app).await?;
+        diff::diff(
+            &self.bus,
+            &app,
+            &cluster,
+            &self.config.control_plane_namespace,
+            self.config.request_timeout,
+        )
+        .await
     }
 
     async fn publish<T: serde::Serialize>(&self, subject: String, value: &T) -> Result<()> {
@@ -227,35 +219,6 @@ impl Applications {
             .map_err(|e| Error::Unavailable(format!("flushing to nats: {e}")))
     }
 
-    /// Publishes as a request, so that a subject nobody listens on fails at once (NATS
-    /// answers "no responders") instead of after the whole operation timeout. A listener
-    /// need not reply: silence past a short wait means it got the message.
-    async fn offer<T: serde::Serialize>(
-        &self,
-        subject: String,
-        value: &T,
-        listener: &str,
-    ) -> Result<()> {
-        let body = serde_json::to_vec(value)?;
-        let sent = tokio::time::timeout(
-            Duration::from_millis(500),
-            self.bus.client.request(subject.clone(), body.into()),
-        )
-        .await;
-        match sent {
-            Ok(Err(err)) if err.kind() == async_nats::RequestErrorKind::NoResponders => {
-                Err(Error::Unavailable(format!(
-                    "no {listener} is running (nothing listens on {subject})"
-                )))
-            }
-            Ok(Err(err)) if err.kind() == async_nats::RequestErrorKind::TimedOut => Ok(()),
-            Ok(Err(err)) => Err(Error::Unavailable(format!(
-                "publishing on {subject}: {err}"
-            ))),
-            Ok(Ok(_)) | Err(_) => Ok(()),
-        }
-    }
-
     async fn operation_revision(&self, name: &str) -> Result<u64> {
         Ok(self
             .operations
@@ -264,13 +227,12 @@ impl Applications {
             .map_or(0, |(_, r)| r))
     }
 
-    /// Waits for a finished operation of `app` written after revision `before` (and with
-    /// id `id`, when given).
+    /// Waits for the operation `id` of `app` to finish, as written after revision `before`.
     async fn wait_operation(
         &self,
         app: &str,
         before: u64,
-        id: Option<&str>,
+        id: &str,
         timeout: Duration,
         what: &str,
     ) -> Result<Operation> {
@@ -304,7 +266,7 @@ impl Applications {
             if let Some((op, rev)) = self.operations.decode_entry::<Operation>(app, &entry)?
                 && rev > before
                 && op.phase.is_completed()
-                && id.is_none_or(|id| op.id == id)
+                && op.id == id
             {
                 return Ok(op);
             }
@@ -312,24 +274,19 @@ impl Applications {
     }
 
     /// The name in KV `clusters` of an app's destination.
-    async fn resolve_cluster(&self, dest: &Destination) -> Result<String> {
-        if dest.is_in_cluster() {
-            return Ok(IN_CLUSTER.to_string());
-        }
-        if !dest.name.is_empty() {
-            return Ok(dest.name.clone());
-        }
-        let server = dest.server.trim_end_matches('/');
-        self.clusters
-            .list::<Cluster>()
-            .await?
-            .into_iter()
-            .find(|c| c.server.trim_end_matches('/') == server)
-            .map(|c| if c.name.is_empty() { c.server } else { c.name })
-            .ok_or_else(|| Error::NotFound {
+    async fn resolve_cluster(&self, app: &Application) -> Result<String> {
+        let clusters = if app.spec.destination.server.is_empty() {
+            Vec::new()
+        } else {
+            self.clusters.list::<Cluster>().await?
+        };
+        destination_cluster(app, &clusters).map_err(|e| match e {
+            gitfleet_engine::app::DestinationError::UnknownServer { server } => Error::NotFound {
                 kind: "cluster",
-                name: dest.server.clone(),
-            })
+                name: server,
+            },
+            other => Error::invalid(other.to_string()),
+        })
     }
 
     /// Merges the diff worker's status and the executor's latest operation into `app`.
@@ -342,25 +299,10 @@ impl Applications {
             .map(|(s, _)| s);
         if let Some((op, _)) = self.operations.get::<Operation>(&name).await? {
             let status = status.get_or_insert_with(ApplicationStatus::default);
-            status.operation_state = Some(operation_state(&op));
+            status.operation_state = Some(op.to_operation_state());
         }
         app.status = status;
         Ok(app)
-    }
-}
-
-fn operation_state(op: &Operation) -> OperationState {
-    OperationState {
-        operation: Some(serde_json::json!({ "sync": { "revision": op.revision } })),
-        phase: op.phase,
-        message: op.message.clone(),
-        sync_result: Some(serde_json::json!({
-            "revision": op.revision,
-            "resources": op.resources,
-        })),
-        started_at: Some(op.started_at.clone()),
-        finished_at: op.finished_at.clone(),
-        retry_count: 0,
     }
 }
 

@@ -20,6 +20,9 @@ pub struct Config {
     /// How long `app refresh` waits for a fresher status before answering with the
     /// current one.
     pub refresh_wait: Duration,
+    /// The namespace Applications live in (Argo CD's `argocd`), for tracking ids: the
+    /// same as the diff workers'.
+    pub control_plane_namespace: String,
 }
 
 impl Default for Config {
@@ -31,6 +34,7 @@ impl Default for Config {
             operation_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
             refresh_wait: Duration::from_secs(5),
+            control_plane_namespace: "argocd".to_string(),
         }
     }
 }

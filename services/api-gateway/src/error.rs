@@ -1,6 +1,8 @@
-//! The gateway's errors and their one mapping to gRPC status codes (and HTTP, for webhooks).
+//! The gateway's errors and their codes; the codes map to gRPC and HTTP statuses in one
+//! place, `gitfleet_messages::ErrorCode`.
 
 use gitfleet_bus::BusError;
+use gitfleet_messages::{ErrorCode, ServiceError};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -21,6 +23,10 @@ pub enum Error {
     Unavailable(String),
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// Another service answered with an error (or none answered): its code is kept, so
+    /// "not found" two hops away is still NotFound here.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
     /// A stored document that does not parse: someone wrote the KV by hand.
     #[error("stored {what} is corrupt: {message}")]
     Corrupt { what: String, message: String },
@@ -39,27 +45,26 @@ impl Error {
         Error::InvalidArgument(message.into())
     }
 
-    pub fn code(&self) -> tonic::Code {
+    /// The contract's code for this error; gRPC and HTTP statuses follow from it.
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            Error::InvalidArgument(_) => tonic::Code::InvalidArgument,
-            Error::NotFound { .. } => tonic::Code::NotFound,
-            Error::AlreadyExists { .. } => tonic::Code::AlreadyExists,
-            Error::Timeout(_) => tonic::Code::DeadlineExceeded,
-            Error::Unavailable(_) | Error::Bus(_) => tonic::Code::Unavailable,
-            Error::Corrupt { .. } | Error::Io { .. } | Error::Serve(_) => tonic::Code::Internal,
+            Error::InvalidArgument(_) => ErrorCode::Invalid,
+            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::AlreadyExists { .. } => ErrorCode::AlreadyExists,
+            Error::Timeout(_) => ErrorCode::Deadline,
+            Error::Unavailable(_) | Error::Bus(_) => ErrorCode::Unavailable,
+            Error::Service(e) => e.code,
+            Error::Corrupt { .. } | Error::Io { .. } | Error::Serve(_) => ErrorCode::Internal,
         }
     }
 
+    pub fn code(&self) -> tonic::Code {
+        tonic::Code::from_i32(self.error_code().grpc_code())
+    }
+
     pub fn http_status(&self) -> axum::http::StatusCode {
-        use axum::http::StatusCode;
-        match self.code() {
-            tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
-            tonic::Code::NotFound => StatusCode::NOT_FOUND,
-            tonic::Code::AlreadyExists => StatusCode::CONFLICT,
-            tonic::Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-            tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        axum::http::StatusCode::from_u16(self.error_code().http_status())
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
 

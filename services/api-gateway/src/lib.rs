@@ -9,7 +9,6 @@
 //! ```
 
 mod applications;
-mod bus_request;
 mod clusters;
 mod config;
 mod diff;
@@ -29,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use applications::{codes, parse_application};
 pub use config::Config;
-pub use diff::{AppDiff, compare_all};
+pub use diff::AppDiff;
 pub use error::{Error, Result};
 
 /// The gateway's sockets, bound before serving so callers (tests, `gitfleet up`) learn

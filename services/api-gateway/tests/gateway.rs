@@ -491,10 +491,13 @@ async fn sync_times_out_when_the_worker_never_finishes() {
         .await
         .unwrap();
     // Listens, never acts.
-    let subject = gitfleet_messages::sync_request_subject(
-        gw.bus.topology.prefix(),
-        gitfleet_bus::partition("slow", gitfleet_messages::APP_PARTITIONS),
-    );
+    let subject = gw
+        .bus
+        .topology
+        .sync_request_subject(gitfleet_bus::partition(
+            "slow",
+            gitfleet_messages::APP_PARTITIONS,
+        ));
     let _sub = gw.bus.client.subscribe(subject).await.unwrap();
     gw.bus.client.flush().await.unwrap();
     let err = gw
@@ -520,13 +523,17 @@ async fn sync_returns_the_operation_a_worker_finishes() {
         .await
         .unwrap();
     // A stand-in diff worker: answers every sync request with a finished operation.
-    let subject = gitfleet_messages::sync_request_subject(
-        gw.bus.topology.prefix(),
-        gitfleet_bus::partition("web", gitfleet_messages::APP_PARTITIONS),
-    );
+    let subject = gw
+        .bus
+        .topology
+        .sync_request_subject(gitfleet_bus::partition(
+            "web",
+            gitfleet_messages::APP_PARTITIONS,
+        ));
     let mut sub = gw.bus.client.subscribe(subject).await.unwrap();
     gw.bus.client.flush().await.unwrap();
     let ops = gw.bus.kv(Bucket::Operations).await.unwrap();
+    let gw_client = gw.bus.client.clone();
     tokio::spawn(async move {
         while let Some(msg) = sub.next().await {
             let req: gitfleet_messages::SyncRequest = serde_json::from_slice(&msg.payload).unwrap();
@@ -541,6 +548,11 @@ async fn sync_returns_the_operation_a_worker_finishes() {
             )
             .await
             .unwrap();
+            let reply = serde_json::json!({"ok": "op-1"});
+            gw_client
+                .publish(msg.reply.unwrap(), serde_json::to_vec(&reply).unwrap().into())
+                .await
+                .unwrap();
         }
     });
     let res = gw
@@ -584,11 +596,10 @@ async fn diff_compares_rendered_with_live_through_the_owners() {
         })
         .await
         .unwrap();
-    let prefix = gw.bus.topology.prefix().to_string();
     let cm = |name: &str, value: &str| serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": value}});
     responder(
         &gw.bus,
-        gitfleet_messages::git_resolve_subject(&prefix),
+        gw.bus.topology.git_resolve_subject(),
         serde_json::json!({"ok": {"commit": "c0ffee"}}),
     )
     .await;
@@ -598,18 +609,24 @@ async fn diff_compares_rendered_with_live_through_the_owners() {
         serde_json::json!({"ok": {"manifests": [cm("same", "1"), cm("changed", "new")]}}),
     )
     .await;
-    let mut live_same = cm("same", "1");
-    live_same["metadata"]["namespace"] = "guestbook".into();
-    let mut live_changed = cm("changed", "old");
-    live_changed["metadata"]["namespace"] = "guestbook".into();
+    // Live as a sync left it: in the destination namespace, with the tracking id.
+    let app = match gitfleet_model::from_yaml_str(&app_yaml("guestbook")).unwrap() {
+        gitfleet_model::Manifest::Application(app) => *app,
+        other => panic!("{other:?}"),
+    };
+    let live = gitfleet_engine::app::prepare_desired(
+        &[cm("same", "1"), cm("changed", "old")],
+        &app,
+        "argocd",
+    );
+    let (live_same, live_changed) = (live[0].clone(), live[1].clone());
     let stale = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "stale", "namespace": "guestbook"}, "data": {"pw": "c2VjcmV0LXZhbHVl"}});
     responder(
         &gw.bus,
-        gitfleet_messages::live_request_subject(
-            &prefix,
-            &subject_token(gitfleet_messages::IN_CLUSTER),
-        ),
+        gw.bus
+            .topology
+            .live_request_subject(gitfleet_messages::IN_CLUSTER),
         serde_json::json!({"ok": {"resources": [live_same, live_changed, stale]}}),
     )
     .await;
@@ -642,7 +659,7 @@ async fn diff_compares_rendered_with_live_through_the_owners() {
 }
 
 #[tokio::test]
-async fn cascade_delete_prunes_through_the_executor_then_forgets_the_app() {
+async fn cascade_delete_asks_the_owner_then_forgets_the_app() {
     let gw = Gateway::start().await;
     gw.apps()
         .create(CreateApplicationRequest {
@@ -651,29 +668,45 @@ async fn cascade_delete_prunes_through_the_executor_then_forgets_the_app() {
         })
         .await
         .unwrap();
-    // A stand-in executor for the in-cluster partition.
-    let subject = gw.bus.topology.sync_subject(gitfleet_bus::partition(
-        gitfleet_messages::IN_CLUSTER,
-        gitfleet_messages::CLUSTER_PARTITIONS,
-    ));
+    // A stand-in for the diff worker owning the app's partition: it is asked for the
+    // cascade delete (the gateway enqueues nothing itself) and reports it done.
+    let subject = gw
+        .bus
+        .topology
+        .sync_request_subject(gitfleet_bus::partition(
+            "doomed",
+            gitfleet_messages::APP_PARTITIONS,
+        ));
     let mut sub = gw.bus.client.subscribe(subject).await.unwrap();
+    let mut executors = gw
+        .bus
+        .client
+        .subscribe(format!("{}.sync.*", gw.bus.topology.prefix()))
+        .await
+        .unwrap();
     gw.bus.client.flush().await.unwrap();
     let ops = gw.bus.kv(Bucket::Operations).await.unwrap();
+    let client = gw.bus.client.clone();
     let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let msg = sub.next().await.unwrap();
-        let op: gitfleet_messages::SyncOperation = serde_json::from_slice(&msg.payload).unwrap();
+        let req: gitfleet_messages::SyncRequest = serde_json::from_slice(&msg.payload).unwrap();
         let done = serde_json::json!({
-            "id": op.id, "app": op.app, "phase": "Succeeded", "message": "pruned",
+            "id": "del-1", "app": req.app, "phase": "Succeeded", "message": "pruned",
             "revision": "", "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:00:01Z",
         });
         ops.put(
-            subject_token(&op.app),
+            subject_token(&req.app),
             serde_json::to_vec(&done).unwrap().into(),
         )
         .await
         .unwrap();
-        let _ = seen_tx.send(op);
+        let reply = serde_json::json!({"ok": "del-1"});
+        client
+            .publish(msg.reply.unwrap(), serde_json::to_vec(&reply).unwrap().into())
+            .await
+            .unwrap();
+        let _ = seen_tx.send(req);
     });
     gw.apps()
         .delete(DeleteApplicationRequest {
@@ -682,10 +715,48 @@ async fn cascade_delete_prunes_through_the_executor_then_forgets_the_app() {
         })
         .await
         .unwrap();
-    let op = seen_rx.await.unwrap();
-    assert!(op.desired.is_empty() && op.prune, "{op:?}");
-    assert_eq!(op.cluster, gitfleet_messages::IN_CLUSTER);
-    assert_eq!(op.fencing.group, gitfleet_messages::DIFF_WORKERS);
+    let req = seen_rx.await.unwrap();
+    assert!(req.delete_resources, "{req:?}");
     assert!(gw.kv_json(Bucket::Applications, "doomed").await.is_none());
     assert!(gw.kv_json(Bucket::Operations, "doomed").await.is_none());
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(200), executors.next())
+            .await
+            .is_err(),
+        "the gateway enqueued a sync operation itself"
+    );
+}
+
+#[tokio::test]
+async fn not_found_two_hops_away_is_not_found() {
+    let gw = Gateway::start().await;
+    gw.apps()
+        .create(CreateApplicationRequest {
+            manifest_yaml: app_yaml("gone"),
+            upsert: false,
+        })
+        .await
+        .unwrap();
+    // The git watcher's answer for a revision the repository does not have.
+    responder(
+        &gw.bus,
+        gw.bus.topology.git_resolve_subject(),
+        serde_json::json!({"error": {"code": "notFound", "message": "revision \"HEAD\" not found in https://github.com/argoproj/argocd-example-apps.git"}}),
+    )
+    .await;
+    gw.bus.client.flush().await.unwrap();
+    let err = gw
+        .apps()
+        .diff(DiffApplicationRequest {
+            name: "gone".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+    assert!(
+        err.message().starts_with("revision \"HEAD\" not found"),
+        "{}",
+        err.message()
+    );
+    assert!(!err.message().contains('\n'), "{}", err.message());
 }

@@ -1,12 +1,8 @@
-//! The diff worker's decisions that need no I/O: does a commit concern an app, which
-//! cluster an app deploys to, and whether automated sync may start an operation now.
+//! The diff worker's decisions that need no I/O: does a commit concern an app, and
+//! whether automated sync may start an operation now.
 
-use std::collections::HashMap;
-
-use gitfleet_messages::{IN_CLUSTER, Operation};
-use gitfleet_model::{
-    Application, ApplicationSource, Cluster, OperationPhase, ResourceStatus, SyncStatusCode,
-};
+use gitfleet_messages::Operation;
+use gitfleet_model::{Application, ApplicationSource, OperationPhase, ResourceStatus, SyncStatusCode};
 
 /// Argo CD's annotation naming the paths (`;`-separated, relative to the source path or
 /// absolute from the repository root) whose changes require re-rendering the app.
@@ -71,45 +67,6 @@ pub fn same_repo(a: &str, b: &str) -> bool {
     norm(a) == norm(b)
 }
 
-/// An empty `targetRevision` follows the default branch, as `HEAD` does.
-pub fn same_revision(a: &str, b: &str) -> bool {
-    let norm = |r: &str| {
-        if r.is_empty() {
-            "HEAD".to_string()
-        } else {
-            r.to_string()
-        }
-    };
-    norm(a) == norm(b)
-}
-
-/// The name of the cluster an app deploys to (the key of KV `clusters`, the token of the
-/// live-request subject), or why it has none.
-pub fn destination_cluster(
-    app: &Application,
-    clusters: &HashMap<String, Cluster>,
-) -> Result<String, String> {
-    let dest = &app.spec.destination;
-    if dest.is_in_cluster() {
-        return Ok(IN_CLUSTER.to_string());
-    }
-    if !dest.name.is_empty() {
-        return Ok(dest.name.clone());
-    }
-    if dest.server.is_empty() {
-        return Err(format!(
-            "application {} has no destination server or name",
-            app.metadata.name
-        ));
-    }
-    let server = dest.server.trim_end_matches('/');
-    clusters
-        .iter()
-        .find(|(_, c)| c.server.trim_end_matches('/') == server)
-        .map(|(name, _)| name.clone())
-        .ok_or_else(|| format!("cluster with server {:?} not found", dest.server))
-}
-
 /// Why automated sync does not start an operation now, or `Ok` when it may.
 ///
 /// Argo CD's rules: only OutOfSync apps; never while an operation runs; a revision whose
@@ -170,7 +127,7 @@ pub fn auto_sync(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gitfleet_model::{Automated, Destination, SyncPolicy};
+    use gitfleet_model::{Automated, SyncPolicy};
 
     fn app(path: &str, annotation: Option<&str>) -> (Application, ApplicationSource) {
         let mut app = Application::default();
@@ -239,45 +196,6 @@ mod tests {
             "https://github.com/a/b",
             "https://github.com/a/c"
         ));
-        assert!(same_revision("", "HEAD"));
-        assert!(!same_revision("main", "HEAD"));
-    }
-
-    #[test]
-    fn destinations() {
-        let mut clusters = HashMap::new();
-        clusters.insert(
-            "prod".to_string(),
-            Cluster {
-                server: "https://prod:6443".into(),
-                name: "prod".into(),
-                ..Cluster::default()
-            },
-        );
-        let mut a = Application::default();
-        let mut dest = |d: Destination| {
-            a.spec.destination = d;
-            destination_cluster(&a, &clusters)
-        };
-        let server = |s: &str| Destination {
-            server: s.into(),
-            ..Destination::default()
-        };
-        assert_eq!(
-            dest(server("https://kubernetes.default.svc/")),
-            Ok(IN_CLUSTER.into())
-        );
-        assert_eq!(dest(server("https://prod:6443")), Ok("prod".into()));
-        assert!(
-            dest(server("https://other"))
-                .unwrap_err()
-                .contains("https://other")
-        );
-        let named = Destination {
-            name: "edge".into(),
-            ..Destination::default()
-        };
-        assert_eq!(dest(named), Ok("edge".into()));
     }
 
     fn op(revision: &str, phase: OperationPhase) -> Operation {

@@ -12,8 +12,9 @@
 //!   manifests over to the new commit, so it costs no render.
 //! - A status is written only when something but `reconciledAt` changed.
 //! - Manual sync uses the request's `prune`; automated sync uses `automated.prune`.
-//! - Cascade delete is not done here: the api gateway enqueues a sync with no desired
-//!   objects and prune before deleting the app; this worker only drops the app's status.
+//! - Cascade delete is a request like a manual sync (`SyncRequest::delete_resources`): this
+//!   worker, the owner, enqueues a fenced sync with no desired objects and prune, even
+//!   when the app no longer renders; the gateway then deletes the app.
 //! - Every worker keeps every Application in memory (not only its own), so a gained
 //!   partition is reconciled at once without reading KV again.
 //! - A user's sync request is answered (`Reply<String>`: the operation id, or why not)
@@ -23,11 +24,9 @@
 //! parameters (only repo, path and directory options reach the renderer), retry backoff
 //! and selfHeal backoff, label tracking.
 
-pub mod compare;
 pub mod config;
 pub mod decide;
 pub mod error;
-pub mod peers;
 mod reconcile;
 mod worker;
 

@@ -7,24 +7,23 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use async_nats::jetstream::kv;
 use bytes::Bytes;
-use gitfleet_bus::{Bus, Owned, partition as partition_of, subject_token};
+use gitfleet_bus::{Bus, Owned, encode_reply, partition as partition_of, subject_token};
+use gitfleet_engine::app::{self, Comparison};
 use gitfleet_messages::{
-    AppEvent, CLUSTER_PARTITIONS, DIFF_WORKERS, Fencing, Live, LiveRequest, Operation,
-    RenderRequest, Rendered, Reply, ResolveRequest, Resolved, SyncOperation, SyncRequest,
-    git_resolve_subject, live_request_subject,
+    AppEvent, AppEventKind, CLUSTER_PARTITIONS, DIFF_WORKERS, ErrorCode, Fencing, Live,
+    LiveRequest, Operation, RenderRequest, Rendered, Reply, ResolveRequest, Resolved,
+    ServiceError, SyncOperation, SyncRequest,
 };
 use gitfleet_model::{
     Application, ApplicationCondition, ApplicationSource, ApplicationStatus, Cluster, HealthStatus,
-    HealthStatusCode, OperationState, SyncStatus, SyncStatusCode,
+    HealthStatusCode, SyncOptions, SyncStatus, SyncStatusCode,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
-use crate::compare::{self, Comparison};
 use crate::config::Config;
 use crate::decide;
-use crate::peers::{self, PeerError};
 
 /// Condition type of every failure to compute the desired or live state, as in Argo CD.
 pub const COMPARISON_ERROR: &str = "ComparisonError";
@@ -78,6 +77,7 @@ pub(crate) struct PendingSync {
 /// The desired and live state of an app, compared.
 struct Target {
     commit: String,
+    source: ApplicationSource,
     cluster: String,
     desired: Vec<Value>,
     comparison: Comparison,
@@ -86,14 +86,14 @@ struct Target {
 /// Why the comparison could not be made; the revision when it was resolved.
 struct Failed {
     revision: Option<String>,
-    message: String,
+    error: ServiceError,
 }
 
 impl Failed {
-    fn new(message: impl Into<String>) -> Self {
+    fn new(error: ServiceError) -> Self {
         Failed {
             revision: None,
-            message: message.into(),
+            error,
         }
     }
 }
@@ -148,7 +148,11 @@ pub(crate) async fn reconcile(
 
     let mut busy = op.as_ref().is_some_and(|o| !o.phase.is_completed()) || memo.inflight.is_some();
     for p in pending {
-        let result = manual_sync(shared, app, partition, memo, &outcome, &p.request, busy).await;
+        let result = if p.request.delete_resources {
+            delete_resources(shared, app, partition, memo, &p.request).await
+        } else {
+            manual_sync(shared, app, partition, memo, &outcome, &p.request, busy).await
+        };
         match &result {
             Ok(id) => {
                 busy = true;
@@ -157,8 +161,8 @@ pub(crate) async fn reconcile(
             Err(err) => tracing::info!(app = name, error = %err, "sync request refused"),
         }
         if let Some(reply) = p.reply {
-            let body = serde_json::to_vec(&Reply::from(result)).unwrap_or_default();
-            if let Err(err) = shared.bus.client.publish(reply, body.into()).await {
+            let body = encode_reply(&Reply::from(result));
+            if let Err(err) = shared.bus.client.publish(reply, body).await {
                 tracing::warn!(app = name, error = %err, "replying to a sync request");
             }
         }
@@ -197,12 +201,9 @@ pub(crate) async fn reconcile(
                 .and_then(|p| p.automated.as_ref())
                 .is_some_and(|a| a.prune);
             let order = Order {
-                cluster: target.cluster.clone(),
-                commit: target.commit.clone(),
-                desired: target.desired.clone(),
                 prune,
-                dry_run: false,
                 initiated_by: "automated".to_string(),
+                ..Order::of(target)
             };
             match enqueue(shared, app, partition, memo, order).await {
                 Ok(id) => {
@@ -223,45 +224,52 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
     let name = &app.metadata.name;
     let sources = app.spec.effective_sources();
     let Some(source) = sources.first() else {
-        return Err(Failed::new(format!("application {name} has no source")));
+        return Err(Failed::new(ServiceError::invalid(format!(
+            "application {name} has no source"
+        ))));
     };
     if sources.len() > 1 {
-        return Err(Failed::new(format!(
+        return Err(Failed::new(ServiceError::invalid(format!(
             "application {name}: multiple sources are not supported yet"
-        )));
+        ))));
     }
     let (commit, manifests) = desired_at(shared, app, source, &source.target_revision, true)
         .await
         .map_err(Failed::new)?;
-    let failed = |message: String| Failed {
+    let failed = |error: ServiceError| Failed {
         revision: Some(commit.clone()),
-        message,
+        error,
     };
-    let cluster = {
-        let clusters = shared.clusters.read().unwrap_or_else(|e| e.into_inner());
-        decide::destination_cluster(app, &clusters).map_err(failed)?
-    };
-    let desired = compare::prepare_desired(&manifests, app, &shared.config.control_plane_namespace);
-    let prefix = shared.bus.topology.prefix();
-    let live: Live = peers::ask(
-        &shared.bus,
-        "sync executor",
-        live_request_subject(prefix, &subject_token(&cluster)),
-        &LiveRequest {
-            app: name.clone(),
-            cluster: cluster.clone(),
-        },
-        shared.config.request_timeout,
-    )
-    .await
-    .map_err(|err| failed(format!("reading live state of cluster {cluster}: {err}")))?;
-    let comparison = compare::compare(app, &desired, &live.resources);
+    let cluster = destination(shared, app).map_err(failed)?;
+    let desired = app::prepare_desired(&manifests, app, &shared.config.control_plane_namespace);
+    let live: Live = shared
+        .bus
+        .ask(
+            "sync executor",
+            shared.bus.topology.live_request_subject(&cluster),
+            &LiveRequest {
+                app: name.clone(),
+                cluster: cluster.clone(),
+            },
+            shared.config.request_timeout,
+        )
+        .await
+        .map_err(|err| failed(err.context(format_args!("reading live state of cluster {cluster}"))))?;
+    let comparison = app::compare(app, &desired, &live.resources);
     Ok(Target {
         commit,
+        source: (*source).clone(),
         cluster,
         desired,
         comparison,
     })
+}
+
+/// The cluster `app` deploys to, from the clusters this worker knows.
+fn destination(shared: &Shared, app: &Application) -> Result<String, ServiceError> {
+    let clusters = shared.clusters.read().unwrap_or_else(|e| e.into_inner());
+    app::destination_cluster(app, clusters.values())
+        .map_err(|err| ServiceError::not_found(err.to_string()))
 }
 
 /// The commit `revision` resolves to and the source rendered at it. With `cache`, the
@@ -272,39 +280,30 @@ async fn desired_at(
     source: &ApplicationSource,
     revision: &str,
     cache: bool,
-) -> Result<(String, Arc<Vec<Value>>), String> {
-    let revision = if revision.is_empty() {
-        "HEAD"
-    } else {
-        revision
-    };
+) -> Result<(String, Arc<Vec<Value>>), ServiceError> {
+    let revision = app::revision_or_head(revision);
     let repo = &source.repo_url;
-    let prefix = shared.bus.topology.prefix();
-    let resolved: Resolved = peers::ask(
-        &shared.bus,
-        "git watcher",
-        git_resolve_subject(prefix),
-        &ResolveRequest {
-            repo: repo.clone(),
-            revision: revision.to_string(),
-        },
-        shared.config.request_timeout,
-    )
-    .await
-    .map_err(|err| match err {
-        PeerError::Remote(m) if m.contains(revision) => m,
-        PeerError::Remote(m) => format!("revision {revision:?} not found in {repo}: {m}"),
-        other => format!("resolving revision {revision:?} of {repo}: {other}"),
-    })?;
-    let directory = source.directory.clone().unwrap_or_default();
-    let request = RenderRequest {
-        repo: repo.clone(),
-        commit: resolved.commit.clone(),
-        path: source.path.clone(),
-        recurse: directory.recurse,
-        include: directory.include,
-        exclude: directory.exclude,
-    };
+    let resolved: Resolved = shared
+        .bus
+        .ask(
+            "git watcher",
+            shared.bus.topology.git_resolve_subject(),
+            &ResolveRequest {
+                repo: repo.clone(),
+                revision: revision.to_string(),
+            },
+            shared.config.request_timeout,
+        )
+        .await
+        .map_err(|err| {
+            // The git watcher's own messages name the revision; ours say what failed.
+            if err.message.contains(revision) {
+                err
+            } else {
+                err.context(format_args!("resolving revision {revision:?} of {repo}"))
+            }
+        })?;
+    let request = RenderRequest::for_source(source, &resolved.commit);
     let name = &app.metadata.name;
     if cache {
         let renders = shared.renders.lock().unwrap_or_else(|e| e.into_inner());
@@ -312,21 +311,25 @@ async fn desired_at(
             return Ok((resolved.commit, memo.manifests.clone()));
         }
     }
-    let rendered: Rendered = peers::ask(
-        &shared.bus,
-        "renderer",
-        shared.bus.topology.render_subject(),
-        &request,
-        shared.config.render_timeout,
-    )
-    .await
-    .map_err(|err| match err {
-        PeerError::Remote(m) => m,
-        other => format!(
-            "rendering {} of {repo} at {}: {other}",
-            request.path, request.commit
-        ),
-    })?;
+    let rendered: Rendered = shared
+        .bus
+        .ask(
+            "renderer",
+            shared.bus.topology.render_subject(),
+            &request,
+            shared.config.render_timeout,
+        )
+        .await
+        .map_err(|err| {
+            if err.code.is_transient() {
+                err.context(format_args!(
+                    "rendering {} of {repo} at {}",
+                    request.path, request.commit
+                ))
+            } else {
+                err
+            }
+        })?;
     let manifests = Arc::new(rendered.manifests);
     if cache {
         shared
@@ -364,7 +367,7 @@ fn build_status(
             SyncStatusCode::Unknown,
             f.revision.clone().unwrap_or_default(),
             HealthStatusCode::Unknown,
-            vec![f.message.clone()],
+            vec![f.error.message.clone()],
         ),
     };
     // A condition keeps the time it first appeared while it stays the same.
@@ -396,22 +399,9 @@ fn build_status(
         }),
         conditions,
         reconciled_at: Some(now),
-        operation_state: op.map(operation_state),
+        operation_state: op.map(Operation::to_operation_state),
         controller_namespace: Some(shared.config.control_plane_namespace.clone()),
         ..ApplicationStatus::default()
-    }
-}
-
-/// KV `operations` as Argo CD's `status.operationState`.
-fn operation_state(op: &Operation) -> OperationState {
-    OperationState {
-        operation: Some(json!({"sync": {"revision": op.revision}})),
-        phase: op.phase,
-        message: op.message.clone(),
-        sync_result: Some(json!({"revision": op.revision, "resources": op.resources})),
-        started_at: Some(op.started_at.clone()),
-        finished_at: op.finished_at.clone(),
-        retry_count: 0,
     }
 }
 
@@ -456,7 +446,7 @@ async fn write_status(
     if sync.status == SyncStatusCode::OutOfSync && !was_out_of_sync {
         let event = AppEvent {
             app: name.to_string(),
-            kind: "OutOfSync".to_string(),
+            kind: AppEventKind::OutOfSync,
             message: format!("application {name} is OutOfSync"),
             revision: sync.revision,
             sync_status: Some(SyncStatusCode::OutOfSync),
@@ -479,59 +469,95 @@ async fn manual_sync(
     outcome: &Result<Target, Failed>,
     request: &SyncRequest,
     busy: bool,
-) -> Result<String, String> {
+) -> Result<String, ServiceError> {
     let name = &app.metadata.name;
     if busy {
-        return Err(format!(
+        return Err(ServiceError::conflict(format!(
             "another operation is already in progress for application {name}"
-        ));
+        )));
     }
     let source = app.spec.effective_sources().first().copied().cloned();
     let follows_target = request.revision.is_empty()
         || source
             .as_ref()
-            .is_some_and(|s| decide::same_revision(&s.target_revision, &request.revision));
+            .is_some_and(|s| app::same_revision(&s.target_revision, &request.revision));
     let order = if follows_target {
-        let target = outcome.as_ref().map_err(|f| f.message.clone())?;
-        Order {
-            cluster: target.cluster.clone(),
-            commit: target.commit.clone(),
-            desired: target.desired.clone(),
-            prune: request.prune,
-            dry_run: request.dry_run,
-            initiated_by: request.initiated_by.clone(),
-        }
+        let target = outcome.as_ref().map_err(|f| f.error.clone())?;
+        Order::of(target)
     } else {
-        let source = source.ok_or_else(|| format!("application {name} has no source"))?;
+        let source = source.ok_or_else(|| {
+            ServiceError::invalid(format!("application {name} has no source"))
+        })?;
         let (commit, manifests) =
             desired_at(shared, app, &source, &request.revision, false).await?;
-        let cluster = {
-            let clusters = shared.clusters.read().unwrap_or_else(|e| e.into_inner());
-            decide::destination_cluster(app, &clusters)?
-        };
         Order {
-            cluster,
+            cluster: destination(shared, app)?,
             commit,
-            desired: compare::prepare_desired(
+            source: Some(source),
+            desired: app::prepare_desired(
                 &manifests,
                 app,
                 &shared.config.control_plane_namespace,
             ),
-            prune: request.prune,
-            dry_run: request.dry_run,
-            initiated_by: request.initiated_by.clone(),
+            ..Order::default()
         }
+    };
+    let order = Order {
+        prune: request.prune,
+        dry_run: request.dry_run,
+        options: request.sync_options.clone(),
+        resources: request.resources.clone(),
+        initiated_by: request.initiated_by.clone(),
+        ..order
     };
     enqueue(shared, app, partition, memo, order).await
 }
 
+/// Cascade delete: a sync of nothing with prune, so the executor deletes every resource
+/// the app tracks. Needs no render (the source may be gone) and waits for no running
+/// operation: executors run an app's operations one after another.
+async fn delete_resources(
+    shared: &Shared,
+    app: &Application,
+    partition: u32,
+    memo: &mut Memo,
+    request: &SyncRequest,
+) -> Result<String, ServiceError> {
+    let order = Order {
+        cluster: destination(shared, app)?,
+        prune: true,
+        initiated_by: request.initiated_by.clone(),
+        ..Order::default()
+    };
+    enqueue(shared, app, partition, memo, order).await
+}
+
+/// What one operation will do; the app's sync options are added when it is enqueued.
+#[derive(Default)]
 struct Order {
     cluster: String,
     commit: String,
+    source: Option<ApplicationSource>,
     desired: Vec<Value>,
     prune: bool,
     dry_run: bool,
+    /// The request's own sync options.
+    options: SyncOptions,
+    resources: Vec<gitfleet_messages::SyncResource>,
     initiated_by: String,
+}
+
+impl Order {
+    /// A sync of the compared target: its cluster, commit, source and desired objects.
+    fn of(target: &Target) -> Self {
+        Order {
+            cluster: target.cluster.clone(),
+            commit: target.commit.clone(),
+            source: Some(target.source.clone()),
+            desired: target.desired.clone(),
+            ..Order::default()
+        }
+    }
 }
 
 /// Puts a sync operation on the work queue of the executors owning the cluster, fenced
@@ -542,29 +568,34 @@ async fn enqueue(
     partition: u32,
     memo: &mut Memo,
     order: Order,
-) -> Result<String, String> {
+) -> Result<String, ServiceError> {
     let name = &app.metadata.name;
     let token = shared.owned.borrow().get(&partition).copied();
     let Some(token) = token else {
-        return Err(format!(
+        return Err(ServiceError::unavailable(format!(
             "partition {partition} of application {name} is no longer owned"
-        ));
+        )));
     };
-    let create_namespace = app
+    // The app's options first, the request's after: the last entry of a key wins.
+    let mut sync_options = app
         .spec
         .sync_policy
         .as_ref()
-        .is_some_and(|p| p.sync_options.create_namespace());
+        .map(|p| p.sync_options.clone())
+        .unwrap_or_default();
+    sync_options.0.extend(order.options.0);
     let op = SyncOperation {
         id: uuid::Uuid::new_v4().to_string(),
         app: name.clone(),
         cluster: order.cluster.clone(),
         revision: order.commit,
+        source: order.source,
         desired: order.desired,
         destination_namespace: app.spec.destination.namespace.clone(),
+        sync_options,
         prune: order.prune,
-        create_namespace,
         dry_run: order.dry_run,
+        resources: order.resources,
         fencing: Fencing {
             group: DIFF_WORKERS.to_string(),
             partition,
@@ -573,8 +604,11 @@ async fn enqueue(
         initiated_by: order.initiated_by,
         requested_at: now(),
     };
-    let body = serde_json::to_vec(&op)
-        .map_err(|err| format!("encoding sync operation of application {name}: {err}"))?;
+    let body = serde_json::to_vec(&op).map_err(|err| {
+        ServiceError::internal(format!(
+            "encoding sync operation of application {name}: {err}"
+        ))
+    })?;
     let subject = shared
         .bus
         .topology
@@ -585,7 +619,12 @@ async fn enqueue(
         .bus
         .publish_durable(subject, Bytes::from(body))
         .await
-        .map_err(|err| format!("enqueueing sync operation of application {name}: {err}"))?;
+        .map_err(|err| {
+            ServiceError::new(
+                ErrorCode::Unavailable,
+                format!("enqueueing sync operation of application {name}: {err}"),
+            )
+        })?;
     memo.inflight = Some(Inflight {
         id: op.id.clone(),
         since: Instant::now(),

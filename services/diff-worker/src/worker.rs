@@ -17,8 +17,8 @@ use gitfleet_bus::{
     Bucket, Bus, Membership, MembershipConfig, Owned, StreamName, partition, token_to_name,
 };
 use gitfleet_messages::{
-    APP_PARTITIONS, DIFF_WORKERS, LiveChanged, RefreshRequest, RevisionEvent, SyncRequest,
-    sync_request_subject,
+    APP_PARTITIONS, DIFF_WORKERS, LiveChanged, RefreshRequest, RevisionEvent, ServiceError,
+    SyncRequest,
 };
 use gitfleet_model::{Application, Cluster};
 use tokio::sync::{Semaphore, mpsc};
@@ -398,7 +398,7 @@ impl Worker {
                     continue;
                 };
                 if !decide::same_repo(&source.repo_url, &event.repo)
-                    || !decide::same_revision(&source.target_revision, &event.target_revision)
+                    || !gitfleet_engine::app::same_revision(&source.target_revision, &event.target_revision)
                 {
                     continue;
                 }
@@ -435,14 +435,14 @@ impl Worker {
                         self.trigger(&name, "sync requested");
                     }
                     _ => {
-                        let err = format!("application {name} not found");
+                        let err = ServiceError::not_found(format!("application {name} not found"));
                         if let Some(reply) = pending.reply {
-                            let body =
-                                serde_json::to_vec(&gitfleet_messages::Reply::<String>::Error(err))
-                                    .unwrap_or_default();
+                            let body = gitfleet_bus::encode_reply(
+                                &gitfleet_messages::Reply::<String>::Error(err),
+                            );
                             let client = self.shared.bus.client.clone();
                             self.tasks.spawn(async move {
-                                let _ = client.publish(reply, body.into()).await;
+                                let _ = client.publish(reply, body).await;
                             });
                         }
                     }
@@ -536,9 +536,8 @@ async fn forward_partition(
     token: CancellationToken,
     tx: mpsc::UnboundedSender<Event>,
 ) {
-    let prefix = bus.topology.prefix().to_string();
     let subjects = [
-        sync_request_subject(&prefix, partition),
+        bus.topology.sync_request_subject(partition),
         bus.topology.live_subject(partition),
     ];
     let mut subs = Vec::new();

@@ -11,7 +11,6 @@ use common::*;
 use gitfleet_bus::{Bucket, StreamName, ownership::read_lease, partition};
 use gitfleet_messages::{
     APP_PARTITIONS, DIFF_WORKERS, LiveChanged, Operation, Reply, RevisionEvent, SyncRequest,
-    sync_request_subject,
 };
 use gitfleet_model::{OperationPhase, TRACKING_ANNOTATION};
 use serde_json::json;
@@ -78,7 +77,7 @@ async fn out_of_sync_until_live_matches() {
         .await
         .unwrap();
     let event: gitfleet_messages::AppEvent = serde_json::from_slice(&event.payload).unwrap();
-    assert_eq!(event.kind, "OutOfSync");
+    assert_eq!(event.kind, gitfleet_messages::AppEventKind::OutOfSync);
 
     peers.set_live("guestbook", Ok(as_live(&app, &manifests)));
     live_changed(&bus, "guestbook").await;
@@ -294,13 +293,14 @@ async fn user_sync_request_is_answered_with_the_operation() {
     wait_status(&bus, "manual", "OutOfSync", |s| sync_of(s).0 == "OutOfSync").await;
     assert!(sync_ops(&bus).await.is_empty(), "not automated");
 
-    let subject = sync_request_subject(bus.topology.prefix(), partition("manual", APP_PARTITIONS));
+    let subject = bus.topology.sync_request_subject(partition("manual", APP_PARTITIONS));
     let request = SyncRequest {
         app: "manual".into(),
         prune: true,
         dry_run: false,
         revision: String::new(),
         initiated_by: "alice".into(),
+        ..SyncRequest::default()
     };
     let answer = bus
         .client

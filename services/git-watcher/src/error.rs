@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use gitfleet_messages::ErrorCode;
+
 /// `Result` with [`GitError`] as the default error.
 pub type Result<T, E = GitError> = std::result::Result<T, E>;
 
@@ -66,11 +68,32 @@ pub enum GitError {
 }
 
 impl GitError {
+    /// The contract's code for this error, for answers on the bus.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            GitError::RevisionNotFound { .. } | GitError::PathNotFound { .. } => {
+                ErrorCode::NotFound
+            }
+            GitError::InvalidUrl { .. }
+            | GitError::FileTooLarge { .. }
+            | GitError::DirectoryTooLarge { .. } => ErrorCode::Invalid,
+            GitError::FetchFailed { .. } => ErrorCode::Unavailable,
+            GitError::Timeout { .. } => ErrorCode::Deadline,
+            GitError::Mirror { .. } | GitError::Read { .. } => ErrorCode::Internal,
+        }
+    }
+
     /// Whether trying again later can help (network trouble), as opposed to a wrong input.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
             GitError::FetchFailed { .. } | GitError::Timeout { .. }
         )
+    }
+}
+
+impl From<GitError> for gitfleet_messages::ServiceError {
+    fn from(err: GitError) -> Self {
+        gitfleet_messages::ServiceError::new(err.code(), err.to_string())
     }
 }

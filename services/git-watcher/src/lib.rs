@@ -47,4 +47,4 @@ pub use resolve::{ResolvedRevision, RevisionKind, is_commit_prefix};
 pub use url::RepoUrl;
 pub mod service;
 
-pub use service::{Config, Error, run};
+pub use service::{Config, Error, run, start};

@@ -14,16 +14,15 @@ mod requests;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use gitfleet_bus::async_nats::jetstream::kv;
-use gitfleet_bus::{Bucket, Bus, BusError, subject_token};
-use gitfleet_messages::{RefreshRequest, RevisionEvent, git_files_subject, git_resolve_subject};
+use gitfleet_bus::{Bucket, Bus, BusError, Running, subject_token};
+use gitfleet_messages::{RefreshRequest, RevisionEvent};
 use gitfleet_model::{Application, Repository};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -100,6 +99,16 @@ enum Command {
 /// Runs until `shutdown` is cancelled. Fails only if the bus objects cannot be opened or
 /// subscribed at start; Git and publish failures later are logged and retried by the polls.
 pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Result<(), Error> {
+    start(config, bus, shutdown).await?.wait().await
+}
+
+/// Opens and subscribes everything, then runs in the background: once this returns, the
+/// watcher answers resolve and files requests and hears webhooks.
+pub async fn start(
+    config: Config,
+    bus: Bus,
+    shutdown: CancellationToken,
+) -> Result<Running<Error>, Error> {
     let mirrors = Mirrors::with_config(
         &config.mirror_dir,
         MirrorsConfig {
@@ -125,10 +134,13 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
             result.map_err(|source| Error::Subscribe { subject, source })
         }
     };
-    let resolve_sub = subscribe(git_resolve_subject(&prefix), true).await?;
-    let files_sub = subscribe(git_files_subject(&prefix), true).await?;
+    let resolve_sub = subscribe(bus.topology.git_resolve_subject(), true).await?;
+    let files_sub = subscribe(bus.topology.git_files_subject(), true).await?;
     // Every replica hears every webhook: a refresh is cheap and idempotent.
     let webhook_sub = subscribe(bus.topology.webhook_subject(), false).await?;
+    // A round trip: the server has the subscriptions once `start` returns, so a request
+    // sent by any client afterwards finds them.
+    let _ = bus.client.flush().await;
     let apps_watch = watch_bucket(&apps_kv, 0).await?;
     let repos_watch = watch_bucket(&repos_kv, 0).await?;
 
@@ -136,20 +148,19 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
     let (commands, command_rx) = mpsc::channel(4096);
     let mut tasks = JoinSet::new();
     {
-        let permits = Arc::new(Semaphore::new(config.max_concurrent_requests.max(1)));
         let access_resolve = access.clone();
-        tasks.spawn(requests::serve(
-            resolve_sub,
+        tasks.spawn(gitfleet_bus::serve(
             bus.clone(),
-            permits.clone(),
+            resolve_sub,
+            config.max_concurrent_requests,
             stop.clone(),
             move |request| requests::resolve(access_resolve.clone(), request),
         ));
         let access_files = access.clone();
-        tasks.spawn(requests::serve(
-            files_sub,
+        tasks.spawn(gitfleet_bus::serve(
             bus.clone(),
-            permits,
+            files_sub,
+            config.max_concurrent_requests,
             stop.clone(),
             move |request| requests::files(access_files.clone(), request),
         ));
@@ -188,17 +199,14 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
         apps: AppSubscriptions::default(),
         bus,
     };
-    owner
-        .run(
-            PollSchedule::new(config.poll_interval, config.poll_jitter, seed),
-            command_rx,
-            stop.clone(),
-        )
-        .await;
-    stop.cancel();
-    while tasks.join_next().await.is_some() {}
-    tracing::info!("git-watcher stopped");
-    Ok(())
+    let schedule = PollSchedule::new(config.poll_interval, config.poll_jitter, seed);
+    Ok(Running::spawn(async move {
+        owner.run(schedule, command_rx, stop.clone()).await;
+        stop.cancel();
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("git-watcher stopped");
+        Ok(())
+    }))
 }
 
 /// The task that owns the watcher.

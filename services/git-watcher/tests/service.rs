@@ -11,8 +11,8 @@ use futures::StreamExt;
 use gitfleet_bus::testkit;
 use gitfleet_bus::{Bucket, Bus, subject_token};
 use gitfleet_messages::{
-    Files, FilesRequest, RefreshRequest, Reply, ResolveRequest, Resolved, RevisionEvent,
-    git_files_subject, git_resolve_subject,
+    ErrorCode, Files, FilesRequest, RefreshRequest, Reply, ResolveRequest, Resolved, RevisionEvent,
+    ServiceError,
 };
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -58,14 +58,18 @@ impl Running {
     }
 }
 
-fn start(bus: &Bus, poll: Duration) -> Running {
+async fn start(bus: &Bus, poll: Duration) -> Running {
     let mirrors = tempfile::tempdir().unwrap();
     let mut config = git_watcher::Config::new(mirrors.path());
     config.poll_interval = poll;
     config.poll_jitter = Duration::ZERO;
     config.fetch_timeout = Duration::from_secs(20);
     let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(git_watcher::run(config, bus.clone(), shutdown.clone()));
+    // Once started, its subscriptions and watches exist.
+    let service = git_watcher::start(config, bus.clone(), shutdown.clone())
+        .await
+        .expect("git-watcher starts");
+    let handle = tokio::spawn(service.wait());
     Running {
         shutdown,
         handle,
@@ -114,7 +118,7 @@ async fn follows_apps_acts_on_webhooks_and_answers_requests() {
 
     put_app(&bus, "web", app("web", &repo, "main")).await;
     // A long poll interval: every event below comes from subscribing or a webhook.
-    let running = start(&bus, Duration::from_secs(3600));
+    let running = start(&bus, Duration::from_secs(3600)).await;
 
     let first = next_event(&mut events).await;
     assert_eq!(
@@ -177,7 +181,7 @@ async fn follows_apps_acts_on_webhooks_and_answers_requests() {
         repo: repo.clone(),
         revision: revision.into(),
     };
-    let subject = git_resolve_subject(&prefix);
+    let subject = bus.topology.git_resolve_subject();
     let main: Reply<Resolved> = request(&bus, subject.clone(), &resolve("main")).await;
     assert_eq!(
         main,
@@ -195,13 +199,15 @@ async fn follows_apps_acts_on_webhooks_and_answers_requests() {
     let nope: Reply<Resolved> = request(&bus, subject.clone(), &resolve("nope")).await;
     assert_eq!(
         nope,
-        Reply::Error(format!("revision \"nope\" not found in {repo}"))
+        Reply::Error(ServiceError::not_found(format!(
+            "revision \"nope\" not found in {repo}"
+        )))
     );
 
     // Files: a reply over the message size limit travels through the payload store.
     let files: Reply<Files> = request(
         &bus,
-        git_files_subject(&prefix),
+        bus.topology.git_files_subject(),
         &FilesRequest {
             repo: repo.clone(),
             commit: third.clone(),
@@ -222,7 +228,7 @@ async fn follows_apps_acts_on_webhooks_and_answers_requests() {
     // Files at a path that does not exist: an error reply, not a hang.
     let missing: Reply<Files> = request(
         &bus,
-        git_files_subject(&prefix),
+        bus.topology.git_files_subject(),
         &FilesRequest {
             repo: repo.clone(),
             commit: third.clone(),
@@ -232,7 +238,8 @@ async fn follows_apps_acts_on_webhooks_and_answers_requests() {
     )
     .await;
     assert!(
-        matches!(&missing, Reply::Error(e) if e.contains("\"nowhere\" not found")),
+        matches!(&missing, Reply::Error(e)
+            if e.code == ErrorCode::NotFound && e.message.contains("\"nowhere\" not found")),
         "{missing:?}"
     );
 
@@ -251,7 +258,7 @@ async fn polling_finds_pushes_without_webhooks() {
         .subscribe(format!("{}.revision.>", bus.topology.prefix()))
         .await
         .unwrap();
-    let running = start(&bus, Duration::from_millis(300));
+    let running = start(&bus, Duration::from_millis(300)).await;
     // Written after the start: the service follows the bucket live, not only at start.
     put_app(&bus, "web", app("web", &repo, "v1")).await;
     put_app(&bus, "api", app("api", &repo, "main")).await;
@@ -289,6 +296,9 @@ async fn polling_finds_pushes_without_webhooks() {
     let kv = bus.kv(Bucket::Applications).await.unwrap();
     kv.delete(subject_token("api")).await.unwrap();
     kv.delete(subject_token("web")).await.unwrap();
+    // Time-driven: the watcher shows nothing when it drops a repository, so this gives its
+    // KV watch time to deliver the deletes. Were one late, the event below would arrive
+    // and fail the test loudly; it cannot make the test pass wrongly.
     tokio::time::sleep(Duration::from_millis(500)).await;
     up.write("apps/b/cm.yaml", "kind: ConfigMap\ndata: {a: c}\n");
     up.commit("fourth");

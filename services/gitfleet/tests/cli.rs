@@ -233,7 +233,7 @@ async fn invalid_manifest_and_unreachable_server_are_one_clear_error() {
     env.run(&["app", "create", "-f", &file]).await;
     let (code, _, err) = env.run(&["app", "diff", "ok"]).await;
     assert_eq!(code, 2, "{err}");
-    assert!(err.starts_with("error: resolving the revision"), "{err}");
+    assert!(err.starts_with("error: no git watcher is running"), "{err}");
 
     let cli = Cli::try_parse_from(["gitfleet", "--server", "127.0.0.1:1", "app", "list"]).unwrap();
     let err = gitfleet::run(&cli, &mut Vec::new()).await.unwrap_err();

@@ -7,11 +7,11 @@ use std::time::Duration;
 use async_nats::jetstream::consumer;
 use futures::StreamExt;
 use gitfleet_bus::{Bus, StreamName};
-use gitfleet_messages::AppEvent;
+use gitfleet_messages::{AppEvent, AppEventKind};
 use tokio_util::sync::CancellationToken;
 
 /// Event kinds that are sent; the rest of the stream is read and acknowledged.
-pub const NOTIFIED_KINDS: &[&str] = &["SyncSucceeded", "SyncFailed"];
+pub const NOTIFIED_KINDS: &[AppEventKind] = &[AppEventKind::SyncSucceeded, AppEventKind::SyncFailed];
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -102,7 +102,7 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
                 }
             };
             match serde_json::from_slice::<AppEvent>(&msg.payload) {
-                Ok(event) if NOTIFIED_KINDS.contains(&event.kind.as_str()) => {
+                Ok(event) if NOTIFIED_KINDS.contains(&event.kind) => {
                     for url in &config.webhooks {
                         deliver(&http, &config, url, &event, &shutdown).await;
                     }

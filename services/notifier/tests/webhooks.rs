@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::http::StatusCode;
-use gitfleet_messages::AppEvent;
+use gitfleet_messages::{AppEvent, AppEventKind};
 use serde_json::Value;
 
 /// What the test webhook got, in order.
 type Received = Arc<std::sync::Mutex<Vec<Value>>>;
 
-fn event(app: &str, kind: &str) -> AppEvent {
+fn event(app: &str, kind: AppEventKind) -> AppEvent {
     AppEvent {
         app: app.into(),
-        kind: kind.into(),
+        kind,
         message: format!("{kind} for {app}"),
         revision: "abc123".into(),
         sync_status: None,
@@ -49,9 +49,9 @@ async fn sync_outcomes_are_posted_and_retried() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     for e in [
-        event("web", "SyncSucceeded"),
-        event("web", "OutOfSync"),
-        event("api", "SyncFailed"),
+        event("web", AppEventKind::SyncSucceeded),
+        event("web", AppEventKind::OutOfSync),
+        event("api", AppEventKind::SyncFailed),
     ] {
         let subject = bus.topology.event_subject(&e.app);
         bus.js

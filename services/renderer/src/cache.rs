@@ -9,10 +9,11 @@ use std::hash::Hash;
 use std::sync::Mutex;
 
 use bytes::Bytes;
+use gitfleet_messages::ServiceError;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-type Flight = Shared<BoxFuture<'static, Result<Bytes, String>>>;
+type Flight = Shared<BoxFuture<'static, Result<Bytes, ServiceError>>>;
 
 pub struct RenderCache<K> {
     inner: Mutex<Inner<K>>,
@@ -55,9 +56,9 @@ impl<K: Eq + Hash + Clone + Send + 'static> RenderCache<K> {
         key: K,
         cacheable: bool,
         render: F,
-    ) -> Result<Bytes, String>
+    ) -> Result<Bytes, ServiceError>
     where
-        F: Future<Output = Result<Bytes, String>> + Send + 'static,
+        F: Future<Output = Result<Bytes, ServiceError>> + Send + 'static,
     {
         let flight = {
             let mut inner = self.inner.lock().expect("cache lock poisoned");
@@ -145,7 +146,7 @@ mod tests {
     fn counted(
         calls: &Arc<AtomicUsize>,
         value: &'static str,
-    ) -> impl Future<Output = Result<Bytes, String>> + Send + 'static {
+    ) -> impl Future<Output = Result<Bytes, ServiceError>> + Send + 'static {
         let calls = calls.clone();
         async move {
             calls.fetch_add(1, Ordering::SeqCst);
@@ -175,9 +176,11 @@ mod tests {
     async fn failures_and_uncacheable_results_are_not_kept() {
         let cache = RenderCache::new(10, 1 << 20);
         let err = cache
-            .get_or_render("k", true, async { Err::<Bytes, _>("boom".to_owned()) })
+            .get_or_render("k", true, async {
+                Err::<Bytes, _>(ServiceError::invalid("boom"))
+            })
             .await;
-        assert_eq!(err, Err("boom".to_owned()));
+        assert_eq!(err, Err(ServiceError::invalid("boom")));
         let calls = Arc::new(AtomicUsize::new(0));
         cache
             .get_or_render("k", true, counted(&calls, "v"))

@@ -9,4 +9,4 @@ pub mod directory;
 pub mod service;
 
 pub use directory::{DirectoryOptions, RenderError, render_directory};
-pub use service::{Config, Error, run};
+pub use service::{Config, Error, run, start};

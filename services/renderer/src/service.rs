@@ -6,12 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
-use gitfleet_bus::async_nats::{self, HeaderMap};
-use gitfleet_bus::{Bus, BusError};
-use gitfleet_messages::{Files, FilesRequest, RenderRequest, Rendered, Reply, git_files_subject};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use gitfleet_bus::async_nats;
+use gitfleet_bus::{Bus, BusError, Running, encode_reply, serve_encoded};
+use gitfleet_messages::{Files, FilesRequest, RenderRequest, Rendered, Reply, ServiceError};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::RenderCache;
@@ -64,8 +61,18 @@ struct Key {
 
 /// Runs until `shutdown` is cancelled; renders already taken are answered first.
 pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Result<(), Error> {
+    start(config, bus, shutdown).await?.wait().await
+}
+
+/// Subscribes, then serves in the background: once this returns, render requests are
+/// answered.
+pub async fn start(
+    config: Config,
+    bus: Bus,
+    shutdown: CancellationToken,
+) -> Result<Running<Error>, Error> {
     let subject = bus.topology.render_subject();
-    let mut subscriber = bus
+    let subscriber = bus
         .client
         .queue_subscribe(subject.clone(), QUEUE_GROUP.to_owned())
         .await
@@ -73,44 +80,29 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
             subject: subject.clone(),
             source,
         })?;
+    // A round trip: the server has the subscription once this returns, so a request
+    // sent by any client afterwards finds it. (A failure here is the connection's,
+    // which resubscribes by itself.)
+    let _ = bus.client.flush().await;
     let cache = Arc::new(RenderCache::new(config.cache_entries, config.cache_bytes));
-    let permits = Arc::new(Semaphore::new(config.max_concurrent_renders.max(1)));
-    let mut tasks = JoinSet::new();
+    let files_timeout = config.files_timeout;
     tracing::info!(subject, "renderer running");
-    loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            message = subscriber.next() => match message {
-                Some(message) => message,
-                None => break,
+    let handler_bus = bus.clone();
+    Ok(Running::spawn(async move {
+        serve_encoded(
+            bus,
+            subscriber,
+            config.max_concurrent_renders,
+            shutdown,
+            move |request: RenderRequest| {
+                let (bus, cache) = (handler_bus.clone(), cache.clone());
+                async move { handle(&bus, &cache, request, files_timeout).await }
             },
-        };
-        while tasks.try_join_next().is_some() {}
-        let Some(reply_to) = message.reply.clone() else {
-            continue;
-        };
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            permit = permits.clone().acquire_owned() => permit.expect("semaphore never closed"),
-        };
-        let bus = bus.clone();
-        let cache = cache.clone();
-        let files_timeout = config.files_timeout;
-        tasks.spawn(async move {
-            let _permit = permit;
-            let body = match bus.read_payload(&message).await {
-                Ok(body) => match serde_json::from_slice::<RenderRequest>(&body) {
-                    Ok(request) => handle(&bus, &cache, request, files_timeout).await,
-                    Err(err) => error_body(format!("invalid render request: {err}")),
-                },
-                Err(err) => error_body(format!("reading render request: {err}")),
-            };
-            respond(&bus, reply_to, body).await;
-        });
-    }
-    while tasks.join_next().await.is_some() {}
-    tracing::info!("renderer stopped");
-    Ok(())
+        )
+        .await;
+        tracing::info!("renderer stopped");
+        Ok(())
+    }))
 }
 
 /// The serialized reply (`Reply<Rendered>`) for one request.
@@ -146,9 +138,9 @@ async fn handle(
             );
             body
         }
-        Err(message) => {
-            tracing::info!(repo = %request.repo, commit = %request.commit, path = %request.path, error = %message, "render failed");
-            error_body(message)
+        Err(err) => {
+            tracing::info!(repo = %request.repo, commit = %request.commit, path = %request.path, error = %err, "render failed");
+            encode_reply::<Rendered>(&Reply::Error(err))
         }
     }
 }
@@ -158,74 +150,28 @@ async fn render(
     request: RenderRequest,
     options: DirectoryOptions,
     files_timeout: Duration,
-) -> Result<Bytes, String> {
-    let files = fetch_files(&bus, &request, files_timeout).await?;
-    let manifests = tokio::task::spawn_blocking(move || render_directory(&files.files, &options))
-        .await
-        .map_err(|err| format!("render task failed: {err}"))?
-        .map_err(|err| err.to_string())?;
-    serde_json::to_vec(&Reply::Ok(Rendered { manifests }))
-        .map(Bytes::from)
-        .map_err(|err| format!("encoding rendered manifests: {err}"))
-}
-
-async fn fetch_files(
-    bus: &Bus,
-    request: &RenderRequest,
-    timeout: Duration,
-) -> Result<Files, String> {
+) -> Result<Bytes, ServiceError> {
     let files_request = FilesRequest {
         repo: request.repo.clone(),
         commit: request.commit.clone(),
         path: request.path.clone(),
         recurse: request.recurse,
     };
-    let body = serde_json::to_vec(&files_request).map_err(|err| err.to_string())?;
-    let subject = git_files_subject(bus.topology.prefix());
-    let message = bus
-        .client
-        .send_request(
-            subject.clone(),
-            async_nats::Request::new()
-                .payload(body.into())
-                .timeout(Some(timeout)),
+    let files: Files = bus
+        .ask(
+            "git watcher",
+            bus.topology.git_files_subject(),
+            &files_request,
+            files_timeout,
         )
+        .await?;
+    let manifests = tokio::task::spawn_blocking(move || render_directory(&files.files, &options))
         .await
-        .map_err(|err| format!("asking {subject} for files: {err}"))?;
-    let body = bus
-        .read_payload(&message)
-        .await
-        .map_err(|err| format!("reading files reply: {err}"))?;
-    let reply: Reply<Files> =
-        serde_json::from_slice(&body).map_err(|err| format!("invalid files reply: {err}"))?;
-    reply.into_result()
+        .map_err(|err| ServiceError::internal(format!("render task failed: {err}")))?
+        .map_err(|err| ServiceError::invalid(err.to_string()))?;
+    Ok(encode_reply(&Reply::Ok(Rendered { manifests })))
 }
 
 fn is_full_commit_id(commit: &str) -> bool {
     matches!(commit.len(), 40 | 64) && commit.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn error_body(message: String) -> Bytes {
-    Bytes::from(serde_json::to_vec(&Reply::<Rendered>::Error(message)).unwrap_or_default())
-}
-
-/// Sends the reply, through the payload store when it is too large for one message.
-async fn respond(bus: &Bus, reply_to: async_nats::Subject, body: Bytes) {
-    let (headers, body) = match bus.offload(HeaderMap::new(), body).await {
-        Ok(sent) => sent,
-        Err(err) => {
-            tracing::warn!(error = %err, "offloading a large reply failed");
-            (
-                HeaderMap::new(),
-                error_body(format!("storing large reply: {err}")),
-            )
-        }
-    };
-    if let Err(err) = bus
-        .client
-        .publish_with_headers(reply_to, headers, body)
-        .await
-    {
-        tracing::warn!(error = %err, "sending reply failed");
-    }
 }

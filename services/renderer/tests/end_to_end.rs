@@ -32,17 +32,18 @@ async fn renders_a_directory_of_a_real_repository() {
     let bus = testkit::bus().await;
     let mirrors = tempfile::tempdir().unwrap();
     let shutdown = CancellationToken::new();
-    let watcher = tokio::spawn(git_watcher::run(
+    // Both answer requests once started.
+    let watcher = git_watcher::start(
         git_watcher::Config::new(mirrors.path()),
         bus.clone(),
         shutdown.clone(),
-    ));
-    let renderer = tokio::spawn(renderer::run(
-        renderer::Config::default(),
-        bus.clone(),
-        shutdown.clone(),
-    ));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    )
+    .await
+    .unwrap();
+    let renderer = renderer::start(renderer::Config::default(), bus.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    let (watcher, renderer) = (tokio::spawn(watcher.wait()), tokio::spawn(renderer.wait()));
 
     let request = RenderRequest {
         repo,

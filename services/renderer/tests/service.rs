@@ -11,7 +11,7 @@ use futures::StreamExt;
 use gitfleet_bus::async_nats::HeaderMap;
 use gitfleet_bus::{Bus, testkit};
 use gitfleet_messages::{
-    Files, FilesRequest, RenderRequest, Rendered, Reply, RepoFile, git_files_subject,
+    Files, FilesRequest, RenderRequest, Rendered, Reply, RepoFile, ServiceError,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -53,22 +53,38 @@ fn tree(path: &str) -> Reply<Files> {
                     .collect(),
             )]
         }
-        other => return Reply::Error(format!("path {other:?} not found")),
+        other => return Reply::Error(ServiceError::not_found(format!("path {other:?} not found"))),
     };
     Reply::Ok(Files { files })
 }
 
-/// Answers files requests like the git-watcher would, slowly, counting them.
+/// Answers files requests like the git-watcher would, slowly, counting them; subscribed
+/// when this returns.
 async fn scripted_git_watcher(bus: Bus, calls: Arc<AtomicUsize>) {
     let mut requests = bus
         .client
-        .subscribe(git_files_subject(bus.topology.prefix()))
+        .subscribe(bus.topology.git_files_subject())
         .await
         .unwrap();
-    while let Some(message) = requests.next().await {
+    bus.client.flush().await.unwrap();
+    tokio::spawn(async move {
+        while let Some(message) = requests.next().await {
+            answer_slowly(&bus, &calls, message).await;
+        }
+    });
+}
+
+async fn answer_slowly(
+    bus: &Bus,
+    calls: &AtomicUsize,
+    message: gitfleet_bus::async_nats::Message,
+) {
+    {
         calls.fetch_add(1, Ordering::SeqCst);
         let request: FilesRequest = serde_json::from_slice(&message.payload).unwrap();
         assert_eq!(request.commit, COMMIT);
+        // Time-driven: a slow answer keeps the first render in flight while the
+        // identical requests arrive, which is what single flight is tested on.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let body = Bytes::from(serde_json::to_vec(&tree(&request.path)).unwrap());
         let (headers, body) = bus.offload(HeaderMap::new(), body).await.unwrap();
@@ -114,16 +130,12 @@ fn names(rendered: &Rendered) -> Vec<&str> {
 async fn renders_directories_once_and_reports_errors() {
     let bus = testkit::bus().await;
     let calls = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(scripted_git_watcher(bus.clone(), calls.clone()));
+    scripted_git_watcher(bus.clone(), calls.clone()).await;
     let shutdown = CancellationToken::new();
-    let service = tokio::spawn(renderer::run(
-        renderer::Config::default(),
-        bus.clone(),
-        shutdown.clone(),
-    ));
-    // Let the subscriptions reach the server before the first request.
-    bus.client.flush().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let service = renderer::start(renderer::Config::default(), bus.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    let service = tokio::spawn(service.wait());
 
     // Five identical requests at once, then one later: one files request in all.
     let replies = futures::future::join_all((0..5).map(|_| render(&bus, "apps/web"))).await;
@@ -138,11 +150,16 @@ async fn renders_directories_once_and_reports_errors() {
     let broken = render(&bus, "apps/broken").await;
     assert_eq!(
         broken,
-        Reply::Error("apps/broken/deploy.yaml: line 7, column 3: did not find expected key".into())
+        Reply::Error(ServiceError::invalid(
+            "apps/broken/deploy.yaml: line 7, column 3: did not find expected key"
+        ))
     );
 
     let missing = render(&bus, "apps/none").await;
-    assert_eq!(missing, Reply::Error("path \"apps/none\" not found".into()));
+    assert_eq!(
+        missing,
+        Reply::Error(ServiceError::not_found("path \"apps/none\" not found"))
+    );
 
     // 1.6 MB of manifests: over the message limit both ways.
     let big = render(&bus, "apps/big").await.into_result().unwrap();

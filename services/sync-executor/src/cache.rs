@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
+use gitfleet_bus::Backoff;
 use gitfleet_engine::ResourceRef;
 use gitfleet_engine::tracking::tracking_id;
 use kube::api::{Api, DynamicObject};
@@ -229,11 +230,11 @@ impl LiveCache {
         cancel: CancellationToken,
     ) {
         let mut watching: BTreeSet<(String, String)> = BTreeSet::new();
-        let mut backoff = Duration::from_millis(500);
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
         loop {
             let next = match discover(&client).await {
                 Ok(kinds) => {
-                    backoff = Duration::from_millis(500);
+                    backoff.reset();
                     self.set_error("discovery".into(), None);
                     let mut new = Vec::new();
                     {
@@ -266,8 +267,7 @@ impl LiveCache {
                 Err(err) => {
                     tracing::warn!(cluster = %self.cluster, error = %err, "discovery failed");
                     self.set_error("discovery".into(), Some(err));
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    backoff
+                    backoff.next_delay()
                 }
             };
             tokio::select! {
@@ -304,7 +304,7 @@ impl LiveCache {
                 Ok(e) => e,
                 Err(err) => {
                     tracing::debug!(cluster = %self.cluster, kind = %gk.1, error = %err, "watch failed");
-                    self.set_error(what.clone(), Some(crate::error::chain(&err)));
+                    self.set_error(what.clone(), Some(gitfleet_messages::error_chain(&err)));
                     continue;
                 }
             };
@@ -478,7 +478,7 @@ async fn discover(
         Err(_) => Discovery::new(client.clone())
             .run()
             .await
-            .map_err(|err| crate::error::chain(&err))?,
+            .map_err(|err| gitfleet_messages::error_chain(&err))?,
     };
     let mut kinds = BTreeMap::new();
     for group in discovery.groups() {

@@ -28,14 +28,14 @@ pub fn build(name: &str, cluster: &Cluster) -> Result<kube::Client, ClientError>
         // The executor's own service account, as Argo CD does for `in-cluster`.
         kube::Config::incluster().map_err(|err| ClientError::Build {
             cluster: name.to_string(),
-            message: crate::error::chain(&err),
+            message: gitfleet_messages::error_chain(&err),
         })?
     } else {
         config(name, cluster)?
     };
     kube::Client::try_from(config).map_err(|err| ClientError::Build {
         cluster: name.to_string(),
-        message: crate::error::chain(&err),
+        message: gitfleet_messages::error_chain(&err),
     })
 }
 

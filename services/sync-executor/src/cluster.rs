@@ -8,6 +8,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gitfleet_bus::Backoff;
+
 use gitfleet_model::Cluster;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -119,7 +121,7 @@ impl ClusterRuntime {
                             .await;
                     match probe {
                         Ok(Ok(_)) => return Ok(()),
-                        Ok(Err(err)) => return Err(self.unreachable(&crate::error::chain(&err))),
+                        Ok(Err(err)) => return Err(self.unreachable(&gitfleet_messages::error_chain(&err))),
                         Err(_) => return Err(self.unreachable("no answer within 5s")),
                     }
                 }
@@ -139,7 +141,9 @@ impl ClusterRuntime {
             .client
             .as_ref()
             .map_err(|e| CallError::Unreachable(e.clone()))?;
-        let mut backoff = self.config.retry_backoff;
+        // Capped: the uncapped doubling waited minutes by the tenth attempt.
+        let mut backoff =
+            Backoff::new(self.config.retry_backoff, self.config.retry_backoff * 32);
         let attempts = self.config.request_attempts.max(1);
         let mut attempt = 0;
         loop {
@@ -160,7 +164,7 @@ impl ClusterRuntime {
                     err
                 }
                 Ok(Err(err)) => {
-                    CallError::Unreachable(self.unreachable(&crate::error::chain(&err)))
+                    CallError::Unreachable(self.unreachable(&gitfleet_messages::error_chain(&err)))
                 }
                 Err(_) => CallError::Unreachable(self.unreachable(&format!(
                     "no answer within {:?}",
@@ -171,11 +175,9 @@ impl ClusterRuntime {
                 return Err(err);
             }
             tracing::debug!(cluster = %self.name, attempt, error = ?err, "request failed, retrying");
-            tokio::select! {
-                _ = self.cancel.cancelled() => return Err(err),
-                _ = tokio::time::sleep(backoff) => {}
+            if !backoff.wait(&self.cancel).await {
+                return Err(err);
             }
-            backoff *= 2;
         }
     }
 }

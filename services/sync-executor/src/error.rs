@@ -20,19 +20,3 @@ pub enum Error {
         source: gitfleet_bus::error::Source,
     },
 }
-
-/// `err` and its sources, `: `-joined, for messages users read (kube's errors put the
-/// useful part, e.g. "connection refused", in the sources).
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !out.contains(&s_text) {
-            out.push_str(": ");
-            out.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    out
-}

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use gitfleet_engine::ResourceRef;
 use gitfleet_engine::health::assess;
-use gitfleet_engine::sync::{self, HookDeletePolicy, SyncOptions, SyncPhase, Task, TaskAction};
-use gitfleet_messages::{ResourceResult, SyncOperation};
+use gitfleet_engine::sync::{self, HookDeletePolicy, SyncPhase, SyncSettings, Task, TaskAction};
+use gitfleet_messages::{ResourceResult, ResultCode, SyncOperation};
 use gitfleet_model::{HealthStatusCode, OperationPhase};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
@@ -57,18 +57,8 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
                 .scope(group, kind)
                 .or_else(|| sync::builtin_scope(group, kind))
         };
-        let opts = SyncOptions {
-            destination_namespace: op.destination_namespace.clone(),
-            prune: op.prune,
-            create_namespace: op.create_namespace,
-            namespace_exists: op.destination_namespace.is_empty()
-                || rt.cache.has_namespace(&op.destination_namespace),
-            revision: op.revision.clone(),
-            started_at: chrono::Utc::now().timestamp(),
-            is_namespaced: &scope,
-            ..SyncOptions::default()
-        };
-        sync::plan(&op.app, op.desired.clone(), live, &opts)
+        let settings = settings(op, rt, &scope);
+        sync::plan(&op.app, op.desired.clone(), live, &settings)
     };
     let plan = match planned {
         Ok(p) => p,
@@ -127,10 +117,10 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
         }
     }
     for r in &plan.requires_pruning {
-        results.push(result(r, "PruneSkipped", "ignored (requires pruning)"));
+        results.push(result(r, ResultCode::PruneSkipped, "ignored (requires pruning)"));
     }
     for r in &plan.prune_disabled {
-        results.push(result(r, "PruneSkipped", "ignored (no prune)"));
+        results.push(result(r, ResultCode::PruneSkipped, "ignored (no prune)"));
     }
 
     let failed = stop.is_some();
@@ -174,6 +164,37 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
     }
 }
 
+/// The engine's settings for `op`: the one place an operation's fields become a plan's.
+fn settings<'a>(
+    op: &SyncOperation,
+    rt: &ClusterRuntime,
+    scope: sync::ScopeFn<'a>,
+) -> SyncSettings<'a> {
+    let resources = (!op.resources.is_empty()).then(|| {
+        op.resources
+            .iter()
+            .map(|r| ResourceRef {
+                group: r.group.clone(),
+                version: String::new(),
+                kind: r.kind.clone(),
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+            })
+            .collect()
+    });
+    SyncSettings {
+        destination_namespace: op.destination_namespace.clone(),
+        prune: op.prune,
+        options: op.sync_options.clone(),
+        namespace_exists: op.destination_namespace.is_empty()
+            || rt.cache.has_namespace(&op.destination_namespace),
+        resources,
+        revision: op.revision.clone(),
+        started_at: chrono::Utc::now().timestamp(),
+        is_namespaced: scope,
+    }
+}
+
 /// Whether a step consists only of the Namespace apply the engine adds for
 /// `CreateNamespace=true` (a PreSync Apply of the destination namespace: user resources
 /// are applied in Sync, and PreSync hooks are `CreateHook` tasks).
@@ -182,7 +203,7 @@ fn only_creates_destination_namespace(
     phase: SyncPhase,
     tasks: &[Task],
 ) -> bool {
-    op.create_namespace
+    op.sync_options.create_namespace()
         && phase == SyncPhase::PreSync
         && !tasks.is_empty()
         && tasks.iter().all(|t| {
@@ -223,8 +244,8 @@ async fn run_wave(
             TaskAction::Prune | TaskAction::DeleteHook => delete(rt, op, task).await,
         };
         let status = match task.action {
-            TaskAction::Prune => "Pruned",
-            _ => "Synced",
+            TaskAction::Prune => ResultCode::Pruned,
+            _ => ResultCode::Synced,
         };
         match outcome {
             Ok(message) => {
@@ -234,11 +255,11 @@ async fn run_wave(
             }
             Err(CallError::Api { message, .. }) => {
                 tracing::info!(app = %op.app, cluster = %rt.name, resource = %task.resource, error = %message, "task failed");
-                results.push(result(&task.resource, "SyncFailed", &message));
+                results.push(result(&task.resource, ResultCode::SyncFailed, &message));
                 first_failure.get_or_insert(message);
             }
             Err(CallError::Unreachable(message)) => {
-                results.push(result(&task.resource, "SyncFailed", &message));
+                results.push(result(&task.resource, ResultCode::SyncFailed, &message));
                 return Err(Stop::Abort(message));
             }
         }
@@ -251,14 +272,15 @@ async fn run_wave(
     }
 }
 
-fn result(r: &ResourceRef, status: &str, message: &str) -> ResourceResult {
+fn result(r: &ResourceRef, status: ResultCode, message: &str) -> ResourceResult {
     ResourceResult {
         group: r.group.clone(),
         kind: r.kind.clone(),
         namespace: r.namespace.clone(),
         name: r.name.clone(),
-        status: status.to_string(),
+        status,
         message: message.to_string(),
+        hook_phase: None,
     }
 }
 

@@ -5,13 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::StreamExt;
-use gitfleet_bus::async_nats::HeaderMap;
-use gitfleet_bus::{Bus, partition, subject_token};
-use gitfleet_messages::{
-    APP_PARTITIONS, Live, LiveChanged, LiveRequest, Reply, live_request_subject,
-};
+use gitfleet_bus::{Backoff, Bus, partition};
+use gitfleet_messages::{APP_PARTITIONS, Live, LiveChanged, LiveRequest, ServiceError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -20,13 +15,16 @@ use crate::cluster::ClusterRuntime;
 /// Queue group of live-request subscribers: while ownership moves, two executors may
 /// briefly both subscribe; only one answers.
 const QUEUE: &str = "sync-executors";
+/// Live requests answered at once per cluster: each copies the app's objects out of the
+/// cache, which is quick; more wait in the subscription.
+const MAX_CONCURRENT: usize = 64;
 
 /// Answers live requests for `rt`'s cluster until `cancel`.
 pub async fn serve(bus: Bus, rt: Arc<ClusterRuntime>, cancel: CancellationToken) {
-    let subject = live_request_subject(bus.topology.prefix(), &subject_token(&rt.name));
-    let mut backoff = Duration::from_millis(200);
+    let subject = bus.topology.live_request_subject(&rt.name);
+    let mut backoff = Backoff::reopen();
     loop {
-        let mut sub = match bus
+        let sub = match bus
             .client
             .queue_subscribe(subject.clone(), QUEUE.to_string())
             .await
@@ -34,64 +32,28 @@ pub async fn serve(bus: Bus, rt: Arc<ClusterRuntime>, cancel: CancellationToken)
             Ok(s) => s,
             Err(err) => {
                 tracing::warn!(cluster = %rt.name, %subject, error = %err, "subscribing to live requests failed");
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !backoff.wait(&cancel).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
-        loop {
-            let msg = tokio::select! {
-                _ = cancel.cancelled() => {
-                    let _ = sub.unsubscribe().await;
-                    return;
-                }
-                m = sub.next() => m,
-            };
-            let Some(msg) = msg else { break };
-            let Some(reply_to) = msg.reply.clone() else {
-                continue;
-            };
-            let bus = bus.clone();
+        backoff.reset();
+        let rt = rt.clone();
+        gitfleet_bus::serve(bus.clone(), sub, MAX_CONCURRENT, cancel.clone(), move |req: LiveRequest| {
             let rt = rt.clone();
-            tokio::spawn(async move {
-                let reply: Reply<Live> = match serde_json::from_slice::<LiveRequest>(&msg.payload) {
-                    Ok(req) => answer(&rt, &req).await,
-                    Err(err) => Reply::Error(format!("invalid live request: {err}")),
-                };
-                let body = Bytes::from(serde_json::to_vec(&reply).unwrap_or_default());
-                match bus.offload(HeaderMap::new(), body).await {
-                    Ok((headers, body)) => {
-                        if let Err(err) = bus
-                            .client
-                            .publish_with_headers(reply_to, headers, body)
-                            .await
-                        {
-                            tracing::warn!(cluster = %rt.name, error = %err, "answering live request failed");
-                        }
-                    }
-                    Err(err) => {
-                        tracing::warn!(cluster = %rt.name, error = %err, "storing large live reply failed");
-                        let body = serde_json::to_vec(&Reply::<Live>::Error(format!(
-                            "cluster {}: storing the reply failed: {err}",
-                            rt.name
-                        )))
-                        .unwrap_or_default();
-                        let _ = bus.client.publish(reply_to, body.into()).await;
-                    }
-                }
-            });
+            async move { answer(&rt, &req).await }
+        })
+        .await;
+        if cancel.is_cancelled() {
+            return;
         }
     }
 }
 
-async fn answer(rt: &ClusterRuntime, req: &LiveRequest) -> Reply<Live> {
-    if let Err(err) = rt.ensure_reachable().await {
-        return Reply::Error(err);
-    }
-    Reply::Ok(Live {
+async fn answer(rt: &ClusterRuntime, req: &LiveRequest) -> Result<Live, ServiceError> {
+    rt.ensure_reachable().await.map_err(ServiceError::unavailable)?;
+    Ok(Live {
         resources: rt.cache.app_objects(&req.app),
         namespaces: rt.cache.namespaces(),
     })

@@ -13,8 +13,10 @@ use bytes::Bytes;
 use futures::StreamExt;
 use gitfleet_bus::async_nats::jetstream::{self, AckKind, consumer::pull};
 use gitfleet_bus::ownership::read_lease;
-use gitfleet_bus::{Bus, StreamName, partition, subject_token};
-use gitfleet_messages::{APP_PARTITIONS, AppEvent, DIFF_WORKERS, Operation, SyncOperation};
+use gitfleet_bus::{Backoff, Bus, StreamName, partition, subject_token};
+use gitfleet_messages::{
+    APP_PARTITIONS, AppEvent, AppEventKind, DIFF_WORKERS, Operation, SyncOperation,
+};
 use gitfleet_model::OperationPhase;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -101,7 +103,7 @@ pub async fn consume(shared: Arc<Shared>, p: u32, cancel: CancellationToken) {
     let bus = &shared.bus;
     let stream_name = bus.topology.stream(StreamName::SyncWork);
     let name = consumer_name(p);
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::reopen();
     while !cancel.is_cancelled() {
         let messages = async {
             let stream = bus
@@ -131,16 +133,14 @@ pub async fn consume(shared: Arc<Shared>, p: u32, cancel: CancellationToken) {
                 Ok(m) => m,
                 Err(err) => {
                     tracing::warn!(partition = p, error = %err, "opening sync consumer failed");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                    if !backoff.wait(&cancel).await {
+                        return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             },
         };
-        backoff = Duration::from_millis(200);
+        backoff.reset();
         tracing::debug!(partition = p, consumer = %name, "consuming sync operations");
         loop {
             let next = tokio::select! {
@@ -155,9 +155,8 @@ pub async fn consume(shared: Arc<Shared>, p: u32, cancel: CancellationToken) {
                 // consumer keeps its place and its unacked work).
                 Some(Err(err)) => {
                     tracing::debug!(partition = p, error = %err, "sync consumer error, reopening");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                    if !backoff.wait(&cancel).await {
+                        return;
                     }
                     break;
                 }
@@ -339,7 +338,7 @@ async fn check_fencing(shared: &Shared, op: &SyncOperation) -> Result<Option<u64
     let p = partition(&op.app, APP_PARTITIONS);
     let lease = read_lease(&shared.bus, &group, p)
         .await
-        .map_err(|e| crate::error::chain(&e))?;
+        .map_err(|e| gitfleet_messages::error_chain(&e))?;
     let mut seen = shared.fencing.lock().unwrap_or_else(|e| e.into_inner());
     let known = seen.entry((group, p)).or_insert(0);
     let current = (*known).max(lease.map_or(0, |l| l.token));
@@ -357,12 +356,12 @@ async fn finish(shared: &Shared, job: Box<Job>, operation: Operation) {
         return;
     }
     let kind = match operation.phase {
-        OperationPhase::Succeeded => "SyncSucceeded",
-        _ => "SyncFailed",
+        OperationPhase::Succeeded => AppEventKind::SyncSucceeded,
+        _ => AppEventKind::SyncFailed,
     };
     let event = AppEvent {
         app: operation.app.clone(),
-        kind: kind.to_string(),
+        kind,
         message: operation.message.clone(),
         revision: operation.revision.clone(),
         sync_status: None,
@@ -395,17 +394,15 @@ async fn finish(shared: &Shared, job: Box<Job>, operation: Operation) {
 async fn write_operation(shared: &Shared, operation: &Operation) -> bool {
     let key = subject_token(&operation.app);
     let body = Bytes::from(serde_json::to_vec(operation).unwrap_or_default());
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         match shared.operations.put(key.as_str(), body.clone()).await {
             Ok(_) => return true,
             Err(err) => {
                 tracing::warn!(app = %operation.app, error = %err, "writing operation failed, retrying");
-                tokio::select! {
-                    _ = shared.cancel.cancelled() => return false,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !backoff.wait(&shared.cancel).await {
+                    return false;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use futures::StreamExt;
 use gitfleet_bus::testkit;
-use gitfleet_messages::Reply;
+use gitfleet_messages::{Reply, ResultCode};
 use gitfleet_model::OperationPhase;
 
 fn applies(sim: &cluster_sim::Sim, i: usize) -> Vec<cluster_sim::WriteRecord> {
@@ -38,7 +38,7 @@ async fn sync_applies_with_argocd_field_manager_and_is_idempotent() {
     assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
     assert_eq!(done.resources.len(), 3, "{done:?}");
     assert!(
-        done.resources.iter().all(|r| r.status == "Synced"),
+        done.resources.iter().all(|r| r.status == ResultCode::Synced),
         "{done:?}"
     );
 
@@ -154,7 +154,7 @@ async fn prune_deletes_what_is_no_longer_desired() {
         without
             .resources
             .iter()
-            .any(|r| r.name == "old" && r.status == "PruneSkipped"),
+            .any(|r| r.name == "old" && r.status == ResultCode::PruneSkipped),
         "{without:?}"
     );
     assert!(
@@ -170,7 +170,7 @@ async fn prune_deletes_what_is_no_longer_desired() {
     assert!(
         done.resources
             .iter()
-            .any(|r| r.name == "old" && r.status == "Pruned"),
+            .any(|r| r.name == "old" && r.status == ResultCode::Pruned),
         "{done:?}"
     );
     let deletes: Vec<_> = sim
@@ -219,14 +219,14 @@ async fn a_rejected_resource_fails_the_operation_with_the_clusters_message() {
         .iter()
         .find(|r| r.name == "Bad_Name")
         .expect("result for Bad_Name");
-    assert_eq!(failed.status, "SyncFailed");
+    assert_eq!(failed.status, ResultCode::SyncFailed);
     assert!(failed.message.contains("RFC 1123"), "{}", failed.message);
     let event = tokio::time::timeout(std::time::Duration::from_secs(30), events.next())
         .await
         .unwrap()
         .unwrap();
     let event: gitfleet_messages::AppEvent = serde_json::from_slice(&event.payload).unwrap();
-    assert_eq!(event.kind, "SyncFailed");
+    assert_eq!(event.kind, gitfleet_messages::AppEventKind::SyncFailed);
     exec.stop().await;
 }
 
@@ -364,7 +364,10 @@ async fn an_unreachable_cluster_fails_clearly_and_does_not_block_another() {
         down.message
     );
     match live(&bus, "on-c0", "c0").await {
-        Reply::Error(e) => assert!(e.starts_with("cluster c0 unreachable: "), "{e}"),
+        Reply::Error(e) => {
+            assert_eq!(e.code, gitfleet_messages::ErrorCode::Unavailable, "{e:?}");
+            assert!(e.message.starts_with("cluster c0 unreachable: "), "{e}");
+        }
         Reply::Ok(l) => panic!("live state of a down cluster: {l:?}"),
     }
     assert!(matches!(live(&bus, "on-c1", "c1").await, Reply::Ok(_)));
@@ -387,7 +390,7 @@ async fn dry_run_changes_nothing() {
             deployment("dry", "web", Some(2)),
         ],
     );
-    dry.create_namespace = true;
+    dry.sync_options = gitfleet_model::SyncOptions(vec!["CreateNamespace=true".into()]);
     dry.dry_run = true;
     let done = sync(&bus, &dry).await;
     assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
@@ -506,7 +509,7 @@ async fn create_namespace_makes_the_destination_first() {
         .unwrap()
         .remove("namespace");
     create.destination_namespace = "auto".into();
-    create.create_namespace = true;
+    create.sync_options = gitfleet_model::SyncOptions(vec!["CreateNamespace=true".into()]);
     let done = sync(&bus, &create).await;
     assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
     let log: Vec<String> = applies(&sim, 0)
@@ -597,7 +600,7 @@ async fn the_create_namespace_step_costs_no_wave_delay() {
     let mut create = op("op-2", "auto-ns", "c0", vec![]);
     create.desired = vec![tracked("auto-ns", config_map("auto", "cfg", None))];
     create.destination_namespace = "auto".into();
-    create.create_namespace = true;
+    create.sync_options = gitfleet_model::SyncOptions(vec!["CreateNamespace=true".into()]);
     let started = std::time::Instant::now();
     let done = sync(&bus, &create).await;
     let created = started.elapsed();

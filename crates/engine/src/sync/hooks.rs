@@ -1,7 +1,7 @@
 //! What a manifest's annotations say about syncing it: hook types (Argo CD's, else Helm's as
 //! Argo CD maps them), hook delete policies, the sync wave and sync options.
 
-use gitfleet_model::SyncOptions as AnnotationOptions;
+use gitfleet_model::SyncOptions;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -80,7 +80,7 @@ pub(crate) fn is_skipped(obj: &Value) -> bool {
 
 /// A hook runs in its phases instead of being applied as a resource. Argo CD's annotation
 /// makes one even with no phase it knows (PreDelete alone): such hooks never run in a sync.
-pub(crate) fn is_hook(obj: &Value) -> bool {
+pub fn is_hook(obj: &Value) -> bool {
     if annotation(obj, HOOK).is_some() {
         return !is_skipped(obj);
     }
@@ -147,6 +147,6 @@ pub(crate) fn wave(obj: &Value, resource: &ResourceRef) -> Result<i32, PlanError
 }
 
 /// The resource's `argocd.argoproj.io/sync-options` annotation.
-pub(crate) fn options(obj: &Value) -> AnnotationOptions {
-    AnnotationOptions::from_annotation(annotation(obj, SYNC_OPTIONS).unwrap_or(""))
+pub(crate) fn options(obj: &Value) -> SyncOptions {
+    SyncOptions::from_annotation(annotation(obj, SYNC_OPTIONS).unwrap_or(""))
 }

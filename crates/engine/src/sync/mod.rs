@@ -24,7 +24,7 @@
 //! - `CreateNamespace=true` with a destination namespace that does not exist and is not
 //!   among the manifests adds a Namespace apply in PreSync, which the dependency rule above
 //!   moves ahead of everything in that namespace.
-//! - Selective sync ([`SyncOptions::resources`]): only the named resources are applied or
+//! - Selective sync ([`SyncSettings::resources`]): only the named resources are applied or
 //!   pruned, and no hooks run.
 //! - Desired namespaced objects without a namespace get the destination namespace; kinds of
 //!   unknown scope get it too (as Argo CD's apply does).
@@ -35,11 +35,13 @@ mod order;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use gitfleet_model::SyncOptions;
+
 use crate::resource::ResourceRef;
 
 pub use hooks::{
     HELM_HOOK, HELM_HOOK_DELETE_POLICY, HELM_HOOK_WEIGHT, HOOK, HOOK_DELETE_POLICY,
-    HookDeletePolicy, SYNC_OPTIONS, SYNC_WAVE,
+    HookDeletePolicy, SYNC_OPTIONS, SYNC_WAVE, is_hook,
 };
 pub use order::KIND_ORDER;
 
@@ -110,16 +112,16 @@ impl SyncPlan {
 /// Whether a group and kind is namespaced; `None` when unknown (e.g. a CRD this sync creates).
 pub type ScopeFn<'a> = &'a dyn Fn(&str, &str) -> Option<bool>;
 
-/// One sync's settings.
+/// One sync's settings: what the operation asks for, with the app's sync options whole
+/// (the engine reads each option where it matters, so a new one needs no new field here).
 #[derive(Clone)]
-pub struct SyncOptions<'a> {
+pub struct SyncSettings<'a> {
     /// The app's `spec.destination.namespace`.
     pub destination_namespace: String,
     pub prune: bool,
-    /// `PruneLast=true` among the app's sync options.
-    pub prune_last: bool,
-    /// `CreateNamespace=true` among the app's sync options.
-    pub create_namespace: bool,
+    /// The app's `syncPolicy.syncOptions` and the request's own (`CreateNamespace=true`,
+    /// `PruneLast=true`, ...); a resource's `sync-options` annotation adds to them.
+    pub options: SyncOptions,
     /// Whether the destination namespace exists in the cluster.
     pub namespace_exists: bool,
     /// Selective sync: only these resources (version ignored). `None` syncs everything.
@@ -130,13 +132,12 @@ pub struct SyncOptions<'a> {
     pub is_namespaced: ScopeFn<'a>,
 }
 
-impl Default for SyncOptions<'_> {
+impl Default for SyncSettings<'_> {
     fn default() -> Self {
         Self {
             destination_namespace: String::new(),
             prune: false,
-            prune_last: false,
-            create_namespace: false,
+            options: SyncOptions::default(),
             namespace_exists: true,
             resources: None,
             revision: String::new(),
@@ -219,7 +220,7 @@ pub fn plan(
     _app_name: &str,
     desired: Vec<Value>,
     live: Vec<Value>,
-    opts: &SyncOptions<'_>,
+    opts: &SyncSettings<'_>,
 ) -> Result<SyncPlan, PlanError> {
     let dest_ns = opts.destination_namespace.as_str();
     let selected = |r: &ResourceRef| {
@@ -347,7 +348,7 @@ pub fn plan(
         }
     }
 
-    if opts.create_namespace
+    if opts.options.create_namespace()
         && !opts.namespace_exists
         && !dest_ns.is_empty()
         && !desired_refs
@@ -390,7 +391,7 @@ pub fn plan(
         .iter_mut()
         .filter(|t| t.task.action == TaskAction::Prune)
     {
-        if opts.prune_last || hooks::options(&t.task.object).prune_last() {
+        if opts.options.prune_last() || hooks::options(&t.task.object).prune_last() {
             t.wave = after_last_sync_wave;
         }
     }

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use gitfleet_bus::{Bucket, Bus, StreamName, subject_token, testkit};
 use gitfleet_messages::{
     IN_CLUSTER, Live, LiveRequest, RenderRequest, Rendered, Reply, ResolveRequest, Resolved,
-    SyncOperation, git_resolve_subject, live_request_subject,
+    SyncOperation,
 };
 use gitfleet_model::{
     Application, ApplicationSource, ApplicationStatus, Automated, Destination, ObjectMeta,
@@ -75,11 +75,10 @@ pub async fn start_peers(bus: &Bus) -> Arc<Peers> {
         live_requests: AtomicUsize::new(0),
     });
     peers.set_commit("HEAD", "c1");
-    let prefix = bus.topology.prefix().to_string();
     let p = peers.clone();
     respond(
         bus,
-        git_resolve_subject(&prefix),
+        bus.topology.git_resolve_subject(),
         move |r: ResolveRequest| {
             let script = p.script.lock().unwrap();
             match script.commits.get(&r.revision) {
@@ -112,7 +111,7 @@ pub async fn start_peers(bus: &Bus) -> Arc<Peers> {
     let p = peers.clone();
     respond(
         bus,
-        live_request_subject(&prefix, &subject_token(IN_CLUSTER)),
+        bus.topology.live_request_subject(IN_CLUSTER),
         move |r: LiveRequest| {
             p.live_requests.fetch_add(1, Ordering::SeqCst);
             let script = p.script.lock().unwrap();
@@ -145,8 +144,11 @@ where
     tokio::spawn(async move {
         while let Some(msg) = sub.next().await {
             let reply: Reply<Resp> = match serde_json::from_slice::<Req>(&msg.payload) {
-                Ok(req) => answer(req).into(),
-                Err(e) => Reply::Error(e.to_string()),
+                // Scripted failures are the peer's own answers; their code does not matter here.
+                Ok(req) => answer(req)
+                    .map_err(gitfleet_messages::ServiceError::invalid)
+                    .into(),
+                Err(e) => Reply::Error(gitfleet_messages::ServiceError::invalid(e.to_string())),
             };
             if let Some(to) = msg.reply {
                 let _ = client
@@ -233,7 +235,7 @@ pub fn config_map(name: &str, value: &str) -> Value {
 
 /// `manifests` as they are live after a sync of `app`.
 pub fn as_live(app: &Application, manifests: &[Value]) -> Vec<Value> {
-    diff_worker::compare::prepare_desired(manifests, app, "argocd")
+    gitfleet_engine::app::prepare_desired(manifests, app, "argocd")
 }
 
 pub async fn kv(bus: &Bus, bucket: Bucket) -> Store {

@@ -13,7 +13,6 @@ use gitfleet_bus::{Bucket, Bus, partition, subject_token};
 use gitfleet_engine::ResourceRef;
 use gitfleet_messages::{
     CLUSTER_PARTITIONS, DIFF_WORKERS, Fencing, Live, LiveRequest, Operation, Reply, SyncOperation,
-    live_request_subject,
 };
 use gitfleet_model::{Cluster, Redacted, TRACKING_ANNOTATION};
 use serde_json::{Value, json};
@@ -40,7 +39,6 @@ where
 }
 
 pub async fn sim(clusters: usize) -> Sim {
-    sync_executor::install_crypto_provider();
     Sim::start(SimConfig {
         clusters,
         tls: true,
@@ -156,10 +154,12 @@ pub fn op(id: &str, app: &str, cluster: &str, desired: Vec<Value>) -> SyncOperat
         cluster: cluster.to_string(),
         revision: "0123456789abcdef".to_string(),
         desired: desired.into_iter().map(|o| tracked(app, o)).collect(),
+        source: None,
         destination_namespace: String::new(),
+        sync_options: Default::default(),
         prune: false,
-        create_namespace: false,
         dry_run: false,
+        resources: Vec::new(),
         fencing: Fencing {
             group: DIFF_WORKERS.to_string(),
             partition: 0,
@@ -202,7 +202,7 @@ pub async fn sync(bus: &Bus, op: &SyncOperation) -> Operation {
 }
 
 pub async fn live(bus: &Bus, app: &str, cluster: &str) -> Reply<Live> {
-    let subject = live_request_subject(bus.topology.prefix(), &subject_token(cluster));
+    let subject = bus.topology.live_request_subject(cluster);
     let req = serde_json::to_vec(&LiveRequest {
         app: app.to_string(),
         cluster: cluster.to_string(),

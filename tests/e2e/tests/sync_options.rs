@@ -1,0 +1,63 @@
+//! The Application's sync options reach the sync that applies them: `PruneLast=true` in
+//! `syncPolicy.syncOptions` makes the prune wait until every wave is applied, as the
+//! emulator's write log shows.
+
+use std::time::Duration;
+
+use gitfleet_e2e::{AUTOMATED, Sandbox, Timings, application};
+
+const CM_A: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n";
+const CM_OLD: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old\ndata:\n  k: v\n";
+const CM_B_WAVE_1: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  annotations:\n    argocd.argoproj.io/sync-wave: \"1\"\ndata:\n  k: v\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn app_level_prune_last_prunes_after_the_last_wave() {
+    let sb = Sandbox::start(
+        &[("app/a.yaml", CM_A), ("app/old.yaml", CM_OLD)],
+        Timings {
+            poll: Duration::from_secs(600),
+            refresh: Duration::from_secs(600),
+        },
+    )
+    .await;
+    let yaml = application("last", &sb.repo_url(), "app", Some(AUTOMATED)).replace(
+        "    - CreateNamespace=true\n",
+        "    - CreateNamespace=true\n    - PruneLast=true\n",
+    );
+    assert!(yaml.contains("PruneLast=true"), "{yaml}");
+    sb.create_app("last", &yaml).await;
+    sb.until_status("last", 60, "Synced", |s| Sandbox::sync_status(s) == "Synced")
+        .await;
+    assert!(sb.live("", "configmaps", "last", "old").is_some());
+
+    // One commit drops `old` (wave 0) and adds `b` in wave 1. Without PruneLast, `old`
+    // would be pruned in its own wave 0, before `b` is applied.
+    sb.sim.cluster(0).clear_write_log();
+    let commit = sb.commit(
+        &[("app/old.yaml", None), ("app/b.yaml", Some(CM_B_WAVE_1))],
+        "drop old, add b in wave 1",
+    );
+    assert!(sb.github_push().await.is_success());
+    sb.until_status("last", 60, "Synced at the new commit", |s| {
+        Sandbox::sync_status(s) == "Synced" && s["sync"]["revision"] == commit
+    })
+    .await;
+    sb.until(30, "old to be pruned", |sb| {
+        sb.live("", "configmaps", "last", "old").is_none()
+    })
+    .await;
+
+    let log = sb.sim.cluster(0).write_log();
+    let seq_of = |verb: &str, name: &str| {
+        log.iter()
+            .find(|w| w.verb == verb && w.name.as_deref() == Some(name) && !w.dry_run)
+            .map(|w| w.seq)
+            .unwrap_or_else(|| panic!("no {verb} of {name} in the write log: {log:#?}"))
+    };
+    let applied_b = seq_of("apply", "b");
+    let pruned_old = seq_of("delete", "old");
+    assert!(
+        pruned_old > applied_b,
+        "PruneLast: the prune (#{pruned_old}) must follow the last wave's apply (#{applied_b})"
+    );
+}
