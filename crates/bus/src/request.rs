@@ -30,8 +30,9 @@ impl Bus {
         question: &Q,
         timeout: Duration,
     ) -> Result<A, ServiceError> {
-        let body = serde_json::to_vec(question)
-            .map_err(|err| ServiceError::internal(format!("encoding a question for the {peer}: {err}")))?;
+        let body = serde_json::to_vec(question).map_err(|err| {
+            ServiceError::internal(format!("encoding a question for the {peer}: {err}"))
+        })?;
         // Large questions (a sync request carrying manifests) go through the store too.
         let (headers, body) = self
             .offload(HeaderMap::new(), body.into())
@@ -126,10 +127,16 @@ pub async fn serve<Q, A, F, Fut>(
     F: Fn(Q) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<A, ServiceError>> + Send + 'static,
 {
-    serve_encoded(bus, subscriber, max_concurrent, shutdown, move |question: Q| {
-        let handler = handler.clone();
-        async move { encode_reply(&Reply::from(handler(question).await)) }
-    })
+    serve_encoded(
+        bus,
+        subscriber,
+        max_concurrent,
+        shutdown,
+        move |question: Q| {
+            let handler = handler.clone();
+            async move { encode_reply(&Reply::from(handler(question).await)) }
+        },
+    )
     .await
 }
 

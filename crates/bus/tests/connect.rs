@@ -36,6 +36,7 @@ async fn reconnects_after_a_server_restart_and_state_survives() {
             start.elapsed() < Duration::from_secs(30),
             "no reconnect within 30 s"
         );
+        // Poll interval of a wait bounded by the deadline above.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     kv.put("after", "restart".into()).await.unwrap();

@@ -40,6 +40,7 @@ async fn wait_for(
             start.elapsed() < deadline,
             "timed out after {deadline:?} waiting for {what}"
         );
+        // Poll interval of a wait bounded by the deadline above.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -87,6 +88,7 @@ async fn two_members_split_then_survivor_takes_over_a_crash() {
     let settle = Instant::now();
     while settle.elapsed() < TTL * 2 {
         no_overlap(&a.owned(), &b.owned());
+        // Time-driven: sampling ownership across two lease renewals.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(a.owned(), before_a, "tokens change only on takeover");

@@ -113,6 +113,7 @@ async fn hundred_clusters_of_a_thousand_objects() {
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while seen.load(Ordering::SeqCst) < CLUSTERS && tokio::time::Instant::now() < deadline {
+        // Poll interval of a wait bounded by the deadline above.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(

@@ -160,6 +160,7 @@ async fn every_workload_reaches_the_health_argo_cd_would_compute() {
             "not converged:\n{}",
             wrong.join("\n")
         );
+        // Poll interval of a wait bounded by the deadline above.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Deployments made their ReplicaSets and Pods, owned and labelled as a real cluster does.

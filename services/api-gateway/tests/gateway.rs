@@ -550,7 +550,10 @@ async fn sync_returns_the_operation_a_worker_finishes() {
             .unwrap();
             let reply = serde_json::json!({"ok": "op-1"});
             gw_client
-                .publish(msg.reply.unwrap(), serde_json::to_vec(&reply).unwrap().into())
+                .publish(
+                    msg.reply.unwrap(),
+                    serde_json::to_vec(&reply).unwrap().into(),
+                )
                 .await
                 .unwrap();
         }
@@ -703,7 +706,10 @@ async fn cascade_delete_asks_the_owner_then_forgets_the_app() {
         .unwrap();
         let reply = serde_json::json!({"ok": "del-1"});
         client
-            .publish(msg.reply.unwrap(), serde_json::to_vec(&reply).unwrap().into())
+            .publish(
+                msg.reply.unwrap(),
+                serde_json::to_vec(&reply).unwrap().into(),
+            )
             .await
             .unwrap();
         let _ = seen_tx.send(req);

@@ -2,7 +2,9 @@
 //! whether automated sync may start an operation now.
 
 use gitfleet_messages::Operation;
-use gitfleet_model::{Application, ApplicationSource, OperationPhase, ResourceStatus, SyncStatusCode};
+use gitfleet_model::{
+    Application, ApplicationSource, OperationPhase, ResourceStatus, SyncStatusCode,
+};
 
 /// Argo CD's annotation naming the paths (`;`-separated, relative to the source path or
 /// absolute from the repository root) whose changes require re-rendering the app.

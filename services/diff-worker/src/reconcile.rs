@@ -11,8 +11,8 @@ use gitfleet_bus::{Bus, Owned, encode_reply, partition as partition_of, subject_
 use gitfleet_engine::app::{self, Comparison};
 use gitfleet_messages::{
     AppEvent, AppEventKind, CLUSTER_PARTITIONS, DIFF_WORKERS, ErrorCode, Fencing, Live,
-    LiveRequest, Operation, RenderRequest, Rendered, Reply, ResolveRequest, Resolved,
-    ServiceError, SyncOperation, SyncRequest,
+    LiveRequest, Operation, RenderRequest, Rendered, Reply, ResolveRequest, Resolved, ServiceError,
+    SyncOperation, SyncRequest,
 };
 use gitfleet_model::{
     Application, ApplicationCondition, ApplicationSource, ApplicationStatus, Cluster, HealthStatus,
@@ -254,7 +254,9 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
             shared.config.request_timeout,
         )
         .await
-        .map_err(|err| failed(err.context(format_args!("reading live state of cluster {cluster}"))))?;
+        .map_err(|err| {
+            failed(err.context(format_args!("reading live state of cluster {cluster}")))
+        })?;
     let comparison = app::compare(app, &desired, &live.resources);
     Ok(Target {
         commit,
@@ -485,20 +487,15 @@ async fn manual_sync(
         let target = outcome.as_ref().map_err(|f| f.error.clone())?;
         Order::of(target)
     } else {
-        let source = source.ok_or_else(|| {
-            ServiceError::invalid(format!("application {name} has no source"))
-        })?;
+        let source = source
+            .ok_or_else(|| ServiceError::invalid(format!("application {name} has no source")))?;
         let (commit, manifests) =
             desired_at(shared, app, &source, &request.revision, false).await?;
         Order {
             cluster: destination(shared, app)?,
             commit,
             source: Some(source),
-            desired: app::prepare_desired(
-                &manifests,
-                app,
-                &shared.config.control_plane_namespace,
-            ),
+            desired: app::prepare_desired(&manifests, app, &shared.config.control_plane_namespace),
             ..Order::default()
         }
     };

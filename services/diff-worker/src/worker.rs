@@ -398,7 +398,10 @@ impl Worker {
                     continue;
                 };
                 if !decide::same_repo(&source.repo_url, &event.repo)
-                    || !gitfleet_engine::app::same_revision(&source.target_revision, &event.target_revision)
+                    || !gitfleet_engine::app::same_revision(
+                        &source.target_revision,
+                        &event.target_revision,
+                    )
                 {
                     continue;
                 }
@@ -437,9 +440,10 @@ impl Worker {
                     _ => {
                         let err = ServiceError::not_found(format!("application {name} not found"));
                         if let Some(reply) = pending.reply {
-                            let body = gitfleet_bus::encode_reply(
-                                &gitfleet_messages::Reply::<String>::Error(err),
-                            );
+                            let body =
+                                gitfleet_bus::encode_reply(
+                                    &gitfleet_messages::Reply::<String>::Error(err),
+                                );
                             let client = self.shared.bus.client.clone();
                             self.tasks.spawn(async move {
                                 let _ = client.publish(reply, body).await;

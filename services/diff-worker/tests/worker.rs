@@ -293,7 +293,9 @@ async fn user_sync_request_is_answered_with_the_operation() {
     wait_status(&bus, "manual", "OutOfSync", |s| sync_of(s).0 == "OutOfSync").await;
     assert!(sync_ops(&bus).await.is_empty(), "not automated");
 
-    let subject = bus.topology.sync_request_subject(partition("manual", APP_PARTITIONS));
+    let subject = bus
+        .topology
+        .sync_request_subject(partition("manual", APP_PARTITIONS));
     let request = SyncRequest {
         app: "manual".into(),
         prune: true,

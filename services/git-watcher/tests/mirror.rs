@@ -363,6 +363,8 @@ async fn stalled_server_times_out_without_hanging() {
         let mut held = Vec::new();
         for stream in listener.incoming().take(2) {
             held.push(stream);
+            // Time-driven: the stalled server holds each connection longer than the
+            // fetch timeout under test.
             std::thread::sleep(Duration::from_secs(5));
         }
     });

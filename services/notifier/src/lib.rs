@@ -11,7 +11,8 @@ use gitfleet_messages::{AppEvent, AppEventKind};
 use tokio_util::sync::CancellationToken;
 
 /// Event kinds that are sent; the rest of the stream is read and acknowledged.
-pub const NOTIFIED_KINDS: &[AppEventKind] = &[AppEventKind::SyncSucceeded, AppEventKind::SyncFailed];
+pub const NOTIFIED_KINDS: &[AppEventKind] =
+    &[AppEventKind::SyncSucceeded, AppEventKind::SyncFailed];
 
 #[derive(Debug, Clone)]
 pub struct Config {

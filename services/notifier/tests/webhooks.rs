@@ -76,6 +76,7 @@ async fn sync_outcomes_are_posted_and_retried() {
             "webhook got {:?}",
             received.lock().unwrap()
         );
+        // Poll interval of a wait bounded by the deadline above.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let got = received.lock().unwrap().clone();

@@ -9,9 +9,9 @@ use std::hash::Hash;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use gitfleet_messages::ServiceError;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use gitfleet_messages::ServiceError;
 
 type Flight = Shared<BoxFuture<'static, Result<Bytes, ServiceError>>>;
 

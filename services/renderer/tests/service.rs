@@ -74,11 +74,7 @@ async fn scripted_git_watcher(bus: Bus, calls: Arc<AtomicUsize>) {
     });
 }
 
-async fn answer_slowly(
-    bus: &Bus,
-    calls: &AtomicUsize,
-    message: gitfleet_bus::async_nats::Message,
-) {
+async fn answer_slowly(bus: &Bus, calls: &AtomicUsize, message: gitfleet_bus::async_nats::Message) {
     {
         calls.fetch_add(1, Ordering::SeqCst);
         let request: FilesRequest = serde_json::from_slice(&message.payload).unwrap();

@@ -121,7 +121,9 @@ impl ClusterRuntime {
                             .await;
                     match probe {
                         Ok(Ok(_)) => return Ok(()),
-                        Ok(Err(err)) => return Err(self.unreachable(&gitfleet_messages::error_chain(&err))),
+                        Ok(Err(err)) => {
+                            return Err(self.unreachable(&gitfleet_messages::error_chain(&err)));
+                        }
                         Err(_) => return Err(self.unreachable("no answer within 5s")),
                     }
                 }
@@ -142,8 +144,7 @@ impl ClusterRuntime {
             .as_ref()
             .map_err(|e| CallError::Unreachable(e.clone()))?;
         // Capped: the uncapped doubling waited minutes by the tenth attempt.
-        let mut backoff =
-            Backoff::new(self.config.retry_backoff, self.config.retry_backoff * 32);
+        let mut backoff = Backoff::new(self.config.retry_backoff, self.config.retry_backoff * 32);
         let attempts = self.config.request_attempts.max(1);
         let mut attempt = 0;
         loop {

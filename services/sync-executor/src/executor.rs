@@ -117,7 +117,11 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
         }
     }
     for r in &plan.requires_pruning {
-        results.push(result(r, ResultCode::PruneSkipped, "ignored (requires pruning)"));
+        results.push(result(
+            r,
+            ResultCode::PruneSkipped,
+            "ignored (requires pruning)",
+        ));
     }
     for r in &plan.prune_disabled {
         results.push(result(r, ResultCode::PruneSkipped, "ignored (no prune)"));

@@ -40,10 +40,16 @@ pub async fn serve(bus: Bus, rt: Arc<ClusterRuntime>, cancel: CancellationToken)
         };
         backoff.reset();
         let rt = rt.clone();
-        gitfleet_bus::serve(bus.clone(), sub, MAX_CONCURRENT, cancel.clone(), move |req: LiveRequest| {
-            let rt = rt.clone();
-            async move { answer(&rt, &req).await }
-        })
+        gitfleet_bus::serve(
+            bus.clone(),
+            sub,
+            MAX_CONCURRENT,
+            cancel.clone(),
+            move |req: LiveRequest| {
+                let rt = rt.clone();
+                async move { answer(&rt, &req).await }
+            },
+        )
         .await;
         if cancel.is_cancelled() {
             return;
@@ -52,7 +58,9 @@ pub async fn serve(bus: Bus, rt: Arc<ClusterRuntime>, cancel: CancellationToken)
 }
 
 async fn answer(rt: &ClusterRuntime, req: &LiveRequest) -> Result<Live, ServiceError> {
-    rt.ensure_reachable().await.map_err(ServiceError::unavailable)?;
+    rt.ensure_reachable()
+        .await
+        .map_err(ServiceError::unavailable)?;
     Ok(Live {
         resources: rt.cache.app_objects(&req.app),
         namespaces: rt.cache.namespaces(),

@@ -38,7 +38,9 @@ async fn sync_applies_with_argocd_field_manager_and_is_idempotent() {
     assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
     assert_eq!(done.resources.len(), 3, "{done:?}");
     assert!(
-        done.resources.iter().all(|r| r.status == ResultCode::Synced),
+        done.resources
+            .iter()
+            .all(|r| r.status == ResultCode::Synced),
         "{done:?}"
     );
 

@@ -238,6 +238,7 @@ impl Sandbox {
                 tokio::time::Instant::now() < deadline,
                 "{app}: timed out after {secs} s waiting for {what}; last status: {s:#?}"
             );
+            // Poll interval of a wait bounded by the deadline above.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -436,6 +437,7 @@ impl Sandbox {
                 tokio::time::Instant::now() < deadline,
                 "timed out after {secs} s waiting for {what}"
             );
+            // Poll interval of a wait bounded by the deadline above.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -66,6 +66,7 @@ async fn nats_restart_loses_no_queued_sync() {
             Instant::now() < deadline,
             "gateway unreachable after the restart"
         );
+        // Poll interval of a wait bounded by the deadline above.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for i in 0..6 {

@@ -102,6 +102,7 @@ async fn killed_diff_worker_apps_move_and_no_sync_runs_twice() {
             killed.elapsed() < Duration::from_secs(15),
             "dw-b did not take over within 15 s: {h:?}"
         );
+        // Poll interval of a wait bounded by the deadline above.
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("takeover after SIGKILL: {all_b:?}");

@@ -26,8 +26,10 @@ async fn app_level_prune_last_prunes_after_the_last_wave() {
     );
     assert!(yaml.contains("PruneLast=true"), "{yaml}");
     sb.create_app("last", &yaml).await;
-    sb.until_status("last", 60, "Synced", |s| Sandbox::sync_status(s) == "Synced")
-        .await;
+    sb.until_status("last", 60, "Synced", |s| {
+        Sandbox::sync_status(s) == "Synced"
+    })
+    .await;
     assert!(sb.live("", "configmaps", "last", "old").is_some());
 
     // One commit drops `old` (wave 0) and adds `b` in wave 1. Without PruneLast, `old`

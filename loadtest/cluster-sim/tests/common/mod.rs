@@ -130,6 +130,7 @@ where
             tokio::time::Instant::now() < deadline,
             "timed out after {secs} s waiting for {what}"
         );
+        // Poll interval of a wait bounded by the deadline above.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

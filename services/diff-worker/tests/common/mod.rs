@@ -292,6 +292,7 @@ pub async fn wait_status(
         if tokio::time::Instant::now() > deadline {
             panic!("app {app}: {what} not reached; last status {s:#?}");
         }
+        // Poll interval of a wait bounded by the deadline above.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -305,6 +306,7 @@ where
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while !cond().await {
         assert!(tokio::time::Instant::now() < deadline, "{what} not reached");
+        // Poll interval of a wait bounded by the deadline above.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
