@@ -369,7 +369,16 @@ fn sync_report(out: &mut dyn Write, name: &str, res: &SyncApplicationResponse) -
         output::write(out, "\n")?;
         let rows: Vec<Vec<String>> = resources
             .into_iter()
-            .map(|r| vec![r.group, r.kind, r.namespace, r.name, r.status.to_string(), r.message])
+            .map(|r| {
+                vec![
+                    r.group,
+                    r.kind,
+                    r.namespace,
+                    r.name,
+                    r.status.to_string(),
+                    r.message,
+                ]
+            })
             .collect();
         output::table(
             out,
