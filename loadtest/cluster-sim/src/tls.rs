@@ -37,11 +37,8 @@ impl Tls {
 
         let chain: Vec<CertificateDer<'static>> = vec![cert.der().clone(), ca_cert.der().clone()];
         let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        // An explicit provider: with both ring and aws-lc-rs compiled into a binary
-        // (through other crates), rustls cannot pick a process default by itself.
-        let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
-        let mut cfg = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
+        // The process default provider: aws-lc-rs, the only one the workspace links.
+        let mut cfg = ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(chain, key_der)?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -15,9 +15,6 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 async fn client(env: &Env) -> kube::Client {
-    // With the whole workspace built, rustls has two providers compiled in and will not
-    // pick one by itself.
-    let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
     let kc = Kubeconfig::from_yaml(&env.sim.kubeconfig()).expect("kubeconfig parses");
     let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await

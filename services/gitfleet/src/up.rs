@@ -44,8 +44,6 @@ pub struct UpArgs {
 }
 
 pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
-    // Two TLS backends are linked (through different crates); pick one for the process.
-    sync_executor::install_crypto_provider();
     let bus = gitfleet_bus::connect(&args.bus.config("gitfleet-up"))
         .await
         .map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?;

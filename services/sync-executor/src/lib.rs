@@ -41,15 +41,8 @@ pub use error::{Error, Result};
 use crate::cluster::ClusterRuntime;
 use crate::queue::Shared;
 
-/// Makes aws-lc-rs the process's TLS provider unless one is set already. rustls cannot
-/// choose by itself when, as here, more than one provider is compiled in.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
 /// Runs the executor until `shutdown`, then hands its partitions over at once.
 pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Result<()> {
-    install_crypto_provider();
     if config.member_id.is_empty() {
         return Err(Error::Config("member id must not be empty".to_string()));
     }
