@@ -9,6 +9,7 @@ pub mod connect;
 pub mod error;
 pub mod ownership;
 pub mod payload;
+pub mod reopen;
 pub mod request;
 pub mod retry;
 pub mod running;
@@ -26,6 +27,7 @@ pub use ownership::{
     LeaseInfo, Membership, MembershipConfig, Owned, partition, read_lease, rendezvous,
 };
 pub use payload::OBJECT_HEADER;
+pub use reopen::reopen_forever;
 pub use request::{encode_reply, serve, serve_encoded};
 pub use retry::{Retry, retry};
 pub use running::Running;

@@ -14,6 +14,7 @@ mod requests;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -502,44 +503,34 @@ impl Forward {
 }
 
 /// Feeds a bucket's entries to `forward`, watching again from where it stopped if the
-/// watch ends (the server restarted or the consumer was lost).
+/// watch ends (the server restarted or the consumer was lost). `watch` was opened at
+/// start, so the bucket's current entries are seen before `start` returns.
 async fn follow_bucket(
     store: kv::Store,
-    mut watch: kv::Watch,
+    watch: kv::Watch,
     shutdown: CancellationToken,
     forward: Forward,
 ) {
-    let mut last_revision = 0;
-    loop {
-        let next = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            next = watch.next() => next,
-        };
-        match next {
-            Some(Ok(entry)) => {
-                last_revision = entry.revision;
-                if !forward.entry(entry).await {
-                    return;
+    let last_revision = AtomicU64::new(0);
+    let mut first = Some(watch);
+    let what = format!("watch of bucket {}", store.name);
+    gitfleet_bus::reopen_forever(
+        &what,
+        &shutdown,
+        || {
+            let first = first.take();
+            let (store, from) = (&store, last_revision.load(Ordering::SeqCst) + 1);
+            async move {
+                match first {
+                    Some(watch) => Ok(watch),
+                    None => watch_bucket(store, from).await,
                 }
-                continue;
             }
-            Some(Err(err)) => {
-                tracing::warn!(bucket = %store.name, error = %err, "bucket watch error");
-            }
-            None => tracing::warn!(bucket = %store.name, "bucket watch ended"),
-        }
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-            match watch_bucket(&store, last_revision + 1).await {
-                Ok(again) => {
-                    watch = again;
-                    break;
-                }
-                Err(err) => tracing::warn!(error = %err, "watching bucket again failed"),
-            }
-        }
-    }
+        },
+        |entry: kv::Entry| {
+            last_revision.store(entry.revision, Ordering::SeqCst);
+            forward.entry(entry)
+        },
+    )
+    .await;
 }

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use async_nats::jetstream::consumer;
-use futures::StreamExt;
 use gitfleet_bus::{Bus, StreamName};
 use gitfleet_messages::{AppEvent, AppEventKind};
 use tokio_util::sync::CancellationToken;
@@ -78,46 +77,33 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
         .await
         .map_err(|e| stream_err(&e))?;
     tracing::info!(webhooks = config.webhooks.len(), "notifier started");
-    loop {
-        let mut messages = match consumer.messages().await {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "notifier: reading events failed, retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
-        };
-        loop {
-            let next = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                m = messages.next() => m,
-            };
-            let Some(msg) = next else { break };
-            let msg = match msg {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "notifier: event stream error");
-                    break;
-                }
-            };
-            match serde_json::from_slice::<AppEvent>(&msg.payload) {
-                Ok(event) if NOTIFIED_KINDS.contains(&event.kind) => {
-                    for url in &config.webhooks {
-                        deliver(&http, &config, url, &event, &shutdown).await;
+    gitfleet_bus::reopen_forever(
+        "notifier: events consumer",
+        &shutdown,
+        || consumer.messages(),
+        |msg| {
+            let (http, config, shutdown) = (&http, &config, &shutdown);
+            async move {
+                match serde_json::from_slice::<AppEvent>(&msg.payload) {
+                    Ok(event) if NOTIFIED_KINDS.contains(&event.kind) => {
+                        for url in &config.webhooks {
+                            deliver(http, config, url, &event, shutdown).await;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(subject = %msg.subject, error = %e, "notifier: skipping an event that is not an AppEvent")
                     }
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(subject = %msg.subject, error = %e, "notifier: skipping an event that is not an AppEvent")
+                if let Err(e) = msg.ack().await {
+                    tracing::warn!(error = %e, "notifier: ack failed; the event may be delivered again");
                 }
+                true
             }
-            if let Err(e) = msg.ack().await {
-                tracing::warn!(error = %e, "notifier: ack failed; the event may be delivered again");
-            }
-        }
-    }
+        },
+    )
+    .await;
+    Ok(())
 }
 
 /// POSTs one event to one webhook, retrying non-2xx answers and connection errors.
