@@ -1,23 +1,35 @@
-//! One owned cluster at run time: its client, live cache, rate limit and the scheduler
-//! that runs its operations (at most `cluster_concurrency` at once, one per app, in
-//! arrival order per app). Everything of a cluster lives in its own tasks, so a slow or
+//! One owned cluster at run time: its client, live cache and rate limit, and the tasks
+//! that serve it (cache, live requests, change routing and its scheduler, see
+//! [`crate::schedule`]). Everything of a cluster lives in its own tasks, so a slow or
 //! unreachable cluster never holds up another.
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gitfleet_bus::Backoff;
+use gitfleet_bus::{Backoff, Bus};
 
 use gitfleet_model::Cluster;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::LiveCache;
 use crate::config::Config;
 use crate::limiter::RateLimiter;
-use crate::queue::{Job, Shared};
+use crate::schedule::{self, Job};
+
+/// What a cluster's tasks need from the executor they run in (implemented by the work
+/// queue's `Shared`), so the runtime starts without depending on the queue.
+pub trait Host: Send + Sync + 'static {
+    fn bus(&self) -> &Bus;
+    fn config(&self) -> &Config;
+    /// Runs one of `rt`'s jobs to its recorded result (called by the cluster's scheduler).
+    fn run_job(
+        self: Arc<Self>,
+        rt: Arc<ClusterRuntime>,
+        job: Box<Job>,
+    ) -> impl Future<Output = ()> + Send;
+}
 
 pub struct ClusterRuntime {
     pub name: String,
@@ -45,12 +57,12 @@ pub enum CallError {
 impl ClusterRuntime {
     /// Starts the cluster's tasks (cache, live requests, change routing, scheduler).
     pub fn start(
-        shared: Arc<Shared>,
+        host: Arc<impl Host>,
         name: &str,
         spec: Cluster,
         parent: &CancellationToken,
     ) -> Arc<ClusterRuntime> {
-        let config = shared.config.clone();
+        let config = host.config().clone();
         let client = crate::client::build(name, &spec).map_err(|e| e.to_string());
         if let Err(err) = &client {
             tracing::warn!(cluster = %name, error = %err, "cluster registration unusable");
@@ -76,18 +88,28 @@ impl ClusterRuntime {
             ));
         }
         tokio::spawn(crate::live::serve(
-            shared.bus.clone(),
+            host.bus().clone(),
             rt.clone(),
             cancel.clone(),
         ));
         tokio::spawn(crate::live::route_changes(
-            shared.bus.clone(),
+            host.bus().clone(),
             name.to_string(),
             changes,
             config.live_debounce,
             cancel.clone(),
         ));
-        tokio::spawn(schedule(shared, rt.clone(), jobs_rx));
+        let run_job = {
+            let rt = rt.clone();
+            move |job| host.clone().run_job(rt.clone(), job)
+        };
+        tokio::spawn(schedule::run(
+            jobs_rx,
+            config.cluster_concurrency,
+            config.ack_wait / 3,
+            cancel,
+            run_job,
+        ));
         tracing::info!(cluster = %name, server = %rt.spec.server, "cluster owned");
         rt
     }
@@ -180,83 +202,5 @@ impl ClusterRuntime {
                 return Err(err);
             }
         }
-    }
-}
-
-enum Event {
-    Job(Box<Job>),
-    Done(String),
-}
-
-/// Runs the cluster's jobs: one per app at a time, in arrival order per app, at most
-/// `cluster_concurrency` at once.
-async fn schedule(
-    shared: Arc<Shared>,
-    rt: Arc<ClusterRuntime>,
-    mut jobs: mpsc::UnboundedReceiver<Box<Job>>,
-) {
-    let permits = Arc::new(Semaphore::new(rt.config.cluster_concurrency.max(1)));
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
-    let mut running: HashSet<String> = HashSet::new();
-    let mut waiting: HashMap<String, VecDeque<Box<Job>>> = HashMap::new();
-    let mut progress = tokio::time::interval(rt.config.ack_wait / 3);
-    loop {
-        let event = tokio::select! {
-            _ = rt.cancel.cancelled() => break,
-            _ = progress.tick() => {
-                // Jobs queued behind their app's running one are in progress too.
-                for job in waiting.values().flatten() {
-                    job.progress().await;
-                }
-                continue;
-            }
-            j = jobs.recv() => match j { Some(j) => Event::Job(j), None => break },
-            d = done_rx.recv() => match d { Some(d) => Event::Done(d), None => break },
-        };
-        let job = match event {
-            Event::Job(job) if running.contains(&job.op.app) => {
-                waiting
-                    .entry(job.op.app.clone())
-                    .or_default()
-                    .push_back(job);
-                continue;
-            }
-            Event::Job(job) => job,
-            Event::Done(app) => match waiting.get_mut(&app).and_then(VecDeque::pop_front) {
-                Some(job) => job,
-                None => {
-                    waiting.remove(&app);
-                    running.remove(&app);
-                    continue;
-                }
-            },
-        };
-        running.insert(job.op.app.clone());
-        let (shared, rt, permits, done_tx) =
-            (shared.clone(), rt.clone(), permits.clone(), done_tx.clone());
-        let progress_every = rt.config.ack_wait / 3;
-        tokio::spawn(async move {
-            let app = job.op.app.clone();
-            // Waiting for a slot counts as work in progress, or the server would redeliver.
-            let mut tick = tokio::time::interval(progress_every);
-            tick.tick().await;
-            let permit = loop {
-                tokio::select! {
-                    p = permits.acquire() => break p,
-                    _ = tick.tick() => job.progress().await,
-                }
-            };
-            if let Ok(_permit) = permit {
-                crate::queue::handle(&shared, &rt, job).await;
-            }
-            let _ = done_tx.send(app);
-        });
-    }
-    // Jobs not started go back to the queue at once for the cluster's next owner.
-    for job in waiting.into_values().flatten() {
-        job.give_back().await;
-    }
-    while let Ok(job) = jobs.try_recv() {
-        job.give_back().await;
     }
 }

@@ -5,7 +5,7 @@
 //! cluster's scheduler, recorded in KV `operations`, announced as an `AppEvent`, and
 //! acked only then: a crash mid-sync means redelivery, and syncs are idempotent.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -21,8 +21,9 @@ use gitfleet_model::OperationPhase;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::ClusterRuntime;
+use crate::cluster::{ClusterRuntime, Host};
 use crate::config::Config;
+use crate::schedule::{Inflight, Job};
 
 /// State every task of the executor shares.
 pub struct Shared {
@@ -34,9 +35,8 @@ pub struct Shared {
     pub clusters_version: watch::Sender<u64>,
     /// Largest fencing token seen per (group, app partition).
     fencing: Mutex<HashMap<(String, u32), u64>>,
-    /// Stream sequences of operations queued or running here, so a redelivery of work
-    /// still in progress is not run twice.
-    inflight: Mutex<HashSet<u64>>,
+    /// Operations queued or running here, so a redelivery of one is not run twice.
+    inflight: Arc<Inflight>,
     pub operations: jetstream::kv::Store,
     pub cancel: CancellationToken,
 }
@@ -54,7 +54,7 @@ impl Shared {
             clusters: RwLock::new(HashMap::new()),
             clusters_version: watch::channel(0).0,
             fencing: Mutex::new(HashMap::new()),
-            inflight: Mutex::new(HashSet::new()),
+            inflight: Arc::default(),
             operations,
             cancel,
         }
@@ -69,28 +69,17 @@ impl Shared {
     }
 }
 
-/// One queued operation and the message to ack when it is recorded.
-pub struct Job {
-    pub op: SyncOperation,
-    pub msg: jetstream::Message,
-    sequence: u64,
-    shared: Arc<Shared>,
-}
-
-impl Job {
-    /// Returns the operation to the queue for immediate redelivery (e.g. to the
-    /// cluster's next owner).
-    pub async fn give_back(self: Box<Self>) {
-        let _ = self.msg.ack_with(AckKind::Nak(None)).await;
-        self.shared
-            .inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.sequence);
+impl Host for Shared {
+    fn bus(&self) -> &Bus {
+        &self.bus
     }
 
-    pub async fn progress(&self) {
-        let _ = self.msg.ack_with(AckKind::Progress).await;
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    async fn run_job(self: Arc<Self>, rt: Arc<ClusterRuntime>, job: Box<Job>) {
+        handle(&self, &rt, job).await
     }
 }
 
@@ -171,12 +160,9 @@ async fn dispatch(shared: &Arc<Shared>, msg: jetstream::Message) {
         Ok(info) => info.stream_sequence,
         Err(_) => 0,
     };
-    {
-        let mut inflight = shared.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        if sequence != 0 && !inflight.insert(sequence) {
-            // A redelivery of work queued or running here; the original will ack.
-            return;
-        }
+    if sequence != 0 && !shared.inflight.insert(sequence) {
+        // A redelivery of work queued or running here; the original will ack.
+        return;
     }
     let body = match shared.bus.read_payload(&msg.message).await {
         Ok(b) => b,
@@ -185,11 +171,7 @@ async fn dispatch(shared: &Arc<Shared>, msg: jetstream::Message) {
             let _ = msg
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                 .await;
-            shared
-                .inflight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&sequence);
+            shared.inflight.remove(sequence);
             return;
         }
     };
@@ -198,20 +180,11 @@ async fn dispatch(shared: &Arc<Shared>, msg: jetstream::Message) {
         Err(err) => {
             tracing::warn!(error = %err, "dropping undecodable sync operation");
             let _ = msg.ack_with(AckKind::Term).await;
-            shared
-                .inflight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&sequence);
+            shared.inflight.remove(sequence);
             return;
         }
     };
-    let job = Box::new(Job {
-        op,
-        msg,
-        sequence,
-        shared: shared.clone(),
-    });
+    let job = Box::new(Job::new(op, msg, sequence, shared.inflight.clone()));
     // The common case is synchronous, which keeps one app's operations in order.
     let job = match shared.cluster(&job.op.cluster) {
         Some(rt) => match rt.submit(job) {
@@ -257,8 +230,9 @@ async fn dispatch(shared: &Arc<Shared>, msg: jetstream::Message) {
     });
 }
 
-/// Runs one job on its cluster (called by the cluster's scheduler).
-pub async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
+/// Runs one job on its cluster (called by the cluster's scheduler, through
+/// [`Host::run_job`]).
+async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
     let op = &job.op;
     let started_at = now();
     let mut operation = Operation {
@@ -290,11 +264,7 @@ pub async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
                 .msg
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                 .await;
-            shared
-                .inflight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&job.sequence);
+            job.release();
             return;
         }
     }
@@ -382,11 +352,7 @@ async fn finish(shared: &Shared, job: Box<Job>, operation: Operation) {
     if let Err(err) = acked {
         tracing::warn!(app = %operation.app, error = %err, "acking sync operation failed");
     }
-    shared
-        .inflight
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&job.sequence);
+    job.release();
 }
 
 /// Writes `operation` to KV `operations`, retrying while the bus is away; false only
