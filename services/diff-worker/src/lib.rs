@@ -33,4 +33,4 @@ mod worker;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use reconcile::COMPARISON_ERROR;
-pub use worker::run;
+pub use worker::{run, start};

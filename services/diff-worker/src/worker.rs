@@ -14,7 +14,7 @@ use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::kv::{self, Operation as KvOp};
 use futures::{Stream, StreamExt};
 use gitfleet_bus::{
-    Bucket, Bus, Membership, MembershipConfig, Owned, StreamName, partition, token_to_name,
+    Bucket, Bus, Membership, MembershipConfig, Owned, Running, StreamName, partition, token_to_name,
 };
 use gitfleet_messages::{
     APP_PARTITIONS, DIFF_WORKERS, LiveChanged, RefreshRequest, RevisionEvent, ServiceError,
@@ -72,6 +72,16 @@ struct Worker {
 
 /// Runs a diff worker until `shutdown`, then leaves the group gracefully.
 pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Result<()> {
+    start(config, bus, shutdown).await?.wait().await
+}
+
+/// Joins the group and opens every watch, consumer and subscription, then works in the
+/// background. Partitions (and with them sync requests) are taken as leases allow.
+pub async fn start(
+    config: Config,
+    bus: Bus,
+    shutdown: CancellationToken,
+) -> Result<Running<Error>> {
     let membership = Membership::start(
         &bus,
         MembershipConfig::new(DIFF_WORKERS, &config.member_id, APP_PARTITIONS)
@@ -129,81 +139,85 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
     let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(member = %membership.member_id(), "diff worker started");
+    // A round trip: the server has the subscriptions once this returns.
+    let _ = bus.client.flush().await;
 
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            changed = owned_rx.changed() => {
-                if changed.is_err() {
-                    tracing::error!("membership stopped");
-                    break;
-                }
-                let owned = owned_rx.borrow_and_update().clone();
-                worker.apply_ownership(owned);
-            }
-            entry = next(&mut clusters_watch) => match entry {
-                Some(Ok(entry)) => worker.on_cluster(entry),
-                other => {
-                    tracing::warn!(error = ?other.and_then(|r| r.err()), "clusters watch ended");
-                    clusters_watch = None;
-                }
-            },
-            entry = next(&mut apps_watch) => match entry {
-                Some(Ok(entry)) => worker.on_app(entry),
-                other => {
-                    tracing::warn!(error = ?other.and_then(|r| r.err()), "applications watch ended");
-                    apps_watch = None;
-                }
-            },
-            message = next(&mut revisions) => match message {
-                Some(Ok(message)) => {
-                    if let Ok(info) = message.info() {
-                        next_revision = info.stream_sequence + 1;
+    Ok(Running::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                changed = owned_rx.changed() => {
+                    if changed.is_err() {
+                        tracing::error!("membership stopped");
+                        break;
                     }
-                    worker.on_revision(&message).await;
+                    let owned = owned_rx.borrow_and_update().clone();
+                    worker.apply_ownership(owned);
                 }
-                // After a server restart the ordered consumer may fail to recreate itself
-                // (JetStream not recovered yet) and report it once; it is opened again
-                // from the next sequence at the next tick, so no event is missed.
-                other => {
-                    tracing::warn!(error = ?other.and_then(|r| r.err()), next = next_revision, "revisions consumer ended");
-                    revisions = None;
+                entry = next(&mut clusters_watch) => match entry {
+                    Some(Ok(entry)) => worker.on_cluster(entry),
+                    other => {
+                        tracing::warn!(error = ?other.and_then(|r| r.err()), "clusters watch ended");
+                        clusters_watch = None;
+                    }
+                },
+                entry = next(&mut apps_watch) => match entry {
+                    Some(Ok(entry)) => worker.on_app(entry),
+                    other => {
+                        tracing::warn!(error = ?other.and_then(|r| r.err()), "applications watch ended");
+                        apps_watch = None;
+                    }
+                },
+                message = next(&mut revisions) => match message {
+                    Some(Ok(message)) => {
+                        if let Ok(info) = message.info() {
+                            next_revision = info.stream_sequence + 1;
+                        }
+                        worker.on_revision(&message).await;
+                    }
+                    // After a server restart the ordered consumer may fail to recreate itself
+                    // (JetStream not recovered yet) and report it once; it is opened again
+                    // from the next sequence at the next tick, so no event is missed.
+                    other => {
+                        tracing::warn!(error = ?other.and_then(|r| r.err()), next = next_revision, "revisions consumer ended");
+                        revisions = None;
+                    }
+                },
+                Some(message) = refreshes.next() => {
+                    if let Ok(RefreshRequest { app: Some(app), .. }) = serde_json::from_slice(&message.payload) {
+                        worker.trigger(&app, "refresh requested");
+                    }
                 }
-            },
-            Some(message) = refreshes.next() => {
-                if let Ok(RefreshRequest { app: Some(app), .. }) = serde_json::from_slice(&message.payload) {
-                    worker.trigger(&app, "refresh requested");
+                Some(event) = rx.recv() => worker.on_event(event),
+                Some(joined) = worker.tasks.join_next(), if !worker.tasks.is_empty() => {
+                    if let Err(err) = joined && err.is_panic() {
+                        tracing::error!(error = %err, "diff worker task panicked");
+                    }
                 }
-            }
-            Some(event) = rx.recv() => worker.on_event(event),
-            Some(joined) = worker.tasks.join_next(), if !worker.tasks.is_empty() => {
-                if let Err(err) = joined && err.is_panic() {
-                    tracing::error!(error = %err, "diff worker task panicked");
-                }
-            }
-            _ = tick.tick() => {
-                worker.on_tick();
-                // Watches that ended are opened again; a watch with history replays every
-                // key, which the handlers take as no change when nothing changed.
-                if clusters_watch.is_none() {
-                    clusters_watch = watch_all(&clusters_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening clusters watch")).ok();
-                }
-                if apps_watch.is_none() {
-                    apps_watch = watch_all(&apps_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening applications watch")).ok();
-                }
-                if revisions.is_none() {
-                    revisions = revision_stream(&bus, next_revision).await.inspect_err(|e| tracing::warn!(error = %e, "reopening revisions consumer")).ok();
+                _ = tick.tick() => {
+                    worker.on_tick();
+                    // Watches that ended are opened again; a watch with history replays every
+                    // key, which the handlers take as no change when nothing changed.
+                    if clusters_watch.is_none() {
+                        clusters_watch = watch_all(&clusters_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening clusters watch")).ok();
+                    }
+                    if apps_watch.is_none() {
+                        apps_watch = watch_all(&apps_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening applications watch")).ok();
+                    }
+                    if revisions.is_none() {
+                        revisions = revision_stream(&bus, next_revision).await.inspect_err(|e| tracing::warn!(error = %e, "reopening revisions consumer")).ok();
+                    }
                 }
             }
         }
-    }
-    for (_, (_, token)) in std::mem::take(&mut worker.partitions) {
-        token.cancel();
-    }
-    worker.tasks.shutdown().await;
-    membership.shutdown().await;
-    tracing::info!("diff worker stopped");
-    Ok(())
+        for (_, (_, token)) in std::mem::take(&mut worker.partitions) {
+            token.cancel();
+        }
+        worker.tasks.shutdown().await;
+        membership.shutdown().await;
+        tracing::info!("diff worker stopped");
+        Ok(())
+    }))
 }
 
 impl Worker {

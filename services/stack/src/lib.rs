@@ -79,6 +79,12 @@ pub enum Error {
     Bus(#[from] gitfleet_bus::BusError),
     #[error("starting the api gateway: {0}")]
     Gateway(#[from] api_gateway::Error),
+    #[error("starting the git watcher: {0}")]
+    GitWatcher(#[from] git_watcher::Error),
+    #[error("starting the renderer: {0}")]
+    Renderer(#[from] renderer::Error),
+    #[error("starting the diff worker: {0}")]
+    DiffWorker(#[from] diff_worker::Error),
 }
 
 /// The running services.
@@ -103,6 +109,8 @@ fn spawn<E: std::fmt::Display>(
     });
 }
 
+/// Starts the chosen services; returns once the git watcher, renderer and diff worker have
+/// their subscriptions (the gateway is bound), so callers need not wait for readiness.
 pub async fn start(cfg: StackConfig, bus: Bus) -> Result<Stack, Error> {
     bus.ensure().await?;
     let shutdown = CancellationToken::new();
@@ -128,18 +136,13 @@ pub async fn start(cfg: StackConfig, bus: Bus) -> Result<Stack, Error> {
         let mut c = git_watcher::Config::new(&cfg.mirror_dir);
         c.poll_interval = cfg.poll_interval;
         c.poll_jitter = cfg.poll_interval / 2;
-        spawn(
-            &mut tasks,
-            "git-watcher",
-            git_watcher::run(c, bus.clone(), shutdown.clone()),
-        );
+        let running = git_watcher::start(c, bus.clone(), shutdown.clone()).await?;
+        spawn(&mut tasks, "git-watcher", running.wait());
     }
     if s.renderer {
-        spawn(
-            &mut tasks,
-            "renderer",
-            renderer::run(renderer::Config::default(), bus.clone(), shutdown.clone()),
-        );
+        let running =
+            renderer::start(renderer::Config::default(), bus.clone(), shutdown.clone()).await?;
+        spawn(&mut tasks, "renderer", running.wait());
     }
     if s.diff_worker {
         let mut c = diff_worker::Config::new(&cfg.member_id);
@@ -147,11 +150,8 @@ pub async fn start(cfg: StackConfig, bus: Bus) -> Result<Stack, Error> {
         c.refresh_jitter = cfg.refresh_interval / 2;
         c.member_ttl = cfg.ownership_ttl;
         c.lease_ttl = cfg.ownership_ttl;
-        spawn(
-            &mut tasks,
-            "diff-worker",
-            diff_worker::run(c, bus.clone(), shutdown.clone()),
-        );
+        let running = diff_worker::start(c, bus.clone(), shutdown.clone()).await?;
+        spawn(&mut tasks, "diff-worker", running.wait());
     }
     if s.sync_executor {
         let mut c = sync_executor::Config::new(&cfg.member_id);

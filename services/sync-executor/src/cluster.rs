@@ -128,11 +128,11 @@ impl ClusterRuntime {
         format!("cluster {} unreachable: {reason}", self.name)
     }
 
-    /// `Ok` when the cache can be trusted: listed, and the API server answers. The error
-    /// is the user-facing `cluster <c> unreachable: ...`.
-    pub async fn ensure_reachable(&self) -> Result<(), String> {
+    /// `Ok` when the cache can be trusted: listed, and the API server answers, waiting up
+    /// to `wait` for it. The error is the user-facing `cluster <c> unreachable: ...`.
+    pub async fn ensure_reachable(&self, wait: Duration) -> Result<(), String> {
         let client = self.client.as_ref().map_err(|e| e.clone())?;
-        match self.cache.wait_ready(self.config.cache_wait).await {
+        match self.cache.wait_ready(wait).await {
             Ok(()) => Ok(()),
             Err(problem) => {
                 // A watch error clears only with the watch's next event, which a quiet

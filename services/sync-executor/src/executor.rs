@@ -46,7 +46,7 @@ enum Stop {
 }
 
 pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
-    if let Err(err) = rt.ensure_reachable().await {
+    if let Err(err) = rt.ensure_reachable(rt.config.cache_wait).await {
         return Outcome::failed(err, Vec::new());
     }
     let live = rt.cache.app_objects(&op.app);

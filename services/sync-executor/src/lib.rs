@@ -24,6 +24,7 @@ pub mod executor;
 pub mod limiter;
 pub mod live;
 pub mod queue;
+pub mod schedule;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -106,7 +107,7 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
 }
 
 async fn open_watch(store: &kv::Store, shutdown: &CancellationToken) -> Result<kv::Watch> {
-    let mut backoff = std::time::Duration::from_millis(200);
+    let mut backoff = gitfleet_bus::Backoff::reopen();
     loop {
         match store.watch_with_history(">").await {
             Ok(w) => return Ok(w),
@@ -118,8 +119,7 @@ async fn open_watch(store: &kv::Store, shutdown: &CancellationToken) -> Result<k
             }
             Err(err) => {
                 tracing::warn!(bucket = %store.name, error = %err, "watching clusters failed, retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                backoff.wait(shutdown).await;
             }
         }
     }

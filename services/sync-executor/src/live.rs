@@ -18,6 +18,8 @@ const QUEUE: &str = "sync-executors";
 /// Live requests answered at once per cluster: each copies the app's objects out of the
 /// cache, which is quick; more wait in the subscription.
 const MAX_CONCURRENT: usize = 64;
+/// How long a live request waits for an unready cache.
+const LIVE_WAIT: Duration = Duration::from_secs(2);
 
 /// Answers live requests for `rt`'s cluster until `cancel`.
 pub async fn serve(bus: Bus, rt: Arc<ClusterRuntime>, cancel: CancellationToken) {
@@ -58,7 +60,10 @@ pub async fn serve(bus: Bus, rt: Arc<ClusterRuntime>, cancel: CancellationToken)
 }
 
 async fn answer(rt: &ClusterRuntime, req: &LiveRequest) -> Result<Live, ServiceError> {
-    rt.ensure_reachable()
+    // A question about live state is answered within its asker's timeout: a cluster
+    // still unlistable after a short wait is reported as it is (the asker tries again),
+    // rather than holding the request for the whole cache wait a sync allows.
+    rt.ensure_reachable(rt.config.cache_wait.min(LIVE_WAIT))
         .await
         .map_err(ServiceError::unavailable)?;
     Ok(Live {
