@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use gitfleet_messages::error_chain;
 use gix::bstr::ByteSlice;
 use gix::protocol::handshake::Ref;
 use gix::protocol::transport::client::blocking_io::Transport;
@@ -597,24 +598,4 @@ fn set_head(repo: &gix::Repository, target: &str) -> Result<(), BoxError> {
         deref: false,
     })?;
     Ok(())
-}
-
-/// Renders an error and its causes as one lowercase line, the house style for messages.
-pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(err) = next {
-        let text = err.to_string();
-        let text = text.trim().trim_end_matches('.');
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(text)) {
-            let mut chars = text.chars();
-            let first = chars
-                .next()
-                .map(|c| c.to_lowercase().collect::<String>())
-                .unwrap_or_default();
-            parts.push(first + chars.as_str());
-        }
-        next = err.source();
-    }
-    parts.join(": ")
 }

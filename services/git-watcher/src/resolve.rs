@@ -4,7 +4,9 @@ use gix::bstr::ByteSlice;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{GitError, Result};
-use crate::mirror::{Mirror, error_chain};
+use gitfleet_messages::error_chain;
+
+use crate::mirror::Mirror;
 
 /// What a `targetRevision` named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

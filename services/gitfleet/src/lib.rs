@@ -98,17 +98,5 @@ pub async fn connect(server: &str) -> Result<Channel> {
         .connect_timeout(std::time::Duration::from_secs(5))
         .connect()
         .await
-        .map_err(|e| {
-            let mut detail = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                // Layers often repeat their cause's words; print each once.
-                let s = s.to_string();
-                if !detail.contains(&s) {
-                    detail = format!("{detail}: {s}");
-                }
-                source = source.and_then(std::error::Error::source);
-            }
-            fail(detail)
-        })
+        .map_err(|e| fail(gitfleet_messages::error_chain(&e)))
 }

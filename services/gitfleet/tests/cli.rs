@@ -251,7 +251,6 @@ async fn invalid_manifest_and_unreachable_server_are_one_clear_error() {
 
 #[tokio::test]
 async fn cluster_add_from_a_cluster_sim_kubeconfig() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let env = Env::start().await;
     let sim = cluster_sim::Sim::start(cluster_sim::SimConfig {
         clusters: 2,
@@ -361,4 +360,52 @@ async fn repo_add_and_list_hide_the_password() {
     );
     let (_, json, _) = env.run(&["repo", "list", "-o", "json"]).await;
     assert!(!json.contains("pw-S3CRET"));
+}
+
+/// A bus request whose answer is "not found" (a real git watcher asked for a branch the
+/// repository lacks) reaches the CLI as NotFound with one line naming the revision, not as
+/// Unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_the_repository_lacks_is_not_found_in_one_line() {
+    let env = Env::start().await;
+    let upstream = gitfleet_gitkit::Upstream::new();
+    upstream.write(
+        "guestbook/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+    );
+    upstream.commit("first");
+    upstream.push_all();
+    let repo = format!("file://{}", upstream.bare().display());
+    let mirrors = tempfile::tempdir().unwrap();
+    let watcher = git_watcher::start(
+        git_watcher::Config::new(mirrors.path()),
+        env.bus.clone(),
+        env.shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let _watcher = tokio::spawn(watcher.wait());
+    let yaml = app_yaml("gone", false)
+        .replace("https://github.com/argoproj/argocd-example-apps.git", &repo)
+        .replace("targetRevision: HEAD", "targetRevision: no-such-branch");
+    let file = env.write("gone.yaml", &yaml);
+    assert_eq!(env.run(&["app", "create", "-f", &file]).await.0, 0);
+
+    let cli =
+        Cli::try_parse_from(["gitfleet", "--server", &env.server, "app", "diff", "gone"]).unwrap();
+    let err = gitfleet::run(&cli, &mut Vec::new()).await.unwrap_err();
+    match &err {
+        gitfleet::Error::Rpc(status) => {
+            assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}")
+        }
+        other => panic!("not an rpc error: {other:?}"),
+    }
+    let line = format!("error: {err}");
+    assert!(
+        line.starts_with(&format!(
+            "error: revision \"no-such-branch\" not found in {repo}"
+        )),
+        "{line}"
+    );
+    assert!(!line.contains('\n'), "{line}");
 }

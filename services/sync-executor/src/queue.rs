@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use gitfleet_bus::async_nats::jetstream::{self, AckKind, consumer::pull};
 use gitfleet_bus::ownership::read_lease;
 use gitfleet_bus::{Backoff, Bus, StreamName, partition, subject_token};
@@ -87,14 +86,19 @@ pub fn consumer_name(partition: u32) -> String {
     format!("sync-executor-{partition}")
 }
 
-/// Consumes partition `p`'s operations until `cancel`.
+/// Consumes partition `p`'s operations until `cancel`. Missed heartbeats, "no
+/// responders" to a pull and the like while the server restarts end the stream: the pull
+/// request is lost and would only be made again when it expires, so the consumer is opened
+/// again at once (the durable consumer keeps its place and its unacked work).
 pub async fn consume(shared: Arc<Shared>, p: u32, cancel: CancellationToken) {
     let bus = &shared.bus;
     let stream_name = bus.topology.stream(StreamName::SyncWork);
     let name = consumer_name(p);
-    let mut backoff = Backoff::reopen();
-    while !cancel.is_cancelled() {
-        let messages = async {
+    let what = format!("sync consumer {name}");
+    gitfleet_bus::reopen_forever(
+        &what,
+        &cancel,
+        || async {
             let stream = bus
                 .js
                 .get_stream(&stream_name)
@@ -114,45 +118,15 @@ pub async fn consume(shared: Arc<Shared>, p: u32, cancel: CancellationToken) {
                 )
                 .await
                 .map_err(|e| e.to_string())?;
+            tracing::debug!(partition = p, consumer = %name, "consuming sync operations");
             consumer.messages().await.map_err(|e| e.to_string())
-        };
-        let mut messages = tokio::select! {
-            _ = cancel.cancelled() => return,
-            m = messages => match m {
-                Ok(m) => m,
-                Err(err) => {
-                    tracing::warn!(partition = p, error = %err, "opening sync consumer failed");
-                    if !backoff.wait(&cancel).await {
-                        return;
-                    }
-                    continue;
-                }
-            },
-        };
-        backoff.reset();
-        tracing::debug!(partition = p, consumer = %name, "consuming sync operations");
-        loop {
-            let next = tokio::select! {
-                _ = cancel.cancelled() => return,
-                n = messages.next() => n,
-            };
-            match next {
-                Some(Ok(msg)) => dispatch(&shared, msg).await,
-                // Missed heartbeats, "no responders" to a pull and the like while the
-                // server restarts: the pull request is lost and the stream would only
-                // pull again when it expires, so it is opened again now (the durable
-                // consumer keeps its place and its unacked work).
-                Some(Err(err)) => {
-                    tracing::debug!(partition = p, error = %err, "sync consumer error, reopening");
-                    if !backoff.wait(&cancel).await {
-                        return;
-                    }
-                    break;
-                }
-                None => break,
-            }
-        }
-    }
+        },
+        |msg| async {
+            dispatch(&shared, msg).await;
+            true
+        },
+    )
+    .await;
 }
 
 async fn dispatch(shared: &Arc<Shared>, msg: jetstream::Message) {
