@@ -107,8 +107,6 @@ impl Clusters {
     }
 
     async fn client(&self, context: &str) -> Result<kube::Client> {
-        // Several TLS backends are linked into the driver; rustls needs one chosen.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let opts = KubeConfigOptions {
             context: Some(context.to_string()),
             ..Default::default()
