@@ -4,7 +4,7 @@
 up:
     cargo xtask up
 
-# Install tools and run the whole test suite (extra args go to nextest)
+# Install tools, check fmt and clippy, run the whole test suite (extra args go to nextest)
 test *args:
     cargo xtask test {{args}}
 
