@@ -61,23 +61,6 @@ impl ErrorCode {
     }
 }
 
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = match self {
-            ErrorCode::Invalid => "invalid",
-            ErrorCode::NotFound => "not found",
-            ErrorCode::AlreadyExists => "already exists",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::Unauthenticated => "unauthenticated",
-            ErrorCode::PermissionDenied => "permission denied",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Deadline => "deadline exceeded",
-            ErrorCode::Internal => "internal",
-        };
-        f.write_str(s)
-    }
-}
-
 /// A failed request as its answer carries it: the code, and a message that names the
 /// thing at fault (revision, file, cluster) and never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -303,9 +303,6 @@ pub struct ResourceResult {
     pub status: ResultCode,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
-    /// For hooks: the phase of the hook's run (Argo CD's `hookPhase`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hook_phase: Option<OperationPhase>,
 }
 
 /// The state of an app's latest operation, in KV `operations`.
@@ -346,23 +343,17 @@ impl Operation {
 /// The kinds of [`AppEvent`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AppEventKind {
-    SyncRunning,
     SyncSucceeded,
     SyncFailed,
     OutOfSync,
-    HealthChanged,
-    Deleted,
 }
 
 impl AppEventKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            AppEventKind::SyncRunning => "SyncRunning",
             AppEventKind::SyncSucceeded => "SyncSucceeded",
             AppEventKind::SyncFailed => "SyncFailed",
             AppEventKind::OutOfSync => "OutOfSync",
-            AppEventKind::HealthChanged => "HealthChanged",
-            AppEventKind::Deleted => "Deleted",
         }
     }
 }

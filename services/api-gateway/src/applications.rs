@@ -139,15 +139,17 @@ impl Applications {
             .bus
             .topology
             .sync_request_subject(partition(name, APP_PARTITIONS));
-        // The owner answers after the app's next reconciliation, which renders and reads
-        // live state first: allow it the same time as the operation.
+        // One deadline for both steps: the owner answers after the app's next
+        // reconciliation (render and live state first), then the operation runs.
+        let timeout = self.config.operation_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
         let id: String = self
             .bus
             .ask(
                 "diff worker for the app's partition",
                 subject,
                 request,
-                self.config.operation_timeout,
+                timeout,
             )
             .await
             .map_err(|e| {
@@ -158,7 +160,7 @@ impl Applications {
                 }
             })?;
         tracing::info!(app = %name, operation = %id, "{what} enqueued");
-        self.wait_operation(name, before, &id, self.config.operation_timeout, what)
+        self.wait_operation(name, before, &id, deadline, timeout, what)
             .await
     }
 
@@ -227,12 +229,14 @@ impl Applications {
             .map_or(0, |(_, r)| r))
     }
 
-    /// Waits for the operation `id` of `app` to finish, as written after revision `before`.
+    /// Waits until `deadline` for the operation `id` of `app` to finish, as written after
+    /// revision `before`; `timeout` is the whole wait the caller allowed, for the message.
     async fn wait_operation(
         &self,
         app: &str,
         before: u64,
         id: &str,
+        deadline: tokio::time::Instant,
         timeout: Duration,
         what: &str,
     ) -> Result<Operation> {
@@ -244,7 +248,6 @@ impl Applications {
                 timeout.as_secs()
             ))
         };
-        let deadline = tokio::time::Instant::now() + timeout;
         let mut watch = self.operations.watch(app).await?;
         loop {
             let next = tokio::time::timeout_at(deadline, watch.next())
@@ -275,7 +278,9 @@ impl Applications {
 
     /// The name in KV `clusters` of an app's destination.
     async fn resolve_cluster(&self, app: &Application) -> Result<String> {
-        let clusters = if app.spec.destination.server.is_empty() {
+        // Only a destination given by server URL needs the registered clusters.
+        let dest = &app.spec.destination;
+        let clusters = if dest.server.is_empty() || dest.is_in_cluster() || !dest.name.is_empty() {
             Vec::new()
         } else {
             self.clusters.list::<Cluster>().await?

@@ -270,8 +270,10 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
 /// The cluster `app` deploys to, from the clusters this worker knows.
 fn destination(shared: &Shared, app: &Application) -> Result<String, ServiceError> {
     let clusters = shared.clusters.read().unwrap_or_else(|e| e.into_inner());
-    app::destination_cluster(app, clusters.values())
-        .map_err(|err| ServiceError::not_found(err.to_string()))
+    app::destination_cluster(app, clusters.values()).map_err(|err| match err {
+        app::DestinationError::UnknownServer { .. } => ServiceError::not_found(err.to_string()),
+        app::DestinationError::Unset { .. } => ServiceError::invalid(err.to_string()),
+    })
 }
 
 /// The commit `revision` resolves to and the source rendered at it. With `cache`, the

@@ -284,7 +284,6 @@ fn result(r: &ResourceRef, status: ResultCode, message: &str) -> ResourceResult 
         name: r.name.clone(),
         status,
         message: message.to_string(),
-        hook_phase: None,
     }
 }
 
