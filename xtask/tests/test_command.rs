@@ -1,5 +1,6 @@
 //! `cargo xtask test` against a stand-in cargo that records its calls: the checks run in
-//! order before the suite, a failing one stops it, and extra arguments reach only the
+//! order before the suite (the build with clippy as the wrapper), a failing one stops it,
+//! and extra arguments reach only the
 //! test runner.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +16,13 @@ impl FakeCargo {
         let script = dir.path().join("cargo");
         std::fs::write(
             &script,
-            "#!/bin/sh\necho \"$*\" >> \"$FAKE_CARGO_LOG\"\n[ \"$1\" = \"$FAKE_CARGO_FAIL\" ] && exit 7\nexit 0\n",
+            concat!(
+                "#!/bin/sh\n",
+                "w=; [ -n \"$RUSTC_WORKSPACE_WRAPPER\" ] && w=\" (clippy: $CLIPPY_ARGS)\"\n",
+                "echo \"$*$w\" >> \"$FAKE_CARGO_LOG\"\n",
+                "[ -n \"$FAKE_CARGO_FAIL\" ] && case \"$*\" in \"$FAKE_CARGO_FAIL\"*) exit 7;; esac\n",
+                "exit 0\n",
+            ),
         )
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -33,6 +40,9 @@ impl FakeCargo {
             .env("CARGO", self.dir.path().join("cargo"))
             .env("FAKE_CARGO_LOG", &log)
             .env("FAKE_CARGO_FAIL", fail)
+            // Set when this test itself runs under `cargo xtask test`.
+            .env_remove("RUSTC_WORKSPACE_WRAPPER")
+            .env_remove("CLIPPY_ARGS")
             .output()
             .unwrap();
         let calls = std::fs::read_to_string(&log).unwrap_or_default();
@@ -52,10 +62,11 @@ fn tools_installed() -> bool {
 }
 
 const FMT: &str = "fmt --all --check";
-const CLIPPY: &str = "clippy --workspace --all-targets -- -D warnings";
+const BUILD: &str =
+    "nextest run --no-run --workspace (clippy: -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__)";
 
 #[test]
-fn fmt_and_clippy_run_before_the_suite_and_extra_args_go_to_nextest_only() {
+fn fmt_then_a_clippy_linted_build_run_before_the_suite_and_extra_args_go_to_nextest_only() {
     if !tools_installed() {
         return;
     }
@@ -65,10 +76,11 @@ fn fmt_and_clippy_run_before_the_suite_and_extra_args_go_to_nextest_only() {
     assert_eq!(
         calls,
         [
-            FMT,
-            CLIPPY,
             "nextest --version",
-            "nextest run --no-fail-fast -p gitfleet-model -- --nocapture",
+            FMT,
+            BUILD,
+            "nextest run --no-fail-fast -p gitfleet-model -- --nocapture \
+             (clippy: -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__)",
         ]
     );
 
@@ -76,7 +88,8 @@ fn fmt_and_clippy_run_before_the_suite_and_extra_args_go_to_nextest_only() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         calls.last().unwrap(),
-        "nextest run --no-fail-fast --workspace"
+        "nextest run --no-fail-fast --workspace \
+         (clippy: -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__)"
     );
 }
 
@@ -87,11 +100,15 @@ fn a_failing_check_stops_before_the_suite_and_is_named() {
     }
     let cargo = FakeCargo::new();
     for (fail, expected_calls, named) in [
-        ("fmt", &[FMT][..], "`cargo fmt --all --check` failed"),
         (
-            "clippy",
-            &[FMT, CLIPPY][..],
-            "`cargo clippy --workspace --all-targets -- -D warnings` failed",
+            "fmt",
+            &["nextest --version", FMT][..],
+            "`cargo fmt --all --check` failed",
+        ),
+        (
+            "nextest run --no-run",
+            &["nextest --version", FMT, BUILD][..],
+            "`cargo nextest run --no-run --workspace` failed",
         ),
     ] {
         let (out, calls) = cargo.xtask_test(&["-p", "gitfleet-model"], fail);
