@@ -23,7 +23,7 @@
 //! - notifier: reads [`AppEvent`]s from stream `events`.
 
 use gitfleet_model::{
-    ApplicationSource, OperationPhase, OperationState, SyncOptions, SyncStatusCode,
+    Application, ApplicationSource, OperationPhase, OperationState, SyncOptions, SyncStatusCode,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -126,29 +126,31 @@ pub struct Files {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RenderRequest {
+    /// The repository, as the source names it (`source.repoURL`).
     pub repo: String,
+    /// The commit the source's revision resolved to.
     pub commit: String,
-    pub path: String,
-    #[serde(default)]
-    pub recurse: bool,
+    /// The source whole, as the Application writes it: path, and the settings of its tool
+    /// (directory, Kustomize, Helm, Jsonnet, plugin). The renderer decides the tool.
+    pub source: ApplicationSource,
+    /// The Application's name: Helm's default release name, and what plugins see.
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub include: String,
+    pub app_name: String,
+    /// The destination namespace: Helm's default release namespace.
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub exclude: String,
+    pub namespace: String,
 }
 
 impl RenderRequest {
-    /// The request that renders `source` at `commit`: the one place a source's fields
-    /// become renderer inputs.
-    pub fn for_source(source: &ApplicationSource, commit: &str) -> Self {
-        let directory = source.directory.clone().unwrap_or_default();
+    /// The request that renders `source` of `app` at `commit`: the one place an
+    /// Application becomes renderer inputs.
+    pub fn for_source(app: &Application, source: &ApplicationSource, commit: &str) -> Self {
         RenderRequest {
             repo: source.repo_url.clone(),
             commit: commit.to_string(),
-            path: source.path.clone(),
-            recurse: directory.recurse,
-            include: directory.include,
-            exclude: directory.exclude,
+            source: source.clone(),
+            app_name: app.metadata.name.clone(),
+            namespace: app.spec.destination.namespace.clone(),
         }
     }
 }
@@ -157,6 +159,11 @@ impl RenderRequest {
 #[serde(rename_all = "camelCase")]
 pub struct Rendered {
     pub manifests: Vec<Value>,
+    /// What of the repository the render read: directories (everything below them) and
+    /// single files, repository-relative. A commit that changes none of them leaves the
+    /// manifests as they are. Empty when unknown: then any change may matter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
 }
 
 /// The live resources of one app in one cluster (found by tracking annotation).

@@ -47,7 +47,7 @@ pub async fn diff(
             .ask(
                 "renderer",
                 bus.topology.render_subject(),
-                &RenderRequest::for_source(source, &resolved.commit),
+                &RenderRequest::for_source(application, source, &resolved.commit),
                 timeout,
             )
             .await?;

@@ -11,12 +11,23 @@ use gitfleet_model::{
 pub const MANIFEST_GENERATE_PATHS: &str = "argocd.argoproj.io/manifest-generate-paths";
 
 /// Whether a commit changing `changed` (repo-relative paths; `None` = unknown) must
-/// re-render the app: it touches the source path, or a path the annotation names.
-pub fn touches(app: &Application, source: &ApplicationSource, changed: Option<&[String]>) -> bool {
+/// re-render the app: it touches a path the annotation names, or else what the last
+/// render read (`inputs`: the Kustomize bases and components too), or else, before any
+/// render, the source path.
+pub fn touches(
+    app: &Application,
+    source: &ApplicationSource,
+    inputs: Option<&[String]>,
+    changed: Option<&[String]>,
+) -> bool {
     let Some(changed) = changed else {
         return true;
     };
     let base = clean(&source.path);
+    let read = || match inputs {
+        Some(inputs) if !inputs.is_empty() => inputs.iter().map(|p| clean(p)).collect(),
+        _ => vec![base.clone()],
+    };
     let watched: Vec<String> = match app.metadata.annotations.get(MANIFEST_GENERATE_PATHS) {
         Some(list) => list
             .split(';')
@@ -27,7 +38,7 @@ pub fn touches(app: &Application, source: &ApplicationSource, changed: Option<&[
                 None => clean(&format!("{base}/{p}")),
             })
             .collect(),
-        None => vec![base],
+        None => read(),
     };
     changed.iter().any(|c| {
         let c = clean(c);
@@ -179,13 +190,55 @@ mod tests {
             let (app, source) = app(path, *annotation);
             let changed: Vec<String> = changed.iter().map(|s| s.to_string()).collect();
             assert_eq!(
-                touches(&app, &source, Some(&changed)),
+                touches(&app, &source, None, Some(&changed)),
                 *want,
                 "{path} {annotation:?} {changed:?}"
             );
         }
         let (app, source) = app("apps/web", None);
-        assert!(touches(&app, &source, None));
+        assert!(touches(&app, &source, None, None));
+    }
+
+    #[test]
+    fn what_the_last_render_read_counts_and_the_annotation_wins() {
+        let inputs = [
+            "apps/web/overlays/prod".to_string(),
+            "apps/base".to_string(),
+        ];
+        let changed = |p: &str| vec![p.to_string()];
+        let (app, source) = app("apps/web/overlays/prod", None);
+        assert!(touches(
+            &app,
+            &source,
+            Some(&inputs),
+            Some(&changed("apps/base/d.yaml"))
+        ));
+        assert!(!touches(
+            &app,
+            &source,
+            Some(&inputs),
+            Some(&changed("apps/other/d.yaml"))
+        ));
+        // No render yet: the source path only.
+        assert!(!touches(
+            &app,
+            &source,
+            None,
+            Some(&changed("apps/base/d.yaml"))
+        ));
+        assert!(!touches(
+            &app,
+            &source,
+            Some(&[]),
+            Some(&changed("apps/base/d.yaml"))
+        ));
+        let (annotated, source) = self::app("apps/web/overlays/prod", Some("."));
+        assert!(!touches(
+            &annotated,
+            &source,
+            Some(&inputs),
+            Some(&changed("apps/base/d.yaml"))
+        ));
     }
 
     #[test]

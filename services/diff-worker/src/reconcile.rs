@@ -48,6 +48,8 @@ pub(crate) struct Shared {
 pub(crate) struct RenderMemo {
     pub request: RenderRequest,
     pub manifests: Arc<Vec<Value>>,
+    /// What of the repository the render read (empty: unknown).
+    pub inputs: Vec<String>,
 }
 
 /// What one app's reconciliations remember between runs while its partition is held.
@@ -307,7 +309,7 @@ async fn desired_at(
                 err.context(format_args!("resolving revision {revision:?} of {repo}"))
             }
         })?;
-    let request = RenderRequest::for_source(source, &resolved.commit);
+    let request = RenderRequest::for_source(app, source, &resolved.commit);
     let name = &app.metadata.name;
     if cache {
         let renders = shared.renders.lock().unwrap_or_else(|e| e.into_inner());
@@ -328,13 +330,14 @@ async fn desired_at(
             if err.code.is_transient() {
                 err.context(format_args!(
                     "rendering {} of {repo} at {}",
-                    request.path, request.commit
+                    request.source.path, request.commit
                 ))
             } else {
                 err
             }
         })?;
     let manifests = Arc::new(rendered.manifests);
+    let inputs = rendered.inputs;
     if cache {
         shared
             .renders
@@ -345,6 +348,7 @@ async fn desired_at(
                 RenderMemo {
                     request,
                     manifests: manifests.clone(),
+                    inputs,
                 },
             );
     }

@@ -419,7 +419,9 @@ impl Worker {
                 {
                     continue;
                 }
-                let touched = decide::touches(&st.app, source, event.changed_paths.as_deref());
+                let inputs = renders.get(name).map(|m| m.inputs.as_slice());
+                let touched =
+                    decide::touches(&st.app, source, inputs, event.changed_paths.as_deref());
                 if !touched {
                     // The manifests at the old commit are the manifests at the new one.
                     if let Some(memo) = renders.get_mut(name)

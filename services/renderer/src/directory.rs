@@ -59,14 +59,23 @@ pub fn render_directory(
 
     let mut manifests = Vec::new();
     for (file, _) in chosen {
-        let documents = if file.path.ends_with(".json") {
-            parse_json(file)?
+        if file.path.ends_with(".json") {
+            for (index, document) in parse_json(file)?.into_iter().enumerate() {
+                push_object(&mut manifests, document, &file.path, index + 1)?;
+            }
         } else {
-            parse_yaml(file)?
-        };
-        for (index, document) in documents.into_iter().enumerate() {
-            push_object(&mut manifests, document, &file.path, index + 1)?;
+            manifests.extend(parse_manifests(&file.path, &file.content)?);
         }
+    }
+    Ok(manifests)
+}
+
+/// The Kubernetes objects of one YAML stream (a file, or what a tool printed), `List`s
+/// flattened; errors name `path`, the name the user knows the stream by.
+pub fn parse_manifests(path: &str, content: &str) -> Result<Vec<Value>, RenderError> {
+    let mut manifests = Vec::new();
+    for (index, document) in parse_yaml_documents(path, content)?.into_iter().enumerate() {
+        push_object(&mut manifests, document, path, index + 1)?;
     }
     Ok(manifests)
 }
@@ -94,13 +103,14 @@ fn relative(path: &str, base: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn parse_yaml(file: &RepoFile) -> Result<Vec<Value>, RenderError> {
+/// The YAML documents of `content`, as JSON values (empty documents left out).
+pub fn parse_yaml_documents(path: &str, content: &str) -> Result<Vec<Value>, RenderError> {
     let mut documents = Vec::new();
-    for document in serde_yaml_ng::Deserializer::from_str(&file.content) {
-        let value = serde_yaml_ng::Value::deserialize(document)
-            .map_err(|err| yaml_error(&file.path, &err))?;
+    for document in serde_yaml_ng::Deserializer::from_str(content) {
+        let value =
+            serde_yaml_ng::Value::deserialize(document).map_err(|err| yaml_error(path, &err))?;
         let value = yaml_to_json(value).map_err(|message| RenderError::Invalid {
-            path: file.path.clone(),
+            path: path.to_owned(),
             message,
         })?;
         // `---` with nothing (or only comments) after it: Argo CD skips such documents.

@@ -1,12 +1,17 @@
 //! The renderer: turns an app source at a commit into Kubernetes manifests. Stateless and
 //! replicated (queue group `renderer`); reads files only through the git-watcher.
 //!
-//! Plain YAML/JSON directories for now; Helm, Kustomize and Jsonnet come later behind the
-//! same request.
+//! Plain YAML/JSON directories and Kustomize; Helm, Jsonnet and plugins are errors until
+//! they land behind the same request.
 
 pub mod cache;
 pub mod directory;
+pub mod fetch;
+pub mod kustomize;
 pub mod service;
+pub mod source;
 
 pub use directory::{DirectoryOptions, RenderError, render_directory};
+pub use kustomize::KustomizeTool;
 pub use service::{Config, Error, run, start};
+pub use source::Tools;

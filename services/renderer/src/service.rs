@@ -1,6 +1,6 @@
 //! The renderer as a bus service: answers `RenderRequest`s on the render subject (queue
 //! group `renderer`), reading the files through the git-watcher and rendering them with
-//! [`render_directory`], with a cache and single flight in front.
+//! the source's tool ([`crate::source`]), with a cache and single flight in front.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,11 +8,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use gitfleet_bus::async_nats;
 use gitfleet_bus::{Bus, BusError, Running, encode_reply, serve_encoded};
-use gitfleet_messages::{Files, FilesRequest, RenderRequest, Rendered, Reply, ServiceError};
+use gitfleet_messages::{RenderRequest, Rendered, Reply, ServiceError};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::RenderCache;
-use crate::directory::{DirectoryOptions, render_directory};
+use crate::source::{self, Tools};
 
 const QUEUE_GROUP: &str = "renderer";
 
@@ -25,6 +25,8 @@ pub struct Config {
     pub cache_bytes: usize,
     /// How long to wait for the git-watcher's files (a cold mirror fetches first).
     pub files_timeout: Duration,
+    /// How Kustomize (and later Helm) are run.
+    pub tools: Tools,
 }
 
 impl Default for Config {
@@ -34,6 +36,7 @@ impl Default for Config {
             cache_entries: 4096,
             cache_bytes: 256 << 20,
             files_timeout: Duration::from_secs(120),
+            tools: Tools::default(),
         }
     }
 }
@@ -51,13 +54,9 @@ pub enum Error {
     },
 }
 
-/// What identifies a render's result: the inputs of the request.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Key {
-    repo: String,
-    commit: String,
-    options: DirectoryOptions,
-}
+/// What identifies a render's result: the request, serialized (the source holds JSON
+/// values, which do not hash).
+type Key = String;
 
 /// Runs until `shutdown` is cancelled; renders already taken are answered first.
 pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Result<(), Error> {
@@ -86,6 +85,7 @@ pub async fn start(
     let _ = bus.client.flush().await;
     let cache = Arc::new(RenderCache::new(config.cache_entries, config.cache_bytes));
     let files_timeout = config.files_timeout;
+    let tools = Arc::new(config.tools.clone());
     tracing::info!(subject, "renderer running");
     let handler_bus = bus.clone();
     Ok(Running::spawn(async move {
@@ -95,8 +95,8 @@ pub async fn start(
             config.max_concurrent_renders,
             shutdown,
             move |request: RenderRequest| {
-                let (bus, cache) = (handler_bus.clone(), cache.clone());
-                async move { handle(&bus, &cache, request, files_timeout).await }
+                let (bus, cache, tools) = (handler_bus.clone(), cache.clone(), tools.clone());
+                async move { handle(&bus, &cache, &tools, request, files_timeout).await }
             },
         )
         .await;
@@ -109,37 +109,29 @@ pub async fn start(
 async fn handle(
     bus: &Bus,
     cache: &RenderCache<Key>,
+    tools: &Arc<Tools>,
     request: RenderRequest,
     files_timeout: Duration,
 ) -> Bytes {
-    let options = DirectoryOptions {
-        path: request.path.clone(),
-        recurse: request.recurse,
-        include: request.include.clone(),
-        exclude: request.exclude.clone(),
-    };
-    let key = Key {
-        repo: request.repo.clone(),
-        commit: request.commit.clone(),
-        options: options.clone(),
-    };
+    let key = serde_json::to_string(&request).unwrap_or_default();
     // A branch name as `commit` would pin a moving target in the cache.
-    let cacheable = is_full_commit_id(&request.commit);
+    let cacheable = is_full_commit_id(&request.commit) && !key.is_empty();
     let started = std::time::Instant::now();
-    let render = render(bus.clone(), request.clone(), options, files_timeout);
+    let render = render(bus.clone(), request.clone(), tools.clone(), files_timeout);
+    let path = &request.source.path;
     match cache.get_or_render(key, cacheable, render).await {
         Ok(body) => {
             tracing::debug!(
                 repo = %request.repo,
                 commit = %request.commit,
-                path = %request.path,
+                path = %path,
                 took_ms = started.elapsed().as_millis() as u64,
                 "rendered"
             );
             body
         }
         Err(err) => {
-            tracing::info!(repo = %request.repo, commit = %request.commit, path = %request.path, error = %err, "render failed");
+            tracing::info!(repo = %request.repo, commit = %request.commit, path = %path, error = %err, "render failed");
             encode_reply::<Rendered>(&Reply::Error(err))
         }
     }
@@ -148,28 +140,11 @@ async fn handle(
 async fn render(
     bus: Bus,
     request: RenderRequest,
-    options: DirectoryOptions,
+    tools: Arc<Tools>,
     files_timeout: Duration,
 ) -> Result<Bytes, ServiceError> {
-    let files_request = FilesRequest {
-        repo: request.repo.clone(),
-        commit: request.commit.clone(),
-        path: request.path.clone(),
-        recurse: request.recurse,
-    };
-    let files: Files = bus
-        .ask(
-            "git watcher",
-            bus.topology.git_files_subject(),
-            &files_request,
-            files_timeout,
-        )
-        .await?;
-    let manifests = tokio::task::spawn_blocking(move || render_directory(&files.files, &options))
-        .await
-        .map_err(|err| ServiceError::internal(format!("render task failed: {err}")))?
-        .map_err(|err| ServiceError::invalid(err.to_string()))?;
-    Ok(encode_reply(&Reply::Ok(Rendered { manifests })))
+    let rendered = source::render(bus, &request, &tools, files_timeout).await?;
+    Ok(encode_reply(&Reply::Ok(rendered)))
 }
 
 fn is_full_commit_id(commit: &str) -> bool {

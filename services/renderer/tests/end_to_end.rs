@@ -6,6 +6,7 @@ use std::time::Duration;
 use gitfleet_bus::testkit;
 use gitfleet_gitkit::git;
 use gitfleet_messages::{RenderRequest, Rendered, Reply};
+use gitfleet_model::{ApplicationSource, DirectorySource};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,12 +47,19 @@ async fn renders_a_directory_of_a_real_repository() {
     let (watcher, renderer) = (tokio::spawn(watcher.wait()), tokio::spawn(renderer.wait()));
 
     let request = RenderRequest {
-        repo,
+        repo: repo.clone(),
         commit,
-        path: "apps/web".into(),
-        recurse: true,
-        include: String::new(),
-        exclude: String::new(),
+        source: ApplicationSource {
+            repo_url: repo,
+            path: "apps/web".into(),
+            directory: Some(DirectorySource {
+                recurse: true,
+                ..DirectorySource::default()
+            }),
+            ..ApplicationSource::default()
+        },
+        app_name: "web".into(),
+        namespace: String::new(),
     };
     let message = tokio::time::timeout(
         Duration::from_secs(30),

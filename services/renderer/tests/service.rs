@@ -13,6 +13,7 @@ use gitfleet_bus::{Bus, testkit};
 use gitfleet_messages::{
     Files, FilesRequest, RenderRequest, Rendered, Reply, RepoFile, ServiceError,
 };
+use gitfleet_model::ApplicationSource;
 use tokio_util::sync::CancellationToken;
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -92,13 +93,17 @@ async fn answer_slowly(bus: &Bus, calls: &AtomicUsize, message: gitfleet_bus::as
 }
 
 async fn render(bus: &Bus, path: &str) -> Reply<Rendered> {
+    let repo = "https://example.com/org/repo.git";
     let request = RenderRequest {
-        repo: "https://example.com/org/repo.git".into(),
+        repo: repo.into(),
         commit: COMMIT.into(),
-        path: path.into(),
-        recurse: false,
-        include: String::new(),
-        exclude: String::new(),
+        source: ApplicationSource {
+            repo_url: repo.into(),
+            path: path.into(),
+            ..ApplicationSource::default()
+        },
+        app_name: "web".into(),
+        namespace: String::new(),
     };
     let message = tokio::time::timeout(
         Duration::from_secs(20),

@@ -98,12 +98,13 @@ pub async fn start_peers(bus: &Bus) -> Arc<Peers> {
         move |r: RenderRequest| {
             p.renders.fetch_add(1, Ordering::SeqCst);
             let script = p.script.lock().unwrap();
-            match script.manifests.get(&r.path) {
+            match script.manifests.get(&r.source.path) {
                 Some(Ok(m)) => Ok(Rendered {
                     manifests: m.clone(),
+                    inputs: vec![],
                 }),
                 Some(Err(e)) => Err(e.clone()),
-                None => Err(format!("path {} not found", r.path)),
+                None => Err(format!("path {} not found", r.source.path)),
             }
         },
     )

@@ -1,0 +1,198 @@
+//! The repository files one render reads, fetched through the git watcher. What was
+//! fetched is also what the render depends on: its `inputs`, which let a commit that
+//! touches none of them skip the render.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use gitfleet_bus::Bus;
+use gitfleet_messages::{ErrorCode, Files, FilesRequest, RepoFile, ServiceError};
+
+/// A path of the source that leaves the repository (`..` past the root).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path:?} leaves the repository")]
+pub struct OutsideRepository {
+    pub path: String,
+}
+
+/// `a/./b/../c/` → `a/c`; the root is `""`. `..` past the root, or an absolute path, is
+/// refused: Argo CD had CVEs where values files and symlinks read outside the repository.
+pub fn clean(path: &str) -> Result<String, OutsideRepository> {
+    let outside = || OutsideRepository {
+        path: path.to_owned(),
+    };
+    if path.starts_with('/') {
+        return Err(outside());
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                parts.pop().ok_or_else(outside)?;
+            }
+            s => parts.push(s),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// `path` joined to the directory `dir`, cleaned.
+pub fn join(dir: &str, path: &str) -> Result<String, OutsideRepository> {
+    if path.starts_with('/') {
+        return Err(OutsideRepository {
+            path: path.to_owned(),
+        });
+    }
+    clean(&format!("{dir}/{path}")).map_err(|_| OutsideRepository {
+        path: path.to_owned(),
+    })
+}
+
+/// Whether `path` is `dir` or below it (`dir` `""` is the whole repository).
+pub fn is_below(path: &str, dir: &str) -> bool {
+    dir.is_empty() || path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+}
+
+/// The files of one repository at one commit that a render has fetched so far.
+pub struct Fetcher {
+    bus: Bus,
+    repo: String,
+    commit: String,
+    timeout: Duration,
+    files: BTreeMap<String, RepoFile>,
+    /// Directories fetched with everything below them.
+    recursive: BTreeSet<String>,
+    /// Directories fetched with only the files directly in them.
+    top_level: BTreeSet<String>,
+    /// Files the render depends on that no fetched directory covers.
+    single_files: BTreeSet<String>,
+}
+
+impl Fetcher {
+    pub fn new(bus: Bus, repo: String, commit: String, timeout: Duration) -> Fetcher {
+        Fetcher {
+            bus,
+            repo,
+            commit,
+            timeout,
+            files: BTreeMap::new(),
+            recursive: BTreeSet::new(),
+            top_level: BTreeSet::new(),
+            single_files: BTreeSet::new(),
+        }
+    }
+
+    /// Fetches the files in `dir` (and below it when `recurse`), unless already fetched.
+    pub async fn dir(&mut self, dir: &str, recurse: bool) -> Result<(), ServiceError> {
+        if self.covers_dir(dir, recurse) {
+            return Ok(());
+        }
+        let files: Files = self
+            .bus
+            .ask(
+                "git watcher",
+                self.bus.topology.git_files_subject(),
+                &FilesRequest {
+                    repo: self.repo.clone(),
+                    commit: self.commit.clone(),
+                    path: dir.to_owned(),
+                    recurse,
+                },
+                self.timeout,
+            )
+            .await?;
+        for file in files.files {
+            self.files.insert(file.path.clone(), file);
+        }
+        if recurse {
+            self.recursive.insert(dir.to_owned());
+        } else {
+            self.top_level.insert(dir.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Fetches what a relative reference names, directory or file, unless fetched. Returns
+    /// false when it names neither: the tool reading it will say so in its own words.
+    pub async fn reference(&mut self, path: &str) -> Result<bool, ServiceError> {
+        if self.recursive.iter().any(|d| is_below(path, d)) {
+            return Ok(true);
+        }
+        match self.dir(path, true).await {
+            Ok(()) => return Ok(true),
+            Err(err) if err.code == ErrorCode::NotFound => {}
+            Err(err) => return Err(err),
+        }
+        // Not a directory: a file, read with its siblings.
+        let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
+        match self.dir(parent, false).await {
+            Ok(()) => {}
+            Err(err) if err.code == ErrorCode::NotFound => return Ok(false),
+            Err(err) => return Err(err),
+        }
+        let found = self.files.contains_key(path);
+        if found {
+            self.single_files.insert(path.to_owned());
+        }
+        Ok(found)
+    }
+
+    fn covers_dir(&self, dir: &str, recurse: bool) -> bool {
+        self.recursive.iter().any(|d| is_below(dir, d))
+            || (!recurse && self.top_level.contains(dir))
+    }
+
+    /// Every file fetched, by repository-relative path.
+    pub fn files(&self) -> &BTreeMap<String, RepoFile> {
+        &self.files
+    }
+
+    /// The files directly in `dir`.
+    pub fn files_in(&self, dir: &str) -> impl Iterator<Item = &RepoFile> {
+        self.files.values().filter(move |f| {
+            let parent = f.path.rsplit_once('/').map_or("", |(parent, _)| parent);
+            parent == dir
+        })
+    }
+
+    /// What the render read: directories (with what is below them) and single files.
+    pub fn inputs(&self) -> Vec<String> {
+        let dirs = self.recursive.iter().chain(&self.top_level);
+        let mut inputs: BTreeSet<String> = dirs.cloned().collect();
+        inputs.extend(self.single_files.iter().cloned());
+        // A directory below another input adds nothing.
+        let all: Vec<String> = inputs.iter().cloned().collect();
+        inputs.retain(|p| !all.iter().any(|q| q != p && is_below(p, q)));
+        inputs.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_refuses_paths_that_leave_the_repository() {
+        assert_eq!(clean("./apps/x/").unwrap(), "apps/x");
+        assert_eq!(clean("apps/x/../y").unwrap(), "apps/y");
+        assert_eq!(clean("").unwrap(), "");
+        assert!(clean("../other").is_err());
+        assert!(clean("apps/../../etc").is_err());
+        assert!(clean("/etc/passwd").is_err());
+        assert_eq!(
+            join("apps/x/overlays/prod", "../../base").unwrap(),
+            "apps/x/base"
+        );
+        assert!(join("apps", "../../x").is_err());
+        assert!(join("apps", "/abs").is_err());
+    }
+
+    #[test]
+    fn below_is_by_whole_segments() {
+        assert!(is_below("apps/x/a.yaml", "apps/x"));
+        assert!(is_below("apps/x", "apps/x"));
+        assert!(!is_below("apps/xy/a.yaml", "apps/x"));
+        assert!(is_below("anything", ""));
+    }
+}
