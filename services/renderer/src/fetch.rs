@@ -3,6 +3,7 @@
 //! touches none of them skip the render.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gitfleet_bus::Bus;
@@ -65,6 +66,8 @@ pub struct Fetcher {
     recursive: BTreeSet<String>,
     /// Directories fetched with only the files directly in them.
     top_level: BTreeSet<String>,
+    /// Directories listed only to read one file in them: not inputs themselves.
+    peeked: BTreeSet<String>,
     /// Files the render depends on that no fetched directory covers.
     single_files: BTreeSet<String>,
 }
@@ -79,6 +82,7 @@ impl Fetcher {
             files: BTreeMap::new(),
             recursive: BTreeSet::new(),
             top_level: BTreeSet::new(),
+            peeked: BTreeSet::new(),
             single_files: BTreeSet::new(),
         }
     }
@@ -88,6 +92,16 @@ impl Fetcher {
         if self.covers_dir(dir, recurse) {
             return Ok(());
         }
+        self.list(dir, recurse).await?;
+        if recurse {
+            self.recursive.insert(dir.to_owned());
+        } else {
+            self.top_level.insert(dir.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn list(&mut self, dir: &str, recurse: bool) -> Result<(), ServiceError> {
         let files: Files = self
             .bus
             .ask(
@@ -105,16 +119,13 @@ impl Fetcher {
         for file in files.files {
             self.files.insert(file.path.clone(), file);
         }
-        if recurse {
-            self.recursive.insert(dir.to_owned());
-        } else {
-            self.top_level.insert(dir.to_owned());
-        }
         Ok(())
     }
 
     /// Fetches what a relative reference names, directory or file, unless fetched. Returns
-    /// false when it names neither: the tool reading it will say so in its own words.
+    /// false when it names neither: the tool reading it will say so in its own words. A
+    /// file (even one that is not there, whose adding changes the render) is an input by
+    /// itself, not its whole folder.
     pub async fn reference(&mut self, path: &str) -> Result<bool, ServiceError> {
         if self.recursive.iter().any(|d| is_below(path, d)) {
             return Ok(true);
@@ -126,16 +137,16 @@ impl Fetcher {
         }
         // Not a directory: a file, read with its siblings.
         let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
-        match self.dir(parent, false).await {
-            Ok(()) => {}
-            Err(err) if err.code == ErrorCode::NotFound => return Ok(false),
-            Err(err) => return Err(err),
+        self.single_files.insert(path.to_owned());
+        if !self.covers_dir(parent, false) && !self.peeked.contains(parent) {
+            match self.list(parent, false).await {
+                Ok(()) => {}
+                Err(err) if err.code == ErrorCode::NotFound => return Ok(false),
+                Err(err) => return Err(err),
+            }
+            self.peeked.insert(parent.to_owned());
         }
-        let found = self.files.contains_key(path);
-        if found {
-            self.single_files.insert(path.to_owned());
-        }
-        Ok(found)
+        Ok(self.files.contains_key(path))
     }
 
     fn covers_dir(&self, dir: &str, recurse: bool) -> bool {
@@ -154,6 +165,34 @@ impl Fetcher {
             let parent = f.path.rsplit_once('/').map_or("", |(parent, _)| parent);
             parent == dir
         })
+    }
+
+    /// Writes every fetched file below `root` (a private scratch copy for a tool). Paths come from the git watcher, which reads
+    /// only regular files of the tree; each is checked again so nothing lands outside.
+    pub fn write_to(&self, root: &Path) -> Result<(), ServiceError> {
+        let io = |what: &str, err: std::io::Error| {
+            ServiceError::internal(format!("writing the scratch copy ({what}): {err}"))
+        };
+        for file in self.files.values() {
+            let clean = clean(&file.path)
+                .ok()
+                .filter(|c| *c == file.path && !c.is_empty())
+                .ok_or_else(|| {
+                    ServiceError::internal(format!(
+                        "the git watcher sent a bad path {:?}",
+                        file.path
+                    ))
+                })?;
+            let target: PathBuf = root.join(&clean);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io(&clean, e))?;
+            }
+            let bytes = file.bytes().ok_or_else(|| {
+                ServiceError::internal(format!("the git watcher sent {clean:?} as bad base64"))
+            })?;
+            std::fs::write(&target, bytes).map_err(|e| io(&clean, e))?;
+        }
+        Ok(())
     }
 
     /// What the render read: directories (with what is below them) and single files.

@@ -6,7 +6,7 @@
 //! one repository never share a directory.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -135,7 +135,7 @@ pub async fn render(
         .prefix("gitfleet-kustomize-")
         .tempdir()
         .map_err(|err| ServiceError::internal(format!("creating a scratch directory: {err}")))?;
-    write_scratch(scratch.path(), fetcher)?;
+    fetcher.write_to(scratch.path())?;
     let app_dir = scratch.path().join(path);
     if let Some(overrides) = overrides {
         let (file, mut kustomization) = read_kustomization(fetcher, path)?;
@@ -545,28 +545,6 @@ fn merge_image(images: &mut Vec<Value>, wanted: ImageOverride) {
         entry.insert("digest".into(), json!(wanted.digest));
         entry.remove("newTag");
     }
-}
-
-/// Writes every fetched file below `root`. Paths come from the git watcher, which reads
-/// only regular files of the tree; each is checked again so nothing lands outside.
-fn write_scratch(root: &Path, fetcher: &Fetcher) -> Result<(), ServiceError> {
-    let io = |what: &str, err: std::io::Error| {
-        ServiceError::internal(format!("writing the scratch copy ({what}): {err}"))
-    };
-    for file in fetcher.files().values() {
-        let clean = fetch::clean(&file.path)
-            .ok()
-            .filter(|c| *c == file.path && !c.is_empty())
-            .ok_or_else(|| {
-                ServiceError::internal(format!("the git watcher sent a bad path {:?}", file.path))
-            })?;
-        let target: PathBuf = root.join(&clean);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io(&clean, e))?;
-        }
-        std::fs::write(&target, &file.content).map_err(|e| io(&clean, e))?;
-    }
-    Ok(())
 }
 
 /// Runs the build in `dir`, bounded in time and output; errors say what Kustomize said,

@@ -1,17 +1,19 @@
 //! The renderer: turns an app source at a commit into Kubernetes manifests. Stateless and
 //! replicated (queue group `renderer`); reads files only through the git-watcher.
 //!
-//! Plain YAML/JSON directories and Kustomize; Helm, Jsonnet and plugins are errors until
-//! they land behind the same request.
+//! Plain YAML/JSON directories, Kustomize and Helm charts in Git; charts from Helm
+//! repositories, Jsonnet and plugins are errors until they land behind the same request.
 
 pub mod cache;
 pub mod directory;
 pub mod fetch;
+pub mod helm;
 pub mod kustomize;
 pub mod service;
 pub mod source;
 
 pub use directory::{DirectoryOptions, RenderError, render_directory};
+pub use helm::HelmTool;
 pub use kustomize::KustomizeTool;
 pub use service::{Config, Error, run, start};
 pub use source::Tools;

@@ -12,6 +12,7 @@ use gitfleet_model::ApplicationSource;
 
 use crate::directory::{DirectoryOptions, render_directory};
 use crate::fetch::{self, Fetcher};
+use crate::helm::{self, HelmTool};
 use crate::kustomize::{self, BuildEnv, KustomizeTool};
 
 /// The tools a source can be rendered with.
@@ -79,6 +80,7 @@ pub fn detect(names: &[&str]) -> Tool {
 #[derive(Debug, Clone, Default)]
 pub struct Tools {
     pub kustomize: KustomizeTool,
+    pub helm: HelmTool,
 }
 
 /// Renders one request: fetches what the tool reads and runs it.
@@ -158,9 +160,8 @@ pub async fn render(
             .await?
         }
         Tool::Helm => {
-            return Err(ServiceError::invalid(format!(
-                "{shown}: a Helm chart, and Helm charts are not rendered yet"
-            )));
+            let env = build_env(request);
+            helm::render(&mut fetcher, &tools.helm, &path, request, &env).await?
         }
         Tool::Plugin => {
             return Err(ServiceError::invalid(format!(
@@ -194,7 +195,7 @@ fn options_take(options: &DirectoryOptions, path: &str) -> bool {
     included && !excluded
 }
 
-/// The variables Argo CD offers to `${...}` in Kustomize overrides.
+/// The variables Argo CD offers to `${...}` in Kustomize overrides and Helm parameters.
 fn build_env(request: &RenderRequest) -> BuildEnv {
     let short = |n: usize| request.commit.chars().take(n).collect::<String>();
     let vars = [

@@ -165,11 +165,6 @@ fn write_repo(root: &Path) {
     );
     write(
         root,
-        "apps/chart/Chart.yaml",
-        "apiVersion: v2\nname: chart\nversion: 0.1.0\n",
-    );
-    write(
-        root,
         "apps/jsonnet/main.jsonnet",
         "{ apiVersion: 'v1', kind: 'ConfigMap' }\n",
     );
@@ -422,11 +417,6 @@ async fn bad_kustomize_input_is_an_error_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sources_not_rendered_yet_are_errors_not_empty_apps() {
     let f = Fixture::start().await;
-    let chart = Fixture::error(f.render("apps/chart", None).await);
-    assert_eq!(
-        chart.message,
-        "apps/chart: a Helm chart, and Helm charts are not rendered yet"
-    );
     let jsonnet = Fixture::error(f.render("apps/jsonnet", None).await);
     assert_eq!(
         jsonnet.message,

@@ -40,18 +40,7 @@ pub(crate) async fn files(
         Ok(Files {
             files: files
                 .into_iter()
-                .map(|file| match String::from_utf8(file.bytes) {
-                    Ok(content) => RepoFile {
-                        path: file.path,
-                        content,
-                        binary: false,
-                    },
-                    Err(_) => RepoFile {
-                        path: file.path,
-                        content: String::new(),
-                        binary: true,
-                    },
-                })
+                .map(|file| RepoFile::from_bytes(file.path, file.bytes))
                 .collect(),
         })
     })

@@ -1,0 +1,582 @@
+//! Helm charts in Git rendered as Argo CD's `helm template` call renders them, by Helm's
+//! own engine (the C library, [`gitfleet_helm_c`]): the chart's folder in a private scratch
+//! copy, values files (globs as in Argo CD 3.4), inline values, parameters and file
+//! parameters merged in Helm's order, CRDs included unless `skipCrds`, tests left out with
+//! `skipTests`, `NOTES.txt` never a manifest.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gitfleet_engine::diff::Glob;
+use gitfleet_helm_c::{Helm, RenderOptions, SetKind};
+use gitfleet_messages::{RenderRequest, ServiceError};
+use gitfleet_model::HelmSource;
+use serde_json::{Map, Value};
+
+use crate::directory::parse_manifests;
+use crate::fetch::{self, Fetcher};
+use crate::kustomize::BuildEnv;
+
+/// Where the Helm engine comes from.
+#[derive(Debug, Clone)]
+pub struct HelmTool {
+    /// The C library (`libhelm_c.so`); `None` when none is configured, and then a Helm
+    /// source is an error that says how to configure one.
+    pub library: Option<PathBuf>,
+    /// Longest a render may take. Helm runs in this process, so a render past it is
+    /// abandoned (its thread finishes on its own) and the app gets an error.
+    pub timeout: Duration,
+}
+
+impl Default for HelmTool {
+    fn default() -> Self {
+        HelmTool {
+            library: gitfleet_helm_c::configured_path(),
+            // Argo CD's repo-server default for any tool.
+            timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+impl HelmTool {
+    fn load(&self) -> Result<&'static Helm, ServiceError> {
+        let path = self.library.as_deref().ok_or_else(|| {
+            ServiceError::unavailable(
+                "no Helm engine is configured: set GITFLEET_HELM_C_LIB to libhelm_c.so \
+                 (cargo xtask tools installs it below tools/)",
+            )
+        })?;
+        Helm::load(path).map_err(|err| ServiceError::unavailable(err.to_string()))
+    }
+}
+
+/// The values of one render, gathered before Helm runs.
+struct Inputs {
+    /// Values files in merge order: repository path and text.
+    value_files: Vec<(String, String)>,
+    /// `valuesObject`, else `values` (YAML).
+    inline: Option<InlineValues>,
+    /// `--set` then `--set-string` expressions, in Helm's order.
+    sets: Vec<(String, SetKind)>,
+    /// `fileParameters`: parameter name, repository path, file text.
+    files: Vec<(String, String, String)>,
+}
+
+enum InlineValues {
+    Object(Value),
+    Yaml(String),
+}
+
+/// Renders the chart at `path`.
+pub async fn render(
+    fetcher: &mut Fetcher,
+    tool: &HelmTool,
+    path: &str,
+    request: &RenderRequest,
+    env: &BuildEnv,
+) -> Result<Vec<Value>, ServiceError> {
+    let helm = tool.load()?;
+    let settings = request.source.helm.clone().unwrap_or_default();
+    if !settings.version.is_empty() {
+        return Err(ServiceError::invalid(format!(
+            "helm.version {:?}: only Helm v4 is configured",
+            settings.version
+        )));
+    }
+    fetcher.dir(path, true).await?;
+    let inputs = gather(fetcher, path, &settings, env).await?;
+
+    let scratch = tempfile::Builder::new()
+        .prefix("gitfleet-helm-")
+        .tempdir()
+        .map_err(|err| ServiceError::internal(format!("creating a scratch directory: {err}")))?;
+    fetcher.write_to(scratch.path())?;
+    let chart_dir = scratch.path().join(path);
+    let options = RenderOptions {
+        release_name: non_empty(&settings.release_name)
+            .unwrap_or(&request.app_name)
+            .to_owned(),
+        namespace: non_empty(&settings.namespace)
+            .unwrap_or(&request.namespace)
+            .to_owned(),
+        kube_version: non_empty(&settings.kube_version).map(str::to_owned),
+        api_versions: settings.api_versions.clone(),
+    };
+    let shown = display_path(path).to_owned();
+    let settings = Arc::new(settings);
+    let task = tokio::task::spawn_blocking(move || {
+        let result = template(helm, &chart_dir, &shown, &inputs, &options, &settings);
+        drop(scratch);
+        result
+    });
+    match tokio::time::timeout(tool.timeout, task).await {
+        Ok(joined) => joined
+            .map_err(|err| ServiceError::internal(format!("helm render task failed: {err}")))?,
+        Err(_) => Err(ServiceError::invalid(format!(
+            "helm template {}: did not finish in {} s",
+            display_path(path),
+            tool.timeout.as_secs()
+        ))),
+    }
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn display_path(path: &str) -> &str {
+    if path.is_empty() { "." } else { path }
+}
+
+/// Fetches and reads what the values come from, resolving paths as Argo CD does: relative
+/// to the chart's folder, absolute ones from the repository root, never outside it.
+async fn gather(
+    fetcher: &mut Fetcher,
+    path: &str,
+    settings: &HelmSource,
+    env: &BuildEnv,
+) -> Result<Inputs, ServiceError> {
+    let mut value_files: Vec<String> = Vec::new();
+    let mut explicit: Vec<String> = Vec::new();
+    let mut resolved: Vec<(String, String)> = Vec::new();
+    for raw in &settings.value_files {
+        let file = resolve_value_file(path, raw, env)?;
+        if !is_glob(&file) {
+            explicit.push(file.clone());
+        }
+        resolved.push((raw.clone(), file));
+    }
+    for (raw, file) in resolved {
+        if is_glob(&file) {
+            let matches = glob_files(fetcher, &file).await?;
+            if matches.is_empty() {
+                if settings.ignore_missing_value_files {
+                    continue;
+                }
+                return Err(ServiceError::invalid(format!(
+                    "{}: values file glob {raw:?} matched no files",
+                    display_path(path)
+                )));
+            }
+            for m in matches {
+                // A file also listed by name takes its listed place.
+                if !explicit.contains(&m) && !value_files.contains(&m) {
+                    value_files.push(m);
+                }
+            }
+            continue;
+        }
+        if !fetcher.reference(&file).await? || !fetcher.files().contains_key(&file) {
+            if settings.ignore_missing_value_files {
+                continue;
+            }
+            return Err(ServiceError::invalid(format!(
+                "{}: values file {raw:?} ({file}) does not exist in the repository",
+                display_path(path)
+            )));
+        }
+        if !value_files.contains(&file) {
+            value_files.push(file);
+        }
+    }
+    let value_files = value_files
+        .into_iter()
+        .map(|f| {
+            let text = text_of(fetcher, &f)?;
+            Ok((f, text))
+        })
+        .collect::<Result<Vec<_>, ServiceError>>()?;
+
+    let inline = match (&settings.values_object, settings.values.trim()) {
+        (Some(object), _) => Some(InlineValues::Object(object.clone())),
+        (None, "") => None,
+        (None, _) => Some(InlineValues::Yaml(settings.values.clone())),
+    };
+
+    // Argo CD passes parameters as maps (one value per name, the last listed), all
+    // `--set` before all `--set-string` as Helm applies them, commas escaped.
+    let mut typed: Vec<(String, String)> = Vec::new();
+    let mut strings: Vec<(String, String)> = Vec::new();
+    for p in &settings.parameters {
+        let list = if p.force_string {
+            &mut strings
+        } else {
+            &mut typed
+        };
+        list.retain(|(name, _)| *name != p.name);
+        list.push((p.name.clone(), env.substitute(&p.value)));
+    }
+    let sets = typed
+        .into_iter()
+        .map(|(n, v)| (format!("{n}={}", escape_commas(&v)), SetKind::Typed))
+        .chain(
+            strings
+                .into_iter()
+                .map(|(n, v)| (format!("{n}={}", escape_commas(&v)), SetKind::String)),
+        )
+        .collect();
+
+    let mut files = Vec::new();
+    for p in &settings.file_parameters {
+        let file = resolve_value_file(path, &p.path, env)?;
+        if !fetcher.reference(&file).await? || !fetcher.files().contains_key(&file) {
+            return Err(ServiceError::invalid(format!(
+                "{}: file parameter {:?}: {:?} ({file}) does not exist in the repository",
+                display_path(path),
+                p.name,
+                p.path
+            )));
+        }
+        files.retain(|(name, _, _): &(String, String, String)| *name != p.name);
+        files.push((p.name.clone(), file.clone(), text_of(fetcher, &file)?));
+    }
+    Ok(Inputs {
+        value_files,
+        inline,
+        sets,
+        files,
+    })
+}
+
+fn text_of(fetcher: &Fetcher, file: &str) -> Result<String, ServiceError> {
+    let f = &fetcher.files()[file];
+    if f.binary {
+        return Err(ServiceError::invalid(format!(
+            "values file {file}: not text (UTF-8)"
+        )));
+    }
+    Ok(f.content.clone())
+}
+
+/// A values file entry as a repository path. `$ref` entries (multi-source) and URLs are
+/// not read yet, and say so.
+fn resolve_value_file(path: &str, raw: &str, env: &BuildEnv) -> Result<String, ServiceError> {
+    let raw_shown = raw;
+    // A reference names its source before any variable is substituted (Argo CD's order).
+    if raw.starts_with('$') && !raw.starts_with("${") {
+        return Err(ServiceError::invalid(format!(
+            "values file {raw_shown:?}: values from another source ($ref) are not read yet"
+        )));
+    }
+    let raw = env.substitute(raw);
+    if let Some((scheme, _)) = raw.split_once("://") {
+        return Err(ServiceError::invalid(format!(
+            "values file {raw_shown:?}: remote values files ({scheme}://) are not fetched"
+        )));
+    }
+    let resolved = match raw.strip_prefix('/') {
+        Some(from_root) => fetch::clean(from_root),
+        None => fetch::join(path, &raw),
+    };
+    resolved.map_err(|_| {
+        ServiceError::invalid(format!("values file {raw_shown:?} leaves the repository"))
+    })
+}
+
+fn is_glob(path: &str) -> bool {
+    path.contains(['*', '?', '['])
+}
+
+/// Repository files matching a values-file glob, in lexical order (doublestar's, which
+/// Argo CD uses: `*` stays within a folder, `**` crosses folders).
+async fn glob_files(fetcher: &mut Fetcher, pattern: &str) -> Result<Vec<String>, ServiceError> {
+    // Fetch the folder before the first wildcard, with everything below it.
+    let literal: Vec<&str> = pattern
+        .split('/')
+        .take_while(|segment| !is_glob(segment))
+        .collect();
+    let base = literal.join("/");
+    let recurse = pattern.contains("**") || pattern.split('/').count() > literal.len() + 1;
+    match fetcher.dir(&base, recurse).await {
+        Ok(()) => {}
+        Err(err) if err.code == gitfleet_messages::ErrorCode::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    }
+    let segments: Vec<&str> = pattern.split('/').collect();
+    let mut matches: Vec<String> = fetcher
+        .files()
+        .keys()
+        .filter(|f| fetch::is_below(f, &base))
+        .filter(|f| segments_match(&segments, &f.split('/').collect::<Vec<_>>()))
+        .cloned()
+        .collect();
+    matches.sort();
+    Ok(matches)
+}
+
+/// Path segments against pattern segments: `**` matches any number of segments, every
+/// other pattern segment one segment (its own `*` not crossing `/`).
+fn segments_match(pattern: &[&str], path: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => path.is_empty(),
+        Some((&"**", rest)) => (0..=path.len()).any(|skip| segments_match(rest, &path[skip..])),
+        Some((first, rest)) => path.split_first().is_some_and(|(p, path_rest)| {
+            Glob::new(first).matches(p) && segments_match(rest, path_rest)
+        }),
+    }
+}
+
+/// Escapes unescaped commas so a parameter's value stays one value, unless it is a Helm
+/// list (`{a,b}`), as Argo CD does.
+fn escape_commas(value: &str) -> String {
+    if value.starts_with('{') && value.ends_with('}') {
+        return value.to_owned();
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut previous = '\0';
+    for c in value.chars() {
+        if c == ',' && previous != '\\' {
+            out.push_str("\\,");
+        } else {
+            out.push(c);
+        }
+        previous = c;
+    }
+    out
+}
+
+/// The user-supplied values, merged as Helm's `MergeValues` does: values files in order
+/// (maps merged deeply, anything else replaced), then each `--set` into that.
+fn user_values(helm: &Helm, inputs: &Inputs) -> Result<Value, ServiceError> {
+    let mut base = Value::Object(Map::new());
+    for (file, text) in &inputs.value_files {
+        let values = helm
+            .values_from_yaml(text)
+            .map_err(|err| ServiceError::invalid(format!("values file {file}: {err}")))?;
+        merge_maps(&mut base, values);
+    }
+    match &inputs.inline {
+        Some(InlineValues::Object(object)) => {
+            if !object.is_object() && !object.is_null() {
+                return Err(ServiceError::invalid(
+                    "helm.valuesObject: expected an object of values",
+                ));
+            }
+            merge_maps(&mut base, object.clone());
+        }
+        Some(InlineValues::Yaml(yaml)) => {
+            let values = helm
+                .values_from_yaml(yaml)
+                .map_err(|err| ServiceError::invalid(format!("helm.values: {err}")))?;
+            merge_maps(&mut base, values);
+        }
+        None => {}
+    }
+    for (expression, kind) in &inputs.sets {
+        let name = expression.split('=').next().unwrap_or_default();
+        let values = helm
+            .parse_set(expression, *kind)
+            .map_err(|err| ServiceError::invalid(format!("helm parameter {name:?}: {err}")))?;
+        set_into(&mut base, values);
+    }
+    for (name, file, text) in &inputs.files {
+        let values = helm
+            .parse_set(&format!("{name}={text}"), SetKind::Literal)
+            .map_err(|err| {
+                ServiceError::invalid(format!("helm file parameter {name:?} ({file}): {err}"))
+            })?;
+        set_into(&mut base, values);
+    }
+    Ok(base)
+}
+
+/// Helm's `mergeMaps`: maps merge key by key, recursively; any other value replaces.
+fn merge_maps(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Object(base), Value::Object(overlay)) => {
+            for (key, value) in overlay {
+                match base.get_mut(&key) {
+                    Some(existing) if existing.is_object() && value.is_object() => {
+                        merge_maps(existing, value)
+                    }
+                    _ => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (_, Value::Null) => {}
+        (base, overlay) => *base = overlay,
+    }
+}
+
+/// What `strvals.ParseInto` does with one parsed expression: like [`merge_maps`], but a
+/// list index (`a[1]=x`, parsed alone as `[null, "x"]`) sets that element of an existing
+/// list, keeping the others.
+fn set_into(base: &mut Value, parsed: Value) {
+    match (base, parsed) {
+        (Value::Object(base), Value::Object(parsed)) => {
+            for (key, value) in parsed {
+                match base.get_mut(&key) {
+                    Some(existing)
+                        if (existing.is_object() && value.is_object())
+                            || (existing.is_array() && value.is_array()) =>
+                    {
+                        set_into(existing, value)
+                    }
+                    _ => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (Value::Array(base), Value::Array(parsed)) => {
+            for (index, value) in parsed.into_iter().enumerate() {
+                if index >= base.len() {
+                    base.resize(index + 1, Value::Null);
+                }
+                if !value.is_null() {
+                    set_into(&mut base[index], value);
+                }
+            }
+        }
+        (base, parsed) => *base = parsed,
+    }
+}
+
+/// `helm template --include-crds` on the scratch copy, parsed into manifests.
+fn template(
+    helm: &Helm,
+    chart_dir: &Path,
+    shown: &str,
+    inputs: &Inputs,
+    options: &RenderOptions,
+    settings: &HelmSource,
+) -> Result<Vec<Value>, ServiceError> {
+    let values = user_values(helm, inputs)?;
+    if settings.skip_schema_validation {
+        // The library always validates; a chart without its schemas renders as
+        // `--skip-schema-validation` would (the schema is used for nothing else).
+        remove_schemas(chart_dir)
+            .map_err(|err| ServiceError::internal(format!("skipping schema validation: {err}")))?;
+    }
+    let failed = |err: gitfleet_helm_c::HelmError| {
+        ServiceError::invalid(format!("helm template {shown}: {err}"))
+    };
+    let chart = helm.load_chart(chart_dir).map_err(failed)?;
+    let rendered = chart.render(&values, options).map_err(failed)?;
+    let mut manifests = Vec::new();
+    if !settings.skip_crds {
+        for crd in chart.crds().map_err(failed)? {
+            let name = format!("{shown}: {}", crd.filename);
+            manifests.extend(
+                parse_manifests(&name, &crd.data)
+                    .map_err(|err| ServiceError::invalid(err.to_string()))?,
+            );
+        }
+    }
+    for (template, text) in &rendered {
+        if template.ends_with("NOTES.txt") || text.trim().is_empty() {
+            continue;
+        }
+        let name = format!("{shown}: {template}");
+        for manifest in
+            parse_manifests(&name, text).map_err(|err| ServiceError::invalid(err.to_string()))?
+        {
+            if settings.skip_tests && is_test_hook(&manifest) {
+                continue;
+            }
+            manifests.push(manifest);
+        }
+    }
+    Ok(manifests)
+}
+
+/// A Helm test (`helm.sh/hook: test`, or Helm 2's `test-success`/`test-failure`).
+fn is_test_hook(manifest: &Value) -> bool {
+    manifest
+        .pointer("/metadata/annotations/helm.sh~1hook")
+        .and_then(Value::as_str)
+        .is_some_and(|hooks| {
+            hooks
+                .split(',')
+                .any(|h| matches!(h.trim(), "test" | "test-success" | "test-failure"))
+        })
+}
+
+fn remove_schemas(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            remove_schemas(&path)?;
+        } else if entry.file_name() == "values.schema.json" {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn commas_are_escaped_unless_the_value_is_a_list() {
+        assert_eq!(escape_commas("a,b"), r"a\,b");
+        assert_eq!(escape_commas(r"a\,b"), r"a\,b");
+        assert_eq!(escape_commas("{a,b}"), "{a,b}");
+    }
+
+    #[test]
+    fn maps_merge_and_set_indexes_keep_the_rest_of_a_list() {
+        let mut base = json!({"a": {"b": 1, "c": [1, 2]}, "d": "x"});
+        merge_maps(&mut base, json!({"a": {"b": 2, "c": [9]}, "d": {"e": 1}}));
+        assert_eq!(base, json!({"a": {"b": 2, "c": [9]}, "d": {"e": 1}}));
+        let mut base = json!({"list": ["a", "b", "c"]});
+        set_into(&mut base, json!({"list": [null, "x"], "n": null}));
+        assert_eq!(base, json!({"list": ["a", "x", "c"], "n": null}));
+    }
+
+    #[test]
+    fn value_file_globs_match_by_segment_and_double_star_crosses_folders() {
+        let m = |p: &str, f: &str| {
+            segments_match(
+                &p.split('/').collect::<Vec<_>>(),
+                &f.split('/').collect::<Vec<_>>(),
+            )
+        };
+        assert!(m("app/values-*.yaml", "app/values-prod.yaml"));
+        assert!(!m("app/*.yaml", "app/env/prod.yaml"));
+        assert!(m("app/**/*.yaml", "app/env/prod.yaml"));
+        assert!(m("app/**/*.yaml", "app/prod.yaml"));
+        assert!(!m("app/[ab].yaml", "app/c.yaml"));
+    }
+
+    #[test]
+    fn value_files_resolve_from_the_chart_or_the_root_and_never_leave() {
+        let env = BuildEnv::default();
+        assert_eq!(
+            resolve_value_file("charts/web", "values-prod.yaml", &env).unwrap(),
+            "charts/web/values-prod.yaml"
+        );
+        assert_eq!(
+            resolve_value_file("charts/web", "../../envs/prod.yaml", &env).unwrap(),
+            "envs/prod.yaml"
+        );
+        assert_eq!(
+            resolve_value_file("charts/web", "/envs/prod.yaml", &env).unwrap(),
+            "envs/prod.yaml"
+        );
+        assert!(resolve_value_file("charts/web", "../../../etc/passwd", &env).is_err());
+        assert!(resolve_value_file("charts/web", "/../etc/passwd", &env).is_err());
+        assert!(resolve_value_file("charts/web", "$values/prod.yaml", &env).is_err());
+        assert!(resolve_value_file("charts/web", "file:///etc/passwd", &env).is_err());
+    }
+
+    #[test]
+    fn test_hooks_are_recognised() {
+        assert!(is_test_hook(
+            &json!({"metadata": {"annotations": {"helm.sh/hook": "test"}}})
+        ));
+        assert!(is_test_hook(
+            &json!({"metadata": {"annotations": {"helm.sh/hook": "pre-install, test-success"}}})
+        ));
+        assert!(!is_test_hook(
+            &json!({"metadata": {"annotations": {"helm.sh/hook": "pre-install"}}})
+        ));
+        assert!(!is_test_hook(&json!({"metadata": {}})));
+    }
+}

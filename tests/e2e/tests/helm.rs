@@ -1,0 +1,113 @@
+//! A Helm chart and a Kustomize overlay in one repository, synced by hand into the
+//! emulator: both reach Synced and Healthy; a commit that changes only the chart's values
+//! file makes only the Helm app OutOfSync (the Kustomize app's render read nothing it
+//! touched), and syncing it brings the new value to the cluster.
+
+use std::time::Duration;
+
+use gitfleet_e2e::{DEPLOYMENT, SERVICE, Sandbox, Timings, application};
+
+const CHART: &str = "apiVersion: v2\nname: web\nversion: 1.0.0\n";
+const VALUES: &str = "replicas: 2\nimage: nginx:1.25\n";
+const HELPERS: &str = "{{- define \"web.name\" -}}{{ .Release.Name }}-web{{- end -}}\n";
+const CHART_DEPLOY: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "web.name" . }}
+spec:
+  replicas: {{ .Values.replicas }}
+  selector:
+    matchLabels: {app: {{ include "web.name" . }}}
+  template:
+    metadata:
+      labels: {app: {{ include "web.name" . }}}
+    spec:
+      containers:
+      - name: web
+        image: {{ .Values.image }}
+"#;
+const BASE: &str = "resources:\n  - deploy.yaml\n  - svc.yaml\n";
+const PRODUCTION: &str = "resources:\n  - ../../base\nnamePrefix: prod-\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_helm_app_and_a_kustomize_app_sync_and_only_the_chart_follows_its_values() {
+    let sb = Sandbox::start(
+        &[
+            ("charts/web/Chart.yaml", CHART),
+            ("charts/web/values.yaml", VALUES),
+            ("charts/web/values-prod.yaml", "replicas: 3\n"),
+            ("charts/web/templates/_helpers.tpl", HELPERS),
+            ("charts/web/templates/deploy.yaml", CHART_DEPLOY),
+            ("apps/api/base/kustomization.yaml", BASE),
+            ("apps/api/base/deploy.yaml", DEPLOYMENT),
+            ("apps/api/base/svc.yaml", SERVICE),
+            (
+                "apps/api/overlays/production/kustomization.yaml",
+                PRODUCTION,
+            ),
+        ],
+        Timings {
+            poll: Duration::from_secs(600),
+            refresh: Duration::from_secs(600),
+        },
+    )
+    .await;
+    let chart = application("shop", &sb.repo_url(), "charts/web", None).replace(
+        "    path: charts/web\n",
+        "    path: charts/web\n    helm:\n      valueFiles:\n      - values-prod.yaml\n",
+    );
+    sb.create_app("shop", &chart).await;
+    let overlay = application("api", &sb.repo_url(), "apps/api/overlays/production", None);
+    sb.create_app("api", &overlay).await;
+    for app in ["shop", "api"] {
+        sb.until_status(app, 90, "OutOfSync before the first sync", |s| {
+            Sandbox::sync_status(s) == "OutOfSync"
+        })
+        .await;
+        assert_eq!(sb.cli(&["app", "sync", app]).await.code, 0);
+        sb.until_status(app, 90, "Synced and Healthy", |s| {
+            Sandbox::sync_status(s) == "Synced" && Sandbox::health(s) == "Healthy"
+        })
+        .await;
+    }
+    let deploy = sb
+        .live("apps", "deployments", "shop", "shop-web")
+        .expect("the chart's Deployment, named by its helper");
+    assert_eq!(
+        deploy["spec"]["replicas"], 3,
+        "values-prod.yaml wins over values.yaml"
+    );
+    assert!(sb.live("apps", "deployments", "api", "prod-web").is_some());
+
+    // Only the values file changes.
+    let commit = sb.commit(
+        &[("charts/web/values-prod.yaml", Some("replicas: 4\n"))],
+        "prod: four replicas",
+    );
+    assert!(sb.github_push().await.is_success());
+    sb.until_status(
+        "shop",
+        60,
+        "the Helm app OutOfSync at the new commit",
+        |s| Sandbox::sync_status(s) == "OutOfSync" && s["sync"]["revision"] == commit,
+    )
+    .await;
+    sb.until_status(
+        "api",
+        60,
+        "the Kustomize app Synced at the new commit",
+        |s| Sandbox::sync_status(s) == "Synced" && s["sync"]["revision"] == commit,
+    )
+    .await;
+
+    assert_eq!(sb.cli(&["app", "sync", "shop"]).await.code, 0);
+    sb.until(60, "four replicas in the cluster", |sb| {
+        sb.live("apps", "deployments", "shop", "shop-web")
+            .is_some_and(|d| d["spec"]["replicas"] == 4)
+    })
+    .await;
+    sb.until_status("shop", 60, "Synced again", |s| {
+        Sandbox::sync_status(s) == "Synced"
+    })
+    .await;
+}
