@@ -46,6 +46,7 @@ type RenderFn =
     unsafe extern "C" fn(Handle, *const c_char, *const c_char, *mut Str, *mut Str) -> i32;
 type TextOutFn = unsafe extern "C" fn(*const c_char, *mut Str, *mut Str) -> i32;
 type CountFn = unsafe extern "C" fn() -> i64;
+type TwoPathsFn = unsafe extern "C" fn(*const c_char, *const c_char, *mut Str) -> i32;
 
 /// Why a call into Helm failed: `helm_error_code` of `helm_c.h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +116,7 @@ pub struct Helm {
     chart_load: LoadFn,
     chart_load_archive: LoadArchiveFn,
     chart_free: HandleFn,
+    chart_expand: TwoPathsFn,
     chart_metadata: HandleOutFn,
     chart_crds: HandleOutFn,
     render: RenderFn,
@@ -226,6 +228,7 @@ impl Helm {
             chart_load: symbol!("helm_chart_load"),
             chart_load_archive: symbol!("helm_chart_load_archive"),
             chart_free: symbol!("helm_chart_free"),
+            chart_expand: symbol!("helm_chart_expand"),
             chart_metadata: symbol!("helm_chart_metadata"),
             chart_crds: symbol!("helm_chart_crds"),
             render: symbol!("helm_render"),
@@ -320,6 +323,18 @@ impl Helm {
             }
         })?;
         Ok(Chart { helm: self, handle })
+    }
+
+    /// Unpacks the chart archive `archive` into `destination/<chart name>/` as `helm pull
+    /// --untar` does (Helm refuses entries that would land outside `destination`).
+    pub fn expand_archive(&self, archive: &Path, destination: &Path) -> Result<(), HelmError> {
+        let destination = cstring(&destination.to_string_lossy(), "the destination")?;
+        let archive = cstring(&archive.to_string_lossy(), "the archive path")?;
+        self.call(|_, err| {
+            // SAFETY: both paths outlive the call; `err` is a valid out-pointer.
+            unsafe { (self.chart_expand)(destination.as_ptr(), archive.as_ptr(), err) }
+        })?;
+        Ok(())
     }
 
     /// A values file's YAML read as Helm reads it (YAML 1.1 scalars: `yes` is true).

@@ -82,21 +82,27 @@ pub struct RefreshRequest {
     pub app: Option<String>,
 }
 
-/// Resolve a revision (branch, tag, commit, HEAD) of a repo to a commit.
+/// Resolve a revision (branch, tag, commit, HEAD) of a Git repo to a commit; with `chart`,
+/// a version constraint of a chart in a Helm repository to the newest version it allows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResolveRequest {
     pub repo: String,
     pub revision: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub chart: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Resolved {
+    /// The commit; for a Helm chart, the chart version.
     pub commit: String,
 }
 
 /// The files under `path` at `commit` (large replies travel through the payload store).
+/// With `chart`, `commit` is a chart version of the Helm repository `repo`, and the reply
+/// is the chart's archive, one binary file `<chart>-<version>.tgz`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FilesRequest {
@@ -104,6 +110,8 @@ pub struct FilesRequest {
     pub commit: String,
     pub path: String,
     pub recurse: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub chart: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -37,6 +37,7 @@ pub async fn diff(
                 "git watcher",
                 bus.topology.git_resolve_subject(),
                 &ResolveRequest {
+                    chart: source.chart.clone(),
                     repo: source.repo_url.clone(),
                     revision: revision.to_string(),
                 },

@@ -295,6 +295,7 @@ async fn desired_at(
             "git watcher",
             shared.bus.topology.git_resolve_subject(),
             &ResolveRequest {
+                chart: source.chart.clone(),
                 repo: repo.clone(),
                 revision: revision.to_string(),
             },

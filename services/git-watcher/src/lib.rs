@@ -1,7 +1,8 @@
 //! The git-watcher's Git core: one bare mirror per repository, revision resolution with
 //! Argo CD's rules, changed paths between commits, and the polling decisions built on them.
 //!
-//! This is the only crate in gitfleet that talks to Git. [`service::run`] puts the core on
+//! This is the only crate in gitfleet that talks to Git, and to Helm repositories
+//! ([`helm_repo`]: index, version constraints, archives). [`service::run`] puts the core on
 //! the bus: it follows the Applications in KV, publishes revision events, acts on webhooks
 //! and answers the resolve and files requests.
 //!
@@ -33,6 +34,7 @@ pub mod changes;
 pub mod credentials;
 pub mod error;
 pub mod files;
+pub mod helm_repo;
 pub mod mirror;
 pub mod poll;
 pub mod resolve;

@@ -22,6 +22,8 @@ use futures::StreamExt;
 use gitfleet_bus::async_nats::jetstream::kv;
 use gitfleet_bus::{Bucket, Bus, BusError, Running, subject_token};
 use gitfleet_messages::{RefreshRequest, RevisionEvent};
+
+use crate::helm_repo::HelmRepos;
 use gitfleet_model::{Application, Repository};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -117,7 +119,9 @@ pub async fn start(
             ..MirrorsConfig::default()
         },
     );
-    let access = RepoAccess::new(mirrors.clone());
+    // A Helm repository's index is read once per poll interval for every app on it.
+    let helm = HelmRepos::new(config.poll_interval, config.fetch_timeout);
+    let access = RepoAccess::new(mirrors.clone(), helm);
     let apps_kv = bus.kv(Bucket::Applications).await?;
     let repos_kv = bus.kv(Bucket::Repositories).await?;
     let prefix = bus.topology.prefix().to_owned();

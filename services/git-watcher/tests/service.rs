@@ -178,6 +178,7 @@ async fn follows_apps_acts_on_webhooks_and_answers_requests() {
 
     // Resolve: branch, tag, unknown.
     let resolve = |revision: &str| ResolveRequest {
+        chart: String::new(),
         repo: repo.clone(),
         revision: revision.into(),
     };
@@ -209,6 +210,7 @@ async fn follows_apps_acts_on_webhooks_and_answers_requests() {
         &bus,
         bus.topology.git_files_subject(),
         &FilesRequest {
+            chart: String::new(),
             repo: repo.clone(),
             commit: third.clone(),
             path: "apps".into(),
@@ -230,6 +232,7 @@ async fn follows_apps_acts_on_webhooks_and_answers_requests() {
         &bus,
         bus.topology.git_files_subject(),
         &FilesRequest {
+            chart: String::new(),
             repo: repo.clone(),
             commit: third.clone(),
             path: "nowhere".into(),

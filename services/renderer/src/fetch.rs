@@ -45,7 +45,12 @@ pub fn join(dir: &str, path: &str) -> Result<String, OutsideRepository> {
             path: path.to_owned(),
         });
     }
-    clean(&format!("{dir}/{path}")).map_err(|_| OutsideRepository {
+    let joined = if dir.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{dir}/{path}")
+    };
+    clean(&joined).map_err(|_| OutsideRepository {
         path: path.to_owned(),
     })
 }
@@ -70,6 +75,9 @@ pub struct Fetcher {
     peeked: BTreeSet<String>,
     /// Files the render depends on that no fetched directory covers.
     single_files: BTreeSet<String>,
+    /// Every file is already here (a chart unpacked from a Helm repository): nothing is
+    /// asked of the git watcher.
+    sealed: bool,
 }
 
 impl Fetcher {
@@ -84,7 +92,47 @@ impl Fetcher {
             top_level: BTreeSet::new(),
             peeked: BTreeSet::new(),
             single_files: BTreeSet::new(),
+            sealed: false,
         }
+    }
+
+    /// The archive of `chart` at this fetcher's commit (a chart version), from the Helm
+    /// repository that is this fetcher's repository.
+    pub async fn chart_archive(&self, chart: &str) -> Result<Vec<u8>, ServiceError> {
+        let files: Files = self
+            .bus
+            .ask(
+                "git watcher",
+                self.bus.topology.git_files_subject(),
+                &FilesRequest {
+                    repo: self.repo.clone(),
+                    commit: self.commit.clone(),
+                    path: String::new(),
+                    recurse: false,
+                    chart: chart.to_owned(),
+                },
+                self.timeout,
+            )
+            .await?;
+        files
+            .files
+            .into_iter()
+            .next()
+            .and_then(|f| f.bytes())
+            .ok_or_else(|| {
+                ServiceError::internal(format!(
+                    "the git watcher sent no archive of chart {chart:?} {}",
+                    self.commit
+                ))
+            })
+    }
+
+    /// Takes `files` as everything there is: later fetches read them and never the bus.
+    pub fn seal(&mut self, files: Vec<RepoFile>) {
+        for file in files {
+            self.files.insert(file.path.clone(), file);
+        }
+        self.sealed = true;
     }
 
     /// Fetches the files in `dir` (and below it when `recurse`), unless already fetched.
@@ -102,6 +150,15 @@ impl Fetcher {
     }
 
     async fn list(&mut self, dir: &str, recurse: bool) -> Result<(), ServiceError> {
+        if self.sealed {
+            return if self.files.keys().any(|f| is_below(f, dir) && f != dir) {
+                Ok(())
+            } else {
+                Err(ServiceError::not_found(format!(
+                    "path {dir:?} not found in the chart"
+                )))
+            };
+        }
         let files: Files = self
             .bus
             .ask(
@@ -112,6 +169,7 @@ impl Fetcher {
                     commit: self.commit.clone(),
                     path: dir.to_owned(),
                     recurse,
+                    chart: String::new(),
                 },
                 self.timeout,
             )
@@ -224,6 +282,8 @@ mod tests {
             "apps/x/base"
         );
         assert!(join("apps", "../../x").is_err());
+        assert_eq!(join("", "values.yaml").unwrap(), "values.yaml");
+        assert!(join("", "../x").is_err());
         assert!(join("apps", "/abs").is_err());
     }
 

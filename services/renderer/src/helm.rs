@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use gitfleet_engine::diff::Glob;
 use gitfleet_helm_c::{Helm, RenderOptions, SetKind};
-use gitfleet_messages::{RenderRequest, ServiceError};
+use gitfleet_messages::{RenderRequest, RepoFile, ServiceError};
 use gitfleet_model::HelmSource;
 use serde_json::{Map, Value};
 
@@ -84,8 +84,14 @@ pub async fn render(
             settings.version
         )));
     }
+    // What messages call the chart: its path in Git, or its name and version.
+    let shown = if request.source.is_helm_chart() {
+        format!("chart {} {}", request.source.chart, request.commit)
+    } else {
+        display_path(path).to_owned()
+    };
     fetcher.dir(path, true).await?;
-    let inputs = gather(fetcher, path, &settings, env).await?;
+    let inputs = gather(fetcher, path, &shown, &settings, env).await?;
 
     let scratch = tempfile::Builder::new()
         .prefix("gitfleet-helm-")
@@ -103,8 +109,8 @@ pub async fn render(
         kube_version: non_empty(&settings.kube_version).map(str::to_owned),
         api_versions: settings.api_versions.clone(),
     };
-    let shown = display_path(path).to_owned();
     let settings = Arc::new(settings);
+    let label = shown.clone();
     let task = tokio::task::spawn_blocking(move || {
         let result = template(helm, &chart_dir, &shown, &inputs, &options, &settings);
         drop(scratch);
@@ -114,11 +120,69 @@ pub async fn render(
         Ok(joined) => joined
             .map_err(|err| ServiceError::internal(format!("helm render task failed: {err}")))?,
         Err(_) => Err(ServiceError::invalid(format!(
-            "helm template {}: did not finish in {} s",
-            display_path(path),
+            "helm template {label}: did not finish in {} s",
             tool.timeout.as_secs()
         ))),
     }
+}
+
+/// The files of a chart archive from a Helm repository, by path within the chart, unpacked
+/// by Helm (which refuses entries that would land outside the chart).
+pub async fn unpack(
+    tool: &HelmTool,
+    chart: &str,
+    version: &str,
+    archive: Vec<u8>,
+) -> Result<Vec<RepoFile>, ServiceError> {
+    let helm = tool.load()?;
+    let label = format!("chart {chart} {version}");
+    tokio::task::spawn_blocking(move || {
+        let internal = |what: &str, err: std::io::Error| {
+            ServiceError::internal(format!("{label}: {what}: {err}"))
+        };
+        let scratch = tempfile::Builder::new()
+            .prefix("gitfleet-chart-")
+            .tempdir()
+            .map_err(|err| internal("creating a scratch directory", err))?;
+        let file = scratch.path().join("chart.tgz");
+        std::fs::write(&file, &archive).map_err(|err| internal("writing the archive", err))?;
+        let out = scratch.path().join("out");
+        helm.expand_archive(&file, &out)
+            .map_err(|err| ServiceError::invalid(format!("{label}: {err}")))?;
+        // Helm unpacks into `out/<chart name>/`.
+        let root = std::fs::read_dir(&out)
+            .map_err(|err| internal("reading the unpacked chart", err))?
+            .filter_map(Result::ok)
+            .find(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .ok_or_else(|| ServiceError::invalid(format!("{label}: the archive holds no chart")))?;
+        let mut files = Vec::new();
+        collect(&root, &root, &mut files)
+            .map_err(|err| internal("reading the unpacked chart", err))?;
+        Ok(files)
+    })
+    .await
+    .map_err(|err| ServiceError::internal(format!("unpack task failed: {err}")))?
+}
+
+/// Regular files below `dir`, by path relative to `root`; symlinks are left out.
+fn collect(root: &Path, dir: &Path, files: &mut Vec<RepoFile>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let path = entry.path();
+        if kind.is_dir() {
+            collect(root, &path, files)?;
+        } else if kind.is_file() {
+            let relative = path
+                .strip_prefix(root)
+                .map_err(std::io::Error::other)?
+                .to_string_lossy()
+                .into_owned();
+            files.push(RepoFile::from_bytes(relative, std::fs::read(&path)?));
+        }
+    }
+    Ok(())
 }
 
 fn non_empty(s: &str) -> Option<&str> {
@@ -134,6 +198,7 @@ fn display_path(path: &str) -> &str {
 async fn gather(
     fetcher: &mut Fetcher,
     path: &str,
+    shown: &str,
     settings: &HelmSource,
     env: &BuildEnv,
 ) -> Result<Inputs, ServiceError> {
@@ -155,8 +220,7 @@ async fn gather(
                     continue;
                 }
                 return Err(ServiceError::invalid(format!(
-                    "{}: values file glob {raw:?} matched no files",
-                    display_path(path)
+                    "{shown}: values file glob {raw:?} matched no files"
                 )));
             }
             for m in matches {
@@ -172,8 +236,7 @@ async fn gather(
                 continue;
             }
             return Err(ServiceError::invalid(format!(
-                "{}: values file {raw:?} ({file}) does not exist in the repository",
-                display_path(path)
+                "{shown}: values file {raw:?} ({file}) does not exist in the repository"
             )));
         }
         if !value_files.contains(&file) {
@@ -222,10 +285,8 @@ async fn gather(
         let file = resolve_value_file(path, &p.path, env)?;
         if !fetcher.reference(&file).await? || !fetcher.files().contains_key(&file) {
             return Err(ServiceError::invalid(format!(
-                "{}: file parameter {:?}: {:?} ({file}) does not exist in the repository",
-                display_path(path),
-                p.name,
-                p.path
+                "{shown}: file parameter {:?}: {:?} ({file}) does not exist in the repository",
+                p.name, p.path
             )));
         }
         files.retain(|(name, _, _): &(String, String, String)| *name != p.name);

@@ -92,10 +92,7 @@ pub async fn render(
 ) -> Result<Rendered, ServiceError> {
     let source = &request.source;
     if source.is_helm_chart() {
-        return Err(ServiceError::invalid(format!(
-            "chart {:?} from Helm repository {}: Helm charts are not rendered yet",
-            source.chart, request.repo
-        )));
+        return render_repository_chart(bus, request, tools, files_timeout).await;
     }
     let path = fetch::clean(&source.path)
         .map_err(|err| ServiceError::invalid(format!("source path: {err}")))?;
@@ -172,6 +169,42 @@ pub async fn render(
     Ok(Rendered {
         manifests,
         inputs: fetcher.inputs(),
+    })
+}
+
+/// A chart from a Helm repository (`chart` + `repoURL`): its archive at the resolved
+/// version through the git watcher, unpacked, rendered as a chart in Git is. Its one
+/// input is the version, which is the request's commit.
+async fn render_repository_chart(
+    bus: Bus,
+    request: &RenderRequest,
+    tools: &Tools,
+    files_timeout: Duration,
+) -> Result<Rendered, ServiceError> {
+    let source = &request.source;
+    if let Some(tool) = explicit_tool(source).map_err(ServiceError::invalid)?
+        && tool != Tool::Helm
+    {
+        return Err(ServiceError::invalid(format!(
+            "chart {:?}: a chart from a Helm repository is rendered by Helm, and the source sets {}",
+            source.chart,
+            tool.name()
+        )));
+    }
+    let mut fetcher = Fetcher::new(
+        bus,
+        request.repo.clone(),
+        request.commit.clone(),
+        files_timeout,
+    );
+    let archive = fetcher.chart_archive(&source.chart).await?;
+    let files = helm::unpack(&tools.helm, &source.chart, &request.commit, archive).await?;
+    fetcher.seal(files);
+    let env = build_env(request);
+    let manifests = helm::render(&mut fetcher, &tools.helm, "", request, &env).await?;
+    Ok(Rendered {
+        manifests,
+        inputs: Vec::new(),
     })
 }
 

@@ -1,5 +1,6 @@
-//! Mirrors with the credentials of the `repositories` bucket applied: the one way the
-//! service gets at a repository, so polls and requests fetch with the same credentials.
+//! Mirrors and Helm repositories with the credentials of the `repositories` bucket
+//! applied: the one way the service gets at a repository, so polls and requests fetch with
+//! the same credentials.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -8,6 +9,7 @@ use gitfleet_model::{Repository, RepositoryType};
 
 use crate::credentials::RepoCredentials;
 use crate::error::Result;
+use crate::helm_repo::HelmRepos;
 use crate::mirror::{Mirror, Mirrors};
 use crate::url::RepoUrl;
 
@@ -19,15 +21,30 @@ pub(crate) struct RepoAccess {
     credentials: Arc<RwLock<HashMap<String, RepoCredentials>>>,
     /// The URL of each `repositories` key: a deletion carries no value to read it from.
     urls_by_entry: Arc<RwLock<HashMap<String, String>>>,
+    pub helm: HelmRepos,
+    /// Credentials of Helm repositories (`type: helm` entries), by URL without a
+    /// trailing slash.
+    helm_credentials: Arc<RwLock<HashMap<String, RepoCredentials>>>,
 }
 
 impl RepoAccess {
-    pub fn new(mirrors: Mirrors) -> Self {
+    pub fn new(mirrors: Mirrors, helm: HelmRepos) -> Self {
         RepoAccess {
             mirrors,
             credentials: Arc::default(),
             urls_by_entry: Arc::default(),
+            helm,
+            helm_credentials: Arc::default(),
         }
+    }
+
+    /// The credentials of the Helm repository `repo`, if an entry gives some.
+    pub fn helm_credentials(&self, repo: &str) -> Option<RepoCredentials> {
+        self.helm_credentials
+            .read()
+            .expect("credentials lock poisoned")
+            .get(repo.trim_end_matches('/'))
+            .cloned()
     }
 
     /// The mirror of `repo`, carrying the bucket's credentials for it if there are any.
@@ -63,6 +80,27 @@ impl RepoAccess {
     /// hands them to its mirror if one is open. Returns the normalized key, or `None` for
     /// entries that are not Git repositories with a valid URL.
     pub fn update(&self, repo: &str, entry: Option<&Repository>) -> Option<String> {
+        {
+            let mut helm = self
+                .helm_credentials
+                .write()
+                .expect("credentials lock poisoned");
+            let key = repo.trim_end_matches('/').to_owned();
+            match entry {
+                Some(entry) if entry.type_ == RepositoryType::Helm => {
+                    match RepoCredentials::of_repository(entry) {
+                        Some(c) => helm.insert(key, c),
+                        None => helm.remove(&key),
+                    };
+                    self.helm.forget(repo);
+                    return None;
+                }
+                Some(_) => {}
+                None => {
+                    helm.remove(&key);
+                }
+            }
+        }
         let url = RepoUrl::parse(repo).ok()?;
         let credentials = match entry {
             Some(entry) if entry.type_ != RepositoryType::Git => return None,

@@ -13,6 +13,24 @@ pub(crate) async fn resolve(
     access: RepoAccess,
     request: ResolveRequest,
 ) -> Result<Resolved, ServiceError> {
+    if !request.chart.is_empty() {
+        let credentials = access.helm_credentials(&request.repo);
+        let result = access
+            .helm
+            .resolve(
+                &request.repo,
+                &request.chart,
+                &request.revision,
+                credentials.as_ref(),
+            )
+            .await;
+        if let Err(err) = &result {
+            tracing::debug!(error = %err, "chart resolve failed");
+        }
+        return result
+            .map(|commit| Resolved { commit })
+            .map_err(ServiceError::from);
+    }
     let result = with_fresh_mirror(&access, &request.repo, move |mirror| {
         mirror
             .resolve(&request.revision)
@@ -30,6 +48,28 @@ pub(crate) async fn files(
     access: RepoAccess,
     request: FilesRequest,
 ) -> Result<Files, ServiceError> {
+    if !request.chart.is_empty() {
+        let credentials = access.helm_credentials(&request.repo);
+        let result = access
+            .helm
+            .archive(
+                &request.repo,
+                &request.chart,
+                &request.commit,
+                credentials.as_ref(),
+            )
+            .await;
+        if let Err(err) = &result {
+            tracing::debug!(error = %err, "chart download failed");
+        }
+        let archive = result.map_err(ServiceError::from)?;
+        return Ok(Files {
+            files: vec![RepoFile::from_bytes(
+                format!("{}-{}.tgz", request.chart, request.commit),
+                archive.to_vec(),
+            )],
+        });
+    }
     let depth = if request.recurse {
         Depth::Recursive
     } else {

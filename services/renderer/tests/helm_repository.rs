@@ -1,0 +1,331 @@
+//! Charts from a Helm repository served on localhost (an `index.yaml` and archives over
+//! HTTP, basic auth): the git watcher resolves the version constraint to the newest match
+//! and hands over the archive, checked against the index's digest; the renderer unpacks it
+//! and renders it with the app's values as a chart in Git. Unknown charts, versions no
+//! repository has, a tampered archive and a wrong password are errors that say so, with
+//! no secret in them.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use gitfleet_bus::{Bucket, Bus, testkit};
+use gitfleet_messages::{
+    ErrorCode, RenderRequest, Rendered, Reply, ResolveRequest, Resolved, ServiceError,
+};
+use gitfleet_model::{ApplicationSource, HelmParameter, HelmSource};
+use tokio_util::sync::CancellationToken;
+
+const USER: &str = "charts";
+const PASSWORD: &str = "s3cret-repo-password";
+
+fn write(root: &Path, path: &str, content: &str) {
+    let path = root.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+/// A packaged chart `web` at `version` whose ConfigMap says which version it is.
+fn package(version: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "web/Chart.yaml",
+        &format!("apiVersion: v2\nname: web\nversion: {version}\n"),
+    );
+    write(dir.path(), "web/values.yaml", "color: red\n");
+    write(dir.path(), "web/values-prod.yaml", "color: blue\n");
+    write(
+        dir.path(),
+        "web/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  version: {{ .Chart.Version | quote }}\n  color: {{ .Values.color }}\n  size: {{ .Values.size | default \"m\" | quote }}\n",
+    );
+    let archive = dir.path().join("web.tgz");
+    let status = Command::new("tar")
+        .arg("-czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(dir.path())
+        .arg("web")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(archive).unwrap()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, bytes).unwrap();
+    let out = Command::new("sha256sum").arg(&file).output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+}
+
+type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+
+/// Serves `files` under `/charts/`, to basic auth with [`USER`] and [`PASSWORD`] only.
+async fn serve(files: Files) -> String {
+    async fn file(
+        State(files): State<Files>,
+        headers: HeaderMap,
+        UrlPath(name): UrlPath<String>,
+    ) -> Result<Vec<u8>, StatusCode> {
+        use base64::Engine as _;
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+        );
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+            return Err(StatusCode::UNAUTHORIZED);
+        }
+        files
+            .lock()
+            .unwrap()
+            .get(&name)
+            .cloned()
+            .ok_or(StatusCode::NOT_FOUND)
+    }
+    let app = axum::Router::new()
+        .route("/charts/{name}", get(file))
+        .with_state(files);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/charts")
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    bus: Bus,
+    repo: String,
+    shutdown: CancellationToken,
+}
+
+impl Fixture {
+    async fn start() -> Fixture {
+        let mut files = HashMap::new();
+        let mut index = String::from("apiVersion: v1\nentries:\n  web:\n");
+        for version in ["1.0.0", "1.1.0", "2.0.0-rc.1"] {
+            let archive = package(version);
+            index.push_str(&format!(
+                "  - name: web\n    version: {version}\n    digest: {}\n    urls: [web-{version}.tgz]\n",
+                sha256(&archive)
+            ));
+            files.insert(format!("web-{version}.tgz"), archive);
+        }
+        // Listed with the digest of another archive: tampered with after indexing.
+        index.push_str(&format!(
+            "  - name: web\n    version: 0.9.0\n    digest: {}\n    urls: [web-0.9.0.tgz]\n",
+            sha256(b"something else")
+        ));
+        files.insert("web-0.9.0.tgz".into(), package("0.9.0"));
+        files.insert("index.yaml".into(), index.into_bytes());
+        let files: Files = Arc::new(Mutex::new(files));
+        let repo = serve(files).await;
+
+        let dir = tempfile::tempdir().unwrap();
+        let bus = testkit::bus().await;
+        // The repository's credentials, as the declarative setup Secret gives them.
+        let repositories = bus.kv(Bucket::Repositories).await.unwrap();
+        let entry = serde_json::json!({
+            "repo": repo, "type": "helm", "name": "charts",
+            "username": USER, "password": PASSWORD,
+        });
+        repositories
+            .put("charts", serde_json::to_vec(&entry).unwrap().into())
+            .await
+            .unwrap();
+        let shutdown = CancellationToken::new();
+        let watcher = git_watcher::start(
+            git_watcher::Config::new(dir.path().join("mirrors")),
+            bus.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(watcher.wait());
+        let renderer = renderer::start(renderer::Config::default(), bus.clone(), shutdown.clone())
+            .await
+            .unwrap();
+        tokio::spawn(renderer.wait());
+        let f = Fixture {
+            _dir: dir,
+            bus,
+            repo,
+            shutdown,
+        };
+        // The watcher reads the credentials from the bucket on its own time.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while let Err(err) = f.resolve("web", "*").await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never authorised: {err:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        f
+    }
+
+    async fn ask<T: serde::de::DeserializeOwned>(
+        &self,
+        subject: String,
+        body: &impl serde::Serialize,
+    ) -> Reply<T> {
+        let message = tokio::time::timeout(
+            Duration::from_secs(60),
+            self.bus
+                .client
+                .request(subject, serde_json::to_vec(body).unwrap().into()),
+        )
+        .await
+        .expect("reply in time")
+        .expect("reply");
+        let body = self.bus.read_payload(&message).await.unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    async fn resolve(&self, chart: &str, constraint: &str) -> Result<String, ServiceError> {
+        let request = ResolveRequest {
+            repo: self.repo.clone(),
+            revision: constraint.into(),
+            chart: chart.into(),
+        };
+        let reply: Reply<Resolved> = self
+            .ask(self.bus.topology.git_resolve_subject(), &request)
+            .await;
+        reply.into_result().map(|r| r.commit)
+    }
+
+    async fn render(
+        &self,
+        version: &str,
+        helm: Option<HelmSource>,
+    ) -> Result<Rendered, ServiceError> {
+        let request = RenderRequest {
+            repo: self.repo.clone(),
+            commit: version.into(),
+            source: ApplicationSource {
+                repo_url: self.repo.clone(),
+                chart: "web".into(),
+                target_revision: "^1.0".into(),
+                helm,
+                ..ApplicationSource::default()
+            },
+            app_name: "shop".into(),
+            namespace: "prod".into(),
+        };
+        let reply: Reply<Rendered> = self.ask(self.bus.topology.render_subject(), &request).await;
+        reply.into_result()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chart_from_a_helm_repository_resolves_and_renders() {
+    let f = Fixture::start().await;
+    assert_eq!(f.resolve("web", "^1.0").await.unwrap(), "1.1.0");
+    assert_eq!(f.resolve("web", "1.0.0").await.unwrap(), "1.0.0");
+    assert_eq!(
+        f.resolve("web", "").await.unwrap(),
+        "1.1.0",
+        "newest stable"
+    );
+    assert_eq!(
+        f.resolve("web", ">=2.0.0-rc.0").await.unwrap(),
+        "2.0.0-rc.1"
+    );
+
+    let helm = HelmSource {
+        value_files: vec!["values-prod.yaml".into()],
+        parameters: vec![HelmParameter {
+            name: "size".into(),
+            value: "xl".into(),
+            force_string: false,
+        }],
+        ..HelmSource::default()
+    };
+    let rendered = f.render("1.1.0", Some(helm)).await.unwrap();
+    assert_eq!(
+        rendered.manifests,
+        [serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shop"},
+            "data": {"version": "1.1.0", "color": "blue", "size": "xl"},
+        })]
+    );
+    let plain = f.render("1.0.0", None).await.unwrap();
+    assert_eq!(plain.manifests[0]["data"]["version"], "1.0.0");
+    assert_eq!(plain.manifests[0]["data"]["color"], "red");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_helm_repository_input_is_an_error_saying_so() {
+    let f = Fixture::start().await;
+    let err = f.resolve("web", "^3.0").await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound);
+    assert!(
+        err.message.contains("no version of chart \"web\"")
+            && err.message.contains("\"^3.0\"")
+            && err.message.contains("newest: 2.0.0-rc.1"),
+        "{}",
+        err.message
+    );
+    let err = f.resolve("nope", "*").await.unwrap_err();
+    assert_eq!(
+        err.message,
+        format!("chart \"nope\" not found in Helm repository {}", f.repo)
+    );
+    let err = f.resolve("web", ">= banana").await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Invalid, "{}", err.message);
+
+    let err = f.render("0.9.0", None).await.unwrap_err();
+    assert!(err.message.contains("sha256"), "{}", err.message);
+    let err = f.render("7.0.0", None).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound, "{}", err.message);
+
+    let missing = HelmSource {
+        value_files: vec!["values-nope.yaml".into()],
+        ..HelmSource::default()
+    };
+    let err = f.render("1.0.0", Some(missing)).await.unwrap_err();
+    assert!(
+        err.message
+            .contains("chart web 1.0.0: values file \"values-nope.yaml\""),
+        "{}",
+        err.message
+    );
+
+    // A wrong password: the repository refuses, and the message holds no secret.
+    let repositories = f.bus.kv(Bucket::Repositories).await.unwrap();
+    let entry = serde_json::json!({
+        "repo": f.repo, "type": "helm", "name": "charts",
+        "username": USER, "password": "wrong-password-123",
+    });
+    repositories
+        .put("charts", serde_json::to_vec(&entry).unwrap().into())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let err = loop {
+        match f.resolve("web", "^1.0").await {
+            Err(err) => break err,
+            Ok(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Ok(_) => panic!("the wrong password was never used"),
+        }
+    };
+    assert!(err.message.contains("401"), "{}", err.message);
+    for secret in ["wrong-password-123", PASSWORD] {
+        assert!(!err.message.contains(secret), "{}", err.message);
+    }
+}
