@@ -18,7 +18,7 @@ use crate::credentials::RepoCredentials;
 /// Largest `index.yaml` read (public indexes reach tens of MB).
 const MAX_INDEX_BYTES: usize = 64 << 20;
 /// Largest chart archive read.
-const MAX_ARCHIVE_BYTES: usize = 20 << 20;
+pub(crate) const MAX_ARCHIVE_BYTES: usize = 20 << 20;
 /// Archives kept in memory.
 const MAX_ARCHIVES: usize = 256;
 
@@ -74,13 +74,22 @@ struct ChartVersion {
     digest: String,
 }
 
+/// What was read, by key, and when.
+type Timed<T> = Arc<Mutex<HashMap<String, (Instant, Arc<T>)>>>;
+/// Repository, chart, version.
+type ArchiveKey = (String, String, String);
+
 /// The Helm repositories this process reads, with their indexes and archives cached.
 #[derive(Clone)]
 pub struct HelmRepos {
     client: reqwest::Client,
-    index_ttl: Duration,
-    indexes: Arc<Mutex<HashMap<String, (Instant, Arc<Index>)>>>,
-    archives: Arc<Mutex<HashMap<(String, String, String), Arc<Vec<u8>>>>>,
+    pub(crate) index_ttl: Duration,
+    indexes: Timed<Index>,
+    /// OCI tags by repository name (`host/path/chart`).
+    pub(crate) tags: Timed<Vec<String>>,
+    /// OCI bearer tokens by repository name.
+    pub(crate) tokens: Arc<Mutex<HashMap<String, String>>>,
+    archives: Arc<Mutex<HashMap<ArchiveKey, Arc<Vec<u8>>>>>,
 }
 
 impl HelmRepos {
@@ -95,6 +104,8 @@ impl HelmRepos {
                 .expect("an HTTP client with default TLS settings builds"),
             index_ttl,
             indexes: Arc::default(),
+            tags: Arc::default(),
+            tokens: Arc::default(),
             archives: Arc::default(),
         }
     }
@@ -105,6 +116,41 @@ impl HelmRepos {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(base(repo));
+        let prefix = crate::oci::without_scheme(repo);
+        self.tags
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|name, _| !name.starts_with(prefix));
+    }
+
+    /// An archive already downloaded.
+    pub(crate) fn cached_archive(
+        &self,
+        repo: &str,
+        chart: &str,
+        version: &str,
+    ) -> Option<Arc<Vec<u8>>> {
+        let key = (base(repo).to_owned(), chart.to_owned(), version.to_owned());
+        self.archives
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned()
+    }
+
+    pub(crate) fn keep_archive(
+        &self,
+        repo: &str,
+        chart: &str,
+        version: &str,
+        archive: Arc<Vec<u8>>,
+    ) {
+        let key = (base(repo).to_owned(), chart.to_owned(), version.to_owned());
+        let mut archives = self.archives.lock().unwrap_or_else(|e| e.into_inner());
+        if archives.len() >= MAX_ARCHIVES {
+            archives.clear();
+        }
+        archives.insert(key, archive);
     }
 
     /// The newest version of `chart` in `repo` that `constraint` allows.
@@ -118,23 +164,14 @@ impl HelmRepos {
         let wanted = Constraint::parse(constraint)?;
         let index = self.index(repo, credentials).await?;
         let versions = versions_of(&index, repo, chart)?;
-        let mut parsed: Vec<(Version, &ChartVersion)> = versions
-            .iter()
-            .filter_map(|v| lenient_version(&v.version).map(|p| (p, v)))
-            .collect();
-        parsed.sort_by(|a, b| b.0.cmp(&a.0));
-        parsed
-            .iter()
-            .find(|(v, _)| wanted.matches(v))
-            .map(|(_, entry)| entry.version.clone())
-            .ok_or_else(|| HelmRepoError::NoVersion {
+        newest_match(versions.iter().map(|v| v.version.as_str()), &wanted).map_err(|newest| {
+            HelmRepoError::NoVersion {
                 repo: repo.to_owned(),
                 chart: chart.to_owned(),
                 constraint: constraint.to_owned(),
-                newest: parsed
-                    .first()
-                    .map_or_else(|| "none".to_owned(), |(_, e)| e.version.clone()),
-            })
+                newest,
+            }
+        })
     }
 
     /// The archive (`.tgz`) of `chart` at exactly `version`.
@@ -145,14 +182,8 @@ impl HelmRepos {
         version: &str,
         credentials: Option<&RepoCredentials>,
     ) -> Result<Arc<Vec<u8>>, HelmRepoError> {
-        let key = (base(repo).to_owned(), chart.to_owned(), version.to_owned());
-        if let Some(archive) = self
-            .archives
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Ok(archive.clone());
+        if let Some(archive) = self.cached_archive(repo, chart, version) {
+            return Ok(archive);
         }
         let index = self.index(repo, credentials).await?;
         let entry = versions_of(&index, repo, chart)?
@@ -188,11 +219,7 @@ impl HelmRepos {
             }
         }
         let archive = Arc::new(archive);
-        let mut archives = self.archives.lock().unwrap_or_else(|e| e.into_inner());
-        if archives.len() >= MAX_ARCHIVES {
-            archives.clear();
-        }
-        archives.insert(key, archive.clone());
+        self.keep_archive(repo, chart, version, archive.clone());
         Ok(archive)
     }
 
@@ -240,51 +267,88 @@ impl HelmRepos {
         credentials: Option<&RepoCredentials>,
         limit: usize,
     ) -> Result<Vec<u8>, HelmRepoError> {
-        let unreachable = |message: String| HelmRepoError::Unreachable {
-            repo: repo.to_owned(),
-            message,
-        };
         let mut request = self.client.get(url);
         if let Some(c) = credentials {
             request = request.basic_auth(c.username(), Some(c.password()));
         }
-        // reqwest's errors may carry the URL; it holds no credentials (they go in a header).
-        let mut response = request
-            .send()
-            .await
-            .map_err(|err| unreachable(format!("GET {}: {}", path_of(url), without_url(err))))?;
-        let status = response.status();
-        if !status.is_success() {
-            let message = format!("GET {}: HTTP {status}", path_of(url));
-            return Err(if status.is_client_error() {
-                HelmRepoError::Invalid {
-                    repo: repo.to_owned(),
-                    message,
-                }
-            } else {
-                unreachable(message)
-            });
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|err| unreachable(format!("GET {}: {}", path_of(url), without_url(err))))?
-        {
-            if body.len() + chunk.len() > limit {
-                return Err(HelmRepoError::Invalid {
-                    repo: repo.to_owned(),
-                    message: format!("GET {}: more than {limit} bytes", path_of(url)),
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        read_body(repo, url, request, limit).await
+    }
+
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 }
 
+/// Sends `request` and reads the body within `limit` bytes.
+pub(crate) async fn read_body(
+    repo: &str,
+    url: &str,
+    request: reqwest::RequestBuilder,
+    limit: usize,
+) -> Result<Vec<u8>, HelmRepoError> {
+    let response = send(repo, url, request).await?;
+    read_response(repo, url, response, limit).await
+}
+
+/// Sends `request`; reqwest's errors lose the URL (it holds no credentials, which go in a
+/// header, but may hold a query string).
+pub(crate) async fn send(
+    repo: &str,
+    url: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, HelmRepoError> {
+    request
+        .send()
+        .await
+        .map_err(|err| HelmRepoError::Unreachable {
+            repo: repo.to_owned(),
+            message: format!("GET {}: {}", path_of(url), without_url(err)),
+        })
+}
+
+/// The body of `response` within `limit` bytes; a status other than success is an error
+/// naming the URL's last segment and the status.
+pub(crate) async fn read_response(
+    repo: &str,
+    url: &str,
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, HelmRepoError> {
+    let unreachable = |message: String| HelmRepoError::Unreachable {
+        repo: repo.to_owned(),
+        message,
+    };
+    let status = response.status();
+    if !status.is_success() {
+        let message = format!("GET {}: HTTP {status}", path_of(url));
+        return Err(if status.is_client_error() {
+            HelmRepoError::Invalid {
+                repo: repo.to_owned(),
+                message,
+            }
+        } else {
+            unreachable(message)
+        });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|err| unreachable(format!("GET {}: {}", path_of(url), without_url(err))))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(HelmRepoError::Invalid {
+                repo: repo.to_owned(),
+                message: format!("GET {}: more than {limit} bytes", path_of(url)),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// reqwest's message without the URL (it may carry a query string) but with its cause.
-fn without_url(err: reqwest::Error) -> String {
+pub(crate) fn without_url(err: reqwest::Error) -> String {
     let err = err.without_url();
     match std::error::Error::source(&err) {
         Some(source) => format!("{err}: {source}"),
@@ -293,7 +357,7 @@ fn without_url(err: reqwest::Error) -> String {
 }
 
 /// The last path segment of a URL, for messages.
-fn path_of(url: &str) -> &str {
+pub(crate) fn path_of(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
 }
 
@@ -316,7 +380,28 @@ fn versions_of<'i>(
         })
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// The newest of `versions` that `wanted` allows; else the newest of all (or `none`), for
+/// the message.
+pub fn newest_match<'v>(
+    versions: impl Iterator<Item = &'v str>,
+    wanted: &Constraint,
+) -> Result<String, String> {
+    let mut parsed: Vec<(Version, &str)> = versions
+        .filter_map(|v| lenient_version(v).map(|p| (p, v)))
+        .collect();
+    parsed.sort_by(|a, b| b.0.cmp(&a.0));
+    parsed
+        .iter()
+        .find(|(v, _)| wanted.matches(v))
+        .map(|(_, text)| (*text).to_owned())
+        .ok_or_else(|| {
+            parsed
+                .first()
+                .map_or_else(|| "none".to_owned(), |(_, t)| (*t).to_owned())
+        })
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

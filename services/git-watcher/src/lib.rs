@@ -36,6 +36,7 @@ pub mod error;
 pub mod files;
 pub mod helm_repo;
 pub mod mirror;
+pub mod oci;
 pub mod poll;
 pub mod resolve;
 pub mod url;

@@ -329,3 +329,174 @@ async fn bad_helm_repository_input_is_an_error_saying_so() {
         assert!(!err.message.contains(secret), "{}", err.message);
     }
 }
+
+/// A registry speaking the OCI distribution API for `charts/web`, behind token auth as
+/// real registries are (a `Bearer` challenge, a token from the realm for the repository's
+/// credentials), with tags served two per page.
+struct Registry {
+    /// Tag → (manifest, archive).
+    charts: HashMap<String, (Vec<u8>, Vec<u8>)>,
+    realm: String,
+}
+
+const TOKEN: &str = "registry-token-42";
+
+async fn serve_registry(versions: &[&str]) -> String {
+    use axum::extract::{Query, RawQuery};
+    use axum::response::{IntoResponse, Response};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut charts = HashMap::new();
+    for version in versions {
+        let archive = package(version);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json",
+                       "digest": format!("sha256:{}", sha256(b"{}")), "size": 2},
+            "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                        "digest": format!("sha256:{}", sha256(&archive)), "size": archive.len()}],
+        });
+        charts.insert(
+            version.replace('+', "_"),
+            (serde_json::to_vec(&manifest).unwrap(), archive),
+        );
+    }
+    let registry = Arc::new(Registry {
+        charts,
+        realm: format!("http://{addr}/token"),
+    });
+
+    async fn token(headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+        use base64::Engine as _;
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+        );
+        let authorised =
+            headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str());
+        if !authorised || q.get("scope").map(String::as_str) != Some("repository:charts/web:pull") {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        axum::Json(serde_json::json!({"token": TOKEN})).into_response()
+    }
+
+    async fn v2(
+        State(registry): State<Arc<Registry>>,
+        headers: HeaderMap,
+        UrlPath(rest): UrlPath<String>,
+        RawQuery(query): RawQuery,
+    ) -> Response {
+        if headers.get("authorization").and_then(|v| v.to_str().ok())
+            != Some(format!("Bearer {TOKEN}").as_str())
+        {
+            let challenge = format!(
+                r#"Bearer realm="{}",service="fixture",scope="repository:charts/web:pull""#,
+                registry.realm
+            );
+            return (StatusCode::UNAUTHORIZED, [("www-authenticate", challenge)]).into_response();
+        }
+        let Some(rest) = rest.strip_prefix("charts/web/") else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
+        if rest == "tags/list" {
+            let mut tags: Vec<&String> = registry.charts.keys().collect();
+            tags.sort();
+            let last = query
+                .as_deref()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("last=")));
+            let start = last.map_or(0, |l| tags.iter().position(|t| *t == l).unwrap() + 1);
+            let page: Vec<&String> = tags.iter().skip(start).take(2).copied().collect();
+            let body = axum::Json(serde_json::json!({"name": "charts/web", "tags": page}));
+            if start + 2 < tags.len() {
+                let link = format!(
+                    r#"</v2/charts/web/tags/list?last={}&n=2>; rel="next""#,
+                    page.last().unwrap()
+                );
+                return ([("link", link)], body).into_response();
+            }
+            return body.into_response();
+        }
+        if let Some(tag) = rest.strip_prefix("manifests/") {
+            return match registry.charts.get(tag) {
+                Some((manifest, _)) => (
+                    [("content-type", "application/vnd.oci.image.manifest.v1+json")],
+                    manifest.clone(),
+                )
+                    .into_response(),
+                None => StatusCode::NOT_FOUND.into_response(),
+            };
+        }
+        if let Some(digest) = rest.strip_prefix("blobs/sha256:") {
+            return match registry.charts.values().find(|(_, a)| sha256(a) == digest) {
+                Some((_, archive)) => archive.clone().into_response(),
+                None => StatusCode::NOT_FOUND.into_response(),
+            };
+        }
+        StatusCode::NOT_FOUND.into_response()
+    }
+
+    let app = axum::Router::new()
+        .route("/token", get(token))
+        .route("/v2/{*rest}", get(v2))
+        .with_state(registry);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("oci://{addr}/charts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chart_from_an_oci_registry_resolves_and_renders() {
+    let mut f = Fixture::start().await;
+    let registry = serve_registry(&["0.5.0", "1.0.0", "1.1.0", "1.2.0-rc.1"]).await;
+    // Credentials as Argo CD writes an OCI Helm repository: no scheme, enableOCI.
+    let repositories = f.bus.kv(Bucket::Repositories).await.unwrap();
+    let entry = serde_json::json!({
+        "repo": registry.trim_start_matches("oci://"), "type": "helm", "enableOCI": true,
+        "name": "registry", "username": USER, "password": PASSWORD,
+    });
+    repositories
+        .put("registry", serde_json::to_vec(&entry).unwrap().into())
+        .await
+        .unwrap();
+    f.repo = registry;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let version = loop {
+        match f.resolve("web", "^1.0").await {
+            Ok(version) => break version,
+            Err(err) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never resolved: {err:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(version, "1.1.0", "the newest match across the tag pages");
+    assert_eq!(f.resolve("web", "<1.0").await.unwrap(), "0.5.0");
+
+    let helm = HelmSource {
+        values: "size: s\n".into(),
+        ..HelmSource::default()
+    };
+    let rendered = f.render("1.1.0", Some(helm)).await.unwrap();
+    assert_eq!(
+        rendered.manifests,
+        [serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shop"},
+            "data": {"version": "1.1.0", "color": "red", "size": "s"},
+        })]
+    );
+
+    let err = f.resolve("web", "^2").await.unwrap_err();
+    assert!(
+        err.message.contains("newest: 1.2.0-rc.1"),
+        "{}",
+        err.message
+    );
+    let err = f.resolve("nope", "*").await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound, "{}", err.message);
+    let err = f.render("9.9.9", None).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound, "{}", err.message);
+}

@@ -22,8 +22,8 @@ pub(crate) struct RepoAccess {
     /// The URL of each `repositories` key: a deletion carries no value to read it from.
     urls_by_entry: Arc<RwLock<HashMap<String, String>>>,
     pub helm: HelmRepos,
-    /// Credentials of Helm repositories (`type: helm` entries), by URL without a
-    /// trailing slash.
+    /// Credentials of Helm repositories and OCI registries (`type: helm` or `oci`
+    /// entries), by [`helm_key`].
     helm_credentials: Arc<RwLock<HashMap<String, RepoCredentials>>>,
 }
 
@@ -43,7 +43,7 @@ impl RepoAccess {
         self.helm_credentials
             .read()
             .expect("credentials lock poisoned")
-            .get(repo.trim_end_matches('/'))
+            .get(helm_key(repo))
             .cloned()
     }
 
@@ -85,9 +85,13 @@ impl RepoAccess {
                 .helm_credentials
                 .write()
                 .expect("credentials lock poisoned");
-            let key = repo.trim_end_matches('/').to_owned();
+            let key = helm_key(repo).to_owned();
             match entry {
-                Some(entry) if entry.type_ == RepositoryType::Helm => {
+                Some(entry)
+                    if entry.type_ == RepositoryType::Helm
+                        || entry.type_ == RepositoryType::Oci
+                        || entry.enable_oci =>
+                {
                     match RepoCredentials::of_repository(entry) {
                         Some(c) => helm.insert(key, c),
                         None => helm.remove(&key),
@@ -122,4 +126,10 @@ impl RepoAccess {
         }
         Some(key)
     }
+}
+
+/// A Helm repository's or OCI registry's URL as a key: no trailing slash, no `oci://`
+/// (Argo CD writes OCI Helm repositories both ways).
+fn helm_key(repo: &str) -> &str {
+    crate::oci::without_scheme(repo).trim_end_matches('/')
 }

@@ -15,15 +15,18 @@ pub(crate) async fn resolve(
 ) -> Result<Resolved, ServiceError> {
     if !request.chart.is_empty() {
         let credentials = access.helm_credentials(&request.repo);
-        let result = access
-            .helm
-            .resolve(
-                &request.repo,
-                &request.chart,
-                &request.revision,
-                credentials.as_ref(),
-            )
-            .await;
+        let (repo, chart, revision) = (&request.repo, &request.chart, &request.revision);
+        let result = if crate::oci::is_oci(repo) {
+            access
+                .helm
+                .resolve_oci(repo, chart, revision, credentials.as_ref())
+                .await
+        } else {
+            access
+                .helm
+                .resolve(repo, chart, revision, credentials.as_ref())
+                .await
+        };
         if let Err(err) = &result {
             tracing::debug!(error = %err, "chart resolve failed");
         }
@@ -50,15 +53,18 @@ pub(crate) async fn files(
 ) -> Result<Files, ServiceError> {
     if !request.chart.is_empty() {
         let credentials = access.helm_credentials(&request.repo);
-        let result = access
-            .helm
-            .archive(
-                &request.repo,
-                &request.chart,
-                &request.commit,
-                credentials.as_ref(),
-            )
-            .await;
+        let (repo, chart, version) = (&request.repo, &request.chart, &request.commit);
+        let result = if crate::oci::is_oci(repo) {
+            access
+                .helm
+                .archive_oci(repo, chart, version, credentials.as_ref())
+                .await
+        } else {
+            access
+                .helm
+                .archive(repo, chart, version, credentials.as_ref())
+                .await
+        };
         if let Err(err) = &result {
             tracing::debug!(error = %err, "chart download failed");
         }
