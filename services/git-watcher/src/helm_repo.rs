@@ -94,9 +94,6 @@ pub struct HelmRepos {
 
 impl HelmRepos {
     pub fn new(index_ttl: Duration, timeout: Duration) -> HelmRepos {
-        // reqwest 0.12 without its own provider asks rustls for the process default;
-        // aws-lc-rs is the one provider linked (an error means one is installed already).
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         HelmRepos {
             client: reqwest::Client::builder()
                 .timeout(timeout)
