@@ -80,7 +80,22 @@ pub fn parse_manifests(path: &str, content: &str) -> Result<Vec<Value>, RenderEr
     Ok(manifests)
 }
 
-/// Argo CD's manifest file pattern, less Jsonnet (rendered elsewhere, later).
+/// The manifests of a value a tool produced as JSON (Jsonnet): an object, or an array of
+/// objects; `List` kinds are flattened as in files.
+pub fn manifests_of_value(path: &str, value: Value) -> Result<Vec<Value>, RenderError> {
+    let mut manifests = Vec::new();
+    match value {
+        Value::Array(items) => {
+            for (index, item) in items.into_iter().enumerate() {
+                push_object(&mut manifests, item, path, index + 1)?;
+            }
+        }
+        other => push_object(&mut manifests, other, path, 1)?,
+    }
+    Ok(manifests)
+}
+
+/// Argo CD's manifest file pattern, less Jsonnet (rendered by `jsonnet.rs`).
 fn is_manifest_file(path: &str) -> bool {
     path.ends_with(".yaml") || path.ends_with(".yml") || path.ends_with(".json")
 }

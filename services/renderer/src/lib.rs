@@ -1,13 +1,15 @@
 //! The renderer: turns an app source at a commit into Kubernetes manifests. Stateless and
 //! replicated (queue group `renderer`); reads files only through the git-watcher.
 //!
-//! Plain YAML/JSON directories, Kustomize and Helm charts in Git; charts from Helm
-//! repositories, Jsonnet and plugins are errors until they land behind the same request.
+//! Plain YAML/JSON directories with Jsonnet, Kustomize, and Helm charts from Git, Helm
+//! repositories and OCI registries; plugins and multiple sources are errors until they land
+//! behind the same request.
 
 pub mod cache;
 pub mod directory;
 pub mod fetch;
 pub mod helm;
+pub mod jsonnet;
 pub mod kustomize;
 pub mod service;
 pub mod source;

@@ -13,6 +13,7 @@ use gitfleet_model::ApplicationSource;
 use crate::directory::{DirectoryOptions, render_directory};
 use crate::fetch::{self, Fetcher};
 use crate::helm::{self, HelmTool};
+use crate::jsonnet;
 use crate::kustomize::{self, BuildEnv, KustomizeTool};
 
 /// The tools a source can be rendered with.
@@ -77,10 +78,23 @@ pub fn detect(names: &[&str]) -> Tool {
 }
 
 /// Settings of the tools.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Tools {
     pub kustomize: KustomizeTool,
     pub helm: HelmTool,
+    /// Longest a directory's Jsonnet may evaluate (in process: past it, abandoned).
+    pub jsonnet_timeout: Duration,
+}
+
+impl Default for Tools {
+    fn default() -> Self {
+        Tools {
+            kustomize: KustomizeTool::default(),
+            helm: HelmTool::default(),
+            // Argo CD's repo-server default for any tool.
+            jsonnet_timeout: Duration::from_secs(90),
+        }
+    }
 }
 
 /// Renders one request: fetches what the tool reads and runs it.
@@ -118,11 +132,6 @@ pub async fn render(
     let manifests = match tool {
         Tool::Directory => {
             let directory = source.directory.clone().unwrap_or_default();
-            if directory.jsonnet.is_some() {
-                return Err(ServiceError::invalid(format!(
-                    "{shown}: directory.jsonnet is set, and Jsonnet is not rendered yet"
-                )));
-            }
             fetcher.dir(&path, directory.recurse).await?;
             let options = DirectoryOptions {
                 path: path.clone(),
@@ -131,19 +140,31 @@ pub async fn render(
                 exclude: directory.exclude,
             };
             let files: Vec<_> = fetcher.files().values().cloned().collect();
-            if let Some(jsonnet) = files
+            let jsonnet_files: Vec<String> = files
                 .iter()
-                .find(|f| f.path.ends_with(".jsonnet") && options_take(&options, &f.path))
-            {
-                return Err(ServiceError::invalid(format!(
-                    "{}: Jsonnet is not rendered yet",
-                    jsonnet.path
-                )));
+                .filter(|f| f.path.ends_with(".jsonnet") && options_take(&options, &f.path))
+                .map(|f| f.path.clone())
+                .collect();
+            let mut manifests =
+                tokio::task::spawn_blocking(move || render_directory(&files, &options))
+                    .await
+                    .map_err(|err| ServiceError::internal(format!("render task failed: {err}")))?
+                    .map_err(|err| ServiceError::invalid(err.to_string()))?;
+            if !jsonnet_files.is_empty() {
+                let env = build_env(request);
+                manifests.extend(
+                    jsonnet::render(
+                        &mut fetcher,
+                        &path,
+                        &jsonnet_files,
+                        directory.jsonnet.as_ref(),
+                        &env,
+                        tools.jsonnet_timeout,
+                    )
+                    .await?,
+                );
             }
-            tokio::task::spawn_blocking(move || render_directory(&files, &options))
-                .await
-                .map_err(|err| ServiceError::internal(format!("render task failed: {err}")))?
-                .map_err(|err| ServiceError::invalid(err.to_string()))?
+            manifests
         }
         Tool::Kustomize => {
             let env = build_env(request);

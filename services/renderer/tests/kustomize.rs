@@ -163,16 +163,6 @@ fn write_repo(root: &Path) {
         "apps/escapes/kustomization.yaml",
         "resources:\n  - ../../../outside\n",
     );
-    write(
-        root,
-        "apps/jsonnet/main.jsonnet",
-        "{ apiVersion: 'v1', kind: 'ConfigMap' }\n",
-    );
-    write(
-        root,
-        "apps/jsonnet/cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: j\n",
-    );
 }
 
 fn overrides() -> KustomizeSource {
@@ -412,14 +402,4 @@ async fn bad_kustomize_input_is_an_error_naming_it() {
         .await,
     );
     assert!(version.message.contains("v4.5.7"), "{version}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sources_not_rendered_yet_are_errors_not_empty_apps() {
-    let f = Fixture::start().await;
-    let jsonnet = Fixture::error(f.render("apps/jsonnet", None).await);
-    assert_eq!(
-        jsonnet.message,
-        "apps/jsonnet/main.jsonnet: Jsonnet is not rendered yet"
-    );
 }

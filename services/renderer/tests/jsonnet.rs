@@ -1,0 +1,282 @@
+//! Jsonnet apps through the renderer and the real git-watcher over one nats-server:
+//! top-level arguments and ext vars (strings and code, `${ARGOCD_APP_NAME}` substituted),
+//! `libs` from the repository root, an import relative to the file reaching a folder the
+//! render had not fetched (fetched, and an input by itself), YAML beside the Jsonnet, the
+//! directory's include/exclude; the output is what `jsonnet` prints for the same flags,
+//! written out by hand. Bad Jsonnet is an error naming the file and Jsonnet's message, and
+//! no import leaves the repository.
+
+use std::path::Path;
+use std::time::Duration;
+
+use gitfleet_bus::{Bus, testkit};
+use gitfleet_gitkit::git;
+use gitfleet_messages::{RenderRequest, Rendered, Reply, ServiceError};
+use gitfleet_model::{ApplicationSource, DirectorySource, JsonnetSource, JsonnetVar};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+const MAIN: &str = "\
+local k = import 'k.libsonnet';
+local util = import '../shared/util.libsonnet';
+function(replicas=1, image='web:1') [
+  k.deployment(std.extVar('name'), replicas, image),
+  util.configMap(std.extVar('name'), std.extVar('env')),
+]
+";
+
+const K: &str = "\
+{
+  deployment(name, replicas, image):: {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: name },
+    spec: { replicas: replicas, template: { spec: { containers: [{ name: 'web', image: image }] } } },
+  },
+}
+";
+
+const UTIL: &str = "\
+{
+  configMap(name, env):: {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: name + '-env' },
+    data: { tier: env.tier, replicasLabel: std.toString(env.size) },
+  },
+}
+";
+
+fn write(root: &Path, path: &str, content: &str) {
+    let path = root.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+fn write_repo(root: &Path) {
+    write(root, "apps/web/main.jsonnet", MAIN);
+    write(
+        root,
+        "apps/web/skip.jsonnet",
+        "error 'excluded, never evaluated'\n",
+    );
+    write(
+        root,
+        "apps/web/svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n",
+    );
+    write(root, "lib/k.libsonnet", K);
+    write(root, "apps/shared/util.libsonnet", UTIL);
+    write(root, "apps/shared/unused.libsonnet", "{}\n");
+    // Bad inputs.
+    write(
+        root,
+        "apps/boom/main.jsonnet",
+        "local x = 1;\n{ a: error 'boom: ' + x }\n",
+    );
+    write(
+        root,
+        "apps/escape/main.jsonnet",
+        "import '../../../../../../etc/passwd'\n",
+    );
+    write(
+        root,
+        "apps/absolute/main.jsonnet",
+        "import '/etc/hostname'\n",
+    );
+    write(
+        root,
+        "apps/missing/main.jsonnet",
+        "import 'nope.libsonnet'\n",
+    );
+    write(root, "apps/scalars/main.jsonnet", "[1, 2]\n");
+    write(
+        root,
+        "apps/forever/main.jsonnet",
+        "local f(x) = f(x + 1) + 1;\nf(0)\n",
+    );
+}
+
+fn settings() -> DirectorySource {
+    let var = |name: &str, value: &str, code: bool| JsonnetVar {
+        name: name.into(),
+        value: value.into(),
+        code,
+    };
+    DirectorySource {
+        exclude: "skip.jsonnet".into(),
+        jsonnet: Some(JsonnetSource {
+            ext_vars: vec![
+                var("name", "${ARGOCD_APP_NAME}", false),
+                var("env", "{tier: 'prod', size: 2 + 1}", true),
+            ],
+            tlas: vec![var("replicas", "3", true), var("image", "web:2", false)],
+            libs: vec!["lib".into()],
+        }),
+        ..DirectorySource::default()
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    bus: Bus,
+    repo: String,
+    commit: String,
+    shutdown: CancellationToken,
+}
+
+impl Fixture {
+    async fn start() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("repo");
+        write_repo(&work);
+        git(&work, &["init", "--quiet", "--initial-branch=main"]);
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "--quiet", "-m", "first"]);
+        let commit = git(&work, &["rev-parse", "HEAD"]);
+        let repo = format!("file://{}", work.display());
+        let bus = testkit::bus().await;
+        let shutdown = CancellationToken::new();
+        let watcher = git_watcher::start(
+            git_watcher::Config::new(dir.path().join("mirrors")),
+            bus.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(watcher.wait());
+        let renderer = renderer::start(renderer::Config::default(), bus.clone(), shutdown.clone())
+            .await
+            .unwrap();
+        tokio::spawn(renderer.wait());
+        Fixture {
+            _dir: dir,
+            bus,
+            repo,
+            commit,
+            shutdown,
+        }
+    }
+
+    async fn render(&self, path: &str, directory: Option<DirectorySource>) -> Reply<Rendered> {
+        let request = RenderRequest {
+            repo: self.repo.clone(),
+            commit: self.commit.clone(),
+            source: ApplicationSource {
+                repo_url: self.repo.clone(),
+                path: path.into(),
+                directory,
+                ..ApplicationSource::default()
+            },
+            app_name: "shop".into(),
+            namespace: "prod".into(),
+        };
+        let message = tokio::time::timeout(
+            Duration::from_secs(60),
+            self.bus.client.request(
+                self.bus.topology.render_subject(),
+                serde_json::to_vec(&request).unwrap().into(),
+            ),
+        )
+        .await
+        .expect("render reply in time")
+        .expect("render reply");
+        let body = self.bus.read_payload(&message).await.unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    async fn error(&self, path: &str) -> ServiceError {
+        match self.render(path, None).await {
+            Reply::Error(err) => err,
+            Reply::Ok(rendered) => panic!("expected an error, rendered {rendered:?}"),
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonnet_renders_with_tlas_ext_vars_and_libs() {
+    let f = Fixture::start().await;
+    let rendered = f
+        .render("apps/web", Some(settings()))
+        .await
+        .into_result()
+        .unwrap();
+    // `jsonnet --ext-str name=shop --ext-code env=... --tla-code replicas=3 --tla-str
+    // image=web:2 -J lib apps/web/main.jsonnet`, after the directory's YAML.
+    assert_eq!(
+        rendered.manifests,
+        [
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "shop"},
+                   "spec": {"replicas": 3, "template": {"spec": {"containers": [
+                       {"name": "web", "image": "web:2"}]}}}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shop-env"},
+                   "data": {"tier": "prod", "replicasLabel": "3"}}),
+        ]
+    );
+    // The app's folder, the lib folder, and the one shared file imported.
+    assert_eq!(
+        rendered.inputs,
+        ["apps/shared/util.libsonnet", "apps/web", "lib"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_jsonnet_is_an_error_naming_the_file() {
+    let f = Fixture::start().await;
+    let err = f.error("apps/boom").await;
+    assert!(
+        err.message.starts_with("apps/boom/main.jsonnet: ") && err.message.contains("boom: 1"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("main.jsonnet:2"),
+        "the line: {}",
+        err.message
+    );
+    for app in ["apps/escape", "apps/absolute"] {
+        let err = f.error(app).await;
+        assert!(
+            err.message.contains("leaves the repository"),
+            "{app}: {}",
+            err.message
+        );
+    }
+    let err = f.error("apps/missing").await;
+    assert!(
+        err.message.contains("\"nope.libsonnet\" not found"),
+        "{}",
+        err.message
+    );
+    let err = f.error("apps/scalars").await;
+    assert!(
+        err.message.contains("expected a Kubernetes object"),
+        "{}",
+        err.message
+    );
+    let err = f.error("apps/forever").await;
+    assert!(
+        err.message.starts_with("apps/forever/main.jsonnet: "),
+        "{}",
+        err.message
+    );
+    // Without its libs, the app's own import fails, and says which.
+    let err = f.error("apps/web").await;
+    assert!(
+        err.message.contains("import \"k.libsonnet\" not found"),
+        "{}",
+        err.message
+    );
+    // And nothing above disturbed the renderer.
+    f.render("apps/web", Some(settings()))
+        .await
+        .into_result()
+        .unwrap();
+}
