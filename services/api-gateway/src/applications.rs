@@ -194,6 +194,42 @@ impl Applications {
         self.get(name).await
     }
 
+    /// `app manifests`: rendered from Git (`source` "git" or empty, at `revision` if
+    /// given), or the live objects (`source` "live").
+    pub async fn manifests(
+        &self,
+        name: &str,
+        source: &str,
+        revision: &str,
+    ) -> Result<Vec<serde_json::Value>> {
+        let app = self.apps.require::<Application>(name).await?;
+        match source {
+            "" | "git" => {
+                let revision = (!revision.is_empty()).then_some(revision);
+                diff::desired(
+                    &self.bus,
+                    &app,
+                    revision,
+                    &self.config.control_plane_namespace,
+                    self.config.request_timeout,
+                )
+                .await
+            }
+            "live" => {
+                if !revision.is_empty() {
+                    return Err(Error::invalid(
+                        "--revision applies to --source git, not to the live objects",
+                    ));
+                }
+                let cluster = self.resolve_cluster(&app).await?;
+                diff::live(&self.bus, &app, &cluster, self.config.request_timeout).await
+            }
+            other => Err(Error::invalid(format!(
+                "source {other:?}: expected \"git\" or \"live\""
+            ))),
+        }
+    }
+
     pub async fn diff(&self, name: &str) -> Result<diff::AppDiff> {
         let app = self.apps.require::<Application>(name).await?;
         let cluster = self.resolve_cluster(&app).await?;
@@ -475,6 +511,19 @@ impl ApplicationService for Applications {
         Ok(Response::new(DiffApplicationResponse {
             has_diff: d.has_diff,
             diff: d.text,
+        }))
+    }
+
+    async fn manifests(
+        &self,
+        request: Request<ApplicationManifestsRequest>,
+    ) -> Result<Response<ApplicationManifestsResponse>, Status> {
+        let request = request.into_inner();
+        let manifests =
+            Applications::manifests(self, &request.name, &request.source, &request.revision)
+                .await?;
+        Ok(Response::new(ApplicationManifestsResponse {
+            manifests: manifests.iter().map(|m| m.to_string()).collect(),
         }))
     }
 

@@ -1,6 +1,6 @@
-//! `app diff` without a Git or cluster client: the gateway asks the git watcher to resolve
-//! the revision, a renderer for the manifests and the cluster's executor for the live
-//! objects, then compares with the engine exactly as the diff workers do.
+//! `app diff` and `app manifests` without a Git or cluster client: the gateway asks the git
+//! watcher to resolve the revision, a renderer for the manifests and the cluster's executor
+//! for the live objects, then compares with the engine exactly as the diff workers do.
 
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use gitfleet_bus::Bus;
 use gitfleet_engine::app;
 use gitfleet_messages::{Live, LiveRequest, RenderRequest, Rendered, ResolveRequest, Resolved};
 use gitfleet_model::Application;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 
@@ -16,22 +17,18 @@ pub struct AppDiff {
     pub has_diff: bool,
 }
 
-pub async fn diff(
+/// The manifests `application` deploys, rendered from each of its sources at `revision`
+/// (else each source's target revision), prepared as the diff workers prepare them.
+pub async fn desired(
     bus: &Bus,
     application: &Application,
-    cluster: &str,
+    revision: Option<&str>,
     control_plane_namespace: &str,
     timeout: Duration,
-) -> Result<AppDiff> {
+) -> Result<Vec<Value>> {
     let mut manifests = Vec::new();
     for source in application.spec.effective_sources() {
-        if source.is_helm_chart() {
-            return Err(Error::invalid(format!(
-                "diff of helm chart sources ({}) is not supported yet",
-                source.chart
-            )));
-        }
-        let revision = app::target_revision(source);
+        let revision = revision.unwrap_or_else(|| app::target_revision(source));
         let resolved: Resolved = bus
             .ask(
                 "git watcher",
@@ -54,6 +51,20 @@ pub async fn diff(
             .await?;
         manifests.extend(rendered.manifests);
     }
+    Ok(app::prepare_desired(
+        &manifests,
+        application,
+        control_plane_namespace,
+    ))
+}
+
+/// The live objects of `application` in `cluster`.
+pub async fn live(
+    bus: &Bus,
+    application: &Application,
+    cluster: &str,
+    timeout: Duration,
+) -> Result<Vec<Value>> {
     let live: Live = bus
         .ask(
             "sync executor",
@@ -66,8 +77,19 @@ pub async fn diff(
         )
         .await
         .map_err(|e| e.context(format_args!("live state of cluster {cluster:?}")))?;
-    let desired = app::prepare_desired(&manifests, application, control_plane_namespace);
-    let text = app::diff_text(application, &desired, &live.resources)
+    Ok(live.resources)
+}
+
+pub async fn diff(
+    bus: &Bus,
+    application: &Application,
+    cluster: &str,
+    control_plane_namespace: &str,
+    timeout: Duration,
+) -> Result<AppDiff> {
+    let desired = desired(bus, application, None, control_plane_namespace, timeout).await?;
+    let live = live(bus, application, cluster, timeout).await?;
+    let text = app::diff_text(application, &desired, &live)
         .map_err(|e| Error::invalid(e.to_string()))?;
     Ok(AppDiff {
         has_diff: !text.is_empty(),

@@ -1,4 +1,4 @@
-//! `gitfleet app ...`: create, list, get, diff, sync, delete, as `argocd app ...`.
+//! `gitfleet app ...`: create, list, get, diff, manifests, sync, delete, as `argocd app ...`.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -52,6 +52,16 @@ pub enum AppCommand {
     },
     /// Show what a sync would change; exits 1 when there is a difference.
     Diff { name: String },
+    /// Print the app's manifests, rendered from Git or live in the cluster, as YAML.
+    Manifests {
+        name: String,
+        /// `git` (rendered from the app's sources) or `live` (the cluster's objects).
+        #[arg(long, default_value = "git")]
+        source: String,
+        /// With `--source git`: render this revision instead of the target revision.
+        #[arg(long)]
+        revision: Option<String>,
+    },
     /// Sync an application and wait for the result.
     Sync {
         name: String,
@@ -160,6 +170,26 @@ pub async fn run(cmd: &AppCommand, channel: Channel, out: &mut dyn Write) -> Res
                 .into_inner();
             output::write(out, &res.diff)?;
             return Ok(i32::from(res.has_diff));
+        }
+        AppCommand::Manifests {
+            name,
+            source,
+            revision,
+        } => {
+            let res = client
+                .manifests(ApplicationManifestsRequest {
+                    name: name.clone(),
+                    source: source.clone(),
+                    revision: revision.clone().unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            // As `argocd app manifests` prints them: YAML documents, `---` between.
+            for manifest in &res.manifests {
+                let value: Value = serde_json::from_str(manifest)?;
+                output::write(out, "---\n")?;
+                output::yaml(out, &value)?;
+            }
         }
         AppCommand::Sync {
             name,

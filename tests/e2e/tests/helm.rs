@@ -1,11 +1,13 @@
 //! A Helm chart and a Kustomize overlay in one repository, synced by hand into the
 //! emulator: both reach Synced and Healthy; a commit that changes only the chart's values
 //! file makes only the Helm app OutOfSync (the Kustomize app's render read nothing it
-//! touched), and syncing it brings the new value to the cluster.
+//! touched), and syncing it brings the new value to the cluster. `app manifests` prints
+//! what the chart renders and what the cluster holds.
 
 use std::time::Duration;
 
 use gitfleet_e2e::{DEPLOYMENT, SERVICE, Sandbox, Timings, application};
+use serde_json::Value;
 
 const CHART: &str = "apiVersion: v2\nname: web\nversion: 1.0.0\n";
 const VALUES: &str = "replicas: 2\nimage: nginx:1.25\n";
@@ -79,6 +81,31 @@ async fn a_helm_app_and_a_kustomize_app_sync_and_only_the_chart_follows_its_valu
     );
     assert!(sb.live("apps", "deployments", "api", "prod-web").is_some());
 
+    // `app manifests`: what the chart renders, and what the cluster has, as YAML.
+    let out = sb.cli(&["app", "manifests", "shop"]).await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let rendered = yaml_documents(&out.stdout);
+    assert_eq!(rendered.len(), 1, "{}", out.stdout);
+    assert_eq!(rendered[0]["metadata"]["name"], "shop-web");
+    assert_eq!(rendered[0]["spec"]["replicas"], 3);
+    let out = sb
+        .cli(&["app", "manifests", "shop", "--source", "live"])
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let live = yaml_documents(&out.stdout);
+    assert!(
+        live.iter()
+            .any(|m| m["kind"] == "Deployment" && m["metadata"]["uid"].is_string()),
+        "the live object, with what the cluster adds: {}",
+        out.stdout
+    );
+    assert_ne!(
+        sb.cli(&["app", "manifests", "shop", "--source", "elsewhere"])
+            .await
+            .code,
+        0
+    );
+
     // Only the values file changes.
     let commit = sb.commit(
         &[("charts/web/values-prod.yaml", Some("replicas: 4\n"))],
@@ -110,4 +137,11 @@ async fn a_helm_app_and_a_kustomize_app_sync_and_only_the_chart_follows_its_valu
         Sandbox::sync_status(s) == "Synced"
     })
     .await;
+}
+
+fn yaml_documents(text: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
 }
