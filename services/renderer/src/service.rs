@@ -25,7 +25,7 @@ pub struct Config {
     pub cache_bytes: usize,
     /// How long to wait for the git-watcher's files (a cold mirror fetches first).
     pub files_timeout: Duration,
-    /// How Kustomize (and later Helm) are run.
+    /// How Kustomize, Helm and Jsonnet are run.
     pub tools: Tools,
 }
 

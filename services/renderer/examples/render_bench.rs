@@ -1,0 +1,220 @@
+//! Render throughput and cached latency through the real services: one nats-server, the
+//! git watcher and one renderer in this process, a repository of `--apps` apps of each
+//! kind (plain directory, Kustomize overlay on a shared base, Helm chart with its own
+//! values file). Cold: every app rendered once, `--concurrency` at a time. Cached: the
+//! same requests again, one at a time. Figures go to BENCHMARKS.md.
+//!
+//! `cargo run --release -p renderer --example render_bench -- --apps 200` (needs the tools
+//! of `cargo xtask tools`: GITFLEET_NATS_SERVER, GITFLEET_KUBECTL, GITFLEET_HELM_C_LIB).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use gitfleet_bus::{Bus, testkit};
+use gitfleet_gitkit::git;
+use gitfleet_messages::{RenderRequest, Rendered, Reply};
+use gitfleet_model::{ApplicationSource, HelmSource};
+use tokio_util::sync::CancellationToken;
+
+fn write(root: &Path, path: &str, content: &str) {
+    let path = root.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.25\n";
+const SVC: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n";
+
+fn write_repo(root: &Path, apps: usize) {
+    write(
+        root,
+        "base/kustomization.yaml",
+        "resources: [deploy.yaml, svc.yaml]\n",
+    );
+    write(root, "base/deploy.yaml", DEPLOY);
+    write(root, "base/svc.yaml", SVC);
+    write(
+        root,
+        "chart/Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+    );
+    write(
+        root,
+        "chart/values.yaml",
+        "replicas: 1\nimage: nginx:1.25\n",
+    );
+    write(
+        root,
+        "chart/templates/_helpers.tpl",
+        "{{- define \"web.name\" -}}{{ .Release.Name }}-web{{- end -}}\n",
+    );
+    write(
+        root,
+        "chart/templates/deploy.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ include \"web.name\" . }}\nspec:\n  replicas: {{ .Values.replicas }}\n  template:\n    spec:\n      containers:\n      - name: web\n        image: {{ .Values.image }}\n",
+    );
+    write(
+        root,
+        "chart/templates/svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ include \"web.name\" . }}\nspec:\n  ports: [{port: 80}]\n",
+    );
+    for i in 0..apps {
+        write(
+            root,
+            &format!("dir/app-{i}/deploy.yaml"),
+            &DEPLOY.replace("name: web\nspec", &format!("name: web-{i}\nspec")),
+        );
+        write(root, &format!("dir/app-{i}/svc.yaml"), SVC);
+        write(
+            root,
+            &format!("overlays/app-{i}/kustomization.yaml"),
+            &format!("resources: [../../base]\nnamePrefix: app-{i}-\n"),
+        );
+        write(
+            root,
+            &format!("chart/values-{i}.yaml"),
+            &format!("replicas: {}\n", i % 5 + 1),
+        );
+    }
+}
+
+fn requests(repo: &str, commit: &str, kind: &str, apps: usize) -> Vec<RenderRequest> {
+    (0..apps)
+        .map(|i| {
+            let mut source = ApplicationSource {
+                repo_url: repo.to_owned(),
+                ..ApplicationSource::default()
+            };
+            match kind {
+                "directory" => source.path = format!("dir/app-{i}"),
+                "kustomize" => source.path = format!("overlays/app-{i}"),
+                _ => {
+                    source.path = "chart".into();
+                    source.helm = Some(HelmSource {
+                        value_files: vec![format!("values-{i}.yaml")],
+                        ..HelmSource::default()
+                    });
+                }
+            }
+            RenderRequest {
+                repo: repo.to_owned(),
+                commit: commit.to_owned(),
+                source,
+                app_name: format!("{kind}-{i}"),
+                namespace: "bench".into(),
+            }
+        })
+        .collect()
+}
+
+async fn render(bus: &Bus, request: &RenderRequest) -> Duration {
+    let start = Instant::now();
+    let message = bus
+        .client
+        .request(
+            bus.topology.render_subject(),
+            serde_json::to_vec(request).unwrap().into(),
+        )
+        .await
+        .expect("render reply");
+    let body = bus.read_payload(&message).await.unwrap();
+    let reply: Reply<Rendered> = serde_json::from_slice(&body).unwrap();
+    let rendered = reply.into_result().expect("the render succeeds");
+    assert!(!rendered.manifests.is_empty());
+    start.elapsed()
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let apps = arg("--apps", 200);
+    let concurrency = arg("--concurrency", 16);
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("repo");
+    write_repo(&work, apps);
+    git(&work, &["init", "--quiet", "--initial-branch=main"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "--quiet", "-m", "bench"]);
+    let commit = git(&work, &["rev-parse", "HEAD"]);
+    let repo = format!("file://{}", work.display());
+
+    let bus = testkit::bus().await;
+    let shutdown = CancellationToken::new();
+    let watcher = git_watcher::start(
+        git_watcher::Config::new(dir.path().join("mirrors")),
+        bus.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(watcher.wait());
+    let config = renderer::Config {
+        max_concurrent_renders: concurrency,
+        ..renderer::Config::default()
+    };
+    let renderer = renderer::start(config, bus.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    tokio::spawn(renderer.wait());
+
+    // Warm the mirror and the tools (first Kustomize exec, Helm library load).
+    for kind in ["directory", "kustomize", "helm"] {
+        let mut warm = requests(&repo, &commit, kind, 1);
+        warm[0].app_name = format!("warm-{kind}");
+        render(&bus, &warm[0]).await;
+    }
+    let rss_before = rss_mib();
+    println!("| kind | apps | concurrency | cold renders/s | cached p50 ms | cached p99 ms |");
+    println!("|---|---|---|---|---|---|");
+    let bus = Arc::new(bus);
+    for kind in ["directory", "kustomize", "helm"] {
+        let batch = requests(&repo, &commit, kind, apps);
+        let start = Instant::now();
+        futures::stream::iter(batch.iter())
+            .map(|r| {
+                let bus = bus.clone();
+                async move { render(&bus, r).await }
+            })
+            .buffer_unordered(concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        let cold = start.elapsed();
+        let mut cached = Vec::with_capacity(batch.len());
+        for r in &batch {
+            cached.push(render(&bus, r).await);
+        }
+        cached.sort();
+        let pct = |p: f64| cached[((cached.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
+        println!(
+            "| {kind} | {apps} | {concurrency} | {:.0} | {:.2} | {:.2} |",
+            apps as f64 / cold.as_secs_f64(),
+            pct(0.5),
+            pct(0.99)
+        );
+    }
+    println!(
+        "\nprocess RSS (nats client, git watcher, renderer): {rss_before:.0} MiB after warm-up, {:.0} MiB with {} apps' renders cached",
+        rss_mib(),
+        apps * 3
+    );
+    shutdown.cancel();
+}
