@@ -179,6 +179,10 @@ pub struct RenderRequest {
     /// The destination namespace: Helm's default release namespace.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace: String,
+    /// The app's `ref` sources at their commits, for `$name/...` paths. Part of the
+    /// request, so a commit to a ref source is a new render.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refs: Vec<RefSource>,
 }
 
 impl RenderRequest {
@@ -191,7 +195,33 @@ impl RenderRequest {
             source: source.clone(),
             app_name: app.metadata.name.clone(),
             namespace: app.spec.destination.namespace.clone(),
+            refs: Vec::new(),
         }
+    }
+
+    /// The same request, with the app's `ref` sources it may read (`$name/...`).
+    pub fn with_refs(mut self, refs: Vec<RefSource>) -> Self {
+        self.refs = refs;
+        self
+    }
+}
+
+/// A source of a multi-source app named by `ref`, at the commit it resolved to: Helm
+/// values files and file parameters of the other sources read it as `$name/path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefSource {
+    /// The `ref`, without the `$`.
+    pub name: String,
+    pub repo: String,
+    pub commit: String,
+}
+
+impl RefSource {
+    /// A source that only lends its files to the others (`ref` and no path or chart):
+    /// Argo CD renders nothing from it.
+    pub fn is_ref_only(source: &ApplicationSource) -> bool {
+        !source.ref_name.is_empty() && source.path.is_empty() && source.chart.is_empty()
     }
 }
 

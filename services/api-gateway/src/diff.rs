@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use gitfleet_bus::Bus;
 use gitfleet_engine::app;
-use gitfleet_messages::{Live, LiveRequest, RenderRequest, Rendered, ResolveRequest, Resolved};
+use gitfleet_messages::{
+    Live, LiveRequest, RefSource, RenderRequest, Rendered, ResolveRequest, Resolved,
+};
 use gitfleet_model::Application;
 use serde_json::Value;
 
@@ -26,26 +28,42 @@ pub async fn desired(
     control_plane_namespace: &str,
     timeout: Duration,
 ) -> Result<Vec<Value>> {
+    let sources = application.spec.effective_sources();
+    let resolve = |source: &gitfleet_model::ApplicationSource, revision: &str| {
+        let request = ResolveRequest {
+            chart: source.chart.clone(),
+            repo: source.repo_url.clone(),
+            revision: revision.to_string(),
+        };
+        async move {
+            let resolved: Resolved = bus
+                .ask(
+                    "git watcher",
+                    bus.topology.git_resolve_subject(),
+                    &request,
+                    timeout,
+                )
+                .await?;
+            Ok::<_, Error>(resolved.commit)
+        }
+    };
+    let mut refs = Vec::new();
+    for source in sources.iter().filter(|s| !s.ref_name.is_empty()) {
+        refs.push(RefSource {
+            name: source.ref_name.clone(),
+            repo: source.repo_url.clone(),
+            commit: resolve(source, app::target_revision(source)).await?,
+        });
+    }
     let mut manifests = Vec::new();
-    for source in application.spec.effective_sources() {
+    for source in sources.iter().filter(|s| !RefSource::is_ref_only(s)) {
         let revision = revision.unwrap_or_else(|| app::target_revision(source));
-        let resolved: Resolved = bus
-            .ask(
-                "git watcher",
-                bus.topology.git_resolve_subject(),
-                &ResolveRequest {
-                    chart: source.chart.clone(),
-                    repo: source.repo_url.clone(),
-                    revision: revision.to_string(),
-                },
-                timeout,
-            )
-            .await?;
+        let commit = resolve(source, revision).await?;
         let rendered: Rendered = bus
             .ask(
                 "renderer",
                 bus.topology.render_subject(),
-                &RenderRequest::for_source(application, source, &resolved.commit),
+                &RenderRequest::for_source(application, source, &commit).with_refs(refs.clone()),
                 timeout,
             )
             .await?;
@@ -89,8 +107,8 @@ pub async fn diff(
 ) -> Result<AppDiff> {
     let desired = desired(bus, application, None, control_plane_namespace, timeout).await?;
     let live = live(bus, application, cluster, timeout).await?;
-    let text = app::diff_text(application, &desired, &live)
-        .map_err(|e| Error::invalid(e.to_string()))?;
+    let text =
+        app::diff_text(application, &desired, &live).map_err(|e| Error::invalid(e.to_string()))?;
     Ok(AppDiff {
         has_diff: !text.is_empty(),
         text,

@@ -11,8 +11,8 @@ use gitfleet_bus::{Bus, Owned, encode_reply, partition as partition_of, subject_
 use gitfleet_engine::app::{self, Comparison};
 use gitfleet_messages::{
     AppEvent, AppEventKind, CLUSTER_PARTITIONS, DIFF_WORKERS, ErrorCode, Fencing, Live,
-    LiveRequest, Operation, RenderRequest, Rendered, Reply, ResolveRequest, Resolved, ServiceError,
-    SyncOperation, SyncRequest,
+    LiveRequest, Operation, RefSource, RenderRequest, Rendered, Reply, ResolveRequest, Resolved,
+    ServiceError, SyncOperation, SyncRequest,
 };
 use gitfleet_model::{
     Application, ApplicationCondition, ApplicationSource, ApplicationStatus, Cluster, HealthStatus,
@@ -38,8 +38,8 @@ pub(crate) struct Shared {
     pub ops_kv: kv::Store,
     /// KV `clusters` by name, kept current by the worker's watch.
     pub clusters: RwLock<HashMap<String, Cluster>>,
-    /// Each app's last render, so a commit that does not touch the app's path (or a
-    /// periodic refresh) costs no render.
+    /// Each app's last render of each source (by [`memo_key`]), so a commit that does not
+    /// touch the app's path (or a periodic refresh) costs no render.
     pub renders: Mutex<HashMap<String, RenderMemo>>,
     pub permits: Semaphore,
 }
@@ -50,6 +50,22 @@ pub(crate) struct RenderMemo {
     pub manifests: Arc<Vec<Value>>,
     /// What of the repository the render read (empty: unknown).
     pub inputs: Vec<String>,
+}
+
+/// The key of source `index` of app `name` among the renders: the name for the first
+/// source (`#` is not allowed in an app name, so no key of one app is another's).
+pub(crate) fn memo_key(name: &str, index: usize) -> String {
+    if index == 0 {
+        name.to_owned()
+    } else {
+        format!("{name}#{index}")
+    }
+}
+
+/// Forgets every render of app `name`.
+pub(crate) fn forget_renders(renders: &mut HashMap<String, RenderMemo>, name: &str) {
+    let prefix = format!("{name}#");
+    renders.retain(|key, _| key != name && !key.starts_with(&prefix));
 }
 
 /// What one app's reconciliations remember between runs while its partition is held.
@@ -224,20 +240,7 @@ pub(crate) async fn reconcile(
 /// Resolve, render, find the cluster, read live, compare.
 async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> {
     let name = &app.metadata.name;
-    let sources = app.spec.effective_sources();
-    let Some(source) = sources.first() else {
-        return Err(Failed::new(ServiceError::invalid(format!(
-            "application {name} has no source"
-        ))));
-    };
-    if sources.len() > 1 {
-        return Err(Failed::new(ServiceError::invalid(format!(
-            "application {name}: multiple sources are not supported yet"
-        ))));
-    }
-    let (commit, manifests) = desired_at(shared, app, source, &source.target_revision, true)
-        .await
-        .map_err(Failed::new)?;
+    let (commit, source, manifests) = desired_all(shared, app, true).await.map_err(Failed::new)?;
     let failed = |error: ServiceError| Failed {
         revision: Some(commit.clone()),
         error,
@@ -262,7 +265,7 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
     let comparison = app::compare(app, &desired, &live.resources);
     Ok(Target {
         commit,
-        source: (*source).clone(),
+        source,
         cluster,
         desired,
         comparison,
@@ -278,15 +281,77 @@ fn destination(shared: &Shared, app: &Application) -> Result<String, ServiceErro
     })
 }
 
-/// The commit `revision` resolves to and the source rendered at it. With `cache`, the
-/// app's last render is reused when the inputs are the same.
-async fn desired_at(
+/// What the app deploys: every source that renders, in order (a `ref`-only source lends
+/// its files to the others and renders nothing), each at its target revision, with the
+/// commit and source of the first (the app's revision).
+async fn desired_all(
     shared: &Shared,
     app: &Application,
+    cache: bool,
+) -> Result<(String, ApplicationSource, Arc<Vec<Value>>), ServiceError> {
+    let name = &app.metadata.name;
+    let sources = app.spec.effective_sources();
+    if sources.is_empty() {
+        return Err(ServiceError::invalid(format!(
+            "application {name} has no source"
+        )));
+    }
+    let refs = ref_sources(shared, &sources).await?;
+    let mut first: Option<(String, ApplicationSource)> = None;
+    let mut parts: Vec<Arc<Vec<Value>>> = Vec::new();
+    for (index, source) in sources.iter().enumerate() {
+        if RefSource::is_ref_only(source) {
+            continue;
+        }
+        let (commit, manifests) = desired_at(
+            shared,
+            app,
+            index,
+            source,
+            &source.target_revision,
+            &refs,
+            cache,
+        )
+        .await?;
+        first.get_or_insert_with(|| (commit, (*source).clone()));
+        parts.push(manifests);
+    }
+    let (commit, source) = first.ok_or_else(|| {
+        ServiceError::invalid(format!(
+            "application {name}: every source is a ref source, so nothing renders"
+        ))
+    })?;
+    let manifests = if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Arc::new(parts.iter().flat_map(|p| p.iter().cloned()).collect())
+    };
+    Ok((commit, source, manifests))
+}
+
+/// The app's `ref` sources at the commits their target revisions resolve to.
+async fn ref_sources(
+    shared: &Shared,
+    sources: &[&ApplicationSource],
+) -> Result<Vec<RefSource>, ServiceError> {
+    let mut refs = Vec::new();
+    for source in sources.iter().filter(|s| !s.ref_name.is_empty()) {
+        let commit = resolve(shared, source, &source.target_revision).await?;
+        refs.push(RefSource {
+            name: source.ref_name.clone(),
+            repo: source.repo_url.clone(),
+            commit,
+        });
+    }
+    Ok(refs)
+}
+
+/// The commit (or chart version) `revision` of `source` resolves to.
+async fn resolve(
+    shared: &Shared,
     source: &ApplicationSource,
     revision: &str,
-    cache: bool,
-) -> Result<(String, Arc<Vec<Value>>), ServiceError> {
+) -> Result<String, ServiceError> {
     let revision = app::revision_or_head(revision);
     let repo = &source.repo_url;
     let resolved: Resolved = shared
@@ -310,11 +375,28 @@ async fn desired_at(
                 err.context(format_args!("resolving revision {revision:?} of {repo}"))
             }
         })?;
-    let request = RenderRequest::for_source(app, source, &resolved.commit);
-    let name = &app.metadata.name;
+    Ok(resolved.commit)
+}
+
+/// The commit `revision` of source `index` resolves to and the source rendered at it.
+/// With `cache`, the source's last render is reused when the request is the same.
+async fn desired_at(
+    shared: &Shared,
+    app: &Application,
+    index: usize,
+    source: &ApplicationSource,
+    revision: &str,
+    refs: &[RefSource],
+    cache: bool,
+) -> Result<(String, Arc<Vec<Value>>), ServiceError> {
+    let repo = &source.repo_url;
+    let commit = resolve(shared, source, revision).await?;
+    let resolved = Resolved { commit };
+    let request = RenderRequest::for_source(app, source, &resolved.commit).with_refs(refs.to_vec());
+    let key = memo_key(&app.metadata.name, index);
     if cache {
         let renders = shared.renders.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(memo) = renders.get(name).filter(|m| m.request == request) {
+        if let Some(memo) = renders.get(&key).filter(|m| m.request == request) {
             return Ok((resolved.commit, memo.manifests.clone()));
         }
     }
@@ -345,7 +427,7 @@ async fn desired_at(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(
-                name.clone(),
+                key,
                 RenderMemo {
                     request,
                     manifests: manifests.clone(),
@@ -485,23 +567,34 @@ async fn manual_sync(
             "another operation is already in progress for application {name}"
         )));
     }
-    let source = app.spec.effective_sources().first().copied().cloned();
+    let sources = app.spec.effective_sources();
+    let rendered: Vec<(usize, &ApplicationSource)> = sources
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !RefSource::is_ref_only(s))
+        .map(|(i, s)| (i, *s))
+        .collect();
     let follows_target = request.revision.is_empty()
-        || source
-            .as_ref()
-            .is_some_and(|s| app::same_revision(&s.target_revision, &request.revision));
+        || (rendered.len() == 1
+            && app::same_revision(&rendered[0].1.target_revision, &request.revision));
     let order = if follows_target {
         let target = outcome.as_ref().map_err(|f| f.error.clone())?;
         Order::of(target)
     } else {
-        let source = source
-            .ok_or_else(|| ServiceError::invalid(format!("application {name} has no source")))?;
+        let &[(index, source)] = rendered.as_slice() else {
+            return Err(ServiceError::invalid(format!(
+                "application {name}: syncing a revision other than the target revision needs \
+                 exactly one source that renders, and it has {}",
+                rendered.len()
+            )));
+        };
+        let refs = ref_sources(shared, &sources).await?;
         let (commit, manifests) =
-            desired_at(shared, app, &source, &request.revision, false).await?;
+            desired_at(shared, app, index, source, &request.revision, &refs, false).await?;
         Order {
             cluster: destination(shared, app)?,
             commit,
-            source: Some(source),
+            source: Some(source.clone()),
             desired: app::prepare_desired(&manifests, app, &shared.config.control_plane_namespace),
             ..Order::default()
         }

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::decide;
 use crate::error::{Error, Result};
-use crate::reconcile::{self, Memo, PendingSync, Shared};
+use crate::reconcile::{self, Memo, PendingSync, Shared, forget_renders, memo_key};
 
 /// Argo CD's app annotation asking for a refresh; `hard` also drops cached manifests.
 const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
@@ -247,7 +247,7 @@ impl Worker {
                 st.memo = None;
                 st.dirty = false;
                 st.pending.clear();
-                renders.remove(name);
+                forget_renders(&mut renders, name);
             }
         }
         let gained: Vec<(u32, u64)> = owned
@@ -326,11 +326,14 @@ impl Worker {
             .get(REFRESH_ANNOTATION)
             .is_some_and(|v| v == "hard")
         {
-            self.shared
-                .renders
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&name);
+            forget_renders(
+                &mut self
+                    .shared
+                    .renders
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+                &name,
+            );
         }
         match self.apps.get_mut(&name) {
             Some(st) if *st.app == app => return,
@@ -363,11 +366,14 @@ impl Worker {
         if let Some(token) = st.running {
             token.cancel();
         }
-        self.shared
-            .renders
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+        forget_renders(
+            &mut self
+                .shared
+                .renders
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+            name,
+        );
         if self.owns(st.partition) {
             let shared = self.shared.clone();
             let key = gitfleet_bus::subject_token(name);
@@ -407,28 +413,40 @@ impl Worker {
                 if !self.partitions.contains_key(&st.partition) {
                     continue;
                 }
-                let sources = st.app.spec.effective_sources();
-                let Some(source) = sources.first() else {
-                    continue;
-                };
-                if !decide::same_repo(&source.repo_url, &event.repo)
-                    || !gitfleet_engine::app::same_revision(
-                        &source.target_revision,
-                        &event.target_revision,
-                    )
-                {
-                    continue;
-                }
-                let inputs = renders.get(name).map(|m| m.inputs.as_slice());
-                let touched =
-                    decide::touches(&st.app, source, inputs, event.changed_paths.as_deref());
-                if !touched {
-                    // The manifests at the old commit are the manifests at the new one.
-                    if let Some(memo) = renders.get_mut(name)
-                        && Some(&memo.request.commit) == event.from.as_ref()
+                // Every source on the event's repository and revision: a `ref` source's
+                // files may be read by any other (its commit is part of their requests).
+                let mut on_event = false;
+                let mut touched = false;
+                for (index, source) in st.app.spec.effective_sources().iter().enumerate() {
+                    if !decide::same_repo(&source.repo_url, &event.repo)
+                        || !gitfleet_engine::app::same_revision(
+                            &source.target_revision,
+                            &event.target_revision,
+                        )
                     {
-                        memo.request.commit = event.to.clone();
+                        continue;
                     }
+                    on_event = true;
+                    let key = memo_key(name, index);
+                    let source_touched = !source.ref_name.is_empty()
+                        || decide::touches(
+                            &st.app,
+                            source,
+                            renders.get(&key).map(|m| m.inputs.as_slice()),
+                            event.changed_paths.as_deref(),
+                        );
+                    if !source_touched {
+                        // The manifests at the old commit are the manifests at the new one.
+                        if let Some(memo) = renders.get_mut(&key)
+                            && Some(&memo.request.commit) == event.from.as_ref()
+                        {
+                            memo.request.commit = event.to.clone();
+                        }
+                    }
+                    touched |= source_touched;
+                }
+                if !on_event {
+                    continue;
                 }
                 affected.push((name.clone(), touched));
             }

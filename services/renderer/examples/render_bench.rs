@@ -104,6 +104,7 @@ fn requests(repo: &str, commit: &str, kind: &str, apps: usize) -> Vec<RenderRequ
                 source,
                 app_name: format!("{kind}-{i}"),
                 namespace: "bench".into(),
+                refs: Vec::new(),
             }
         })
         .collect()

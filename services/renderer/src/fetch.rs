@@ -96,6 +96,17 @@ impl Fetcher {
         }
     }
 
+    /// A fetcher for another repository (a multi-source app's `ref` source), through the
+    /// same bus.
+    pub fn elsewhere(&self, repo: &str, commit: &str) -> Fetcher {
+        Fetcher::new(
+            self.bus.clone(),
+            repo.to_owned(),
+            commit.to_owned(),
+            self.timeout,
+        )
+    }
+
     /// The archive of `chart` at this fetcher's commit (a chart version), from the Helm
     /// repository that is this fetcher's repository.
     pub async fn chart_archive(&self, chart: &str) -> Result<Vec<u8>, ServiceError> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use gitfleet_engine::diff::Glob;
 use gitfleet_helm_c::{Helm, RenderOptions, SetKind};
-use gitfleet_messages::{RenderRequest, RepoFile, ServiceError};
+use gitfleet_messages::{RefSource, RenderRequest, RepoFile, ServiceError};
 use gitfleet_model::HelmSource;
 use serde_json::{Map, Value};
 
@@ -91,7 +91,7 @@ pub async fn render(
         display_path(path).to_owned()
     };
     fetcher.dir(path, true).await?;
-    let inputs = gather(fetcher, path, &shown, &settings, env).await?;
+    let inputs = gather(fetcher, path, &shown, &settings, &request.refs, env).await?;
 
     let scratch = tempfile::Builder::new()
         .prefix("gitfleet-helm-")
@@ -200,19 +200,41 @@ async fn gather(
     path: &str,
     shown: &str,
     settings: &HelmSource,
+    refs: &[RefSource],
     env: &BuildEnv,
 ) -> Result<Inputs, ServiceError> {
-    let mut value_files: Vec<String> = Vec::new();
-    let mut explicit: Vec<String> = Vec::new();
-    let mut resolved: Vec<(String, String)> = Vec::new();
+    let mut resolved: Vec<(String, ValueFile)> = Vec::new();
     for raw in &settings.value_files {
-        let file = resolve_value_file(path, raw, env)?;
-        if !is_glob(&file) {
-            explicit.push(file.clone());
-        }
-        resolved.push((raw.clone(), file));
+        resolved.push((raw.clone(), resolve_value_file(path, raw, env)?));
     }
+    let explicit: Vec<String> = resolved
+        .iter()
+        .filter_map(|(_, f)| match f {
+            ValueFile::Here(file) if !is_glob(file) => Some(file.clone()),
+            _ => None,
+        })
+        .collect();
+    // Values files in merge order: label (repository path, or `$ref/path`) and text.
+    let mut value_files: Vec<(String, String)> = Vec::new();
+    let taken = |files: &[(String, String)], label: &str| files.iter().any(|(l, _)| l == label);
     for (raw, file) in resolved {
+        let file = match file {
+            ValueFile::Ref { name, path: file } => {
+                let label = format!("${name}/{file}");
+                match read_ref(fetcher, refs, &name, &file, &raw).await? {
+                    Some(text) if !taken(&value_files, &label) => value_files.push((label, text)),
+                    Some(_) => {}
+                    None if settings.ignore_missing_value_files => {}
+                    None => {
+                        return Err(ServiceError::invalid(format!(
+                            "{shown}: values file {raw:?} does not exist in source ${name}"
+                        )));
+                    }
+                }
+                continue;
+            }
+            ValueFile::Here(file) => file,
+        };
         if is_glob(&file) {
             let matches = glob_files(fetcher, &file).await?;
             if matches.is_empty() {
@@ -225,8 +247,9 @@ async fn gather(
             }
             for m in matches {
                 // A file also listed by name takes its listed place.
-                if !explicit.contains(&m) && !value_files.contains(&m) {
-                    value_files.push(m);
+                if !explicit.contains(&m) && !taken(&value_files, &m) {
+                    let text = text_of(fetcher, &m)?;
+                    value_files.push((m, text));
                 }
             }
             continue;
@@ -239,17 +262,11 @@ async fn gather(
                 "{shown}: values file {raw:?} ({file}) does not exist in the repository"
             )));
         }
-        if !value_files.contains(&file) {
-            value_files.push(file);
+        if !taken(&value_files, &file) {
+            let text = text_of(fetcher, &file)?;
+            value_files.push((file, text));
         }
     }
-    let value_files = value_files
-        .into_iter()
-        .map(|f| {
-            let text = text_of(fetcher, &f)?;
-            Ok((f, text))
-        })
-        .collect::<Result<Vec<_>, ServiceError>>()?;
 
     let inline = match (&settings.values_object, settings.values.trim()) {
         (Some(object), _) => Some(InlineValues::Object(object.clone())),
@@ -282,15 +299,29 @@ async fn gather(
 
     let mut files = Vec::new();
     for p in &settings.file_parameters {
-        let file = resolve_value_file(path, &p.path, env)?;
-        if !fetcher.reference(&file).await? || !fetcher.files().contains_key(&file) {
+        let (file, text) = match resolve_value_file(path, &p.path, env)? {
+            ValueFile::Ref { name, path: file } => {
+                let text = read_ref(fetcher, refs, &name, &file, &p.path).await?;
+                (format!("${name}/{file}"), text)
+            }
+            ValueFile::Here(file) => {
+                let found = fetcher.reference(&file).await? && fetcher.files().contains_key(&file);
+                let text = if found {
+                    Some(text_of(fetcher, &file)?)
+                } else {
+                    None
+                };
+                (file, text)
+            }
+        };
+        let Some(text) = text else {
             return Err(ServiceError::invalid(format!(
-                "{shown}: file parameter {:?}: {:?} ({file}) does not exist in the repository",
+                "{shown}: file parameter {:?}: {:?} ({file}) does not exist",
                 p.name, p.path
             )));
-        }
+        };
         files.retain(|(name, _, _): &(String, String, String)| *name != p.name);
-        files.push((p.name.clone(), file.clone(), text_of(fetcher, &file)?));
+        files.push((p.name.clone(), file, text));
     }
     Ok(Inputs {
         value_files,
@@ -310,29 +341,62 @@ fn text_of(fetcher: &Fetcher, file: &str) -> Result<String, ServiceError> {
     Ok(f.content.clone())
 }
 
-/// A values file entry as a repository path. `$ref` entries (multi-source) and URLs are
-/// not read yet, and say so.
-fn resolve_value_file(path: &str, raw: &str, env: &BuildEnv) -> Result<String, ServiceError> {
-    let raw_shown = raw;
+/// Where a values file (or file parameter) entry points.
+#[derive(Debug, PartialEq, Eq)]
+enum ValueFile {
+    /// A path of this source's repository.
+    Here(String),
+    /// `$name/path`: a path of the app's `ref` source `name`.
+    Ref { name: String, path: String },
+}
+
+/// A values file entry as a repository path, resolved as Argo CD does: relative to the
+/// chart's folder, absolute from the repository root, `$ref/...` from the root of the
+/// source of that `ref`; never outside its repository. URLs are not fetched, and say so.
+fn resolve_value_file(path: &str, raw: &str, env: &BuildEnv) -> Result<ValueFile, ServiceError> {
+    let leaves = || ServiceError::invalid(format!("values file {raw:?} leaves the repository"));
     // A reference names its source before any variable is substituted (Argo CD's order).
-    if raw.starts_with('$') && !raw.starts_with("${") {
+    if let Some(rest) = raw.strip_prefix('$')
+        && !raw.starts_with("${")
+    {
+        let (name, file) = rest.split_once('/').unwrap_or((rest, ""));
+        let file = fetch::clean(&env.substitute(file)).map_err(|_| leaves())?;
+        return Ok(ValueFile::Ref {
+            name: name.to_owned(),
+            path: file,
+        });
+    }
+    let substituted = env.substitute(raw);
+    if let Some((scheme, _)) = substituted.split_once("://") {
         return Err(ServiceError::invalid(format!(
-            "values file {raw_shown:?}: values from another source ($ref) are not read yet"
+            "values file {raw:?}: remote values files ({scheme}://) are not fetched"
         )));
     }
-    let raw = env.substitute(raw);
-    if let Some((scheme, _)) = raw.split_once("://") {
-        return Err(ServiceError::invalid(format!(
-            "values file {raw_shown:?}: remote values files ({scheme}://) are not fetched"
-        )));
-    }
-    let resolved = match raw.strip_prefix('/') {
+    let resolved = match substituted.strip_prefix('/') {
         Some(from_root) => fetch::clean(from_root),
-        None => fetch::join(path, &raw),
+        None => fetch::join(path, &substituted),
     };
-    resolved.map_err(|_| {
-        ServiceError::invalid(format!("values file {raw_shown:?} leaves the repository"))
-    })
+    resolved.map(ValueFile::Here).map_err(|_| leaves())
+}
+
+/// The text of `file` in the `ref` source `name` (`None`: no such file there).
+async fn read_ref(
+    fetcher: &Fetcher,
+    refs: &[RefSource],
+    name: &str,
+    file: &str,
+    raw: &str,
+) -> Result<Option<String>, ServiceError> {
+    let source = refs.iter().find(|r| r.name == name).ok_or_else(|| {
+        ServiceError::invalid(format!(
+            "values file {raw:?}: no source of the application has ref {name:?}"
+        ))
+    })?;
+    let mut other = fetcher.elsewhere(&source.repo, &source.commit);
+    if !other.reference(file).await? || !other.files().contains_key(file) {
+        return Ok(None);
+    }
+    text_of(&other, file).map(Some)
 }
 
 fn is_glob(path: &str) -> bool {
@@ -609,21 +673,29 @@ mod tests {
     #[test]
     fn value_files_resolve_from_the_chart_or_the_root_and_never_leave() {
         let env = BuildEnv::default();
+        let here = |p: &str| ValueFile::Here(p.to_owned());
         assert_eq!(
             resolve_value_file("charts/web", "values-prod.yaml", &env).unwrap(),
-            "charts/web/values-prod.yaml"
+            here("charts/web/values-prod.yaml")
         );
         assert_eq!(
             resolve_value_file("charts/web", "../../envs/prod.yaml", &env).unwrap(),
-            "envs/prod.yaml"
+            here("envs/prod.yaml")
         );
         assert_eq!(
             resolve_value_file("charts/web", "/envs/prod.yaml", &env).unwrap(),
-            "envs/prod.yaml"
+            here("envs/prod.yaml")
         );
         assert!(resolve_value_file("charts/web", "../../../etc/passwd", &env).is_err());
         assert!(resolve_value_file("charts/web", "/../etc/passwd", &env).is_err());
-        assert!(resolve_value_file("charts/web", "$values/prod.yaml", &env).is_err());
+        assert_eq!(
+            resolve_value_file("charts/web", "$values/envs/../prod.yaml", &env).unwrap(),
+            ValueFile::Ref {
+                name: "values".into(),
+                path: "prod.yaml".into()
+            }
+        );
+        assert!(resolve_value_file("charts/web", "$values/../../etc/passwd", &env).is_err());
         assert!(resolve_value_file("charts/web", "file:///etc/passwd", &env).is_err());
     }
 

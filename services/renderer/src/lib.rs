@@ -2,8 +2,8 @@
 //! replicated (queue group `renderer`); reads files only through the git-watcher.
 //!
 //! Plain YAML/JSON directories with Jsonnet, Kustomize, and Helm charts from Git, Helm
-//! repositories and OCI registries; plugins and multiple sources are errors until they land
-//! behind the same request.
+//! repositories and OCI registries, reading a multi-source app's `ref` sources for
+//! `$ref/...` values; plugins are errors until they land behind the same request.
 
 pub mod cache;
 pub mod directory;

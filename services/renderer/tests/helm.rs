@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use gitfleet_bus::{Bus, testkit};
 use gitfleet_gitkit::git;
-use gitfleet_messages::{RenderRequest, Rendered, Reply, ServiceError};
+use gitfleet_messages::{RefSource, RenderRequest, Rendered, Reply, ServiceError};
 use gitfleet_model::{ApplicationSource, HelmFileParameter, HelmParameter, HelmSource};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -237,6 +237,8 @@ struct Fixture {
     bus: Bus,
     repo: String,
     commit: String,
+    /// A second repository, the `ref` source `values` of a two-source app.
+    values: RefSource,
     shutdown: CancellationToken,
 }
 
@@ -250,6 +252,21 @@ impl Fixture {
         git(&work, &["commit", "--quiet", "-m", "first"]);
         let commit = git(&work, &["rev-parse", "HEAD"]);
         let repo = format!("file://{}", work.display());
+        let values_work = dir.path().join("values");
+        write(
+            &values_work,
+            "envs/prod.yaml",
+            "replicas: 7\nenv: from-ref\n",
+        );
+        write(&values_work, "files/app.conf", "threads = 16\n");
+        git(&values_work, &["init", "--quiet", "--initial-branch=main"]);
+        git(&values_work, &["add", "-A"]);
+        git(&values_work, &["commit", "--quiet", "-m", "values"]);
+        let values = RefSource {
+            name: "values".into(),
+            repo: format!("file://{}", values_work.display()),
+            commit: git(&values_work, &["rev-parse", "HEAD"]),
+        };
 
         let bus = testkit::bus().await;
         let shutdown = CancellationToken::new();
@@ -270,11 +287,21 @@ impl Fixture {
             bus,
             repo,
             commit,
+            values,
             shutdown,
         }
     }
 
     async fn render(&self, path: &str, helm: Option<HelmSource>) -> Reply<Rendered> {
+        self.render_with(path, helm, Vec::new()).await
+    }
+
+    async fn render_with(
+        &self,
+        path: &str,
+        helm: Option<HelmSource>,
+        refs: Vec<RefSource>,
+    ) -> Reply<Rendered> {
         let request = RenderRequest {
             repo: self.repo.clone(),
             commit: self.commit.clone(),
@@ -286,6 +313,7 @@ impl Fixture {
             },
             app_name: "shop-app".into(),
             namespace: "prod".into(),
+            refs,
         };
         let message = tokio::time::timeout(
             Duration::from_secs(60),
@@ -489,4 +517,71 @@ async fn bad_helm_input_is_an_error_naming_it() {
         .await
         .into_result()
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_from_a_ref_source_of_a_two_source_app() {
+    let f = Fixture::start().await;
+    let helm = HelmSource {
+        value_files: vec!["values-prod.yaml".into(), "$values/envs/prod.yaml".into()],
+        file_parameters: vec![HelmFileParameter {
+            name: "config".into(),
+            path: "$values/files/app.conf".into(),
+        }],
+        ..HelmSource::default()
+    };
+    let rendered = f
+        .render_with("charts/web", Some(helm.clone()), vec![f.values.clone()])
+        .await
+        .into_result()
+        .unwrap();
+    let deploy = rendered
+        .manifests
+        .iter()
+        .find(|m| m["kind"] == "Deployment")
+        .unwrap();
+    // values-prod.yaml says 3 and prod; the ref source's file, later, wins.
+    assert_eq!(deploy["spec"]["replicas"], 7);
+    assert_eq!(deploy["metadata"]["labels"]["env"], "from-ref");
+    let config = rendered
+        .manifests
+        .iter()
+        .find(|m| m["metadata"]["name"] == "shop-app-config")
+        .unwrap();
+    assert_eq!(config["data"]["config"], "threads = 16\n");
+    // The chart's own repository is what the inputs list; the ref's commit is in the
+    // request, so a commit there is a new render anyway.
+    assert_eq!(rendered.inputs, ["charts/web"]);
+
+    // No such ref, a path leaving the ref's repository, a file it lacks.
+    let err = match f
+        .render_with("charts/web", Some(helm.clone()), Vec::new())
+        .await
+    {
+        Reply::Error(err) => err,
+        Reply::Ok(r) => panic!("rendered {r:?}"),
+    };
+    assert!(
+        err.message
+            .contains("no source of the application has ref \"values\""),
+        "{}",
+        err.message
+    );
+    for (entry, expected) in [
+        ("$values/../../etc/passwd", "leaves the repository"),
+        ("$values/envs/nope.yaml", "does not exist in source $values"),
+    ] {
+        let bad = HelmSource {
+            value_files: vec![entry.into()],
+            ..HelmSource::default()
+        };
+        let err = match f
+            .render_with("charts/web", Some(bad), vec![f.values.clone()])
+            .await
+        {
+            Reply::Error(err) => err,
+            Reply::Ok(r) => panic!("rendered {r:?}"),
+        };
+        assert!(err.message.contains(expected), "{entry}: {}", err.message);
+    }
 }

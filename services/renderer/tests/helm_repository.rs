@@ -218,6 +218,7 @@ impl Fixture {
             },
             app_name: "shop".into(),
             namespace: "prod".into(),
+            refs: Vec::new(),
         };
         let reply: Reply<Rendered> = self.ask(self.bus.topology.render_subject(), &request).await;
         reply.into_result()

@@ -170,6 +170,7 @@ impl Fixture {
             },
             app_name: "shop".into(),
             namespace: "prod".into(),
+            refs: Vec::new(),
         };
         let message = tokio::time::timeout(
             Duration::from_secs(60),

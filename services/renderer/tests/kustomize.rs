@@ -247,6 +247,7 @@ impl Fixture {
             },
             app_name: "shop".into(),
             namespace: "shop".into(),
+            refs: Vec::new(),
         };
         let message = tokio::time::timeout(
             Duration::from_secs(60),

@@ -145,3 +145,50 @@ fn yaml_documents(text: &str) -> Vec<Value> {
         .filter(|v: &Value| !v.is_null())
         .collect()
 }
+
+/// Argo CD's multi-source form: the chart from one source, its values file from a `ref`
+/// source (`$values/...`). Synced and Healthy with the ref's values; a commit to the
+/// values file alone (outside the chart's path) reaches the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_two_source_app_takes_its_values_from_the_ref_source() {
+    let sb = Sandbox::start(
+        &[
+            ("charts/web/Chart.yaml", CHART),
+            ("charts/web/values.yaml", VALUES),
+            ("charts/web/templates/_helpers.tpl", HELPERS),
+            ("charts/web/templates/deploy.yaml", CHART_DEPLOY),
+            ("envs/prod/web.yaml", "replicas: 5\n"),
+        ],
+        Timings {
+            poll: Duration::from_secs(600),
+            refresh: Duration::from_secs(600),
+        },
+    )
+    .await;
+    let repo = sb.repo_url();
+    let yaml = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: multi\n  namespace: argocd\nspec:\n  project: default\n  sources:\n  - repoURL: {repo}\n    targetRevision: main\n    path: charts/web\n    helm:\n      valueFiles:\n      - $values/envs/prod/web.yaml\n  - repoURL: {repo}\n    targetRevision: main\n    ref: values\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: multi\n  syncPolicy:\n    automated:\n      prune: true\n    syncOptions:\n    - CreateNamespace=true\n"
+    );
+    sb.create_app("multi", &yaml).await;
+    sb.until_status("multi", 90, "Synced and Healthy", |s| {
+        Sandbox::sync_status(s) == "Synced" && Sandbox::health(s) == "Healthy"
+    })
+    .await;
+    assert_eq!(
+        sb.live("apps", "deployments", "multi", "multi-web")
+            .unwrap()["spec"]["replicas"],
+        5
+    );
+
+    let commit = sb.commit(&[("envs/prod/web.yaml", Some("replicas: 6\n"))], "six");
+    assert!(sb.github_push().await.is_success());
+    sb.until(60, "the ref source's new value in the cluster", |sb| {
+        sb.live("apps", "deployments", "multi", "multi-web")
+            .is_some_and(|d| d["spec"]["replicas"] == 6)
+    })
+    .await;
+    sb.until_status("multi", 60, "Synced at the new commit", |s| {
+        Sandbox::sync_status(s) == "Synced" && s["sync"]["revision"] == commit
+    })
+    .await;
+}
