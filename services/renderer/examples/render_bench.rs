@@ -93,7 +93,7 @@ fn requests(repo: &str, commit: &str, kind: &str, apps: usize) -> Vec<RenderRequ
                 _ => {
                     source.path = "chart".into();
                     source.helm = Some(HelmSource {
-                        value_files: vec![format!("values-{i}.yaml")],
+                        value_files: vec![format!("../envs/app-{i}.yaml")],
                         ..HelmSource::default()
                     });
                 }
