@@ -72,9 +72,10 @@ fn write_repo(root: &Path, apps: usize) {
             &format!("overlays/app-{i}/kustomization.yaml"),
             &format!("resources: [../../base]\nnamePrefix: app-{i}-\n"),
         );
+        // Beside the chart, not in it: each app reads the chart and its own file.
         write(
             root,
-            &format!("chart/values-{i}.yaml"),
+            &format!("envs/app-{i}.yaml"),
             &format!("replicas: {}\n", i % 5 + 1),
         );
     }
