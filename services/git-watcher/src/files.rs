@@ -47,7 +47,8 @@ pub enum Depth {
 
 impl Mirror {
     /// The files under `path` (repository-relative, `""` or `.` for the root) at `commit`,
-    /// sorted by path, within the mirror's [`ReadLimits`]. Submodules and symlinks are left
+    /// sorted by path, within the mirror's [`ReadLimits`]; a path naming a file reads that
+    /// file alone. Submodules and symlinks are left
     /// out: the renderer only reads regular files, as Argo CD's repo-server effectively does
     /// for symlinks pointing outside the repository.
     pub fn read_dir(&self, commit: &str, path: &str, depth: Depth) -> Result<Vec<RepoFile>> {
@@ -66,7 +67,32 @@ impl Mirror {
                 .lookup_entry_by_path(&dir)
                 .map_err(|e| self.read_error(&dir, &e))?
                 .ok_or_else(not_found)?;
-            if !entry.mode().is_tree() {
+            let mode = entry.mode();
+            if mode.is_blob() {
+                // One file asked for by its path: that file alone, not its folder.
+                let limits = self.read_limits();
+                let header = repo
+                    .find_header(entry.oid())
+                    .map_err(|e| self.read_error(&dir, &e))?;
+                if header.size() > limits.max_file_bytes {
+                    return Err(GitError::FileTooLarge {
+                        repo: self.url().to_string(),
+                        commit: commit.to_owned(),
+                        path: dir,
+                        size: header.size(),
+                        limit: limits.max_file_bytes,
+                    });
+                }
+                let blob = repo
+                    .find_blob(entry.oid())
+                    .map_err(|e| self.read_error(&dir, &e))?;
+                return Ok(vec![RepoFile {
+                    path: dir,
+                    bytes: blob.data.clone(),
+                    executable: mode.is_executable(),
+                }]);
+            }
+            if !mode.is_tree() {
                 return Err(not_found());
             }
             entry

@@ -221,12 +221,22 @@ async fn read_dir_returns_files_within_limits() {
         matches!(err, GitError::PathNotFound { ref path, .. } if path == "apps/nope"),
         "{err}"
     );
-    let err = mirror
+    // A file's path reads that file alone (a values file, not its whole folder).
+    let one = mirror
         .read_dir("main", "README.md", Depth::Recursive)
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(
+        (one[0].path.as_str(), one[0].bytes.as_slice()),
+        ("README.md", &b"hello\n"[..])
+    );
+    // Limits hold for it too.
+    let err = mirror
+        .read_dir("main", "apps/a/deploy.yaml", Depth::TopLevel)
         .unwrap_err();
     assert!(
-        matches!(err, GitError::PathNotFound { .. }),
-        "a file is not a directory: {err}"
+        matches!(err, GitError::FileTooLarge { ref path, size: 26, .. } if path == "apps/a/deploy.yaml"),
+        "{err}"
     );
 
     // main's deploy.yaml is 26 bytes, over the 20-byte file limit.

@@ -60,6 +60,13 @@ pub fn is_below(path: &str, dir: &str) -> bool {
     dir.is_empty() || path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
 }
 
+/// What a path named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listed {
+    Directory,
+    File,
+}
+
 /// The files of one repository at one commit that a render has fetched so far.
 pub struct Fetcher {
     bus: Bus,
@@ -71,8 +78,6 @@ pub struct Fetcher {
     recursive: BTreeSet<String>,
     /// Directories fetched with only the files directly in them.
     top_level: BTreeSet<String>,
-    /// Directories listed only to read one file in them: not inputs themselves.
-    peeked: BTreeSet<String>,
     /// Files the render depends on that no fetched directory covers.
     single_files: BTreeSet<String>,
     /// Every file is already here (a chart unpacked from a Helm repository): nothing is
@@ -90,7 +95,6 @@ impl Fetcher {
             files: BTreeMap::new(),
             recursive: BTreeSet::new(),
             top_level: BTreeSet::new(),
-            peeked: BTreeSet::new(),
             single_files: BTreeSet::new(),
             sealed: false,
         }
@@ -151,7 +155,11 @@ impl Fetcher {
         if self.covers_dir(dir, recurse) {
             return Ok(());
         }
-        self.list(dir, recurse).await?;
+        if self.list(dir, recurse).await? == Listed::File {
+            return Err(ServiceError::invalid(format!(
+                "{dir} is a file, and a source path names a directory"
+            )));
+        }
         if recurse {
             self.recursive.insert(dir.to_owned());
         } else {
@@ -160,13 +168,17 @@ impl Fetcher {
         Ok(())
     }
 
-    async fn list(&mut self, dir: &str, recurse: bool) -> Result<(), ServiceError> {
+    /// Asks for what is at `path`: a directory's files, or one file (the git watcher
+    /// answers a file's path with that file alone).
+    async fn list(&mut self, path: &str, recurse: bool) -> Result<Listed, ServiceError> {
         if self.sealed {
-            return if self.files.keys().any(|f| is_below(f, dir) && f != dir) {
-                Ok(())
+            return if self.files.contains_key(path) {
+                Ok(Listed::File)
+            } else if self.files.keys().any(|f| is_below(f, path)) {
+                Ok(Listed::Directory)
             } else {
                 Err(ServiceError::not_found(format!(
-                    "path {dir:?} not found in the chart"
+                    "path {path:?} not found in the chart"
                 )))
             };
         }
@@ -178,44 +190,47 @@ impl Fetcher {
                 &FilesRequest {
                     repo: self.repo.clone(),
                     commit: self.commit.clone(),
-                    path: dir.to_owned(),
+                    path: path.to_owned(),
                     recurse,
                     chart: String::new(),
                 },
                 self.timeout,
             )
             .await?;
+        let listed = match files.files.as_slice() {
+            [one] if one.path == path => Listed::File,
+            _ => Listed::Directory,
+        };
         for file in files.files {
             self.files.insert(file.path.clone(), file);
         }
-        Ok(())
+        Ok(listed)
     }
 
     /// Fetches what a relative reference names, directory or file, unless fetched. Returns
     /// false when it names neither: the tool reading it will say so in its own words. A
-    /// file (even one that is not there, whose adding changes the render) is an input by
-    /// itself, not its whole folder.
+    /// file is read alone and is an input by itself, not its folder (so is one that is not
+    /// there: adding it changes the render).
     pub async fn reference(&mut self, path: &str) -> Result<bool, ServiceError> {
-        if self.recursive.iter().any(|d| is_below(path, d)) {
+        if self.recursive.iter().any(|d| is_below(path, d)) || self.files.contains_key(path) {
             return Ok(true);
         }
-        match self.dir(path, true).await {
-            Ok(()) => return Ok(true),
-            Err(err) if err.code == ErrorCode::NotFound => {}
-            Err(err) => return Err(err),
-        }
-        // Not a directory: a file, read with its siblings.
-        let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
-        self.single_files.insert(path.to_owned());
-        if !self.covers_dir(parent, false) && !self.peeked.contains(parent) {
-            match self.list(parent, false).await {
-                Ok(()) => {}
-                Err(err) if err.code == ErrorCode::NotFound => return Ok(false),
-                Err(err) => return Err(err),
+        match self.list(path, true).await {
+            Ok(Listed::Directory) => {
+                self.recursive.insert(path.to_owned());
+                Ok(true)
             }
-            self.peeked.insert(parent.to_owned());
+            Ok(Listed::File) => {
+                self.single_files.insert(path.to_owned());
+                Ok(true)
+            }
+            Err(err) if err.code == ErrorCode::NotFound => {
+                // Its adding would change the render: an input all the same.
+                self.single_files.insert(path.to_owned());
+                Ok(false)
+            }
+            Err(err) => Err(err),
         }
-        Ok(self.files.contains_key(path))
     }
 
     fn covers_dir(&self, dir: &str, recurse: bool) -> bool {
