@@ -7,7 +7,7 @@
 //! check compiles every dependency a second time (metadata only), which on 2 cores costs
 //! about six minutes of a cold run. Building the tests with the same wrapper lints every
 //! workspace target the suite compiles (libraries with and without `cfg(test)`, binaries,
-//! integration tests; the workspace has no benches or examples) while dependencies build
+//! integration tests, examples such as the renderer's bench; no benches) while dependencies build
 //! once. The lint levels travel as `CLIPPY_ARGS`, the variable `cargo clippy` itself uses
 //! to hand `-- ARGS` to the driver.
 
