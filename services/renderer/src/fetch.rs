@@ -254,10 +254,15 @@ impl Fetcher {
     /// Writes every fetched file below `root` (a private scratch copy for a tool). Paths come from the git watcher, which reads
     /// only regular files of the tree; each is checked again so nothing lands outside.
     pub fn write_to(&self, root: &Path) -> Result<(), ServiceError> {
+        self.write_below(root, "")
+    }
+
+    /// Writes the fetched files below the directory `dir` (`""`: all) below `root`.
+    pub fn write_below(&self, root: &Path, dir: &str) -> Result<(), ServiceError> {
         let io = |what: &str, err: std::io::Error| {
             ServiceError::internal(format!("writing the scratch copy ({what}): {err}"))
         };
-        for file in self.files.values() {
+        for file in self.files.values().filter(|f| is_below(&f.path, dir)) {
             let clean = clean(&file.path)
                 .ok()
                 .filter(|c| *c == file.path && !c.is_empty())

@@ -432,7 +432,7 @@ async fn glob_files(fetcher: &mut Fetcher, pattern: &str) -> Result<Vec<String>,
 
 /// Path segments against pattern segments: `**` matches any number of segments, every
 /// other pattern segment one segment (its own `*` not crossing `/`).
-fn segments_match(pattern: &[&str], path: &[&str]) -> bool {
+pub(crate) fn segments_match(pattern: &[&str], path: &[&str]) -> bool {
     match pattern.split_first() {
         None => path.is_empty(),
         Some((&"**", rest)) => (0..=path.len()).any(|skip| segments_match(rest, &path[skip..])),

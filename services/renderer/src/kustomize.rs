@@ -7,15 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use gitfleet_model::KustomizeSource;
 use serde_json::{Map, Value, json};
-use tokio::io::AsyncReadExt;
 
 use crate::directory::{parse_manifests, parse_yaml_documents};
 use crate::fetch::{self, Fetcher};
+use crate::process::{ToolRun, run};
 use gitfleet_messages::ServiceError;
 
 /// The file names Kustomize looks for in a directory, in its order.
@@ -547,8 +546,7 @@ fn merge_image(images: &mut Vec<Value>, wanted: ImageOverride) {
     }
 }
 
-/// Runs the build in `dir`, bounded in time and output; errors say what Kustomize said,
-/// with the scratch directory's path left out so file names read as in the repository.
+/// Runs the build in `dir`, bounded in time and output; errors say what Kustomize said.
 async fn build(
     tool: &KustomizeTool,
     dir: &Path,
@@ -559,82 +557,19 @@ async fn build(
         .command
         .split_first()
         .ok_or_else(|| ServiceError::internal("no kustomize command configured"))?;
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .arg(dir)
-        .current_dir(scratch)
-        // Nothing of the renderer's environment (credentials) reaches the tool.
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", scratch)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|err| {
-            ServiceError::unavailable(format!("cannot run kustomize ({program}): {err}"))
-        })?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let limit = tool.max_output_bytes;
-    let run = async {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let read_out = async {
-            (&mut stdout)
-                .take(limit as u64 + 1)
-                .read_to_end(&mut out)
-                .await
-        };
-        // The first 64 KiB say what went wrong; the rest is drained so the tool never
-        // blocks on a full pipe.
-        let read_err = async {
-            (&mut stderr).take(64 << 10).read_to_end(&mut err).await?;
-            tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await
-        };
-        let (a, b) = tokio::join!(read_out, read_err);
-        a.and(b)
-            .map_err(|e| ServiceError::internal(format!("reading kustomize: {e}")))?;
-        if out.len() > limit {
-            return Err(ServiceError::invalid(format!(
-                "kustomize build {}: output is over the limit of {limit} bytes",
-                display_path(path)
-            )));
-        }
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| ServiceError::internal(format!("waiting for kustomize: {e}")))?;
-        Ok((status, out, err))
-    };
-    let (status, out, err) = tokio::time::timeout(tool.timeout, run)
-        .await
-        .map_err(|_| {
-            ServiceError::deadline(format!(
-                "kustomize build {} took longer than {:?}",
-                display_path(path),
-                tool.timeout
-            ))
-        })??;
-    if !status.success() {
-        let scratch_prefix = format!("{}/", scratch.display());
-        let message = String::from_utf8_lossy(&err)
-            .replace(&scratch_prefix, "")
-            .replace(&scratch.display().to_string(), ".")
-            .trim()
-            .to_owned();
-        return Err(ServiceError::invalid(format!(
-            "kustomize build {} failed: {message}",
-            display_path(path)
-        )));
-    }
-    String::from_utf8(out).map_err(|_| {
-        ServiceError::invalid(format!(
-            "kustomize build {}: output is not UTF-8",
-            display_path(path)
-        ))
+    let mut args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+    args.push(dir.into());
+    run(ToolRun {
+        what: &format!("kustomize build {}", display_path(path)),
+        program,
+        args,
+        cwd: scratch,
+        scratch,
+        env: Vec::new(),
+        timeout: tool.timeout,
+        max_output_bytes: tool.max_output_bytes,
     })
+    .await
 }
 
 #[cfg(test)]

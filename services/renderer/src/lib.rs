@@ -3,7 +3,7 @@
 //!
 //! Plain YAML/JSON directories with Jsonnet, Kustomize, and Helm charts from Git, Helm
 //! repositories and OCI registries, reading a multi-source app's `ref` sources for
-//! `$ref/...` values; plugins are errors until they land behind the same request.
+//! `$ref/...` values, and config management plugins.
 
 pub mod cache;
 pub mod directory;
@@ -11,11 +11,14 @@ pub mod fetch;
 pub mod helm;
 pub mod jsonnet;
 pub mod kustomize;
+pub mod plugin;
+pub mod process;
 pub mod service;
 pub mod source;
 
 pub use directory::{DirectoryOptions, RenderError, render_directory};
 pub use helm::HelmTool;
 pub use kustomize::KustomizeTool;
+pub use plugin::{Plugin, Plugins};
 pub use service::{Config, Error, run, start};
 pub use source::Tools;

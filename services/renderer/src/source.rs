@@ -15,6 +15,7 @@ use crate::fetch::{self, Fetcher};
 use crate::helm::{self, HelmTool};
 use crate::jsonnet;
 use crate::kustomize::{self, BuildEnv, KustomizeTool};
+use crate::plugin::{self, Plugins};
 
 /// The tools a source can be rendered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,7 @@ pub struct Tools {
     pub helm: HelmTool,
     /// Longest a directory's Jsonnet may evaluate (in process: past it, abandoned).
     pub jsonnet_timeout: Duration,
+    pub plugins: Plugins,
 }
 
 impl Default for Tools {
@@ -93,6 +95,7 @@ impl Default for Tools {
             helm: HelmTool::default(),
             // Argo CD's repo-server default for any tool.
             jsonnet_timeout: Duration::from_secs(90),
+            plugins: Plugins::default(),
         }
     }
 }
@@ -128,7 +131,6 @@ pub async fn render(
             detect(&names)
         }
     };
-    let shown = if path.is_empty() { "." } else { &path };
     let manifests = match tool {
         Tool::Directory => {
             let directory = source.directory.clone().unwrap_or_default();
@@ -182,9 +184,9 @@ pub async fn render(
             helm::render(&mut fetcher, &tools.helm, &path, request, &env).await?
         }
         Tool::Plugin => {
-            return Err(ServiceError::invalid(format!(
-                "{shown}: config management plugins are not run yet"
-            )));
+            let env = build_env(request);
+            let settings = source.plugin.clone().unwrap_or_default();
+            plugin::render(&mut fetcher, &tools.plugins, &path, &settings, &env).await?
         }
     };
     Ok(Rendered {
