@@ -26,6 +26,9 @@ struct Args {
     poll_seconds: u64,
     #[arg(long, default_value_t = 90)]
     fetch_timeout_seconds: u64,
+    /// Mirror `file://` URLs and local paths too (never the mirrors' own folder).
+    #[arg(long, env = "GITFLEET_ALLOW_LOCAL_REPOSITORIES")]
+    allow_local_repositories: bool,
 }
 
 #[tokio::main]
@@ -37,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
     config.poll_interval = Duration::from_secs(args.poll_seconds);
     config.poll_jitter = Duration::from_secs(args.poll_seconds / 2);
     config.fetch_timeout = Duration::from_secs(args.fetch_timeout_seconds);
+    config.allow_local_repositories = args.allow_local_repositories;
     git_watcher::run(config, bus, shutdown_on_signal()).await?;
     Ok(())
 }

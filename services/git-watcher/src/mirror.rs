@@ -26,6 +26,10 @@ pub struct MirrorsConfig {
     pub fetch_timeout: Duration,
     /// Limits on what [`Mirror::read_dir`] hands to the renderer.
     pub read_limits: ReadLimits,
+    /// Whether `file://` URLs and local paths may be mirrored. Off unless the operator
+    /// turns it on: a local path lets an Application read any repository on the
+    /// watcher's disk (Argo CD had CVEs of this kind).
+    pub allow_local: bool,
 }
 
 impl Default for MirrorsConfig {
@@ -34,6 +38,7 @@ impl Default for MirrorsConfig {
         MirrorsConfig {
             fetch_timeout: Duration::from_secs(90),
             read_limits: ReadLimits::default(),
+            allow_local: false,
         }
     }
 }
@@ -81,6 +86,7 @@ impl Mirrors {
     /// Credentials embedded in the URL are moved to the mirror's credentials.
     pub fn mirror(&self, repo_url: &str) -> Result<Mirror> {
         let url = RepoUrl::parse(repo_url)?;
+        self.check_local(&url)?;
         let mut by_key = self.inner.by_key.lock().expect("mirrors lock poisoned");
         if let Some(mirror) = by_key.get(url.key()) {
             if let Some(creds) = url.embedded_credentials() {
@@ -92,6 +98,28 @@ impl Mirrors {
         let mirror = Mirror::open_or_init(url, path, self.inner.config.clone())?;
         by_key.insert(mirror.url().key().to_owned(), mirror.clone());
         Ok(mirror)
+    }
+
+    /// A local repository only when allowed, and never one inside the mirrors' folder.
+    fn check_local(&self, url: &RepoUrl) -> Result<()> {
+        let Some(path) = url.local_path() else {
+            return Ok(());
+        };
+        let refuse = |reason: &str| GitError::InvalidUrl {
+            url: url.to_string(),
+            reason: reason.to_owned(),
+        };
+        if !self.inner.config.allow_local {
+            return Err(refuse(
+                "local repositories are refused; the operator allows them with \
+                 --allow-local-repositories",
+            ));
+        }
+        let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        if canonical(&path).starts_with(canonical(&self.inner.root)) {
+            return Err(refuse("it is inside the git watcher's mirrors folder"));
+        }
+        Ok(())
     }
 
     /// The mirrors handed out so far.

@@ -50,6 +50,8 @@ pub struct Config {
     pub fetch_timeout: Duration,
     /// Resolve and files requests worked on at once (per subject); more wait their turn.
     pub max_concurrent_requests: usize,
+    /// `file://` and local-path repositories (off: see [`MirrorsConfig::allow_local`]).
+    pub allow_local_repositories: bool,
 }
 
 impl Config {
@@ -60,7 +62,14 @@ impl Config {
             poll_jitter: PollSchedule::DEFAULT_JITTER,
             fetch_timeout: MirrorsConfig::default().fetch_timeout,
             max_concurrent_requests: 16,
+            allow_local_repositories: false,
         }
+    }
+
+    /// The same, with local repositories allowed (tests and local setups).
+    pub fn allowing_local_repositories(mut self) -> Self {
+        self.allow_local_repositories = true;
+        self
     }
 }
 
@@ -116,6 +125,7 @@ pub async fn start(
         &config.mirror_dir,
         MirrorsConfig {
             fetch_timeout: config.fetch_timeout,
+            allow_local: config.allow_local_repositories,
             ..MirrorsConfig::default()
         },
     );

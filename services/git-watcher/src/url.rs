@@ -104,6 +104,12 @@ impl RepoUrl {
         )
     }
 
+    /// The path of a local repository (`file://` or a bare path), `None` for a remote one.
+    pub fn local_path(&self) -> Option<std::path::PathBuf> {
+        (self.scheme == gix::url::Scheme::File)
+            .then(|| self.key.strip_prefix("file://").unwrap_or(&self.key).into())
+    }
+
     pub(crate) fn scheme(&self) -> gix::url::Scheme {
         self.scheme.clone()
     }

@@ -413,14 +413,33 @@ async fn file_urls_and_restarts_reuse_the_mirror() {
     let fx = fixture();
     let root = tempfile::tempdir().unwrap();
     let url = format!("file://{}", fx.upstream.bare().display());
+    let local = || {
+        Mirrors::with_config(
+            root.path(),
+            MirrorsConfig {
+                allow_local: true,
+                ..MirrorsConfig::default()
+            },
+        )
+    };
+    // Refused unless the operator allows local repositories.
+    let err = Mirrors::new(root.path()).mirror(&url).err().unwrap();
+    assert!(
+        err.to_string().contains("--allow-local-repositories"),
+        "{err}"
+    );
     {
-        let mirrors = Mirrors::new(root.path());
+        let mirrors = local();
         let mirror = mirrors.mirror(&url).unwrap();
         mirror.fetch().await.unwrap();
         assert_eq!(mirror.resolve("v1").unwrap().commit, fx.first);
+        // Even allowed, never the mirrors' own folder (other repositories' objects).
+        let inside = format!("file://{}", root.path().display());
+        let err = mirrors.mirror(&inside).err().unwrap();
+        assert!(err.to_string().contains("mirrors folder"), "{err}");
     }
     // A new process over the same directory finds what was fetched before.
-    let mirrors = Mirrors::new(root.path());
+    let mirrors = local();
     let mirror = mirrors.mirror(&url).unwrap();
     assert_eq!(mirror.resolve("HEAD").unwrap().commit, fx.second);
     assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);

@@ -378,7 +378,7 @@ async fn a_revision_the_repository_lacks_is_not_found_in_one_line() {
     let repo = format!("file://{}", upstream.bare().display());
     let mirrors = tempfile::tempdir().unwrap();
     let watcher = git_watcher::start(
-        git_watcher::Config::new(mirrors.path()),
+        git_watcher::Config::new(mirrors.path()).allowing_local_repositories(),
         env.bus.clone(),
         env.shutdown.clone(),
     )

@@ -35,7 +35,7 @@ async fn renders_a_directory_of_a_real_repository() {
     let shutdown = CancellationToken::new();
     // Both answer requests once started.
     let watcher = git_watcher::start(
-        git_watcher::Config::new(mirrors.path()),
+        git_watcher::Config::new(mirrors.path()).allowing_local_repositories(),
         bus.clone(),
         shutdown.clone(),
     )

@@ -271,7 +271,7 @@ impl Fixture {
         let bus = testkit::bus().await;
         let shutdown = CancellationToken::new();
         let watcher = git_watcher::start(
-            git_watcher::Config::new(dir.path().join("mirrors")),
+            git_watcher::Config::new(dir.path().join("mirrors")).allowing_local_repositories(),
             bus.clone(),
             shutdown.clone(),
         )

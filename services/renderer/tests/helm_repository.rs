@@ -305,6 +305,21 @@ async fn bad_helm_repository_input_is_an_error_saying_so() {
         err.message
     );
 
+    // A local path as a repository (another app's mirror, the watcher's disk): refused,
+    // as this watcher does not allow local repositories.
+    let local = ResolveRequest {
+        repo: "file:///var/lib/gitfleet/mirrors/abc".into(),
+        revision: "HEAD".into(),
+        chart: String::new(),
+    };
+    let reply: Reply<Resolved> = f.ask(f.bus.topology.git_resolve_subject(), &local).await;
+    let err = reply.into_result().unwrap_err();
+    assert!(
+        err.message.contains("local repositories are refused"),
+        "{}",
+        err.message
+    );
+
     // A wrong password: the repository refuses, and the message holds no secret.
     let repositories = f.bus.kv(Bucket::Repositories).await.unwrap();
     let entry = serde_json::json!({

@@ -215,7 +215,7 @@ impl Fixture {
         let shutdown = CancellationToken::new();
         let mirrors = dir.path().join("mirrors");
         let watcher = git_watcher::start(
-            git_watcher::Config::new(&mirrors),
+            git_watcher::Config::new(&mirrors).allowing_local_repositories(),
             bus.clone(),
             shutdown.clone(),
         )
