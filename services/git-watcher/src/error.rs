@@ -58,6 +58,14 @@ pub enum GitError {
         limit: u64,
     },
 
+    #[error("{path:?} at {commit} in {repo} is a symlink to {target:?}, outside the repository")]
+    SymlinkOutside {
+        repo: String,
+        commit: String,
+        path: String,
+        target: String,
+    },
+
     /// An object the mirror should hold could not be read.
     #[error("reading {what} in {repo}: {message}")]
     Read {
@@ -75,6 +83,7 @@ impl GitError {
                 ErrorCode::NotFound
             }
             GitError::InvalidUrl { .. }
+            | GitError::SymlinkOutside { .. }
             | GitError::FileTooLarge { .. }
             | GitError::DirectoryTooLarge { .. } => ErrorCode::Invalid,
             GitError::FetchFailed { .. } => ErrorCode::Unavailable,

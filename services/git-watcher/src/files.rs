@@ -48,15 +48,15 @@ pub enum Depth {
 impl Mirror {
     /// The files under `path` (repository-relative, `""` or `.` for the root) at `commit`,
     /// sorted by path, within the mirror's [`ReadLimits`]; a path naming a file reads that
-    /// file alone. Submodules and symlinks are left
-    /// out: the renderer only reads regular files, as Argo CD's repo-server effectively does
-    /// for symlinks pointing outside the repository.
+    /// file alone. A symlink to a file of the commit reads as that file; one pointing
+    /// outside the repository is an error ([`GitError::SymlinkOutside`]); submodules and
+    /// links to folders are left out.
     pub fn read_dir(&self, commit: &str, path: &str, depth: Depth) -> Result<Vec<RepoFile>> {
         let repo = self.repo();
         let root = self.commit_tree(&repo, commit)?;
         let dir = normalize_dir(path);
         let tree = if dir.is_empty() {
-            root
+            root.clone()
         } else {
             let not_found = || GitError::PathNotFound {
                 repo: self.url().to_string(),
@@ -124,11 +124,39 @@ impl Mirror {
                     }
                     continue;
                 }
-                if !mode.is_blob() {
+                // A symlink is read as the file it points to, when that is a file of this
+                // commit; one pointing outside the repository is refused (Argo CD had CVEs
+                // where such links read the repo-server's own files).
+                let mut oid = entry.oid().to_owned();
+                if mode.is_link() {
+                    let target = repo
+                        .find_blob(entry.oid())
+                        .map_err(|e| self.read_error(&full, &e))?
+                        .data
+                        .to_str_lossy()
+                        .into_owned();
+                    let parent = full.rsplit_once('/').map_or("", |(p, _)| p);
+                    let Some(resolved) = resolve_link(parent, &target) else {
+                        return Err(GitError::SymlinkOutside {
+                            repo: self.url().to_string(),
+                            commit: commit.to_owned(),
+                            path: full,
+                            target,
+                        });
+                    };
+                    match root
+                        .lookup_entry_by_path(&resolved)
+                        .map_err(|e| self.read_error(&resolved, &e))?
+                    {
+                        Some(found) if found.mode().is_blob() => oid = found.oid().to_owned(),
+                        // A link to a folder, another link or nothing: not a file to read.
+                        _ => continue,
+                    }
+                } else if !mode.is_blob() {
                     continue;
                 }
                 let header = repo
-                    .find_header(entry.oid())
+                    .find_header(oid)
                     .map_err(|e| self.read_error(&full, &e))?;
                 let size = header.size();
                 if size > limits.max_file_bytes {
@@ -154,7 +182,7 @@ impl Mirror {
                     });
                 }
                 let blob = repo
-                    .find_blob(entry.oid())
+                    .find_blob(oid)
                     .map_err(|e| self.read_error(&full, &e))?;
                 files.push(RepoFile {
                     path: full,
@@ -165,6 +193,41 @@ impl Mirror {
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
+    }
+}
+
+/// A symlink's target, relative to the link's folder `parent`, as a repository path;
+/// `None` when it is absolute or climbs out of the repository.
+fn resolve_link(parent: &str, target: &str) -> Option<String> {
+    if target.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = parent.split('/').filter(|p| !p.is_empty()).collect();
+    for segment in target.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            s => parts.push(s),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::resolve_link;
+
+    #[test]
+    fn links_resolve_inside_the_repository_only() {
+        assert_eq!(
+            resolve_link("apps/a", "../b/x.yaml").as_deref(),
+            Some("apps/b/x.yaml")
+        );
+        assert_eq!(resolve_link("", "x.yaml").as_deref(), Some("x.yaml"));
+        assert_eq!(resolve_link("apps", "../../etc/passwd"), None);
+        assert_eq!(resolve_link("apps", "/etc/passwd"), None);
     }
 }
 

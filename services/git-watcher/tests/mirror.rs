@@ -465,3 +465,49 @@ async fn an_empty_repository_fetches_to_nothing_then_fills() {
     mirror.fetch().await.unwrap();
     assert_eq!(mirror.resolve("").unwrap().commit, first);
 }
+
+#[tokio::test]
+async fn symlinks_read_as_their_target_inside_the_repository_only() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::create_dir_all(w.join("apps/web")).unwrap();
+    std::fs::create_dir_all(w.join("apps/linked")).unwrap();
+    std::fs::create_dir_all(w.join("apps/leaky")).unwrap();
+    std::fs::write(w.join("apps/web/svc.yaml"), "kind: Service\n").unwrap();
+    for other in [
+        "absolute", "boom", "escape", "forever", "missing", "scalars", "shared",
+    ] {
+        std::fs::create_dir_all(w.join("apps").join(other)).unwrap();
+        std::fs::write(w.join("apps").join(other).join("main.jsonnet"), "{}\n").unwrap();
+    }
+    std::os::unix::fs::symlink("../web/svc.yaml", w.join("apps/linked/svc.yaml")).unwrap();
+    std::os::unix::fs::symlink("../../../../etc/passwd", w.join("apps/leaky/x.yaml")).unwrap();
+    gitfleet_gitkit::git(w, &["init", "--quiet", "--initial-branch=main"]);
+    gitfleet_gitkit::git(w, &["add", "-A"]);
+    gitfleet_gitkit::git(w, &["commit", "--quiet", "-m", "links"]);
+    let root = tempfile::tempdir().unwrap();
+    let mirrors = Mirrors::with_config(
+        root.path(),
+        MirrorsConfig {
+            allow_local: true,
+            ..MirrorsConfig::default()
+        },
+    );
+    let mirror = mirrors.mirror(&format!("file://{}", w.display())).unwrap();
+    mirror.fetch().await.unwrap();
+    let files = mirror
+        .read_dir("main", "apps/linked", Depth::TopLevel)
+        .unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        (files[0].path.as_str(), files[0].bytes.as_slice()),
+        ("apps/linked/svc.yaml", &b"kind: Service\n"[..])
+    );
+    let err = mirror
+        .read_dir("main", "apps/leaky", Depth::TopLevel)
+        .unwrap_err();
+    assert!(
+        matches!(err, GitError::SymlinkOutside { ref path, .. } if path == "apps/leaky/x.yaml"),
+        "{err}"
+    );
+}

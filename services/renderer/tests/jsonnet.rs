@@ -68,6 +68,15 @@ fn write_repo(root: &Path) {
     write(root, "lib/k.libsonnet", K);
     write(root, "apps/shared/util.libsonnet", UTIL);
     write(root, "apps/shared/unused.libsonnet", "{}\n");
+    // Symlinks: to a file of the repository (read as it), and out of it (refused).
+    std::fs::create_dir_all(root.join("apps/linked")).unwrap();
+    std::os::unix::fs::symlink("../web/svc.yaml", root.join("apps/linked/svc.yaml")).unwrap();
+    std::fs::create_dir_all(root.join("apps/leaky")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../../../../../etc/passwd",
+        root.join("apps/leaky/x.yaml"),
+    )
+    .unwrap();
     // Bad inputs.
     write(
         root,
@@ -280,4 +289,26 @@ async fn bad_jsonnet_is_an_error_naming_the_file() {
         .await
         .into_result()
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlinks_read_inside_the_repository_only() {
+    let f = Fixture::start().await;
+    let linked = f.render("apps/linked", None).await.into_result().unwrap();
+    assert_eq!(
+        linked.manifests,
+        [json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}})]
+    );
+    let err = f.error("apps/leaky").await;
+    assert!(
+        err.message.contains("\"apps/leaky/x.yaml\"")
+            && err.message.contains("outside the repository"),
+        "{}",
+        err.message
+    );
+    assert!(
+        !err.message.contains("root:"),
+        "nothing of the target is read: {}",
+        err.message
+    );
 }
