@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gitfleet_model::Redacted;
+use crate::webhook::WebhookSecrets;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -11,8 +11,10 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     /// Plain HTTP for Git host webhooks.
     pub http_addr: SocketAddr,
-    /// GitHub's webhook secret; without one, deliveries are not authenticated.
-    pub webhook_secret: Option<Redacted<String>>,
+    /// Each Git host's webhook secret; a host without one is not authenticated.
+    pub webhook_secrets: WebhookSecrets,
+    /// Larger webhook bodies are refused (413).
+    pub webhook_max_payload_bytes: usize,
     /// How long `app sync` and `app delete --cascade` wait for the operation to finish.
     pub operation_timeout: Duration,
     /// How long a request to another service (render, live state) may take.
@@ -30,7 +32,8 @@ impl Default for Config {
         Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
-            webhook_secret: None,
+            webhook_secrets: WebhookSecrets::default(),
+            webhook_max_payload_bytes: crate::webhook::DEFAULT_MAX_PAYLOAD_BYTES,
             operation_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
             refresh_wait: Duration::from_secs(5),

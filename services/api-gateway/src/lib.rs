@@ -94,7 +94,11 @@ pub async fn serve(
         );
     let http = axum::serve(
         listeners.http,
-        webhook::router(bus.clone(), config.webhook_secret.clone()),
+        webhook::router(
+            bus.clone(),
+            config.webhook_secrets.clone(),
+            config.webhook_max_payload_bytes,
+        ),
     )
     .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     tracing::info!(grpc = %grpc_addr, http = %http_addr, "api gateway serving");

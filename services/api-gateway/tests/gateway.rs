@@ -35,7 +35,12 @@ impl Gateway {
         let config = Config {
             grpc_addr: "127.0.0.1:0".parse().unwrap(),
             http_addr: "127.0.0.1:0".parse().unwrap(),
-            webhook_secret: Some(SECRET.to_string().into()),
+            webhook_secrets: api_gateway::webhook::WebhookSecrets {
+                github: Some(SECRET.to_string().into()),
+                gitlab: Some(SECRET.to_string().into()),
+                ..Default::default()
+            },
+            webhook_max_payload_bytes: 64 << 10,
             operation_timeout: Duration::from_secs(2),
             ..Config::default()
         };
@@ -373,7 +378,53 @@ async fn webhook_publishes_refresh_requests() {
     assert_eq!(res.status(), 400);
     assert!(res.text().await.unwrap().contains("not valid json"));
 
-    // Nothing but the first delivery's two requests was published.
+    // A body over the limit is refused before anything is published.
+    let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(100 << 10));
+    let res = http
+        .post(&url)
+        .header(
+            "X-Hub-Signature-256",
+            api_gateway::webhook::sign(SECRET.as_bytes(), huge.as_bytes()),
+        )
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+
+    // GitLab: its token header, and its payload's URLs.
+    let gitlab = serde_json::json!({
+        "object_kind": "push",
+        "project": {"git_http_url": "https://gitlab.com/org/app.git"},
+    })
+    .to_string();
+    let res = http
+        .post(&url)
+        .header("X-Gitlab-Event", "Push Hook")
+        .header("X-Gitlab-Token", "not the secret")
+        .body(gitlab.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(!res.text().await.unwrap().contains(SECRET));
+    let res = http
+        .post(&url)
+        .header("X-Gitlab-Event", "Push Hook")
+        .header("X-Gitlab-Token", SECRET)
+        .body(gitlab)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let msg = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .expect("the GitLab refresh within 5 s")
+        .unwrap();
+    let req: RefreshRequest = serde_json::from_slice(&msg.payload).unwrap();
+    assert_eq!(req.repo.as_deref(), Some("https://gitlab.com/org/app.git"));
+
+    // Nothing but those deliveries' requests was published.
     let extra = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
     assert!(extra.is_err(), "unexpected message: {extra:?}");
 }
