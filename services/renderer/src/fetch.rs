@@ -114,14 +114,49 @@ impl Fetcher {
     /// The archive of `chart` at this fetcher's commit (a chart version), from the Helm
     /// repository that is this fetcher's repository.
     pub async fn chart_archive(&self, chart: &str) -> Result<Vec<u8>, ServiceError> {
+        self.chart_archive_from(&self.repo, chart, &self.commit)
+            .await
+    }
+
+    /// The newest version of `chart` in the Helm repository or registry `repo` that
+    /// `constraint` allows, as the git watcher resolves it.
+    pub async fn resolve_chart(
+        &self,
+        repo: &str,
+        chart: &str,
+        constraint: &str,
+    ) -> Result<String, ServiceError> {
+        let resolved: gitfleet_messages::Resolved = self
+            .bus
+            .ask(
+                "git watcher",
+                self.bus.topology.git_resolve_subject(),
+                &gitfleet_messages::ResolveRequest {
+                    repo: repo.to_owned(),
+                    revision: constraint.to_owned(),
+                    chart: chart.to_owned(),
+                },
+                self.timeout,
+            )
+            .await?;
+        Ok(resolved.commit)
+    }
+
+    /// The archive of `chart` at `version` from the Helm repository or registry `repo`.
+    pub async fn chart_archive_from(
+        &self,
+        repo: &str,
+        chart: &str,
+        version: &str,
+    ) -> Result<Vec<u8>, ServiceError> {
         let files: Files = self
             .bus
             .ask(
                 "git watcher",
                 self.bus.topology.git_files_subject(),
                 &FilesRequest {
-                    repo: self.repo.clone(),
-                    commit: self.commit.clone(),
+                    repo: repo.to_owned(),
+                    commit: version.to_owned(),
                     path: String::new(),
                     recurse: false,
                     chart: chart.to_owned(),
@@ -136,8 +171,7 @@ impl Fetcher {
             .and_then(|f| f.bytes())
             .ok_or_else(|| {
                 ServiceError::internal(format!(
-                    "the git watcher sent no archive of chart {chart:?} {}",
-                    self.commit
+                    "the git watcher sent no archive of chart {chart:?} {version}"
                 ))
             })
     }

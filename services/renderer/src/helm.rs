@@ -97,8 +97,11 @@ pub async fn render(
         .prefix("gitfleet-helm-")
         .tempdir()
         .map_err(|err| ServiceError::internal(format!("creating a scratch directory: {err}")))?;
+    let dependencies = dependencies(fetcher, path, &shown).await?;
     fetcher.write_to(scratch.path())?;
     let chart_dir = scratch.path().join(path);
+    write_dependencies(&chart_dir, &dependencies)
+        .map_err(|err| ServiceError::internal(format!("{shown}: writing dependencies: {err}")))?;
     let options = RenderOptions {
         release_name: non_empty(&settings.release_name)
             .unwrap_or(&request.app_name)
@@ -181,6 +184,111 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<RepoFile>) -> std::io::Resul
                 .into_owned();
             files.push(RepoFile::from_bytes(relative, std::fs::read(&path)?));
         }
+    }
+    Ok(())
+}
+
+/// A dependency fetched for the chart, to write below its `charts/`: file path (relative
+/// to `charts/`) and bytes.
+type Dependency = (String, Vec<u8>);
+
+/// What `helm dependency build` would put in `charts/` for the chart at `path`: each
+/// dependency in `Chart.yaml` (or Helm 2's `requirements.yaml`) that `charts/` lacks, at
+/// the version `Chart.lock` pins (else the newest its constraint allows), from its Helm
+/// repository or OCI registry through the git watcher, or from the repository itself for
+/// `file://` ones.
+async fn dependencies(
+    fetcher: &mut Fetcher,
+    path: &str,
+    shown: &str,
+) -> Result<Vec<Dependency>, ServiceError> {
+    let read = |fetcher: &Fetcher, name: &str| -> Option<serde_yaml_ng::Value> {
+        let file = fetcher.files().get(&fetch::join(path, name).ok()?)?;
+        serde_yaml_ng::from_str(&file.content).ok()
+    };
+    let list = |doc: Option<serde_yaml_ng::Value>| -> Vec<serde_yaml_ng::Value> {
+        doc.and_then(|d| d.get("dependencies").and_then(|v| v.as_sequence().cloned()))
+            .unwrap_or_default()
+    };
+    let mut wanted = list(read(fetcher, "Chart.yaml"));
+    if wanted.is_empty() {
+        wanted = list(read(fetcher, "requirements.yaml"));
+    }
+    let locked = list(read(fetcher, "Chart.lock").or_else(|| read(fetcher, "requirements.lock")));
+    let field = |d: &serde_yaml_ng::Value, key: &str| {
+        d.get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let vendored: Vec<String> = fetcher
+        .files()
+        .keys()
+        .filter_map(|f| {
+            f.strip_prefix(&format!(
+                "{}charts/",
+                if path.is_empty() {
+                    String::new()
+                } else {
+                    format!("{path}/")
+                }
+            ))
+        })
+        .map(str::to_owned)
+        .collect();
+    let mut out = Vec::new();
+    for dep in &wanted {
+        let (name, repo) = (field(dep, "name"), field(dep, "repository"));
+        let in_charts = vendored.iter().any(|f| {
+            f.starts_with(&format!("{name}/"))
+                || (f.starts_with(&format!("{name}-")) && f.ends_with(".tgz"))
+        });
+        if name.is_empty() || repo.is_empty() || in_charts {
+            // Vendored, or nothing to fetch it from: Helm says so if it is missing.
+            continue;
+        }
+        if let Some(local) = repo.strip_prefix("file://") {
+            let dir = fetch::join(path, local).map_err(|_| {
+                ServiceError::invalid(format!(
+                    "{shown}: dependency {name:?} at {repo:?} leaves the repository"
+                ))
+            })?;
+            fetcher.dir(&dir, true).await?;
+            for (file, content) in fetcher.files() {
+                if let Some(rest) = file.strip_prefix(&format!("{dir}/")) {
+                    let bytes = content.bytes().unwrap_or_default();
+                    out.push((format!("{name}/{rest}"), bytes));
+                }
+            }
+            continue;
+        }
+        if repo.starts_with('@') || !repo.contains("://") {
+            return Err(ServiceError::invalid(format!(
+                "{shown}: dependency {name:?}: repository {repo:?} is a name; give its URL"
+            )));
+        }
+        let constraint = locked
+            .iter()
+            .find(|l| field(l, "name") == name && field(l, "repository") == repo)
+            .map(|l| field(l, "version"))
+            .unwrap_or_else(|| field(dep, "version"));
+        let version = fetcher
+            .resolve_chart(&repo, &name, &constraint)
+            .await
+            .map_err(|err| err.context(format_args!("{shown}: dependency {name:?}")))?;
+        let archive = fetcher.chart_archive_from(&repo, &name, &version).await?;
+        out.push((format!("{name}-{version}.tgz"), archive));
+    }
+    Ok(out)
+}
+
+fn write_dependencies(chart_dir: &Path, dependencies: &[Dependency]) -> std::io::Result<()> {
+    for (file, bytes) in dependencies {
+        let target = chart_dir.join("charts").join(file);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(target, bytes)?;
     }
     Ok(())
 }

@@ -516,3 +516,83 @@ async fn a_chart_from_an_oci_registry_resolves_and_renders() {
     let err = f.render("9.9.9", None).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound, "{}", err.message);
 }
+
+/// A chart in Git whose dependencies come from the Helm repository (`Chart.yaml`'s
+/// constraint, or `Chart.lock`'s pin) and from the same Git repository (`file://`), as
+/// `helm dependency build` would put them in `charts/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chart_in_git_takes_its_dependencies_from_the_helm_repository() {
+    use gitfleet_gitkit::{GitDaemon, Upstream};
+    let f = Fixture::start().await;
+    let upstream = Upstream::new();
+    let chart = |name: &str| {
+        format!(
+            "apiVersion: v2\nname: {name}\nversion: 0.1.0\ndependencies:\n  - name: web\n    version: \"^1.0\"\n    repository: {}\n  - name: common\n    version: 0.1.0\n    repository: file://../common\n",
+            f.repo
+        )
+    };
+    upstream.write("charts/app/Chart.yaml", &chart("app"));
+    upstream.write("charts/pinned/Chart.yaml", &chart("pinned"));
+    upstream.write(
+        "charts/pinned/Chart.lock",
+        &format!(
+            "dependencies:\n- name: web\n  repository: {}\n  version: 1.0.0\n- name: common\n  repository: file://../common\n  version: 0.1.0\n",
+            f.repo
+        ),
+    );
+    upstream.write(
+        "charts/common/Chart.yaml",
+        "apiVersion: v2\nname: common\nversion: 0.1.0\n",
+    );
+    upstream.write(
+        "charts/common/templates/sa.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {{ .Release.Name }}-common\n",
+    );
+    let commit = upstream.commit("charts with dependencies");
+    upstream.push_all();
+    let daemon = GitDaemon::serve(&upstream.base());
+    let repo = daemon.url(&upstream.name);
+
+    let f = &f;
+    let render = |path: &str| {
+        let request = RenderRequest {
+            repo: repo.clone(),
+            commit: commit.clone(),
+            source: ApplicationSource {
+                repo_url: repo.clone(),
+                path: path.into(),
+                ..ApplicationSource::default()
+            },
+            app_name: "shop".into(),
+            namespace: "prod".into(),
+            refs: Vec::new(),
+        };
+        async move {
+            let reply: Reply<Rendered> = f.ask(f.bus.topology.render_subject(), &request).await;
+            reply.into_result()
+        }
+    };
+    for (path, version) in [("charts/app", "1.1.0"), ("charts/pinned", "1.0.0")] {
+        let rendered = render(path).await.unwrap();
+        let kinds: Vec<(&str, &str)> = rendered
+            .manifests
+            .iter()
+            .map(|m| {
+                (
+                    m["kind"].as_str().unwrap(),
+                    m["metadata"]["name"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [("ServiceAccount", "shop-common"), ("ConfigMap", "shop")],
+            "{path}"
+        );
+        let web = &rendered.manifests[1];
+        assert_eq!(
+            web["data"]["version"], version,
+            "{path}: the dependency's version"
+        );
+    }
+}
