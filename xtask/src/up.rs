@@ -118,6 +118,8 @@ pub fn run() -> Result<i32> {
         "--poll-seconds",
         "10",
     ]);
+    // The renderer's Kustomize (kubectl) and Helm library come from tools/.
+    t.apply_env(&mut up);
     children.spawn("gitfleet", up)?;
     if let Err(e) = children.wait_listening(8080, Duration::from_secs(60)) {
         bail!("gitfleet did not start serving on 127.0.0.1:8080 ({e}); see its output above");
