@@ -20,9 +20,13 @@
 //! - A user's sync request is answered (`Reply<String>`: the operation id, or why not)
 //!   after the app's next reconciliation; requests sent while a partition moves are lost.
 //!
-//! Not yet: multi-source apps (a ComparisonError), Helm chart sources and source
-//! parameters (only repo, path and directory options reach the renderer), retry backoff
-//! and selfHeal backoff, label tracking.
+//! - A multi-source app renders every source but the `ref`-only ones, in order, each
+//!   remembered by its own memo; the sources travel whole to the renderer, with the app's
+//!   `ref` sources at their commits.
+//! - A transient failure (a renderer killed mid-render shows as a timeout) is retried
+//!   after `RETRY_AFTER`, where another renderer of the queue group answers.
+//!
+//! Not yet: retry backoff and selfHeal backoff, label tracking.
 
 pub mod config;
 pub mod decide;
