@@ -24,14 +24,15 @@ const MAX_ARCHIVES: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HelmRepoError {
-    #[error("Helm repository {repo}: {message}")]
+    #[error("Helm repository {}: {message}", redact(repo))]
     Unreachable { repo: String, message: String },
-    #[error("Helm repository {repo}: {message}")]
+    #[error("Helm repository {}: {message}", redact(repo))]
     Invalid { repo: String, message: String },
-    #[error("chart {chart:?} not found in Helm repository {repo}")]
+    #[error("chart {chart:?} not found in Helm repository {}", redact(repo))]
     ChartNotFound { repo: String, chart: String },
     #[error(
-        "no version of chart {chart:?} in Helm repository {repo} matches {constraint:?} (newest: {newest})"
+        "no version of chart {chart:?} in Helm repository {} matches {constraint:?} (newest: {newest})",
+        redact(repo)
     )]
     NoVersion {
         repo: String,
@@ -41,6 +42,22 @@ pub enum HelmRepoError {
     },
     #[error("chart version constraint {constraint:?}: {reason}")]
     BadConstraint { constraint: String, reason: String },
+}
+
+/// `repo` without any `user:password@` written into it, for messages.
+pub fn redact(repo: &str) -> String {
+    match repo.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            if path.is_empty() && !rest.contains('/') {
+                format!("{scheme}://{host}")
+            } else {
+                format!("{scheme}://{host}/{path}")
+            }
+        }
+        None => repo.to_owned(),
+    }
 }
 
 impl From<HelmRepoError> for ServiceError {
@@ -554,6 +571,23 @@ mod tests {
         "2.1.0-rc.1",
         "v0.9",
     ];
+
+    #[test]
+    fn credentials_in_a_repository_url_never_reach_a_message() {
+        assert_eq!(
+            redact("https://u:s3cret@charts.example.com/x"),
+            "https://charts.example.com/x"
+        );
+        assert_eq!(
+            redact("https://charts.example.com"),
+            "https://charts.example.com"
+        );
+        let err = HelmRepoError::ChartNotFound {
+            repo: "https://u:s3cret@h/c".into(),
+            chart: "web".into(),
+        };
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
 
     #[test]
     fn helm_constraints_pick_the_newest_match() {
