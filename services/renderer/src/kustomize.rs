@@ -321,6 +321,11 @@ fn read_kustomization(fetcher: &Fetcher, path: &str) -> Result<(String, Value), 
 /// there; images and replicas merge by name; labels and annotations are added (a key
 /// already there is an error unless forced); patches and components are appended.
 /// `component_exists` says whether an app-level component path has files.
+///
+/// `kubeVersion` and `apiVersions` are not written anywhere: Argo CD passes them to
+/// Kustomize only as `--helm-kube-version`/`--helm-api-versions` when its build options
+/// enable Helm chart inflation (`util/kustomize/kustomize.go`), and gitfleet runs no Helm
+/// binary for Kustomize, so a kustomization with `helmCharts` is Kustomize's own error.
 pub fn apply_overrides(
     kustomization: &mut Value,
     overrides: &KustomizeSource,
