@@ -11,18 +11,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::write;
 use futures::StreamExt;
-use gitfleet_bus::{Bus, testkit};
-use gitfleet_gitkit::git;
+use gitfleet_bus::Bus;
 use gitfleet_messages::{RenderRequest, Rendered, Reply};
 use gitfleet_model::{ApplicationSource, HelmSource};
-use tokio_util::sync::CancellationToken;
-
-fn write(root: &Path, path: &str, content: &str) {
-    let path = root.join(path);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, content).unwrap();
-}
 
 const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.25\n";
 const SVC: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n";
@@ -113,16 +109,7 @@ fn requests(repo: &str, commit: &str, kind: &str, apps: usize) -> Vec<RenderRequ
 
 async fn render(bus: &Bus, request: &RenderRequest) -> Duration {
     let start = Instant::now();
-    let message = bus
-        .client
-        .request(
-            bus.topology.render_subject(),
-            serde_json::to_vec(request).unwrap().into(),
-        )
-        .await
-        .expect("render reply");
-    let body = bus.read_payload(&message).await.unwrap();
-    let reply: Reply<Rendered> = serde_json::from_slice(&body).unwrap();
+    let reply: Reply<Rendered> = common::ask(bus, bus.topology.render_subject(), request).await;
     let rendered = reply.into_result().expect("the render succeeds");
     assert!(!rendered.manifests.is_empty());
     start.elapsed()
@@ -153,30 +140,16 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("repo");
     write_repo(&work, apps);
-    git(&work, &["init", "--quiet", "--initial-branch=main"]);
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "--quiet", "-m", "bench"]);
-    let commit = git(&work, &["rev-parse", "HEAD"]);
-    let repo = format!("file://{}", work.display());
-
-    let bus = testkit::bus().await;
-    let shutdown = CancellationToken::new();
-    let watcher = git_watcher::start(
-        git_watcher::Config::new(dir.path().join("mirrors")).allowing_local_repositories(),
-        bus.clone(),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(watcher.wait());
+    let (repo, commit) = common::commit_all(&work);
     let config = renderer::Config {
         max_concurrent_renders: concurrency,
         ..renderer::Config::default()
     };
-    let renderer = renderer::start(config, bus.clone(), shutdown.clone())
-        .await
-        .unwrap();
-    tokio::spawn(renderer.wait());
+    let (bus, shutdown) = common::services(
+        git_watcher::Config::new(dir.path().join("mirrors")).allowing_local_repositories(),
+        config,
+    )
+    .await;
 
     // Warm the mirror and the tools (first Kustomize exec, Helm library load).
     for kind in ["directory", "kustomize", "helm"] {

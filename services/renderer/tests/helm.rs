@@ -5,16 +5,15 @@
 //! out; the output is what `helm template` prints for the same flags, written out by hand.
 //! Bad input is an error naming the file and Helm's own message.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
-use gitfleet_bus::{Bus, testkit};
-use gitfleet_gitkit::git;
+use common::{Fixture, commit_all, error, write};
 use gitfleet_messages::{RefSource, RenderRequest, Rendered, Reply, ServiceError};
 use gitfleet_model::{ApplicationSource, HelmFileParameter, HelmParameter, HelmSource};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const CHART: &str = "\
 apiVersion: v2
@@ -100,12 +99,6 @@ metadata:
   labels:
     size: {{ .Values.size }}
 ";
-
-fn write(root: &Path, path: &str, content: &str) {
-    let path = root.join(path);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, content).unwrap();
-}
 
 fn write_repo(root: &Path) {
     let web = |p: &str, c: &str| write(root, &format!("charts/web/{p}"), c);
@@ -232,64 +225,29 @@ fn expected() -> Vec<Value> {
     ]
 }
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    bus: Bus,
-    repo: String,
-    commit: String,
-    /// A second repository, the `ref` source `values` of a two-source app.
+/// The chart repository, and a second one: the `ref` source `values` of a two-source app.
+struct Charts {
+    f: Fixture,
     values: RefSource,
-    shutdown: CancellationToken,
 }
 
-impl Fixture {
-    async fn start() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let work = dir.path().join("repo");
-        write_repo(&work);
-        git(&work, &["init", "--quiet", "--initial-branch=main"]);
-        git(&work, &["add", "-A"]);
-        git(&work, &["commit", "--quiet", "-m", "first"]);
-        let commit = git(&work, &["rev-parse", "HEAD"]);
-        let repo = format!("file://{}", work.display());
-        let values_work = dir.path().join("values");
+impl Charts {
+    async fn start() -> Charts {
+        let f = Fixture::start(write_repo).await;
+        let values_work = f.dir.path().join("values");
         write(
             &values_work,
             "envs/prod.yaml",
             "replicas: 7\nenv: from-ref\n",
         );
         write(&values_work, "files/app.conf", "threads = 16\n");
-        git(&values_work, &["init", "--quiet", "--initial-branch=main"]);
-        git(&values_work, &["add", "-A"]);
-        git(&values_work, &["commit", "--quiet", "-m", "values"]);
+        let (repo, commit) = commit_all(&values_work);
         let values = RefSource {
             name: "values".into(),
-            repo: format!("file://{}", values_work.display()),
-            commit: git(&values_work, &["rev-parse", "HEAD"]),
-        };
-
-        let bus = testkit::bus().await;
-        let shutdown = CancellationToken::new();
-        let watcher = git_watcher::start(
-            git_watcher::Config::new(dir.path().join("mirrors")).allowing_local_repositories(),
-            bus.clone(),
-            shutdown.clone(),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(watcher.wait());
-        let renderer = renderer::start(renderer::Config::default(), bus.clone(), shutdown.clone())
-            .await
-            .unwrap();
-        tokio::spawn(renderer.wait());
-        Fixture {
-            _dir: dir,
-            bus,
             repo,
             commit,
-            values,
-            shutdown,
-        }
+        };
+        Charts { f, values }
     }
 
     async fn render(&self, path: &str, helm: Option<HelmSource>) -> Reply<Rendered> {
@@ -302,50 +260,27 @@ impl Fixture {
         helm: Option<HelmSource>,
         refs: Vec<RefSource>,
     ) -> Reply<Rendered> {
-        let request = RenderRequest {
-            repo: self.repo.clone(),
-            commit: self.commit.clone(),
-            source: ApplicationSource {
-                repo_url: self.repo.clone(),
-                path: path.into(),
-                helm,
-                ..ApplicationSource::default()
-            },
-            app_name: "shop-app".into(),
-            namespace: "prod".into(),
-            refs,
+        let source = ApplicationSource {
+            path: path.into(),
+            helm,
+            ..ApplicationSource::default()
         };
-        let message = tokio::time::timeout(
-            Duration::from_secs(60),
-            self.bus.client.request(
-                self.bus.topology.render_subject(),
-                serde_json::to_vec(&request).unwrap().into(),
-            ),
-        )
-        .await
-        .expect("render reply in time")
-        .expect("render reply");
-        let body = self.bus.read_payload(&message).await.unwrap();
-        serde_json::from_slice(&body).unwrap()
+        let request = RenderRequest {
+            app_name: "shop-app".into(),
+            refs,
+            ..self.f.request(source)
+        };
+        self.f.render(&request).await
     }
 
     async fn error(&self, path: &str, helm: Option<HelmSource>) -> ServiceError {
-        match self.render(path, helm).await {
-            Reply::Error(err) => err,
-            Reply::Ok(rendered) => panic!("expected an error, rendered {rendered:?}"),
-        }
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+        error(self.render(path, helm).await)
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chart_renders_as_helm_template_prints_it() {
-    let f = Fixture::start().await;
+    let f = Charts::start().await;
     let rendered = f
         .render("charts/web", Some(settings()))
         .await
@@ -408,7 +343,7 @@ async fn a_chart_renders_as_helm_template_prints_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_helm_input_is_an_error_naming_it() {
-    let f = Fixture::start().await;
+    let f = Charts::start().await;
 
     let err = f.error("charts/broken", None).await;
     assert!(
@@ -521,7 +456,7 @@ async fn bad_helm_input_is_an_error_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_from_a_ref_source_of_a_two_source_app() {
-    let f = Fixture::start().await;
+    let f = Charts::start().await;
     let helm = HelmSource {
         value_files: vec!["values-prod.yaml".into(), "$values/envs/prod.yaml".into()],
         file_parameters: vec![HelmFileParameter {

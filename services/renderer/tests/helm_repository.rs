@@ -5,8 +5,9 @@
 //! repository has, a tampered archive and a wrong password are errors that say so, with
 //! no secret in them.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +15,8 @@ use std::time::Duration;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use gitfleet_bus::{Bucket, Bus, testkit};
+use common::write;
+use gitfleet_bus::{Bucket, Bus};
 use gitfleet_messages::{
     ErrorCode, RenderRequest, Rendered, Reply, ResolveRequest, Resolved, ServiceError,
 };
@@ -23,12 +25,6 @@ use tokio_util::sync::CancellationToken;
 
 const USER: &str = "charts";
 const PASSWORD: &str = "s3cret-repo-password";
-
-fn write(root: &Path, path: &str, content: &str) {
-    let path = root.join(path);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, content).unwrap();
-}
 
 /// A packaged chart `web` at `version` whose ConfigMap says which version it is.
 fn package(version: &str) -> Vec<u8> {
@@ -129,7 +125,12 @@ impl Fixture {
         let repo = serve(files).await;
 
         let dir = tempfile::tempdir().unwrap();
-        let bus = testkit::bus().await;
+        // Local repositories not allowed: one test asks for one.
+        let (bus, shutdown) = common::services(
+            git_watcher::Config::new(dir.path().join("mirrors")),
+            renderer::Config::default(),
+        )
+        .await;
         // The repository's credentials, as the declarative setup Secret gives them.
         let repositories = bus.kv(Bucket::Repositories).await.unwrap();
         let entry = serde_json::json!({
@@ -140,19 +141,6 @@ impl Fixture {
             .put("charts", serde_json::to_vec(&entry).unwrap().into())
             .await
             .unwrap();
-        let shutdown = CancellationToken::new();
-        let watcher = git_watcher::start(
-            git_watcher::Config::new(dir.path().join("mirrors")),
-            bus.clone(),
-            shutdown.clone(),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(watcher.wait());
-        let renderer = renderer::start(renderer::Config::default(), bus.clone(), shutdown.clone())
-            .await
-            .unwrap();
-        tokio::spawn(renderer.wait());
         let f = Fixture {
             _dir: dir,
             bus,
@@ -176,17 +164,7 @@ impl Fixture {
         subject: String,
         body: &impl serde::Serialize,
     ) -> Reply<T> {
-        let message = tokio::time::timeout(
-            Duration::from_secs(60),
-            self.bus
-                .client
-                .request(subject, serde_json::to_vec(body).unwrap().into()),
-        )
-        .await
-        .expect("reply in time")
-        .expect("reply");
-        let body = self.bus.read_payload(&message).await.unwrap();
-        serde_json::from_slice(&body).unwrap()
+        common::ask(&self.bus, subject, body).await
     }
 
     async fn resolve(&self, chart: &str, constraint: &str) -> Result<String, ServiceError> {

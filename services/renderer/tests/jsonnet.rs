@@ -6,15 +6,14 @@
 //! written out by hand. Bad Jsonnet is an error naming the file and Jsonnet's message, and
 //! no import leaves the repository.
 
-use std::path::Path;
-use std::time::Duration;
+mod common;
 
-use gitfleet_bus::{Bus, testkit};
-use gitfleet_gitkit::git;
-use gitfleet_messages::{RenderRequest, Rendered, Reply, ServiceError};
+use std::path::Path;
+
+use common::{Fixture, error, write};
+use gitfleet_messages::{Rendered, Reply, ServiceError};
 use gitfleet_model::{ApplicationSource, DirectorySource, JsonnetSource, JsonnetVar};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 const MAIN: &str = "\
 local k = import 'k.libsonnet';
@@ -46,12 +45,6 @@ const UTIL: &str = "\
   },
 }
 ";
-
-fn write(root: &Path, path: &str, content: &str) {
-    let path = root.join(path);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, content).unwrap();
-}
 
 fn write_repo(root: &Path) {
     write(root, "apps/web/main.jsonnet", MAIN);
@@ -126,92 +119,27 @@ fn settings() -> DirectorySource {
     }
 }
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    bus: Bus,
-    repo: String,
-    commit: String,
-    shutdown: CancellationToken,
-}
+/// The repository above, rendered as directory apps.
+struct Apps(Fixture);
 
-impl Fixture {
-    async fn start() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let work = dir.path().join("repo");
-        write_repo(&work);
-        git(&work, &["init", "--quiet", "--initial-branch=main"]);
-        git(&work, &["add", "-A"]);
-        git(&work, &["commit", "--quiet", "-m", "first"]);
-        let commit = git(&work, &["rev-parse", "HEAD"]);
-        let repo = format!("file://{}", work.display());
-        let bus = testkit::bus().await;
-        let shutdown = CancellationToken::new();
-        let watcher = git_watcher::start(
-            git_watcher::Config::new(dir.path().join("mirrors")).allowing_local_repositories(),
-            bus.clone(),
-            shutdown.clone(),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(watcher.wait());
-        let renderer = renderer::start(renderer::Config::default(), bus.clone(), shutdown.clone())
-            .await
-            .unwrap();
-        tokio::spawn(renderer.wait());
-        Fixture {
-            _dir: dir,
-            bus,
-            repo,
-            commit,
-            shutdown,
-        }
-    }
-
+impl Apps {
     async fn render(&self, path: &str, directory: Option<DirectorySource>) -> Reply<Rendered> {
-        let request = RenderRequest {
-            repo: self.repo.clone(),
-            commit: self.commit.clone(),
-            source: ApplicationSource {
-                repo_url: self.repo.clone(),
-                path: path.into(),
-                directory,
-                ..ApplicationSource::default()
-            },
-            app_name: "shop".into(),
-            namespace: "prod".into(),
-            refs: Vec::new(),
+        let source = ApplicationSource {
+            path: path.into(),
+            directory,
+            ..ApplicationSource::default()
         };
-        let message = tokio::time::timeout(
-            Duration::from_secs(60),
-            self.bus.client.request(
-                self.bus.topology.render_subject(),
-                serde_json::to_vec(&request).unwrap().into(),
-            ),
-        )
-        .await
-        .expect("render reply in time")
-        .expect("render reply");
-        let body = self.bus.read_payload(&message).await.unwrap();
-        serde_json::from_slice(&body).unwrap()
+        self.0.render(&self.0.request(source)).await
     }
 
     async fn error(&self, path: &str) -> ServiceError {
-        match self.render(path, None).await {
-            Reply::Error(err) => err,
-            Reply::Ok(rendered) => panic!("expected an error, rendered {rendered:?}"),
-        }
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+        error(self.render(path, None).await)
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jsonnet_renders_with_tlas_ext_vars_and_libs() {
-    let f = Fixture::start().await;
+    let f = Apps(Fixture::start(write_repo).await);
     let rendered = f
         .render("apps/web", Some(settings()))
         .await
@@ -239,7 +167,7 @@ async fn jsonnet_renders_with_tlas_ext_vars_and_libs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_jsonnet_is_an_error_naming_the_file() {
-    let f = Fixture::start().await;
+    let f = Apps(Fixture::start(write_repo).await);
     let err = f.error("apps/boom").await;
     assert!(
         err.message.starts_with("apps/boom/main.jsonnet: ") && err.message.contains("boom: 1"),
@@ -293,7 +221,7 @@ async fn bad_jsonnet_is_an_error_naming_the_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symlinks_read_inside_the_repository_only() {
-    let f = Fixture::start().await;
+    let f = Apps(Fixture::start(write_repo).await);
     let linked = f.render("apps/linked", None).await.into_result().unwrap();
     assert_eq!(
         linked.manifests,

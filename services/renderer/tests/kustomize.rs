@@ -4,16 +4,15 @@
 //! the render reads the bases and components it uses and nothing else; bad input is an
 //! error that names what to fix.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
-use gitfleet_bus::{Bus, testkit};
-use gitfleet_gitkit::git;
-use gitfleet_messages::{RenderRequest, Rendered, Reply, ServiceError};
+use common::{Fixture, error, write};
+use gitfleet_messages::{RenderRequest, Rendered, Reply};
 use gitfleet_model::{ApplicationSource, KustomizeSource};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const BASE_KUSTOMIZATION: &str = "\
 apiVersion: kustomize.config.k8s.io/v1beta1
@@ -119,12 +118,6 @@ components:
   - ../../../../components/tls
 ";
 
-fn write(root: &Path, path: &str, content: &str) {
-    let path = root.join(path);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, content).unwrap();
-}
-
 fn write_repo(root: &Path) {
     write(root, "apps/api/base/kustomization.yaml", BASE_KUSTOMIZATION);
     write(root, "apps/api/base/deploy.yaml", DEPLOY);
@@ -192,96 +185,27 @@ fn kustomize_build(dir: &Path) -> Vec<Value> {
     renderer::directory::parse_manifests("expected", &text).unwrap()
 }
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    bus: Bus,
-    repo: String,
-    commit: String,
-    shutdown: CancellationToken,
+async fn start() -> Fixture {
+    Fixture::start(write_repo).await
 }
 
-impl Fixture {
-    async fn start() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let work = dir.path().join("repo");
-        write_repo(&work);
-        git(&work, &["init", "--quiet", "--initial-branch=main"]);
-        git(&work, &["add", "-A"]);
-        git(&work, &["commit", "--quiet", "-m", "first"]);
-        let commit = git(&work, &["rev-parse", "HEAD"]);
-        let repo = format!("file://{}", work.display());
-
-        let bus = testkit::bus().await;
-        let shutdown = CancellationToken::new();
-        let mirrors = dir.path().join("mirrors");
-        let watcher = git_watcher::start(
-            git_watcher::Config::new(&mirrors).allowing_local_repositories(),
-            bus.clone(),
-            shutdown.clone(),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(watcher.wait());
-        let renderer = renderer::start(renderer::Config::default(), bus.clone(), shutdown.clone())
-            .await
-            .unwrap();
-        tokio::spawn(renderer.wait());
-        Fixture {
-            _dir: dir,
-            bus,
-            repo,
-            commit,
-            shutdown,
-        }
-    }
-
-    async fn render(&self, path: &str, kustomize: Option<KustomizeSource>) -> Reply<Rendered> {
-        let request = RenderRequest {
-            repo: self.repo.clone(),
-            commit: self.commit.clone(),
-            source: ApplicationSource {
-                repo_url: self.repo.clone(),
-                path: path.into(),
-                kustomize,
-                ..ApplicationSource::default()
-            },
-            app_name: "shop".into(),
-            namespace: "shop".into(),
-            refs: Vec::new(),
-        };
-        let message = tokio::time::timeout(
-            Duration::from_secs(60),
-            self.bus.client.request(
-                self.bus.topology.render_subject(),
-                serde_json::to_vec(&request).unwrap().into(),
-            ),
-        )
-        .await
-        .expect("render reply in time")
-        .expect("render reply");
-        let body = self.bus.read_payload(&message).await.unwrap();
-        serde_json::from_slice(&body).unwrap()
-    }
-
-    fn error(reply: Reply<Rendered>) -> ServiceError {
-        match reply {
-            Reply::Error(err) => err,
-            Reply::Ok(rendered) => panic!("expected an error, rendered {rendered:?}"),
-        }
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+async fn render(f: &Fixture, path: &str, kustomize: Option<KustomizeSource>) -> Reply<Rendered> {
+    let source = ApplicationSource {
+        path: path.into(),
+        kustomize,
+        ..ApplicationSource::default()
+    };
+    let request = RenderRequest {
+        namespace: "shop".into(),
+        ..f.request(source)
+    };
+    f.render(&request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overlay_with_app_overrides_renders_as_kustomize_builds_it() {
-    let f = Fixture::start().await;
-    let rendered = f
-        .render("apps/api/overlays/production", Some(overrides()))
+    let f = start().await;
+    let rendered = render(&f, "apps/api/overlays/production", Some(overrides()))
         .await
         .into_result()
         .unwrap();
@@ -334,8 +258,7 @@ async fn an_overlay_with_app_overrides_renders_as_kustomize_builds_it() {
     );
 
     // Without overrides: exactly Kustomize's output of the overlay as committed.
-    let plain = f
-        .render("apps/api/overlays/production", None)
+    let plain = render(&f, "apps/api/overlays/production", None)
         .await
         .into_result()
         .unwrap();
@@ -349,9 +272,9 @@ async fn an_overlay_with_app_overrides_renders_as_kustomize_builds_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_kustomize_input_is_an_error_naming_it() {
-    let f = Fixture::start().await;
+    let f = start().await;
 
-    let missing = Fixture::error(f.render("apps/missing-base", None).await);
+    let missing = error(render(&f, "apps/missing-base", None).await);
     assert!(
         missing
             .message
@@ -364,20 +287,21 @@ async fn bad_kustomize_input_is_an_error_naming_it() {
         "{missing}"
     );
 
-    let escapes = Fixture::error(f.render("apps/escapes", None).await);
+    let escapes = error(render(&f, "apps/escapes", None).await);
     assert_eq!(
         escapes.message,
         "apps/escapes/kustomization.yaml: resources: \"../../../outside\" leaves the repository"
     );
 
-    let path = Fixture::error(f.render("../elsewhere", None).await);
+    let path = error(render(&f, "../elsewhere", None).await);
     assert_eq!(
         path.message,
         "source path: \"../elsewhere\" leaves the repository"
     );
 
-    let component = Fixture::error(
-        f.render(
+    let component = error(
+        render(
+            &f,
             "apps/api/overlays/production",
             Some(KustomizeSource {
                 components: vec!["../../nothing-here".into()],
@@ -392,8 +316,9 @@ async fn bad_kustomize_input_is_an_error_naming_it() {
          does not exist"
     );
 
-    let version = Fixture::error(
-        f.render(
+    let version = error(
+        render(
+            &f,
             "apps/api/overlays/production",
             Some(KustomizeSource {
                 version: "v4.5.7".into(),

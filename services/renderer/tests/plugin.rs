@@ -4,22 +4,16 @@
 //! `PARAM_*`); discovery by file name; other apps' files out of reach. A plugin that fails,
 //! hangs or prints too much is an error saying which, and the renderer carries on.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
-use gitfleet_bus::{Bus, testkit};
-use gitfleet_gitkit::git;
-use gitfleet_messages::{RenderRequest, Rendered, Reply, ServiceError};
+use common::{Fixture, error, write};
+use gitfleet_messages::{Rendered, Reply, ServiceError};
 use gitfleet_model::{ApplicationSource, EnvEntry, PluginSource};
 use renderer::{Plugin, Plugins, Tools};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
-
-fn write(root: &Path, path: &str, content: &str) {
-    let path = root.join(path);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, content).unwrap();
-}
 
 fn plugin(name: &str, version: &str, init: &str, generate: &str, discover: &str) -> Plugin {
     let quote = |s: &str| serde_json::to_string(s).unwrap();
@@ -100,34 +94,11 @@ fn write_repo(root: &Path) {
     );
 }
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    bus: Bus,
-    repo: String,
-    commit: String,
-    shutdown: CancellationToken,
-}
+/// The repository above, its apps rendered with the plugins above.
+struct Apps(Fixture);
 
-impl Fixture {
-    async fn start() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let work = dir.path().join("repo");
-        write_repo(&work);
-        git(&work, &["init", "--quiet", "--initial-branch=main"]);
-        git(&work, &["add", "-A"]);
-        git(&work, &["commit", "--quiet", "-m", "first"]);
-        let commit = git(&work, &["rev-parse", "HEAD"]);
-        let repo = format!("file://{}", work.display());
-        let bus = testkit::bus().await;
-        let shutdown = CancellationToken::new();
-        let watcher = git_watcher::start(
-            git_watcher::Config::new(dir.path().join("mirrors")).allowing_local_repositories(),
-            bus.clone(),
-            shutdown.clone(),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(watcher.wait());
+impl Apps {
+    async fn start() -> Apps {
         let config = renderer::Config {
             tools: Tools {
                 plugins: plugins(),
@@ -135,45 +106,16 @@ impl Fixture {
             },
             ..renderer::Config::default()
         };
-        let renderer = renderer::start(config, bus.clone(), shutdown.clone())
-            .await
-            .unwrap();
-        tokio::spawn(renderer.wait());
-        Fixture {
-            _dir: dir,
-            bus,
-            repo,
-            commit,
-            shutdown,
-        }
+        Apps(Fixture::start_with(write_repo, config).await)
     }
 
     async fn render(&self, path: &str, plugin: PluginSource) -> Reply<Rendered> {
-        let request = RenderRequest {
-            repo: self.repo.clone(),
-            commit: self.commit.clone(),
-            source: ApplicationSource {
-                repo_url: self.repo.clone(),
-                path: path.into(),
-                plugin: Some(plugin),
-                ..ApplicationSource::default()
-            },
-            app_name: "shop".into(),
-            namespace: "prod".into(),
-            refs: Vec::new(),
+        let source = ApplicationSource {
+            path: path.into(),
+            plugin: Some(plugin),
+            ..ApplicationSource::default()
         };
-        let message = tokio::time::timeout(
-            Duration::from_secs(60),
-            self.bus.client.request(
-                self.bus.topology.render_subject(),
-                serde_json::to_vec(&request).unwrap().into(),
-            ),
-        )
-        .await
-        .expect("render reply in time")
-        .expect("render reply");
-        let body = self.bus.read_payload(&message).await.unwrap();
-        serde_json::from_slice(&body).unwrap()
+        self.0.render(&self.0.request(source)).await
     }
 
     async fn error(&self, path: &str, name: &str) -> ServiceError {
@@ -181,22 +123,13 @@ impl Fixture {
             name: name.into(),
             ..PluginSource::default()
         };
-        match self.render(path, source).await {
-            Reply::Error(err) => err,
-            Reply::Ok(rendered) => panic!("expected an error, rendered {rendered:?}"),
-        }
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+        error(self.render(path, source).await)
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_generates_with_argo_cds_environment() {
-    let f = Fixture::start().await;
+    let f = Apps::start().await;
     let source = PluginSource {
         name: "cmp-v1".into(),
         env: vec![EnvEntry {
@@ -231,7 +164,7 @@ async fn a_plugin_generates_with_argo_cds_environment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_hanging_or_loud_plugin_is_an_error() {
-    let f = Fixture::start().await;
+    let f = Apps::start().await;
     let err = f.error("apps/web", "fails").await;
     assert_eq!(
         err.message,
