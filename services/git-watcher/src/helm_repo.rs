@@ -91,8 +91,56 @@ struct ChartVersion {
     digest: String,
 }
 
-/// What was read, by key, and when.
-type Timed<T> = Arc<Mutex<HashMap<String, (Instant, Arc<T>)>>>;
+/// What was read, by key, and when: answers younger than the time to live are reused.
+pub(crate) struct Timed<T>(Mutex<HashMap<String, (Instant, Arc<T>)>>);
+
+impl<T> Default for Timed<T> {
+    fn default() -> Self {
+        Timed(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<T> Timed<T> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Arc<T>)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The value kept for `key`, if read less than `ttl` ago.
+    pub(crate) fn fresh(&self, key: &str, ttl: Duration) -> Option<Arc<T>> {
+        self.map()
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < ttl)
+            .map(|(_, value)| value.clone())
+    }
+
+    pub(crate) fn keep(&self, key: String, value: T) -> Arc<T> {
+        let value = Arc::new(value);
+        self.map().insert(key, (Instant::now(), value.clone()));
+        value
+    }
+
+    fn forget(&self, keep: impl Fn(&str) -> bool) {
+        self.map().retain(|key, _| keep(key));
+    }
+}
+
+/// Checks an archive against the sha256 (hex) its index or manifest (`source`) gives.
+pub(crate) fn check_digest(
+    repo: &str,
+    what: &str,
+    archive: &[u8],
+    expected: &str,
+    source: &str,
+) -> Result<(), HelmRepoError> {
+    let actual = hex(&Sha256::digest(archive));
+    if actual.eq_ignore_ascii_case(expected) {
+        return Ok(());
+    }
+    Err(HelmRepoError::Invalid {
+        repo: repo.to_owned(),
+        message: format!("{what}: the archive's sha256 is {actual}, {source} says {expected}"),
+    })
+}
 /// Repository, chart, version.
 type ArchiveKey = (String, String, String);
 
@@ -101,9 +149,9 @@ type ArchiveKey = (String, String, String);
 pub struct HelmRepos {
     client: reqwest::Client,
     pub(crate) index_ttl: Duration,
-    indexes: Timed<Index>,
+    indexes: Arc<Timed<Index>>,
     /// OCI tags by repository name (`host/path/chart`).
-    pub(crate) tags: Timed<Vec<String>>,
+    pub(crate) tags: Arc<Timed<Vec<String>>>,
     /// OCI bearer tokens by repository name.
     pub(crate) tokens: Arc<Mutex<HashMap<String, String>>>,
     archives: Arc<Mutex<HashMap<ArchiveKey, Arc<Vec<u8>>>>>,
@@ -126,15 +174,9 @@ impl HelmRepos {
 
     /// Forgets the cached index of `repo`, so the next question fetches it (a refresh).
     pub fn forget(&self, repo: &str) {
-        self.indexes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(base(repo));
+        self.indexes.forget(|key| key != base(repo));
         let prefix = crate::oci::without_scheme(repo);
-        self.tags
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|name, _| !name.starts_with(prefix));
+        self.tags.forget(|name| !name.starts_with(prefix));
     }
 
     /// An archive already downloaded.
@@ -221,16 +263,8 @@ impl HelmRepos {
         };
         let archive = self.get(repo, &url, credentials, MAX_ARCHIVE_BYTES).await?;
         if !entry.digest.is_empty() {
-            let actual = hex(&Sha256::digest(&archive));
-            if !actual.eq_ignore_ascii_case(&entry.digest) {
-                return Err(HelmRepoError::Invalid {
-                    repo: repo.to_owned(),
-                    message: format!(
-                        "chart {chart:?} {version}: the archive's sha256 is {actual}, the index says {}",
-                        entry.digest
-                    ),
-                });
-            }
+            let what = format!("chart {chart:?} {version}");
+            check_digest(repo, &what, &archive, &entry.digest, "the index")?;
         }
         let archive = Arc::new(archive);
         self.keep_archive(repo, chart, version, archive.clone());
@@ -243,14 +277,8 @@ impl HelmRepos {
         credentials: Option<&RepoCredentials>,
     ) -> Result<Arc<Index>, HelmRepoError> {
         let key = base(repo).to_owned();
-        if let Some((at, index)) = self
-            .indexes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            && at.elapsed() < self.index_ttl
-        {
-            return Ok(index.clone());
+        if let Some(index) = self.indexes.fresh(&key, self.index_ttl) {
+            return Ok(index);
         }
         let body = self
             .get(
@@ -265,12 +293,7 @@ impl HelmRepos {
                 repo: repo.to_owned(),
                 message: format!("index.yaml: {err}"),
             })?;
-        let index = Arc::new(index);
-        self.indexes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (Instant::now(), index.clone()));
-        Ok(index)
+        Ok(self.indexes.keep(key, index))
     }
 
     /// GETs `url`, within `limit` bytes. Errors name the repository, never the credentials.
@@ -415,7 +438,7 @@ pub fn newest_match<'v>(
         })
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -6,16 +6,15 @@
 //! work. Loopback registries are spoken to over plain HTTP, as Docker treats them.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, LINK, WWW_AUTHENTICATE};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::credentials::RepoCredentials;
 use crate::helm_repo::{
-    Constraint, HelmRepoError, HelmRepos, MAX_ARCHIVE_BYTES, hex, newest_match, read_response, send,
+    Constraint, HelmRepoError, HelmRepos, MAX_ARCHIVE_BYTES, check_digest, newest_match,
+    read_response, send,
 };
 
 /// Helm's media type for the chart archive layer.
@@ -208,16 +207,8 @@ impl HelmRepos {
                 MAX_ARCHIVE_BYTES,
             )
             .await?;
-        let actual = hex(&Sha256::digest(&archive));
-        if !actual.eq_ignore_ascii_case(expected) {
-            return Err(HelmRepoError::Invalid {
-                repo: repo.to_owned(),
-                message: format!(
-                    "{}:{tag}: the chart layer's sha256 is {actual}, the manifest says {expected}",
-                    target.name
-                ),
-            });
-        }
+        let what = format!("{}:{tag}", target.name);
+        check_digest(repo, &what, &archive, expected, "the manifest")?;
         let archive = Arc::new(archive);
         self.keep_archive(repo, chart, version, archive.clone());
         Ok(archive)
@@ -230,14 +221,8 @@ impl HelmRepos {
         credentials: Option<&RepoCredentials>,
     ) -> Result<Arc<Vec<String>>, HelmRepoError> {
         let key = target.key();
-        if let Some((at, tags)) = self
-            .tags
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            && at.elapsed() < self.index_ttl
-        {
-            return Ok(tags.clone());
+        if let Some(tags) = self.tags.fresh(&key, self.index_ttl) {
+            return Ok(tags);
         }
         let mut tags = Vec::new();
         let mut page = "tags/list".to_owned();
@@ -264,12 +249,7 @@ impl HelmRepos {
                 None => break,
             }
         }
-        let tags = Arc::new(tags);
-        self.tags
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (Instant::now(), tags.clone()));
-        Ok(tags)
+        Ok(self.tags.keep(key, tags))
     }
 
     async fn oci_get(

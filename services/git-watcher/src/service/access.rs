@@ -9,7 +9,7 @@ use gitfleet_model::{Repository, RepositoryType};
 
 use crate::credentials::RepoCredentials;
 use crate::error::Result;
-use crate::helm_repo::HelmRepos;
+use crate::helm_repo::{HelmRepoError, HelmRepos};
 use crate::mirror::{Mirror, Mirrors};
 use crate::url::RepoUrl;
 
@@ -38,8 +38,48 @@ impl RepoAccess {
         }
     }
 
+    /// The newest version of `chart` that `constraint` allows, from the Helm repository
+    /// or OCI registry `repo` with its credentials.
+    pub async fn resolve_chart(
+        &self,
+        repo: &str,
+        chart: &str,
+        constraint: &str,
+    ) -> Result<String, HelmRepoError> {
+        let credentials = self.helm_credentials(repo);
+        if crate::oci::is_oci(repo) {
+            self.helm
+                .resolve_oci(repo, chart, constraint, credentials.as_ref())
+                .await
+        } else {
+            self.helm
+                .resolve(repo, chart, constraint, credentials.as_ref())
+                .await
+        }
+    }
+
+    /// The archive of `chart` at `version` from the Helm repository or OCI registry
+    /// `repo`, with its credentials.
+    pub async fn chart_archive(
+        &self,
+        repo: &str,
+        chart: &str,
+        version: &str,
+    ) -> Result<Arc<Vec<u8>>, HelmRepoError> {
+        let credentials = self.helm_credentials(repo);
+        if crate::oci::is_oci(repo) {
+            self.helm
+                .archive_oci(repo, chart, version, credentials.as_ref())
+                .await
+        } else {
+            self.helm
+                .archive(repo, chart, version, credentials.as_ref())
+                .await
+        }
+    }
+
     /// The credentials of the Helm repository `repo`, if an entry gives some.
-    pub fn helm_credentials(&self, repo: &str) -> Option<RepoCredentials> {
+    fn helm_credentials(&self, repo: &str) -> Option<RepoCredentials> {
         self.helm_credentials
             .read()
             .expect("credentials lock poisoned")

@@ -14,19 +14,9 @@ pub(crate) async fn resolve(
     request: ResolveRequest,
 ) -> Result<Resolved, ServiceError> {
     if !request.chart.is_empty() {
-        let credentials = access.helm_credentials(&request.repo);
-        let (repo, chart, revision) = (&request.repo, &request.chart, &request.revision);
-        let result = if crate::oci::is_oci(repo) {
-            access
-                .helm
-                .resolve_oci(repo, chart, revision, credentials.as_ref())
-                .await
-        } else {
-            access
-                .helm
-                .resolve(repo, chart, revision, credentials.as_ref())
-                .await
-        };
+        let result = access
+            .resolve_chart(&request.repo, &request.chart, &request.revision)
+            .await;
         if let Err(err) = &result {
             tracing::debug!(error = %err, "chart resolve failed");
         }
@@ -52,19 +42,9 @@ pub(crate) async fn files(
     request: FilesRequest,
 ) -> Result<Files, ServiceError> {
     if !request.chart.is_empty() {
-        let credentials = access.helm_credentials(&request.repo);
-        let (repo, chart, version) = (&request.repo, &request.chart, &request.commit);
-        let result = if crate::oci::is_oci(repo) {
-            access
-                .helm
-                .archive_oci(repo, chart, version, credentials.as_ref())
-                .await
-        } else {
-            access
-                .helm
-                .archive(repo, chart, version, credentials.as_ref())
-                .await
-        };
+        let result = access
+            .chart_archive(&request.repo, &request.chart, &request.commit)
+            .await;
         if let Err(err) = &result {
             tracing::debug!(error = %err, "chart download failed");
         }
