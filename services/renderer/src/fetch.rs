@@ -149,20 +149,14 @@ impl Fetcher {
         chart: &str,
         version: &str,
     ) -> Result<Vec<u8>, ServiceError> {
-        let files: Files = self
-            .bus
-            .ask(
-                "git watcher",
-                self.bus.topology.git_files_subject(),
-                &FilesRequest {
-                    repo: repo.to_owned(),
-                    commit: version.to_owned(),
-                    path: String::new(),
-                    recurse: false,
-                    chart: chart.to_owned(),
-                },
-                self.timeout,
-            )
+        let files = self
+            .ask_files(FilesRequest {
+                repo: repo.to_owned(),
+                commit: version.to_owned(),
+                path: String::new(),
+                recurse: false,
+                chart: chart.to_owned(),
+            })
             .await?;
         files
             .files
@@ -202,6 +196,17 @@ impl Fetcher {
         Ok(())
     }
 
+    async fn ask_files(&self, request: FilesRequest) -> Result<Files, ServiceError> {
+        self.bus
+            .ask(
+                "git watcher",
+                self.bus.topology.git_files_subject(),
+                &request,
+                self.timeout,
+            )
+            .await
+    }
+
     /// Asks for what is at `path`: a directory's files, or one file (the git watcher
     /// answers a file's path with that file alone).
     async fn list(&mut self, path: &str, recurse: bool) -> Result<Listed, ServiceError> {
@@ -216,20 +221,14 @@ impl Fetcher {
                 )))
             };
         }
-        let files: Files = self
-            .bus
-            .ask(
-                "git watcher",
-                self.bus.topology.git_files_subject(),
-                &FilesRequest {
-                    repo: self.repo.clone(),
-                    commit: self.commit.clone(),
-                    path: path.to_owned(),
-                    recurse,
-                    chart: String::new(),
-                },
-                self.timeout,
-            )
+        let files = self
+            .ask_files(FilesRequest {
+                repo: self.repo.clone(),
+                commit: self.commit.clone(),
+                path: path.to_owned(),
+                recurse,
+                chart: String::new(),
+            })
             .await?;
         let listed = match files.files.as_slice() {
             [one] if one.path == path => Listed::File,

@@ -5,7 +5,6 @@
 //! `skipTests`, `NOTES.txt` never a manifest.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use gitfleet_engine::diff::Glob;
@@ -14,9 +13,9 @@ use gitfleet_messages::{RefSource, RenderRequest, RepoFile, ServiceError};
 use gitfleet_model::HelmSource;
 use serde_json::{Map, Value};
 
+use crate::build_env::BuildEnv;
 use crate::directory::parse_manifests;
 use crate::fetch::{self, Fetcher};
-use crate::kustomize::BuildEnv;
 
 /// Where the Helm engine comes from.
 #[derive(Debug, Clone)]
@@ -112,7 +111,6 @@ pub async fn render(
         kube_version: non_empty(&settings.kube_version).map(str::to_owned),
         api_versions: settings.api_versions.clone(),
     };
-    let settings = Arc::new(settings);
     let label = shown.clone();
     let task = tokio::task::spawn_blocking(move || {
         let result = template(helm, &chart_dir, &shown, &inputs, &options, &settings);
@@ -221,19 +219,11 @@ async fn dependencies(
             .unwrap_or_default()
             .to_owned()
     };
+    let charts_dir = fetch::join(path, "charts").unwrap_or_else(|_| "charts".into());
     let vendored: Vec<String> = fetcher
         .files()
         .keys()
-        .filter_map(|f| {
-            f.strip_prefix(&format!(
-                "{}charts/",
-                if path.is_empty() {
-                    String::new()
-                } else {
-                    format!("{path}/")
-                }
-            ))
-        })
+        .filter_map(|f| f.strip_prefix(&charts_dir)?.strip_prefix('/'))
         .map(str::to_owned)
         .collect();
     let mut out = Vec::new();

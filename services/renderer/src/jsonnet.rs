@@ -20,9 +20,9 @@ use jrsonnet_gcmodule::Acyclic;
 use jrsonnet_ir::{SourceFifo, SourceFile};
 use serde_json::Value;
 
+use crate::build_env::BuildEnv;
 use crate::directory::manifests_of_value;
 use crate::fetch::{self, Fetcher};
-use crate::kustomize::BuildEnv;
 
 /// Rounds of "import a file not fetched yet, fetch it, evaluate again" at most.
 const MAX_FETCH_ROUNDS: usize = 16;
@@ -130,20 +130,14 @@ struct Failure {
     missing: Vec<String>,
 }
 
+/// Each `.jsonnet` file into manifests (its value: an object or an array of them), all in
+/// one evaluator: the standard library is built once, and a file imported by several is
+/// read and evaluated once.
 fn evaluate_all(
     root: &Path,
     files: &[String],
     settings: &Evaluation,
 ) -> Result<Vec<Value>, Failure> {
-    let mut manifests = Vec::new();
-    for file in files {
-        manifests.extend(evaluate(root, file, settings)?);
-    }
-    Ok(manifests)
-}
-
-/// One `.jsonnet` file into manifests: its value, an object or an array of them.
-fn evaluate(root: &Path, file: &str, settings: &Evaluation) -> Result<Vec<Value>, Failure> {
     let missing = Arc::new(Mutex::new(Vec::new()));
     // go-jsonnet (Argo CD) tries the importing file's folder, then its JPaths last first:
     // the libs in reverse, then the app's folder.
@@ -199,15 +193,19 @@ fn evaluate(root: &Path, file: &str, settings: &Evaluation) -> Result<Vec<Value>
         text.replace(&format!("{}/", root.display()), "")
             .replace(&root.display().to_string(), ".")
     };
-    let path = root.join(file);
-    let result = state
-        .import(path.as_path())
-        .and_then(|value| apply_tla(&tlas, value))
-        .and_then(|value| value.manifest(JsonFormat::minify()));
-    let json = result.map_err(|err| fail(format!("{file}: {}", explain(&err))))?;
-    let value: Value = serde_json::from_str(&json)
-        .map_err(|err| fail(format!("{file}: the evaluated JSON does not parse: {err}")))?;
-    manifests_of_value(file, value).map_err(|err| fail(err.to_string()))
+    let mut manifests = Vec::new();
+    for file in files {
+        let path = root.join(file);
+        let result = state
+            .import(path.as_path())
+            .and_then(|value| apply_tla(&tlas, value))
+            .and_then(|value| value.manifest(JsonFormat::minify()));
+        let json = result.map_err(|err| fail(format!("{file}: {}", explain(&err))))?;
+        let value: Value = serde_json::from_str(&json)
+            .map_err(|err| fail(format!("{file}: the evaluated JSON does not parse: {err}")))?;
+        manifests.extend(manifests_of_value(file, value).map_err(|err| fail(err.to_string()))?);
+    }
+    Ok(manifests)
 }
 
 /// Imports within the scratch copy of the repository only; the ones not found, that

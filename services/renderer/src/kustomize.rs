@@ -5,13 +5,14 @@
 //! Kustomize (`kubectl kustomize`, or a `kustomize` binary) builds it. Parallel renders of
 //! one repository never share a directory.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
 use gitfleet_model::KustomizeSource;
 use serde_json::{Map, Value, json};
 
+use crate::build_env::BuildEnv;
 use crate::directory::{parse_manifests, parse_yaml_documents};
 use crate::fetch::{self, Fetcher};
 use crate::process::{ToolRun, run};
@@ -50,57 +51,6 @@ impl Default for KustomizeTool {
             timeout: Duration::from_secs(90),
             max_output_bytes: 64 << 20,
         }
-    }
-}
-
-/// What a render needs to know of the app besides its source: the values Argo CD offers
-/// to `${...}` in image overrides and common labels.
-#[derive(Debug, Clone, Default)]
-pub struct BuildEnv {
-    pub vars: BTreeMap<String, String>,
-}
-
-impl BuildEnv {
-    /// Argo CD's `Envsubst`: `$NAME` and `${NAME}` become the value, unknown names become
-    /// empty, and `$$` is a `$`.
-    pub fn substitute(&self, text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(at) = rest.find('$') {
-            out.push_str(&rest[..at]);
-            let after = &rest[at + 1..];
-            if let Some(tail) = after.strip_prefix('$') {
-                out.push('$');
-                rest = tail;
-            } else if let Some(braced) = after.strip_prefix('{') {
-                match braced.find('}') {
-                    Some(end) => {
-                        out.push_str(self.get(&braced[..end]));
-                        rest = &braced[end + 1..];
-                    }
-                    None => {
-                        out.push('$');
-                        rest = after;
-                    }
-                }
-            } else {
-                let end = after
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(after.len());
-                if end == 0 {
-                    out.push('$');
-                } else {
-                    out.push_str(self.get(&after[..end]));
-                }
-                rest = &after[end..];
-            }
-        }
-        out.push_str(rest);
-        out
-    }
-
-    fn get(&self, name: &str) -> &str {
-        self.vars.get(name).map_or("", String::as_str)
     }
 }
 
@@ -703,13 +653,5 @@ mod tests {
         );
         assert!(is_remote("github.com/org/repo//x?ref=v1"));
         assert!(!is_remote("../../base"));
-    }
-
-    #[test]
-    fn envsubst_follows_argo_cd() {
-        let env = BuildEnv {
-            vars: [("A".to_string(), "1".to_string())].into(),
-        };
-        assert_eq!(env.substitute("x-$A-${A}-$$-${B}-$"), "x-1-1-$--$");
     }
 }

@@ -5,6 +5,7 @@
 //! repositories and OCI registries, reading a multi-source app's `ref` sources for
 //! `$ref/...` values, and config management plugins.
 
+pub mod build_env;
 pub mod cache;
 pub mod directory;
 pub mod fetch;

@@ -16,9 +16,9 @@ use gitfleet_model::PluginSource;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::build_env::BuildEnv;
 use crate::directory::parse_manifests;
 use crate::fetch::Fetcher;
-use crate::kustomize::BuildEnv;
 use crate::process::{ToolRun, run};
 
 /// A command of a plugin: the program and its arguments.

@@ -10,11 +10,12 @@ use gitfleet_bus::Bus;
 use gitfleet_messages::{RenderRequest, Rendered, ServiceError};
 use gitfleet_model::ApplicationSource;
 
+use crate::build_env::BuildEnv;
 use crate::directory::{DirectoryOptions, render_directory};
 use crate::fetch::{self, Fetcher};
 use crate::helm::{self, HelmTool};
 use crate::jsonnet;
-use crate::kustomize::{self, BuildEnv, KustomizeTool};
+use crate::kustomize::{self, KustomizeTool};
 use crate::plugin::{self, Plugins};
 
 /// The tools a source can be rendered with.
@@ -108,8 +109,9 @@ pub async fn render(
     files_timeout: Duration,
 ) -> Result<Rendered, ServiceError> {
     let source = &request.source;
+    let env = BuildEnv::of(request);
     if source.is_helm_chart() {
-        return render_repository_chart(bus, request, tools, files_timeout).await;
+        return render_repository_chart(bus, request, tools, &env, files_timeout).await;
     }
     let path = fetch::clean(&source.path)
         .map_err(|err| ServiceError::invalid(format!("source path: {err}")))?;
@@ -153,7 +155,6 @@ pub async fn render(
                     .map_err(|err| ServiceError::internal(format!("render task failed: {err}")))?
                     .map_err(|err| ServiceError::invalid(err.to_string()))?;
             if !jsonnet_files.is_empty() {
-                let env = build_env(request);
                 manifests.extend(
                     jsonnet::render(
                         &mut fetcher,
@@ -169,7 +170,6 @@ pub async fn render(
             manifests
         }
         Tool::Kustomize => {
-            let env = build_env(request);
             kustomize::render(
                 &mut fetcher,
                 &tools.kustomize,
@@ -179,12 +179,8 @@ pub async fn render(
             )
             .await?
         }
-        Tool::Helm => {
-            let env = build_env(request);
-            helm::render(&mut fetcher, &tools.helm, &path, request, &env).await?
-        }
+        Tool::Helm => helm::render(&mut fetcher, &tools.helm, &path, request, &env).await?,
         Tool::Plugin => {
-            let env = build_env(request);
             let settings = source.plugin.clone().unwrap_or_default();
             plugin::render(&mut fetcher, &tools.plugins, &path, &settings, &env).await?
         }
@@ -202,6 +198,7 @@ async fn render_repository_chart(
     bus: Bus,
     request: &RenderRequest,
     tools: &Tools,
+    env: &BuildEnv,
     files_timeout: Duration,
 ) -> Result<Rendered, ServiceError> {
     let source = &request.source;
@@ -223,8 +220,7 @@ async fn render_repository_chart(
     let archive = fetcher.chart_archive(&source.chart).await?;
     let files = helm::unpack(&tools.helm, &source.chart, &request.commit, archive).await?;
     fetcher.seal(files);
-    let env = build_env(request);
-    let manifests = helm::render(&mut fetcher, &tools.helm, "", request, &env).await?;
+    let manifests = helm::render(&mut fetcher, &tools.helm, "", request, env).await?;
     Ok(Rendered {
         manifests,
         inputs: Vec::new(),
@@ -249,27 +245,6 @@ fn options_take(options: &DirectoryOptions, path: &str) -> bool {
     let excluded = glob(&options.exclude).is_some_and(|g| g.matches(relative));
     let included = glob(&options.include).is_none_or(|g| g.matches(relative));
     included && !excluded
-}
-
-/// The variables Argo CD offers to `${...}` in Kustomize overrides and Helm parameters.
-fn build_env(request: &RenderRequest) -> BuildEnv {
-    let short = |n: usize| request.commit.chars().take(n).collect::<String>();
-    let vars = [
-        ("ARGOCD_APP_NAME", request.app_name.clone()),
-        ("ARGOCD_APP_NAMESPACE", request.namespace.clone()),
-        ("ARGOCD_APP_REVISION", request.commit.clone()),
-        ("ARGOCD_APP_REVISION_SHORT", short(7)),
-        ("ARGOCD_APP_REVISION_SHORT_8", short(8)),
-        ("ARGOCD_APP_SOURCE_REPO_URL", request.repo.clone()),
-        ("ARGOCD_APP_SOURCE_PATH", request.source.path.clone()),
-        (
-            "ARGOCD_APP_SOURCE_TARGET_REVISION",
-            request.source.target_revision.clone(),
-        ),
-    ];
-    BuildEnv {
-        vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-    }
 }
 
 #[cfg(test)]
