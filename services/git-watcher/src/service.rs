@@ -309,6 +309,8 @@ impl Owner {
                 Command::Refresh(request) => {
                     refreshed = true;
                     if let Some(repo) = request.repo {
+                        // A Helm repository or registry: its next resolve reads it anew.
+                        self.access.helm.forget(&repo);
                         dirty.insert(repo);
                     }
                     if let Some(app) = request.app

@@ -99,6 +99,8 @@ struct Fixture {
     _dir: tempfile::TempDir,
     bus: Bus,
     repo: String,
+    /// What the Helm repository serves.
+    files: Files,
     shutdown: CancellationToken,
 }
 
@@ -122,7 +124,7 @@ impl Fixture {
         files.insert("web-0.9.0.tgz".into(), package("0.9.0"));
         files.insert("index.yaml".into(), index.into_bytes());
         let files: Files = Arc::new(Mutex::new(files));
-        let repo = serve(files).await;
+        let repo = serve(files.clone()).await;
 
         let dir = tempfile::tempdir().unwrap();
         // Local repositories not allowed: one test asks for one.
@@ -145,6 +147,7 @@ impl Fixture {
             _dir: dir,
             bus,
             repo,
+            files,
             shutdown,
         };
         // The watcher reads the credentials from the bucket on its own time.
@@ -572,5 +575,50 @@ async fn a_chart_in_git_takes_its_dependencies_from_the_helm_repository() {
             web["data"]["version"], version,
             "{path}: the dependency's version"
         );
+    }
+}
+
+/// The index is read once per poll interval for every app on the repository; a refresh
+/// for the repository (a webhook, `app get --refresh`) reads it anew at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_reads_the_helm_repository_index_anew() {
+    let f = Fixture::start().await;
+    assert_eq!(f.resolve("web", "^1.0").await.unwrap(), "1.1.0");
+    {
+        let archive = package("1.5.0");
+        let mut files = f.files.lock().unwrap();
+        let mut index = String::from_utf8(files["index.yaml"].clone()).unwrap();
+        index.push_str(&format!(
+            "  - name: web\n    version: 1.5.0\n    digest: {}\n    urls: [web-1.5.0.tgz]\n",
+            sha256(&archive)
+        ));
+        files.insert("index.yaml".into(), index.into_bytes());
+        files.insert("web-1.5.0.tgz".into(), archive);
+    }
+    // Within the poll interval (two minutes here), the index read before still answers.
+    assert_eq!(f.resolve("web", "^1.0").await.unwrap(), "1.1.0");
+    let refresh = gitfleet_messages::RefreshRequest {
+        repo: Some(f.repo.clone()),
+        app: None,
+    };
+    f.bus
+        .client
+        .publish(
+            f.bus.topology.webhook_subject(),
+            serde_json::to_vec(&refresh).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let version = f.resolve("web", "^1.0").await.unwrap();
+        if version == "1.5.0" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {version} after the refresh"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
