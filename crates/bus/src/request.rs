@@ -2,12 +2,16 @@
 //! bounded in time, for a [`Reply`]; [`serve`] answers every question on a subscription
 //! with a handler, a bounded number at once. Large bodies go through the payload store
 //! both ways, and every failure arrives as a [`ServiceError`] with its code.
+//!
+//! A replica that takes a question tells the asker every [`PROGRESS_EVERY`] until it
+//! answers, so an asker hears within [`LIVENESS`] that a replica died holding its
+//! question (core NATS says nothing of it) and can ask again, answered by another.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::{HeaderMap, RequestErrorKind};
+use async_nats::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use futures::StreamExt;
 use gitfleet_messages::{Reply, ServiceError};
@@ -38,35 +42,53 @@ impl Bus {
             .offload(HeaderMap::new(), body.into())
             .await
             .map_err(|err| ServiceError::unavailable(format!("asking the {peer}: {err}")))?;
-        let request = async_nats::Request::new()
-            .headers(headers)
-            .payload(body)
-            .timeout(Some(timeout));
         let no_answer = || {
             ServiceError::deadline(format!(
                 "no answer from the {peer} on {subject} within {}",
                 seconds(timeout)
             ))
         };
-        // The client's own timeout covers the wait; this one also covers a client that is
-        // disconnected and would queue the request until it reconnects.
-        let answer = tokio::time::timeout(
-            timeout + Duration::from_millis(500),
-            self.client.send_request(subject.clone(), request),
-        )
-        .await;
-        let message = match answer {
-            Err(_) => return Err(no_answer()),
-            Ok(Err(err)) => {
-                return Err(match err.kind() {
-                    RequestErrorKind::NoResponders => ServiceError::unavailable(format!(
+        let unavailable = |err: &dyn std::fmt::Display| {
+            ServiceError::unavailable(format!("asking the {peer}: {err}"))
+        };
+        // An inbox of our own rather than the client's shared one: the peer may send
+        // progress before its answer, and the client's request call takes only one message.
+        let inbox = self.client.new_inbox();
+        let mut replies = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|err| unavailable(&err))?;
+        let mut headers = headers;
+        headers.insert(PROGRESS_HEADER, PROGRESS_WANTED);
+        self.client
+            .publish_with_reply_and_headers(subject.clone(), inbox, headers, body)
+            .await
+            .map_err(|err| unavailable(&err))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let message = loop {
+            // A peer that took the question says so every PROGRESS_EVERY; silence longer
+            // than LIVENESS means it died holding it, and waiting out `timeout` would only
+            // delay the retry that another replica can answer.
+            let silence = tokio::time::Instant::now() + LIVENESS;
+            let until = silence.min(deadline);
+            match tokio::time::timeout_at(until, replies.next()).await {
+                Err(_) if until == deadline => return Err(no_answer()),
+                Err(_) => {
+                    return Err(ServiceError::unavailable(format!(
+                        "the {peer} on {subject} went silent for {} (taken for lost mid-answer)",
+                        seconds(LIVENESS)
+                    )));
+                }
+                Ok(None) => return Err(unavailable(&"the connection closed")),
+                Ok(Some(message)) if message.status == Some(StatusCode::NO_RESPONDERS) => {
+                    return Err(ServiceError::unavailable(format!(
                         "no {peer} is running (nothing answers on {subject})"
-                    )),
-                    RequestErrorKind::TimedOut => no_answer(),
-                    _ => ServiceError::unavailable(format!("asking the {peer}: {err}")),
-                });
+                    )));
+                }
+                Ok(Some(message)) if is_progress(&message) => continue,
+                Ok(Some(message)) => break message,
             }
-            Ok(Ok(message)) => message,
         };
         let payload = self.read_payload(&message).await.map_err(|err| {
             ServiceError::unavailable(format!("reading the answer of the {peer}: {err}"))
@@ -112,9 +134,9 @@ pub fn encode_reply<T: Serialize>(reply: &Reply<T>) -> Bytes {
 }
 
 /// Answers every question arriving on `subscriber` with `handler` until `shutdown`, at
-/// most `max_concurrent` at once; the rest wait in the subscription, which is the
-/// backpressure (and lets other replicas in a queue group take them). Questions already
-/// taken get their answers before this returns.
+/// most `max_concurrent` at once; the rest wait their turn, hearing progress. Questions
+/// being answered get their answers before this returns; those still waiting at
+/// `shutdown` are answered `Unavailable`, so their askers go to another replica.
 pub async fn serve<Q, A, F, Fut>(
     bus: Bus,
     subscriber: async_nats::Subscriber,
@@ -168,31 +190,105 @@ pub async fn serve_encoded<Q, F, Fut>(
             tracing::debug!(subject = %message.subject, "request without reply subject ignored");
             continue;
         };
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            permit = permits.clone().acquire_owned() => permit.expect("semaphore never closed"),
-        };
-        let bus = bus.clone();
-        let handler = handler.clone();
+        let (bus, handler, permits, shutdown) = (
+            bus.clone(),
+            handler.clone(),
+            permits.clone(),
+            shutdown.clone(),
+        );
+        // Every question is taken at once, so its asker hears progress while it waits for
+        // a permit too; the permits still bound the work done at once.
         tasks.spawn(async move {
-            let _permit = permit;
-            let body = match bus.read_payload(&message).await {
-                Ok(body) => match serde_json::from_slice::<Q>(&body) {
-                    Ok(question) => handler(question).await,
-                    Err(err) => encode_reply::<()>(&Reply::Error(ServiceError::invalid(format!(
-                        "invalid request on {}: {err}",
-                        message.subject
-                    )))),
-                },
-                Err(err) => encode_reply::<()>(&Reply::Error(ServiceError::unavailable(format!(
-                    "reading the request: {err}"
-                )))),
+            let work = async {
+                let _permit = tokio::select! {
+                    permit = permits.acquire_owned() => permit.expect("semaphore never closed"),
+                    // Not started: the asker retries at once instead of waiting for this
+                    // replica to drain its queue.
+                    _ = shutdown.cancelled() => {
+                        return encode_reply::<()>(&Reply::Error(ServiceError::unavailable(
+                            format!("shutting down before answering on {}", message.subject),
+                        )));
+                    }
+                };
+                match bus.read_payload(&message).await {
+                    Ok(body) => match serde_json::from_slice::<Q>(&body) {
+                        Ok(question) => handler(question).await,
+                        Err(err) => encode_reply::<()>(&Reply::Error(ServiceError::invalid(
+                            format!("invalid request on {}: {err}", message.subject),
+                        ))),
+                    },
+                    Err(err) => encode_reply::<()>(&Reply::Error(ServiceError::unavailable(
+                        format!("reading the request: {err}"),
+                    ))),
+                }
+            };
+            let body = if wants_progress(&message) {
+                with_progress(&bus, &reply_to, work).await
+            } else {
+                work.await
             };
             bus.respond(reply_to, body).await;
         });
     }
     let _ = subscriber.unsubscribe().await;
     while tasks.join_next().await.is_some() {}
+}
+
+/// Header on a question whose asker reads progress ([`PROGRESS_WANTED`]) and on each
+/// progress message ([`PROGRESS_WORKING`]). Askers that send no such header (a plain
+/// `nats request`) get the answer alone.
+pub const PROGRESS_HEADER: &str = "Gitfleet-Progress";
+const PROGRESS_WANTED: &str = "wanted";
+const PROGRESS_WORKING: &str = "working";
+/// How often a replica working on (or queueing) a question tells its asker.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// Silence after which an asker takes its question for lost: several missed progress
+/// messages, so a busy machine is not mistaken for a dead replica.
+pub const LIVENESS: Duration = Duration::from_secs(5);
+
+fn wants_progress(message: &async_nats::Message) -> bool {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(PROGRESS_HEADER))
+        .is_some_and(|v| v.as_str() == PROGRESS_WANTED)
+}
+
+fn is_progress(message: &async_nats::Message) -> bool {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(PROGRESS_HEADER))
+        .is_some_and(|v| v.as_str() == PROGRESS_WORKING)
+}
+
+/// Runs `work`, sending a progress message to `reply_to` every [`PROGRESS_EVERY`] until
+/// it is done (none at all for work done sooner).
+async fn with_progress(
+    bus: &Bus,
+    reply_to: &async_nats::Subject,
+    work: impl Future<Output = Bytes>,
+) -> Bytes {
+    let mut work = std::pin::pin!(work);
+    let mut ticks =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    loop {
+        tokio::select! {
+            biased;
+            body = &mut work => return body,
+            _ = ticks.tick() => {
+                let mut headers = HeaderMap::new();
+                headers.insert(PROGRESS_HEADER, PROGRESS_WORKING);
+                if let Err(err) = bus
+                    .client
+                    .publish_with_headers(reply_to.clone(), headers, Bytes::new())
+                    .await
+                {
+                    tracing::debug!(error = %err, "sending progress failed");
+                }
+            }
+        }
+    }
 }
 
 fn seconds(d: Duration) -> String {
