@@ -23,8 +23,10 @@
 //! - A multi-source app renders every source but the `ref`-only ones, in order, each
 //!   remembered by its own memo; the sources travel whole to the renderer, with the app's
 //!   `ref` sources at their commits.
-//! - A transient failure (a renderer killed mid-render shows as a timeout) is retried
-//!   after `RETRY_AFTER`, where another renderer of the queue group answers.
+//! - A transient failure (no renderer running; a renderer killed mid-render, heard as
+//!   silence within the bus's liveness window; a cluster unreachable) is shown as a
+//!   ComparisonError and retried after `RETRY_AFTER`, doubling to a minute while it lasts,
+//!   where another renderer of the queue group answers.
 //!
 //! Not yet: retry backoff and selfHeal backoff, label tracking.
 

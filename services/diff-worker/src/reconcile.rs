@@ -124,8 +124,10 @@ impl Shared {
 
 /// Reconciles `app` once. Never fails: what goes wrong becomes a condition or a log line.
 /// Returns false when the bus stayed unusable for longer than the calls retry (see
-/// [`gitfleet_bus::retry`]), so the status or a sync may not have been written: the worker
-/// then runs the app again soon rather than at its next periodic refresh.
+/// [`gitfleet_bus::retry`]), so the status or a sync may not have been written, or when the
+/// comparison failed transiently (no renderer answered, one died holding the render, a
+/// cluster was unreachable): the worker then runs the app again soon, backing off, rather
+/// than at its next periodic refresh.
 pub(crate) async fn reconcile(
     shared: &Shared,
     app: &Application,
@@ -156,6 +158,7 @@ pub(crate) async fn reconcile(
     }
 
     let outcome = evaluate(shared, app).await;
+    let settled = !matches!(&outcome, Err(failed) if failed.error.code.is_transient());
     let status = build_status(shared, memo.last_status.as_ref(), &outcome, op.as_ref());
     if !shared.owns(partition) {
         return true;
@@ -186,10 +189,10 @@ pub(crate) async fn reconcile(
         }
     }
     if busy {
-        return true;
+        return settled;
     }
     let Ok(target) = &outcome else {
-        return true;
+        return settled;
     };
     let decision = decide::auto_sync(
         app,

@@ -14,7 +14,8 @@ use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::kv::{self, Operation as KvOp};
 use futures::{Stream, StreamExt};
 use gitfleet_bus::{
-    Bucket, Bus, Membership, MembershipConfig, Owned, Running, StreamName, partition, token_to_name,
+    Backoff, Bucket, Bus, Membership, MembershipConfig, Owned, Running, StreamName, partition,
+    token_to_name,
 };
 use gitfleet_messages::{
     APP_PARTITIONS, DIFF_WORKERS, LiveChanged, RefreshRequest, RevisionEvent, ServiceError,
@@ -36,6 +37,12 @@ const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
 
 /// When a reconciliation the bus failed runs again.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// Longest wait between retries of an app that keeps failing transiently.
+const RETRY_AT_MOST: Duration = Duration::from_secs(60);
+
+fn retry_backoff() -> Backoff {
+    Backoff::new(RETRY_AFTER, RETRY_AT_MOST)
+}
 
 enum Event {
     Sync(PendingSync),
@@ -59,6 +66,9 @@ struct AppState {
     /// Taken by the running reconciliation, given back when it ends.
     memo: Option<Memo>,
     next_refresh: Instant,
+    /// Spaces the retries of an app whose reconciliation keeps failing transiently, so a
+    /// fleet without a renderer does not ask in a storm; reset by a clean run.
+    retry: Backoff,
 }
 
 struct Worker {
@@ -349,6 +359,7 @@ impl Worker {
                         pending: Vec::new(),
                         memo: None,
                         next_refresh: Instant::now(),
+                        retry: retry_backoff(),
                     },
                 );
             }
@@ -497,8 +508,9 @@ impl Worker {
                     st.memo = memo.map(|m| *m);
                 }
                 st.next_refresh = if retry {
-                    Instant::now() + RETRY_AFTER
+                    Instant::now() + st.retry.next_delay()
                 } else {
+                    st.retry.reset();
                     Instant::now() + config.refresh_interval + jitter(config.refresh_jitter)
                 };
                 if st.dirty || !st.pending.is_empty() {
