@@ -169,13 +169,44 @@ pub struct GitDaemon {
 
 impl GitDaemon {
     pub fn serve(base: &Path) -> GitDaemon {
+        GitDaemon::start(base, None)
+    }
+
+    /// As [`GitDaemon::serve`], logging every request to `log` (`--verbose`): a test
+    /// counts the fetches a repository received with [`GitDaemon::upload_packs`].
+    pub fn serve_logged(base: &Path, log: &Path) -> GitDaemon {
+        GitDaemon::start(base, Some(log))
+    }
+
+    /// How many fetches (`upload-pack` requests) `log` records for repository `name`.
+    pub fn upload_packs(log: &Path, name: &str) -> usize {
+        let wanted = format!("Request upload-pack for '/{name}'");
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(&wanted))
+            .count()
+    }
+
+    fn start(base: &Path, log: Option<&Path>) -> GitDaemon {
         // Another process may grab the port between release and bind; retry a few times.
         for _ in 0..5 {
             let port = free_port();
-            let mut child = GitDaemon::command(base, port)
+            let mut command = GitDaemon::command_with(base, port, log.is_some());
+            let stderr = match log {
+                Some(log) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(log)
+                        .expect("daemon log opens"),
+                ),
+                None => Stdio::null(),
+            };
+            let mut child = command
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(stderr)
                 .spawn()
                 .expect("git daemon starts");
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -199,7 +230,14 @@ impl GitDaemon {
     /// supervises its own processes. `git daemon` would fork `git-daemon` and wait:
     /// stopping it would orphan the server, so this is the server itself.
     pub fn command(base: &Path, port: u16) -> Command {
+        GitDaemon::command_with(base, port, false)
+    }
+
+    fn command_with(base: &Path, port: u16, verbose: bool) -> Command {
         let mut cmd = Command::new(git_daemon_binary());
+        if verbose {
+            cmd.arg("--verbose");
+        }
         cmd.arg("--reuseaddr")
             .arg(format!("--base-path={}", base.display()))
             .arg("--export-all")

@@ -311,3 +311,72 @@ async fn polling_finds_pushes_without_webhooks() {
 
     running.stop().await;
 }
+
+/// One revision check per repository per poll, however many apps follow it: 1,000 apps on
+/// one repository (all on `main`, a tenth pinned to `v1`), polled every 300 ms; the
+/// daemon's own log counts the fetches. The figure goes to BENCHMARKS.md.
+#[tokio::test]
+async fn a_thousand_apps_on_one_repository_cost_one_check_per_poll() {
+    const APPS: usize = 1000;
+    let poll = Duration::from_millis(300);
+    let fx = fixture();
+    let log = fx.upstream.base().join("daemon.log");
+    let daemon = GitDaemon::serve_logged(&fx.upstream.base(), &log);
+    let repo = daemon.url("origin.git");
+    let bus = testkit::bus().await;
+    let mut events = bus
+        .client
+        .subscribe(format!("{}.revision.>", bus.topology.prefix()))
+        .await
+        .unwrap();
+    let running = start(&bus, poll).await;
+    for i in 0..APPS {
+        let revision = if i % 10 == 0 { "v1" } else { "main" };
+        put_app(
+            &bus,
+            &format!("app-{i}"),
+            app(&format!("app-{i}"), &repo, revision),
+        )
+        .await;
+    }
+    // Both subscriptions are followed once each has been announced.
+    let mut announced = std::collections::BTreeSet::new();
+    while announced.len() < 2 {
+        announced.insert(next_event(&mut events).await.target_revision);
+    }
+
+    let before = GitDaemon::upload_packs(&log, "origin.git");
+    let window_start = Instant::now();
+    // A measuring window, not a wait for a condition: the count below is bounded by the
+    // number of polls that fit in it, whatever the machine's speed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let window = window_start.elapsed();
+    let checks = GitDaemon::upload_packs(&log, "origin.git") - before;
+    let polls = (window.as_secs_f64() / poll.as_secs_f64()).ceil() as usize + 1;
+    println!(
+        "{APPS} apps on one repository: {checks} revision checks in {:.1} s of {} ms polls ({:.2} per poll)",
+        window.as_secs_f64(),
+        poll.as_millis(),
+        checks as f64 / (window.as_secs_f64() / poll.as_secs_f64())
+    );
+    assert!(checks >= 1, "the repository was not polled at all");
+    assert!(
+        checks <= polls,
+        "{checks} fetches in {window:?}: more than one per {poll:?} poll"
+    );
+
+    // And a push is still seen by every subscription through that one check.
+    fx.upstream
+        .write("apps/a/cm.yaml", "kind: ConfigMap\ndata: {a: z}\n");
+    let moved_to = fx.upstream.commit("for a thousand apps");
+    fx.upstream.push_all();
+    // (Announcements to apps that joined a followed subscription may still be queued.)
+    let moved = loop {
+        let event = next_event(&mut events).await;
+        if event.to == moved_to {
+            break event;
+        }
+    };
+    assert_eq!(moved.target_revision, "main");
+    running.stop().await;
+}

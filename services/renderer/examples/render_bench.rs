@@ -1,8 +1,11 @@
 //! Render throughput and cached latency through the real services: one nats-server, the
 //! git watcher and one renderer in this process, a repository of `--apps` apps of each
 //! kind (plain directory, Kustomize overlay on a shared base, Helm chart with its own
-//! values file). Cold: every app rendered once, `--concurrency` at a time. Cached: the
-//! same requests again, one at a time. Figures go to BENCHMARKS.md.
+//! values file, and a plugin that waits 200 ms as a tool waiting on the network would).
+//! Cold: every app rendered once, `--concurrency` at a time. Cached: the same requests
+//! again, one at a time. `--renderers N` starts N renderers in the queue group, each
+//! working on `--renderer-concurrency` renders at once (the pool's scaling); `--kinds`
+//! picks the kinds (comma-separated). Figures go to BENCHMARKS.md.
 //!
 //! `cargo run --release -p renderer --example render_bench -- --apps 200` (needs the tools
 //! of `cargo xtask tools`: GITFLEET_NATS_SERVER, GITFLEET_KUBECTL, GITFLEET_HELM_C_LIB).
@@ -18,7 +21,7 @@ use common::write;
 use futures::StreamExt;
 use gitfleet_bus::Bus;
 use gitfleet_messages::{RenderRequest, Rendered, Reply};
-use gitfleet_model::{ApplicationSource, HelmSource};
+use gitfleet_model::{ApplicationSource, HelmSource, PluginSource};
 
 const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.25\n";
 const SVC: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n";
@@ -86,6 +89,13 @@ fn requests(repo: &str, commit: &str, kind: &str, apps: usize) -> Vec<RenderRequ
             };
             match kind {
                 "directory" => source.path = format!("dir/app-{i}"),
+                "plugin" => {
+                    source.path = format!("dir/app-{i}");
+                    source.plugin = Some(PluginSource {
+                        name: "waits".into(),
+                        ..PluginSource::default()
+                    });
+                }
                 "kustomize" => source.path = format!("overlays/app-{i}"),
                 _ => {
                     source.path = "chart".into();
@@ -124,44 +134,70 @@ fn rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn arg(name: &str, default: usize) -> usize {
+fn arg_str(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    arg_str(name)
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// A plugin whose time is spent waiting, not computing (a tool fetching secrets or charts).
+fn waiting_plugin() -> renderer::Plugin {
+    renderer::Plugin::parse(
+        "apiVersion: argoproj.io/v1alpha1\nkind: ConfigManagementPlugin\nmetadata:\n  name: waits\nspec:\n  generate:\n    command: [sh, -c]\n    args: [\"sleep 0.2; cat *.yaml\"]\n",
+    )
+    .expect("plugin config")
 }
 
 #[tokio::main]
 async fn main() {
     let apps = arg("--apps", 200);
     let concurrency = arg("--concurrency", 16);
+    let renderers = arg("--renderers", 1);
+    let per_renderer = arg("--renderer-concurrency", concurrency);
+    let kinds_arg = arg_str("--kinds").unwrap_or_else(|| "directory,kustomize,helm".into());
+    let kinds: Vec<&str> = kinds_arg.split(',').collect();
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("repo");
     write_repo(&work, apps);
     let (repo, commit) = common::commit_all(&work);
-    let config = renderer::Config {
-        max_concurrent_renders: concurrency,
+    let mut config = renderer::Config {
+        max_concurrent_renders: per_renderer,
         ..renderer::Config::default()
     };
+    config.tools.plugins.plugins.push(waiting_plugin());
     let (bus, shutdown) = common::services(
         git_watcher::Config::new(dir.path().join("mirrors")).allowing_local_repositories(),
-        config,
+        config.clone(),
     )
     .await;
+    for _ in 1..renderers {
+        let more = renderer::start(config.clone(), bus.clone(), shutdown.clone())
+            .await
+            .unwrap();
+        tokio::spawn(more.wait());
+    }
 
     // Warm the mirror and the tools (first Kustomize exec, Helm library load).
-    for kind in ["directory", "kustomize", "helm"] {
+    for &kind in &kinds {
         let mut warm = requests(&repo, &commit, kind, 1);
         warm[0].app_name = format!("warm-{kind}");
         render(&bus, &warm[0]).await;
     }
     let rss_before = rss_mib();
-    println!("| kind | apps | concurrency | cold renders/s | cached p50 ms | cached p99 ms |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| kind | apps | renderers x concurrency | in flight | cold renders/s | cached p50 ms | cached p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     let bus = Arc::new(bus);
-    for kind in ["directory", "kustomize", "helm"] {
+    for &kind in &kinds {
         let batch = requests(&repo, &commit, kind, apps);
         let start = Instant::now();
         futures::stream::iter(batch.iter())
@@ -180,7 +216,7 @@ async fn main() {
         cached.sort();
         let pct = |p: f64| cached[((cached.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
         println!(
-            "| {kind} | {apps} | {concurrency} | {:.0} | {:.2} | {:.2} |",
+            "| {kind} | {apps} | {renderers} x {per_renderer} | {concurrency} | {:.0} | {:.2} | {:.2} |",
             apps as f64 / cold.as_secs_f64(),
             pct(0.5),
             pct(0.99)
@@ -189,7 +225,7 @@ async fn main() {
     println!(
         "\nprocess RSS (nats client, git watcher, renderer): {rss_before:.0} MiB after warm-up, {:.0} MiB with {} apps' renders cached",
         rss_mib(),
-        apps * 3
+        apps * kinds.len()
     );
     shutdown.cancel();
 }

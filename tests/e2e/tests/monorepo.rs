@@ -1,9 +1,12 @@
-//! Work per commit grows with the commit, not with the fleet: in one repository of 40
-//! plain apps and 6 Kustomize overlays on two shared bases, a commit to one app's folder
-//! is rendered for that app alone, a commit to a shared base for exactly the overlays that
-//! read it, and a commit elsewhere for none, while every app still moves to the new
-//! commit. Renders are counted by listening on the render subject (NATS hands every
-//! request to the renderers' queue group and to this plain subscriber too).
+//! Work per commit grows with the commit, not with the fleet: in one repository of 1,000
+//! apps (900 plain folders, 100 Kustomize overlays on four shared bases), a commit to one
+//! app's folder is rendered for that app alone, a commit to a shared base for exactly the
+//! overlays that read it, a commit elsewhere for none, and a commit to every app's folder
+//! for every app, while every app moves to each new commit. Renders are counted by
+//! listening on the render subject (NATS hands every request to the renderers' queue group
+//! and to this plain subscriber too). The webhook's answer time and the time until every
+//! app is on the commit are printed for BENCHMARKS.md; `GITFLEET_MONOREPO_APPS` sets the
+//! number of plain apps (900 here).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -12,8 +15,19 @@ use futures::StreamExt;
 use gitfleet_e2e::{Sandbox, Timings, application};
 use gitfleet_messages::RenderRequest;
 
-const APPS: usize = 40;
-const OVERLAYS: usize = 6;
+const APPS: usize = 900;
+const OVERLAYS: usize = 100;
+const BASES: [&str; 4] = ["a", "b", "c", "d"];
+
+/// What a commit changes, the files it writes, and the apps it must re-render.
+type Case = (&'static str, Vec<(String, String)>, Vec<String>);
+
+fn plain_apps() -> usize {
+    std::env::var("GITFLEET_MONOREPO_APPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(APPS)
+}
 
 fn config_map(name: &str, value: &str) -> String {
     format!(
@@ -23,14 +37,15 @@ fn config_map(name: &str, value: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_commit_re_renders_exactly_the_apps_whose_inputs_it_touches() {
+    let apps = plain_apps();
     let mut files: Vec<(String, String)> = Vec::new();
-    for i in 0..APPS {
+    for i in 0..apps {
         files.push((
             format!("apps/app-{i}/cm.yaml"),
             config_map(&format!("app-{i}"), "1"),
         ));
     }
-    for base in ["a", "b"] {
+    for base in BASES {
         files.push((
             format!("bases/{base}/kustomization.yaml"),
             "resources: [cm.yaml]\n".into(),
@@ -38,7 +53,7 @@ async fn a_commit_re_renders_exactly_the_apps_whose_inputs_it_touches() {
         files.push((format!("bases/{base}/cm.yaml"), config_map("shared", "1")));
     }
     for j in 0..OVERLAYS {
-        let base = if j < OVERLAYS / 2 { "a" } else { "b" };
+        let base = BASES[j % BASES.len()];
         files.push((
             format!("overlays/o-{j}/kustomization.yaml"),
             format!("resources: [../../bases/{base}]\nnamePrefix: o-{j}-\n"),
@@ -66,7 +81,7 @@ async fn a_commit_re_renders_exactly_the_apps_whose_inputs_it_touches() {
         .unwrap();
     sb.bus.client.flush().await.unwrap();
 
-    let mut names: Vec<String> = (0..APPS).map(|i| format!("app-{i}")).collect();
+    let mut names: Vec<String> = (0..apps).map(|i| format!("app-{i}")).collect();
     for (i, name) in names.iter().enumerate() {
         let yaml = application(name, &sb.repo_url(), &format!("apps/app-{i}"), None);
         sb.create_app(name, &yaml).await;
@@ -78,32 +93,59 @@ async fn a_commit_re_renders_exactly_the_apps_whose_inputs_it_touches() {
         names.push(name);
     }
     for name in &names {
-        sb.until_status(name, 90, "its first comparison", |s| {
+        sb.until_status(name, 180, "its first comparison", |s| {
             Sandbox::sync_status(s) == "OutOfSync"
         })
         .await;
     }
 
     // Commits, and which apps each was rendered for.
-    let cases: [(&str, Option<&str>, &[&str]); 3] = [
-        ("apps/app-7/cm.yaml", Some("app-7"), &["app-7"]),
-        ("bases/a/cm.yaml", None, &["o-0", "o-1", "o-2"]),
-        ("docs/README.md", None, &[]),
+    let every_app: Vec<String> = (0..apps).map(|i| format!("app-{i}")).collect();
+    let on_base_a: Vec<String> = (0..OVERLAYS)
+        .filter(|j| j % BASES.len() == 0)
+        .map(|j| format!("o-{j}"))
+        .collect();
+    let cases: [Case; 4] = [
+        (
+            "one app's folder",
+            vec![("apps/app-7/cm.yaml".into(), config_map("app-7", "2"))],
+            vec!["app-7".into()],
+        ),
+        (
+            "a shared base",
+            vec![("bases/a/cm.yaml".into(), config_map("shared", "3"))],
+            on_base_a,
+        ),
+        (
+            "a file no app reads",
+            vec![("docs/README.md".into(), "# fleet, take 4\n".into())],
+            Vec::new(),
+        ),
+        (
+            "every plain app's folder",
+            every_app
+                .iter()
+                .map(|name| (format!("apps/{name}/cm.yaml"), config_map(name, "5")))
+                .collect(),
+            every_app.clone(),
+        ),
     ];
-    for (n, (path, name, expected)) in cases.iter().enumerate() {
-        let content = if path.ends_with(".md") {
-            format!("# fleet, take {n}\n")
-        } else {
-            config_map(name.unwrap_or("shared"), &format!("{}", n + 2))
-        };
-        let commit = sb.commit(&[(path, Some(&content))], &format!("change {path}"));
+    for (what, changes, expected) in &cases {
+        let borrowed: Vec<(&str, Option<&str>)> = changes
+            .iter()
+            .map(|(p, c)| (p.as_str(), Some(c.as_str())))
+            .collect();
+        let commit = sb.commit(&borrowed, &format!("change {what}"));
+        let pushed = std::time::Instant::now();
         assert!(sb.github_push().await.is_success());
+        let answered = pushed.elapsed();
         for app in &names {
-            sb.until_status(app, 60, "the new commit", |s| {
+            sb.until_status(app, 120, "the new commit", |s| {
                 s["sync"]["revision"] == commit
             })
             .await;
         }
+        let all_on_commit = pushed.elapsed();
         // Every render request for this commit has been sent before the statuses that
         // need it were written; drain what arrived.
         let mut rendered = BTreeSet::new();
@@ -115,7 +157,15 @@ async fn a_commit_re_renders_exactly_the_apps_whose_inputs_it_touches() {
                 rendered.insert(request.app_name);
             }
         }
-        let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
-        assert_eq!(rendered, expected, "renders for the commit to {path}");
+        let expected: BTreeSet<String> = expected.iter().cloned().collect();
+        assert_eq!(rendered, expected, "renders for a commit to {what}");
+        println!(
+            "monorepo of {} apps, commit to {what}: webhook answered in {:.1} ms, {} apps re-rendered, all {} on the commit after {:.2} s",
+            names.len(),
+            answered.as_secs_f64() * 1e3,
+            rendered.len(),
+            names.len(),
+            all_on_commit.as_secs_f64()
+        );
     }
 }
