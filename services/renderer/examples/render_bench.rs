@@ -151,7 +151,7 @@ fn arg(name: &str, default: usize) -> usize {
 /// A plugin whose time is spent waiting, not computing (a tool fetching secrets or charts).
 fn waiting_plugin() -> renderer::Plugin {
     renderer::Plugin::parse(
-        "apiVersion: argoproj.io/v1alpha1\nkind: ConfigManagementPlugin\nmetadata:\n  name: waits\nspec:\n  generate:\n    command: [sh, -c]\n    args: [\"sleep 0.2; cat *.yaml\"]\n",
+        "apiVersion: argoproj.io/v1alpha1\nkind: ConfigManagementPlugin\nmetadata:\n  name: waits\nspec:\n  generate:\n    command: [sh, -c]\n    args: [\"sleep 0.2; cat deploy.yaml\"]\n",
     )
     .expect("plugin config")
 }

@@ -158,7 +158,14 @@ async fn a_commit_re_renders_exactly_the_apps_whose_inputs_it_touches() {
             }
         }
         let expected: BTreeSet<String> = expected.iter().cloned().collect();
-        assert_eq!(rendered, expected, "renders for a commit to {what}");
+        let missing: Vec<_> = expected.difference(&rendered).collect();
+        let extra: Vec<_> = rendered.difference(&expected).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "renders for a commit to {what}: {} missing {missing:?}, {} extra {extra:?}",
+            missing.len(),
+            extra.len()
+        );
         println!(
             "monorepo of {} apps, commit to {what}: webhook answered in {:.1} ms, {} apps re-rendered, all {} on the commit after {:.2} s",
             names.len(),
