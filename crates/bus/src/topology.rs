@@ -29,6 +29,10 @@ pub enum Bucket {
     Clusters,
     /// Credentials inside are encrypted by the writer before they reach the bus.
     Repositories,
+    /// Credential templates (Argo CD's `repo-creds`): the credentials of every repository
+    /// whose URL starts with the entry's and that has none of its own. Encrypted as
+    /// `Repositories`.
+    RepoCreds,
     AppStatus,
     Operations,
     /// Live members of each ownership group, one key per member, expiring by per-key TTL.
@@ -39,12 +43,13 @@ pub enum Bucket {
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 10] = [
+    pub const ALL: [Bucket; 11] = [
         Bucket::Applications,
         Bucket::Projects,
         Bucket::AppSets,
         Bucket::Clusters,
         Bucket::Repositories,
+        Bucket::RepoCreds,
         Bucket::AppStatus,
         Bucket::Operations,
         Bucket::Members,
@@ -59,6 +64,7 @@ impl Bucket {
             Bucket::AppSets => "appsets",
             Bucket::Clusters => "clusters",
             Bucket::Repositories => "repositories",
+            Bucket::RepoCreds => "repo-creds",
             Bucket::AppStatus => "app-status",
             Bucket::Operations => "operations",
             Bucket::Members => "members",

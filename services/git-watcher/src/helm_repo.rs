@@ -172,6 +172,12 @@ impl HelmRepos {
         }
     }
 
+    /// Forgets every cached index and tag list (credentials changed for some of them).
+    pub fn forget_all(&self) {
+        self.indexes.forget(|_| false);
+        self.tags.forget(|_| false);
+    }
+
     /// Forgets the cached index of `repo`, so the next question fetches it (a refresh).
     pub fn forget(&self, repo: &str) {
         self.indexes.forget(|key| key != base(repo));

@@ -134,6 +134,7 @@ pub async fn start(
     let access = RepoAccess::new(mirrors.clone(), helm);
     let apps_kv = bus.kv(Bucket::Applications).await?;
     let repos_kv = bus.kv(Bucket::Repositories).await?;
+    let templates_kv = bus.kv(Bucket::RepoCreds).await?;
     let prefix = bus.topology.prefix().to_owned();
 
     let subscribe = |subject: String, queue: bool| {
@@ -158,6 +159,7 @@ pub async fn start(
     let _ = bus.client.flush().await;
     let apps_watch = watch_bucket(&apps_kv, 0).await?;
     let repos_watch = watch_bucket(&repos_kv, 0).await?;
+    let templates_watch = watch_bucket(&templates_kv, 0).await?;
 
     let stop = shutdown.child_token();
     let (commands, command_rx) = mpsc::channel(4096);
@@ -195,7 +197,13 @@ pub async fn start(
         repos_kv,
         repos_watch,
         stop.clone(),
-        Forward::Repositories(commands, access.clone()),
+        Forward::Repositories(commands.clone(), access.clone()),
+    ));
+    tasks.spawn(follow_bucket(
+        templates_kv,
+        templates_watch,
+        stop.clone(),
+        Forward::Templates(commands, access.clone()),
     ));
     tracing::info!(
         mirror_dir = %config.mirror_dir.display(),
@@ -457,6 +465,7 @@ async fn watch_bucket(store: &kv::Store, from_revision: u64) -> Result<kv::Watch
 enum Forward {
     Apps(mpsc::Sender<Command>),
     Repositories(mpsc::Sender<Command>, RepoAccess),
+    Templates(mpsc::Sender<Command>, RepoAccess),
 }
 
 impl Forward {
@@ -513,6 +522,25 @@ impl Forward {
                     return true;
                 }
                 commands.send(Command::Credentials { repo }).await.is_ok()
+            }
+            Forward::Templates(commands, access) => {
+                let template = if deleted {
+                    None
+                } else {
+                    match serde_json::from_slice::<Repository>(&entry.value) {
+                        Ok(template) => Some(template),
+                        Err(err) => {
+                            tracing::warn!(key = %entry.key, error = %err, "invalid credential template ignored");
+                            return true;
+                        }
+                    }
+                };
+                for repo in access.update_template(&entry.key, template.as_ref()) {
+                    if commands.send(Command::Credentials { repo }).await.is_err() {
+                        return false;
+                    }
+                }
+                true
             }
         }
     }

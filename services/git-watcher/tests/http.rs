@@ -259,3 +259,88 @@ async fn basic_auth_uses_the_given_credentials_and_never_shows_them() {
     assert_eq!(err, format!("revision \"nope\" not found in {url}"));
     assert!(!format!("{mirror2:?}").contains("s3cret"));
 }
+
+/// Argo CD's credential templates (`repo-creds`): a repository with no entry of its own
+/// fetches with the template whose URL is the longest prefix of its URL (case aside), not
+/// a shorter one; no password shows in any answer on the way.
+#[tokio::test]
+async fn credential_templates_match_by_the_longest_url_prefix() {
+    use gitfleet_bus::{Bucket, testkit};
+    use gitfleet_messages::{ResolveRequest, Resolved};
+    use std::time::Duration;
+
+    let fx = fixture();
+    let server = HttpGit::serve(&fx.upstream.base(), Some(("alice", "s3cret")));
+    let url = server.url("origin.git");
+    let bus = testkit::bus().await;
+    let mirrors = tempfile::tempdir().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let service = git_watcher::start(
+        git_watcher::Config::new(mirrors.path()),
+        bus.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let running = tokio::spawn(service.wait());
+    let templates = bus.kv(Bucket::RepoCreds).await.unwrap();
+    let put = |key: &'static str, prefix: String, password: &'static str| {
+        let templates = templates.clone();
+        async move {
+            let value =
+                serde_json::json!({"repo": prefix, "username": "alice", "password": password});
+            templates
+                .put(key, serde_json::to_vec(&value).unwrap().into())
+                .await
+                .unwrap();
+        }
+    };
+    // The host's template is wrong; the longer one for the same host is right.
+    put("host", format!("HTTP://127.0.0.1:{}", server.port), "wrong").await;
+    put(
+        "origin",
+        format!("http://127.0.0.1:{}/orig", server.port),
+        "s3cret",
+    )
+    .await;
+    let resolve = || {
+        let bus = bus.clone();
+        let url = url.clone();
+        async move {
+            bus.ask::<_, Resolved>(
+                "git watcher",
+                bus.topology.git_resolve_subject(),
+                &ResolveRequest {
+                    repo: url,
+                    revision: "main".into(),
+                    chart: String::new(),
+                },
+                Duration::from_secs(30),
+            )
+            .await
+        }
+    };
+    // The watch delivers the templates shortly after they are written.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let resolved = loop {
+        match resolve().await {
+            Ok(resolved) => break resolved,
+            Err(err) => {
+                assert!(
+                    !err.message.contains("s3cret") && !err.message.contains("wrong"),
+                    "{err}"
+                );
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never resolved: {err}"
+                );
+                // Poll interval of a wait bounded by the deadline above.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert_eq!(resolved.commit, fx.second);
+
+    shutdown.cancel();
+    let _ = running.await;
+}

@@ -1,6 +1,8 @@
 //! Mirrors and Helm repositories with the credentials of the `repositories` bucket
-//! applied: the one way the service gets at a repository, so polls and requests fetch with
-//! the same credentials.
+//! applied, else those of the longest matching credential template (`repo-creds`, as Argo
+//! CD: a repository without credentials of its own takes the template whose URL is the
+//! longest prefix of its own, case-insensitively): the one way the service gets at a
+//! repository, so polls and requests fetch with the same credentials.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -25,6 +27,8 @@ pub(crate) struct RepoAccess {
     /// Credentials of Helm repositories and OCI registries (`type: helm` or `oci`
     /// entries), by [`helm_key`].
     helm_credentials: Arc<RwLock<HashMap<String, RepoCredentials>>>,
+    /// Credential templates by `repo-creds` key: (URL prefix, lowercased; credentials).
+    templates: Arc<RwLock<HashMap<String, (String, RepoCredentials)>>>,
 }
 
 impl RepoAccess {
@@ -35,7 +39,58 @@ impl RepoAccess {
             urls_by_entry: Arc::default(),
             helm,
             helm_credentials: Arc::default(),
+            templates: Arc::default(),
         }
+    }
+
+    /// The credentials of the longest template whose URL prefixes `url`.
+    fn template_for(&self, url: &str) -> Option<RepoCredentials> {
+        let url = url.to_lowercase();
+        self.templates
+            .read()
+            .expect("templates lock poisoned")
+            .values()
+            .filter(|(prefix, _)| url.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, credentials)| credentials.clone())
+    }
+
+    /// The credentials a Git mirror fetches with: its entry's, else a template's.
+    fn git_credentials(&self, mirror: &Mirror) -> Option<RepoCredentials> {
+        let own = self
+            .credentials
+            .read()
+            .expect("credentials lock poisoned")
+            .get(mirror.url().key())
+            .cloned();
+        own.or_else(|| self.template_for(mirror.url().as_str()))
+    }
+
+    /// Records (or, with `None`, drops) the credential template under `entry_key` and
+    /// hands every open mirror its credentials anew. Returns the URLs of the open mirrors,
+    /// to be fetched again; templates without credentials or URL are ignored.
+    pub fn update_template(&self, entry_key: &str, template: Option<&Repository>) -> Vec<String> {
+        {
+            let mut templates = self.templates.write().expect("templates lock poisoned");
+            let usable = template.and_then(|t| {
+                let prefix = t.repo.trim().to_lowercase();
+                let credentials = RepoCredentials::of_repository(t)?;
+                (!prefix.is_empty()).then_some((prefix, credentials))
+            });
+            match usable {
+                Some(entry) => templates.insert(entry_key.to_owned(), entry),
+                None => templates.remove(entry_key),
+            };
+        }
+        self.helm.forget_all();
+        self.mirrors
+            .mirrors()
+            .into_iter()
+            .map(|mirror| {
+                mirror.set_credentials(self.git_credentials(&mirror));
+                mirror.url().as_str().to_owned()
+            })
+            .collect()
     }
 
     /// The newest version of `chart` that `constraint` allows, from the Helm repository
@@ -80,23 +135,19 @@ impl RepoAccess {
 
     /// The credentials of the Helm repository `repo`, if an entry gives some.
     fn helm_credentials(&self, repo: &str) -> Option<RepoCredentials> {
-        self.helm_credentials
+        let own = self
+            .helm_credentials
             .read()
             .expect("credentials lock poisoned")
             .get(helm_key(repo))
-            .cloned()
+            .cloned();
+        own.or_else(|| self.template_for(repo))
     }
 
     /// The mirror of `repo`, carrying the bucket's credentials for it if there are any.
     pub fn mirror(&self, repo: &str) -> Result<Mirror> {
         let mirror = self.mirrors.mirror(repo)?;
-        let known = self
-            .credentials
-            .read()
-            .expect("credentials lock poisoned")
-            .get(mirror.url().key())
-            .cloned();
-        if let Some(credentials) = known {
+        if let Some(credentials) = self.git_credentials(&mirror) {
             mirror.set_credentials(Some(credentials));
         }
         Ok(mirror)
@@ -161,7 +212,12 @@ impl RepoAccess {
         }
         for mirror in self.mirrors.mirrors() {
             if mirror.url().key() == key {
-                mirror.set_credentials(credentials.clone());
+                // A deleted entry's repository falls back to a template.
+                mirror.set_credentials(
+                    credentials
+                        .clone()
+                        .or_else(|| self.git_credentials(&mirror)),
+                );
             }
         }
         Some(key)
