@@ -38,7 +38,7 @@ impl Bus {
             ServiceError::internal(format!("encoding a question for the {peer}: {err}"))
         })?;
         // Large questions (a sync request carrying manifests) go through the store too.
-        let (headers, body) = self
+        let (mut headers, body) = self
             .offload(HeaderMap::new(), body.into())
             .await
             .map_err(|err| ServiceError::unavailable(format!("asking the {peer}: {err}")))?;
@@ -59,7 +59,6 @@ impl Bus {
             .subscribe(inbox.clone())
             .await
             .map_err(|err| unavailable(&err))?;
-        let mut headers = headers;
         headers.insert(PROGRESS_HEADER, PROGRESS_WANTED);
         self.client
             .publish_with_reply_and_headers(subject.clone(), inbox, headers, body)
@@ -246,20 +245,20 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// messages, so a busy machine is not mistaken for a dead replica.
 pub const LIVENESS: Duration = Duration::from_secs(5);
 
-fn wants_progress(message: &async_nats::Message) -> bool {
+fn progress_header(message: &async_nats::Message) -> Option<&str> {
     message
         .headers
         .as_ref()
         .and_then(|h| h.get(PROGRESS_HEADER))
-        .is_some_and(|v| v.as_str() == PROGRESS_WANTED)
+        .map(|v| v.as_str())
+}
+
+fn wants_progress(message: &async_nats::Message) -> bool {
+    progress_header(message) == Some(PROGRESS_WANTED)
 }
 
 fn is_progress(message: &async_nats::Message) -> bool {
-    message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(PROGRESS_HEADER))
-        .is_some_and(|v| v.as_str() == PROGRESS_WORKING)
+    progress_header(message) == Some(PROGRESS_WORKING)
 }
 
 /// Runs `work`, sending a progress message to `reply_to` every [`PROGRESS_EVERY`] until

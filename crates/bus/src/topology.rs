@@ -27,10 +27,11 @@ pub enum Bucket {
     Projects,
     AppSets,
     Clusters,
-    /// Credentials inside are encrypted by the writer before they reach the bus.
+    /// Repositories with their credentials, in clear JSON: whoever may read the bucket
+    /// reads them (locking the bus down is issue 9's).
     Repositories,
     /// Credential templates (Argo CD's `repo-creds`): the credentials of every repository
-    /// whose URL starts with the entry's and that has none of its own. Encrypted as
+    /// whose URL starts with the entry's and that has none of its own. In clear JSON, as
     /// `Repositories`.
     RepoCreds,
     AppStatus,

@@ -25,10 +25,11 @@
 //!   `ref` sources at their commits.
 //! - A transient failure (no renderer running; a renderer killed mid-render, heard as
 //!   silence within the bus's liveness window; a cluster unreachable) is shown as a
-//!   ComparisonError and retried after `RETRY_AFTER`, doubling to a minute while it lasts,
+//!   ComparisonError and retried after about `RETRY_AFTER` (jittered), doubling to a
+//!   minute while it lasts,
 //!   where another renderer of the queue group answers.
 //!
-//! Not yet: retry backoff and selfHeal backoff, label tracking.
+//! Not yet: sync retry backoff and selfHeal backoff, label tracking.
 
 pub mod config;
 pub mod decide;

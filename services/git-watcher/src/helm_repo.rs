@@ -172,10 +172,14 @@ impl HelmRepos {
         }
     }
 
-    /// Forgets every cached index and tag list (credentials changed for some of them).
-    pub fn forget_all(&self) {
-        self.indexes.forget(|_| false);
-        self.tags.forget(|_| false);
+    /// Forgets the cached indexes and tag lists of every repository whose URL starts with
+    /// `prefix` (lowercase; a credential template changed for them).
+    pub fn forget_prefixed(&self, prefix: &str) {
+        self.indexes
+            .forget(|key| !key.to_lowercase().starts_with(prefix));
+        let prefix = crate::oci::without_scheme(prefix);
+        self.tags
+            .forget(|name| !name.to_lowercase().starts_with(prefix));
     }
 
     /// Forgets the cached index of `repo`, so the next question fetches it (a refresh).

@@ -497,16 +497,8 @@ impl Forward {
             Forward::Repositories(commands, access) => {
                 // The key is the escaped name, not the URL; deleted entries have no value,
                 // so the URL of every key is remembered while it exists.
-                let repository = if deleted {
-                    None
-                } else {
-                    match serde_json::from_slice::<Repository>(&entry.value) {
-                        Ok(repository) => Some(repository),
-                        Err(err) => {
-                            tracing::warn!(key = %entry.key, error = %err, "invalid repository ignored");
-                            return true;
-                        }
-                    }
+                let Ok(repository) = read_entry::<Repository>(&entry, deleted, "repository") else {
+                    return true;
                 };
                 let repo = match &repository {
                     Some(repository) => repository.repo.clone(),
@@ -524,16 +516,9 @@ impl Forward {
                 commands.send(Command::Credentials { repo }).await.is_ok()
             }
             Forward::Templates(commands, access) => {
-                let template = if deleted {
-                    None
-                } else {
-                    match serde_json::from_slice::<Repository>(&entry.value) {
-                        Ok(template) => Some(template),
-                        Err(err) => {
-                            tracing::warn!(key = %entry.key, error = %err, "invalid credential template ignored");
-                            return true;
-                        }
-                    }
+                let Ok(template) = read_entry::<Repository>(&entry, deleted, "credential template")
+                else {
+                    return true;
                 };
                 for repo in access.update_template(&entry.key, template.as_ref()) {
                     if commands.send(Command::Credentials { repo }).await.is_err() {
@@ -544,6 +529,23 @@ impl Forward {
             }
         }
     }
+}
+
+/// A bucket entry's value: `None` when deleted; `Err` (logged, the entry is ignored) when
+/// it does not read as a `T`.
+fn read_entry<T: serde::de::DeserializeOwned>(
+    entry: &kv::Entry,
+    deleted: bool,
+    what: &str,
+) -> std::result::Result<Option<T>, ()> {
+    if deleted {
+        return Ok(None);
+    }
+    serde_json::from_slice(&entry.value)
+        .map(Some)
+        .map_err(|err| {
+            tracing::warn!(key = %entry.key, error = %err, "invalid {what} ignored");
+        })
 }
 
 /// Feeds a bucket's entries to `forward`, watching again from where it stopped if the

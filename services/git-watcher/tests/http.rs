@@ -295,11 +295,12 @@ async fn credential_templates_match_by_the_longest_url_prefix() {
                 .unwrap();
         }
     };
-    // The host's template is wrong; the longer one for the same host is right.
-    put("host", format!("HTTP://127.0.0.1:{}", server.port), "wrong").await;
+    // The host's template is wrong; the longer one for the same host is right, and
+    // spelled in another case than the app's URL, which still matches.
+    put("host", format!("http://127.0.0.1:{}", server.port), "wrong").await;
     put(
         "origin",
-        format!("http://127.0.0.1:{}/orig", server.port),
+        format!("HTTP://127.0.0.1:{}/Orig", server.port),
         "s3cret",
     )
     .await;

@@ -67,25 +67,34 @@ impl RepoAccess {
     }
 
     /// Records (or, with `None`, drops) the credential template under `entry_key` and
-    /// hands every open mirror its credentials anew. Returns the URLs of the open mirrors,
-    /// to be fetched again; templates without credentials or URL are ignored.
+    /// hands the open mirrors it concerns (old URL prefix or new) their credentials anew.
+    /// Returns those mirrors' URLs, to be fetched again; the other repositories are not
+    /// touched. Templates without credentials or URL are ignored.
     pub fn update_template(&self, entry_key: &str, template: Option<&Repository>) -> Vec<String> {
-        {
+        let usable = template.and_then(|t| {
+            let prefix = t.repo.trim().to_lowercase();
+            let credentials = RepoCredentials::of_repository(t)?;
+            (!prefix.is_empty()).then_some((prefix, credentials))
+        });
+        let mut prefixes: Vec<String> = usable.iter().map(|(p, _)| p.clone()).collect();
+        let old = {
             let mut templates = self.templates.write().expect("templates lock poisoned");
-            let usable = template.and_then(|t| {
-                let prefix = t.repo.trim().to_lowercase();
-                let credentials = RepoCredentials::of_repository(t)?;
-                (!prefix.is_empty()).then_some((prefix, credentials))
-            });
             match usable {
                 Some(entry) => templates.insert(entry_key.to_owned(), entry),
                 None => templates.remove(entry_key),
-            };
+            }
+        };
+        prefixes.extend(old.map(|(prefix, _)| prefix));
+        for prefix in &prefixes {
+            self.helm.forget_prefixed(prefix);
         }
-        self.helm.forget_all();
         self.mirrors
             .mirrors()
             .into_iter()
+            .filter(|mirror| {
+                let url = mirror.url().as_str().to_lowercase();
+                prefixes.iter().any(|p| url.starts_with(p.as_str()))
+            })
             .map(|mirror| {
                 mirror.set_credentials(self.git_credentials(&mirror));
                 mirror.url().as_str().to_owned()
@@ -205,19 +214,15 @@ impl RepoAccess {
         let key = url.key().to_owned();
         {
             let mut map = self.credentials.write().expect("credentials lock poisoned");
-            match &credentials {
-                Some(c) => map.insert(key.clone(), c.clone()),
+            match credentials {
+                Some(c) => map.insert(key.clone(), c),
                 None => map.remove(&key),
             };
         }
         for mirror in self.mirrors.mirrors() {
             if mirror.url().key() == key {
                 // A deleted entry's repository falls back to a template.
-                mirror.set_credentials(
-                    credentials
-                        .clone()
-                        .or_else(|| self.git_credentials(&mirror)),
-                );
+                mirror.set_credentials(self.git_credentials(&mirror));
             }
         }
         Some(key)
