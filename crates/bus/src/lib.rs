@@ -26,7 +26,7 @@ pub use error::{BusError, Result};
 pub use ownership::{
     LeaseInfo, Membership, MembershipConfig, Owned, partition, read_lease, rendezvous,
 };
-pub use payload::OBJECT_HEADER;
+pub use payload::{OBJECT_HEADER, content_key};
 pub use reopen::reopen_forever;
 pub use request::{encode_reply, serve, serve_encoded};
 pub use retry::{Retry, retry};

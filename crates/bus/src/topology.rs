@@ -19,6 +19,8 @@ pub const DEFAULT_PREFIX: &str = "gf";
 pub const EXPIRY_MARKER_TTL: Duration = Duration::from_secs(120);
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
+/// How long a cached render (and what it read) is kept without being written again.
+const CACHE_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// KV buckets. Values are JSON documents unless noted at the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,10 +43,13 @@ pub enum Bucket {
     /// Partition leases of each ownership group, expiring by per-key TTL.
     Leases,
     Settings,
+    /// What each render request read last time (`renderer::content`): the paths whose
+    /// object ids key its result. Rebuilt by rendering, so entries age out.
+    RenderInputs,
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 11] = [
+    pub const ALL: [Bucket; 12] = [
         Bucket::Applications,
         Bucket::Projects,
         Bucket::AppSets,
@@ -56,6 +61,7 @@ impl Bucket {
         Bucket::Members,
         Bucket::Leases,
         Bucket::Settings,
+        Bucket::RenderInputs,
     ];
 
     pub fn suffix(self) -> &'static str {
@@ -71,6 +77,7 @@ impl Bucket {
             Bucket::Members => "members",
             Bucket::Leases => "leases",
             Bucket::Settings => "settings",
+            Bucket::RenderInputs => "render-inputs",
         }
     }
 
@@ -80,6 +87,14 @@ impl Bucket {
         match self {
             Bucket::Applications | Bucket::Projects | Bucket::AppSets | Bucket::Settings => 5,
             _ => 1,
+        }
+    }
+
+    /// Caches age out (a re-put refreshes an entry); state never does.
+    fn max_age(self) -> Duration {
+        match self {
+            Bucket::RenderInputs => CACHE_AGE,
+            _ => Duration::ZERO,
         }
     }
 
@@ -243,6 +258,12 @@ impl Topology {
         format!("{}.git.files", self.prefix)
     }
 
+    /// `<p>.git.tree-ids`: object ids of paths at a commit, for the renderers' content
+    /// keys, answered by the git watchers.
+    pub fn git_tree_ids_subject(&self) -> String {
+        format!("{}.git.tree-ids", self.prefix)
+    }
+
     /// `<p>.live-request.<cluster>`: live-state questions about one cluster; only the
     /// executor owning it subscribes.
     pub fn live_request_subject(&self, cluster: &str) -> String {
@@ -278,6 +299,7 @@ impl Topology {
             history: bucket.history(),
             storage: stream::StorageType::File,
             num_replicas: self.replicas,
+            max_age: bucket.max_age(),
             limit_markers: bucket.per_key_ttl().then_some(EXPIRY_MARKER_TTL),
             ..Default::default()
         }
@@ -307,6 +329,10 @@ impl Topology {
         object_store::Config {
             bucket: self.object_store(store),
             description: Some(format!("gitfleet {}", store.suffix())),
+            max_age: match store {
+                ObjectStoreName::Manifests => CACHE_AGE,
+                ObjectStoreName::Payloads => Duration::ZERO,
+            },
             storage: stream::StorageType::File,
             num_replicas: self.replicas,
             ..Default::default()

@@ -114,6 +114,24 @@ pub struct FilesRequest {
     pub chart: String,
 }
 
+/// The object ids of `paths` at `commit` (trees for folders, blobs for files), in the
+/// order asked: what the renderer keys its results by, so a commit that leaves an app's
+/// inputs as they were costs that app no render.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TreeIdsRequest {
+    pub repo: String,
+    pub commit: String,
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TreeIds {
+    /// One per path asked, `""` for a path that is not there.
+    pub ids: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RepoFile {
@@ -123,6 +141,11 @@ pub struct RepoFile {
     pub content: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub binary: bool,
+    /// For a symlink read as the file it points to: that file's repository path. The
+    /// render depends on it too (a commit changing the target leaves the link's folder as
+    /// it was).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub link: String,
 }
 
 impl RepoFile {
@@ -134,11 +157,13 @@ impl RepoFile {
                 path,
                 content,
                 binary: false,
+                link: String::new(),
             },
             Err(err) => RepoFile {
                 path,
                 content: base64::engine::general_purpose::STANDARD.encode(err.as_bytes()),
                 binary: true,
+                link: String::new(),
             },
         }
     }

@@ -34,6 +34,8 @@ pub struct RepoFile {
     pub bytes: Vec<u8>,
     /// Whether git records it as executable (plugins may care).
     pub executable: bool,
+    /// For a symlink read as its target: the target's repository path.
+    pub link: Option<String>,
 }
 
 /// Whether [`Mirror::read_dir`] descends into subdirectories.
@@ -90,6 +92,7 @@ impl Mirror {
                     path: dir,
                     bytes: blob.data.clone(),
                     executable: mode.is_executable(),
+                    link: None,
                 }]);
             }
             if !mode.is_tree() {
@@ -128,6 +131,7 @@ impl Mirror {
                 // commit; one pointing outside the repository is refused (Argo CD had CVEs
                 // where such links read the repo-server's own files).
                 let mut oid = entry.oid().to_owned();
+                let mut link = None;
                 if mode.is_link() {
                     let target = repo
                         .find_blob(entry.oid())
@@ -148,7 +152,10 @@ impl Mirror {
                         .lookup_entry_by_path(&resolved)
                         .map_err(|e| self.read_error(&resolved, &e))?
                     {
-                        Some(found) if found.mode().is_blob() => oid = found.oid().to_owned(),
+                        Some(found) if found.mode().is_blob() => {
+                            oid = found.oid().to_owned();
+                            link = Some(resolved);
+                        }
                         // A link to a folder, another link or nothing: not a file to read.
                         _ => continue,
                     }
@@ -188,11 +195,34 @@ impl Mirror {
                     path: full,
                     bytes: blob.data.clone(),
                     executable: mode.is_executable(),
+                    link,
                 });
             }
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
+    }
+}
+
+impl Mirror {
+    /// The object id at each of `paths` at `commit` (a folder's tree, a file's blob, a
+    /// link's own blob), `None` where nothing is. Hashes no content: a lookup per path.
+    pub fn tree_ids(&self, commit: &str, paths: &[String]) -> Result<Vec<Option<String>>> {
+        let repo = self.repo();
+        let root = self.commit_tree(&repo, commit)?;
+        paths
+            .iter()
+            .map(|path| {
+                let dir = normalize_dir(path);
+                if dir.is_empty() {
+                    return Ok(Some(root.id.to_string()));
+                }
+                let entry = root
+                    .lookup_entry_by_path(&dir)
+                    .map_err(|e| self.read_error(&dir, &e))?;
+                Ok(entry.map(|e| e.oid().to_string()))
+            })
+            .collect()
     }
 }
 

@@ -152,6 +152,7 @@ pub async fn start(
     };
     let resolve_sub = subscribe(bus.topology.git_resolve_subject(), true).await?;
     let files_sub = subscribe(bus.topology.git_files_subject(), true).await?;
+    let tree_ids_sub = subscribe(bus.topology.git_tree_ids_subject(), true).await?;
     // Every replica hears every webhook: a refresh is cheap and idempotent.
     let webhook_sub = subscribe(bus.topology.webhook_subject(), false).await?;
     // A round trip: the server has the subscriptions once `start` returns, so a request
@@ -180,6 +181,14 @@ pub async fn start(
             config.max_concurrent_requests,
             stop.clone(),
             move |request| requests::files(access_files.clone(), request),
+        ));
+        let access_ids = access.clone();
+        tasks.spawn(gitfleet_bus::serve(
+            bus.clone(),
+            tree_ids_sub,
+            config.max_concurrent_requests,
+            stop.clone(),
+            move |request| requests::tree_ids(access_ids.clone(), request),
         ));
     }
     tasks.spawn(forward_webhooks(

@@ -305,6 +305,7 @@ mod tests {
             path: path.to_owned(),
             content: content.to_owned(),
             binary: false,
+            link: String::new(),
         }
     }
 

@@ -235,6 +235,10 @@ impl Fetcher {
             _ => Listed::Directory,
         };
         for file in files.files {
+            // A link read as its target: the target is read too, wherever it is.
+            if !file.link.is_empty() {
+                self.single_files.insert(file.link.clone());
+            }
             self.files.insert(file.path.clone(), file);
         }
         Ok(listed)

@@ -7,6 +7,7 @@
 
 pub mod build_env;
 pub mod cache;
+pub mod content;
 pub mod directory;
 pub mod fetch;
 pub mod helm;
@@ -17,6 +18,7 @@ pub mod process;
 pub mod service;
 pub mod source;
 
+pub use content::Counters;
 pub use directory::{DirectoryOptions, RenderError, render_directory};
 pub use helm::HelmTool;
 pub use kustomize::KustomizeTool;

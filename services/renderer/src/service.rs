@@ -12,6 +12,7 @@ use gitfleet_messages::{RenderRequest, Rendered, Reply, ServiceError};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::RenderCache;
+use crate::content::{self, ContentCache, Counters};
 use crate::source::{self, Tools};
 
 const QUEUE_GROUP: &str = "renderer";
@@ -21,12 +22,18 @@ pub struct Config {
     /// Renders worked on at once; more wait in the subscription (and other replicas take them).
     pub max_concurrent_renders: usize,
     pub cache_entries: usize,
-    /// Upper bound on the serialized replies kept.
+    /// Upper bound on the serialized replies kept by request.
     pub cache_bytes: usize,
+    /// Upper bound on the serialized replies kept in memory by content (the object store
+    /// keeps them all, for 30 days after their last write).
+    pub content_cache_bytes: u64,
     /// How long to wait for the git-watcher's files (a cold mirror fetches first).
     pub files_timeout: Duration,
     /// How Kustomize, Helm and Jsonnet are run.
     pub tools: Tools,
+    /// How requests were answered (rendered, or found by content), read by tests and
+    /// benches.
+    pub counters: Arc<Counters>,
 }
 
 impl Default for Config {
@@ -35,8 +42,10 @@ impl Default for Config {
             max_concurrent_renders: 8,
             cache_entries: 4096,
             cache_bytes: 256 << 20,
+            content_cache_bytes: 256 << 20,
             files_timeout: Duration::from_secs(120),
             tools: Tools::default(),
+            counters: Arc::default(),
         }
     }
 }
@@ -86,6 +95,16 @@ pub async fn start(
     let cache = Arc::new(RenderCache::new(config.cache_entries, config.cache_bytes));
     let files_timeout = config.files_timeout;
     let tools = Arc::new(config.tools.clone());
+    let content = Arc::new(
+        ContentCache::open(
+            bus.clone(),
+            content::fingerprint(&config.tools),
+            config.content_cache_bytes,
+            files_timeout,
+            config.counters.clone(),
+        )
+        .await,
+    );
     tracing::info!(subject, "renderer running");
     let handler_bus = bus.clone();
     Ok(Running::spawn(async move {
@@ -95,8 +114,14 @@ pub async fn start(
             config.max_concurrent_renders,
             shutdown,
             move |request: RenderRequest| {
-                let (bus, cache, tools) = (handler_bus.clone(), cache.clone(), tools.clone());
-                async move { handle(&bus, &cache, &tools, request, files_timeout).await }
+                let renderer = Renderer {
+                    bus: handler_bus.clone(),
+                    content: content.clone(),
+                    tools: tools.clone(),
+                    files_timeout,
+                };
+                let cache = cache.clone();
+                async move { handle(renderer, &cache, request).await }
             },
         )
         .await;
@@ -105,19 +130,22 @@ pub async fn start(
     }))
 }
 
-/// The serialized reply (`Reply<Rendered>`) for one request.
-async fn handle(
-    bus: &Bus,
-    cache: &RenderCache<Key>,
-    tools: &Arc<Tools>,
-    request: RenderRequest,
+/// What one render needs.
+#[derive(Clone)]
+struct Renderer {
+    bus: Bus,
+    content: Arc<ContentCache>,
+    tools: Arc<Tools>,
     files_timeout: Duration,
-) -> Bytes {
+}
+
+/// The serialized reply (`Reply<Rendered>`) for one request.
+async fn handle(renderer: Renderer, cache: &RenderCache<Key>, request: RenderRequest) -> Bytes {
     let key = serde_json::to_string(&request).unwrap_or_default();
     // A branch name as `commit` would pin a moving target in the cache.
     let cacheable = is_full_commit_id(&request.commit) && !key.is_empty();
     let started = std::time::Instant::now();
-    let render = render(bus.clone(), request.clone(), tools.clone(), files_timeout);
+    let render = render(renderer, request.clone());
     let path = &request.source.path;
     match cache.get_or_render(key, cacheable, render).await {
         Ok(body) => {
@@ -137,16 +165,30 @@ async fn handle(
     }
 }
 
-async fn render(
-    bus: Bus,
-    request: RenderRequest,
-    tools: Arc<Tools>,
-    files_timeout: Duration,
-) -> Result<Bytes, ServiceError> {
-    let rendered = source::render(bus, &request, &tools, files_timeout).await?;
-    Ok(encode_reply(&Reply::Ok(rendered)))
+/// The result kept for the request's content, else a render (kept by content after).
+async fn render(renderer: Renderer, request: RenderRequest) -> Result<Bytes, ServiceError> {
+    let lookup = renderer.content.lookup(&request);
+    if let Some(lookup) = &lookup
+        && let Some(body) = renderer.content.get(lookup).await
+    {
+        return Ok(body);
+    }
+    let (rendered, tool) = source::render(
+        renderer.bus,
+        &request,
+        &renderer.tools,
+        renderer.files_timeout,
+    )
+    .await?;
+    renderer.content.count_render();
+    let inputs = rendered.inputs.clone();
+    let body = encode_reply(&Reply::Ok(rendered));
+    if let Some(lookup) = lookup {
+        renderer.content.put(lookup, tool, inputs, body.clone());
+    }
+    Ok(body)
 }
 
-fn is_full_commit_id(commit: &str) -> bool {
+pub(crate) fn is_full_commit_id(commit: &str) -> bool {
     matches!(commit.len(), 40 | 64) && commit.bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -101,17 +101,18 @@ impl Default for Tools {
     }
 }
 
-/// Renders one request: fetches what the tool reads and runs it.
+/// Renders one request: fetches what the tool reads and runs it. Says which tool it was.
 pub async fn render(
     bus: Bus,
     request: &RenderRequest,
     tools: &Tools,
     files_timeout: Duration,
-) -> Result<Rendered, ServiceError> {
+) -> Result<(Rendered, Tool), ServiceError> {
     let source = &request.source;
     let env = BuildEnv::of(request);
     if source.is_helm_chart() {
-        return render_repository_chart(bus, request, tools, &env, files_timeout).await;
+        let rendered = render_repository_chart(bus, request, tools, &env, files_timeout).await?;
+        return Ok((rendered, Tool::Helm));
     }
     let path = fetch::clean(&source.path)
         .map_err(|err| ServiceError::invalid(format!("source path: {err}")))?;
@@ -185,10 +186,13 @@ pub async fn render(
             plugin::render(&mut fetcher, &tools.plugins, &path, &settings, &env).await?
         }
     };
-    Ok(Rendered {
-        manifests,
-        inputs: fetcher.inputs(),
-    })
+    Ok((
+        Rendered {
+            manifests,
+            inputs: fetcher.inputs(),
+        },
+        tool,
+    ))
 }
 
 /// A chart from a Helm repository (`chart` + `repoURL`): its archive at the resolved

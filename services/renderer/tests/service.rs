@@ -23,6 +23,7 @@ fn file(path: &str, content: String) -> RepoFile {
         path: path.to_owned(),
         content,
         binary: false,
+        link: String::new(),
     }
 }
 

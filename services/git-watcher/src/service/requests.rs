@@ -1,7 +1,9 @@
 //! The request/reply side: resolving revisions and reading files for the diff workers and
 //! renderers (served by `gitfleet_bus::serve`), gix work on blocking threads.
 
-use gitfleet_messages::{Files, FilesRequest, RepoFile, ResolveRequest, Resolved, ServiceError};
+use gitfleet_messages::{
+    Files, FilesRequest, RepoFile, ResolveRequest, Resolved, ServiceError, TreeIds, TreeIdsRequest,
+};
 
 use super::access::RepoAccess;
 use crate::error::{GitError, Result};
@@ -66,13 +68,34 @@ pub(crate) async fn files(
         Ok(Files {
             files: files
                 .into_iter()
-                .map(|file| RepoFile::from_bytes(file.path, file.bytes))
+                .map(|file| RepoFile {
+                    link: file.link.unwrap_or_default(),
+                    ..RepoFile::from_bytes(file.path, file.bytes)
+                })
                 .collect(),
         })
     })
     .await;
     if let Err(err) = &result {
         tracing::debug!(error = %err, "reading files failed");
+    }
+    result.map_err(ServiceError::from)
+}
+
+/// `TreeIdsRequest` → the object id at each path at the commit.
+pub(crate) async fn tree_ids(
+    access: RepoAccess,
+    request: TreeIdsRequest,
+) -> Result<TreeIds, ServiceError> {
+    let result = with_fresh_mirror(&access, &request.repo, move |mirror| {
+        let ids = mirror.tree_ids(&request.commit, &request.paths)?;
+        Ok(TreeIds {
+            ids: ids.into_iter().map(Option::unwrap_or_default).collect(),
+        })
+    })
+    .await;
+    if let Err(err) = &result {
+        tracing::debug!(error = %err, "reading tree ids failed");
     }
     result.map_err(ServiceError::from)
 }
