@@ -7,11 +7,17 @@
 //! working on `--renderer-concurrency` renders at once (the pool's scaling); `--kinds`
 //! picks the kinds (comma-separated). Figures go to BENCHMARKS.md.
 //!
+//! By content: after the cached pass, a commit that touches no app's inputs, and the same
+//! requests at it, one at a time (answered from memory by the inputs' object ids, no
+//! render); then every renderer is replaced by a fresh one and the requests are sent at a
+//! third such commit (answered from the NATS object store).
+//!
 //! `cargo run --release -p renderer --example render_bench -- --apps 200` (needs the tools
 //! of `cargo xtask tools`: GITFLEET_NATS_SERVER, GITFLEET_KUBECTL, GITFLEET_HELM_C_LIB).
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 #[path = "../tests/common/mod.rs"]
@@ -22,6 +28,7 @@ use futures::StreamExt;
 use gitfleet_bus::Bus;
 use gitfleet_messages::{RenderRequest, Rendered, Reply};
 use gitfleet_model::{ApplicationSource, HelmSource, PluginSource};
+use tokio_util::sync::CancellationToken;
 
 const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.25\n";
 const SVC: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n";
@@ -173,17 +180,17 @@ async fn main() {
         ..renderer::Config::default()
     };
     config.tools.plugins.plugins.push(waiting_plugin());
-    let (bus, shutdown) = common::services(
+    let bus = gitfleet_bus::testkit::bus().await;
+    let shutdown = CancellationToken::new();
+    let watcher = git_watcher::start(
         git_watcher::Config::new(dir.path().join("mirrors")).allowing_local_repositories(),
-        config.clone(),
+        bus.clone(),
+        shutdown.clone(),
     )
-    .await;
-    for _ in 1..renderers {
-        let more = renderer::start(config.clone(), bus.clone(), shutdown.clone())
-            .await
-            .unwrap();
-        tokio::spawn(more.wait());
-    }
+    .await
+    .unwrap();
+    tokio::spawn(watcher.wait());
+    let (mut pool, mut counters) = start_renderers(&bus, &config, renderers).await;
 
     // Warm the mirror and the tools (first Kustomize exec, Helm library load).
     for &kind in &kinds {
@@ -193,10 +200,11 @@ async fn main() {
     }
     let rss_before = rss_mib();
     println!(
-        "| kind | apps | renderers x concurrency | in flight | cold renders/s | cached p50 ms | cached p99 ms |"
+        "| kind | apps | renderers x concurrency | in flight | cold renders/s | cached p50 ms | cached p99 ms | new commit p50 ms | new commit p99 ms | renders at it |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let bus = Arc::new(bus);
+    let mut untouched = 0;
     for &kind in &kinds {
         let batch = requests(&repo, &commit, kind, apps);
         let start = Instant::now();
@@ -209,17 +217,20 @@ async fn main() {
             .collect::<Vec<_>>()
             .await;
         let cold = start.elapsed();
-        let mut cached = Vec::with_capacity(batch.len());
-        for r in &batch {
-            cached.push(render(&bus, r).await);
-        }
-        cached.sort();
-        let pct = |p: f64| cached[((cached.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
+        let cached = serially(&bus, &batch).await;
+        // A commit no app reads: every request again at it, one at a time.
+        untouched += 1;
+        let elsewhere = commit_untouched(&work, untouched);
+        let renders_before = rendered(&counters);
+        let at_new = serially(&bus, &requests(&repo, &elsewhere, kind, apps)).await;
         println!(
-            "| {kind} | {apps} | {renderers} x {per_renderer} | {concurrency} | {:.0} | {:.2} | {:.2} |",
+            "| {kind} | {apps} | {renderers} x {per_renderer} | {concurrency} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
             apps as f64 / cold.as_secs_f64(),
-            pct(0.5),
-            pct(0.99)
+            pct(&cached, 0.5),
+            pct(&cached, 0.99),
+            pct(&at_new, 0.5),
+            pct(&at_new, 0.99),
+            rendered(&counters) - renders_before,
         );
     }
     println!(
@@ -227,5 +238,92 @@ async fn main() {
         rss_mib(),
         apps * kinds.len()
     );
+
+    // Every renderer replaced: the new ones start with empty memory.
+    for (stop, running) in pool.drain(..) {
+        stop.cancel();
+        let _ = running.wait().await;
+    }
+    (pool, counters) = start_renderers(&bus, &config, renderers).await;
+    println!("\nafter a restart of every renderer, at a commit no app reads:\n");
+    println!("| kind | p50 ms | p99 ms | renders | from the object store |");
+    println!("|---|---|---|---|---|");
+    for &kind in &kinds {
+        untouched += 1;
+        let elsewhere = commit_untouched(&work, untouched);
+        let renders_before = rendered(&counters);
+        let hits_before = from_store(&counters);
+        let times = serially(&bus, &requests(&repo, &elsewhere, kind, apps)).await;
+        println!(
+            "| {kind} | {:.2} | {:.2} | {} | {} |",
+            pct(&times, 0.5),
+            pct(&times, 0.99),
+            rendered(&counters) - renders_before,
+            from_store(&counters) - hits_before,
+        );
+    }
+    drop(pool);
     shutdown.cancel();
+}
+
+type Pool = Vec<(CancellationToken, gitfleet_bus::Running<renderer::Error>)>;
+
+/// `n` renderers in the queue group, answering once this returns, and their counters.
+async fn start_renderers(
+    bus: &Bus,
+    config: &renderer::Config,
+    n: usize,
+) -> (Pool, Vec<Arc<renderer::Counters>>) {
+    let mut pool = Vec::new();
+    let mut counters = Vec::new();
+    for _ in 0..n.max(1) {
+        let mine = Arc::new(renderer::Counters::default());
+        let stop = CancellationToken::new();
+        let config = renderer::Config {
+            counters: mine.clone(),
+            ..config.clone()
+        };
+        let running = renderer::start(config, bus.clone(), stop.clone())
+            .await
+            .unwrap();
+        pool.push((stop, running));
+        counters.push(mine);
+    }
+    (pool, counters)
+}
+
+fn rendered(counters: &[Arc<renderer::Counters>]) -> u64 {
+    counters
+        .iter()
+        .map(|c| c.renders.load(Ordering::Relaxed))
+        .sum()
+}
+
+fn from_store(counters: &[Arc<renderer::Counters>]) -> u64 {
+    counters
+        .iter()
+        .map(|c| c.store_hits.load(Ordering::Relaxed))
+        .sum()
+}
+
+/// Commits a file no app reads: the new commit.
+fn commit_untouched(work: &Path, n: usize) -> String {
+    write(work, "README.md", &format!("revision {n}\n"));
+    gitfleet_gitkit::git(work, &["add", "-A"]);
+    gitfleet_gitkit::git(work, &["commit", "--quiet", "-m", "readme"]);
+    gitfleet_gitkit::git(work, &["rev-parse", "HEAD"])
+}
+
+/// Each request in turn: the round trip of each, sorted.
+async fn serially(bus: &Bus, batch: &[RenderRequest]) -> Vec<Duration> {
+    let mut times = Vec::with_capacity(batch.len());
+    for r in batch {
+        times.push(render(bus, r).await);
+    }
+    times.sort();
+    times
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3
 }

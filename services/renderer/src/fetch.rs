@@ -83,6 +83,9 @@ pub struct Fetcher {
     /// Every file is already here (a chart unpacked from a Helm repository): nothing is
     /// asked of the git watcher.
     sealed: bool,
+    /// The render read something that can change without a commit (a dependency chart
+    /// version picked from a range): its inputs are unknown.
+    outside_git: bool,
 }
 
 impl Fetcher {
@@ -97,6 +100,7 @@ impl Fetcher {
             top_level: BTreeSet::new(),
             single_files: BTreeSet::new(),
             sealed: false,
+            outside_git: false,
         }
     }
 
@@ -321,8 +325,17 @@ impl Fetcher {
         Ok(())
     }
 
+    /// Marks the render as reading something that changes without a commit.
+    pub fn reads_outside_git(&mut self) {
+        self.outside_git = true;
+    }
+
     /// What the render read: directories (with what is below them) and single files.
+    /// Empty (unknown: any commit may matter) when it read something outside Git.
     pub fn inputs(&self) -> Vec<String> {
+        if self.outside_git {
+            return Vec::new();
+        }
         let dirs = self.recursive.iter().chain(&self.top_level);
         let mut inputs: BTreeSet<String> = dirs.cloned().collect();
         inputs.extend(self.single_files.iter().cloned());

@@ -266,6 +266,11 @@ async fn dependencies(
             .resolve_chart(&repo, &name, &constraint)
             .await
             .map_err(|err| err.context(format_args!("{shown}: dependency {name:?}")))?;
+        if version != constraint {
+            // A range: a version published later is picked by a later render of the same
+            // files.
+            fetcher.reads_outside_git();
+        }
         let archive = fetcher.chart_archive_from(&repo, &name, &version).await?;
         out.push((format!("{name}-{version}.tgz"), archive));
     }

@@ -575,6 +575,9 @@ async fn a_chart_in_git_takes_its_dependencies_from_the_helm_repository() {
             web["data"]["version"], version,
             "{path}: the dependency's version"
         );
+        // A version picked from a range may change with no commit: the render's inputs
+        // are unknown, so no commit (and no content key) can skip it.
+        assert_eq!(rendered.inputs.is_empty(), path == "charts/app", "{path}");
     }
 }
 
