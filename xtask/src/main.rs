@@ -15,7 +15,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [args]
 
 commands:
-  tools            install kubectl and nats-server into tools/ (pinned, idempotent)
+  tools            install kubectl, nats-server, Helm's C library (pinned) and sshd
+                   (Debian's openssh-server, unpacked) into tools/; idempotent
   test [args]      tools, `cargo fmt --all --check`, `cargo clippy --workspace --all-targets
                    -- -D warnings`, then `cargo nextest run --workspace --no-fail-fast [args]`
   up               tools, build, run the local stack in the foreground (Ctrl-C stops it)

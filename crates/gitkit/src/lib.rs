@@ -1,6 +1,10 @@
 //! Test fixtures shared by every crate that needs a real Git server: repositories made
-//! with the `git` CLI, served by a real `git daemon` on a loopback port the OS picks.
-//! For tests only (it panics instead of returning errors).
+//! with the `git` CLI, served by a real `git daemon` on a loopback port the OS picks, or
+//! over SSH by a real `sshd` ([`ssh`]). For tests only (it panics instead of returning
+//! errors).
+
+pub mod ssh;
+pub use ssh::{KeyPair, SshServer};
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -19,6 +19,10 @@
 //! - Credentials go only to http(s), through gix's credentials callback, never in a URL; the
 //!   host's credential helpers and prompts are never used. Plain http with credentials is
 //!   allowed, as Argo CD allows it.
+//! - ssh URLs are fetched through the OpenSSH client, one process per fetch started here
+//!   (no shell, no process-wide environment), with the repository's `sshPrivateKey` in a
+//!   private temporary file and the host key checked against Argo CD's known hosts file
+//!   unless the repository is `insecure` ([`ssh`]).
 //! - Short names resolve to a branch before a tag (Argo CD's `ls-remote` order). A commit id
 //!   must be in the mirror; commits reachable from no branch or tag are not fetched on demand.
 //! - The service's watcher state is owned by one task fed through a channel; commands that
@@ -39,14 +43,16 @@ pub mod mirror;
 pub mod oci;
 pub mod poll;
 pub mod resolve;
+pub mod ssh;
 pub mod url;
 
-pub use credentials::RepoCredentials;
+pub use credentials::{GitCredentials, RepoCredentials, SshCredentials};
 pub use error::{GitError, Result};
 pub use files::{Depth, ReadLimits, RepoFile};
 pub use mirror::{FetchOutcome, Mirror, Mirrors, MirrorsConfig};
 pub use poll::{PollSchedule, RevisionChange, Subscription, TickReport, Watcher, revision_change};
 pub use resolve::{ResolvedRevision, RevisionKind, is_commit_prefix};
+pub use ssh::SshSettings;
 pub use url::RepoUrl;
 pub mod service;
 

@@ -29,6 +29,10 @@ struct Args {
     /// Mirror `file://` URLs and local paths too (never the mirrors' own folder).
     #[arg(long, env = "GITFLEET_ALLOW_LOCAL_REPOSITORIES")]
     allow_local_repositories: bool,
+    /// Host keys of ssh repositories (Argo CD's `ssh_known_hosts`); by default
+    /// `$ARGOCD_SSH_DATA_PATH/ssh_known_hosts`, else `/app/config/ssh/ssh_known_hosts`.
+    #[arg(long, env = "GITFLEET_SSH_KNOWN_HOSTS")]
+    ssh_known_hosts: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -41,6 +45,9 @@ async fn main() -> anyhow::Result<()> {
     config.poll_jitter = Duration::from_secs(args.poll_seconds / 2);
     config.fetch_timeout = Duration::from_secs(args.fetch_timeout_seconds);
     config.allow_local_repositories = args.allow_local_repositories;
+    if let Some(known_hosts) = args.ssh_known_hosts {
+        config.ssh_known_hosts = known_hosts;
+    }
     git_watcher::run(config, bus, shutdown_on_signal()).await?;
     Ok(())
 }

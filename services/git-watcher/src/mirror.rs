@@ -13,9 +13,10 @@ use gix::protocol::handshake::Ref;
 use gix::protocol::transport::client::blocking_io::Transport;
 use tokio::sync::watch;
 
-use crate::credentials::RepoCredentials;
+use crate::credentials::{RepoCredentials, SshCredentials};
 use crate::error::{GitError, Result};
 use crate::files::ReadLimits;
+use crate::ssh::SshSettings;
 use crate::url::RepoUrl;
 
 /// Settings shared by every mirror of a [`Mirrors`].
@@ -30,6 +31,9 @@ pub struct MirrorsConfig {
     /// turns it on: a local path lets an Application read any repository on the
     /// watcher's disk (Argo CD had CVEs of this kind).
     pub allow_local: bool,
+    /// How ssh URLs are fetched: the known hosts file (Argo CD's, by default) and the
+    /// OpenSSH client.
+    pub ssh: SshSettings,
 }
 
 impl Default for MirrorsConfig {
@@ -39,6 +43,7 @@ impl Default for MirrorsConfig {
             fetch_timeout: Duration::from_secs(90),
             read_limits: ReadLimits::default(),
             allow_local: false,
+            ssh: SshSettings::default(),
         }
     }
 }
@@ -178,6 +183,8 @@ struct MirrorInner {
     config: MirrorsConfig,
     repo: gix::ThreadSafeRepository,
     credentials: Mutex<Option<RepoCredentials>>,
+    /// The private key for ssh URLs; see [`crate::ssh`].
+    ssh_credentials: Mutex<Option<SshCredentials>>,
     /// The fetch in flight, if any: later callers subscribe to its result instead of
     /// starting their own.
     in_flight: Mutex<Option<watch::Receiver<Option<Result<FetchOutcome>>>>>,
@@ -224,6 +231,7 @@ impl Mirror {
                 config,
                 repo,
                 credentials,
+                ssh_credentials: Mutex::new(None),
                 in_flight: Mutex::new(None),
                 disk: Arc::new(Mutex::new(())),
                 generation: AtomicU64::new(0),
@@ -244,6 +252,15 @@ impl Mirror {
         *self
             .inner
             .credentials
+            .lock()
+            .expect("credentials lock poisoned") = credentials;
+    }
+
+    /// The private key for the next fetches; ignored for schemes other than ssh.
+    pub fn set_ssh_credentials(&self, credentials: Option<SshCredentials>) {
+        *self
+            .inner
+            .ssh_credentials
             .lock()
             .expect("credentials lock poisoned") = credentials;
     }
@@ -400,6 +417,25 @@ impl Mirror {
                 let transport = connect_git_daemon(&remote, timeout).map_err(&failed)?;
                 let connection = remote.to_connection_with_transport(transport);
                 receive(connection, credentials, interrupt)
+            }
+            gix::url::Scheme::Ssh => {
+                let key = self
+                    .inner
+                    .ssh_credentials
+                    .lock()
+                    .expect("credentials lock poisoned")
+                    .clone();
+                let url = remote
+                    .url(gix::remote::Direction::Fetch)
+                    .ok_or_else(|| failed("no url".into()))?;
+                let (transport, session) =
+                    crate::ssh::connect(url, key.as_ref(), &self.inner.config.ssh, timeout)
+                        .map_err(&failed)?;
+                let connection = remote.to_connection_with_transport(transport);
+                // The connection is gone once `receive` returns, so `ssh` ends and has said
+                // why it failed, if it did.
+                receive(connection, None, interrupt)
+                    .map_err(|e| BoxError::from(session.explain(&error_chain(&*e))))
             }
             scheme => {
                 let mut connection = remote

@@ -52,6 +52,9 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     /// `file://` and local-path repositories (off: see [`MirrorsConfig::allow_local`]).
     pub allow_local_repositories: bool,
+    /// The known hosts file ssh repositories' host keys are checked against (Argo CD's
+    /// `argocd-ssh-known-hosts-cm`, mounted where [`crate::ssh::default_known_hosts`] says).
+    pub ssh_known_hosts: PathBuf,
 }
 
 impl Config {
@@ -63,6 +66,7 @@ impl Config {
             fetch_timeout: MirrorsConfig::default().fetch_timeout,
             max_concurrent_requests: 16,
             allow_local_repositories: false,
+            ssh_known_hosts: crate::ssh::default_known_hosts(),
         }
     }
 
@@ -126,6 +130,10 @@ pub async fn start(
         MirrorsConfig {
             fetch_timeout: config.fetch_timeout,
             allow_local: config.allow_local_repositories,
+            ssh: crate::ssh::SshSettings {
+                known_hosts: config.ssh_known_hosts.clone(),
+                ..Default::default()
+            },
             ..MirrorsConfig::default()
         },
     );

@@ -2,14 +2,16 @@
 //! applied, else those of the longest matching credential template (`repo-creds`, as Argo
 //! CD: a repository without credentials of its own takes the template whose URL is the
 //! longest prefix of its own, case-insensitively): the one way the service gets at a
-//! repository, so polls and requests fetch with the same credentials.
+//! repository, so polls and requests fetch with the same credentials. A Git mirror gets the
+//! username and password (used for http(s) URLs) and the `sshPrivateKey` with its
+//! `insecure` flag (used for ssh URLs) of the same entry or template.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use gitfleet_model::{Repository, RepositoryType};
 
-use crate::credentials::RepoCredentials;
+use crate::credentials::{GitCredentials, RepoCredentials};
 use crate::error::Result;
 use crate::helm_repo::{HelmRepoError, HelmRepos};
 use crate::mirror::{Mirror, Mirrors};
@@ -20,7 +22,7 @@ pub(crate) struct RepoAccess {
     mirrors: Mirrors,
     /// By normalized URL key (see [`RepoUrl::key`]), so any spelling of a repository finds
     /// its credentials.
-    credentials: Arc<RwLock<HashMap<String, RepoCredentials>>>,
+    credentials: Arc<RwLock<HashMap<String, GitCredentials>>>,
     /// The URL of each `repositories` key: a deletion carries no value to read it from.
     urls_by_entry: Arc<RwLock<HashMap<String, String>>>,
     pub helm: HelmRepos,
@@ -28,7 +30,7 @@ pub(crate) struct RepoAccess {
     /// entries), by [`helm_key`].
     helm_credentials: Arc<RwLock<HashMap<String, RepoCredentials>>>,
     /// Credential templates by `repo-creds` key: (URL prefix, lowercased; credentials).
-    templates: Arc<RwLock<HashMap<String, (String, RepoCredentials)>>>,
+    templates: Arc<RwLock<HashMap<String, (String, GitCredentials)>>>,
 }
 
 impl RepoAccess {
@@ -44,7 +46,7 @@ impl RepoAccess {
     }
 
     /// The credentials of the longest template whose URL prefixes `url`.
-    fn template_for(&self, url: &str) -> Option<RepoCredentials> {
+    fn template_for(&self, url: &str) -> Option<GitCredentials> {
         let url = url.to_lowercase();
         self.templates
             .read()
@@ -56,7 +58,7 @@ impl RepoAccess {
     }
 
     /// The credentials a Git mirror fetches with: its entry's, else a template's.
-    fn git_credentials(&self, mirror: &Mirror) -> Option<RepoCredentials> {
+    fn git_credentials(&self, mirror: &Mirror) -> Option<GitCredentials> {
         let own = self
             .credentials
             .read()
@@ -73,7 +75,7 @@ impl RepoAccess {
     pub fn update_template(&self, entry_key: &str, template: Option<&Repository>) -> Vec<String> {
         let usable = template.and_then(|t| {
             let prefix = t.repo.trim().to_lowercase();
-            let credentials = RepoCredentials::of_repository(t)?;
+            let credentials = GitCredentials::of_repository(t)?;
             (!prefix.is_empty()).then_some((prefix, credentials))
         });
         let mut prefixes: Vec<String> = usable.iter().map(|(p, _)| p.clone()).collect();
@@ -96,7 +98,7 @@ impl RepoAccess {
                 prefixes.iter().any(|p| url.starts_with(p.as_str()))
             })
             .map(|mirror| {
-                mirror.set_credentials(self.git_credentials(&mirror));
+                set_git_credentials(&mirror, self.git_credentials(&mirror));
                 mirror.url().as_str().to_owned()
             })
             .collect()
@@ -150,14 +152,18 @@ impl RepoAccess {
             .expect("credentials lock poisoned")
             .get(helm_key(repo))
             .cloned();
-        own.or_else(|| self.template_for(repo))
+        own.or_else(|| self.template_for(repo).and_then(|t| t.http))
     }
 
     /// The mirror of `repo`, carrying the bucket's credentials for it if there are any.
     pub fn mirror(&self, repo: &str) -> Result<Mirror> {
         let mirror = self.mirrors.mirror(repo)?;
         if let Some(credentials) = self.git_credentials(&mirror) {
-            mirror.set_credentials(Some(credentials));
+            // Credentials written in the URL stay unless the entry has a password.
+            if credentials.http.is_some() {
+                mirror.set_credentials(credentials.http);
+            }
+            mirror.set_ssh_credentials(credentials.ssh);
         }
         Ok(mirror)
     }
@@ -208,7 +214,7 @@ impl RepoAccess {
         let url = RepoUrl::parse(repo).ok()?;
         let credentials = match entry {
             Some(entry) if entry.type_ != RepositoryType::Git => return None,
-            Some(entry) => RepoCredentials::of_repository(entry),
+            Some(entry) => GitCredentials::of_repository(entry),
             None => None,
         };
         let key = url.key().to_owned();
@@ -222,7 +228,7 @@ impl RepoAccess {
         for mirror in self.mirrors.mirrors() {
             if mirror.url().key() == key {
                 // A deleted entry's repository falls back to a template.
-                mirror.set_credentials(self.git_credentials(&mirror));
+                set_git_credentials(&mirror, self.git_credentials(&mirror));
             }
         }
         Some(key)
@@ -233,4 +239,12 @@ impl RepoAccess {
 /// (Argo CD writes OCI Helm repositories both ways).
 fn helm_key(repo: &str) -> &str {
     crate::oci::without_scheme(repo).trim_end_matches('/')
+}
+
+/// Hands `mirror` the username and password and the SSH key of `credentials` (each `None`
+/// when absent), replacing what it had.
+fn set_git_credentials(mirror: &Mirror, credentials: Option<GitCredentials>) {
+    let GitCredentials { http, ssh } = credentials.unwrap_or_default();
+    mirror.set_credentials(http);
+    mirror.set_ssh_credentials(ssh);
 }
