@@ -6,6 +6,8 @@
 
 use gitfleet_model::{Redacted, Repository};
 
+use crate::tls::TlsCredentials;
+
 /// Username and password (or token) for an http(s) repository.
 ///
 /// Debug output redacts the password so that the struct can sit inside logged values.
@@ -109,16 +111,19 @@ impl SshCredentials {
 pub struct GitCredentials {
     pub http: Option<RepoCredentials>,
     pub ssh: Option<SshCredentials>,
+    /// Client certificate and `insecure`, for https URLs.
+    pub tls: Option<TlsCredentials>,
 }
 
 impl GitCredentials {
-    /// `None` when the entry holds neither a password nor an SSH key.
+    /// `None` when the entry holds no password, SSH key, client certificate or `insecure`.
     pub(crate) fn of_repository(entry: &Repository) -> Option<Self> {
         let credentials = GitCredentials {
             http: RepoCredentials::of_repository(entry),
             ssh: SshCredentials::of_repository(entry),
+            tls: TlsCredentials::of_repository(entry),
         };
-        (credentials.http.is_some() || credentials.ssh.is_some()).then_some(credentials)
+        (credentials != GitCredentials::default()).then_some(credentials)
     }
 }
 
@@ -149,6 +154,15 @@ mod tests {
         assert!(SshCredentials::of_repository(&entry).unwrap().insecure());
 
         entry.ssh_private_key = Some(Redacted::new(" \n".to_owned()));
+        // No key: what is left of the entry is `insecure`, for https.
+        assert_eq!(
+            GitCredentials::of_repository(&entry),
+            Some(GitCredentials {
+                tls: Some(TlsCredentials::insecure()),
+                ..GitCredentials::default()
+            })
+        );
+        entry.insecure = false;
         assert_eq!(GitCredentials::of_repository(&entry), None);
     }
 }

@@ -23,6 +23,9 @@
 //!   (no shell, no process-wide environment), with the repository's `sshPrivateKey` in a
 //!   private temporary file and the host key checked against Argo CD's known hosts file
 //!   unless the repository is `insecure` ([`ssh`]).
+//! - https fetches present the repository's client certificate, trust the CA certificates
+//!   Argo CD's `argocd-tls-certs-cm` holds for the host besides the system's, and skip
+//!   verification for `insecure` repositories ([`tls`]).
 //! - Short names resolve to a branch before a tag (Argo CD's `ls-remote` order). A commit id
 //!   must be in the mirror; commits reachable from no branch or tag are not fetched on demand.
 //! - The service's watcher state is owned by one task fed through a channel; commands that
@@ -44,6 +47,7 @@ pub mod oci;
 pub mod poll;
 pub mod resolve;
 pub mod ssh;
+pub mod tls;
 pub mod url;
 
 pub use credentials::{GitCredentials, RepoCredentials, SshCredentials};
@@ -53,6 +57,7 @@ pub use mirror::{FetchOutcome, Mirror, Mirrors, MirrorsConfig};
 pub use poll::{PollSchedule, RevisionChange, Subscription, TickReport, Watcher, revision_change};
 pub use resolve::{ResolvedRevision, RevisionKind, is_commit_prefix};
 pub use ssh::SshSettings;
+pub use tls::TlsCredentials;
 pub use url::RepoUrl;
 pub mod service;
 

@@ -33,6 +33,10 @@ struct Args {
     /// `$ARGOCD_SSH_DATA_PATH/ssh_known_hosts`, else `/app/config/ssh/ssh_known_hosts`.
     #[arg(long, env = "GITFLEET_SSH_KNOWN_HOSTS")]
     ssh_known_hosts: Option<PathBuf>,
+    /// CA certificates of https repositories, one PEM file per host name (Argo CD's
+    /// `argocd-tls-certs-cm`); by default `$ARGOCD_TLS_DATA_PATH`, else `/app/config/tls`.
+    #[arg(long, env = "GITFLEET_TLS_CERTS_DIR")]
+    tls_certs_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -47,6 +51,9 @@ async fn main() -> anyhow::Result<()> {
     config.allow_local_repositories = args.allow_local_repositories;
     if let Some(known_hosts) = args.ssh_known_hosts {
         config.ssh_known_hosts = known_hosts;
+    }
+    if let Some(dir) = args.tls_certs_dir {
+        config.tls_certs_dir = dir;
     }
     git_watcher::run(config, bus, shutdown_on_signal()).await?;
     Ok(())

@@ -17,6 +17,7 @@ use crate::credentials::{RepoCredentials, SshCredentials};
 use crate::error::{GitError, Result};
 use crate::files::ReadLimits;
 use crate::ssh::SshSettings;
+use crate::tls::TlsCredentials;
 use crate::url::RepoUrl;
 
 /// Settings shared by every mirror of a [`Mirrors`].
@@ -34,6 +35,9 @@ pub struct MirrorsConfig {
     /// How ssh URLs are fetched: the known hosts file (Argo CD's, by default) and the
     /// OpenSSH client.
     pub ssh: SshSettings,
+    /// CA certificates per https host, one PEM file named by the host (Argo CD's
+    /// `argocd-tls-certs-cm`; see [`crate::tls::default_certs_dir`]).
+    pub tls_certs_dir: PathBuf,
 }
 
 impl Default for MirrorsConfig {
@@ -44,6 +48,7 @@ impl Default for MirrorsConfig {
             read_limits: ReadLimits::default(),
             allow_local: false,
             ssh: SshSettings::default(),
+            tls_certs_dir: crate::tls::default_certs_dir(),
         }
     }
 }
@@ -185,6 +190,8 @@ struct MirrorInner {
     credentials: Mutex<Option<RepoCredentials>>,
     /// The private key for ssh URLs; see [`crate::ssh`].
     ssh_credentials: Mutex<Option<SshCredentials>>,
+    /// Client certificate and `insecure` for https URLs; see [`crate::tls`].
+    tls_credentials: Mutex<Option<TlsCredentials>>,
     /// The fetch in flight, if any: later callers subscribe to its result instead of
     /// starting their own.
     in_flight: Mutex<Option<watch::Receiver<Option<Result<FetchOutcome>>>>>,
@@ -232,6 +239,7 @@ impl Mirror {
                 repo,
                 credentials,
                 ssh_credentials: Mutex::new(None),
+                tls_credentials: Mutex::new(None),
                 in_flight: Mutex::new(None),
                 disk: Arc::new(Mutex::new(())),
                 generation: AtomicU64::new(0),
@@ -252,6 +260,16 @@ impl Mirror {
         *self
             .inner
             .credentials
+            .lock()
+            .expect("credentials lock poisoned") = credentials;
+    }
+
+    /// The client certificate and `insecure` for the next fetches; ignored for schemes
+    /// other than https.
+    pub fn set_tls_credentials(&self, credentials: Option<TlsCredentials>) {
+        *self
+            .inner
+            .tls_credentials
             .lock()
             .expect("credentials lock poisoned") = credentials;
     }
@@ -441,10 +459,35 @@ impl Mirror {
                 let mut connection = remote
                     .connect(gix::remote::Direction::Fetch)
                     .map_err(|e| failed(error_chain(&e)))?;
-                if matches!(scheme, gix::url::Scheme::Http | gix::url::Scheme::Https)
-                    && let Some(options) = http_options(&repo, self.inner.url.as_str(), timeout)
-                {
-                    connection = connection.with_transport_options(options);
+                if matches!(scheme, gix::url::Scheme::Http | gix::url::Scheme::Https) {
+                    let tls = Tls {
+                        host: remote
+                            .url(gix::remote::Direction::Fetch)
+                            .and_then(|u| u.host().map(str::to_owned))
+                            .unwrap_or_default(),
+                        certs_dir: self.inner.config.tls_certs_dir.clone(),
+                        credentials: self
+                            .inner
+                            .tls_credentials
+                            .lock()
+                            .expect("credentials lock poisoned")
+                            .clone(),
+                    };
+                    // Checked here, so a bad certificate is the error, not gix's "client
+                    // configuration failed".
+                    crate::tls::configure(
+                        reqwest::blocking::ClientBuilder::new(),
+                        &tls.host,
+                        &tls.certs_dir,
+                        tls.credentials.as_ref(),
+                    )
+                    .map(drop)
+                    .map_err(|e| failed(e.to_string()))?;
+                    if let Some(options) =
+                        http_options(&repo, self.inner.url.as_str(), timeout, tls)
+                    {
+                        connection = connection.with_transport_options(options);
+                    }
                 }
                 receive(connection, credentials, interrupt)
             }
@@ -623,16 +666,33 @@ fn connect_git_daemon(
 
 /// HTTP options from the (isolated) repository configuration, plus a whole-request timeout
 /// on the reqwest client so that a stalled server cannot pin the fetch thread.
+/// What an https fetch's client is set up with ([`crate::tls::configure`]).
+struct Tls {
+    host: String,
+    certs_dir: PathBuf,
+    credentials: Option<TlsCredentials>,
+}
+
 fn http_options(
     repo: &gix::Repository,
     url: &str,
     timeout: Duration,
+    tls: Tls,
 ) -> Option<Box<dyn std::any::Any>> {
     use gix::protocol::transport::client::blocking_io::http;
     let mut options = repo.transport_options(url, None).ok().flatten()?;
     let http_options = options.downcast_mut::<http::Options>()?;
     let backend = http::reqwest::Options {
-        configure_client: Some(Box::new(move |builder| Ok(builder.timeout(timeout)))),
+        configure_client: Some(Box::new(move |builder| {
+            let builder = crate::tls::configure(
+                builder.timeout(timeout),
+                &tls.host,
+                &tls.certs_dir,
+                tls.credentials.as_ref(),
+            )
+            .map_err(gix::Error::from_error)?;
+            Ok(builder)
+        })),
         configure_request: None,
     };
     http_options.backend = Some(Arc::new(Mutex::new(backend)));

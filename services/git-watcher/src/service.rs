@@ -55,6 +55,9 @@ pub struct Config {
     /// The known hosts file ssh repositories' host keys are checked against (Argo CD's
     /// `argocd-ssh-known-hosts-cm`, mounted where [`crate::ssh::default_known_hosts`] says).
     pub ssh_known_hosts: PathBuf,
+    /// CA certificates of https repositories, a PEM file per host name (Argo CD's
+    /// `argocd-tls-certs-cm`, mounted where [`crate::tls::default_certs_dir`] says).
+    pub tls_certs_dir: PathBuf,
 }
 
 impl Config {
@@ -67,6 +70,7 @@ impl Config {
             max_concurrent_requests: 16,
             allow_local_repositories: false,
             ssh_known_hosts: crate::ssh::default_known_hosts(),
+            tls_certs_dir: crate::tls::default_certs_dir(),
         }
     }
 
@@ -134,6 +138,7 @@ pub async fn start(
                 known_hosts: config.ssh_known_hosts.clone(),
                 ..Default::default()
             },
+            tls_certs_dir: config.tls_certs_dir.clone(),
             ..MirrorsConfig::default()
         },
     );

@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::fixture;
-use git_watcher::{GitError, Mirrors, RepoCredentials};
+use git_watcher::{GitError, Mirrors, MirrorsConfig, RepoCredentials, TlsCredentials};
+use tokio_rustls::rustls;
 
 /// Serves `git http-backend` for a directory on a loopback port until the test process ends.
 struct HttpGit {
@@ -46,16 +47,95 @@ impl HttpGit {
     fn url(&self, name: &str) -> String {
         format!("http://127.0.0.1:{}/{name}", self.port)
     }
+
+    /// The same over TLS: every connection a handshake with `tls` first (one that fails
+    /// ends the connection).
+    fn serve_tls(root: &Path, tls: Arc<rustls::ServerConfig>) -> HttpGit {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let root = root.to_owned();
+        let challenged = Arc::new(AtomicUsize::new(0));
+        let counter = challenged.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (root, tls, counter) = (root.clone(), tls.clone(), counter.clone());
+                std::thread::spawn(move || {
+                    let Ok(connection) = rustls::ServerConnection::new(tls) else {
+                        return;
+                    };
+                    let stream = rustls::StreamOwned::new(connection, stream);
+                    let _ = handle(stream, &root, None, &counter);
+                });
+            }
+        });
+        HttpGit { port, challenged }
+    }
+}
+
+/// A CA the system does not know, a server certificate for 127.0.0.1 and a client
+/// certificate, both signed by it.
+struct TestPki {
+    ca_pem: String,
+    client_cert_pem: String,
+    client_key_pem: String,
+    server: Arc<rustls::ServerConfig>,
+}
+
+impl TestPki {
+    fn generate() -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "gitfleet test CA");
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let server_key = KeyPair::generate().unwrap();
+        let server_cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&server_key, &issuer)
+            .unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        client_params
+            .distinguished_name
+            .push(DnType::CommonName, "gitfleet");
+        let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca_cert.der().clone()).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+            .build()
+            .unwrap();
+        let chain: Vec<CertificateDer<'static>> = vec![server_cert.der().clone()];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
+        let server = rustls::ServerConfig::builder()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .unwrap();
+        TestPki {
+            ca_pem: ca_cert.pem(),
+            client_cert_pem: client_cert.pem(),
+            client_key_pem: client_key.serialize_pem(),
+            server: Arc::new(server),
+        }
+    }
 }
 
 fn handle(
-    stream: TcpStream,
+    stream: impl Read + Write,
     root: &Path,
     expected_auth: Option<&str>,
     challenged: &AtomicUsize,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
+    // One request at a time: the answer is written before the next request is read.
+    let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
         if reader.read_line(&mut request_line)? == 0 {
@@ -100,7 +180,7 @@ fn handle(
             && header("authorization").as_deref() != Some(expected)
         {
             challenged.fetch_add(1, Ordering::SeqCst);
-            writer.write_all(
+            reader.get_mut().write_all(
                 b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\n\r\n",
             )?;
             continue;
@@ -142,7 +222,9 @@ fn handle(
             .map(|i| (i, 4))
             .or_else(|| find(&cgi, b"\n\n").map(|i| (i, 2)));
         let Some((end, sep)) = split else {
-            writer.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")?;
+            reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")?;
             continue;
         };
         let mut status = "200 OK".to_owned();
@@ -157,15 +239,15 @@ fn handle(
             }
         }
         let body = &cgi[end + sep..];
-        writer.write_all(
+        reader.get_mut().write_all(
             format!(
                 "HTTP/1.1 {status}\r\n{response_headers}Content-Length: {}\r\n\r\n",
                 body.len()
             )
             .as_bytes(),
         )?;
-        writer.write_all(body)?;
-        writer.flush()?;
+        reader.get_mut().write_all(body)?;
+        reader.get_mut().flush()?;
     }
 }
 
@@ -258,6 +340,77 @@ async fn basic_auth_uses_the_given_credentials_and_never_shows_them() {
     let err = mirror2.resolve("nope").unwrap_err().to_string();
     assert_eq!(err, format!("revision \"nope\" not found in {url}"));
     assert!(!format!("{mirror2:?}").contains("s3cret"));
+}
+
+/// https to a server whose CA the system does not trust and that asks for a client
+/// certificate: refused until the CA is in the TLS certificates folder under the host's
+/// name (Argo CD's `argocd-tls-certs-cm`), then until the repository's client certificate
+/// is presented; `insecure` skips the server check, not the client certificate. No message
+/// shows the key.
+#[tokio::test]
+async fn https_with_a_private_ca_and_a_client_certificate() {
+    let fx = fixture();
+    let pki = TestPki::generate();
+    let server = HttpGit::serve_tls(&fx.upstream.base(), pki.server.clone());
+    let url = format!("https://127.0.0.1:{}/origin.git", server.port);
+    let certs = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let mirrors = Mirrors::with_config(
+        root.path(),
+        MirrorsConfig {
+            tls_certs_dir: certs.path().to_owned(),
+            ..MirrorsConfig::default()
+        },
+    );
+    let mirror = mirrors.mirror(&url).unwrap();
+    let key_line = pki.client_key_pem.lines().nth(1).unwrap().to_owned();
+    let client = TlsCredentials::with_client_certificate(&pki.client_cert_pem, &pki.client_key_pem);
+
+    // The server's certificate is not trusted.
+    let err = mirror.fetch().await.unwrap_err().to_string();
+    assert!(err.contains(&url) && err.contains("UnknownIssuer"), "{err}");
+
+    // Trusted once the CA is there for the host; refused without a client certificate.
+    std::fs::write(certs.path().join("127.0.0.1"), &pki.ca_pem).unwrap();
+    let err = mirror.fetch().await.unwrap_err().to_string();
+    assert!(err.contains("CertificateRequired"), "{err}");
+
+    mirror.set_tls_credentials(Some(client.clone()));
+    mirror.fetch().await.unwrap();
+    assert_eq!(mirror.resolve("main").unwrap().commit, fx.second);
+
+    // A key that is not one: a clear error that names the fields and shows nothing of it.
+    mirror.set_tls_credentials(Some(TlsCredentials::with_client_certificate(
+        &pki.client_cert_pem,
+        &pki.client_key_pem.replace("PRIVATE KEY", "NOT A KEY"),
+    )));
+    let err = mirror.fetch().await.unwrap_err().to_string();
+    assert!(err.contains("tlsClientCertKey"), "{err}");
+    assert!(!err.contains(&key_line), "{err}");
+
+    // Without the CA: `insecure` gets through the server check, with the certificate.
+    let root2 = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let mirrors2 = Mirrors::with_config(
+        root2.path(),
+        MirrorsConfig {
+            tls_certs_dir: empty.path().to_owned(),
+            ..MirrorsConfig::default()
+        },
+    );
+    let insecure = mirrors2.mirror(&url).unwrap();
+    insecure.set_tls_credentials(Some(TlsCredentials::insecure()));
+    let err = insecure.fetch().await.unwrap_err().to_string();
+    assert!(err.contains("CertificateRequired"), "{err}");
+    let both = gitfleet_model::Repository {
+        tls_client_cert_data: pki.client_cert_pem.clone(),
+        tls_client_cert_key: Some(gitfleet_model::Redacted::new(pki.client_key_pem.clone())),
+        insecure: true,
+        ..Default::default()
+    };
+    insecure.set_tls_credentials(TlsCredentials::of_repository(&both));
+    insecure.fetch().await.unwrap();
+    assert_eq!(insecure.resolve("v1").unwrap().commit, fx.first);
 }
 
 /// Argo CD's credential templates (`repo-creds`): a repository with no entry of its own

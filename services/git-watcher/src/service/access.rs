@@ -164,6 +164,7 @@ impl RepoAccess {
                 mirror.set_credentials(credentials.http);
             }
             mirror.set_ssh_credentials(credentials.ssh);
+            mirror.set_tls_credentials(credentials.tls);
         }
         Ok(mirror)
     }
@@ -244,7 +245,8 @@ fn helm_key(repo: &str) -> &str {
 /// Hands `mirror` the username and password and the SSH key of `credentials` (each `None`
 /// when absent), replacing what it had.
 fn set_git_credentials(mirror: &Mirror, credentials: Option<GitCredentials>) {
-    let GitCredentials { http, ssh } = credentials.unwrap_or_default();
+    let GitCredentials { http, ssh, tls } = credentials.unwrap_or_default();
     mirror.set_credentials(http);
     mirror.set_ssh_credentials(ssh);
+    mirror.set_tls_credentials(tls);
 }
