@@ -46,10 +46,15 @@ pub enum Bucket {
     /// What each render request read last time (`renderer::content`): the paths whose
     /// object ids key its result. Rebuilt by rendering, so entries age out.
     RenderInputs,
+    /// Rendered manifests (the renderer's serialized reply) by content key, when they fit
+    /// in one message; larger ones are in the `manifests` object store. A KV read is one
+    /// direct get, where an object store read opens a consumer. Ages out like
+    /// `RenderInputs`.
+    Rendered,
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 12] = [
+    pub const ALL: [Bucket; 13] = [
         Bucket::Applications,
         Bucket::Projects,
         Bucket::AppSets,
@@ -62,6 +67,7 @@ impl Bucket {
         Bucket::Leases,
         Bucket::Settings,
         Bucket::RenderInputs,
+        Bucket::Rendered,
     ];
 
     pub fn suffix(self) -> &'static str {
@@ -78,6 +84,7 @@ impl Bucket {
             Bucket::Leases => "leases",
             Bucket::Settings => "settings",
             Bucket::RenderInputs => "render-inputs",
+            Bucket::Rendered => "rendered",
         }
     }
 
@@ -93,7 +100,7 @@ impl Bucket {
     /// Caches age out (a re-put refreshes an entry); state never does.
     fn max_age(self) -> Duration {
         match self {
-            Bucket::RenderInputs => CACHE_AGE,
+            Bucket::RenderInputs | Bucket::Rendered => CACHE_AGE,
             _ => Duration::ZERO,
         }
     }
@@ -138,7 +145,7 @@ impl StreamName {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ObjectStoreName {
-    /// Rendered manifests, keyed by the renderer's content key.
+    /// Rendered manifests too large for KV `rendered`, keyed by the renderer's content key.
     Manifests,
     /// Bodies of messages and values too large for one NATS message, keyed by content
     /// hash (see [`crate::payload`]).

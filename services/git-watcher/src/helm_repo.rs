@@ -5,6 +5,7 @@
 //! every app on it; archives kept by version, since a published version does not change.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -92,17 +93,30 @@ struct ChartVersion {
 }
 
 /// What was read, by key, and when: answers younger than the time to live are reused.
-pub(crate) struct Timed<T>(Mutex<HashMap<String, (Instant, Arc<T>)>>);
+pub(crate) struct Timed<T> {
+    map: Mutex<HashMap<String, (Instant, Arc<T>)>>,
+    /// Bumped by every forget: a read that started before one (with credentials since
+    /// replaced, say) answers its caller but is not kept.
+    forgets: AtomicU64,
+}
 
 impl<T> Default for Timed<T> {
     fn default() -> Self {
-        Timed(Mutex::new(HashMap::new()))
+        Timed {
+            map: Mutex::new(HashMap::new()),
+            forgets: AtomicU64::new(0),
+        }
     }
 }
 
 impl<T> Timed<T> {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Arc<T>)>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Taken before a read whose answer is then [`Timed::keep`]t.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.forgets.load(Ordering::SeqCst)
     }
 
     /// The value kept for `key`, if read less than `ttl` ago.
@@ -113,14 +127,20 @@ impl<T> Timed<T> {
             .map(|(_, value)| value.clone())
     }
 
-    pub(crate) fn keep(&self, key: String, value: T) -> Arc<T> {
+    /// Keeps `value`, read since `epoch`, unless something was forgotten meanwhile.
+    pub(crate) fn keep(&self, epoch: u64, key: String, value: T) -> Arc<T> {
         let value = Arc::new(value);
-        self.map().insert(key, (Instant::now(), value.clone()));
+        let mut map = self.map();
+        if self.forgets.load(Ordering::SeqCst) == epoch {
+            map.insert(key, (Instant::now(), value.clone()));
+        }
         value
     }
 
     fn forget(&self, keep: impl Fn(&str) -> bool) {
-        self.map().retain(|key, _| keep(key));
+        let mut map = self.map();
+        self.forgets.fetch_add(1, Ordering::SeqCst);
+        map.retain(|key, _| keep(key));
     }
 }
 
@@ -290,6 +310,7 @@ impl HelmRepos {
         if let Some(index) = self.indexes.fresh(&key, self.index_ttl) {
             return Ok(index);
         }
+        let epoch = self.indexes.epoch();
         let body = self
             .get(
                 repo,
@@ -303,7 +324,7 @@ impl HelmRepos {
                 repo: repo.to_owned(),
                 message: format!("index.yaml: {err}"),
             })?;
-        Ok(self.indexes.keep(key, index))
+        Ok(self.indexes.keep(epoch, key, index))
     }
 
     /// GETs `url`, within `limit` bytes. Errors name the repository, never the credentials.
@@ -581,6 +602,20 @@ fn comparator(token: &str) -> Result<Option<Comparator>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_that_began_before_a_forget_is_not_kept() {
+        let timed: Timed<u32> = Timed::default();
+        let ttl = Duration::from_secs(60);
+        let before = timed.epoch();
+        // New credentials arrive while the read is on its way.
+        timed.forget(|_| false);
+        assert_eq!(*timed.keep(before, "r".into(), 1), 1);
+        assert!(timed.fresh("r", ttl).is_none());
+        let after = timed.epoch();
+        timed.keep(after, "r".into(), 2);
+        assert_eq!(timed.fresh("r", ttl).as_deref(), Some(&2));
+    }
 
     fn newest<'a>(constraint: &str, versions: &[&'a str]) -> Option<&'a str> {
         let c = Constraint::parse(constraint).unwrap();

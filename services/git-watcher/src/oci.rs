@@ -224,6 +224,7 @@ impl HelmRepos {
         if let Some(tags) = self.tags.fresh(&key, self.index_ttl) {
             return Ok(tags);
         }
+        let epoch = self.tags.epoch();
         let mut tags = Vec::new();
         let mut page = "tags/list".to_owned();
         for _ in 0..MAX_TAG_PAGES {
@@ -249,7 +250,7 @@ impl HelmRepos {
                 None => break,
             }
         }
-        Ok(self.tags.keep(key, tags))
+        Ok(self.tags.keep(epoch, key, tags))
     }
 
     async fn oci_get(

@@ -10,7 +10,7 @@
 //! By content: after the cached pass, a commit that touches no app's inputs, and the same
 //! requests at it, one at a time (answered from memory by the inputs' object ids, no
 //! render); then every renderer is replaced by a fresh one and the requests are sent at a
-//! third such commit (answered from the NATS object store).
+//! third such commit (answered from NATS: KV `rendered`).
 //!
 //! `cargo run --release -p renderer --example render_bench -- --apps 200` (needs the tools
 //! of `cargo xtask tools`: GITFLEET_NATS_SERVER, GITFLEET_KUBECTL, GITFLEET_HELM_C_LIB).
@@ -165,6 +165,9 @@ fn waiting_plugin() -> renderer::Plugin {
 
 #[tokio::main]
 async fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        gitfleet_bus::cli::init_tracing();
+    }
     let apps = arg("--apps", 200);
     let concurrency = arg("--concurrency", 16);
     let renderers = arg("--renderers", 1);
@@ -246,7 +249,7 @@ async fn main() {
     }
     (pool, counters) = start_renderers(&bus, &config, renderers).await;
     println!("\nafter a restart of every renderer, at a commit no app reads:\n");
-    println!("| kind | p50 ms | p99 ms | renders | from the object store |");
+    println!("| kind | p50 ms | p99 ms | renders | from NATS |");
     println!("|---|---|---|---|---|");
     for &kind in &kinds {
         untouched += 1;

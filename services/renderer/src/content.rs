@@ -2,8 +2,9 @@
 //! read (its inputs), with the request's other settings and the tools' fingerprint, not
 //! under the commit. A commit that leaves an app's inputs as they were costs that app no
 //! render, on this renderer, on another, and after a restart: results live in memory
-//! (bounded by bytes) and in the NATS object store, and what each request read lives in
-//! KV `render-inputs`.
+//! (bounded by bytes) and in NATS (KV `rendered`, or the `manifests` object store for a
+//! result too large for one message), and what each request read lives in KV
+//! `render-inputs`.
 //!
 //! A request's key is its *recipe* (the request without the commit) and the ids of the
 //! inputs its last render read. Same recipe and same input ids mean the same files are
@@ -22,6 +23,7 @@ use gitfleet_bus::{Bucket, Bus, ObjectStoreName, content_key};
 use gitfleet_messages::{RenderRequest, TreeIds, TreeIdsRequest};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt as _;
+use tokio_util::task::TaskTracker;
 
 use crate::service::is_full_commit_id;
 use crate::source::{Tool, Tools};
@@ -47,12 +49,17 @@ pub struct Lookup {
 pub struct ContentCache {
     bus: Bus,
     recipes_kv: Option<kv::Store>,
+    /// Results that fit in one message.
+    results_kv: Option<kv::Store>,
+    /// Larger results.
     results_store: Option<ObjectStore>,
     recipes: moka::sync::Cache<String, Arc<Recipe>>,
     results: moka::sync::Cache<String, Bytes>,
     fingerprint: String,
     timeout: Duration,
     counters: Arc<Counters>,
+    /// Results being kept, written behind their replies.
+    writes: TaskTracker,
 }
 
 /// How requests were answered, for tests and the bench.
@@ -60,7 +67,7 @@ pub struct ContentCache {
 pub struct Counters {
     /// Found by content in memory.
     pub memory_hits: std::sync::atomic::AtomicU64,
-    /// Found by content in the object store.
+    /// Found by content in NATS (KV or the object store).
     pub store_hits: std::sync::atomic::AtomicU64,
     /// Rendered.
     pub renders: std::sync::atomic::AtomicU64,
@@ -84,6 +91,13 @@ impl ContentCache {
                 None
             }
         };
+        let results_kv = match bus.kv(Bucket::Rendered).await {
+            Ok(store) => Some(store),
+            Err(err) => {
+                tracing::warn!(error = %err, "rendered manifests are not kept across restarts");
+                None
+            }
+        };
         let results_store = match bus.object_store(ObjectStoreName::Manifests).await {
             Ok(store) => Some(store),
             Err(err) => {
@@ -94,6 +108,7 @@ impl ContentCache {
         ContentCache {
             bus,
             recipes_kv,
+            results_kv,
             results_store,
             recipes: moka::sync::Cache::builder()
                 .max_capacity(64 << 20)
@@ -108,6 +123,22 @@ impl ContentCache {
             fingerprint,
             timeout,
             counters,
+            writes: TaskTracker::new(),
+        }
+    }
+
+    /// Waits (up to `limit`) for the results still being kept, so a renderer that stops
+    /// leaves what it rendered to the next one.
+    pub async fn finish_writes(&self, limit: Duration) {
+        self.writes.close();
+        if tokio::time::timeout(limit, self.writes.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pending = self.writes.len(),
+                "stopped before every rendered result was kept"
+            );
         }
     }
 
@@ -140,8 +171,10 @@ impl ContentCache {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Some(hit);
         }
-        let store = self.results_store.as_ref()?;
-        let body = read_object(store, &key).await?;
+        let Some(body) = self.read_result(&key).await else {
+            tracing::debug!(app = %lookup.request.app_name, key, "no result kept for these inputs");
+            return None;
+        };
         self.counters
             .store_hits
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -150,7 +183,8 @@ impl ContentCache {
     }
 
     /// Keeps `body`, the reply of a render of `lookup` that read `inputs`. In the
-    /// background: the reply does not wait for the store.
+    /// background: the reply does not wait for the store (a stopping renderer waits for
+    /// these writes, see [`ContentCache::finish_writes`]).
     pub fn put(self: &Arc<Self>, lookup: Lookup, tool: Tool, inputs: Vec<String>, body: Bytes) {
         if inputs.is_empty() {
             // Unknown inputs: any change may matter.
@@ -161,7 +195,7 @@ impl ContentCache {
             commit_bound: commit_bound(&lookup.request, tool),
         };
         let this = self.clone();
-        tokio::spawn(async move {
+        self.writes.spawn(async move {
             let Some(key) = this.content_key(&lookup, &recipe).await else {
                 return;
             };
@@ -177,16 +211,48 @@ impl ContentCache {
                 this.recipes
                     .insert(lookup.recipe_key.clone(), Arc::new(recipe));
             }
-            if let Some(store) = &this.results_store {
-                // Same key, same bytes: an object already there is the one we would write.
-                if store.info(&key).await.is_err() {
-                    let mut reader: &[u8] = &body;
-                    if let Err(err) = store.put(key.as_str(), &mut reader).await {
-                        tracing::debug!(error = %err, "keeping rendered manifests failed");
-                    }
-                }
-            }
+            this.write_result(&key, body).await;
         });
+    }
+
+    /// The result kept under `key`: in KV, else (a large one) in the object store.
+    async fn read_result(&self, key: &str) -> Option<Bytes> {
+        if let Some(kv) = &self.results_kv {
+            match kv.get(key).await {
+                Ok(Some(body)) => return Some(body),
+                Ok(None) => {}
+                Err(err) => tracing::debug!(key, error = %err, "reading a kept result failed"),
+            }
+        }
+        read_object(self.results_store.as_ref()?, key).await
+    }
+
+    /// Keeps `body` under `key`: in KV when it fits in one message, else in the object
+    /// store. Same key, same bytes, so a result already kept is not written again.
+    async fn write_result(&self, key: &str, body: Bytes) {
+        let written = if body.len() <= self.bus.payload_limit() {
+            let Some(kv) = &self.results_kv else { return };
+            if matches!(kv.get(key).await, Ok(Some(_))) {
+                return;
+            }
+            kv.put(key, body).await.map(drop).map_err(|e| e.to_string())
+        } else {
+            let Some(store) = &self.results_store else {
+                return;
+            };
+            if store.info(key).await.is_ok() {
+                return;
+            }
+            let mut reader: &[u8] = &body;
+            store
+                .put(key, &mut reader)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        };
+        if let Err(error) = written {
+            tracing::debug!(key, error, "keeping rendered manifests failed");
+        }
     }
 
     pub fn count_render(&self) {
@@ -196,11 +262,26 @@ impl ContentCache {
     }
 
     async fn recipe(&self, recipe_key: &str) -> Option<Arc<Recipe>> {
+        let recipe = self.recipe_kept(recipe_key).await;
+        if recipe.is_none() {
+            tracing::debug!(recipe_key, "no render inputs kept for this request");
+        }
+        recipe
+    }
+
+    async fn recipe_kept(&self, recipe_key: &str) -> Option<Arc<Recipe>> {
         if let Some(recipe) = self.recipes.get(recipe_key) {
             return Some(recipe);
         }
         let kv = self.recipes_kv.as_ref()?;
-        let entry = kv.get(recipe_key).await.ok()??;
+        let entry = match kv.get(recipe_key).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return None,
+            Err(err) => {
+                tracing::debug!(error = %err, "reading render inputs failed");
+                return None;
+            }
+        };
         let recipe: Arc<Recipe> = Arc::new(serde_json::from_slice(&entry).ok()?);
         self.recipes.insert(recipe_key.to_owned(), recipe.clone());
         Some(recipe)
@@ -283,9 +364,17 @@ fn weight(bytes: usize) -> u32 {
 }
 
 async fn read_object(store: &ObjectStore, key: &str) -> Option<Bytes> {
-    let mut object = store.get(key).await.ok()?;
+    let mut object = store
+        .get(key)
+        .await
+        .inspect_err(|err| tracing::debug!(key, error = %err, "reading a kept result failed"))
+        .ok()?;
     let mut body = Vec::with_capacity(object.info().size);
-    object.read_to_end(&mut body).await.ok()?;
+    object
+        .read_to_end(&mut body)
+        .await
+        .inspect_err(|err| tracing::debug!(key, error = %err, "reading a kept result failed"))
+        .ok()?;
     Some(Bytes::from(body))
 }
 

@@ -107,6 +107,7 @@ pub async fn start(
     );
     tracing::info!(subject, "renderer running");
     let handler_bus = bus.clone();
+    let stopping = content.clone();
     Ok(Running::spawn(async move {
         serve_encoded(
             bus,
@@ -125,6 +126,7 @@ pub async fn start(
             },
         )
         .await;
+        stopping.finish_writes(Duration::from_secs(10)).await;
         tracing::info!("renderer stopped");
         Ok(())
     }))

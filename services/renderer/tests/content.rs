@@ -1,6 +1,6 @@
 //! Renders kept by content: a commit that leaves an app's inputs as they were is answered
-//! without a render, by this renderer, and by a new one after a restart (through the NATS
-//! object store); a change to anything the render read (a shared base, a symlink's
+//! without a render, by this renderer, and by a new one after a restart (through NATS
+//! KV); a change to anything the render read (a shared base, a symlink's
 //! target) renders again; an output that names the commit never outlives it.
 
 mod common;
@@ -11,8 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{ask, commit_all, write};
-use futures::StreamExt as _;
-use gitfleet_bus::{Bucket, Bus, ObjectStoreName, testkit};
+use gitfleet_bus::{Bucket, Bus, testkit};
 use gitfleet_gitkit::git;
 use gitfleet_messages::{RenderRequest, Rendered, Reply};
 use gitfleet_model::{ApplicationSource, DirectorySource, JsonnetSource, JsonnetVar};
@@ -140,19 +139,18 @@ impl Setup {
         }
     }
 
-    /// Waits until `recipes` requests' inputs are kept in KV and `n` results in the object
-    /// store: a renderer keeps them after it answers.
+    /// Waits until `recipes` requests' inputs and `n` results are kept in KV: a renderer
+    /// keeps them after it answers.
     async fn wait_kept(&self, recipes: usize, n: usize) {
-        let kv = self.bus.kv(Bucket::RenderInputs).await.unwrap();
-        let store = self
-            .bus
-            .object_store(ObjectStoreName::Manifests)
-            .await
-            .unwrap();
+        // Opened anew each time: a store's status is the stream info read when it opened.
+        let count = |bucket| async move {
+            let store = self.bus.kv(bucket).await.unwrap();
+            store.status().await.unwrap().values() as usize
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let keys = kv.keys().await.unwrap().count().await;
-            let objects = store.list().await.unwrap().count().await;
+            let keys = count(Bucket::RenderInputs).await;
+            let objects = count(Bucket::Rendered).await;
             if keys >= recipes && objects >= n {
                 return;
             }
