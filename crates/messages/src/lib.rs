@@ -112,6 +112,11 @@ pub struct FilesRequest {
     pub recurse: bool,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub chart: String,
+    /// With `chart`: send the repository's credentials to an archive URL on another host
+    /// too (the source's `helm.passCredentials`, Helm's `--pass-credentials`); otherwise
+    /// they go to the repository's own scheme, host and port only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pass_credentials: bool,
 }
 
 /// The object ids of `paths` at `commit` (trees for folders, blobs for files), in the

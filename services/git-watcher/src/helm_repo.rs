@@ -260,13 +260,16 @@ impl HelmRepos {
         })
     }
 
-    /// The archive (`.tgz`) of `chart` at exactly `version`.
+    /// The archive (`.tgz`) of `chart` at exactly `version`. The credentials go with it
+    /// when the index points at the repository's own scheme, host and port, or anywhere
+    /// with `pass_credentials` (Helm's rule, and its `--pass-credentials`).
     pub async fn archive(
         &self,
         repo: &str,
         chart: &str,
         version: &str,
         credentials: Option<&RepoCredentials>,
+        pass_credentials: bool,
     ) -> Result<Arc<Vec<u8>>, HelmRepoError> {
         if let Some(archive) = self.cached_archive(repo, chart, version) {
             return Ok(archive);
@@ -291,6 +294,7 @@ impl HelmRepos {
         } else {
             format!("{}/{}", base(repo), url.trim_start_matches('/'))
         };
+        let credentials = credentials.filter(|_| pass_credentials || same_origin(repo, &url));
         let archive = self.get(repo, &url, credentials, MAX_ARCHIVE_BYTES).await?;
         if !entry.digest.is_empty() {
             let what = format!("chart {chart:?} {version}");
@@ -344,6 +348,18 @@ impl HelmRepos {
 
     pub(crate) fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+}
+
+/// Whether `url` is on the scheme, host and port of the repository `repo`.
+fn same_origin(repo: &str, url: &str) -> bool {
+    match (reqwest::Url::parse(repo), reqwest::Url::parse(url)) {
+        (Ok(a), Ok(b)) => {
+            a.scheme() == b.scheme()
+                && a.host_str() == b.host_str()
+                && a.port_or_known_default() == b.port_or_known_default()
+        }
+        _ => false,
     }
 }
 
@@ -602,6 +618,28 @@ fn comparator(token: &str) -> Result<Option<Comparator>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_stay_with_the_repositorys_origin() {
+        let repo = "https://charts.example.com/stable";
+        assert!(same_origin(
+            repo,
+            "https://charts.example.com/stable/web-1.0.0.tgz"
+        ));
+        assert!(same_origin(
+            repo,
+            "https://CHARTS.example.com:443/other/web.tgz"
+        ));
+        assert!(!same_origin(repo, "https://cdn.example.com/web-1.0.0.tgz"));
+        assert!(!same_origin(
+            repo,
+            "http://charts.example.com/web-1.0.0.tgz"
+        ));
+        assert!(!same_origin(
+            repo,
+            "https://charts.example.com:8443/web.tgz"
+        ));
+    }
 
     #[test]
     fn a_read_that_began_before_a_forget_is_not_kept() {

@@ -215,6 +215,7 @@ async fn follows_apps_acts_on_webhooks_and_answers_requests() {
             commit: third.clone(),
             path: "apps".into(),
             recurse: true,
+            pass_credentials: false,
         },
     )
     .await;
@@ -237,6 +238,7 @@ async fn follows_apps_acts_on_webhooks_and_answers_requests() {
             commit: third.clone(),
             path: "nowhere".into(),
             recurse: false,
+            pass_credentials: false,
         },
     )
     .await;

@@ -83,6 +83,9 @@ pub struct Fetcher {
     /// Every file is already here (a chart unpacked from a Helm repository): nothing is
     /// asked of the git watcher.
     sealed: bool,
+    /// Chart archives on another host than their repository get its credentials too (the
+    /// source's `helm.passCredentials`).
+    pass_credentials: bool,
     /// The render read something that can change without a commit (a dependency chart
     /// version picked from a range): its inputs are unknown.
     outside_git: bool,
@@ -100,8 +103,14 @@ impl Fetcher {
             top_level: BTreeSet::new(),
             single_files: BTreeSet::new(),
             sealed: false,
+            pass_credentials: false,
             outside_git: false,
         }
+    }
+
+    /// Sends chart repositories' credentials to archives on other hosts too.
+    pub fn pass_credentials(&mut self, pass: bool) {
+        self.pass_credentials = pass;
     }
 
     /// A fetcher for another repository (a multi-source app's `ref` source), through the
@@ -160,6 +169,7 @@ impl Fetcher {
                 path: String::new(),
                 recurse: false,
                 chart: chart.to_owned(),
+                pass_credentials: self.pass_credentials,
             })
             .await?;
         files
@@ -232,6 +242,7 @@ impl Fetcher {
                 path: path.to_owned(),
                 recurse,
                 chart: String::new(),
+                pass_credentials: false,
             })
             .await?;
         let listed = match files.files.as_slice() {

@@ -123,6 +123,7 @@ pub async fn render(
         request.commit.clone(),
         files_timeout,
     );
+    fetcher.pass_credentials(passes_credentials(source));
     let tool = match explicit {
         Some(tool) => tool,
         None => {
@@ -221,6 +222,7 @@ async fn render_repository_chart(
         request.commit.clone(),
         files_timeout,
     );
+    fetcher.pass_credentials(passes_credentials(source));
     let archive = fetcher.chart_archive(&source.chart).await?;
     let files = helm::unpack(&tools.helm, &source.chart, &request.commit, archive).await?;
     fetcher.seal(files);
@@ -229,6 +231,11 @@ async fn render_repository_chart(
         manifests,
         inputs: Vec::new(),
     })
+}
+
+/// `helm.passCredentials`: chart archives on another host get the repository's credentials.
+fn passes_credentials(source: &ApplicationSource) -> bool {
+    source.helm.as_ref().is_some_and(|h| h.pass_credentials)
 }
 
 /// Whether the directory source's filters take `path` (a `.jsonnet` file counts as a

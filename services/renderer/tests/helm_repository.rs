@@ -28,11 +28,15 @@ const PASSWORD: &str = "s3cret-repo-password";
 
 /// A packaged chart `web` at `version` whose ConfigMap says which version it is.
 fn package(version: &str) -> Vec<u8> {
+    package_named("web", version)
+}
+
+fn package_named(name: &str, version: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     write(
         dir.path(),
         "web/Chart.yaml",
-        &format!("apiVersion: v2\nname: web\nversion: {version}\n"),
+        &format!("apiVersion: v2\nname: {name}\nversion: {version}\n"),
     );
     write(dir.path(), "web/values.yaml", "color: red\n");
     write(dir.path(), "web/values-prod.yaml", "color: blue\n");
@@ -95,19 +99,71 @@ async fn serve(files: Files) -> String {
     format!("http://{addr}/charts")
 }
 
+/// The `Authorization` headers an open server (another host than the repository's)
+/// received, one per request.
+type Seen = Arc<Mutex<Vec<Option<String>>>>;
+
+/// Serves `files` under `/cdn/` to anyone, recording what each request authorised with.
+async fn serve_open(files: Files, seen: Seen) -> String {
+    async fn file(
+        State((files, seen)): State<(Files, Seen)>,
+        headers: HeaderMap,
+        UrlPath(name): UrlPath<String>,
+    ) -> Result<Vec<u8>, StatusCode> {
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        seen.lock().unwrap().push(auth);
+        files
+            .lock()
+            .unwrap()
+            .get(&name)
+            .cloned()
+            .ok_or(StatusCode::NOT_FOUND)
+    }
+    let app = axum::Router::new()
+        .route("/cdn/{name}", get(file))
+        .with_state((files, seen));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/cdn")
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     bus: Bus,
     repo: String,
     /// What the Helm repository serves.
     files: Files,
+    /// What the archives' other host (chart `cdn`) was sent.
+    cdn_seen: Seen,
     shutdown: CancellationToken,
 }
 
 impl Fixture {
     async fn start() -> Fixture {
         let mut files = HashMap::new();
-        let mut index = String::from("apiVersion: v1\nentries:\n  web:\n");
+        let mut index = String::from("apiVersion: v1\nentries:\n  cdn:\n");
+        // Chart `cdn`: its archives on another host, as index.yaml files may say.
+        let cdn_files: Files = Arc::default();
+        let cdn_seen: Seen = Arc::default();
+        let cdn = serve_open(cdn_files.clone(), cdn_seen.clone()).await;
+
+        for version in ["1.0.0", "1.1.0"] {
+            let archive = package_named("cdn", version);
+            index.push_str(&format!(
+                "  - name: cdn\n    version: {version}\n    digest: {}\n    urls: [{cdn}/cdn-{version}.tgz]\n",
+                sha256(&archive)
+            ));
+            cdn_files
+                .lock()
+                .unwrap()
+                .insert(format!("cdn-{version}.tgz"), archive);
+        }
+        // `web` last: a test appends versions to it.
+        index.push_str("  web:\n");
         for version in ["1.0.0", "1.1.0", "2.0.0-rc.1"] {
             let archive = package(version);
             index.push_str(&format!(
@@ -148,6 +204,7 @@ impl Fixture {
             bus,
             repo,
             files,
+            cdn_seen,
             shutdown,
         };
         // The watcher reads the credentials from the bucket on its own time.
@@ -187,12 +244,21 @@ impl Fixture {
         version: &str,
         helm: Option<HelmSource>,
     ) -> Result<Rendered, ServiceError> {
+        self.render_chart("web", version, helm).await
+    }
+
+    async fn render_chart(
+        &self,
+        chart: &str,
+        version: &str,
+        helm: Option<HelmSource>,
+    ) -> Result<Rendered, ServiceError> {
         let request = RenderRequest {
             repo: self.repo.clone(),
             commit: version.into(),
             source: ApplicationSource {
                 repo_url: self.repo.clone(),
-                chart: "web".into(),
+                chart: chart.into(),
                 target_revision: "^1.0".into(),
                 helm,
                 ..ApplicationSource::default()
@@ -210,6 +276,33 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// An index may put archives on another host (a CDN): Helm sends the repository's
+/// credentials there only with `--pass-credentials`, which is Argo CD's
+/// `helm.passCredentials`. Without it the other host gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_go_to_another_host_only_with_pass_credentials() {
+    use base64::Engine as _;
+    let f = Fixture::start().await;
+    let rendered = f.render_chart("cdn", "1.0.0", None).await.unwrap();
+    assert_eq!(rendered.manifests[0]["data"]["version"], "1.0.0");
+    assert_eq!(f.cdn_seen.lock().unwrap().as_slice(), [None]);
+
+    let pass = HelmSource {
+        pass_credentials: true,
+        ..HelmSource::default()
+    };
+    let rendered = f.render_chart("cdn", "1.1.0", Some(pass)).await.unwrap();
+    assert_eq!(rendered.manifests[0]["data"]["version"], "1.1.0");
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    );
+    assert_eq!(
+        f.cdn_seen.lock().unwrap().as_slice(),
+        [None, Some(expected)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

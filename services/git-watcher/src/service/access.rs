@@ -125,12 +125,14 @@ impl RepoAccess {
     }
 
     /// The archive of `chart` at `version` from the Helm repository or OCI registry
-    /// `repo`, with its credentials.
+    /// `repo`, with its credentials (to an archive on another host only when
+    /// `pass_credentials`).
     pub async fn chart_archive(
         &self,
         repo: &str,
         chart: &str,
         version: &str,
+        pass_credentials: bool,
     ) -> Result<Arc<Vec<u8>>, HelmRepoError> {
         let credentials = self.helm_credentials(repo);
         if crate::oci::is_oci(repo) {
@@ -139,7 +141,7 @@ impl RepoAccess {
                 .await
         } else {
             self.helm
-                .archive(repo, chart, version, credentials.as_ref())
+                .archive(repo, chart, version, credentials.as_ref(), pass_credentials)
                 .await
         }
     }

@@ -45,7 +45,12 @@ pub(crate) async fn files(
 ) -> Result<Files, ServiceError> {
     if !request.chart.is_empty() {
         let result = access
-            .chart_archive(&request.repo, &request.chart, &request.commit)
+            .chart_archive(
+                &request.repo,
+                &request.chart,
+                &request.commit,
+                request.pass_credentials,
+            )
             .await;
         if let Err(err) = &result {
             tracing::debug!(error = %err, "chart download failed");
