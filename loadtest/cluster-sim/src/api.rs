@@ -15,6 +15,7 @@ use crate::gc::{Propagation, delete_object, sweep};
 use crate::resources::{ResourceKey, ResourceType};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{ClusterState, EventType, Stored};
+use crate::table::TableRequest;
 use crate::validation;
 
 /// What a request addresses.
@@ -122,6 +123,72 @@ pub fn present(rt: &ResourceType, s: &Stored) -> Bytes {
     Bytes::from(serde_json::to_vec(&v).expect("json values serialize"))
 }
 
+/// An object as seen through `rt`'s version, as a value.
+fn presented_value(rt: &ResourceType, s: &Stored) -> Value {
+    let mut v = s.value.clone();
+    v["apiVersion"] = json!(rt.api_version());
+    v
+}
+
+/// The autoscaling/v1 Scale, as a type (for its Table).
+fn scale_type(parent: &ResourceType) -> ResourceType {
+    ResourceType {
+        group: "autoscaling".into(),
+        version: "v1".into(),
+        kind: "Scale".into(),
+        builtin: true,
+        scale: None,
+        printer_columns: Vec::new(),
+        ..parent.clone()
+    }
+}
+
+/// The autoscaling/v1 Scale of an object whose kind has a `/scale` subresource.
+pub fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
+    let Some(paths) = &rt.scale else {
+        return Value::Null;
+    };
+    let int = |path: &str| {
+        crate::jsonpath::get(obj, path)
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
+    let mut meta = serde_json::Map::new();
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
+        if let Some(v) = obj["metadata"].get(k) {
+            meta.insert(k.into(), v.clone());
+        }
+    }
+    // spec.replicas is omitempty, status.replicas is not.
+    let spec_replicas = int(&paths.spec_replicas);
+    let spec = if spec_replicas == 0 {
+        json!({})
+    } else {
+        json!({"replicas": spec_replicas})
+    };
+    let mut status = json!({"replicas": int(&paths.status_replicas)});
+    let selector = match paths
+        .label_selector
+        .as_deref()
+        .and_then(|p| crate::jsonpath::get(obj, p))
+    {
+        Some(Value::String(s)) => s.clone(),
+        Some(v @ Value::Object(_)) => crate::table::selector_string(v),
+        _ => String::new(),
+    };
+    if !selector.is_empty() {
+        status["selector"] = json!(selector);
+    }
+    json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": meta,
+        "spec": spec, "status": status})
+}
+
 fn field_manager_info<'a>(
     rt: &'a ResourceType,
     sub: Option<&'a str>,
@@ -146,7 +213,25 @@ impl Cluster {
         Ok(present(&t.rt, s))
     }
 
-    pub fn list(&self, t: &Target, p: &Params) -> Result<Bytes> {
+    /// A Table of one object (server-side printing).
+    pub fn get_table(&self, t: &Target, tr: &TableRequest) -> Result<Bytes> {
+        let st = self.state.lock();
+        let name = t.name.as_deref().unwrap_or("");
+        let s = st
+            .get(&t.rt.key(), t.ns(), name)
+            .ok_or_else(|| ApiError::not_found(&t.rt, name))?;
+        let v = presented_value(&t.rt, s);
+        let table = tr.render(
+            &t.rt,
+            &[&v],
+            json!({"resourceVersion": s.value["metadata"]["resourceVersion"]}),
+        );
+        Ok(Bytes::from(table.to_string()))
+    }
+
+    /// The objects a list request selects (one page of them), the list's
+    /// resourceVersion and the continue token of the next page.
+    fn select(&self, t: &Target, p: &Params) -> Result<(Vec<Arc<Stored>>, u64, Option<String>)> {
         let labels = LabelSelector::parse(p.get("labelSelector").unwrap_or(""))
             .map_err(ApiError::bad_request)?;
         let fields = FieldSelector::parse(p.get("fieldSelector").unwrap_or(""))
@@ -175,13 +260,7 @@ impl Cluster {
             }
             None => (st.rv, None),
         };
-        let mut buf = BytesMut::with_capacity(4096);
-        buf.put_slice(
-            format!("{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"", t.rt.kind, t.rt.api_version(), list_rv)
-                .as_bytes(),
-        );
-        let mut items = BytesMut::new();
-        let mut count = 0usize;
+        let mut items = Vec::new();
         let mut last: Option<(String, String)> = None;
         let mut more = false;
         if let Some(map) = st.list(&t.rt.key()) {
@@ -200,25 +279,176 @@ impl Cluster {
                 if !labels.matches(&s.value) || !fields.matches(&s.value) {
                     continue;
                 }
-                if count == limit {
+                if items.len() == limit {
                     more = true;
                     break;
                 }
-                if count > 0 {
-                    items.put_u8(b',');
-                }
-                items.put_slice(&present(&t.rt, s));
-                count += 1;
+                items.push(s.clone());
                 last = Some((ons.clone(), oname.clone()));
             }
         }
-        if more && let Some((ns, name)) = last {
-            buf.put_slice(format!(",\"continue\":\"{list_rv}/{ns}/{name}\"").as_bytes());
+        let cont = match (more, last) {
+            (true, Some((ns, name))) => Some(format!("{list_rv}/{ns}/{name}")),
+            _ => None,
+        };
+        Ok((items, list_rv, cont))
+    }
+
+    pub fn list(&self, t: &Target, p: &Params) -> Result<Bytes> {
+        let (objects, list_rv, cont) = self.select(t, p)?;
+        let mut buf = BytesMut::with_capacity(4096);
+        buf.put_slice(
+            format!("{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"", t.rt.kind, t.rt.api_version(), list_rv)
+                .as_bytes(),
+        );
+        if let Some(c) = cont {
+            buf.put_slice(format!(",\"continue\":\"{c}\"").as_bytes());
         }
         buf.put_slice(b"},\"items\":[");
-        buf.put_slice(&items);
+        for (i, s) in objects.iter().enumerate() {
+            if i > 0 {
+                buf.put_u8(b',');
+            }
+            buf.put_slice(&present(&t.rt, s));
+        }
         buf.put_slice(b"]}");
         Ok(buf.freeze())
+    }
+
+    /// A list as a Table (server-side printing).
+    pub fn list_table(&self, t: &Target, p: &Params, tr: &TableRequest) -> Result<Bytes> {
+        let (objects, list_rv, cont) = self.select(t, p)?;
+        let values: Vec<Value> = objects.iter().map(|s| presented_value(&t.rt, s)).collect();
+        let refs: Vec<&Value> = values.iter().collect();
+        let mut meta = json!({"resourceVersion": list_rv.to_string()});
+        if let Some(c) = cont {
+            meta["continue"] = json!(c);
+        }
+        Ok(Bytes::from(tr.render(&t.rt, &refs, meta).to_string()))
+    }
+
+    /// GET of the `/scale` subresource: an autoscaling/v1 Scale, or its Table.
+    pub fn get_scale(&self, t: &Target, tr: Option<&TableRequest>) -> Result<Bytes> {
+        let st = self.state.lock();
+        let name = t.name.as_deref().unwrap_or("");
+        let s = st
+            .get(&t.rt.key(), t.ns(), name)
+            .ok_or_else(|| ApiError::not_found(&t.rt, name))?;
+        let scale = scale_of(&t.rt, &s.value);
+        Ok(Bytes::from(match tr {
+            Some(tr) => tr
+                .render(
+                    &scale_type(&t.rt),
+                    &[&scale],
+                    json!({"resourceVersion": s.value["metadata"]["resourceVersion"]}),
+                )
+                .to_string(),
+            None => scale.to_string(),
+        }))
+    }
+
+    /// PUT or PATCH of the `/scale` subresource: sets the parent's desired replicas (and
+    /// so bumps its generation); answers the new Scale.
+    pub fn write_scale(
+        &self,
+        t: &Target,
+        p: &Params,
+        patch: Option<PatchType>,
+        body: Value,
+        manager: &str,
+    ) -> Result<(u16, Bytes)> {
+        let name = t.name.clone().unwrap_or_default();
+        let paths = t.rt.scale.clone().ok_or_else(ApiError::not_found_path)?;
+        let scale_rt = ResourceType {
+            group: "autoscaling".into(),
+            version: "v1".into(),
+            kind: "Scale.autoscaling".into(),
+            plural: "Scale".into(),
+            ..t.rt.clone()
+        };
+        let mut st = self.state.lock();
+        let old = st
+            .get(&t.rt.key(), t.ns(), &name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&t.rt, &name))?;
+        let current = scale_of(&t.rt, &old.value);
+        let wanted = match patch {
+            None => {
+                if !body.is_object()
+                    || body["kind"]
+                        .as_str()
+                        .is_some_and(|k| !k.is_empty() && k != "Scale")
+                {
+                    return Err(ApiError::bad_request(
+                        "the object provided is unrecognized (must be of type Scale)",
+                    ));
+                }
+                body
+            }
+            Some(PatchType::Json) => k8s_patch::apply_json_patch(&current, &body)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+            Some(_) if !body.is_object() => {
+                return Err(ApiError::bad_request(
+                    "a patch of a Scale must be a JSON object",
+                ));
+            }
+            // A Scale has no lists: strategic merge and apply come down to a merge.
+            Some(_) => k8s_patch::apply_merge_patch(&current, &body),
+        };
+        if let Some(rv) = wanted["metadata"]["resourceVersion"].as_str()
+            && !rv.is_empty()
+            && Some(rv) != old.value["metadata"]["resourceVersion"].as_str()
+        {
+            return Err(ApiError::conflict(&t.rt, &name));
+        }
+        let replicas = match &wanted["spec"]["replicas"] {
+            Value::Null => 0,
+            Value::Number(n) if n.as_i64().is_some_and(|r| i32::try_from(r).is_ok()) => {
+                n.as_i64().unwrap_or(0)
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "Scale in version \"v1\" cannot be handled as a Scale: json: cannot unmarshal {other} into Go struct field ScaleSpec.spec.replicas of type int32"
+                )));
+            }
+        };
+        if replicas < 0 {
+            return Err(ApiError::invalid(
+                &scale_rt,
+                &name,
+                vec![Cause {
+                    kind: "FieldValueInvalid",
+                    message: format!(
+                        "Invalid value: {replicas}: must be greater than or equal to 0"
+                    ),
+                    field: "spec.replicas".into(),
+                }],
+            ));
+        }
+        let mut parent = old.value.clone();
+        parent["apiVersion"] = json!(t.rt.api_version());
+        if !crate::jsonpath::set(&mut parent, &paths.spec_replicas, json!(replicas)) {
+            return Err(ApiError::internal(format!(
+                "the scale subresource's specReplicasPath {} cannot be set",
+                paths.spec_replicas
+            )));
+        }
+        let av = t.rt.api_version();
+        let info = field_manager_info(&t.rt, Some("scale"), &av);
+        let time = now();
+        let stored = self.finish_write(&mut st, t, Some(&old), parent, p.dry_run(), |o| {
+            field_manager::record_update(
+                Some(&old.value),
+                o,
+                &info,
+                &field_manager::Operation {
+                    manager,
+                    time: &time,
+                },
+            );
+            Ok(())
+        })?;
+        Ok((200, Bytes::from(scale_of(&t.rt, &stored.value).to_string())))
     }
 
     /// Returns the code, the body and the created object's name (which `generateName`
@@ -426,6 +656,11 @@ impl Cluster {
             .get(&t.rt.key(), t.ns(), &name)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&t.rt, &name))?;
+        if is_immortal_namespace(&t.rt, &name) {
+            return Err(ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
         if let Some(uid) = opts["preconditions"]["uid"].as_str()
             && uid != old.uid()
         {
@@ -464,6 +699,7 @@ impl Cluster {
                         t.namespace.is_none() || !t.rt.namespaced || s.namespace() == t.ns()
                     })
                     .filter(|s| labels.matches(&s.value) && fields.matches(&s.value))
+                    .filter(|s| !is_immortal_namespace(&t.rt, s.name()))
                     .cloned()
                     .collect()
             })
@@ -564,6 +800,10 @@ impl Cluster {
             if let Some(m) = obj["metadata"].as_object_mut() {
                 m.remove("deletionTimestamp");
             }
+        }
+        if rt.builtin {
+            // Built-in kinds decode into Go structs: a null is an absent field.
+            crate::controllers::strip_nulls(&mut obj);
         }
         let mut ip_seq = st.rv;
         defaults::apply(&rt.kind, &mut obj, || {
@@ -687,6 +927,13 @@ impl Cluster {
             name: s.name().to_string(),
         });
     }
+}
+
+/// `default`, `kube-system` and `kube-public` cannot be deleted.
+fn is_immortal_namespace(rt: &ResourceType, name: &str) -> bool {
+    rt.group.is_empty()
+        && rt.plural == "namespaces"
+        && crate::bootstrap::IMMORTAL_NAMESPACES.contains(&name)
 }
 
 fn obj_with_rv(obj: &Value, old: &Value) -> Value {

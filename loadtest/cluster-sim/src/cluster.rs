@@ -78,6 +78,8 @@ pub struct Cluster {
     pub token: String,
     /// Whether this cluster is served over HTTPS (then every request needs the token).
     pub tls: bool,
+    /// The CA clients verify the cluster with (HTTPS only): what `kube-root-ca.crt` holds.
+    pub ca_pem: Option<String>,
     pub config: ClusterConfig,
     pub state: Mutex<ClusterState>,
     pub events: broadcast::Sender<Arc<Event>>,

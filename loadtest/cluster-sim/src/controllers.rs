@@ -1,6 +1,8 @@
 //! The visible part of kube-controller-manager and the kubelet: Deployments make
 //! ReplicaSets make Pods; Pods, StatefulSets, DaemonSets, Jobs, PVCs and LoadBalancer
-//! Services reach the status a real cluster reports, after the cluster's ready delay.
+//! Services reach the status a real cluster reports, after the cluster's ready delay;
+//! every namespace gets (and keeps) its `default` ServiceAccount and `kube-root-ca.crt`
+//! ConfigMap.
 //!
 //! Pod outcomes are steered by the annotation `sim.gitfleet.dev/outcome` on the Pod or
 //! its template (or on the Job): `fail` (containers exit 1: Jobs fail, restartPolicy
@@ -21,6 +23,29 @@ use crate::store::{ClusterState, EventType, Stored};
 
 pub const OUTCOME_ANNOTATION: &str = "sim.gitfleet.dev/outcome";
 const NODE: &str = "sim-node-0";
+/// The ServiceAccount the serviceaccounts controller keeps in every namespace.
+pub const DEFAULT_SA: &str = "default";
+/// The ConfigMap the root-ca-cert-publisher keeps in every namespace.
+pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
+const ROOT_CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
+
+/// What `kube-root-ca.crt` holds when the cluster serves plain HTTP and has no CA: shaped
+/// like a PEM certificate, and saying that it is none.
+pub fn placeholder_ca_pem() -> String {
+    use base64::Engine as _;
+    let text = "cluster-sim serves plain HTTP: it has no CA, and this is not a certificate.";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(text);
+    // PEM wraps its base64 at 64 columns.
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}
 
 /// Something changed: look at this object (and what it owns or is owned by).
 #[derive(Debug, Clone)]
@@ -45,18 +70,56 @@ pub async fn run(cluster: Weak<Cluster>, mut rx: mpsc::UnboundedReceiver<Work>) 
     }
 }
 
+/// The first pass a new cluster's controllers make: every namespace gets its `default`
+/// ServiceAccount and `kube-root-ca.crt` ConfigMap before the first client arrives.
+pub fn initial_pass(c: &Arc<Cluster>) {
+    let names: Vec<String> = c
+        .state
+        .lock()
+        .list(&key("", "namespaces"))
+        .map(|m| m.values().map(|s| s.name().to_string()).collect())
+        .unwrap_or_default();
+    for name in names {
+        reconcile(
+            c,
+            &Work {
+                key: key("", "namespaces"),
+                namespace: String::new(),
+                name,
+            },
+        );
+    }
+}
+
 fn reconcile(c: &Arc<Cluster>, w: &Work) {
     let mut st = c.state.lock();
-    let Some(obj) = st.get(&w.key, &w.namespace, &w.name).cloned() else {
-        return;
-    };
+    let obj = st.get(&w.key, &w.namespace, &w.name).cloned();
     let mut ctx = Ctx {
         c,
         st: &mut st,
         followups: Vec::new(),
         later: Vec::new(),
     };
+    // What the system keeps per namespace comes back when deleted or changed.
+    match (w.key.group.as_str(), w.key.plural.as_str(), w.name.as_str()) {
+        ("", "serviceaccounts", DEFAULT_SA) | ("", "configmaps", ROOT_CA_CONFIGMAP) => {
+            ctx.namespace_objects(&w.namespace);
+        }
+        ("", "services", "kubernetes") if w.namespace == "default" && obj.is_none() => {
+            crate::bootstrap::ensure_kubernetes_service(ctx.st);
+        }
+        _ => {}
+    }
+    let Some(obj) = obj else {
+        let Ctx { followups, .. } = ctx;
+        drop(st);
+        for f in followups {
+            let _ = c.controller_tx.send(f);
+        }
+        return;
+    };
     match (w.key.group.as_str(), w.key.plural.as_str()) {
+        ("", "namespaces") => ctx.namespace_objects(obj.name()),
         ("apps", "deployments") => ctx.deployment(&obj),
         ("apps", "replicasets") => ctx.replicaset(&obj),
         ("apps", "statefulsets") => ctx.statefulset(&obj),
@@ -150,8 +213,9 @@ fn condition(t: &str, status: &str, reason: &str, message: &str, now: &str) -> V
 }
 
 /// Keeps `lastTransitionTime` of conditions whose status did not change, as controllers do.
-fn keep_transitions(new: &mut Value, old: &Value) {
-    let Some(conds) = new.as_array_mut() else {
+/// A status without conditions keeps having none (not `"conditions": null`).
+fn keep_transitions(status: &mut Value, old: &Value) {
+    let Some(conds) = status.get_mut("conditions").and_then(Value::as_array_mut) else {
         return;
     };
     for c in conds {
@@ -183,6 +247,8 @@ impl Ctx<'_> {
 
     /// Writes an object as a controller would (no write-log entry), if it changed.
     fn put(&mut self, k: &ResourceKey, old: Option<&Arc<Stored>>, mut v: Value) {
+        // Go's omitempty: what the real controllers write never holds a null.
+        strip_nulls(&mut v);
         if old.is_some_and(|o| o.value == v) {
             return;
         }
@@ -206,10 +272,7 @@ impl Ctx<'_> {
     }
 
     fn set_status(&mut self, k: &ResourceKey, obj: &Arc<Stored>, mut status: Value) {
-        keep_transitions(
-            &mut status["conditions"],
-            &obj.value["status"]["conditions"],
-        );
+        keep_transitions(&mut status, &obj.value["status"]["conditions"]);
         let mut v = obj.value.clone();
         v["status"] = status;
         self.put(k, Some(obj), v);
@@ -306,6 +369,47 @@ impl Ctx<'_> {
             .filter(|p| p.value["status"]["phase"] == "Failed")
             .count() as i64;
         (live.len() as i64, ready, succeeded, failed)
+    }
+
+    /// The serviceaccounts controller and the root-ca-cert-publisher: every live namespace
+    /// has a `default` ServiceAccount and a `kube-root-ca.crt` ConfigMap with the CA.
+    fn namespace_objects(&mut self, ns: &str) {
+        let live = self
+            .st
+            .get(&key("", "namespaces"), "", ns)
+            .is_some_and(|n| !Self::deleting(&n.value));
+        if !live {
+            return;
+        }
+        let sk = key("", "serviceaccounts");
+        if self.st.get(&sk, ns, DEFAULT_SA).is_none() {
+            let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": DEFAULT_SA, "namespace": ns}});
+            managed_by(&mut sa, "kube-controller-manager");
+            self.put(&sk, None, sa);
+        }
+        let ck = key("", "configmaps");
+        let ca = self.c.ca_pem.clone().unwrap_or_else(placeholder_ca_pem);
+        let data = json!({"ca.crt": ca});
+        match self.st.get(&ck, ns, ROOT_CA_CONFIGMAP).cloned() {
+            None => {
+                let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": ROOT_CA_CONFIGMAP, "namespace": ns,
+                        "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION}},
+                    "data": data});
+                managed_by(&mut cm, "kube-controller-manager");
+                self.put(&ck, None, cm);
+            }
+            Some(cm) if cm.value["data"] != data || cm.value.get("binaryData").is_some() => {
+                let mut v = cm.value.clone();
+                v["data"] = data;
+                if let Some(m) = v.as_object_mut() {
+                    m.remove("binaryData");
+                }
+                self.put(&ck, Some(&cm), v);
+            }
+            Some(_) => {}
+        }
     }
 
     fn deployment(&mut self, d: &Arc<Stored>) {
@@ -568,8 +672,15 @@ impl Ctx<'_> {
             .as_str()
             .map(String::from)
             .unwrap_or_else(|| t.clone());
-        let mut status = json!({"startTime": start, "active": 0, "succeeded": succeeded, "failed": failed,
-            "terminating": 0, "ready": 0, "uncountedTerminatedPods": {}});
+        // active, succeeded and failed are omitempty; ready and terminating are pointers.
+        let mut status = json!({"startTime": start, "terminating": 0, "ready": 0,
+            "uncountedTerminatedPods": {}});
+        if succeeded > 0 {
+            status["succeeded"] = json!(succeeded);
+        }
+        if failed > 0 {
+            status["failed"] = json!(failed);
+        }
         let backoff = v["spec"]["backoffLimit"].as_i64().unwrap_or(6);
         if failed > 0
             && (failed > backoff
@@ -795,6 +906,45 @@ impl Ctx<'_> {
             {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound", "lastTransitionTime": t},
             {"type": "ScalingLimited", "status": "False", "reason": "DesiredWithinRange", "lastTransitionTime": t}]});
         self.put(&key("autoscaling", "horizontalpodautoscalers"), Some(h), v);
+    }
+}
+
+/// Records `manager` as the writer of every field of a new object (an Update entry).
+fn managed_by(v: &mut Value, manager: &str) {
+    let kind = v["kind"].as_str().unwrap_or("").to_string();
+    let av = v["apiVersion"].as_str().unwrap_or("").to_string();
+    field_manager::record_update(
+        None,
+        v,
+        &field_manager::ObjectInfo {
+            kind: &kind,
+            api_version: &av,
+            builtin: true,
+            has_status_subresource: false,
+            subresource: None,
+        },
+        &field_manager::Operation {
+            manager,
+            time: &now(),
+        },
+    );
+}
+
+/// Removes every null member of every object, recursively.
+pub(crate) fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            for x in m.values_mut() {
+                strip_nulls(x);
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                strip_nulls(x);
+            }
+        }
+        _ => {}
     }
 }
 

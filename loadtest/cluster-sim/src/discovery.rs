@@ -56,8 +56,17 @@ fn aggregated_group(reg: &Registry, group: &str, versions: &[String]) -> Value {
                     if !t.categories.is_empty() {
                         r["categories"] = json!(t.categories);
                     }
+                    let mut subs = Vec::new();
                     if t.status_subresource {
-                        r["subresources"] = json!([{"subresource": "status", "responseKind": rk, "verbs": ["get", "patch", "update"]}]);
+                        subs.push(json!({"subresource": "status", "responseKind": rk, "verbs": ["get", "patch", "update"]}));
+                    }
+                    if t.scale.is_some() {
+                        subs.push(json!({"subresource": "scale",
+                            "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                            "verbs": ["get", "patch", "update"]}));
+                    }
+                    if !subs.is_empty() {
+                        r["subresources"] = Value::Array(subs);
                     }
                     r
                 })
@@ -126,6 +135,10 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
         if t.status_subresource {
             resources.push(json!({"name": format!("{}/status", t.plural), "singularName": "", "namespaced": t.namespaced,
                 "kind": t.kind, "verbs": ["get", "patch", "update"]}));
+        }
+        if t.scale.is_some() {
+            resources.push(json!({"name": format!("{}/scale", t.plural), "singularName": "", "namespaced": t.namespaced,
+                "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
         }
     }
     if resources.is_empty() {
@@ -223,4 +236,55 @@ pub fn openapi_group_version(reg: &Registry, group: &str, version: &str) -> Opti
         json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.37.0"},
         "paths": paths, "components": {"schemas": {}}}),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workloads_advertise_scale_and_status_subresources() {
+        let reg = Registry::builtin();
+        let agg = aggregated(&reg, false);
+        let apps = agg["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "apps")
+            .unwrap();
+        let deploy = apps["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "deployments")
+            .unwrap();
+        let subs: Vec<&str> = deploy["subresources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["subresource"].as_str().unwrap())
+            .collect();
+        assert_eq!(subs, ["status", "scale"]);
+        assert_eq!(
+            deploy["subresources"][1]["responseKind"],
+            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+        );
+        let legacy = resource_list(&reg, "apps", "v1").unwrap();
+        let scale = legacy["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "statefulsets/scale")
+            .unwrap();
+        assert_eq!(
+            (&scale["group"], &scale["version"], &scale["kind"]),
+            (&json!("autoscaling"), &json!("v1"), &json!("Scale"))
+        );
+        let daemonsets = legacy["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "daemonsets/scale");
+        assert!(!daemonsets, "DaemonSets have no scale subresource");
+    }
 }

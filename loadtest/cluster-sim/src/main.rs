@@ -61,7 +61,7 @@ struct ServeArgs {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Serve clusters until Ctrl-C.
+    /// Serve clusters until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
     /// Measure memory, list latency and write throughput.
     Bench(cluster_sim::bench::BenchArgs),
@@ -119,10 +119,29 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         sim.url(0),
         sim.admin_url()
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    eprintln!("cluster-sim: stopping");
+    let signal = stop_signal().await?;
+    eprintln!("cluster-sim: {signal}, stopping");
     sim.shutdown().await;
     Ok(())
+}
+
+/// Waits for Ctrl-C (SIGINT) or, on Unix, SIGTERM (what process supervisors and
+/// `docker stop` send); returns which arrived.
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map(|_| "interrupted").context("waiting for Ctrl-C"),
+            _ = term.recv() => Ok("terminated"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        Ok("interrupted")
+    }
 }

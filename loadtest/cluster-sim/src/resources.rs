@@ -21,6 +21,30 @@ pub struct ResourceType {
     pub builtin: bool,
     /// The CRD's `openAPIV3Schema` for this version, used by `fieldValidation=Strict`.
     pub schema: Option<Value>,
+    /// Where the `/scale` subresource reads and writes, when the kind has one.
+    pub scale: Option<ScalePaths>,
+    /// A CRD version's `additionalPrinterColumns`, for server-side printing.
+    pub printer_columns: Vec<Value>,
+}
+
+/// The `/scale` subresource's view of an object: JSON paths (`.spec.replicas`) of the
+/// desired and observed replica counts and of the label selector. A built-in kind's
+/// selector is a `LabelSelector` object, a custom resource's is already a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    pub label_selector: Option<String>,
+}
+
+impl ScalePaths {
+    fn workload() -> Self {
+        ScalePaths {
+            spec_replicas: ".spec.replicas".into(),
+            status_replicas: ".status.replicas".into(),
+            label_selector: Some(".spec.selector".into()),
+        }
+    }
 }
 
 impl ResourceType {
@@ -327,6 +351,9 @@ fn builtin_types() -> Vec<ResourceType> {
             status_subresource: b.status,
             builtin: true,
             schema: None,
+            scale: matches!(b.kind, "Deployment" | "ReplicaSet" | "StatefulSet")
+                .then(ScalePaths::workload),
+            printer_columns: Vec::new(),
         })
         .collect()
 }
@@ -377,6 +404,20 @@ fn crd_types(crd: &Value) -> Vec<ResourceType> {
                 schema: v["schema"]["openAPIV3Schema"]
                     .as_object()
                     .map(|_| v["schema"]["openAPIV3Schema"].clone()),
+                scale: v["subresources"]["scale"].as_object().and_then(|s| {
+                    Some(ScalePaths {
+                        spec_replicas: s.get("specReplicasPath")?.as_str()?.into(),
+                        status_replicas: s.get("statusReplicasPath")?.as_str()?.into(),
+                        label_selector: s
+                            .get("labelSelectorPath")
+                            .and_then(Value::as_str)
+                            .map(String::from),
+                    })
+                }),
+                printer_columns: v["additionalPrinterColumns"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
             })
         })
         .collect()

@@ -17,6 +17,7 @@ use crate::api::{Params, PatchType, Target};
 use crate::cluster::{Cluster, WriteRecord};
 use crate::discovery;
 use crate::error::{ApiError, Result};
+use crate::table::TableRequest;
 use crate::watch;
 
 /// etcd's request size limit, which the API server enforces too.
@@ -182,10 +183,12 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
         .find(group, version, plural)
         .cloned()
         .ok_or_else(ApiError::not_found_path)?;
-    if sub
-        .as_deref()
-        .is_some_and(|s| s != "status" || !rt.status_subresource)
-    {
+    let served_sub = |s: &str| match s {
+        "status" => rt.status_subresource,
+        "scale" => rt.scale.is_some(),
+        _ => false,
+    };
+    if sub.as_deref().is_some_and(|s| !served_sub(s)) {
         return Err(ApiError::not_found_path());
     }
     if rt.namespaced && namespace.is_none() && name.is_some() {
@@ -217,9 +220,15 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
             ua.split('/').next().unwrap_or("unknown").to_string()
         });
 
+    let table = TableRequest::requested(&accept, &params);
     if method == Method::GET {
+        let scale = t.subresource.as_deref() == Some("scale");
         return match (&t.name, params.flag("watch")) {
-            (Some(_), _) => Ok(json_response(200, cluster.get(&t)?)),
+            (Some(_), _) if scale => Ok(json_response(200, cluster.get_scale(&t, table.as_ref())?)),
+            (Some(_), _) => match &table {
+                Some(tr) => Ok(json_response(200, cluster.get_table(&t, tr)?)),
+                None => Ok(json_response(200, cluster.get(&t)?)),
+            },
             (None, true) => {
                 if params.flag("sendInitialEvents")
                     && params
@@ -230,7 +239,7 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
                         "sendInitialEvents requires resourceVersionMatch=NotOlderThan",
                     ));
                 }
-                let rx = watch::start(cluster, t, &params)?;
+                let rx = watch::start(cluster, t, &params, table)?;
                 let stream =
                     tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>);
                 Ok(Response::builder()
@@ -239,13 +248,20 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
                     .body(Body::from_stream(stream))
                     .expect("static response parts are valid"))
             }
-            (None, false) => Ok(json_response(200, cluster.list(&t, &params)?)),
+            (None, false) => match &table {
+                Some(tr) => Ok(json_response(200, cluster.list_table(&t, &params, tr)?)),
+                None => Ok(json_response(200, cluster.list(&t, &params)?)),
+            },
         };
     }
 
     let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
         .await
         .map_err(|_| ApiError::too_large())?;
+    if t.subresource.is_some() && method != Method::PUT && method != Method::PATCH {
+        // Subresources take get, update and patch only.
+        return Err(ApiError::method_not_allowed());
+    }
     let verb = match (&method, t.name.is_some()) {
         (&Method::POST, false) => "create",
         (&Method::PUT, true) => "update",
@@ -316,6 +332,17 @@ fn write(
     manager: &str,
 ) -> Result<(u16, Bytes, Option<String>)> {
     let unnamed = |r: Result<(u16, Bytes)>| r.map(|(c, b)| (c, b, None));
+    if t.subresource.as_deref() == Some("scale") {
+        let patch = match verb {
+            "update" => None,
+            "apply" | "patch" => Some(
+                PatchType::from_content_type(ct)
+                    .ok_or_else(|| ApiError::unsupported_media_type(ct))?,
+            ),
+            _ => return Err(ApiError::method_not_allowed()),
+        };
+        return unnamed(cluster.write_scale(t, p, patch, parse_body(ct, body)?, manager));
+    }
     match verb {
         "create" => cluster
             .create(t, p, parse_body(ct, body)?, manager)

@@ -95,12 +95,14 @@ impl Sim {
                 token = saved.token.clone();
                 persist::restore(&mut state, saved);
             }
+            crate::bootstrap::ensure(&mut state);
             let (controller_tx, controller_rx) = mpsc::unbounded_channel();
             let (faults, _) = watch::channel(cfg.faults.clone());
             let cluster = Arc::new(Cluster {
                 name,
                 token,
                 tls: cfg.tls,
+                ca_pem: tls.as_ref().map(|t| t.ca_pem.clone()),
                 config: cfg.cluster.clone(),
                 state: Mutex::new(state),
                 events,
@@ -112,6 +114,7 @@ impl Sim {
                 controller_tx,
             });
             if cfg.cluster.controllers {
+                crate::controllers::initial_pass(&cluster);
                 tasks.push(tokio::spawn(crate::controllers::run(
                     Arc::downgrade(&cluster),
                     controller_rx,

@@ -15,11 +15,14 @@ use crate::cluster::Cluster;
 use crate::error::{ApiError, Result};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventType, Stored};
+use crate::table::TableRequest;
 
 struct Filter {
     t: Target,
     labels: LabelSelector,
     fields: FieldSelector,
+    /// Events carry one-row Tables instead of objects (server-side printing).
+    table: Option<TableRequest>,
 }
 
 impl Filter {
@@ -53,8 +56,16 @@ impl Filter {
     }
 }
 
-fn line(kind: &str, t: &Target, s: &Stored) -> Bytes {
-    let obj = present(&t.rt, s);
+fn line(kind: &str, f: &Filter, s: &Stored) -> Bytes {
+    let t = &f.t;
+    let obj = match &f.table {
+        Some(tr) => {
+            let mut v = s.value.clone();
+            v["apiVersion"] = json!(t.rt.api_version());
+            Bytes::from(tr.render_event(&t.rt, &v).to_string())
+        }
+        None => present(&t.rt, s),
+    };
     let mut v = Vec::with_capacity(obj.len() + 32);
     v.extend_from_slice(b"{\"type\":\"");
     v.extend_from_slice(kind.as_bytes());
@@ -79,12 +90,22 @@ fn expired(rv: &str) -> Bytes {
 }
 
 /// Starts a watch; the receiver yields the stream's lines until the watch ends.
-pub fn start(cluster: &Arc<Cluster>, t: Target, p: &Params) -> Result<mpsc::Receiver<Bytes>> {
+pub fn start(
+    cluster: &Arc<Cluster>,
+    t: Target,
+    p: &Params,
+    table: Option<TableRequest>,
+) -> Result<mpsc::Receiver<Bytes>> {
     let labels = LabelSelector::parse(p.get("labelSelector").unwrap_or(""))
         .map_err(ApiError::bad_request)?;
     let fields = FieldSelector::parse(p.get("fieldSelector").unwrap_or(""))
         .map_err(ApiError::bad_request)?;
-    let filter = Filter { t, labels, fields };
+    let filter = Filter {
+        t,
+        labels,
+        fields,
+        table,
+    };
     let send_initial = p.flag("sendInitialEvents");
     let bookmarks = p.flag("allowWatchBookmarks");
     let rv_param = p.get("resourceVersion").map(String::from);
@@ -109,7 +130,7 @@ pub fn start(cluster: &Arc<Cluster>, t: Target, p: &Params) -> Result<mpsc::Rece
         None => {
             if let Some(map) = st.list(&key) {
                 for s in map.values().filter(|s| filter.matches(s)) {
-                    first.push(line("ADDED", &filter.t, s));
+                    first.push(line("ADDED", &filter, s));
                 }
             }
             if send_initial {
@@ -132,7 +153,7 @@ pub fn start(cluster: &Arc<Cluster>, t: Target, p: &Params) -> Result<mpsc::Rece
             }
             for e in st.history.iter().filter(|e| e.rv > n) {
                 if let Some(kind) = filter.view(e) {
-                    first.push(line(kind.as_str(), &filter.t, &e.object));
+                    first.push(line(kind.as_str(), &filter, &e.object));
                 }
             }
             last_rv = st.rv.max(n);
@@ -209,7 +230,7 @@ async fn stream(
                 Ok(e) => {
                     // Subscribed under the store lock: every event here is newer than the snapshot.
                     last_rv = last_rv.max(e.rv);
-                    filter.view(&e).map(|kind| line(kind.as_str(), &filter.t, &e.object))
+                    filter.view(&e).map(|kind| line(kind.as_str(), &filter, &e.object))
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // The watcher fell too far behind to be told every change: make it relist.

@@ -239,6 +239,7 @@ async fn wrong_token_is_refused_and_dry_run_stores_nothing() {
     let (c, v) = h.json("GET", "/api/v1/namespaces", Value::Null).await;
     assert_status(c, &v, 401, "Unauthorized", "Unauthorized");
     let h = Http::new(&sim, 0);
+    let before = sim.cluster(0).object_count();
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "d"}});
     let (c, v) = h
         .json("POST", "/api/v1/namespaces?dryRun=All", ns.clone())
@@ -248,7 +249,8 @@ async fn wrong_token_is_refused_and_dry_run_stores_nothing() {
         v["status"]["phase"], "Active",
         "dry-run answers with the would-be object"
     );
-    assert_eq!(sim.cluster(0).object_count(), 0);
+    // Only what a new cluster holds: system namespaces and their objects.
+    assert_eq!(sim.cluster(0).object_count(), before);
     let log = sim.cluster(0).write_log();
     assert_eq!(log.len(), 1);
     assert!(log[0].dry_run);
@@ -428,6 +430,18 @@ async fn list_selectors_and_pagination() {
             .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
             .collect::<Vec<_>>()
     };
+    // Every namespace also holds the unlabeled kube-root-ca.crt the controllers publish.
+    eventually(30, "kube-root-ca.crt in d", || async {
+        (h.json(
+            "GET",
+            "/api/v1/namespaces/d/configmaps/kube-root-ca.crt",
+            Value::Null,
+        )
+        .await
+        .0 == 200)
+            .then_some(())
+    })
+    .await;
     let (_, v) = h
         .json(
             "GET",
@@ -443,7 +457,13 @@ async fn list_selectors_and_pagination() {
             Value::Null,
         )
         .await;
-    assert_eq!(names(&v).len(), 12);
+    let not_fe = names(&v);
+    assert_eq!(
+        not_fe.len(),
+        13,
+        "12 `be` and the unlabeled one: {not_fe:?}"
+    );
+    assert!(not_fe.contains(&"kube-root-ca.crt".to_string()));
     let (_, v) = h
         .json(
             "GET",
@@ -468,10 +488,9 @@ async fn list_selectors_and_pagination() {
             None => break,
         }
     }
-    assert_eq!(
-        all,
-        (0..25).map(|i| format!("cm-{i:02}")).collect::<Vec<_>>()
-    );
+    let mut want: Vec<String> = (0..25).map(|i| format!("cm-{i:02}")).collect();
+    want.push("kube-root-ca.crt".into());
+    assert_eq!(all, want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -840,6 +859,106 @@ async fn status_subresource_separates_spec_and_status_writes() {
         )
         .await;
     assert_eq!(c, 404, "kinds without a status subresource have no /status");
+    let (c, v) = h
+        .json("DELETE", &format!("{deps}/web/status"), Value::Null)
+        .await;
+    assert_status(c, &v, 405, "MethodNotAllowed", "does not allow this method");
+    assert_eq!(
+        h.json("GET", &format!("{deps}/web"), Value::Null).await.0,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_subresource_reads_and_writes_the_parent() {
+    let sim = Sim::start(SimConfig {
+        cluster: cluster_sim::ClusterConfig {
+            controllers: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let h = Http::new(&sim, 0);
+    let deps = "/apis/apps/v1/namespaces/default/deployments";
+    let (c, created) = h.json("POST", deps, deployment("web")).await;
+    assert_eq!(c, 201, "{created}");
+    let (c, scale) = h
+        .json("GET", &format!("{deps}/web/scale"), Value::Null)
+        .await;
+    assert_eq!(c, 200, "{scale}");
+    assert_eq!(
+        scale,
+        json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {"name": "web", "namespace": "default", "uid": created["metadata"]["uid"],
+                "resourceVersion": created["metadata"]["resourceVersion"],
+                "creationTimestamp": created["metadata"]["creationTimestamp"]},
+            "spec": {"replicas": 1}, "status": {"replicas": 0, "selector": "app=web"}})
+    );
+    let mut put = scale.clone();
+    put["spec"]["replicas"] = json!(4);
+    let (c, v) = h
+        .json("PUT", &format!("{deps}/web/scale"), put.clone())
+        .await;
+    assert_eq!(c, 200, "{v}");
+    assert_eq!(v["spec"]["replicas"], 4);
+    let (_, d) = h.json("GET", &format!("{deps}/web"), Value::Null).await;
+    assert_eq!(d["spec"]["replicas"], 4);
+    assert_eq!(d["metadata"]["generation"], 2);
+    let scaler = d["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["subresource"] == "scale")
+        .expect("a managedFields entry for the scale subresource");
+    assert!(
+        scaler["fieldsV1"]["f:spec"]["f:replicas"].is_object(),
+        "{scaler}"
+    );
+    // The old resourceVersion is stale now.
+    let (c, v) = h.json("PUT", &format!("{deps}/web/scale"), put).await;
+    assert_status(c, &v, 409, "Conflict", "the object has been modified");
+    let (c, v) = h
+        .json(
+            "POST",
+            &format!("{deps}/web/scale"),
+            json!({"spec": {"replicas": 1}}),
+        )
+        .await;
+    assert_status(c, &v, 405, "MethodNotAllowed", "does not allow this method");
+    let (c, _) = h
+        .json(
+            "GET",
+            "/apis/apps/v1/namespaces/default/daemonsets/x/scale",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(c, 404, "DaemonSets have no /scale");
+    let (c, v) = h
+        .json(
+            "POST",
+            "/api/v1/namespaces/default/pods/p/eviction",
+            json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p"}}),
+        )
+        .await;
+    assert_status(
+        c,
+        &v,
+        404,
+        "NotFound",
+        "could not find the requested resource",
+    );
+    let log = sim.cluster(0).write_log();
+    let scale_writes: Vec<(&str, Option<&str>, u16)> = log
+        .iter()
+        .filter(|w| w.subresource.as_deref() == Some("scale"))
+        .map(|w| (w.verb.as_str(), w.name.as_deref(), w.code))
+        .collect();
+    assert_eq!(
+        scale_writes,
+        [("update", Some("web"), 200), ("update", Some("web"), 409)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -251,6 +251,8 @@ async fn get_watch_sees_added_modified_deleted() {
             "get",
             "configmaps",
             "-w",
+            // Not the kube-root-ca.crt every namespace holds.
+            "--field-selector=metadata.name!=kube-root-ca.crt",
             "--output-watch-events",
             "-o",
             r#"jsonpath={.type} {.object.metadata.name} {.object.data.k}{"\n"}"#,
@@ -555,4 +557,676 @@ async fn crd_then_custom_resource() {
         .filter(|(k, m)| k.group == "argoproj.io" && !m.is_empty())
         .count();
     assert_eq!(left, 0, "deleting the CRD removes its resources");
+}
+
+/// Splits kubectl's table output into rows of whitespace-separated cells.
+fn table(out: &str) -> Vec<Vec<String>> {
+    out.lines()
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect()
+}
+
+fn row<'a>(t: &'a [Vec<String>], name: &str) -> &'a [String] {
+    t.iter()
+        .find(|r| r.first().map(String::as_str) == Some(name))
+        .unwrap_or_else(|| panic!("no row {name} in {t:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_cluster_looks_like_a_new_real_one() {
+    let env = Env::start(true).await;
+    let ns = env.kubectl(&["get", "ns", "-o", "name"]).await;
+    for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(
+            ns.ok().lines().any(|l| l == format!("namespace/{n}")),
+            "{n} missing: {}",
+            ns.stdout
+        );
+    }
+    let sa = env.kubectl(&["get", "sa", "default", "-o", "name"]).await;
+    assert_eq!(sa.ok().trim(), "serviceaccount/default");
+    let svc = json(
+        env.kubectl(&["get", "svc", "kubernetes", "-o", "json"])
+            .await
+            .ok(),
+    );
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+    assert_eq!(svc["spec"]["ports"][0]["name"], "https");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 443);
+    for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let cm = json(
+            env.kubectl(&["-n", n, "get", "cm", "kube-root-ca.crt", "-o", "json"])
+                .await
+                .ok(),
+        );
+        assert_eq!(
+            cm["data"]["ca.crt"].as_str(),
+            env.sim.ca_pem(),
+            "kube-root-ca.crt of {n} holds the cluster's CA"
+        );
+        env.kubectl(&["-n", n, "get", "sa", "default"]).await.ok();
+    }
+
+    // An object without a namespace lands in `default`.
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: nons\ndata:\n  a: b\n";
+    let out = env
+        .kubectl(&["apply", "-f", env.write("nons.yaml", cm).to_str().unwrap()])
+        .await;
+    assert!(
+        out.ok().contains("configmap/nons created"),
+        "{}",
+        out.stdout
+    );
+    env.kubectl(&["-n", "default", "get", "cm", "nons"])
+        .await
+        .ok();
+
+    // A new namespace gets its ServiceAccount and CA ConfigMap from the controllers.
+    // (`kubectl create ns` would send protobuf, which the emulator does not speak yet.)
+    let ns = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: fresh\n";
+    env.kubectl(&["apply", "-f", env.write("fresh.yaml", ns).to_str().unwrap()])
+        .await
+        .ok();
+    eventually(30, "default SA and kube-root-ca.crt in fresh", || async {
+        let sa = env.kubectl(&["-n", "fresh", "get", "sa", "default"]).await;
+        let cm = env
+            .kubectl(&["-n", "fresh", "get", "cm", "kube-root-ca.crt"])
+            .await;
+        (sa.code == 0 && cm.code == 0).then_some(())
+    })
+    .await;
+    // Deleted, the ServiceAccount comes back (as kube's serviceaccounts controller does it).
+    let uid = |o: &str| json(o)["metadata"]["uid"].as_str().unwrap().to_string();
+    let before = uid(env
+        .kubectl(&["-n", "fresh", "get", "sa", "default", "-o", "json"])
+        .await
+        .ok());
+    env.kubectl(&["-n", "fresh", "delete", "sa", "default"])
+        .await
+        .ok();
+    eventually(30, "the default SA to be recreated", || async {
+        let sa = env
+            .kubectl(&["-n", "fresh", "get", "sa", "default", "-o", "json"])
+            .await;
+        (sa.code == 0 && uid(&sa.stdout) != before).then_some(())
+    })
+    .await;
+
+    let d = env.kubectl(&["delete", "ns", "default"]).await;
+    assert_ne!(d.code, 0);
+    assert!(
+        d.stderr
+            .contains("namespaces \"default\" is forbidden: this namespace may not be deleted"),
+        "{}",
+        d.stderr
+    );
+
+    // Over plain HTTP there is no CA: the ConfigMap holds a placeholder that says so.
+    let plain = Env::start(false).await;
+    let cm = json(
+        plain
+            .kubectl(&["get", "cm", "kube-root-ca.crt", "-o", "json"])
+            .await
+            .ok(),
+    );
+    let pem = cm["data"]["ca.crt"].as_str().unwrap();
+    assert!(
+        pem.starts_with("-----BEGIN CERTIFICATE-----\n")
+            && pem.ends_with("-----END CERTIFICATE-----\n"),
+        "{pem}"
+    );
+    assert_eq!(pem, cluster_sim::controllers::placeholder_ca_pem());
+}
+
+const JOB: &str = r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: m
+        image: busybox:1.37
+        command: ["true"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_a_job_to_complete_and_no_nulls() {
+    let env = Env::start(true).await;
+    env.kubectl(&["apply", "-f", env.write("job.yaml", JOB).to_str().unwrap()])
+        .await
+        .ok();
+    let fresh = env.kubectl(&["get", "job", "migrate", "-o", "json"]).await;
+    assert!(
+        !fresh.ok().contains("null"),
+        "a new Job has no null fields: {}",
+        fresh.stdout
+    );
+    let w = env
+        .kubectl(&[
+            "wait",
+            "--for=condition=complete",
+            "job/migrate",
+            "--timeout=60s",
+        ])
+        .await;
+    assert!(
+        w.ok().contains("job.batch/migrate condition met"),
+        "{}",
+        w.stdout
+    );
+    let job = json(
+        env.kubectl(&["get", "job", "migrate", "-o", "json"])
+            .await
+            .ok(),
+    );
+    assert_eq!(job["status"]["succeeded"], 1);
+    assert!(job["status"].get("active").is_none(), "{}", job["status"]);
+    let t = table(env.kubectl(&["get", "job"]).await.ok());
+    assert_eq!(
+        t[0],
+        ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+        "{t:?}"
+    );
+    assert_eq!(&row(&t, "migrate")[1..3], ["Complete", "1/1"]);
+
+    // Nothing any simulated controller wrote holds a null.
+    env.kubectl(&["apply", "-f", env.write("app.yaml", APP).to_str().unwrap()])
+        .await
+        .ok();
+    env.kubectl(&[
+        "-n",
+        "demo",
+        "wait",
+        "--for=condition=Available",
+        "deploy/web",
+        "--timeout=60s",
+    ])
+    .await
+    .ok();
+    let all = env
+        .kubectl(&["get", "all,cm,sa,ns", "-A", "-o", "json"])
+        .await;
+    let v = json(all.ok());
+    for item in v["items"].as_array().unwrap() {
+        assert!(
+            !item.to_string().contains("null"),
+            "null in {}/{}: {item}",
+            item["kind"],
+            item["metadata"]["name"]
+        );
+    }
+}
+
+const STS: &str = r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+  namespace: demo
+spec:
+  replicas: 1
+  serviceName: db
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      containers:
+      - name: db
+        image: postgres:16
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_and_status_subresources() {
+    let env = Env::start(true).await;
+    env.kubectl(&["apply", "-f", env.write("app.yaml", APP).to_str().unwrap()])
+        .await
+        .ok();
+    env.kubectl(&["apply", "-f", env.write("sts.yaml", STS).to_str().unwrap()])
+        .await
+        .ok();
+    let out = env
+        .kubectl(&["-n", "demo", "scale", "deploy/web", "--replicas=3"])
+        .await;
+    assert!(
+        out.ok().contains("deployment.apps/web scaled"),
+        "{}",
+        out.stdout
+    );
+    let dep = json(
+        env.kubectl(&["-n", "demo", "get", "deploy", "web", "-o", "json"])
+            .await
+            .ok(),
+    );
+    assert_eq!(dep["spec"]["replicas"], 3);
+    assert_eq!(dep["metadata"]["generation"], 2, "a scale is a spec change");
+    let scale = eventually(30, "three replicas", || async {
+        let s = json(
+            env.kubectl(&[
+                "-n",
+                "demo",
+                "get",
+                "deploy",
+                "web",
+                "--subresource=scale",
+                "-o",
+                "json",
+            ])
+            .await
+            .ok(),
+        );
+        (s["status"]["replicas"] == 3).then_some(s)
+    })
+    .await;
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["apiVersion"], "autoscaling/v1");
+    assert_eq!(scale["spec"]["replicas"], 3);
+    assert_eq!(scale["status"]["selector"], "app=web");
+    let out = env
+        .kubectl(&["-n", "demo", "scale", "statefulset/db", "--replicas=2"])
+        .await;
+    assert!(
+        out.ok().contains("statefulset.apps/db scaled"),
+        "{}",
+        out.stdout
+    );
+    eventually(30, "pod db-1", || async {
+        (env.kubectl(&["-n", "demo", "get", "pod", "db-1"])
+            .await
+            .code
+            == 0)
+            .then_some(())
+    })
+    .await;
+    let bad = env
+        .kubectl(&[
+            "-n",
+            "demo",
+            "patch",
+            "deploy",
+            "web",
+            "--subresource=scale",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"replicas":-1}}"#,
+        ])
+        .await;
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains(
+            "The Scale \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+        ),
+        "{}",
+        bad.stderr
+    );
+    let legacy = json(env.kubectl(&["get", "--raw", "/apis/apps/v1"]).await.ok());
+    let names: Vec<&str> = legacy["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "deployments/scale",
+        "deployments/status",
+        "replicasets/scale",
+        "statefulsets/scale",
+    ] {
+        assert!(names.contains(&n), "{n} not advertised: {names:?}");
+    }
+
+    // /status changes status only; /scale of a custom resource follows its CRD's paths.
+    env.kubectl(&["apply", "-f", env.write("crd.yaml", CRD2).to_str().unwrap()])
+        .await
+        .ok();
+    env.kubectl(&[
+        "apply",
+        "-f",
+        env.write("ro.yaml", ROLLOUT).to_str().unwrap(),
+    ])
+    .await
+    .ok();
+    env.kubectl(&[
+        "patch",
+        "ro",
+        "canary",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Paused","replicas":3,"selector":"app=canary"},"spec":{"replicas":9}}"#,
+    ])
+    .await
+    .ok();
+    let ro = json(
+        env.kubectl(&["get", "ro", "canary", "-o", "json"])
+            .await
+            .ok(),
+    );
+    assert_eq!(ro["status"]["phase"], "Paused");
+    assert_eq!(
+        ro["spec"]["replicas"], 3,
+        "a status write leaves spec alone"
+    );
+    assert_eq!(ro["metadata"]["generation"], 1);
+    let out = env.kubectl(&["scale", "ro/canary", "--replicas=5"]).await;
+    assert!(
+        out.ok().contains("rollout.argoproj.io/canary scaled"),
+        "{}",
+        out.stdout
+    );
+    let s = json(
+        env.kubectl(&["get", "ro", "canary", "--subresource=scale", "-o", "json"])
+            .await
+            .ok(),
+    );
+    assert_eq!(s["spec"]["replicas"], 5);
+    assert_eq!(s["status"]["replicas"], 3);
+    assert_eq!(s["status"]["selector"], "app=canary");
+}
+
+/// The Rollout CRD with a scale subresource and printer columns.
+const CRD2: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: rollouts.argoproj.io
+spec:
+  group: argoproj.io
+  names: {kind: Rollout, plural: rollouts, singular: rollout, shortNames: [ro], listKind: RolloutList}
+  scope: Namespaced
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas, labelSelectorPath: .status.selector}
+    additionalPrinterColumns:
+    - {name: Desired, type: integer, jsonPath: .spec.replicas}
+    - {name: Phase, type: string, jsonPath: .status.phase}
+    - {name: First-Step, type: string, jsonPath: ".spec.strategy.canary.steps[0].setWeight", priority: 1}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+          status:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_prints_the_servers_tables() {
+    let env = Env::start(true).await;
+    env.kubectl(&["apply", "-f", env.write("app.yaml", APP).to_str().unwrap()])
+        .await
+        .ok();
+    env.kubectl(&[
+        "-n",
+        "demo",
+        "wait",
+        "--for=condition=Available",
+        "deploy/web",
+        "--timeout=60s",
+    ])
+    .await
+    .ok();
+    let t = eventually(30, "web 2/2", || async {
+        let t = table(env.kubectl(&["-n", "demo", "get", "deploy"]).await.ok());
+        (row(&t, "web")[1] == "2/2").then_some(t)
+    })
+    .await;
+    assert_eq!(t[0], ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    assert_eq!(&row(&t, "web")[1..4], ["2/2", "2", "2"]);
+    let t = table(
+        env.kubectl(&["-n", "demo", "get", "deploy", "-o", "wide"])
+            .await
+            .ok(),
+    );
+    assert_eq!(
+        t[0],
+        [
+            "NAME",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR"
+        ]
+    );
+    assert_eq!(
+        &row(&t, "web")[5..],
+        ["web,sidecar", "nginx:1.25,busybox:1.36", "app=web"]
+    );
+    let t = eventually(30, "running pods", || async {
+        let t = table(env.kubectl(&["-n", "demo", "get", "pods"]).await.ok());
+        (t.len() == 3 && t[1..].iter().all(|r| r[2] == "Running")).then_some(t)
+    })
+    .await;
+    assert_eq!(t[0], ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    assert!(t[1..].iter().all(|r| r[1] == "2/2" && r[3] == "0"), "{t:?}");
+    let t = table(env.kubectl(&["-n", "demo", "get", "svc"]).await.ok());
+    assert_eq!(
+        t[0],
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ]
+    );
+    let web = row(&t, "web");
+    assert_eq!(
+        (web[1].as_str(), web[3].as_str(), web[4].as_str()),
+        ("ClusterIP", "<none>", "80/TCP")
+    );
+    assert!(web[2].starts_with("10.96."), "{web:?}");
+    let t = table(env.kubectl(&["get", "svc", "kubernetes"]).await.ok());
+    assert_eq!(
+        &row(&t, "kubernetes")[1..5],
+        ["ClusterIP", "10.96.0.1", "<none>", "443/TCP"]
+    );
+    let t = table(env.kubectl(&["-n", "demo", "get", "rs"]).await.ok());
+    assert_eq!(t[0], ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]);
+    assert_eq!(&t[1][1..4], ["2", "2", "2"]);
+    let t = table(env.kubectl(&["-n", "demo", "get", "cm"]).await.ok());
+    assert_eq!(t[0], ["NAME", "DATA", "AGE"]);
+    assert_eq!(row(&t, "cfg")[1], "1");
+    assert_eq!(row(&t, "kube-root-ca.crt")[1], "1");
+    let t = table(env.kubectl(&["get", "ns"]).await.ok());
+    assert_eq!(t[0], ["NAME", "STATUS", "AGE"]);
+    assert_eq!(row(&t, "demo")[1], "Active");
+    let t = table(env.kubectl(&["-n", "demo", "get", "sa"]).await.ok());
+    assert_eq!(t[0], ["NAME", "SECRETS", "AGE"]);
+    assert_eq!(row(&t, "default")[1], "0");
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  namespace: demo\nstringData:\n  a: b\n  c: d\n";
+    env.kubectl(&[
+        "apply",
+        "-f",
+        env.write("secret.yaml", secret).to_str().unwrap(),
+    ])
+    .await
+    .ok();
+    let t = table(env.kubectl(&["-n", "demo", "get", "secret"]).await.ok());
+    assert_eq!(t[0], ["NAME", "TYPE", "DATA", "AGE"]);
+    assert_eq!(&row(&t, "s")[1..3], ["Opaque", "2"]);
+    env.kubectl(&["apply", "-f", env.write("sts.yaml", STS).to_str().unwrap()])
+        .await
+        .ok();
+    let t = table(env.kubectl(&["-n", "demo", "get", "sts"]).await.ok());
+    assert_eq!(t[0], ["NAME", "READY", "AGE"]);
+    let t = table(
+        env.kubectl(&["-n", "demo", "get", "deploy", "web", "--subresource=scale"])
+            .await
+            .ok(),
+    );
+    assert_eq!(t[0], ["NAME", "DESIRED", "AVAILABLE", "AGE"]);
+    assert_eq!(&row(&t, "web")[1..3], ["2", "2"]);
+    let t = table(
+        env.kubectl(&["-n", "demo", "get", "deploy", "web", "--subresource=status"])
+            .await
+            .ok(),
+    );
+    assert_eq!(t[0], ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    // Sorting asks for whole objects in the rows (includeObject=Object).
+    let t = table(
+        env.kubectl(&["-n", "demo", "get", "cm", "--sort-by=.metadata.name"])
+            .await
+            .ok(),
+    );
+    assert_eq!(
+        t[1..].iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
+        ["cfg", "kube-root-ca.crt"]
+    );
+
+    // A CRD's additionalPrinterColumns, with a JSONPath into a list.
+    env.kubectl(&["apply", "-f", env.write("crd.yaml", CRD2).to_str().unwrap()])
+        .await
+        .ok();
+    env.kubectl(&[
+        "apply",
+        "-f",
+        env.write("ro.yaml", ROLLOUT).to_str().unwrap(),
+    ])
+    .await
+    .ok();
+    let t = table(env.kubectl(&["get", "ro"]).await.ok());
+    assert_eq!(t[0], ["NAME", "DESIRED", "PHASE", "AGE"]);
+    let canary = row(&t, "canary");
+    assert_eq!(canary[1], "3");
+    // No status.phase: the cell is null, which kubectl prints blank.
+    assert_eq!(canary.len(), 3, "{canary:?}");
+    let t = table(env.kubectl(&["get", "ro", "-o", "wide"]).await.ok());
+    assert_eq!(t[0], ["NAME", "DESIRED", "PHASE", "FIRST-STEP", "AGE"]);
+    assert_eq!(row(&t, "canary")[1..3], ["3", "20"], "(PHASE is blank)");
+    let t = table(env.kubectl(&["get", "crd"]).await.ok());
+    assert_eq!(t[0], ["NAME", "CREATED", "AT"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_chunks_labels_dry_run_delete_wait_and_watch_tables() {
+    let env = Env::start(true).await;
+    env.kubectl(&["apply", "-f", env.write("app.yaml", APP).to_str().unwrap()])
+        .await
+        .ok();
+    env.kubectl(&[
+        "-n",
+        "demo",
+        "wait",
+        "--for=condition=Available",
+        "deploy/web",
+        "--timeout=60s",
+    ])
+    .await
+    .ok();
+    let d = env
+        .kubectl(&["-n", "demo", "describe", "deploy", "web"])
+        .await;
+    assert!(
+        d.ok().contains("Replicas:") && d.stdout.contains("NewReplicaSet:"),
+        "{}",
+        d.stdout
+    );
+
+    // --chunk-size pages with limit and continue; every page is a Table.
+    let t = table(
+        env.kubectl(&["get", "cm", "-A", "--chunk-size=1"])
+            .await
+            .ok(),
+    );
+    assert_eq!(t[0], ["NAMESPACE", "NAME", "DATA", "AGE"]);
+    assert_eq!(t.len(), 1 + 6, "cfg and five kube-root-ca.crt: {t:?}");
+    let pages = env
+        .kubectl(&["get", "cm", "-A", "--chunk-size=2", "-v=6"])
+        .await;
+    let continued = pages
+        .stderr
+        .lines()
+        .filter(|l| l.contains("continue="))
+        .count();
+    assert_eq!(continued, 2, "three pages of two: {}", pages.stderr);
+
+    env.kubectl(&["-n", "demo", "label", "deploy", "web", "tier=fe"])
+        .await
+        .ok();
+    env.kubectl(&["-n", "demo", "annotate", "deploy", "web", "note=hi"])
+        .await
+        .ok();
+    let dep = json(
+        env.kubectl(&["-n", "demo", "get", "deploy", "web", "-o", "json"])
+            .await
+            .ok(),
+    );
+    assert_eq!(dep["metadata"]["labels"]["tier"], "fe");
+    assert_eq!(dep["metadata"]["annotations"]["note"], "hi");
+
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dry\n  namespace: demo\n";
+    let out = env
+        .kubectl(&[
+            "apply",
+            "--dry-run=server",
+            "-f",
+            env.write("dry.yaml", cm).to_str().unwrap(),
+        ])
+        .await;
+    assert!(
+        out.ok().contains("configmap/dry created (server dry run)"),
+        "{}",
+        out.stdout
+    );
+    let gone = env.kubectl(&["-n", "demo", "get", "cm", "dry"]).await;
+    assert!(gone.stderr.contains("not found"), "{}", gone.stderr);
+
+    // `get -w` in human form: each event is a one-row Table.
+    let mut watch = env
+        .command(&["-n", "demo", "get", "cm", "-w", "--no-headers"])
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let lines = std::sync::Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    tokio::spawn(async move {
+        use tokio::io::AsyncBufReadExt;
+        let mut r = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(l)) = r.next_line().await {
+            sink.lock().push(l);
+        }
+    });
+    eventually(30, "kubectl's watch to open", || async {
+        (env.sim.cluster(0).active_watches() > 0).then_some(())
+    })
+    .await;
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: later\n  namespace: demo\ndata:\n  a: b\n  c: d\n";
+    env.kubectl(&["apply", "-f", env.write("later.yaml", cm).to_str().unwrap()])
+        .await
+        .ok();
+    let got = eventually(30, "the watch to print `later`", || {
+        let l = lines.lock().clone();
+        async move { l.iter().any(|x| x.starts_with("later ")).then_some(l) }
+    })
+    .await;
+    let later = table(&got.join("\n"));
+    assert_eq!(&row(&later, "later")[1], "2", "{got:?}");
+    watch.kill().await.ok();
+
+    // delete waits (by default) until the object is gone.
+    let out = env
+        .kubectl(&["-n", "demo", "delete", "deploy", "web"])
+        .await;
+    assert!(
+        out.ok().contains("deployment.apps \"web\" deleted"),
+        "{}",
+        out.stdout
+    );
+    let gone = env.kubectl(&["-n", "demo", "get", "deploy", "web"]).await;
+    assert!(gone.stderr.contains("not found"), "{}", gone.stderr);
 }
