@@ -1,7 +1,7 @@
 //! Sync planning: phases, waves, kind order, hooks, pruning, namespaces.
 
 use gitfleet_engine::sync::{
-    HookDeletePolicy, PlanError, SyncPhase, SyncPlan, SyncSettings, TaskAction, plan,
+    HookDeletePolicy, SyncPhase, SyncPlan, SyncSettings, TaskAction, plan,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -70,19 +70,52 @@ fn kinds_in_helm_order_then_names_then_waves() {
     );
 }
 
+/// As gitops-engine's `syncwaves.Wave`: a sync-wave that is not an integer falls back to
+/// the Helm hook weight, and one of those that is not either to 0; the plan says so.
 #[test]
-fn bad_wave_names_resource_and_annotation() {
-    let mut d = obj(
+fn a_wave_that_is_not_an_integer_reads_as_argo_cd_reads_it() {
+    let mut web = obj(
         "apps/v1",
         "Deployment",
         "web",
         json!({"argocd.argoproj.io/sync-wave": "x"}),
     );
-    d["metadata"]["namespace"] = json!("default");
-    let err = plan("app", vec![d], vec![], &opts()).unwrap_err();
+    web["metadata"]["namespace"] = json!("default");
+    let mut db = obj(
+        "apps/v1",
+        "StatefulSet",
+        "db",
+        json!({"argocd.argoproj.io/sync-wave": " 1", "helm.sh/hook-weight": "-1"}),
+    );
+    db["metadata"]["namespace"] = json!("default");
+    let mut cache = obj(
+        "apps/v1",
+        "Deployment",
+        "cache",
+        json!({"argocd.argoproj.io/sync-wave": "2"}),
+    );
+    cache["metadata"]["namespace"] = json!("default");
+    let planned = plan("app", vec![web, db, cache], vec![], &opts()).unwrap();
+    let waves: Vec<(i32, Vec<&str>)> = planned.phases[0]
+        .waves
+        .iter()
+        .map(|w| {
+            (
+                w.wave,
+                w.tasks.iter().map(|t| t.resource.name.as_str()).collect(),
+            )
+        })
+        .collect();
     assert_eq!(
-        err.to_string(),
-        "apps/Deployment default/web: annotation argocd.argoproj.io/sync-wave \"x\" is not an integer"
+        waves,
+        [(-1, vec!["db"]), (0, vec!["web"]), (2, vec!["cache"])]
+    );
+    assert_eq!(
+        planned.warnings,
+        [
+            "apps/Deployment default/web: annotation argocd.argoproj.io/sync-wave \"x\" is not an integer and is ignored, as Argo CD does",
+            "apps/StatefulSet default/db: annotation argocd.argoproj.io/sync-wave \" 1\" is not an integer and is ignored, as Argo CD does",
+        ]
     );
     let helm = obj(
         "batch/v1",
@@ -90,13 +123,9 @@ fn bad_wave_names_resource_and_annotation() {
         "j",
         json!({"helm.sh/hook": "pre-install", "helm.sh/hook-weight": "1.5"}),
     );
-    assert!(matches!(
-        plan("app", vec![helm], vec![], &opts()),
-        Err(PlanError::BadWave {
-            annotation: "helm.sh/hook-weight",
-            ..
-        })
-    ));
+    let planned = plan("app", vec![helm], vec![], &opts()).unwrap();
+    assert_eq!(planned.phases[0].waves[0].wave, 0);
+    assert_eq!(planned.warnings.len(), 1);
 }
 
 #[test]

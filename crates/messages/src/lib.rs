@@ -23,7 +23,8 @@
 //! - notifier: reads [`AppEvent`]s from stream `events`.
 
 use gitfleet_model::{
-    Application, ApplicationSource, OperationPhase, OperationState, SyncOptions, SyncStatusCode,
+    Application, ApplicationSource, OperationPhase, OperationState, RetryStrategy, SyncOptions,
+    SyncStatusCode,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -371,6 +372,11 @@ pub struct SyncOperation {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub initiated_by: String,
     pub requested_at: String,
+    /// How a failed run is retried (Argo CD's `operation.retry`): the app's
+    /// `syncPolicy.retry`, for an automated sync Argo CD's `limit: 5` when the app sets
+    /// none; `None` never retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryStrategy>,
 }
 
 /// Argo CD's `ResultCode`: what a sync did to one resource.
@@ -427,6 +433,13 @@ pub struct Operation {
     pub finished_at: Option<String>,
     #[serde(default)]
     pub resources: Vec<ResourceResult>,
+    /// Runs retried so far (Argo CD's `operationState.retryCount`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry_count: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl Operation {
@@ -442,7 +455,7 @@ impl Operation {
             })),
             started_at: Some(self.started_at.clone()),
             finished_at: self.finished_at.clone(),
-            retry_count: 0,
+            retry_count: self.retry_count,
         }
     }
 }

@@ -263,6 +263,7 @@ mod tests {
             started_at: String::new(),
             finished_at: None,
             resources: vec![],
+            retry_count: 0,
         }
     }
 

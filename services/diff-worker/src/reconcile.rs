@@ -16,7 +16,7 @@ use gitfleet_messages::{
 };
 use gitfleet_model::{
     Application, ApplicationCondition, ApplicationSource, ApplicationStatus, Cluster, HealthStatus,
-    HealthStatusCode, SyncOptions, SyncStatus, SyncStatusCode,
+    HealthStatusCode, RetryStrategy, SyncOptions, SyncStatus, SyncStatusCode,
 };
 use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
@@ -221,9 +221,20 @@ pub(crate) async fn reconcile(
                 .as_ref()
                 .and_then(|p| p.automated.as_ref())
                 .is_some_and(|a| a.prune);
+            // Argo CD retries an automated sync 5 times unless the app says otherwise.
+            let retry = app
+                .spec
+                .sync_policy
+                .as_ref()
+                .and_then(|p| p.retry.clone())
+                .unwrap_or(RetryStrategy {
+                    limit: 5,
+                    ..RetryStrategy::default()
+                });
             let order = Order {
                 prune,
                 initiated_by: "automated".to_string(),
+                retry: Some(retry),
                 ..Order::of(target)
             };
             match enqueue(shared, app, partition, memo, order).await {
@@ -608,6 +619,8 @@ async fn manual_sync(
         options: request.sync_options.clone(),
         resources: request.resources.clone(),
         initiated_by: request.initiated_by.clone(),
+        // A user's sync retries as the app says (Argo CD's API server does the same).
+        retry: app.spec.sync_policy.as_ref().and_then(|p| p.retry.clone()),
         ..order
     };
     enqueue(shared, app, partition, memo, order).await
@@ -645,6 +658,8 @@ struct Order {
     options: SyncOptions,
     resources: Vec<gitfleet_messages::SyncResource>,
     initiated_by: String,
+    /// How a failed run is retried.
+    retry: Option<RetryStrategy>,
 }
 
 impl Order {
@@ -703,6 +718,7 @@ async fn enqueue(
         },
         initiated_by: order.initiated_by,
         requested_at: now(),
+        retry: order.retry,
     };
     let body = serde_json::to_vec(&op).map_err(|err| {
         ServiceError::internal(format!(

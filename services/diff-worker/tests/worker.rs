@@ -221,6 +221,7 @@ async fn automated_sync_is_fenced_and_never_doubled() {
         started_at: "2025-01-01T00:00:00Z".into(),
         finished_at: None,
         resources: vec![],
+        retry_count: 0,
     };
     put_json(&bus, Bucket::Operations, "auto", &running).await;
     settle(&bus, &peers, "auto", 2).await;
@@ -267,6 +268,7 @@ async fn self_heal_resyncs_drift_and_plain_automation_only_reports_it() {
             started_at: "2025-01-01T00:00:00Z".into(),
             finished_at: Some("2025-01-01T00:00:05Z".into()),
             resources: vec![],
+            retry_count: 0,
         };
         put_json(&bus, Bucket::Operations, name, &done).await;
     }

@@ -158,13 +158,21 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
             let _ = delete(rt, op, hook).await;
         }
     }
+    // What the plan read differently from the manifests goes with the result either way.
+    let noted = |message: String| {
+        if plan.warnings.is_empty() {
+            message
+        } else {
+            format!("{message}; {}", plan.warnings.join("; "))
+        }
+    };
     match stop {
         None => Outcome {
             phase: OperationPhase::Succeeded,
-            message: "successfully synced (all tasks run)".to_string(),
+            message: noted("successfully synced (all tasks run)".to_string()),
             resources: results,
         },
-        Some(Stop::Failed(m)) | Some(Stop::Abort(m)) => Outcome::failed(m, results),
+        Some(Stop::Failed(m)) | Some(Stop::Abort(m)) => Outcome::failed(noted(m), results),
     }
 }
 

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ClusterRuntime, Host};
 use crate::config::Config;
+use crate::executor::Outcome;
 use crate::schedule::{Inflight, Job};
 
 /// State every task of the executor shares.
@@ -199,6 +200,7 @@ async fn dispatch(shared: &Arc<Shared>, msg: jetstream::Message) {
             started_at: now.clone(),
             finished_at: Some(now),
             resources: Vec::new(),
+            retry_count: 0,
         };
         finish(&shared, job, operation).await;
     });
@@ -218,6 +220,7 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
         started_at: started_at.clone(),
         finished_at: None,
         resources: Vec::new(),
+        retry_count: 0,
     };
     match check_fencing(shared, op).await {
         Ok(None) => {}
@@ -247,29 +250,99 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
         job.give_back().await;
         return;
     }
-    let outcome = {
-        let run = crate::executor::execute(rt, op);
-        tokio::pin!(run);
-        let mut tick = tokio::time::interval(shared.config.ack_wait / 3);
-        tick.tick().await;
-        loop {
+    let outcome = loop {
+        let outcome = with_progress(shared, &job, crate::executor::execute(rt, op)).await;
+        if rt.cancel.is_cancelled() && outcome.phase != OperationPhase::Succeeded {
+            // Released mid-sync: the cluster's next owner runs it again.
+            job.give_back().await;
+            return;
+        }
+        let Some(delay) = retry_delay(op, &outcome, operation.retry_count) else {
+            break outcome;
+        };
+        // Argo CD's retry: the operation stays Running, says why and when it tries again,
+        // and runs whole again after the backoff.
+        operation.retry_count += 1;
+        let at = chrono::Utc::now()
+            + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+        operation.message = format!(
+            "{}. Retrying attempt #{} at {}.",
+            outcome.message.trim_end_matches('.'),
+            operation.retry_count,
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        operation.resources = outcome.resources;
+        tracing::info!(app = %op.app, cluster = %rt.name, op = %op.id, attempt = operation.retry_count, ?delay, "sync failed, retrying");
+        if !write_operation(shared, &operation).await {
+            job.give_back().await;
+            return;
+        }
+        let waited = with_progress(shared, &job, async {
             tokio::select! {
-                o = &mut run => break o,
-                _ = tick.tick() => job.progress().await,
+                _ = tokio::time::sleep(delay) => true,
+                _ = rt.cancel.cancelled() => false,
             }
+        })
+        .await;
+        if !waited {
+            job.give_back().await;
+            return;
+        }
+        // The app may have a new owner by now, who decides what runs next.
+        if let Ok(Some(current)) = check_fencing(shared, op).await {
+            operation.phase = OperationPhase::Error;
+            operation.message = format!(
+                "{} Not retried: the app has a new owner (lease token {current}).",
+                operation.message
+            );
+            operation.finished_at = Some(now());
+            finish(shared, job, operation).await;
+            return;
         }
     };
-    if rt.cancel.is_cancelled() && outcome.phase != OperationPhase::Succeeded {
-        // Released mid-sync: the cluster's next owner runs it again.
-        job.give_back().await;
-        return;
-    }
     tracing::info!(app = %op.app, cluster = %rt.name, op = %op.id, phase = ?outcome.phase, message = %outcome.message, "sync finished");
     operation.phase = outcome.phase;
-    operation.message = outcome.message;
+    operation.message = if operation.retry_count > 0 && outcome.phase != OperationPhase::Succeeded {
+        format!(
+            "{} (retried {} times).",
+            outcome.message.trim_end_matches('.'),
+            operation.retry_count
+        )
+    } else {
+        outcome.message
+    };
     operation.resources = outcome.resources;
     operation.finished_at = Some(now());
     finish(shared, job, operation).await;
+}
+
+/// Runs `work`, telling JetStream the job is alive meanwhile (so it is not redelivered).
+async fn with_progress<T>(shared: &Shared, job: &Job, work: impl Future<Output = T>) -> T {
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(shared.config.ack_wait / 3);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            out = &mut work => break out,
+            _ = tick.tick() => job.progress().await,
+        }
+    }
+}
+
+/// How long to wait before running a failed operation again, as its retry strategy says
+/// (Argo CD: Failed and Error runs retry while `retry_count < limit`, or always for a
+/// negative limit); `None` when it is not retried.
+fn retry_delay(op: &SyncOperation, outcome: &Outcome, retry_count: i64) -> Option<Duration> {
+    let retry = op.retry.as_ref()?;
+    let failed = matches!(
+        outcome.phase,
+        OperationPhase::Failed | OperationPhase::Error
+    );
+    if !failed || !(retry.is_unlimited() || retry_count < retry.limit) {
+        return None;
+    }
+    let attempt = u32::try_from(retry_count).unwrap_or(u32::MAX);
+    Some(retry.effective_backoff().delay(attempt))
 }
 
 /// `Ok(Some(current))` when the operation's token is older than the current one.

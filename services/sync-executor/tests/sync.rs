@@ -627,3 +627,100 @@ async fn the_create_namespace_step_costs_no_wave_delay() {
     );
     exec.stop().await;
 }
+
+/// `retry` (Argo CD's `syncPolicy.retry`): a run that fails (its namespace does not exist
+/// yet) stays Running, says which attempt comes when, and runs again after the backoff,
+/// until the namespace appears; with the limit reached it ends Failed, saying how often it
+/// was retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sync_is_retried_with_backoff_until_it_succeeds_or_the_limit() {
+    use gitfleet_bus::{Bucket, subject_token};
+    use gitfleet_messages::Operation;
+    use gitfleet_model::{Backoff, RetryStrategy};
+
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let every_second = |limit: i64| RetryStrategy {
+        limit,
+        backoff: Some(Backoff {
+            duration: "1s".into(),
+            factor: Some(1),
+            max_duration: String::new(),
+        }),
+        refresh: false,
+    };
+
+    let mut first = op(
+        "op-r1",
+        "later",
+        "c0",
+        vec![config_map("later-ns", "settings", None)],
+    );
+    first.retry = Some(every_second(5));
+    enqueue(&bus, &first).await;
+    let operations = bus.kv(Bucket::Operations).await.unwrap();
+    let retrying = eventually(60, "a retry of op-r1", || {
+        let operations = operations.clone();
+        async move {
+            let entry = operations.get(subject_token("later")).await.ok()??;
+            let op: Operation = serde_json::from_slice(&entry).ok()?;
+            (op.id == "op-r1" && op.retry_count >= 1).then_some(op)
+        }
+    })
+    .await;
+    assert_eq!(retrying.phase, OperationPhase::Running, "{retrying:?}");
+    assert!(
+        retrying.message.contains("later-ns")
+            && retrying.message.contains("Retrying attempt #1 at"),
+        "{}",
+        retrying.message
+    );
+
+    // The namespace appears: the next run succeeds, with no new operation.
+    let client = kube_client(&sim, 0);
+    let create = http::Request::post("/api/v1/namespaces")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&namespace("later-ns")).unwrap())
+        .unwrap();
+    client.request::<serde_json::Value>(create).await.unwrap();
+    let done = completed(&bus, "later", "op-r1").await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert!(done.retry_count >= 1);
+    assert!(
+        get(&client, "/api/v1/namespaces/later-ns/configmaps/settings")
+            .await
+            .is_some()
+    );
+
+    // Never there: two retries, then Failed.
+    let mut second = op(
+        "op-r2",
+        "never",
+        "c0",
+        vec![config_map("never-ns", "settings", None)],
+    );
+    second.retry = Some(every_second(2));
+    let done = sync(&bus, &second).await;
+    assert_eq!(done.phase, OperationPhase::Failed, "{done:?}");
+    assert_eq!(done.retry_count, 2);
+    assert!(
+        done.message.ends_with("(retried 2 times)."),
+        "{}",
+        done.message
+    );
+    assert!(done.message.contains("never-ns"), "{}", done.message);
+
+    // Without a retry strategy, one run.
+    let third = op(
+        "op-r3",
+        "once",
+        "c0",
+        vec![config_map("once-ns", "settings", None)],
+    );
+    let done = sync(&bus, &third).await;
+    assert_eq!(done.phase, OperationPhase::Failed, "{done:?}");
+    assert_eq!(done.retry_count, 0);
+    exec.stop().await;
+}

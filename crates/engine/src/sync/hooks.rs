@@ -5,7 +5,7 @@ use gitfleet_model::SyncOptions;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{PlanError, SyncPhase};
+use super::SyncPhase;
 use crate::json::annotation;
 use crate::resource::ResourceRef;
 
@@ -131,19 +131,22 @@ pub(crate) fn delete_policies(obj: &Value) -> Vec<HookDeletePolicy> {
     }
 }
 
-/// `argocd.argoproj.io/sync-wave`, else `helm.sh/hook-weight`, else 0. Argo CD reads a
-/// malformed value as 0; gitfleet refuses it, since a silently reordered sync is worse.
-pub(crate) fn wave(obj: &Value, resource: &ResourceRef) -> Result<i32, PlanError> {
+/// `argocd.argoproj.io/sync-wave`, else `helm.sh/hook-weight`, else 0, as gitops-engine's
+/// `syncwaves.Wave` reads them: a value that is not an integer (Go's `Atoi`: no spaces)
+/// counts as absent. Each such value is described in `warnings`, so the operation can say
+/// what was read as what.
+pub(crate) fn wave(obj: &Value, resource: &ResourceRef, warnings: &mut Vec<String>) -> i32 {
     for key in [SYNC_WAVE, HELM_HOOK_WEIGHT] {
         if let Some(text) = annotation(obj, key) {
-            return text.trim().parse().map_err(|_| PlanError::BadWave {
-                resource: resource.to_string(),
-                annotation: key,
-                value: text.to_owned(),
-            });
+            match text.parse() {
+                Ok(wave) => return wave,
+                Err(_) => warnings.push(format!(
+                    "{resource}: annotation {key} {text:?} is not an integer and is ignored, as Argo CD does"
+                )),
+            }
         }
     }
-    Ok(0)
+    0
 }
 
 /// The resource's `argocd.argoproj.io/sync-options` annotation.

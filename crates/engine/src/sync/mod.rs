@@ -9,7 +9,8 @@
 //!   their phases; `Skip` resources are neither applied nor pruned; PreDelete/PostDelete
 //!   hooks are not part of a sync.
 //! - Waves: `argocd.argoproj.io/sync-wave`, else `helm.sh/hook-weight`, else 0; a value
-//!   that is not an integer is a [`PlanError`] (Argo CD silently reads 0).
+//!   that is not an integer is ignored as Argo CD ignores it, and said in
+//!   [`SyncPlan::warnings`].
 //! - Within a wave: kind order [`KIND_ORDER`], then name; namespaces and CRDs move ahead
 //!   of the first task that needs them, taking its phase and wave. Tasks of a wave are
 //!   listed in execution order: prunes, hook deletions, then applies and hook creations.
@@ -96,6 +97,9 @@ pub struct SyncPlan {
     pub requires_pruning: Vec<ResourceRef>,
     /// Prunable, but the resource says `Prune=false` or `Delete=false`.
     pub prune_disabled: Vec<ResourceRef>,
+    /// What the plan read differently from what the manifests say (a malformed wave).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl SyncPlan {
@@ -194,12 +198,6 @@ pub fn builtin_scope(group: &str, kind: &str) -> Option<bool> {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    #[error("{resource}: annotation {annotation} {value:?} is not an integer")]
-    BadWave {
-        resource: String,
-        annotation: &'static str,
-        value: String,
-    },
     #[error("{resource}: no metadata.name (and no generateName for a hook)")]
     NoName { resource: String },
     #[error("{resource}: appears twice among the desired manifests")]
@@ -241,6 +239,7 @@ pub fn plan(
 
     let mut tasks: Vec<PlannedTask> = Vec::new();
     let mut desired_refs: Vec<ResourceRef> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
     for mut obj in desired {
         let mut r = ResourceRef::from_object(&obj);
         if r.namespace.is_empty()
@@ -256,7 +255,7 @@ pub fn plan(
                 resource: r.to_string(),
             });
         }
-        let wave = hooks::wave(&obj, &r)?;
+        let wave = hooks::wave(&obj, &r, &mut warnings);
         if !hook {
             if desired_refs.iter().any(|d| d.same_object(&r)) {
                 return Err(PlanError::Duplicate {
@@ -337,7 +336,7 @@ pub fn plan(
         } else {
             prunes.push(PlannedTask {
                 phase: SyncPhase::Sync,
-                wave: hooks::wave(obj, r)?,
+                wave: hooks::wave(obj, r, &mut warnings),
                 task: Task {
                     action: TaskAction::Prune,
                     resource: r.clone(),
@@ -396,6 +395,7 @@ pub fn plan(
         }
     }
 
+    plan.warnings = warnings;
     order::sort(&mut tasks);
     for t in tasks {
         if plan.phases.last().is_none_or(|p| p.phase != t.phase) {
