@@ -473,3 +473,200 @@ proptest! {
         for w in &p.phases[..] { for pair in w.waves.windows(2) { prop_assert!(pair[0].wave < pair[1].wave); } }
     }
 }
+
+/// One generated desired object: its kind (index into [`KINDS`]), wave, and what it is.
+#[derive(Debug, Clone)]
+enum Role {
+    Resource,
+    /// A hook in these phases, with `BeforeHookCreation` or not.
+    Hook(Vec<&'static str>, bool),
+    Skip,
+}
+
+const KINDS: [(&str, &str); 6] = [
+    ("v1", "ConfigMap"),
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("example.com/v1", "Widget"),
+    ("v1", "Secret"),
+    ("batch/v1", "Job"),
+];
+
+fn role() -> impl Strategy<Value = Role> {
+    let phases = prop::sample::subsequence(vec!["PreSync", "Sync", "PostSync", "SyncFail"], 1..=2);
+    prop_oneof![
+        6 => Just(Role::Resource),
+        3 => (phases, any::<bool>()).prop_map(|(p, before)| Role::Hook(p, before)),
+        1 => Just(Role::Skip),
+    ]
+}
+
+fn phase_of(name: &str) -> SyncPhase {
+    match name {
+        "PreSync" => SyncPhase::PreSync,
+        "Sync" => SyncPhase::Sync,
+        "PostSync" => SyncPhase::PostSync,
+        _ => SyncPhase::SyncFail,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// For random sets of resources with waves, hooks, skips and live leftovers with prune
+    /// options, the plan keeps every ordering rule: phases in order, waves rising, kind
+    /// order inside a wave, prunes then hook deletions then creations inside a wave, every
+    /// resource applied once and every hook created once per phase, live leftovers pruned
+    /// (or listed as not pruned) exactly once, in reverse wave order, PruneLast after the
+    /// last Sync wave.
+    #[test]
+    fn plans_keep_every_ordering_rule(
+        desired_specs in prop::collection::btree_map("[a-z]{1,4}", (0usize..6, -2i32..3, role()), 0..10),
+        live_specs in prop::collection::btree_map("[a-z]{1,4}", (0usize..3, -2i32..3, 0u8..4), 0..6),
+        prune in any::<bool>(),
+        prune_last_app in any::<bool>(),
+    ) {
+        let desired: Vec<Value> = desired_specs
+            .iter()
+            .map(|(name, (k, wave, role))| {
+                let mut annotations = json!({"argocd.argoproj.io/sync-wave": wave.to_string()});
+                match role {
+                    Role::Resource => {}
+                    Role::Hook(phases, before) => {
+                        annotations["argocd.argoproj.io/hook"] = json!(phases.join(","));
+                        let policy = if *before { "BeforeHookCreation" } else { "HookSucceeded" };
+                        annotations["argocd.argoproj.io/hook-delete-policy"] = json!(policy);
+                    }
+                    Role::Skip => annotations["argocd.argoproj.io/hook"] = json!("Skip"),
+                }
+                let mut o = obj(KINDS[*k].0, KINDS[*k].1, name, annotations);
+                o["metadata"]["namespace"] = json!("prod");
+                o
+            })
+            .collect();
+        // Live leftovers under names no desired object has (prefix `old-`), and the live
+        // copies of BeforeHookCreation hooks, which must be deleted before re-creation.
+        let mut live_objects: Vec<Value> = live_specs
+            .iter()
+            .map(|(name, (k, wave, opt))| {
+                let mut annotations = json!({"argocd.argoproj.io/sync-wave": wave.to_string()});
+                match opt {
+                    1 => annotations["argocd.argoproj.io/sync-options"] = json!("Prune=false"),
+                    2 => annotations["argocd.argoproj.io/sync-options"] = json!("PruneLast=true"),
+                    _ => {}
+                }
+                live(KINDS[*k].1, &format!("old-{name}"), annotations)
+            })
+            .collect();
+        for (name, (k, _, role)) in &desired_specs {
+            if let Role::Hook(_, true) = role {
+                let mut o = obj(KINDS[*k].0, KINDS[*k].1, name, json!({"argocd.argoproj.io/hook": "Sync"}));
+                o["metadata"]["namespace"] = json!("prod");
+                live_objects.push(o);
+            }
+        }
+        let mut settings = opts();
+        settings.prune = prune;
+        if prune_last_app {
+            settings.options = gitfleet_model::SyncOptions::from_annotation("PruneLast=true");
+        }
+        let p = plan("app", desired, live_objects, &settings).unwrap();
+
+        // Phases in order, each once; waves strictly rising inside each.
+        for pair in p.phases.windows(2) {
+            prop_assert!(pair[0].phase < pair[1].phase, "{:?}", steps(&p));
+        }
+        for phase in &p.phases {
+            for pair in phase.waves.windows(2) {
+                prop_assert!(pair[0].wave < pair[1].wave, "{:?}", steps(&p));
+            }
+            for wave in &phase.waves {
+                // Prunes, then hook deletions, then applies and creations.
+                let order: Vec<u8> = wave.tasks.iter().map(|t| match t.action {
+                    TaskAction::Prune => 0,
+                    TaskAction::DeleteHook => 1,
+                    _ => 2,
+                }).collect();
+                prop_assert!(order.windows(2).all(|w| w[0] <= w[1]), "{:?}", steps(&p));
+                // Kind order among the applies of a wave.
+                let ranks: Vec<(usize, &str)> = wave.tasks.iter()
+                    .filter(|t| t.action == TaskAction::Apply)
+                    .map(|t| (
+                        gitfleet_engine::sync::KIND_ORDER.iter().position(|k| *k == t.resource.kind).unwrap_or(99),
+                        t.resource.name.as_str(),
+                    ))
+                    .collect();
+                prop_assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{:?}", steps(&p));
+            }
+        }
+
+        let tasks: Vec<(SyncPhase, i32, TaskAction, String)> = p
+            .tasks()
+            .map(|(phase, wave, t)| (phase, wave, t.action, t.resource.name.clone()))
+            .collect();
+        let count = |action: TaskAction, name: &str| tasks.iter().filter(|t| t.2 == action && t.3 == name).count();
+        for (name, (_, wave, role)) in &desired_specs {
+            match role {
+                Role::Resource => {
+                    prop_assert_eq!(count(TaskAction::Apply, name), 1, "{} in {:?}", name, steps(&p));
+                    let t = tasks.iter().find(|t| t.2 == TaskAction::Apply && &t.3 == name).unwrap();
+                    prop_assert_eq!((t.0, t.1), (SyncPhase::Sync, *wave));
+                }
+                Role::Skip => {
+                    prop_assert_eq!(count(TaskAction::Apply, name), 0);
+                    prop_assert_eq!(count(TaskAction::CreateHook, name), 0);
+                }
+                Role::Hook(phases, before) => {
+                    prop_assert_eq!(count(TaskAction::Apply, name), 0);
+                    let mut created: Vec<SyncPhase> = tasks.iter()
+                        .filter(|t| t.2 == TaskAction::CreateHook && &t.3 == name)
+                        .map(|t| t.0)
+                        .collect();
+                    created.sort();
+                    let mut wanted: Vec<SyncPhase> = phases.iter().map(|p| phase_of(p)).collect();
+                    wanted.sort();
+                    prop_assert_eq!(&created, &wanted, "{} in {:?}", name, steps(&p));
+                    // Its live copy is deleted right before each creation, in the same wave.
+                    if *before {
+                        for (i, t) in tasks.iter().enumerate().filter(|(_, t)| t.2 == TaskAction::CreateHook && &t.3 == name) {
+                            prop_assert!(tasks[..i].iter().any(|d| d.2 == TaskAction::DeleteHook && &d.3 == name && d.0 == t.0 && d.1 == t.1), "{:?}", steps(&p));
+                        }
+                    } else {
+                        prop_assert_eq!(count(TaskAction::DeleteHook, name), 0);
+                    }
+                }
+            }
+        }
+
+        // Live leftovers: pruned once, or listed as not pruned, never both.
+        let last_sync_wave = tasks.iter()
+            .filter(|t| t.0 == SyncPhase::Sync && t.2 != TaskAction::Prune)
+            .map(|t| t.1)
+            .max();
+        let mut pruned_waves: Vec<(i32, i32)> = Vec::new();
+        for (name, (_, wave, opt)) in &live_specs {
+            let name = format!("old-{name}");
+            let pruned = count(TaskAction::Prune, &name);
+            let skipped = p.requires_pruning.iter().chain(&p.prune_disabled).filter(|r| r.name == name).count();
+            prop_assert_eq!(pruned + skipped, 1, "{} in {:?}", name, steps(&p));
+            prop_assert_eq!(pruned == 1, prune && *opt != 1, "{}", name);
+            if pruned == 1 {
+                let t = tasks.iter().find(|t| t.2 == TaskAction::Prune && t.3 == name).unwrap();
+                prop_assert_eq!(t.0, SyncPhase::Sync);
+                if prune_last_app || *opt == 2 {
+                    prop_assert!(last_sync_wave.is_none_or(|w| t.1 > w), "{} in {:?}", name, steps(&p));
+                } else {
+                    pruned_waves.push((*wave, t.1));
+                }
+            }
+        }
+        // Without PruneLast, prune waves run in reverse: a higher declared wave prunes no later.
+        for a in &pruned_waves {
+            for b in &pruned_waves {
+                if a.0 < b.0 {
+                    prop_assert!(a.1 >= b.1, "{:?} vs {:?} in {:?}", a, b, steps(&p));
+                }
+            }
+        }
+    }
+}
