@@ -8,9 +8,12 @@ use std::time::Duration;
 use gitfleet_engine::ResourceRef;
 use gitfleet_engine::health::assess;
 use gitfleet_engine::sync::{self, HookDeletePolicy, SyncPhase, SyncSettings, Task, TaskAction};
+use gitfleet_engine::tracking::tracking_id;
 use gitfleet_messages::{ResourceResult, ResultCode, SyncOperation};
 use gitfleet_model::{HealthStatusCode, OperationPhase};
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy, ValidationDirective,
+};
 use serde_json::Value;
 
 use crate::cache::{Kind, key_of};
@@ -64,6 +67,11 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
         Ok(p) => p,
         Err(err) => return Outcome::failed(format!("app {}: {err}", op.app), Vec::new()),
     };
+    if op.sync_options.fail_on_shared_resource()
+        && let Some(shared) = shared_resource(rt, &plan)
+    {
+        return Outcome::failed(format!("Shared resource found: {shared}"), Vec::new());
+    }
 
     // Namespaces this sync creates: a dry run cannot place objects in them yet, which
     // is not an error (Argo CD's dry run tolerates it the same way).
@@ -348,6 +356,13 @@ async fn apply(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<S
     }
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
     params.dry_run = op.dry_run;
+    // As Argo CD's apply: unknown fields fail it, unless the app or resource says
+    // `Validate=false`.
+    params.field_validation = Some(if validates(op, task) {
+        ValidationDirective::Strict
+    } else {
+        ValidationDirective::Ignore
+    });
     let name = task.resource.name.clone();
     let ns = task.resource.namespace.clone();
     let applied = rt
@@ -370,7 +385,8 @@ async fn delete(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<
     let kind = kind_of(rt, &task.resource).await?;
     let params = DeleteParams {
         dry_run: op.dry_run,
-        ..DeleteParams::background()
+        propagation_policy: Some(propagation(op)),
+        ..DeleteParams::default()
     };
     let name = task.resource.name.clone();
     let ns = task.resource.namespace.clone();
@@ -390,6 +406,49 @@ async fn delete(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<
     }
     rt.cache.record_delete(&key_of(&task.resource));
     Ok("pruned".to_string())
+}
+
+/// `PrunePropagationPolicy=foreground|background|orphan`; foreground by default, as
+/// gitops-engine deletes (its `getDeleteOptions`).
+fn propagation(op: &SyncOperation) -> PropagationPolicy {
+    match op
+        .sync_options
+        .prune_propagation_policy()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "background" => PropagationPolicy::Background,
+        "orphan" => PropagationPolicy::Orphan,
+        _ => PropagationPolicy::Foreground,
+    }
+}
+
+/// `Validate=false` on the app's options or the resource's `sync-options` annotation.
+fn validates(op: &SyncOperation, task: &Task) -> bool {
+    let own = gitfleet_model::SyncOptions::from_annotation(
+        task.object["metadata"]["annotations"][sync::SYNC_OPTIONS]
+            .as_str()
+            .unwrap_or(""),
+    );
+    op.sync_options.validate() && own.validate()
+}
+
+/// The first resource this sync would apply that another app tracks (`FailOnSharedResource`),
+/// said as Argo CD says it.
+fn shared_resource(rt: &ClusterRuntime, plan: &sync::SyncPlan) -> Option<String> {
+    plan.tasks()
+        .filter(|(_, _, t)| t.action == TaskAction::Apply)
+        .find_map(|(_, _, t)| {
+            let mine = tracking_id(&t.object)?.app;
+            let live = rt.cache.get(&key_of(&t.resource))?;
+            let theirs = tracking_id(&live)?.app;
+            (theirs != mine).then(|| {
+                format!(
+                    "{}/{} is part of applications {mine} and {theirs}",
+                    t.resource.kind, t.resource.name
+                )
+            })
+        })
 }
 
 /// Waits until every object the wave applied is healthy (kinds without a health check

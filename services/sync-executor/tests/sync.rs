@@ -724,3 +724,124 @@ async fn a_failed_sync_is_retried_with_backoff_until_it_succeeds_or_the_limit() 
     assert_eq!(done.retry_count, 0);
     exec.stop().await;
 }
+
+/// Sync options that change how resources are written: `Validate=false` (an unknown field
+/// fails the apply unless it is set, on the app or on the resource), `FailOnSharedResource`
+/// (another app's resource fails the sync before anything is written), and
+/// `PrunePropagationPolicy=orphan` (a pruned Deployment leaves its ReplicaSet; by default
+/// the dependents go too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_shared_resources_and_prune_propagation_follow_their_options() {
+    use gitfleet_model::SyncOptions;
+
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let client = kube_client(&sim, 0);
+
+    // An unknown field: refused as kubectl apply --validate refuses it.
+    let mut odd = config_map("v", "odd", None);
+    odd["spec"] = serde_json::json!({"unknown": true});
+    let done = sync(
+        &bus,
+        &op("op-v1", "val", "c0", vec![namespace("v"), odd.clone()]),
+    )
+    .await;
+    assert_eq!(done.phase, OperationPhase::Failed, "{done:?}");
+    assert!(done.message.contains("unknown field"), "{}", done.message);
+    let mut lenient = op("op-v2", "val", "c0", vec![namespace("v"), odd.clone()]);
+    lenient.sync_options = SyncOptions::from_annotation("Validate=false");
+    let done = sync(&bus, &lenient).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    odd["metadata"]["annotations"] =
+        serde_json::json!({"argocd.argoproj.io/sync-options": "Validate=false"});
+    let done = sync(&bus, &op("op-v3", "val", "c0", vec![namespace("v"), odd])).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+
+    // Another app's ConfigMap: taken over by default (Argo CD only warns), refused with
+    // FailOnSharedResource, before anything is written.
+    let done = sync(
+        &bus,
+        &op(
+            "op-s1",
+            "one",
+            "c0",
+            vec![namespace("s"), config_map("s", "shared", None)],
+        ),
+    )
+    .await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    let applies_before = sim.cluster(0).write_log().len();
+    let mut careful = op("op-s2", "two", "c0", vec![config_map("s", "shared", None)]);
+    careful.sync_options = SyncOptions::from_annotation("FailOnSharedResource=true");
+    let done = sync(&bus, &careful).await;
+    assert_eq!(done.phase, OperationPhase::Failed, "{done:?}");
+    assert_eq!(
+        done.message,
+        "Shared resource found: ConfigMap/shared is part of applications two and one"
+    );
+    assert_eq!(
+        sim.cluster(0).write_log().len(),
+        applies_before,
+        "nothing written"
+    );
+    let done = sync(
+        &bus,
+        &op("op-s3", "two", "c0", vec![config_map("s", "shared", None)]),
+    )
+    .await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+
+    // Prune propagation: orphan keeps the ReplicaSet, the default (foreground) does not.
+    let replica_sets = |ns: &'static str| {
+        let client = client.clone();
+        async move {
+            get(
+                &client,
+                &format!("/apis/apps/v1/namespaces/{ns}/replicasets"),
+            )
+            .await
+            .and_then(|l| l["items"].as_array().map(Vec::len))
+            .unwrap_or(0)
+        }
+    };
+    for (ns, options, kept) in [("po", "PrunePropagationPolicy=orphan", 1), ("pf", "", 0)] {
+        let app = format!("prop-{ns}");
+        let done = sync(
+            &bus,
+            &op(
+                &format!("{app}-1"),
+                &app,
+                "c0",
+                vec![namespace(ns), deployment(ns, "web", None)],
+            ),
+        )
+        .await;
+        assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+        eventually(30, "the Deployment's ReplicaSet", || async {
+            (replica_sets(ns).await == 1).then_some(())
+        })
+        .await;
+        let mut prune = op(&format!("{app}-2"), &app, "c0", vec![namespace(ns)]);
+        prune.prune = true;
+        prune.sync_options = SyncOptions::from_annotation(options);
+        let done = sync(&bus, &prune).await;
+        assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+        eventually(30, "the Deployment gone", || async {
+            get(
+                &client,
+                &format!("/apis/apps/v1/namespaces/{ns}/deployments/web"),
+            )
+            .await
+            .is_none()
+            .then_some(())
+        })
+        .await;
+        eventually(30, &format!("{kept} ReplicaSets left in {ns}"), || async {
+            (replica_sets(ns).await == kept).then_some(())
+        })
+        .await;
+    }
+    exec.stop().await;
+}
