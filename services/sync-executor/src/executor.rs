@@ -12,7 +12,8 @@ use gitfleet_engine::tracking::tracking_id;
 use gitfleet_messages::{ResourceResult, ResultCode, SyncOperation};
 use gitfleet_model::{HealthStatusCode, OperationPhase};
 use kube::api::{
-    Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy, ValidationDirective,
+    Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, PropagationPolicy,
+    ValidationDirective,
 };
 use serde_json::Value;
 
@@ -354,6 +355,10 @@ async fn apply(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<S
             meta.remove(field);
         }
     }
+    let live = rt.cache.get(&key_of(&task.resource));
+    if option(op, &task.object, live.as_ref(), "Replace") {
+        return replace(rt, op, task, &kind, obj, live).await;
+    }
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
     params.dry_run = op.dry_run;
     // As Argo CD's apply: unknown fields fail it, unless the app or resource says
@@ -406,6 +411,128 @@ async fn delete(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<
     }
     rt.cache.record_delete(&key_of(&task.resource));
     Ok("pruned".to_string())
+}
+
+/// A sync option set to `true` on the app, on the desired object's `sync-options`
+/// annotation or on the live object's (gitops-engine reads `Replace` and `Force` from all
+/// three).
+fn option(op: &SyncOperation, desired: &Value, live: Option<&Value>, name: &str) -> bool {
+    let on = |obj: &Value| {
+        gitfleet_model::SyncOptions::from_annotation(
+            obj["metadata"]["annotations"][sync::SYNC_OPTIONS]
+                .as_str()
+                .unwrap_or(""),
+        )
+        .is_true(name)
+    };
+    op.sync_options.is_true(name) || on(desired) || live.is_some_and(on)
+}
+
+/// `Replace=true`, as gitops-engine does it: `kubectl create` when nothing is live, an
+/// update at the live resourceVersion for CRDs and Namespaces (a replace could delete
+/// what they hold), else `kubectl replace`: a PUT, or with `Force=true` a delete and a
+/// create.
+async fn replace(
+    rt: &ClusterRuntime,
+    op: &SyncOperation,
+    task: &Task,
+    kind: &Kind,
+    mut obj: Value,
+    live: Option<Value>,
+) -> Result<String, CallError> {
+    let (name, ns) = (task.resource.name.clone(), task.resource.namespace.clone());
+    let shown = format!("{}/{}", task.resource.kind.to_lowercase(), name);
+    let post = PostParams {
+        dry_run: op.dry_run,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    };
+    let create = |obj: Value| {
+        let (post, ns, shown) = (post.clone(), ns.clone(), shown.clone());
+        async move {
+            let object: DynamicObject =
+                serde_json::from_value(obj).map_err(|e| CallError::Api {
+                    code: 422,
+                    message: format!("{shown}: {e}"),
+                })?;
+            rt.call(|client| {
+                let api = api(client, kind, &ns);
+                let (object, post) = (object.clone(), post.clone());
+                async move { api.create(&post, &object).await }
+            })
+            .await
+        }
+    };
+    let (written, message) = match live {
+        None => (create(obj).await?, format!("{shown} created")),
+        Some(live) => {
+            let structural = task.resource.kind == "Namespace"
+                || task.resource.kind == "CustomResourceDefinition";
+            if !structural && option(op, &task.object, Some(&live), "Force") {
+                delete(rt, op, task).await?;
+                let written = wait_recreated(rt, task, || create(obj.clone())).await?;
+                (written, format!("{shown} replaced"))
+            } else {
+                if structural {
+                    obj["metadata"]["resourceVersion"] =
+                        live["metadata"]["resourceVersion"].clone();
+                }
+                let object: DynamicObject =
+                    serde_json::from_value(obj).map_err(|e| CallError::Api {
+                        code: 422,
+                        message: format!("{shown}: {e}"),
+                    })?;
+                let written = rt
+                    .call(|client| {
+                        let api = api(client, kind, &ns);
+                        let (object, post, name) = (object.clone(), post.clone(), name.clone());
+                        async move { api.replace(&name, &post, &object).await }
+                    })
+                    .await?;
+                let verb = if structural { "updated" } else { "replaced" };
+                (written, format!("{shown} {verb}"))
+            }
+        }
+    };
+    if op.dry_run {
+        return Ok(format!("{message} (dry run)"));
+    }
+    if let Ok(value) = serde_json::to_value(written) {
+        rt.cache.record_write(value);
+    }
+    Ok(message)
+}
+
+/// Creates again what was just deleted: while the old object is still terminating the
+/// server answers 409, so the create is tried again for a while, as `kubectl replace
+/// --force` waits for the deletion.
+async fn wait_recreated<F, Fut>(
+    rt: &ClusterRuntime,
+    task: &Task,
+    create: F,
+) -> Result<DynamicObject, CallError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<DynamicObject, CallError>>,
+{
+    let deadline = tokio::time::Instant::now() + rt.config.wave_timeout;
+    loop {
+        match create().await {
+            Err(CallError::Api { code: 409, message }) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(CallError::Api {
+                        code: 409,
+                        message: format!(
+                            "{} was not gone in time to be created again: {message}",
+                            task.resource
+                        ),
+                    });
+                }
+                // Poll interval while the deletion finishes, bounded by the deadline above.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// `PrunePropagationPolicy=foreground|background|orphan`; foreground by default, as

@@ -845,3 +845,80 @@ async fn validate_shared_resources_and_prune_propagation_follow_their_options() 
     }
     exec.stop().await;
 }
+
+/// `Replace=true` writes as `kubectl create`/`kubectl replace` instead of applying, and with
+/// `Force=true` deletes and creates again; the option may sit on the app or the resource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_and_force_write_as_kubectl_replace_does() {
+    use gitfleet_model::SyncOptions;
+
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let client = kube_client(&sim, 0);
+    let verbs = |name: &'static str| {
+        let sim = &sim;
+        move || -> Vec<String> {
+            sim.cluster(0)
+                .write_log()
+                .into_iter()
+                .filter(|w| w.name.as_deref() == Some(name) && w.resource == "configmaps")
+                .map(|w| w.verb)
+                .collect()
+        }
+    };
+    let settings = |data: &str| {
+        let mut cm = config_map("r", "settings", None);
+        cm["data"] = serde_json::json!({"size": data});
+        cm
+    };
+    let size = || async {
+        get(&client, "/api/v1/namespaces/r/configmaps/settings")
+            .await
+            .map(|cm| cm["data"]["size"].clone())
+    };
+
+    let done = sync(
+        &bus,
+        &op("rep-1", "rep", "c0", vec![namespace("r"), settings("s")]),
+    )
+    .await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(verbs("settings")(), ["apply"]);
+
+    let mut replaced = op("rep-2", "rep", "c0", vec![namespace("r"), settings("m")]);
+    replaced.sync_options = SyncOptions::from_annotation("Replace=true");
+    let done = sync(&bus, &replaced).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(verbs("settings")(), ["apply", "update"]);
+    assert_eq!(size().await, Some(serde_json::json!("m")));
+    let result = done
+        .resources
+        .iter()
+        .find(|r| r.name == "settings")
+        .unwrap();
+    assert_eq!(result.message, "configmap/settings replaced");
+
+    // On the resource, with Force: deleted and created again.
+    let mut forced_cm = settings("l");
+    forced_cm["metadata"]["annotations"] =
+        serde_json::json!({"argocd.argoproj.io/sync-options": "Replace=true,Force=true"});
+    let done = sync(
+        &bus,
+        &op("rep-3", "rep", "c0", vec![namespace("r"), forced_cm]),
+    )
+    .await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(verbs("settings")(), ["apply", "update", "delete", "create"]);
+    assert_eq!(size().await, Some(serde_json::json!("l")));
+
+    // Nothing live: created.
+    let mut fresh = config_map("r", "fresh", None);
+    fresh["metadata"]["annotations"] =
+        serde_json::json!({"argocd.argoproj.io/sync-options": "Replace=true"});
+    let done = sync(&bus, &op("rep-4", "rep2", "c0", vec![fresh])).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(verbs("fresh")(), ["create"]);
+    exec.stop().await;
+}
