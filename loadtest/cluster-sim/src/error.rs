@@ -170,6 +170,30 @@ impl ApiError {
         )
     }
 
+    /// A protobuf body of a kind the emulator only speaks JSON for (custom resources).
+    pub fn unsupported_protobuf_kind(api_version: &str, kind: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - {kind:?} ({api_version:?}) is not accepted as application/vnd.kubernetes.protobuf; accepted media types include: application/json, application/yaml"
+            ),
+        )
+    }
+
+    /// 406: nothing in the `Accept` header can be produced.
+    pub fn not_acceptable(protobuf: bool) -> Self {
+        Self::new(
+            406,
+            "NotAcceptable",
+            if protobuf {
+                "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"
+            } else {
+                "only the following media types are accepted: application/json, application/yaml"
+            },
+        )
+    }
+
     pub fn too_large() -> Self {
         Self::new(
             413,

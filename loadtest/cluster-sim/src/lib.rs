@@ -6,10 +6,11 @@
 //! the simulated controllers) a `default` ServiceAccount and a `kube-root-ca.crt`
 //! ConfigMap in every namespace. Subresources served: `/status` (kinds that have one) and
 //! `/scale` (Deployment, ReplicaSet, StatefulSet, CRDs with a scale subresource). Not
-//! served: `/eviction`, `/log`, `/exec` and the other pod subresources (404), and protobuf
-//! or CBOR bodies (415: `kubectl create <kind> …` generators send protobuf, so use
-//! `kubectl apply` or `create -f`). GET answers a `meta.k8s.io` Table when the Accept
-//! header asks for one (`table`).
+//! served: `/eviction`, `/log`, `/exec` and the other pod subresources (404), and CBOR
+//! bodies (415). Kubernetes' protobuf encoding is spoken for the built-in kinds
+//! (`protobuf`: what `kubectl create <kind> …` generators send); custom resources are
+//! JSON only. GET answers a `meta.k8s.io` Table when the Accept header asks for one
+//! (`table`).
 
 // Errors are per request and become a Status body at once; boxing them buys nothing.
 #![allow(clippy::result_large_err)]
@@ -26,6 +27,7 @@ pub mod gc;
 pub mod jsonpath;
 pub mod kubeconfig;
 pub mod persist;
+pub mod protobuf;
 pub mod resources;
 pub mod selectors;
 pub mod server;

@@ -17,6 +17,7 @@ use crate::api::{Params, PatchType, Target};
 use crate::cluster::{Cluster, WriteRecord};
 use crate::discovery;
 use crate::error::{ApiError, Result};
+use crate::protobuf::{self, Encoding};
 use crate::table::TableRequest;
 use crate::watch;
 
@@ -221,13 +222,26 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
         });
 
     let table = TableRequest::requested(&accept, &params);
+    // The answer's encoding is settled before anything runs, as the API server does:
+    // protobuf for the built-in kinds that have a message when Accept prefers it (their
+    // watches too, in protobuf stream framing), JSON otherwise (tables, custom
+    // resources, `/scale`), 406 when Accept allows neither.
+    let scale = t.subresource.as_deref() == Some("scale");
+    let protobuf_ok =
+        t.rt.builtin && !scale && protobuf::supports(&t.rt.group, &t.rt.version, &t.rt.kind);
+    let encoding = if table.is_some() {
+        Encoding::Json
+    } else {
+        protobuf::negotiate(&accept, protobuf_ok)
+            .ok_or_else(|| ApiError::not_acceptable(protobuf_ok))?
+    };
+    let reply = |code: u16, body: Bytes| respond(encoding, code, body);
     if method == Method::GET {
-        let scale = t.subresource.as_deref() == Some("scale");
         return match (&t.name, params.flag("watch")) {
             (Some(_), _) if scale => Ok(json_response(200, cluster.get_scale(&t, table.as_ref())?)),
             (Some(_), _) => match &table {
                 Some(tr) => Ok(json_response(200, cluster.get_table(&t, tr)?)),
-                None => Ok(json_response(200, cluster.get(&t)?)),
+                None => Ok(reply(200, cluster.get(&t)?)),
             },
             (None, true) => {
                 if params.flag("sendInitialEvents")
@@ -239,18 +253,22 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
                         "sendInitialEvents requires resourceVersionMatch=NotOlderThan",
                     ));
                 }
-                let rx = watch::start(cluster, t, &params, table)?;
+                let rx = watch::start(cluster, t, &params, table, encoding)?;
                 let stream =
                     tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>);
+                let content_type = match encoding {
+                    Encoding::Protobuf => protobuf::WATCH_CONTENT_TYPE,
+                    Encoding::Json => "application/json",
+                };
                 Ok(Response::builder()
-                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::CONTENT_TYPE, content_type)
                     .header(header::CACHE_CONTROL, "no-cache, private")
                     .body(Body::from_stream(stream))
                     .expect("static response parts are valid"))
             }
             (None, false) => match &table {
                 Some(tr) => Ok(json_response(200, cluster.list_table(&t, &params, tr)?)),
-                None => Ok(json_response(200, cluster.list(&t, &params)?)),
+                None => Ok(reply(200, cluster.list(&t, &params)?)),
             },
         };
     }
@@ -299,7 +317,23 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
         },
     });
     let (code, out, _) = result?;
-    Ok(json_response(code, out))
+    Ok(reply(code, out))
+}
+
+/// A JSON answer in the negotiated encoding. An object that does not fit its message
+/// (which would be an emulator bug) is answered in JSON rather than not at all.
+fn respond(encoding: Encoding, code: u16, body: Bytes) -> Response {
+    if encoding == Encoding::Protobuf
+        && let Ok(v) = serde_json::from_slice::<Value>(&body)
+        && let Some(pb) = protobuf::encode(&v)
+    {
+        return Response::builder()
+            .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
+            .header(header::CONTENT_TYPE, protobuf::MEDIA_TYPE)
+            .body(Body::from(pb))
+            .expect("static response parts are valid");
+    }
+    json_response(code, body)
 }
 
 /// Parses a request body: JSON, or YAML where the content type says so.
@@ -308,6 +342,9 @@ pub fn parse_body(content_type: &str, body: &[u8]) -> Result<Value> {
         return Err(ApiError::bad_request("the request body is empty"));
     }
     let base = content_type.split(';').next().unwrap_or("").trim();
+    if protobuf::is_protobuf(base) {
+        return protobuf::decode(body);
+    }
     if base.contains("protobuf") || base.contains("cbor") {
         return Err(ApiError::unsupported_media_type(base));
     }

@@ -1,6 +1,7 @@
-//! Watch streams: one JSON event per line, resumable from a resourceVersion while it is
-//! in the history, `sendInitialEvents` (WatchList) with its closing bookmark, periodic
-//! bookmarks, and 410 Expired sent in-stream so clients relist.
+//! Watch streams: one JSON event per line, or Kubernetes' protobuf stream framing (see
+//! [`crate::protobuf::watch_frame`]) when `Accept` prefers protobuf; resumable from a
+//! resourceVersion while it is in the history, `sendInitialEvents` (WatchList) with its
+//! closing bookmark, periodic bookmarks, and 410 Expired sent in-stream so clients relist.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::api::{Params, Target, present};
 use crate::cluster::Cluster;
 use crate::error::{ApiError, Result};
+use crate::protobuf::{self, Encoding};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventType, Stored};
 use crate::table::TableRequest;
@@ -23,6 +25,8 @@ struct Filter {
     fields: FieldSelector,
     /// Events carry one-row Tables instead of objects (server-side printing).
     table: Option<TableRequest>,
+    /// Protobuf frames instead of JSON lines (never with `table`).
+    protobuf: bool,
 }
 
 impl Filter {
@@ -58,6 +62,29 @@ impl Filter {
 
 fn line(kind: &str, f: &Filter, s: &Stored) -> Bytes {
     let t = &f.t;
+    if f.protobuf {
+        let av = t.rt.api_version();
+        let encoded = if s.value["apiVersion"].as_str() == Some(av.as_str()) {
+            protobuf::encode(&s.value)
+        } else {
+            let mut v = s.value.clone();
+            v["apiVersion"] = json!(av);
+            protobuf::encode(&v)
+        };
+        return match encoded {
+            Some(obj) => Bytes::from(protobuf::watch_frame(kind, &obj)),
+            // An object that does not fit its message is an emulator bug: say so in-stream.
+            None => error_event(
+                f,
+                &ApiError::internal(format!(
+                    "{} {}/{} cannot be encoded as protobuf",
+                    t.rt.kind,
+                    s.namespace(),
+                    s.name()
+                )),
+            ),
+        };
+    }
     let obj = match &f.table {
         Some(tr) => {
             let mut v = s.value.clone();
@@ -75,18 +102,38 @@ fn line(kind: &str, f: &Filter, s: &Stored) -> Bytes {
     Bytes::from(v)
 }
 
-fn bookmark(t: &Target, rv: u64, initial_end: bool) -> Bytes {
+fn bookmark(f: &Filter, rv: u64, initial_end: bool) -> Bytes {
+    let t = &f.t;
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    let ev = json!({"type": "BOOKMARK", "object": {"kind": t.rt.kind, "apiVersion": t.rt.api_version(), "metadata": meta}});
+    let obj = json!({"kind": t.rt.kind, "apiVersion": t.rt.api_version(), "metadata": meta});
+    if f.protobuf
+        && let Some(pb) = protobuf::encode(&obj)
+    {
+        return Bytes::from(protobuf::watch_frame("BOOKMARK", &pb));
+    }
+    let ev = json!({"type": "BOOKMARK", "object": obj});
     Bytes::from(format!("{ev}\n"))
 }
 
-fn expired(rv: &str) -> Bytes {
-    let st = ApiError::expired(format!("too old resource version: {rv}")).to_status();
+/// An ERROR event carrying the error's Status.
+fn error_event(f: &Filter, e: &ApiError) -> Bytes {
+    let st = e.to_status();
+    if f.protobuf
+        && let Some(pb) = protobuf::encode(&st)
+    {
+        return Bytes::from(protobuf::watch_frame("ERROR", &pb));
+    }
     Bytes::from(format!("{}\n", json!({"type": "ERROR", "object": st})))
+}
+
+fn expired(f: &Filter, rv: &str) -> Bytes {
+    error_event(
+        f,
+        &ApiError::expired(format!("too old resource version: {rv}")),
+    )
 }
 
 /// Starts a watch; the receiver yields the stream's lines until the watch ends.
@@ -95,6 +142,7 @@ pub fn start(
     t: Target,
     p: &Params,
     table: Option<TableRequest>,
+    encoding: Encoding,
 ) -> Result<mpsc::Receiver<Bytes>> {
     let labels = LabelSelector::parse(p.get("labelSelector").unwrap_or(""))
         .map_err(ApiError::bad_request)?;
@@ -104,6 +152,7 @@ pub fn start(
         t,
         labels,
         fields,
+        protobuf: encoding == Encoding::Protobuf && table.is_none(),
         table,
     };
     let send_initial = p.flag("sendInitialEvents");
@@ -134,7 +183,7 @@ pub fn start(
                 }
             }
             if send_initial {
-                first.push(bookmark(&filter.t, st.rv, true));
+                first.push(bookmark(&filter, st.rv, true));
             }
         }
         Some(rv) => {
@@ -142,7 +191,7 @@ pub fn start(
                 .parse()
                 .map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?;
             if n < st.oldest_resumable_rv() {
-                first.push(expired(rv));
+                first.push(expired(&filter, rv));
                 drop(st);
                 tokio::spawn(async move {
                     for b in first {
@@ -222,10 +271,10 @@ async fn stream(
             _ = &mut ends => return,
             _ = tx.closed() => return,
             _ = compacted.changed() => {
-                let _ = tx.send(expired(&last_rv.to_string())).await;
+                let _ = tx.send(expired(&filter, &last_rv.to_string())).await;
                 return;
             }
-            _ = tick.tick(), if bookmarks.is_some() => Some(bookmark(&filter.t, last_rv, false)),
+            _ = tick.tick(), if bookmarks.is_some() => Some(bookmark(&filter, last_rv, false)),
             e = events.recv() => match e {
                 Ok(e) => {
                     // Subscribed under the store lock: every event here is newer than the snapshot.
@@ -234,7 +283,7 @@ async fn stream(
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // The watcher fell too far behind to be told every change: make it relist.
-                    let _ = tx.send(expired(&last_rv.to_string())).await;
+                    let _ = tx.send(expired(&filter, &last_rv.to_string())).await;
                     return;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
