@@ -91,11 +91,20 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
         creating: &creating,
     };
     let mut results: Vec<ResourceResult> = Vec::new();
-    let waves: Vec<(SyncPhase, i32, &Vec<Task>)> = plan
+    let out_of_sync_only = op.sync_options.apply_out_of_sync_only();
+    let waves: Vec<(SyncPhase, i32, Vec<&Task>)> = plan
         .phases
         .iter()
         .filter(|p| p.phase != SyncPhase::SyncFail)
         .flat_map(|p| p.waves.iter().map(move |w| (p.phase, w.wave, &w.tasks)))
+        .map(|(phase, wave, tasks)| {
+            let tasks: Vec<&Task> = tasks
+                .iter()
+                .filter(|t| !(out_of_sync_only && in_sync(rt, t)))
+                .collect();
+            (phase, wave, tasks)
+        })
+        .filter(|(_, _, tasks)| !tasks.is_empty())
         .collect();
     let mut stop = None;
     for (i, (phase, wave, tasks)) in waves.iter().enumerate() {
@@ -150,7 +159,8 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
             .filter(|p| p.phase == SyncPhase::SyncFail)
         {
             for w in &phase.waves {
-                let _ = run_wave(&ctx, &w.tasks, &mut results).await;
+                let tasks: Vec<&Task> = w.tasks.iter().collect();
+                let _ = run_wave(&ctx, &tasks, &mut results).await;
             }
         }
     }
@@ -222,7 +232,7 @@ fn settings<'a>(
 fn only_creates_destination_namespace(
     op: &SyncOperation,
     phase: SyncPhase,
-    tasks: &[Task],
+    tasks: &[&Task],
 ) -> bool {
     op.sync_options.create_namespace()
         && phase == SyncPhase::PreSync
@@ -243,7 +253,7 @@ struct Ctx<'a> {
 
 async fn run_wave(
     ctx: &Ctx<'_>,
-    tasks: &[Task],
+    tasks: &[&Task],
     results: &mut Vec<ResourceResult>,
 ) -> Result<(), Stop> {
     let (rt, op) = (ctx.rt, ctx.op);
@@ -413,6 +423,19 @@ async fn delete(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<
     Ok("pruned".to_string())
 }
 
+/// `ApplyOutOfSyncOnly`: a resource whose live object already matches its manifest is not
+/// applied again (gitops-engine's `filterOutOfSyncTasks`; hooks and prunes always run).
+fn in_sync(rt: &ClusterRuntime, task: &Task) -> bool {
+    if task.action != TaskAction::Apply {
+        return false;
+    }
+    let Some(live) = rt.cache.get(&key_of(&task.resource)) else {
+        return false;
+    };
+    gitfleet_engine::diff::compare(&task.object, Some(&live), &Default::default())
+        .is_ok_and(|d| d.sync == gitfleet_model::SyncStatusCode::Synced)
+}
+
 /// A sync option set to `true` on the app, on the desired object's `sync-options`
 /// annotation or on the live object's (gitops-engine reads `Replace` and `Force` from all
 /// three).
@@ -580,10 +603,11 @@ fn shared_resource(rt: &ClusterRuntime, plan: &sync::SyncPlan) -> Option<String>
 
 /// Waits until every object the wave applied is healthy (kinds without a health check
 /// count as healthy); a Degraded one fails the sync.
-async fn wait_healthy(rt: &ClusterRuntime, tasks: &[Task]) -> Result<(), Stop> {
+async fn wait_healthy(rt: &ClusterRuntime, tasks: &[&Task]) -> Result<(), Stop> {
     let deadline = tokio::time::Instant::now() + rt.config.wave_timeout;
     let applied: Vec<&Task> = tasks
         .iter()
+        .copied()
         .filter(|t| matches!(t.action, TaskAction::Apply | TaskAction::CreateHook))
         .collect();
     loop {

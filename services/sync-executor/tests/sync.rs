@@ -922,3 +922,66 @@ async fn replace_and_force_write_as_kubectl_replace_does() {
     assert_eq!(verbs("fresh")(), ["create"]);
     exec.stop().await;
 }
+
+/// `ApplyOutOfSyncOnly=true`: only resources whose live object differs from the manifest
+/// are applied again; without it every resource is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_out_of_sync_only_applies_only_what_drifted() {
+    use gitfleet_model::SyncOptions;
+
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let client = kube_client(&sim, 0);
+    let desired = || {
+        vec![
+            namespace("o"),
+            config_map("o", "a", None),
+            config_map("o", "b", None),
+        ]
+    };
+    let applied_since = |from: usize| -> Vec<String> {
+        applies(&sim, 0)
+            .into_iter()
+            .skip(from)
+            .filter_map(|w| w.name)
+            .collect()
+    };
+    let done = sync(&bus, &op("o-1", "oos", "c0", desired())).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+
+    // Drift on `a` only, made by someone else; wait until the executor's cache has it.
+    let patch = http::Request::patch("/api/v1/namespaces/o/configmaps/a")
+        .header("content-type", "application/merge-patch+json")
+        .body(br#"{"data":{"k":"drifted"}}"#.to_vec())
+        .unwrap();
+    client.request::<serde_json::Value>(patch).await.unwrap();
+    eventually(30, "the executor's cache to see the drift", || async {
+        let Reply::Ok(live) = live(&bus, "oos", "c0").await else {
+            return None;
+        };
+        live.resources
+            .iter()
+            .any(|r| r["metadata"]["name"] == "a" && r["data"]["k"] == "drifted")
+            .then_some(())
+    })
+    .await;
+
+    let before = applies(&sim, 0).len();
+    let mut only = op("o-2", "oos", "c0", desired());
+    only.sync_options = SyncOptions::from_annotation("ApplyOutOfSyncOnly=true");
+    let done = sync(&bus, &only).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(applied_since(before), ["a"]);
+    let a = get(&client, "/api/v1/namespaces/o/configmaps/a")
+        .await
+        .unwrap();
+    assert_eq!(a["data"]["k"], "v");
+
+    let before = applies(&sim, 0).len();
+    let done = sync(&bus, &op("o-3", "oos", "c0", desired())).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(applied_since(before), ["o", "a", "b"]);
+    exec.stop().await;
+}
