@@ -436,6 +436,15 @@ pub struct Operation {
     /// Runs retried so far (Argo CD's `operationState.retryCount`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retry_count: i64,
+    /// The source synced (`None` for a cascade delete): what the app's history records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ApplicationSource>,
+    /// A dry run changes nothing and is not history.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// `automated`, or who asked.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub initiated_by: String,
 }
 
 fn is_zero(n: &i64) -> bool {

@@ -89,8 +89,9 @@ pub struct ApplicationStatus {
     pub sync: Option<SyncStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthStatus>,
+    /// Successful syncs, oldest first, at most `spec.revisionHistoryLimit` (10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub history: Vec<serde_json::Value>,
+    pub history: Vec<RevisionHistory>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<ApplicationCondition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,4 +220,35 @@ mod tests {
         );
         assert!("Done".parse::<OperationPhase>().is_err());
     }
+}
+
+/// One successful sync, as Argo CD keeps it in `status.history`: what `app history`
+/// lists and `app rollback` goes back to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionHistory {
+    /// Counts up from 0 for the app; ids of trimmed entries are not reused.
+    #[serde(default)]
+    pub id: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub revision: String,
+    /// The source the sync rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::ApplicationSource>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub deployed_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiated_by: Option<OperationInitiator>,
+}
+
+/// Who started an operation: a user, or the automated sync policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationInitiator {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub username: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub automated: bool,
 }

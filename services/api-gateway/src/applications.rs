@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use gitfleet_bus::{Bucket, Bus, partition};
 use gitfleet_engine::app::destination_cluster;
-use gitfleet_messages::{APP_PARTITIONS, Operation, RefreshRequest, SyncRequest};
+use gitfleet_messages::{APP_PARTITIONS, Operation, RefreshRequest, ServiceError, SyncRequest};
 use gitfleet_model::{
     Application, ApplicationStatus, Cluster, HealthStatusCode, Manifest, SyncStatusCode,
 };
@@ -128,6 +128,71 @@ impl Applications {
         };
         tracing::info!(app = %name, prune = req.prune, dry_run = req.dry_run, "sync requested");
         self.run_operation(&request, "the sync").await
+    }
+
+    /// `argocd app rollback`: a sync to the revision a history entry recorded (by default
+    /// the deployment before the latest), refused while automated sync is on, since it
+    /// would sync the target revision right back.
+    pub async fn rollback(&self, req: &RollbackApplicationRequest) -> Result<Operation> {
+        let name = &req.name;
+        let app = self.get(name).await?;
+        if app
+            .spec
+            .sync_policy
+            .as_ref()
+            .is_some_and(|p| p.is_automated())
+        {
+            return Err(Error::Service(ServiceError::invalid(format!(
+                "rollback cannot be initiated when auto-sync is enabled (application {name:?})"
+            ))));
+        }
+        let history = app
+            .status
+            .as_ref()
+            .map(|s| s.history.as_slice())
+            .unwrap_or_default();
+        let entry = match req.id {
+            Some(id) => history.iter().find(|h| h.id == id).ok_or_else(|| {
+                ServiceError::not_found(format!(
+                    "application {name:?} has no deployment with id {id} in its history"
+                ))
+            })?,
+            None => history.iter().rev().nth(1).ok_or_else(|| {
+                ServiceError::invalid(format!(
+                    "application {name:?} has no deployment before the latest to roll back to"
+                ))
+            })?,
+        };
+        // The history keeps the source each sync rendered; rolling back to another source
+        // than the app's (a moved path, another chart) would need the sync to take it.
+        let current = app.spec.effective_sources();
+        let same_source = match (&entry.source, current.as_slice()) {
+            (Some(then), [now]) => {
+                let without_revision =
+                    |s: &gitfleet_model::ApplicationSource| gitfleet_model::ApplicationSource {
+                        target_revision: String::new(),
+                        ..s.clone()
+                    };
+                without_revision(then) == without_revision(now)
+            }
+            _ => false,
+        };
+        if !same_source {
+            return Err(Error::Service(ServiceError::invalid(format!(
+                "application {name:?}: deployment {} used another source than the application                  has now; rolling back to another source is not supported yet",
+                entry.id
+            ))));
+        }
+        let request = SyncRequest {
+            app: name.clone(),
+            prune: req.prune,
+            dry_run: req.dry_run,
+            revision: entry.revision.clone(),
+            initiated_by: "api-gateway".to_string(),
+            ..SyncRequest::default()
+        };
+        tracing::info!(app = %name, id = entry.id, revision = %entry.revision, "rollback requested");
+        self.run_operation(&request, "the rollback").await
     }
 
     /// Hands `request` to the diff worker owning the app, which answers with the id of the
@@ -488,19 +553,15 @@ impl ApplicationService for Applications {
         request: Request<SyncApplicationRequest>,
     ) -> Result<Response<SyncApplicationResponse>, Status> {
         let op = Applications::sync(self, request.get_ref()).await?;
-        let resources_json = op
-            .resources
-            .iter()
-            .map(serde_json::to_string)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(Error::from)?;
-        Ok(Response::new(SyncApplicationResponse {
-            operation_id: op.id,
-            phase: op.phase.to_string(),
-            message: op.message,
-            resources_json,
-            revision: op.revision,
-        }))
+        Ok(Response::new(sync_response(op)?))
+    }
+
+    async fn rollback(
+        &self,
+        request: Request<RollbackApplicationRequest>,
+    ) -> Result<Response<SyncApplicationResponse>, Status> {
+        let op = Applications::rollback(self, request.get_ref()).await?;
+        Ok(Response::new(sync_response(op)?))
     }
 
     async fn diff(
@@ -536,4 +597,21 @@ impl ApplicationService for Applications {
             application_json: to_json(&app)?,
         }))
     }
+}
+
+/// How a finished sync (or rollback) operation is answered.
+fn sync_response(op: Operation) -> Result<SyncApplicationResponse> {
+    let resources_json = op
+        .resources
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::from)?;
+    Ok(SyncApplicationResponse {
+        operation_id: op.id,
+        phase: op.phase.to_string(),
+        message: op.message,
+        resources_json,
+        revision: op.revision,
+    })
 }

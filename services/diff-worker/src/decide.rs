@@ -264,6 +264,9 @@ mod tests {
             finished_at: None,
             resources: vec![],
             retry_count: 0,
+            source: None,
+            dry_run: false,
+            initiated_by: String::new(),
         }
     }
 

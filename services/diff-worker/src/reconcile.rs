@@ -16,7 +16,8 @@ use gitfleet_messages::{
 };
 use gitfleet_model::{
     Application, ApplicationCondition, ApplicationSource, ApplicationStatus, Cluster, HealthStatus,
-    HealthStatusCode, RetryStrategy, SyncOptions, SyncStatus, SyncStatusCode,
+    HealthStatusCode, OperationInitiator, OperationPhase, RetryStrategy, RevisionHistory,
+    SyncOptions, SyncStatus, SyncStatusCode,
 };
 use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
@@ -159,7 +160,13 @@ pub(crate) async fn reconcile(
 
     let outcome = evaluate(shared, app).await;
     let settled = !matches!(&outcome, Err(failed) if failed.error.code.is_transient());
-    let status = build_status(shared, memo.last_status.as_ref(), &outcome, op.as_ref());
+    let status = build_status(
+        shared,
+        app,
+        memo.last_status.as_ref(),
+        &outcome,
+        op.as_ref(),
+    );
     if !shared.owns(partition) {
         return true;
     }
@@ -454,6 +461,7 @@ async fn desired_at(
 
 fn build_status(
     shared: &Shared,
+    app: &Application,
     previous: Option<&ApplicationStatus>,
     outcome: &Result<Target, Failed>,
     op: Option<&Operation>,
@@ -503,11 +511,61 @@ fn build_status(
             ..HealthStatus::default()
         }),
         conditions,
+        history: history(app, previous, op, &now),
         reconciled_at: Some(now),
         operation_state: op.map(Operation::to_operation_state),
         controller_namespace: Some(shared.config.control_plane_namespace.clone()),
         ..ApplicationStatus::default()
     }
+}
+
+/// The app's history with `op` added when it is a sync that succeeded and is not there
+/// yet (Argo CD records each successful sync; dry runs and cascade deletes are not
+/// syncs of a revision), trimmed to `revisionHistoryLimit` (10), newest last. Every
+/// operation is seen completed here before the next is enqueued (both happen in
+/// `reconcile`, which reads the operation first), so none is missed; an owner that
+/// takes over reads the status back and recognises what is recorded by its start time.
+fn history(
+    app: &Application,
+    previous: Option<&ApplicationStatus>,
+    op: Option<&Operation>,
+    now: &str,
+) -> Vec<RevisionHistory> {
+    let mut history = previous.map(|p| p.history.clone()).unwrap_or_default();
+    let Some(op) =
+        op.filter(|o| o.phase == OperationPhase::Succeeded && !o.dry_run && o.source.is_some())
+    else {
+        return history;
+    };
+    let started = Some(op.started_at.clone());
+    if history
+        .iter()
+        .any(|h| h.deploy_started_at == started && h.revision == op.revision)
+    {
+        return history;
+    }
+    history.push(RevisionHistory {
+        id: history.last().map_or(0, |h| h.id + 1),
+        revision: op.revision.clone(),
+        source: op.source.clone(),
+        deployed_at: op.finished_at.clone().unwrap_or_else(|| now.to_owned()),
+        deploy_started_at: started,
+        initiated_by: Some(if op.initiated_by == "automated" {
+            OperationInitiator {
+                automated: true,
+                ..OperationInitiator::default()
+            }
+        } else {
+            OperationInitiator {
+                username: op.initiated_by.clone(),
+                ..OperationInitiator::default()
+            }
+        }),
+    });
+    let limit = usize::try_from(app.spec.revision_history_limit.unwrap_or(10)).unwrap_or(0);
+    let excess = history.len().saturating_sub(limit);
+    history.drain(..excess);
+    history
 }
 
 /// Writes the status unless only `reconciledAt` moved: thousands of apps refreshing

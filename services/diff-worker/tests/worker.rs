@@ -222,6 +222,9 @@ async fn automated_sync_is_fenced_and_never_doubled() {
         finished_at: None,
         resources: vec![],
         retry_count: 0,
+        source: None,
+        dry_run: false,
+        initiated_by: String::new(),
     };
     put_json(&bus, Bucket::Operations, "auto", &running).await;
     settle(&bus, &peers, "auto", 2).await;
@@ -269,6 +272,9 @@ async fn self_heal_resyncs_drift_and_plain_automation_only_reports_it() {
             finished_at: Some("2025-01-01T00:00:05Z".into()),
             resources: vec![],
             retry_count: 0,
+            source: None,
+            dry_run: false,
+            initiated_by: String::new(),
         };
         put_json(&bus, Bucket::Operations, name, &done).await;
     }

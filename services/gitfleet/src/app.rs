@@ -75,6 +75,23 @@ pub enum AppCommand {
         #[arg(long)]
         revision: Option<String>,
     },
+    /// List the application's deployment history (its successful syncs).
+    History {
+        name: String,
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<Format>,
+    },
+    /// Sync to a revision of the history (by id; by default the deployment before the
+    /// latest) and wait for the result. Refused while automated sync is on.
+    Rollback {
+        name: String,
+        id: Option<i64>,
+        /// Delete resources that the older revision does not have.
+        #[arg(long)]
+        prune: bool,
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Delete an application (and, with `--cascade`, the default, its resources).
     Delete {
         name: String,
@@ -215,6 +232,47 @@ pub async fn run(cmd: &AppCommand, channel: Channel, out: &mut dyn Write) -> Res
                 )));
             }
         }
+        AppCommand::History {
+            name,
+            output: format,
+        } => {
+            let json = client
+                .get(GetApplicationRequest { name: name.clone() })
+                .await?
+                .into_inner()
+                .application_json;
+            let app: Application = serde_json::from_str(&json)?;
+            let history = app.status.map(|s| s.history).unwrap_or_default();
+            match format {
+                Some(Format::Json) => output::json(out, &history)?,
+                Some(Format::Yaml) => output::yaml(out, &history)?,
+                _ => history_table(out, &history)?,
+            }
+        }
+        AppCommand::Rollback {
+            name,
+            id,
+            prune,
+            dry_run,
+        } => {
+            let res = client
+                .rollback(RollbackApplicationRequest {
+                    name: name.clone(),
+                    id: *id,
+                    prune: *prune,
+                    dry_run: *dry_run,
+                })
+                .await?
+                .into_inner();
+            sync_report(out, name, &res)?;
+            if res.phase != "Succeeded" {
+                return Err(Error::Usage(format!(
+                    "rollback of application {name:?} {}: {}",
+                    res.phase.to_lowercase(),
+                    res.message
+                )));
+            }
+        }
         AppCommand::Delete { name, cascade, .. } => {
             client
                 .delete(DeleteApplicationRequest {
@@ -226,6 +284,51 @@ pub async fn run(cmd: &AppCommand, channel: Channel, out: &mut dyn Write) -> Res
         }
     }
     Ok(0)
+}
+
+/// `argocd app history`: the source once per run of entries that share it, then
+/// `ID DATE REVISION`, the revision as the target revision with the short commit.
+fn history_table(out: &mut dyn Write, history: &[gitfleet_model::RevisionHistory]) -> Result<()> {
+    let mut last_source: Option<String> = None;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let flush = |out: &mut dyn Write, rows: &mut Vec<Vec<String>>| -> Result<()> {
+        if !rows.is_empty() {
+            output::table(out, &["ID", "DATE", "REVISION"], rows)?;
+            output::write(out, "\n")?;
+            rows.clear();
+        }
+        Ok(())
+    };
+    for h in history {
+        let source = h.source.as_ref().map(|s| {
+            if s.chart.is_empty() {
+                format!("{} {}", s.repo_url, s.path)
+            } else {
+                format!("{} chart {}", s.repo_url, s.chart)
+            }
+        });
+        if source != last_source {
+            flush(out, &mut rows)?;
+            output::write(
+                out,
+                &format!("SOURCE  {}\n", source.clone().unwrap_or_default()),
+            )?;
+            last_source = source;
+        }
+        let target = h
+            .source
+            .as_ref()
+            .map(|s| s.target_revision.as_str())
+            .filter(|t| !t.is_empty())
+            .unwrap_or("HEAD");
+        let short: String = h.revision.chars().take(7).collect();
+        rows.push(vec![
+            h.id.to_string(),
+            h.deployed_at.clone(),
+            format!("{target} ({short})"),
+        ]);
+    }
+    flush(out, &mut rows)
 }
 
 fn read_manifest(file: &PathBuf) -> Result<String> {

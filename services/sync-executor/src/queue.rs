@@ -201,6 +201,9 @@ async fn dispatch(shared: &Arc<Shared>, msg: jetstream::Message) {
             finished_at: Some(now),
             resources: Vec::new(),
             retry_count: 0,
+            source: None,
+            dry_run: false,
+            initiated_by: String::new(),
         };
         finish(&shared, job, operation).await;
     });
@@ -221,6 +224,9 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
         finished_at: None,
         resources: Vec::new(),
         retry_count: 0,
+        source: op.source.clone(),
+        dry_run: op.dry_run,
+        initiated_by: op.initiated_by.clone(),
     };
     match check_fencing(shared, op).await {
         Ok(None) => {}
