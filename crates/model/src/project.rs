@@ -141,6 +141,9 @@ pub struct SyncWindow {
     pub and_operator: bool,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// An operation started while syncing was allowed may run on into a deny window.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sync_overrun: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

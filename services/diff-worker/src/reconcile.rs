@@ -9,15 +9,16 @@ use async_nats::jetstream::kv;
 use bytes::Bytes;
 use gitfleet_bus::{Bus, Owned, encode_reply, partition as partition_of, subject_token};
 use gitfleet_engine::app::{self, Comparison};
+use gitfleet_engine::sync::windows;
 use gitfleet_messages::{
     AppEvent, AppEventKind, CLUSTER_PARTITIONS, DIFF_WORKERS, ErrorCode, Fencing, Live,
     LiveRequest, Operation, RefSource, RenderRequest, Rendered, Reply, ResolveRequest, Resolved,
     ServiceError, SyncOperation, SyncRequest,
 };
 use gitfleet_model::{
-    Application, ApplicationCondition, ApplicationSource, ApplicationStatus, Cluster, HealthStatus,
-    HealthStatusCode, OperationInitiator, OperationPhase, RetryStrategy, RevisionHistory,
-    SyncOptions, SyncStatus, SyncStatusCode,
+    AppProject, Application, ApplicationCondition, ApplicationSource, ApplicationStatus, Cluster,
+    HealthStatus, HealthStatusCode, OperationInitiator, OperationPhase, RetryStrategy,
+    RevisionHistory, SyncOptions, SyncStatus, SyncStatusCode,
 };
 use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
@@ -37,6 +38,8 @@ pub(crate) struct Shared {
     pub owned: watch::Receiver<Owned>,
     pub status_kv: kv::Store,
     pub ops_kv: kv::Store,
+    /// AppProjects (their sync windows), read when a sync is about to start.
+    pub projects_kv: kv::Store,
     /// KV `clusters` by name, kept current by the worker's watch.
     pub clusters: RwLock<HashMap<String, Cluster>>,
     /// Each app's last render of each source (by [`memo_key`]), so a commit that does not
@@ -222,6 +225,10 @@ pub(crate) async fn reconcile(
             }
         }
         Ok(()) => {
+            if let Err(err) = sync_window_allows(shared, app, false).await {
+                tracing::info!(app = name, reason = %err, "auto-sync held back");
+                return settled;
+            }
             let prune = app
                 .spec
                 .sync_policy
@@ -639,6 +646,7 @@ async fn manual_sync(
             "another operation is already in progress for application {name}"
         )));
     }
+    sync_window_allows(shared, app, true).await?;
     let sources = app.spec.effective_sources();
     let rendered: Vec<(usize, &ApplicationSource)> = sources
         .iter()
@@ -821,6 +829,44 @@ async fn read_operation(shared: &Shared, key: &str) -> Result<Option<Operation>,
 }
 
 /// The app's last written status; `Err` when the bus could not say.
+/// Whether the app's project's sync windows let a sync start now (`manual`: a user asked);
+/// the error says why not. An app whose project is not stored has no windows. Read only
+/// when a sync is about to start, so a fleet's periodic refreshes cost no project reads.
+async fn sync_window_allows(
+    shared: &Shared,
+    app: &Application,
+    manual: bool,
+) -> Result<(), ServiceError> {
+    let project = if app.spec.project.is_empty() {
+        "default"
+    } else {
+        app.spec.project.as_str()
+    };
+    let body = shared
+        .bus
+        .kv_get_durable(&shared.projects_kv, &subject_token(project))
+        .await
+        .map_err(|err| ServiceError::unavailable(format!("reading project {project:?}: {err}")))?;
+    let Some(body) = body else {
+        return Ok(());
+    };
+    let project: AppProject = serde_json::from_slice(&body).map_err(|err| {
+        ServiceError::invalid(format!("project {project:?} cannot be read: {err}"))
+    })?;
+    let name = &app.metadata.name;
+    match windows::can_sync(&project.spec.sync_windows, app, manual, chrono::Utc::now()) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ServiceError::new(
+            ErrorCode::PermissionDenied,
+            format!("cannot sync application {name}: blocked by sync window"),
+        )),
+        Err(err) => Err(ServiceError::invalid(format!(
+            "cannot sync application {name}: project {:?}: {err}",
+            project.metadata.name
+        ))),
+    }
+}
+
 async fn read_status(shared: &Shared, key: &str) -> Result<Option<ApplicationStatus>, ()> {
     match shared.bus.kv_get_durable(&shared.status_kv, key).await {
         Ok(Some(body)) => Ok(serde_json::from_slice(&body).ok()),

@@ -115,6 +115,7 @@ pub async fn start(
         owned: membership.subscribe(),
         status_kv: open(Bucket::AppStatus).await?,
         ops_kv: open(Bucket::Operations).await?,
+        projects_kv: open(Bucket::Projects).await?,
         clusters: RwLock::new(HashMap::new()),
         renders: Mutex::new(HashMap::new()),
         permits: Semaphore::new(config.max_concurrent_reconciles.max(1)),

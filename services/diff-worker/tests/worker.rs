@@ -435,3 +435,83 @@ async fn a_crashed_workers_apps_are_taken_over() {
         assert_eq!(holder(name.clone()).await.as_deref(), Some("w-b"), "{name}");
     }
 }
+
+/// An AppProject's sync windows: an open deny window holds automated sync back and refuses
+/// a user's sync, unless it says `manualSync`; once the window is gone, automation goes on.
+#[tokio::test]
+async fn a_deny_window_holds_syncs_back_and_manual_sync_lets_users_through() {
+    use gitfleet_messages::ErrorCode;
+    use gitfleet_model::{AppProject, ObjectMeta, SyncWindow};
+
+    let bus = bus().await;
+    let peers = start_peers(&bus).await;
+    peers.set_manifests("apps/a", Ok(vec![config_map("c", "v")]));
+    peers.set_manifests("apps/m", Ok(vec![config_map("c", "v")]));
+    // Always open: fires every minute, lasts an hour.
+    let deny = |manual_sync: bool| SyncWindow {
+        kind: "deny".into(),
+        schedule: "* * * * *".into(),
+        duration: "1h".into(),
+        applications: vec!["*".into()],
+        manual_sync,
+        ..SyncWindow::default()
+    };
+    let mut project = AppProject {
+        metadata: ObjectMeta::named("default"),
+        ..AppProject::default()
+    };
+    project.spec.sync_windows = vec![deny(false)];
+    put_json(&bus, Bucket::Projects, "default", &project).await;
+    put_app(&bus, &automated(app("a", "apps/a"), false)).await;
+    put_app(&bus, &app("m", "apps/m")).await;
+    let _worker = start_worker(&bus, config("w1"));
+    wait_status(&bus, "a", "OutOfSync", |s| sync_of(s).0 == "OutOfSync").await;
+    wait_status(&bus, "m", "OutOfSync", |s| sync_of(s).0 == "OutOfSync").await;
+    settle(&bus, &peers, "a", 2).await;
+    assert!(sync_ops(&bus).await.is_empty(), "automated sync held back");
+
+    let ask = |manual: &'static str| {
+        let bus = bus.clone();
+        async move {
+            let subject = bus
+                .topology
+                .sync_request_subject(partition(manual, APP_PARTITIONS));
+            let request = SyncRequest {
+                app: manual.into(),
+                initiated_by: "alice".into(),
+                ..SyncRequest::default()
+            };
+            let answer = bus
+                .client
+                .request(subject, serde_json::to_vec(&request).unwrap().into())
+                .await
+                .unwrap();
+            serde_json::from_slice::<Reply<String>>(&answer.payload)
+                .unwrap()
+                .into_result()
+        }
+    };
+    let refused = ask("m").await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::PermissionDenied);
+    assert_eq!(
+        refused.message,
+        "cannot sync application m: blocked by sync window"
+    );
+
+    // manualSync: a user gets through, automation still does not.
+    project.spec.sync_windows = vec![deny(true)];
+    put_json(&bus, Bucket::Projects, "default", &project).await;
+    ask("m").await.unwrap();
+    assert_eq!(sync_ops(&bus).await.len(), 1);
+    settle(&bus, &peers, "a", 2).await;
+    assert!(sync_ops(&bus).await.iter().all(|op| op.app == "m"));
+
+    // The window gone: the automated app syncs.
+    project.spec.sync_windows.clear();
+    put_json(&bus, Bucket::Projects, "default", &project).await;
+    live_changed(&bus, "a").await;
+    wait_until("the automated sync", || async {
+        sync_ops(&bus).await.iter().any(|op| op.app == "a")
+    })
+    .await;
+}

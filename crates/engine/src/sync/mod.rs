@@ -32,6 +32,7 @@
 
 mod hooks;
 mod order;
+pub mod windows;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
