@@ -118,11 +118,19 @@ impl Applications {
     pub async fn sync(&self, req: &SyncApplicationRequest) -> Result<Operation> {
         let name = &req.name;
         self.apps.require::<Application>(name).await?;
+        let resources = req
+            .resources
+            .iter()
+            .map(|r| parse_sync_resource(r))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Service(ServiceError::invalid(e)))?;
         let request = SyncRequest {
             app: name.clone(),
             prune: req.prune,
             dry_run: req.dry_run,
             revision: req.revision.clone(),
+            resources,
+            sync_options: gitfleet_model::SyncOptions::from(req.sync_options.clone()),
             initiated_by: "api-gateway".to_string(),
             ..SyncRequest::default()
         };
@@ -614,4 +622,58 @@ fn sync_response(op: Operation) -> Result<SyncApplicationResponse> {
         resources_json,
         revision: op.revision,
     })
+}
+
+/// `argocd app sync --resource`: `GROUP:KIND:NAME` or `GROUP:KIND:NAMESPACE/NAME`.
+fn parse_sync_resource(text: &str) -> std::result::Result<gitfleet_messages::SyncResource, String> {
+    let bad = || {
+        format!(
+            "resource {text:?}: expected GROUP:KIND:NAME or GROUP:KIND:NAMESPACE/NAME (the group \
+             empty for the core group, e.g. \":ConfigMap:web/settings\")"
+        )
+    };
+    let mut parts = text.splitn(3, ':');
+    let (Some(group), Some(kind), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let (namespace, name) = rest.split_once('/').unwrap_or(("", rest));
+    if kind.is_empty() || name.is_empty() || name.contains('/') {
+        return Err(bad());
+    }
+    Ok(gitfleet_messages::SyncResource {
+        group: group.to_owned(),
+        kind: kind.to_owned(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod sync_resource_tests {
+    use super::parse_sync_resource;
+
+    #[test]
+    fn resources_read_as_argocd_writes_them() {
+        let r = parse_sync_resource("apps:Deployment:web/api").unwrap();
+        assert_eq!(
+            (
+                r.group.as_str(),
+                r.kind.as_str(),
+                r.namespace.as_str(),
+                r.name.as_str()
+            ),
+            ("apps", "Deployment", "web", "api")
+        );
+        let r = parse_sync_resource(":ConfigMap:settings").unwrap();
+        assert_eq!((r.group.as_str(), r.namespace.as_str()), ("", ""));
+        for bad in [
+            "ConfigMap",
+            "apps:Deployment",
+            "apps::x",
+            "apps:Deployment:a/b/c",
+            ":ConfigMap:",
+        ] {
+            assert!(parse_sync_resource(bad).is_err(), "{bad}");
+        }
+    }
 }

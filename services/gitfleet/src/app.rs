@@ -74,6 +74,27 @@ pub enum AppCommand {
         /// Sync to this revision instead of the target revision.
         #[arg(long)]
         revision: Option<String>,
+        /// Sync only this resource, `GROUP:KIND:NAME` or `GROUP:KIND:NAMESPACE/NAME`
+        /// (repeatable; hooks do not run).
+        #[arg(long = "resource")]
+        resources: Vec<String>,
+        /// A sync option for this sync, e.g. `Replace=true` (repeatable).
+        #[arg(long = "sync-option")]
+        sync_options: Vec<String>,
+        /// Apply only resources that are out of sync (`ApplyOutOfSyncOnly=true`).
+        #[arg(long)]
+        apply_out_of_sync_only: bool,
+    },
+    /// Wait until the application is synced and/or healthy (all conditions given, or both).
+    Wait {
+        name: String,
+        #[arg(long)]
+        sync: bool,
+        #[arg(long)]
+        health: bool,
+        /// Give up after this many seconds (exit code 1); 0 waits forever.
+        #[arg(long, default_value_t = 0)]
+        timeout: u64,
     },
     /// List the application's deployment history (its successful syncs).
     History {
@@ -213,13 +234,22 @@ pub async fn run(cmd: &AppCommand, channel: Channel, out: &mut dyn Write) -> Res
             prune,
             dry_run,
             revision,
+            resources,
+            sync_options,
+            apply_out_of_sync_only,
         } => {
+            let mut sync_options = sync_options.clone();
+            if *apply_out_of_sync_only {
+                sync_options.push("ApplyOutOfSyncOnly=true".into());
+            }
             let res = client
                 .sync(SyncApplicationRequest {
                     name: name.clone(),
                     prune: *prune,
                     dry_run: *dry_run,
                     revision: revision.clone().unwrap_or_default(),
+                    resources: resources.clone(),
+                    sync_options,
                 })
                 .await?
                 .into_inner();
@@ -230,6 +260,54 @@ pub async fn run(cmd: &AppCommand, channel: Channel, out: &mut dyn Write) -> Res
                     res.phase.to_lowercase(),
                     res.message
                 )));
+            }
+        }
+        AppCommand::Wait {
+            name,
+            sync,
+            health,
+            timeout,
+        } => {
+            // Neither asked: both, as `argocd app wait`.
+            let (want_sync, want_health) = if !sync && !health {
+                (true, true)
+            } else {
+                (*sync, *health)
+            };
+            let deadline = (*timeout > 0)
+                .then(|| std::time::Instant::now() + std::time::Duration::from_secs(*timeout));
+            loop {
+                let json = client
+                    .get(GetApplicationRequest { name: name.clone() })
+                    .await?
+                    .into_inner()
+                    .application_json;
+                let app: Application = serde_json::from_str(&json)?;
+                let status = app.status.unwrap_or_default();
+                let sync_status = status.sync.map(|s| s.status);
+                let health_status = status.health.map(|h| h.status);
+                let synced = !want_sync || sync_status == Some(SyncStatusCode::Synced);
+                let healthy = !want_health || health_status == Some(HealthStatusCode::Healthy);
+                if synced && healthy {
+                    output::write(
+                        out,
+                        &format!(
+                            "application '{name}': sync {}, health {}\n",
+                            sync_status.map_or("Unknown".to_string(), |s| s.to_string()),
+                            health_status.map_or("Unknown".to_string(), |h| h.to_string())
+                        ),
+                    )?;
+                    break;
+                }
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    return Err(Error::Usage(format!(
+                        "timed out ({timeout}s) waiting for application {name:?}: sync {}, health {}",
+                        sync_status.map_or("Unknown".to_string(), |s| s.to_string()),
+                        health_status.map_or("Unknown".to_string(), |h| h.to_string())
+                    )));
+                }
+                // Poll interval of a wait bounded by the deadline above.
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }
         AppCommand::History {

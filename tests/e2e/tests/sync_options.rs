@@ -63,3 +63,81 @@ async fn app_level_prune_last_prunes_after_the_last_wave() {
         "PruneLast: the prune (#{pruned_old}) must follow the last wave's apply (#{applied_b})"
     );
 }
+
+/// `app sync --resource` syncs the named resources only, `--sync-option` adds an option for
+/// this sync, and `app wait` waits for Synced and Healthy (or says what it saw when its
+/// timeout runs out), as `argocd app sync` and `argocd app wait`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn selective_sync_options_per_sync_and_wait() {
+    use gitfleet_e2e::{CONFIGMAP, DEPLOYMENT};
+
+    let sb = Sandbox::start(
+        &[("app/cm.yaml", CONFIGMAP), ("app/deploy.yaml", DEPLOYMENT)],
+        Timings {
+            poll: Duration::from_secs(600),
+            refresh: Duration::from_secs(600),
+        },
+    )
+    .await;
+    sb.create_app("sel", &application("sel", &sb.repo_url(), "app", None))
+        .await;
+    sb.until_status("sel", 60, "OutOfSync", |s| {
+        Sandbox::sync_status(s) == "OutOfSync"
+    })
+    .await;
+
+    // The ConfigMap alone (CreateNamespace still makes its namespace, as in Argo CD).
+    let one = sb
+        .cli(&[
+            "app",
+            "sync",
+            "sel",
+            "--resource",
+            ":ConfigMap:sel/web-config",
+        ])
+        .await;
+    assert_eq!(one.code, 0, "{}", one.stdout);
+    assert!(sb.live("", "configmaps", "sel", "web-config").is_some());
+    assert!(
+        sb.live("apps", "deployments", "sel", "web").is_none(),
+        "only the named resource is synced"
+    );
+    let bad = sb
+        .cli(&["app", "sync", "sel", "--resource", "Deployment"])
+        .await;
+    assert_ne!(bad.code, 0);
+    assert!(bad.stdout.contains("GROUP:KIND:NAME"), "{}", bad.stdout);
+
+    // Still OutOfSync: a short wait gives up and says so.
+    let waited = sb
+        .cli(&["app", "wait", "sel", "--sync", "--timeout", "2"])
+        .await;
+    assert_ne!(waited.code, 0);
+    assert!(waited.stdout.contains("OutOfSync"), "{}", waited.stdout);
+
+    // The rest, with an option for this sync only; then wait for Synced and Healthy.
+    sb.sim.cluster(0).clear_write_log();
+    let all = sb
+        .cli(&["app", "sync", "sel", "--sync-option", "Replace=true"])
+        .await;
+    assert_eq!(all.code, 0, "{}", all.stdout);
+    let verbs: Vec<(String, String)> = sb
+        .sim
+        .cluster(0)
+        .write_log()
+        .into_iter()
+        .filter(|w| w.name.as_deref() == Some("web"))
+        .map(|w| (w.resource, w.verb))
+        .collect();
+    assert!(
+        verbs.contains(&("deployments.apps".to_string(), "create".to_string())),
+        "Replace=true creates what is not live: {verbs:?}"
+    );
+    let waited = sb.cli(&["app", "wait", "sel", "--timeout", "60"]).await;
+    assert_eq!(waited.code, 0, "{}", waited.stdout);
+    assert!(
+        waited.stdout.contains("Synced") && waited.stdout.contains("Healthy"),
+        "{}",
+        waited.stdout
+    );
+}
