@@ -208,3 +208,256 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     sim.shutdown().await;
     Ok(())
 }
+
+/// `cluster-sim bench-fleet`: memory at fleet scale (issue 12). Many clusters, each with
+/// `apps` apps of {Deployment (1 replica), Service, ServiceAccount, Ingress}; the
+/// simulated controllers add a ReplicaSet and a Pod per Deployment.
+#[derive(clap::Args, Clone, Debug)]
+pub struct FleetArgs {
+    /// Clusters to start.
+    #[arg(long, default_value_t = 500)]
+    pub clusters: usize,
+    /// Apps per cluster (4 objects each, plus a ReplicaSet and a Pod from the controllers).
+    #[arg(long, default_value_t = 50)]
+    pub apps: usize,
+    /// Concurrent requests while loading.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Events kept per cluster for watch resumption (default: the emulator's default).
+    #[arg(long)]
+    pub history_limit: Option<usize>,
+}
+
+fn status_kib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// The four objects of app `i`, with the collection each is created in.
+fn app(i: usize) -> [(&'static str, serde_json::Value); 4] {
+    let name = format!("app-{i:03}");
+    let labels = json!({"app": name, "app.kubernetes.io/managed-by": "gitfleet"});
+    [
+        (
+            "/api/v1/namespaces/apps/serviceaccounts",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "labels": labels}}),
+        ),
+        (
+            "/apis/apps/v1/namespaces/apps/deployments",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": labels}, "spec": {"serviceAccountName": name,
+                        "containers": [{"name": "web", "image": "registry.example.com/web:1.4.2",
+                            "ports": [{"name": "http", "containerPort": 8080}],
+                            "env": [{"name": "APP", "value": name}],
+                            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}}}]}}}}),
+        ),
+        (
+            "/api/v1/namespaces/apps/services",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels},
+                "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}),
+        ),
+        (
+            "/apis/networking.k8s.io/v1/namespaces/apps/ingresses",
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name, "labels": labels},
+                "spec": {"rules": [{"host": format!("{name}.example.com"), "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": name, "port": {"name": "http"}}}}]}}]}}),
+        ),
+    ]
+}
+
+/// Every cluster's resourceVersion, summed: unchanged means nothing was written.
+fn total_rv(sim: &Sim) -> u64 {
+    sim.clusters().iter().map(|c| c.state.lock().rv).sum()
+}
+
+/// Pods that are Ready, over all clusters.
+fn ready_pods(sim: &Sim) -> usize {
+    let pods = crate::resources::ResourceKey {
+        group: String::new(),
+        plural: "pods".into(),
+    };
+    sim.clusters()
+        .iter()
+        .map(|c| {
+            let st = c.state.lock();
+            st.list(&pods).map_or(0, |m| {
+                m.values()
+                    .filter(|p| {
+                        p.value["status"]["conditions"]
+                            .as_array()
+                            .is_some_and(|cs| {
+                                cs.iter()
+                                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                            })
+                    })
+                    .count()
+            })
+        })
+        .sum()
+}
+
+pub async fn fleet(a: FleetArgs) -> anyhow::Result<()> {
+    // Few idle connections per cluster: 500 clusters x 32 would run out of descriptors.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(2)
+        .build()?;
+    println!(
+        "# cluster-sim bench-fleet: {} clusters x {} apps (Deployment, Service, ServiceAccount, Ingress; 1 replica), concurrency {}",
+        a.clusters, a.apps, a.concurrency
+    );
+    let rss0 = status_kib("VmHWM:") / 1024.0;
+    let mut cluster = crate::ClusterConfig::default();
+    if let Some(h) = a.history_limit {
+        cluster.history_limit = h;
+    }
+    let t0 = Instant::now();
+    let sim = Sim::start(SimConfig {
+        clusters: a.clusters,
+        cluster,
+        ..SimConfig::default()
+    })
+    .await?;
+    let started_kib = status_kib("VmHWM:");
+    let bootstrap: usize = sim.clusters().iter().map(|c| c.object_count()).sum();
+    println!(
+        "start {} clusters: {:.1} s, peak RSS {:.0} MiB (before: {rss0:.0} MiB), {bootstrap} objects",
+        a.clusters,
+        t0.elapsed().as_secs_f64(),
+        started_kib / 1024.0,
+    );
+    let targets: Vec<(String, String)> = (0..a.clusters)
+        .map(|i| (sim.url(i), sim.cluster(i).token.clone()))
+        .collect();
+    for (url, token) in &targets {
+        create_ns(&client, url, token, "apps").await?;
+    }
+    let failures = Arc::new(AtomicU64::new(0));
+    let t1 = Instant::now();
+    let jobs = targets.iter().flat_map(|(url, token)| {
+        (0..a.apps).flat_map(move |i| {
+            app(i)
+                .into_iter()
+                .map(move |(path, obj)| (format!("{url}{path}"), token.clone(), obj))
+        })
+    });
+    futures::stream::iter(jobs)
+        .for_each_concurrent(a.concurrency, |(url, token, obj)| {
+            let failures = failures.clone();
+            let client = client.clone();
+            async move {
+                let r = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&obj)
+                    .send()
+                    .await;
+                let failed = match r {
+                    Ok(r) if r.status().is_success() => None,
+                    Ok(r) => Some(format!(
+                        "{}: {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    )),
+                    Err(e) => Some(e.to_string()),
+                };
+                if let Some(why) = failed
+                    && failures.fetch_add(1, Ordering::Relaxed) == 0
+                {
+                    eprintln!("first failure: POST {url}: {why}");
+                }
+            }
+        })
+        .await;
+    let failed = failures.load(Ordering::Relaxed);
+    if failed > 0 {
+        bail!("{failed} create requests failed");
+    }
+    let created = a.clusters * a.apps * 4;
+    println!(
+        "create {created} objects: {:.1} s ({:.0} requests/s)",
+        t1.elapsed().as_secs_f64(),
+        created as f64 / t1.elapsed().as_secs_f64()
+    );
+    // Settled: every Pod Ready and nothing written for two seconds.
+    let want = a.clusters * a.apps;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let (mut last, mut since) = (total_rv(&sim), Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let rv = total_rv(&sim);
+        if rv != last {
+            (last, since) = (rv, Instant::now());
+        } else if since.elapsed() >= Duration::from_secs(2) && ready_pods(&sim) >= want {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "controllers did not settle: {} of {want} Pods Ready",
+                ready_pods(&sim)
+            );
+        }
+    }
+    println!(
+        "settled {:.1} s after the first create ({want} Pods Ready)",
+        t1.elapsed().as_secs_f64()
+    );
+    // Serving: a list of every cluster's Pods.
+    for (url, token) in &targets {
+        let r = client
+            .get(format!("{url}/api/v1/namespaces/apps/pods"))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        let v: serde_json::Value = r.json().await?;
+        let n = v["items"].as_array().map_or(0, Vec::len);
+        if n != a.apps {
+            bail!("{url}: listed {n} Pods, want {}", a.apps);
+        }
+    }
+    let mut by_kind = std::collections::BTreeMap::<String, (usize, usize)>::new();
+    let mut history = 0;
+    for c in sim.clusters() {
+        let st = c.state.lock();
+        history += st.history.len();
+        for (k, m) in &st.objects {
+            let e = by_kind.entry(k.plural.clone()).or_default();
+            e.0 += m.len();
+            e.1 += m.values().map(|s| s.json.len()).sum::<usize>();
+        }
+    }
+    let objects: usize = by_kind.values().map(|(n, _)| n).sum();
+    let json_bytes: usize = by_kind.values().map(|(_, b)| b).sum();
+    for (k, (n, b)) in &by_kind {
+        println!(
+            "  {k}: {n} objects, {} bytes of JSON each on average",
+            b / n.max(&1)
+        );
+    }
+    let peak = status_kib("VmHWM:");
+    let rss = status_kib("VmRSS:");
+    println!(
+        "objects stored: {objects} ({} bytes of JSON each on average); events in history: {history}",
+        json_bytes / objects.max(1)
+    );
+    println!(
+        "peak RSS {:.0} MiB, RSS now {:.0} MiB; after start {:.0} MiB",
+        peak / 1024.0,
+        rss / 1024.0,
+        started_kib / 1024.0
+    );
+    println!(
+        "bytes per object: {:.0} (peak RSS / objects), {:.0} (peak RSS growth since start / objects)",
+        peak * 1024.0 / objects as f64,
+        (peak - started_kib) * 1024.0 / objects as f64
+    );
+    sim.shutdown().await;
+    Ok(())
+}

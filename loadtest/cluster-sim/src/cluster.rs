@@ -60,6 +60,9 @@ pub struct ClusterConfig {
     pub controllers: bool,
     /// How often an idle watch that allows bookmarks gets one.
     pub bookmark_interval: Duration,
+    /// Changes a watch may fall behind by before it gets 410 Expired (the capacity of the
+    /// cluster's change broadcast, allocated up front: about 40 bytes per slot).
+    pub watch_buffer: usize,
 }
 
 impl Default for ClusterConfig {
@@ -69,6 +72,7 @@ impl Default for ClusterConfig {
             history_limit: 20_000,
             controllers: true,
             bookmark_interval: Duration::from_secs(5),
+            watch_buffer: 4_096,
         }
     }
 }

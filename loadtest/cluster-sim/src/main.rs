@@ -57,6 +57,9 @@ struct ServeArgs {
     /// Per-cluster request rate limit (requests/s), beyond which 429.
     #[arg(long)]
     rate_limit_qps: Option<f64>,
+    /// Changes kept per cluster for watch resumption (older resourceVersions get 410).
+    #[arg(long, default_value_t = ClusterConfig::default().history_limit)]
+    history_limit: usize,
 }
 
 #[derive(Subcommand)]
@@ -65,6 +68,9 @@ enum Cmd {
     Serve(ServeArgs),
     /// Measure memory, list latency and write throughput.
     Bench(cluster_sim::bench::BenchArgs),
+    /// Measure memory at fleet scale: many clusters of Deployments, Services,
+    /// ServiceAccounts and Ingresses (with their ReplicaSets and Pods).
+    BenchFleet(cluster_sim::bench::FleetArgs),
 }
 
 #[tokio::main]
@@ -77,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Serve(a) => serve(a).await,
         Cmd::Bench(a) => cluster_sim::bench::run(a).await,
+        Cmd::BenchFleet(a) => cluster_sim::bench::fleet(a).await,
     }
 }
 
@@ -88,6 +95,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         state_dir: a.state_dir,
         cluster: ClusterConfig {
             ready_delay: Duration::from_millis(a.ready_delay_ms),
+            history_limit: a.history_limit,
             ..ClusterConfig::default()
         },
         faults: Faults {

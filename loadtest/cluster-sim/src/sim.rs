@@ -86,7 +86,7 @@ impl Sim {
         }
         for i in 0..cfg.clusters {
             let name = format!("c{i}");
-            let (events, _) = broadcast::channel(16_384);
+            let (events, _) = broadcast::channel(cfg.cluster.watch_buffer.max(1));
             let mut state = ClusterState::new(cfg.cluster.history_limit, events.clone());
             let mut token = random_token();
             if let Some(dir) = &cfg.state_dir

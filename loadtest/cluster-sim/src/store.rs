@@ -24,6 +24,12 @@ impl Stored {
         Arc::new(Stored { value, json })
     }
 
+    /// An object again from its serialized form (a replay from the history).
+    pub fn from_json(json: Bytes) -> Arc<Self> {
+        let value = serde_json::from_slice(&json).expect("stored objects are JSON");
+        Arc::new(Stored { value, json })
+    }
+
     pub fn namespace(&self) -> &str {
         self.value["metadata"]["namespace"].as_str().unwrap_or("")
     }
@@ -66,6 +72,41 @@ pub struct Event {
     pub prev: Option<Arc<Stored>>,
 }
 
+/// A change as the history keeps it: serialized only, so a superseded version costs its
+/// JSON bytes (shared with the live object while that is current), not its parsed value,
+/// which is several times larger. A replay parses it back ([`Recorded::event`]).
+#[derive(Debug)]
+pub struct Recorded {
+    pub rv: u64,
+    pub key: ResourceKey,
+    pub kind: EventType,
+    pub object: Bytes,
+    pub prev: Option<Bytes>,
+}
+
+impl Recorded {
+    fn of(e: &Event) -> Self {
+        Recorded {
+            rv: e.rv,
+            key: e.key.clone(),
+            kind: e.kind,
+            object: e.object.json.clone(),
+            prev: e.prev.as_ref().map(|p| p.json.clone()),
+        }
+    }
+
+    /// The change as watches see it.
+    pub fn event(&self) -> Event {
+        Event {
+            rv: self.rv,
+            key: self.key.clone(),
+            kind: self.kind,
+            object: Stored::from_json(self.object.clone()),
+            prev: self.prev.clone().map(Stored::from_json),
+        }
+    }
+}
+
 pub type ObjectMap = BTreeMap<(String, String), Arc<Stored>>;
 
 /// Everything mutable about a cluster, behind one lock: a request's read-modify-write is
@@ -73,7 +114,7 @@ pub type ObjectMap = BTreeMap<(String, String), Arc<Stored>>;
 pub struct ClusterState {
     pub rv: u64,
     pub objects: HashMap<ResourceKey, ObjectMap>,
-    pub history: VecDeque<Arc<Event>>,
+    pub history: VecDeque<Recorded>,
     pub history_limit: usize,
     pub registry: Registry,
     pub events: broadcast::Sender<Arc<Event>>,
@@ -137,7 +178,7 @@ impl ClusterState {
             object: stored.clone(),
             prev,
         });
-        self.history.push_back(event.clone());
+        self.history.push_back(Recorded::of(&event));
         while self.history.len() > self.history_limit {
             self.history.pop_front();
         }

@@ -200,8 +200,9 @@ pub fn start(
                 });
                 return Ok(rx);
             }
-            for e in st.history.iter().filter(|e| e.rv > n) {
-                if let Some(kind) = filter.view(e) {
+            for r in st.history.iter().filter(|r| r.rv > n && r.key == key) {
+                let e = r.event();
+                if let Some(kind) = filter.view(&e) {
                     first.push(line(kind.as_str(), &filter, &e.object));
                 }
             }
