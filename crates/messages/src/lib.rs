@@ -377,6 +377,10 @@ pub struct SyncOperation {
     /// none; `None` never retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryStrategy>,
+    /// A cascade delete: `desired` holds only the app's PreDelete and PostDelete hooks,
+    /// run before and after every tracked resource is deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
 }
 
 /// Argo CD's `ResultCode`: what a sync did to one resource.

@@ -180,7 +180,7 @@ pub(crate) async fn reconcile(
     let mut busy = op.as_ref().is_some_and(|o| !o.phase.is_completed()) || memo.inflight.is_some();
     for p in pending {
         let result = if p.request.delete_resources {
-            delete_resources(shared, app, partition, memo, &p.request).await
+            delete_resources(shared, app, partition, memo, &outcome, &p.request).await
         } else {
             manual_sync(shared, app, partition, memo, &outcome, &p.request, busy).await
         };
@@ -693,18 +693,35 @@ async fn manual_sync(
 }
 
 /// Cascade delete: a sync of nothing with prune, so the executor deletes every resource
-/// the app tracks. Needs no render (the source may be gone) and waits for no running
-/// operation: executors run an app's operations one after another.
+/// the app tracks, with the app's PreDelete and PostDelete hooks (Argo CD 3.3) around it
+/// when its manifests render. Needs no render (the source may be gone: then no hooks
+/// run) and waits for no running operation: executors run an app's operations one after
+/// another.
 async fn delete_resources(
     shared: &Shared,
     app: &Application,
     partition: u32,
     memo: &mut Memo,
+    outcome: &Result<Target, Failed>,
     request: &SyncRequest,
 ) -> Result<String, ServiceError> {
+    let hooks: Vec<Value> = match outcome {
+        Ok(target) => target
+            .desired
+            .iter()
+            .filter(|o| gitfleet_engine::sync::is_deletion_hook(o))
+            .cloned()
+            .collect(),
+        Err(failed) => {
+            tracing::info!(app = %app.metadata.name, error = %failed.error, "deleting without PreDelete/PostDelete hooks: the manifests do not render");
+            Vec::new()
+        }
+    };
     let order = Order {
         cluster: destination(shared, app)?,
         prune: true,
+        desired: hooks,
+        deleting: true,
         initiated_by: request.initiated_by.clone(),
         ..Order::default()
     };
@@ -726,6 +743,8 @@ struct Order {
     initiated_by: String,
     /// How a failed run is retried.
     retry: Option<RetryStrategy>,
+    /// A cascade delete.
+    deleting: bool,
 }
 
 impl Order {
@@ -785,6 +804,7 @@ async fn enqueue(
         initiated_by: order.initiated_by,
         requested_at: now(),
         retry: order.retry,
+        deleting: order.deleting,
     };
     let body = serde_json::to_vec(&op).map_err(|err| {
         ServiceError::internal(format!(

@@ -115,6 +115,16 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
         }
         let has_hooks = tasks.iter().any(|t| t.action == TaskAction::CreateHook);
         let last = i + 1 == waves.len();
+        // PostDelete hooks run once the app's resources are gone, not just asked to go.
+        if op.deleting
+            && !op.dry_run
+            && !last
+            && tasks.iter().any(|t| t.action == TaskAction::Prune)
+            && let Err(s) = wait_gone(rt, tasks).await
+        {
+            stop = Some(s);
+            break;
+        }
         if op.dry_run || (last && !has_hooks) {
             continue;
         }
@@ -170,9 +180,11 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
         } else {
             HookDeletePolicy::HookSucceeded
         };
+        // Deletion hooks do not outlive the app (Argo CD's cleanupHooks), and a failed one
+        // is deleted so the next attempt creates it again.
         for hook in hooks
             .iter()
-            .filter(|t| t.hook_delete_policy.contains(&policy))
+            .filter(|t| t.hook_delete_policy.contains(&policy) || op.deleting)
         {
             let _ = delete(rt, op, hook).await;
         }
@@ -220,6 +232,7 @@ fn settings<'a>(
         namespace_exists: op.destination_namespace.is_empty()
             || rt.cache.has_namespace(&op.destination_namespace),
         resources,
+        deleting: op.deleting,
         revision: op.revision.clone(),
         started_at: chrono::Utc::now().timestamp(),
         is_namespaced: scope,
@@ -599,6 +612,28 @@ fn shared_resource(rt: &ClusterRuntime, plan: &sync::SyncPlan) -> Option<String>
                 )
             })
         })
+}
+
+/// Waits until every object the wave pruned is gone from the cluster (the watch cache).
+async fn wait_gone(rt: &ClusterRuntime, tasks: &[&Task]) -> Result<(), Stop> {
+    let deadline = tokio::time::Instant::now() + rt.config.wave_timeout;
+    loop {
+        let left = tasks
+            .iter()
+            .filter(|t| t.action == TaskAction::Prune)
+            .find(|t| rt.cache.get(&key_of(&t.resource)).is_some());
+        let Some(left) = left else {
+            return Ok(());
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Stop::Abort(format!(
+                "timed out after {:?} waiting for {} to be deleted",
+                rt.config.wave_timeout, left.resource
+            )));
+        }
+        // Poll interval of a wait bounded by the deadline above.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until every object the wave applied is healthy (kinds without a health check

@@ -985,3 +985,121 @@ async fn apply_out_of_sync_only_applies_only_what_drifted() {
     assert_eq!(applied_since(before), ["o", "a", "b"]);
     exec.stop().await;
 }
+
+/// Cascade delete with Argo CD 3.3's deletion hooks: the PreDelete hook Job runs to
+/// completion before anything is deleted, the PostDelete one once the app's resources are
+/// gone, and both are removed at the end; a failing PreDelete hook stops the deletion
+/// (nothing deleted) and is removed, so the next attempt creates it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_hooks_run_around_a_cascade_delete() {
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let deletion_hook = |ns: &str, name: &str, kind: &str, fail: bool| {
+        let mut job = hook_job(ns, name, fail);
+        job["metadata"]["annotations"]["argocd.argoproj.io/hook"] = kind.into();
+        job
+    };
+    let writes = |sim: &cluster_sim::Sim| -> Vec<String> {
+        sim.cluster(0)
+            .write_log()
+            .into_iter()
+            .filter(|w| w.verb == "create" || w.verb == "delete" || w.verb == "apply")
+            .map(|w| format!("{} {}/{}", w.verb, w.resource, w.name.unwrap_or_default()))
+            .collect()
+    };
+
+    // The namespace belongs to another app: the PostDelete hook has somewhere to run.
+    let done = sync(
+        &bus,
+        &op(
+            "d-0",
+            "namespaces",
+            "c0",
+            vec![namespace("d"), namespace("s")],
+        ),
+    )
+    .await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    let done = sync(
+        &bus,
+        &op("d-1", "gone", "c0", vec![config_map("d", "settings", None)]),
+    )
+    .await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    sim.cluster(0).clear_write_log();
+    let mut delete = op(
+        "d-2",
+        "gone",
+        "c0",
+        vec![
+            deletion_hook("d", "before", "PreDelete", false),
+            deletion_hook("d", "after", "PostDelete", false),
+        ],
+    );
+    delete.prune = true;
+    delete.deleting = true;
+    let done = sync(&bus, &delete).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    let log = writes(&sim);
+    let at = |entry: &str| {
+        log.iter()
+            .position(|w| w == entry)
+            .unwrap_or_else(|| panic!("{entry} not in {log:?}"))
+    };
+    assert!(
+        at("apply jobs.batch/before") < at("delete configmaps/settings"),
+        "{log:?}"
+    );
+    assert!(
+        at("delete configmaps/settings") < at("apply jobs.batch/after"),
+        "{log:?}"
+    );
+    assert!(
+        at("apply jobs.batch/after") < at("delete jobs.batch/after"),
+        "{log:?}"
+    );
+    assert!(
+        at("apply jobs.batch/before") < at("delete jobs.batch/before"),
+        "{log:?}"
+    );
+    let client = kube_client(&sim, 0);
+    assert!(
+        get(&client, "/api/v1/namespaces/d/configmaps/settings")
+            .await
+            .is_none()
+    );
+
+    // A PreDelete hook that fails: nothing is deleted, the hook is removed.
+    let done = sync(
+        &bus,
+        &op("s-1", "stuck", "c0", vec![config_map("s", "kept", None)]),
+    )
+    .await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    let mut delete = op(
+        "s-2",
+        "stuck",
+        "c0",
+        vec![deletion_hook("s", "guard", "PreDelete", true)],
+    );
+    delete.prune = true;
+    delete.deleting = true;
+    let done = sync(&bus, &delete).await;
+    assert_eq!(done.phase, OperationPhase::Failed, "{done:?}");
+    assert!(done.message.contains("guard"), "{}", done.message);
+    assert!(
+        get(&client, "/api/v1/namespaces/s/configmaps/kept")
+            .await
+            .is_some()
+    );
+    eventually(30, "the failed hook removed", || async {
+        get(&client, "/apis/batch/v1/namespaces/s/jobs/guard")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    exec.stop().await;
+}

@@ -29,8 +29,6 @@ pub enum HookDeletePolicy {
 pub(crate) enum HookType {
     Phase(SyncPhase),
     Skip,
-    /// PreDelete and PostDelete: app deletion hooks, never part of a sync.
-    Deletion,
 }
 
 fn csv<'a>(obj: &'a Value, key: &str) -> Vec<&'a str> {
@@ -55,7 +53,9 @@ pub(crate) fn hook_types(obj: &Value) -> Vec<HookType> {
                 "PostSync" => HookType::Phase(SyncPhase::PostSync),
                 "SyncFail" => HookType::Phase(SyncPhase::SyncFail),
                 "Skip" => HookType::Skip,
-                "PreDelete" | "PostDelete" => HookType::Deletion,
+                // App deletion hooks: planned only for a cascade delete.
+                "PreDelete" => HookType::Phase(SyncPhase::PreDelete),
+                "PostDelete" => HookType::Phase(SyncPhase::PostDelete),
                 _ => return None,
             })
         })
@@ -87,13 +87,21 @@ pub fn is_hook(obj: &Value) -> bool {
     !hook_types(obj).is_empty()
 }
 
-/// The sync phases a hook runs in, in phase order.
+/// A PreDelete or PostDelete hook (Argo CD's annotation only; Helm's delete hooks are not
+/// mapped, as in Argo CD).
+pub fn is_deletion_hook(obj: &Value) -> bool {
+    hook_types(obj)
+        .iter()
+        .any(|t| matches!(t, HookType::Phase(p) if p.is_deletion()))
+}
+
+/// The phases a hook runs in, in phase order (the deletion phases among them).
 pub(crate) fn hook_phases(obj: &Value) -> Vec<SyncPhase> {
     let mut phases: Vec<SyncPhase> = hook_types(obj)
         .into_iter()
         .filter_map(|t| match t {
             HookType::Phase(p) => Some(p),
-            _ => None,
+            HookType::Skip => None,
         })
         .collect();
     phases.sort();

@@ -7,7 +7,9 @@
 //! - Phases PreSync, Sync, PostSync, SyncFail. Resources are applied in Sync; hooks
 //!   (`argocd.argoproj.io/hook`, or Helm's `helm.sh/hook` pre-/post-install/upgrade) run in
 //!   their phases; `Skip` resources are neither applied nor pruned; PreDelete/PostDelete
-//!   hooks are not part of a sync.
+//!   hooks are not part of a sync: with [`SyncSettings::deleting`] (a cascade delete)
+//!   they are the only hooks, in phases before and after the prunes, and nothing is
+//!   applied.
 //! - Waves: `argocd.argoproj.io/sync-wave`, else `helm.sh/hook-weight`, else 0; a value
 //!   that is not an integer is ignored as Argo CD ignores it, and said in
 //!   [`SyncPlan::warnings`].
@@ -43,16 +45,28 @@ use crate::resource::ResourceRef;
 
 pub use hooks::{
     HELM_HOOK, HELM_HOOK_DELETE_POLICY, HELM_HOOK_WEIGHT, HOOK, HOOK_DELETE_POLICY,
-    HookDeletePolicy, SYNC_OPTIONS, SYNC_WAVE, is_hook,
+    HookDeletePolicy, SYNC_OPTIONS, SYNC_WAVE, is_deletion_hook, is_hook,
 };
 pub use order::KIND_ORDER;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum SyncPhase {
+    /// App deletion (cascade delete): hooks that run before the app's resources are
+    /// deleted.
+    PreDelete,
     PreSync,
     Sync,
     PostSync,
+    /// App deletion: hooks that run once the app's resources are gone.
+    PostDelete,
     SyncFail,
+}
+
+impl SyncPhase {
+    /// PreDelete and PostDelete: planned only when the app is being deleted.
+    pub fn is_deletion(self) -> bool {
+        matches!(self, SyncPhase::PreDelete | SyncPhase::PostDelete)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -131,6 +145,9 @@ pub struct SyncSettings<'a> {
     pub namespace_exists: bool,
     /// Selective sync: only these resources (version ignored). `None` syncs everything.
     pub resources: Option<Vec<ResourceRef>>,
+    /// The app is being deleted (cascade delete): its PreDelete hooks run, then every
+    /// live resource is pruned, then its PostDelete hooks run; nothing is applied.
+    pub deleting: bool,
     /// The revision being synced and the sync's start (unix seconds), for hook names.
     pub revision: String,
     pub started_at: i64,
@@ -145,6 +162,7 @@ impl Default for SyncSettings<'_> {
             options: SyncOptions::default(),
             namespace_exists: true,
             resources: None,
+            deleting: false,
             revision: String::new(),
             started_at: 0,
             is_namespaced: &builtin_scope,
@@ -264,7 +282,7 @@ pub fn plan(
                 });
             }
             desired_refs.push(r.clone());
-            if hooks::is_skipped(&obj) || !selected(&r) {
+            if hooks::is_skipped(&obj) || !selected(&r) || opts.deleting {
                 continue;
             }
             tasks.push(PlannedTask {
@@ -285,7 +303,10 @@ pub fn plan(
             continue;
         }
         let policies = hooks::delete_policies(&obj);
-        for phase in hooks::hook_phases(&obj) {
+        let phases = hooks::hook_phases(&obj)
+            .into_iter()
+            .filter(|p| p.is_deletion() == opts.deleting);
+        for phase in phases {
             let mut obj = obj.clone();
             let mut r = r.clone();
             if r.name.is_empty() {
@@ -349,6 +370,7 @@ pub fn plan(
     }
 
     if opts.options.create_namespace()
+        && !opts.deleting
         && !opts.namespace_exists
         && !dest_ns.is_empty()
         && !desired_refs
@@ -450,9 +472,11 @@ fn hook_name(obj: &Value, revision: &str, phase: SyncPhase, started_at: i64) -> 
         revision
     };
     let phase = match phase {
+        SyncPhase::PreDelete => "predelete",
         SyncPhase::PreSync => "presync",
         SyncPhase::Sync => "sync",
         SyncPhase::PostSync => "postsync",
+        SyncPhase::PostDelete => "postdelete",
         SyncPhase::SyncFail => "syncfail",
     };
     format!(

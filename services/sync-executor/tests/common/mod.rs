@@ -169,6 +169,7 @@ pub fn op(id: &str, app: &str, cluster: &str, desired: Vec<Value>) -> SyncOperat
         initiated_by: "test".to_string(),
         requested_at: "2026-01-01T00:00:00Z".to_string(),
         retry: None,
+        deleting: false,
     }
 }
 
