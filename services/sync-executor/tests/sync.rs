@@ -1103,3 +1103,53 @@ async fn deletion_hooks_run_around_a_cascade_delete() {
     .await;
     exec.stop().await;
 }
+
+/// A cluster answering 429 to everything for 5 s, then recovering: the sync that ran into
+/// the storm is retried (its own requests back off, then the operation retries as its
+/// strategy says) and ends Succeeded with no new operation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_storm_then_recovery_ends_synced_without_a_new_operation() {
+    use gitfleet_model::{Backoff, RetryStrategy};
+
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    // The cluster is known to the executor before the storm starts.
+    let done = sync(&bus, &op("w-0", "warm", "c0", vec![namespace("storm")])).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+
+    sim.cluster(0).set_faults(cluster_sim::Faults {
+        error_rate: 1.0,
+        error_code: Some(429),
+        ..Default::default()
+    });
+    let mut stormy = op(
+        "w-1",
+        "stormy",
+        "c0",
+        vec![config_map("storm", "settings", None)],
+    );
+    stormy.retry = Some(RetryStrategy {
+        limit: 10,
+        backoff: Some(Backoff {
+            duration: "1s".into(),
+            factor: Some(2),
+            max_duration: "4s".into(),
+        }),
+        refresh: false,
+    });
+    enqueue(&bus, &stormy).await;
+    // The storm's length: time-driven behaviour, not a wait for a condition.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    sim.cluster(0).set_faults(cluster_sim::Faults::default());
+    let done = completed(&bus, "stormy", "w-1").await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    let client = kube_client(&sim, 0);
+    assert!(
+        get(&client, "/api/v1/namespaces/storm/configmaps/settings")
+            .await
+            .is_some()
+    );
+    exec.stop().await;
+}
