@@ -1153,3 +1153,35 @@ async fn a_429_storm_then_recovery_ends_synced_without_a_new_operation() {
     );
     exec.stop().await;
 }
+
+/// A wave waits for the one before to be healthy: a Deployment whose pods never start
+/// stops the sync when the wave's wait runs out, and the next wave is never applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wave_that_never_becomes_healthy_holds_back_the_next() {
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    // Its pods never start, so the Deployment stays Progressing: a short wave timeout.
+    let config = sync_executor::Config {
+        wave_timeout: std::time::Duration::from_secs(3),
+        ..test_config("exec-0")
+    };
+    let exec = Executor::start(&bus, config);
+    let mut broken = deployment("h", "broken", Some(0));
+    broken["spec"]["template"]["metadata"]["annotations"] =
+        serde_json::json!({"sim.gitfleet.dev/outcome": "fail"});
+    let desired = vec![namespace("h"), broken, config_map("h", "later", Some(1))];
+    let done = sync(&bus, &op("h-1", "held", "c0", desired)).await;
+    assert_ne!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert!(done.message.contains("broken"), "{}", done.message);
+    let names: Vec<String> = applies(&sim, 0)
+        .into_iter()
+        .filter_map(|w| w.name)
+        .collect();
+    assert!(names.contains(&"broken".to_string()), "{names:?}");
+    assert!(
+        !names.contains(&"later".to_string()),
+        "wave 1 applied: {names:?}"
+    );
+    exec.stop().await;
+}
