@@ -23,8 +23,8 @@
 //! - notifier: reads [`AppEvent`]s from stream `events`.
 
 use gitfleet_model::{
-    Application, ApplicationSource, OperationPhase, OperationState, RetryStrategy, SyncOptions,
-    SyncStatusCode,
+    Application, ApplicationSource, ManagedNamespaceMetadata, OperationPhase, OperationState,
+    RetryStrategy, SyncOptions, SyncStatusCode,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -381,6 +381,10 @@ pub struct SyncOperation {
     /// run before and after every tracked resource is deleted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleting: bool,
+    /// `syncPolicy.managedNamespaceMetadata`: with `CreateNamespace=true`, the labels and
+    /// annotations the destination namespace is given (and kept at) on every sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_namespace_metadata: Option<ManagedNamespaceMetadata>,
 }
 
 /// Argo CD's `ResultCode`: what a sync did to one resource.

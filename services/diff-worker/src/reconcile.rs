@@ -805,6 +805,11 @@ async fn enqueue(
         requested_at: now(),
         retry: order.retry,
         deleting: order.deleting,
+        managed_namespace_metadata: app
+            .spec
+            .sync_policy
+            .as_ref()
+            .and_then(|p| p.managed_namespace_metadata.clone()),
     };
     let body = serde_json::to_vec(&op).map_err(|err| {
         ServiceError::internal(format!(

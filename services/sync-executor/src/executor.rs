@@ -232,6 +232,7 @@ fn settings<'a>(
         namespace_exists: op.destination_namespace.is_empty()
             || rt.cache.has_namespace(&op.destination_namespace),
         resources,
+        managed_namespace_metadata: op.managed_namespace_metadata.clone(),
         deleting: op.deleting,
         revision: op.revision.clone(),
         started_at: chrono::Utc::now().timestamp(),

@@ -1185,3 +1185,46 @@ async fn a_wave_that_never_becomes_healthy_holds_back_the_next() {
     );
     exec.stop().await;
 }
+
+/// `managedNamespaceMetadata` with `CreateNamespace=true`: the namespace is created with
+/// its labels and annotations, and an existing one gets them added on the next sync while
+/// what others set stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_namespace_metadata_is_applied_to_the_destination_namespace() {
+    use gitfleet_model::ManagedNamespaceMetadata;
+
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let client = kube_client(&sim, 0);
+    let managed = |team: &str| ManagedNamespaceMetadata {
+        labels: [("team".to_string(), team.to_string())].into(),
+        annotations: [("owner".to_string(), "platform".to_string())].into(),
+    };
+    let with_metadata = |id: &str, team: &str| {
+        let mut sync_op = op(id, "meta", "c0", vec![config_map("meta", "cfg", None)]);
+        sync_op.destination_namespace = "meta".into();
+        sync_op.sync_options = gitfleet_model::SyncOptions(vec!["CreateNamespace=true".into()]);
+        sync_op.managed_namespace_metadata = Some(managed(team));
+        sync_op
+    };
+    let done = sync(&bus, &with_metadata("m-1", "web")).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    let ns = get(&client, "/api/v1/namespaces/meta").await.unwrap();
+    assert_eq!(ns["metadata"]["labels"]["team"], "web");
+    assert_eq!(ns["metadata"]["annotations"]["owner"], "platform");
+
+    // Someone else labels it; the next sync changes the managed label and keeps theirs.
+    let patch = http::Request::patch("/api/v1/namespaces/meta")
+        .header("content-type", "application/merge-patch+json")
+        .body(br#"{"metadata":{"labels":{"cost-center":"42"}}}"#.to_vec())
+        .unwrap();
+    client.request::<serde_json::Value>(patch).await.unwrap();
+    let done = sync(&bus, &with_metadata("m-2", "shop")).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    let ns = get(&client, "/api/v1/namespaces/meta").await.unwrap();
+    assert_eq!(ns["metadata"]["labels"]["team"], "shop");
+    assert_eq!(ns["metadata"]["labels"]["cost-center"], "42");
+    exec.stop().await;
+}

@@ -145,6 +145,9 @@ pub struct SyncSettings<'a> {
     pub namespace_exists: bool,
     /// Selective sync: only these resources (version ignored). `None` syncs everything.
     pub resources: Option<Vec<ResourceRef>>,
+    /// `syncPolicy.managedNamespaceMetadata`: with `CreateNamespace=true` the destination
+    /// namespace is applied on every sync with these labels and annotations.
+    pub managed_namespace_metadata: Option<gitfleet_model::ManagedNamespaceMetadata>,
     /// The app is being deleted (cascade delete): its PreDelete hooks run, then every
     /// live resource is pruned, then its PostDelete hooks run; nothing is applied.
     pub deleting: bool,
@@ -162,6 +165,7 @@ impl Default for SyncSettings<'_> {
             options: SyncOptions::default(),
             namespace_exists: true,
             resources: None,
+            managed_namespace_metadata: None,
             deleting: false,
             revision: String::new(),
             started_at: 0,
@@ -369,15 +373,27 @@ pub fn plan(
         }
     }
 
+    // Created when missing; applied again on every sync when its metadata is managed, so
+    // labels and annotations are added to an existing namespace too (server-side apply
+    // leaves what others set).
     if opts.options.create_namespace()
         && !opts.deleting
-        && !opts.namespace_exists
+        && (!opts.namespace_exists || opts.managed_namespace_metadata.is_some())
         && !dest_ns.is_empty()
         && !desired_refs
             .iter()
             .any(|d| d.group.is_empty() && d.kind == "Namespace" && d.name == dest_ns)
     {
-        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": dest_ns}});
+        let mut ns =
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": dest_ns}});
+        if let Some(meta) = &opts.managed_namespace_metadata {
+            if !meta.labels.is_empty() {
+                ns["metadata"]["labels"] = json!(meta.labels);
+            }
+            if !meta.annotations.is_empty() {
+                ns["metadata"]["annotations"] = json!(meta.annotations);
+            }
+        }
         tasks.push(PlannedTask {
             phase: SyncPhase::PreSync,
             wave: 0,

@@ -170,6 +170,7 @@ pub fn op(id: &str, app: &str, cluster: &str, desired: Vec<Value>) -> SyncOperat
         requested_at: "2026-01-01T00:00:00Z".to_string(),
         retry: None,
         deleting: false,
+        managed_namespace_metadata: None,
     }
 }
 
