@@ -138,6 +138,35 @@ impl Applications {
         self.run_operation(&request, "the sync").await
     }
 
+    /// `argocd app terminate-op`: marks the app's running operation Terminating; the
+    /// executor running it stops between waves (and starts no retry), ending it Failed
+    /// with "Operation terminated".
+    pub async fn terminate_operation(&self, name: &str) -> Result<()> {
+        self.apps.require::<Application>(name).await?;
+        let not_running = || {
+            Error::Service(ServiceError::invalid(format!(
+                "Unable to terminate operation. No operation is in progress (application {name:?})"
+            )))
+        };
+        let Some((mut op, revision)) = self.operations.get::<Operation>(name).await? else {
+            return Err(not_running());
+        };
+        if op.phase.is_completed() {
+            return Err(not_running());
+        }
+        op.phase = gitfleet_model::OperationPhase::Terminating;
+        op.message = "operation is terminating".to_string();
+        match self.operations.update(name, &op, revision).await? {
+            Some(_) => {
+                tracing::info!(app = %name, op = %op.id, "operation terminating");
+                Ok(())
+            }
+            None => Err(Error::Service(ServiceError::conflict(format!(
+                "the operation of application {name:?} changed meanwhile; try again"
+            )))),
+        }
+    }
+
     /// `argocd app rollback`: a sync to the revision a history entry recorded (by default
     /// the deployment before the latest), refused while automated sync is on, since it
     /// would sync the target revision right back.
@@ -562,6 +591,14 @@ impl ApplicationService for Applications {
     ) -> Result<Response<SyncApplicationResponse>, Status> {
         let op = Applications::sync(self, request.get_ref()).await?;
         Ok(Response::new(sync_response(op)?))
+    }
+
+    async fn terminate_operation(
+        &self,
+        request: Request<TerminateOperationRequest>,
+    ) -> Result<Response<TerminateOperationResponse>, Status> {
+        Applications::terminate_operation(self, &request.get_ref().name).await?;
+        Ok(Response::new(TerminateOperationResponse {}))
     }
 
     async fn rollback(

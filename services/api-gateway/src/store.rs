@@ -95,6 +95,22 @@ impl Store {
         }
     }
 
+    /// Writes `value` only if the document is still at `revision`; `Ok(None)` when it
+    /// moved on meanwhile.
+    pub async fn update<T: Serialize>(
+        &self,
+        name: &str,
+        value: &T,
+        revision: u64,
+    ) -> Result<Option<u64>> {
+        let key = subject_token(name);
+        match self.kv.update(&key, encode(value)?, revision).await {
+            Ok(rev) => Ok(Some(rev)),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(e) => Err(kv_err("updating", &self.kv, &key, e)),
+        }
+    }
+
     pub async fn put<T: Serialize>(&self, name: &str, value: &T) -> Result<u64> {
         let key = subject_token(name);
         self.kv

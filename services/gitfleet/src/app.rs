@@ -96,6 +96,8 @@ pub enum AppCommand {
         #[arg(long, default_value_t = 0)]
         timeout: u64,
     },
+    /// Stop the application's running operation between its steps.
+    TerminateOp { name: String },
     /// List the application's deployment history (its successful syncs).
     History {
         name: String,
@@ -261,6 +263,15 @@ pub async fn run(cmd: &AppCommand, channel: Channel, out: &mut dyn Write) -> Res
                     res.message
                 )));
             }
+        }
+        AppCommand::TerminateOp { name } => {
+            client
+                .terminate_operation(TerminateOperationRequest { name: name.clone() })
+                .await?;
+            output::write(
+                out,
+                &format!("Application '{name}' operation terminating\n"),
+            )?;
         }
         AppCommand::Wait {
             name,

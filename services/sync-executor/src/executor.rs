@@ -3,6 +3,7 @@
 //! and prune wave by wave, waiting for each wave to be healthy (and the wave delay) before
 //! the next; the step that only creates the `CreateNamespace` namespace costs no delay.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use gitfleet_engine::ResourceRef;
@@ -47,9 +48,13 @@ enum Stop {
     Failed(String),
     /// The cluster is unreachable (or a wait ran out): the whole operation fails.
     Abort(String),
+    /// A user terminated the operation: nothing more runs, SyncFail hooks neither.
+    Terminated,
 }
 
-pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
+/// Runs `op`; `terminated` (set when a user asks to terminate it, `app terminate-op`) is
+/// read between waves: the operation stops there, Failed with Argo CD's message.
+pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation, terminated: &AtomicBool) -> Outcome {
     if let Err(err) = rt.ensure_reachable(rt.config.cache_wait).await {
         return Outcome::failed(err, Vec::new());
     }
@@ -108,6 +113,10 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
         .collect();
     let mut stop = None;
     for (i, (phase, wave, tasks)) in waves.iter().enumerate() {
+        if terminated.load(Ordering::SeqCst) {
+            stop = Some(Stop::Terminated);
+            break;
+        }
         tracing::debug!(app = %op.app, cluster = %rt.name, ?phase, wave, tasks = tasks.len(), "running wave");
         if let Err(s) = run_wave(&ctx, tasks, &mut results).await {
             stop = Some(s);
@@ -128,7 +137,7 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
         if op.dry_run || (last && !has_hooks) {
             continue;
         }
-        if let Err(s) = wait_healthy(rt, tasks).await {
+        if let Err(s) = wait_healthy(rt, tasks, terminated).await {
             stop = Some(s);
             break;
         }
@@ -161,7 +170,7 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
         .filter(|(_, _, t)| t.action == TaskAction::CreateHook)
         .map(|(_, _, t)| t)
         .collect();
-    if failed && !matches!(stop, Some(Stop::Abort(_))) {
+    if failed && !matches!(stop, Some(Stop::Abort(_) | Stop::Terminated)) {
         // SyncFail hooks run only when the sync failed, and only while the cluster answers.
         for phase in plan
             .phases
@@ -174,7 +183,7 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
             }
         }
     }
-    if !op.dry_run && !matches!(stop, Some(Stop::Abort(_))) {
+    if !op.dry_run && !matches!(stop, Some(Stop::Abort(_) | Stop::Terminated)) {
         let policy = if failed {
             HookDeletePolicy::HookFailed
         } else {
@@ -204,6 +213,7 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation) -> Outcome {
             resources: results,
         },
         Some(Stop::Failed(m)) | Some(Stop::Abort(m)) => Outcome::failed(noted(m), results),
+        Some(Stop::Terminated) => Outcome::failed("Operation terminated", results),
     }
 }
 
@@ -639,7 +649,11 @@ async fn wait_gone(rt: &ClusterRuntime, tasks: &[&Task]) -> Result<(), Stop> {
 
 /// Waits until every object the wave applied is healthy (kinds without a health check
 /// count as healthy); a Degraded one fails the sync.
-async fn wait_healthy(rt: &ClusterRuntime, tasks: &[&Task]) -> Result<(), Stop> {
+async fn wait_healthy(
+    rt: &ClusterRuntime,
+    tasks: &[&Task],
+    terminated: &AtomicBool,
+) -> Result<(), Stop> {
     let deadline = tokio::time::Instant::now() + rt.config.wave_timeout;
     let applied: Vec<&Task> = tasks
         .iter()
@@ -647,6 +661,11 @@ async fn wait_healthy(rt: &ClusterRuntime, tasks: &[&Task]) -> Result<(), Stop> 
         .filter(|t| matches!(t.action, TaskAction::Apply | TaskAction::CreateHook))
         .collect();
     loop {
+        // A terminated operation stops waiting too: a wave that never becomes healthy
+        // must not hold a user's terminate for the whole wave timeout.
+        if terminated.load(Ordering::SeqCst) {
+            return Err(Stop::Terminated);
+        }
         let mut pending: Option<String> = None;
         for t in &applied {
             let Some(live) = rt.cache.get(&key_of(&t.resource)) else {

@@ -256,8 +256,22 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
         job.give_back().await;
         return;
     }
+    // A user's `app terminate-op` marks the stored operation Terminating; a watcher
+    // hands that to the run, which stops between waves (and a retry is not started).
+    let terminated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = tokio::spawn(watch_termination(
+        shared.operations.clone(),
+        op.app.clone(),
+        op.id.clone(),
+        terminated.clone(),
+    ));
+    let _stop_watching = AbortOnDrop(watcher);
     let outcome = loop {
-        let outcome = with_progress(shared, &job, crate::executor::execute(rt, op)).await;
+        let outcome =
+            with_progress(shared, &job, crate::executor::execute(rt, op, &terminated)).await;
+        if terminated.load(std::sync::atomic::Ordering::SeqCst) {
+            break outcome;
+        }
         if rt.cancel.is_cancelled() && outcome.phase != OperationPhase::Succeeded {
             // Released mid-sync: the cluster's next owner runs it again.
             job.give_back().await;
@@ -320,6 +334,39 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
     operation.resources = outcome.resources;
     operation.finished_at = Some(now());
     finish(shared, job, operation).await;
+}
+
+/// Sets `terminated` once KV `operations` shows operation `id` of `app` Terminating.
+async fn watch_termination(
+    operations: jetstream::kv::Store,
+    app: String,
+    id: String,
+    terminated: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let key = subject_token(&app);
+    loop {
+        // Poll interval: a second is as soon as a user expects a terminate to be seen.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Ok(Some(body)) = operations.get(key.as_str()).await else {
+            continue;
+        };
+        if let Ok(stored) = serde_json::from_slice::<Operation>(&body)
+            && stored.id == id
+            && stored.phase == OperationPhase::Terminating
+        {
+            terminated.store(true, std::sync::atomic::Ordering::SeqCst);
+            return;
+        }
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Runs `work`, telling JetStream the job is alive meanwhile (so it is not redelivered).
