@@ -1,5 +1,6 @@
-//! The load: N apps, each a directory `apps/app-NNNN/` holding one ConfigMap, and the
-//! Argo CD Application for each, as the gateway would store it.
+//! The load: N apps, each a directory `apps/app-NNNN/` holding one ConfigMap (and, with
+//! `--shape hooked`, a PreSync hook Job), and the Argo CD Application for each, as the
+//! gateway would store it.
 
 use std::path::Path;
 
@@ -8,6 +9,11 @@ use bytes::Bytes;
 use gitfleet_bus::subject_token;
 use gitfleet_gitkit::Upstream;
 use serde_json::{Value, json};
+
+use crate::args::Shape;
+
+/// The name of every app's PreSync hook Job (in the app's namespace).
+pub const HOOK_JOB: &str = "presync";
 
 pub fn app_name(i: usize) -> String {
     format!("app-{i:04}")
@@ -25,13 +31,24 @@ pub fn config_map_path(app: &str) -> String {
     format!("apps/{app}/cm.yaml")
 }
 
+/// The PreSync hook of the `hooked` shape: a Job as small as Argo CD's hook examples,
+/// run before every sync of its app and deleted once it succeeded.
+pub fn hook_job() -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {HOOK_JOB}\n  annotations:\n    argocd.argoproj.io/hook: PreSync\n    argocd.argoproj.io/hook-delete-policy: HookSucceeded\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: presync\n        image: busybox:1.36\n        command: [\"sh\", \"-c\", \"echo pre-sync\"]\n"
+    )
+}
+
 /// The repository with every app at generation 0, pushed, under `work` (so it is kept with
 /// the logs when a run fails).
-pub fn repository(work: &Path, apps: usize) -> Upstream {
+pub fn repository(work: &Path, apps: usize, shape: Shape) -> Upstream {
     let upstream = Upstream::new_in(work);
     for i in 0..apps {
         let name = app_name(i);
         upstream.write(&config_map_path(&name), &config_map(&name, 0));
+        if shape == Shape::Hooked {
+            upstream.write(&format!("apps/{name}/hook.yaml"), &hook_job());
+        }
     }
     upstream.commit("apps");
     upstream.push_all();
@@ -69,6 +86,17 @@ pub fn documents(apps: usize, repo_url: &str, clusters: &[String]) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hook_is_a_presync_job_deleted_when_it_succeeds() {
+        let job: Value = serde_yaml_ng::from_str(&hook_job()).unwrap();
+        assert_eq!(job["kind"], "Job");
+        assert_eq!(job["metadata"]["name"], HOOK_JOB);
+        let a = &job["metadata"]["annotations"];
+        assert_eq!(a["argocd.argoproj.io/hook"], "PreSync");
+        assert_eq!(a["argocd.argoproj.io/hook-delete-policy"], "HookSucceeded");
+        assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    }
 
     #[test]
     fn apps_go_round_robin_over_the_clusters() {

@@ -3,7 +3,27 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+
+/// What each app deploys.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shape {
+    /// One ConfigMap.
+    #[default]
+    Configmap,
+    /// The same ConfigMap plus a PreSync hook Job (`hook-delete-policy: HookSucceeded`),
+    /// which cluster-sim's Job controller completes after its ready delay.
+    Hooked,
+}
+
+impl Shape {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shape::Configmap => "configmap",
+            Shape::Hooked => "hooked",
+        }
+    }
+}
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -14,12 +34,20 @@ pub struct Args {
     /// Applications to create (one ConfigMap each, in its own directory).
     #[arg(long, default_value_t = 100)]
     pub apps: usize,
+    /// What each app holds: `configmap` (one ConfigMap) or `hooked` (the ConfigMap and a
+    /// PreSync hook Job, deleted when it succeeds).
+    #[arg(long, value_enum, default_value_t = Shape::Configmap)]
+    pub shape: Shape,
     /// Emulated clusters (c0..cN-1); apps are spread over them round-robin.
     #[arg(long, default_value_t = 10)]
     pub clusters: usize,
     /// Latency cluster-sim adds to every Kubernetes API request.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// Passed to cluster-sim as `--ready-delay-ms`: how long its simulated Pods take to
+    /// become ready (and Job Pods to succeed), hence how long each PreSync hook runs.
+    #[arg(long, default_value_t = 500)]
+    pub ready_delay_ms: u64,
     /// Webhook-to-Synced measurements (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub webhook_runs: usize,
@@ -46,6 +74,11 @@ pub struct Args {
     /// when unset).
     #[arg(long)]
     pub wave_delay_seconds: Option<f64>,
+    /// Passed to the diff-worker as `--refresh-seconds`: its periodic refresh of every app.
+    /// Pushed out of the run (an hour) by default, so that everything measured is
+    /// event-driven.
+    #[arg(long, default_value_t = 3600)]
+    pub refresh_seconds: u64,
     /// Passed to the sync-executor as `--cluster-concurrency` (its default, 4, when unset).
     #[arg(long)]
     pub cluster_concurrency: Option<usize>,

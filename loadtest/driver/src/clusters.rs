@@ -2,12 +2,14 @@
 //! through `kube::config`, registered in KV `clusters` the way Argo CD keeps cluster
 //! secrets, and reached through the Kubernetes API as any client would.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use gitfleet_bus::{Bucket, Bus, subject_token};
 use gitfleet_model::Redacted;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use secrecy::ExposeSecret;
@@ -77,6 +79,23 @@ impl Clusters {
                 .items
                 .iter()
                 .filter(|cm| cm.metadata.name.as_deref() == Some("load"))
+                .count();
+        }
+        Ok(n)
+    }
+
+    /// Jobs named `name` over all clusters (hooks deleted on success leave none).
+    pub async fn count_jobs(&self, name: &str) -> Result<usize> {
+        let mut n = 0;
+        for c in &self.list {
+            let list = kube::Api::<Job>::all(self.client(&c.name).await?)
+                .list(&kube::api::ListParams::default())
+                .await
+                .with_context(|| format!("listing Jobs in {}", c.name))?;
+            n += list
+                .items
+                .iter()
+                .filter(|j| j.metadata.name.as_deref() == Some(name))
                 .count();
         }
         Ok(n)
@@ -177,6 +196,58 @@ pub async fn admin_object_count(admin_url: &str) -> Result<u64> {
         .sum())
 }
 
+/// What cluster-sim's write logs say was done to the Jobs named `job`, per namespace.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct JobWrites {
+    /// Writes that created the Job (create, or apply answered 201), dry runs left out.
+    pub created: BTreeMap<String, usize>,
+    /// Every write to it that was not a dry run nor a delete (creates included).
+    pub writes: usize,
+    /// Deletes that succeeded.
+    pub deleted: usize,
+}
+
+/// Reads every cluster's write log from cluster-sim's admin endpoint.
+pub async fn job_writes(admin_url: &str, clusters: &[String], job: &str) -> Result<JobWrites> {
+    let mut log = Vec::new();
+    for c in clusters {
+        let records: Vec<Value> = reqwest::get(format!("{admin_url}/clusters/{c}/writes"))
+            .await?
+            .error_for_status()
+            .with_context(|| format!("write log of {c}"))?
+            .json()
+            .await?;
+        log.extend(records);
+    }
+    Ok(count_job_writes(&log, job))
+}
+
+fn count_job_writes(log: &[Value], job: &str) -> JobWrites {
+    let mut out = JobWrites::default();
+    for w in log {
+        if w["resource"] != "jobs.batch"
+            || w["name"] != job
+            || w["dryRun"] == true
+            || !w["subresource"].is_null()
+        {
+            continue;
+        }
+        let (verb, code) = (w["verb"].as_str().unwrap_or(""), w["code"].as_u64());
+        let ns = w["namespace"].as_str().unwrap_or("").to_string();
+        if verb == "delete" {
+            if code.is_some_and(|c| c < 300) {
+                out.deleted += 1;
+            }
+            continue;
+        }
+        out.writes += 1;
+        if code == Some(201) && (verb == "create" || verb == "apply") {
+            *out.created.entry(ns).or_default() += 1;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +291,29 @@ contexts:
                 ca_data: "Q0EK".into(),
             }
         );
+    }
+
+    #[test]
+    fn job_creations_are_counted_per_namespace_without_dry_runs() {
+        let w = |verb: &str, ns: &str, name: &str, dry_run: bool, code: u16| {
+            json!({"seq": 0, "time": "", "verb": verb, "resource": "jobs.batch", "subresource": null,
+                "namespace": ns, "name": name, "fieldManager": "gitfleet", "dryRun": dry_run, "code": code})
+        };
+        let log = [
+            w("apply", "a", "presync", true, 201),
+            w("apply", "a", "presync", false, 201),
+            w("apply", "a", "presync", false, 200),
+            w("delete", "a", "presync", false, 200),
+            w("create", "b", "presync", false, 201),
+            w("apply", "b", "other", false, 201),
+            w("apply", "c", "presync", false, 409),
+        ];
+        let got = count_job_writes(&log, "presync");
+        assert_eq!(
+            got.created,
+            BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 1)])
+        );
+        assert_eq!((got.writes, got.deleted), (4, 1));
     }
 
     #[test]

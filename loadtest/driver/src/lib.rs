@@ -4,10 +4,12 @@
 //! sync-executor, api-gateway); then measures
 //!
 //! 1. create-to-Synced: N Applications (one directory `apps/app-NNNN/` with one ConfigMap
-//!    each, destinations round-robin over clusters c0..c{N-1} by name, automated sync with
-//!    CreateNamespace) written straight into KV `applications` (as the gateway stores
-//!    them), timed from the first write until every app's KV `app-status` says Synced and
-//!    Healthy; then the ConfigMaps are counted in the emulated clusters;
+//!    each, and with `--shape hooked` a PreSync hook Job too; destinations round-robin over
+//!    clusters c0..c{N-1} by name, automated sync with CreateNamespace) written straight
+//!    into KV `applications` (as the gateway stores them), timed from the first write until
+//!    every app's KV `app-status` says Synced and Healthy with its operation Succeeded;
+//!    then the ConfigMaps are counted in the emulated clusters, and the hook Jobs created
+//!    counted per app from cluster-sim's write log (each must be exactly one);
 //! 2. webhook-to-Synced: a commit that changes one app, a GitHub push webhook to the
 //!    gateway, timed until that app reports Synced at the new commit (median of 5);
 //! 3. CPU time (user + system, from `/proc/<pid>/stat`) and peak RSS (`VmHWM`) of every
@@ -37,5 +39,5 @@ pub mod run;
 pub mod stack;
 pub mod wait;
 
-pub use args::Args;
+pub use args::{Args, Shape};
 pub use run::run;

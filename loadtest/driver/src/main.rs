@@ -40,8 +40,15 @@ fn main() {
     match result {
         Ok(report) => {
             println!("{report}");
-            if args.keep {
+            let problems = report.problems();
+            for p in &problems {
+                eprintln!("loadtest: error: {p}");
+            }
+            if args.keep || !problems.is_empty() {
                 eprintln!("loadtest: work directory kept: {}", work.keep().display());
+            }
+            if !problems.is_empty() {
+                std::process::exit(1);
             }
         }
         Err(e) => {

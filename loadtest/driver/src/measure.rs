@@ -25,7 +25,7 @@ pub struct Created {
 }
 
 /// Writes every Application into KV `applications` and waits, on a KV watch of
-/// `app-status`, until each is Synced and Healthy.
+/// `app-status`, until each is what a user would call done ([`done`]).
 pub async fn create_to_synced(
     args: &Args,
     stack: &Stack,
@@ -53,31 +53,30 @@ pub async fn create_to_synced(
     };
     progress.phase(&format!("creating {} applications", args.apps));
     let deadline = tokio::time::Instant::from_std(t0 + Duration::from_secs(args.timeout_seconds));
-    let mut done: HashMap<String, Duration> = HashMap::new();
-    let mut state: HashMap<String, (String, String)> = HashMap::new();
+    let mut done_at: HashMap<String, Duration> = HashMap::new();
+    let mut state: HashMap<String, [String; 3]> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(5));
-    while done.len() < args.apps {
+    while done_at.len() < args.apps {
         tokio::select! {
             entry = tokio::time::timeout_at(deadline, watch.next()) => {
                 let entry = match entry {
                     Err(_) => bail!(
-                        "not converged: {} of {} apps Synced and Healthy after {} s (latest states: {})",
-                        done.len(), args.apps, args.timeout_seconds, state_summary(&state)
+                        "not converged: {} of {} apps Synced, Healthy and their operation Succeeded after {} s (latest sync/health/operation: {})",
+                        done_at.len(), args.apps, args.timeout_seconds, state_summary(&state)
                     ),
                     Ok(None) => bail!("the app-status watch ended"),
                     Ok(Some(e)) => e.context("watching app-status")?,
                 };
                 let name = token_to_name(&entry.key).unwrap_or_else(|| entry.key.clone());
                 let v: Value = serde_json::from_slice(&entry.value).unwrap_or(Value::Null);
-                let (sync, health) = (str_at(&v, "/sync/status"), str_at(&v, "/health/status"));
-                if sync == "Synced" && health == "Healthy" && name.starts_with("app-") {
-                    done.entry(name.clone()).or_insert_with(|| t0.elapsed());
+                if done(&v, None) && name.starts_with("app-") {
+                    done_at.entry(name.clone()).or_insert_with(|| t0.elapsed());
                 }
-                state.insert(name, (sync, health));
+                state.insert(name, ["/sync/status", "/health/status", "/operationState/phase"].map(|p| str_at(&v, p)));
             }
             _ = tick.tick() => {
                 children.check_alive()?;
-                progress.phase(&format!("{} of {} Synced and Healthy ({})", done.len(), args.apps, state_summary(&state)));
+                progress.phase(&format!("{} of {} done ({})", done_at.len(), args.apps, state_summary(&state)));
             }
         }
     }
@@ -88,19 +87,19 @@ pub async fn create_to_synced(
         "{failed_writes} application writes failed"
     );
     progress.phase(&format!(
-        "all {} apps Synced and Healthy after {}",
+        "all {} apps Synced, Healthy, operation Succeeded after {}",
         args.apps,
         secs(converged)
     ));
     Ok(Created {
         converged,
         writes_took,
-        per_app: done.into_values().collect(),
+        per_app: done_at.into_values().collect(),
     })
 }
 
 /// `runs` times: a commit to app 0, pushed, a GitHub push webhook, and the time until the
-/// app's status is Synced and Healthy at that commit.
+/// app is [`done`] at that commit.
 pub async fn webhook_to_synced(
     runs: usize,
     stack: &Stack,
@@ -138,10 +137,7 @@ pub async fn webhook_to_synced(
         loop {
             if let Some(e) = status_kv.get(subject_token(&target)).await? {
                 let v: Value = serde_json::from_slice(&e).unwrap_or(Value::Null);
-                if str_at(&v, "/sync/status") == "Synced"
-                    && str_at(&v, "/sync/revision") == sha
-                    && str_at(&v, "/health/status") == "Healthy"
-                {
+                if done(&v, Some(&sha)) {
                     break;
                 }
             }
@@ -163,6 +159,20 @@ pub async fn webhook_to_synced(
     Ok(took)
 }
 
+/// What the user sees as finished, from an app's `status`: Synced and Healthy, and the
+/// last operation Succeeded (a sync whose PreSync hook has not run yet, or whose hook is
+/// still being deleted, is Running even when the ConfigMap is already in place). At
+/// `revision` when given: both the compared and the synced revision.
+pub fn done(status: &Value, revision: Option<&str>) -> bool {
+    str_at(status, "/sync/status") == "Synced"
+        && str_at(status, "/health/status") == "Healthy"
+        && str_at(status, "/operationState/phase") == "Succeeded"
+        && revision.is_none_or(|r| {
+            str_at(status, "/sync/revision") == r
+                && str_at(status, "/operationState/syncResult/revision") == r
+        })
+}
+
 fn str_at(v: &Value, ptr: &str) -> String {
     v.pointer(ptr)
         .and_then(Value::as_str)
@@ -170,13 +180,17 @@ fn str_at(v: &Value, ptr: &str) -> String {
         .to_string()
 }
 
-/// `Synced/Healthy: 90, OutOfSync/Missing: 10`, for progress lines and the timeout error.
-fn state_summary(state: &HashMap<String, (String, String)>) -> String {
+/// `Synced/Healthy/Succeeded: 90, OutOfSync/Missing/Running: 10` (sync, health, operation
+/// phase), for progress lines and the timeout error.
+fn state_summary(state: &HashMap<String, [String; 3]>) -> String {
     let mut by: BTreeMap<String, usize> = BTreeMap::new();
-    for (s, h) in state.values() {
-        let s = if s.is_empty() { "-" } else { s };
-        let h = if h.is_empty() { "-" } else { h };
-        *by.entry(format!("{s}/{h}")).or_default() += 1;
+    for fields in state.values() {
+        let key = fields
+            .iter()
+            .map(|f| if f.is_empty() { "-" } else { f.as_str() })
+            .collect::<Vec<_>>()
+            .join("/");
+        *by.entry(key).or_default() += 1;
     }
     if by.is_empty() {
         return "no status yet".into();
@@ -185,4 +199,45 @@ fn state_summary(state: &HashMap<String, (String, String)>) -> String {
         .map(|(k, n)| format!("{k}: {n}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn done_needs_the_operation_to_have_succeeded() {
+        let status = |phase: &str, rev: &str| {
+            json!({"sync": {"status": "Synced", "revision": rev}, "health": {"status": "Healthy"},
+                "operationState": {"phase": phase, "syncResult": {"revision": rev}}})
+        };
+        assert!(done(&status("Succeeded", "a"), None));
+        assert!(done(&status("Succeeded", "a"), Some("a")));
+        assert!(!done(&status("Succeeded", "a"), Some("b")));
+        assert!(!done(&status("Running", "a"), None));
+        let no_operation = json!({"sync": {"status": "Synced"}, "health": {"status": "Healthy"}});
+        assert!(!done(&no_operation, None));
+    }
+
+    #[test]
+    fn the_summary_counts_sync_health_and_operation() {
+        let state = HashMap::from([
+            (
+                "a".to_string(),
+                ["Synced".into(), "Healthy".into(), "Succeeded".into()],
+            ),
+            (
+                "b".to_string(),
+                ["OutOfSync".into(), "Missing".into(), "Running".into()],
+            ),
+            (
+                "c".to_string(),
+                ["OutOfSync".into(), "Missing".into(), String::new()],
+            ),
+        ]);
+        assert_eq!(
+            state_summary(&state),
+            "OutOfSync/Missing/-: 1, OutOfSync/Missing/Running: 1, Synced/Healthy/Succeeded: 1"
+        );
+    }
 }

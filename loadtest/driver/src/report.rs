@@ -5,7 +5,7 @@ use std::fmt;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::args::Args;
+use crate::args::{Args, Shape};
 use crate::procfs::{ProcSample, Snapshot};
 
 /// What was measured.
@@ -18,6 +18,66 @@ pub struct Figures {
     pub found: usize,
     /// Objects cluster-sim says it holds (0 if its admin endpoint did not answer).
     pub admin_objects: u64,
+    /// `--shape hooked`: what the write logs say of the PreSync hook Jobs.
+    pub hooks: Option<HookFigures>,
+}
+
+/// The hook Jobs, counted from cluster-sim's write logs when every app was done.
+#[derive(Debug, Default, Clone)]
+pub struct HookFigures {
+    /// Apps whose hook Job was created exactly once.
+    pub exactly_once: usize,
+    /// Creations in all.
+    pub created: usize,
+    /// Apps whose hook was never created.
+    pub never: Vec<String>,
+    /// Apps whose hook was created more than once.
+    pub repeated: Vec<String>,
+    /// Writes to the hook Jobs other than deletes and dry runs (creations included).
+    pub writes: usize,
+    /// Deletes of hook Jobs that succeeded (`HookSucceeded`).
+    pub deleted: usize,
+    /// Hook Jobs still in the clusters.
+    pub jobs_left: usize,
+    /// Creations in all after the webhook runs (each sync of app 0 runs its hook again).
+    pub created_by_end: usize,
+}
+
+impl Report {
+    /// What makes the run a failure although it finished: a hook not run exactly once.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(h) = &self.figures.hooks {
+            if !h.never.is_empty() {
+                out.push(format!(
+                    "{} apps never had their hook Job created: {}",
+                    h.never.len(),
+                    first(&h.never)
+                ));
+            }
+            if !h.repeated.is_empty() {
+                out.push(format!(
+                    "{} apps had their hook Job created more than once: {}",
+                    h.repeated.len(),
+                    first(&h.repeated)
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn first(names: &[String]) -> String {
+    let mut s = names
+        .iter()
+        .take(10)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > 10 {
+        s += ", ...";
+    }
+    s
 }
 
 /// Every process sampled at the ends of the phases, so CPU can be split by phase.
@@ -94,8 +154,9 @@ impl fmt::Display for Report {
         let p = |v: &[Duration], q: f64| percentile(v, q).map(secs).unwrap_or_else(|| "-".into());
         writeln!(
             out,
-            "\n## loadtest: {} apps on {} clusters, {} ms API latency{}\n",
+            "\n## loadtest: {} apps ({}) on {} clusters, {} ms API latency{}\n",
             args.apps,
+            args.shape.as_str(),
             args.clusters,
             args.latency_ms,
             if args.precreate_namespaces {
@@ -114,7 +175,7 @@ impl fmt::Display for Report {
         writeln!(out, "| what | figure |\n|---|---|")?;
         writeln!(
             out,
-            "| create-to-Synced, all {} apps Synced and Healthy (from the first write to KV `applications`) | {} s |",
+            "| create-to-Synced, all {} apps Synced, Healthy and operation Succeeded (from the first write to KV `applications`) | {} s |",
             args.apps,
             secs(f.converged)
         )?;
@@ -142,6 +203,26 @@ impl fmt::Display for Report {
             "| ConfigMaps found through the Kubernetes API / objects in cluster-sim | {} / {} |",
             f.found, f.admin_objects
         )?;
+        if let Some(h) = &f.hooks {
+            writeln!(
+                out,
+                "| PreSync hook Jobs created when all were done (write log): apps with exactly one / creations / apps with none / apps with more | {} / {} / {} / {} |",
+                h.exactly_once,
+                h.created,
+                h.never.len(),
+                h.repeated.len()
+            )?;
+            writeln!(
+                out,
+                "| hook Job writes (no dry runs, no deletes) / deletes / Jobs left | {} / {} / {} |",
+                h.writes, h.deleted, h.jobs_left
+            )?;
+            writeln!(
+                out,
+                "| hook Jobs created by the end (after the webhook runs' syncs of app 0) | {} |",
+                h.created_by_end
+            )?;
+        }
         writeln!(
             out,
             "| webhook-to-Synced, one app, {} runs: median (min, max) | {} s ({}, {}) |",
@@ -201,6 +282,15 @@ impl fmt::Display for Report {
 /// The command that repeats this run: the flags that change the figures, defaults included.
 fn command_line(args: &Args) -> String {
     let mut extra = String::new();
+    if args.shape != Shape::Configmap {
+        extra += &format!(" --shape {}", args.shape.as_str());
+    }
+    if args.ready_delay_ms != 500 {
+        extra += &format!(" --ready-delay-ms {}", args.ready_delay_ms);
+    }
+    if args.refresh_seconds != 3600 {
+        extra += &format!(" --refresh-seconds {}", args.refresh_seconds);
+    }
     if args.precreate_namespaces {
         extra += " --precreate-namespaces";
     }
@@ -283,6 +373,7 @@ mod tests {
                 webhook: ms(&[290, 280, 300]),
                 found: 4,
                 admin_objects: 8,
+                hooks: None,
             },
             snapshots: Snapshots {
                 ready: snap(10, 5),
@@ -297,7 +388,7 @@ mod tests {
             },
         };
         let expected = "
-## loadtest: 4 apps on 2 clusters, 0 ms API latency
+## loadtest: 4 apps (configmap) on 2 clusters, 0 ms API latency
 
 Command: `cargo xtask loadtest -- --apps 4 --clusters 2 --latency-ms 0 --wave-delay-seconds 0.5`  
 Date: 2026-12-01 10:00 UTC  
@@ -305,7 +396,7 @@ Machine: 2 cores (Test CPU), 8000000 kB memory
 
 | what | figure |
 |---|---|
-| create-to-Synced, all 4 apps Synced and Healthy (from the first write to KV `applications`) | 2.000 s |
+| create-to-Synced, all 4 apps Synced, Healthy and operation Succeeded (from the first write to KV `applications`) | 2.000 s |
 | per app, from the first write: p50 / p90 / max | 1.000 / 2.000 / 2.000 s |
 | throughput | 2.0 apps/s |
 | writing the 4 Applications (32 in flight) | 0.025 s |

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, ensure};
 use gitfleet_procs::Children;
 
-use crate::apps::app_name;
-use crate::args::Args;
-use crate::clusters::admin_object_count;
+use crate::apps::{HOOK_JOB, app_name};
+use crate::args::{Args, Shape};
+use crate::clusters::{admin_object_count, job_writes};
 use crate::measure;
 use crate::procfs::snapshot;
-use crate::report::{Figures, Machine, Report, Snapshots};
+use crate::report::{Figures, HookFigures, Machine, Report, Snapshots};
 use crate::stack;
 
 /// Progress lines on stderr, stamped with the time since the run started.
@@ -65,9 +65,30 @@ pub async fn run(args: &Args, children: &Children, work: &Path) -> Result<Report
     let admin_objects = admin_object_count(&stack.admin_url)
         .await
         .unwrap_or_default();
+    // Every app's hook ran, once: counted from what the clusters were asked to do.
+    let mut hooks = match args.shape {
+        Shape::Configmap => None,
+        Shape::Hooked => {
+            let h = hook_figures(args, &stack).await?;
+            progress.phase(&format!(
+                "hook Jobs: {} apps had theirs created exactly once, {} creations in all, {} apps none, {} apps more than once; {} Jobs left",
+                h.exactly_once,
+                h.created,
+                h.never.len(),
+                h.repeated.len(),
+                h.jobs_left
+            ));
+            Some(h)
+        }
+    };
 
     let webhook =
         measure::webhook_to_synced(args.webhook_runs, &stack, children, &progress).await?;
+    if let Some(h) = hooks.as_mut() {
+        // Every sync runs its hooks again: one more for app 0 per webhook run.
+        let end = job_writes(&stack.admin_url, &stack.clusters.names(), HOOK_JOB).await?;
+        h.created_by_end = end.created.values().sum();
+    }
     let end = snapshot(children);
     children.check_alive()?;
 
@@ -80,6 +101,7 @@ pub async fn run(args: &Args, children: &Children, work: &Path) -> Result<Report
             webhook,
             found,
             admin_objects,
+            hooks,
         },
         snapshots: Snapshots {
             ready,
@@ -87,5 +109,29 @@ pub async fn run(args: &Args, children: &Children, work: &Path) -> Result<Report
             end,
         },
         machine: Machine::this(),
+    })
+}
+
+/// The hook Jobs created per app, from cluster-sim's write logs, and the Jobs left.
+async fn hook_figures(args: &Args, stack: &stack::Stack) -> Result<HookFigures> {
+    let writes = job_writes(&stack.admin_url, &stack.clusters.names(), HOOK_JOB).await?;
+    let (mut exactly_once, mut never, mut repeated) = (0, Vec::new(), Vec::new());
+    for name in (0..args.apps).map(app_name) {
+        // The app's namespace is its name.
+        match writes.created.get(&name).copied().unwrap_or(0) {
+            0 => never.push(name),
+            1 => exactly_once += 1,
+            _ => repeated.push(name),
+        }
+    }
+    Ok(HookFigures {
+        exactly_once,
+        created: writes.created.values().sum(),
+        never,
+        repeated,
+        writes: writes.writes,
+        deleted: writes.deleted,
+        jobs_left: stack.clusters.count_jobs(HOOK_JOB).await?,
+        created_by_end: 0,
     })
 }

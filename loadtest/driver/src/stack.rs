@@ -123,6 +123,8 @@ pub async fn start(
         "127.0.0.1:0",
         "--latency-ms",
         &args.latency_ms.to_string(),
+        "--ready-delay-ms",
+        &args.ready_delay_ms.to_string(),
     ])
     .arg("--kubeconfig")
     .arg(&kubeconfig)
@@ -145,13 +147,14 @@ pub async fn start(
     );
     clusters.register(&bus).await?;
     progress.phase(&format!(
-        "cluster-sim up: {} clusters over HTTPS, {} ms added latency, admin {admin_url}",
+        "cluster-sim up: {} clusters over HTTPS, {} ms added latency, {} ms ready delay, admin {admin_url}",
         clusters.list.len(),
-        args.latency_ms
+        args.latency_ms,
+        args.ready_delay_ms
     ));
 
-    // 3. The repository: one directory per app, one ConfigMap in each.
-    let upstream = apps::repository(work, args.apps);
+    // 3. The repository: one directory per app, one ConfigMap in each (and a hook Job).
+    let upstream = apps::repository(work, args.apps, args.shape);
     let git_port = free_port().context("picking a port for git-daemon")?;
     children.spawn_logged(
         "git daemon",
@@ -161,8 +164,9 @@ pub async fn start(
     wait::tcp(children, "git daemon", git_port, Duration::from_secs(20)).await?;
     let repo_url = format!("git://127.0.0.1:{git_port}/{}", upstream.name);
     progress.phase(&format!(
-        "git daemon up: {repo_url}, {} app directories",
-        args.apps
+        "git daemon up: {repo_url}, {} app directories ({})",
+        args.apps,
+        args.shape.as_str()
     ));
 
     // 4. The services, each its own process, event-driven only (poll and periodic
@@ -179,7 +183,8 @@ pub async fn start(
                     .args(["--poll-seconds", "3600"]);
             }
             "diff-worker" => {
-                cmd.args(["--member-id", "dw-0", "--refresh-seconds", "3600"]);
+                cmd.args(["--member-id", "dw-0", "--refresh-seconds"])
+                    .arg(args.refresh_seconds.to_string());
             }
             "sync-executor" => {
                 cmd.args(["--member-id", "se-0"]);
