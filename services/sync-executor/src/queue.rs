@@ -14,7 +14,7 @@ use gitfleet_bus::async_nats::jetstream::{self, AckKind, consumer::pull};
 use gitfleet_bus::ownership::read_lease;
 use gitfleet_bus::{Backoff, Bus, StreamName, partition, subject_token};
 use gitfleet_messages::{
-    APP_PARTITIONS, AppEvent, AppEventKind, DIFF_WORKERS, Operation, SyncOperation,
+    APP_PARTITIONS, AppEvent, AppEventKind, DIFF_WORKERS, LiveChanged, Operation, SyncOperation,
 };
 use gitfleet_model::OperationPhase;
 use tokio::sync::watch;
@@ -424,6 +424,20 @@ async fn finish(shared: &Shared, job: Box<Job>, operation: Operation) {
     if !write_operation(shared, &operation).await {
         job.give_back().await;
         return;
+    }
+    // The app's owner reconciles on live changes only; the last one may have come just
+    // before this result was stored, which would leave its status showing the operation
+    // Running until the next periodic refresh. Tell it the operation ended.
+    let subject = shared
+        .bus
+        .topology
+        .live_subject(partition(&operation.app, APP_PARTITIONS));
+    let changed = serde_json::to_vec(&LiveChanged {
+        app: operation.app.clone(),
+    })
+    .unwrap_or_default();
+    if let Err(err) = shared.bus.client.publish(subject, changed.into()).await {
+        tracing::debug!(app = %operation.app, error = %err, "announcing the operation's end failed");
     }
     let kind = match operation.phase {
         OperationPhase::Succeeded => AppEventKind::SyncSucceeded,

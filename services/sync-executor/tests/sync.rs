@@ -1228,3 +1228,44 @@ async fn managed_namespace_metadata_is_applied_to_the_destination_namespace() {
     assert_eq!(ns["metadata"]["labels"]["cost-center"], "42");
     exec.stop().await;
 }
+
+/// When an operation ends, the app's owner hears of it (a `LiveChanged` for the app), even
+/// when the operation changed nothing live (a dry run): otherwise a status read just before
+/// the result was stored would show the operation Running until the next refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_an_operation_is_announced_to_the_apps_owner() {
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let mut changes = bus
+        .client
+        .subscribe(bus.topology.live_subject(gitfleet_bus::partition(
+            "quiet",
+            gitfleet_messages::APP_PARTITIONS,
+        )))
+        .await
+        .unwrap();
+    bus.client.flush().await.unwrap();
+    let mut dry = op("q-1", "quiet", "c0", vec![namespace("quiet")]);
+    dry.dry_run = true;
+    let done = sync(&bus, &dry).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(message) = changes.next().await {
+            let changed: gitfleet_messages::LiveChanged =
+                serde_json::from_slice(&message.payload).unwrap();
+            if changed.app == "quiet" {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        heard,
+        Ok(true),
+        "no LiveChanged for the app after its operation"
+    );
+    exec.stop().await;
+}
