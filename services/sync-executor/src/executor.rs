@@ -464,14 +464,7 @@ fn in_sync(rt: &ClusterRuntime, task: &Task) -> bool {
 /// annotation or on the live object's (gitops-engine reads `Replace` and `Force` from all
 /// three).
 fn option(op: &SyncOperation, desired: &Value, live: Option<&Value>, name: &str) -> bool {
-    let on = |obj: &Value| {
-        gitfleet_model::SyncOptions::from_annotation(
-            obj["metadata"]["annotations"][sync::SYNC_OPTIONS]
-                .as_str()
-                .unwrap_or(""),
-        )
-        .is_true(name)
-    };
+    let on = |obj: &Value| sync::resource_options(obj).is_true(name);
     op.sync_options.is_true(name) || on(desired) || live.is_some_and(on)
 }
 
@@ -484,7 +477,7 @@ async fn replace(
     op: &SyncOperation,
     task: &Task,
     kind: &Kind,
-    mut obj: Value,
+    obj: Value,
     live: Option<Value>,
 ) -> Result<String, CallError> {
     let (name, ns) = (task.resource.name.clone(), task.resource.namespace.clone());
@@ -493,14 +486,13 @@ async fn replace(
         dry_run: op.dry_run,
         field_manager: Some(FIELD_MANAGER.to_owned()),
     };
-    let create = |obj: Value| {
-        let (post, ns, shown) = (post.clone(), ns.clone(), shown.clone());
+    let mut object: DynamicObject = serde_json::from_value(obj).map_err(|e| CallError::Api {
+        code: 422,
+        message: format!("{shown}: {e}"),
+    })?;
+    let create = |object: DynamicObject| {
+        let (post, ns) = (post.clone(), ns.clone());
         async move {
-            let object: DynamicObject =
-                serde_json::from_value(obj).map_err(|e| CallError::Api {
-                    code: 422,
-                    message: format!("{shown}: {e}"),
-                })?;
             rt.call(|client| {
                 let api = api(client, kind, &ns);
                 let (object, post) = (object.clone(), post.clone());
@@ -510,24 +502,20 @@ async fn replace(
         }
     };
     let (written, message) = match live {
-        None => (create(obj).await?, format!("{shown} created")),
+        None => (create(object).await?, format!("{shown} created")),
         Some(live) => {
             let structural = task.resource.kind == "Namespace"
                 || task.resource.kind == "CustomResourceDefinition";
             if !structural && option(op, &task.object, Some(&live), "Force") {
                 delete(rt, op, task).await?;
-                let written = wait_recreated(rt, task, || create(obj.clone())).await?;
+                let written = wait_recreated(rt, task, || create(object.clone())).await?;
                 (written, format!("{shown} replaced"))
             } else {
                 if structural {
-                    obj["metadata"]["resourceVersion"] =
-                        live["metadata"]["resourceVersion"].clone();
+                    object.metadata.resource_version = live["metadata"]["resourceVersion"]
+                        .as_str()
+                        .map(str::to_owned);
                 }
-                let object: DynamicObject =
-                    serde_json::from_value(obj).map_err(|e| CallError::Api {
-                        code: 422,
-                        message: format!("{shown}: {e}"),
-                    })?;
                 let written = rt
                     .call(|client| {
                         let api = api(client, kind, &ns);
@@ -599,12 +587,7 @@ fn propagation(op: &SyncOperation) -> PropagationPolicy {
 
 /// `Validate=false` on the app's options or the resource's `sync-options` annotation.
 fn validates(op: &SyncOperation, task: &Task) -> bool {
-    let own = gitfleet_model::SyncOptions::from_annotation(
-        task.object["metadata"]["annotations"][sync::SYNC_OPTIONS]
-            .as_str()
-            .unwrap_or(""),
-    );
-    op.sync_options.validate() && own.validate()
+    op.sync_options.validate() && sync::resource_options(&task.object).validate()
 }
 
 /// The first resource this sync would apply that another app tracks (`FailOnSharedResource`),

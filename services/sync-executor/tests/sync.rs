@@ -1105,8 +1105,9 @@ async fn deletion_hooks_run_around_a_cascade_delete() {
 }
 
 /// A cluster answering 429 to everything for 5 s, then recovering: the sync that ran into
-/// the storm is retried (its own requests back off, then the operation retries as its
-/// strategy says) and ends Succeeded with no new operation.
+/// the storm ends Succeeded with no new operation. (Which layer carries it through, the
+/// requests' own backoff or the operation's retry, this does not tell apart: the retry
+/// itself is proven by `a_failed_sync_is_retried_with_backoff_until_it_succeeds_or_the_limit`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_then_recovery_ends_synced_without_a_new_operation() {
     use gitfleet_model::{Backoff, RetryStrategy};

@@ -99,7 +99,7 @@ fn job(name: &str, wave: i32) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_reference_wave_layout_applies_wave_by_wave_after_health() {
+async fn the_reference_wave_layout_applies_wave_by_wave() {
     let migrate = job("migrate", 1);
     let smoke = job("smoke", 2);
     let sb = Sandbox::start(

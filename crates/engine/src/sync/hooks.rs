@@ -158,6 +158,6 @@ pub(crate) fn wave(obj: &Value, resource: &ResourceRef, warnings: &mut Vec<Strin
 }
 
 /// The resource's `argocd.argoproj.io/sync-options` annotation.
-pub(crate) fn options(obj: &Value) -> SyncOptions {
+pub fn options(obj: &Value) -> SyncOptions {
     SyncOptions::from_annotation(annotation(obj, SYNC_OPTIONS).unwrap_or(""))
 }

@@ -46,6 +46,7 @@ use crate::resource::ResourceRef;
 pub use hooks::{
     HELM_HOOK, HELM_HOOK_DELETE_POLICY, HELM_HOOK_WEIGHT, HOOK, HOOK_DELETE_POLICY,
     HookDeletePolicy, SYNC_OPTIONS, SYNC_WAVE, is_deletion_hook, is_hook,
+    options as resource_options,
 };
 pub use order::KIND_ORDER;
 

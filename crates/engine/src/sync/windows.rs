@@ -69,14 +69,12 @@ pub fn is_active(
     window: &SyncWindow,
     now: DateTime<Utc>,
 ) -> Result<bool, WindowError> {
-    let cron: croner::Cron = window
-        .schedule
-        .parse()
-        .map_err(|e: croner::errors::CronError| WindowError::Schedule {
-            index,
-            schedule: window.schedule.clone(),
-            message: e.to_string(),
-        })?;
+    let schedule_error = |e: croner::errors::CronError| WindowError::Schedule {
+        index,
+        schedule: window.schedule.clone(),
+        message: e.to_string(),
+    };
+    let cron: croner::Cron = window.schedule.parse().map_err(schedule_error)?;
     let duration = parse_duration(&window.duration)
         .and_then(|d| chrono::Duration::from_std(d).ok())
         .ok_or_else(|| WindowError::Duration {
@@ -85,11 +83,6 @@ pub fn is_active(
         })?;
     let zone: chrono_tz::Tz = window.time_zone.parse().unwrap_or(chrono_tz::UTC);
     let local = now.with_timezone(&zone);
-    let schedule_error = |e: croner::errors::CronError| WindowError::Schedule {
-        index,
-        schedule: window.schedule.clone(),
-        message: e.to_string(),
-    };
     let next = cron
         .find_next_occurrence(&(local - duration), false)
         .map_err(schedule_error)?;
