@@ -488,6 +488,9 @@ async fn write_operation(shared: &Shared, operation: &Operation) -> bool {
     }
 }
 
+/// Operation times carry milliseconds: the diff worker recognises an operation already
+/// in the app's history by its start and revision, and two syncs of one revision can
+/// start within the same second (a rollback right after a sync).
 pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
