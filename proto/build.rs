@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &[
             "proto/gitfleet/v1/application.proto",
             "proto/gitfleet/v1/cluster.proto",
+            "proto/gitfleet/v1/project.proto",
             "proto/gitfleet/v1/repository.proto",
         ],
         &["proto"],

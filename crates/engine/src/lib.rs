@@ -7,7 +7,9 @@
 
 pub mod app;
 pub mod diff;
+pub mod glob;
 pub mod health;
+pub mod project;
 pub mod resource;
 pub mod status;
 pub mod sync;

@@ -52,12 +52,15 @@ pub struct AppProjectSpec {
     /// Allowed destinations (server/name and namespace globs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub destinations: Vec<Destination>,
+    /// Cluster-scoped kinds the project may deploy; empty allows none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cluster_resource_whitelist: Vec<GroupKind>,
+    pub cluster_resource_whitelist: Vec<ClusterResourceRestriction>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cluster_resource_blacklist: Vec<GroupKind>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub namespace_resource_whitelist: Vec<GroupKind>,
+    pub cluster_resource_blacklist: Vec<ClusterResourceRestriction>,
+    /// Namespaced kinds the project may deploy: absent allows all, present (even empty)
+    /// allows only those listed, as in Argo CD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_resource_whitelist: Option<Vec<GroupKind>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespace_resource_blacklist: Vec<GroupKind>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -84,6 +87,18 @@ pub struct GroupKind {
     pub group: String,
     #[serde(default)]
     pub kind: String,
+}
+
+/// A cluster-scoped group/kind, optionally narrowed to names (`filepath.Match` globs, as
+/// group and kind are); no name means every object of the kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClusterResourceRestriction {
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +201,31 @@ pub struct DestinationServiceAccount {
 impl AppProject {
     pub fn name(&self) -> &str {
         &self.metadata.name
+    }
+
+    /// The `default` project as Argo CD creates it at start when none is stored: any
+    /// repository, any destination, any kind.
+    pub fn default_project(namespace: &str) -> Self {
+        let mut metadata = ObjectMeta::named(crate::application::DEFAULT_PROJECT);
+        metadata.namespace = namespace.to_owned();
+        Self {
+            metadata,
+            spec: AppProjectSpec {
+                source_repos: vec!["*".to_owned()],
+                destinations: vec![Destination {
+                    server: "*".to_owned(),
+                    namespace: "*".to_owned(),
+                    ..Destination::default()
+                }],
+                cluster_resource_whitelist: vec![ClusterResourceRestriction {
+                    group: "*".to_owned(),
+                    kind: "*".to_owned(),
+                    name: String::new(),
+                }],
+                ..AppProjectSpec::default()
+            },
+            ..Self::default()
+        }
     }
 
     /// Checks what Argo CD's project validation refuses, returning every problem:

@@ -175,9 +175,10 @@ fn platform_project() {
     assert!(spec.destinations[0].is_in_cluster());
     assert_eq!(
         spec.cluster_resource_whitelist,
-        [GroupKind {
+        [ClusterResourceRestriction {
             group: String::new(),
-            kind: "Namespace".into()
+            kind: "Namespace".into(),
+            name: String::new(),
         }]
     );
     assert_eq!(spec.namespace_resource_blacklist[0].kind, "ResourceQuota");

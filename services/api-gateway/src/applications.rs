@@ -3,6 +3,7 @@
 //! the owners of apps and clusters carry out.
 
 use futures::StreamExt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gitfleet_bus::{Bucket, Bus, partition};
@@ -18,6 +19,7 @@ use tonic::{Request, Response, Status};
 use crate::config::Config;
 use crate::diff;
 use crate::error::{Error, Result};
+use crate::projects::Projects;
 use crate::store::Store;
 
 /// How often bounded waits look at KV again.
@@ -30,11 +32,13 @@ pub struct Applications {
     status: Store,
     operations: Store,
     clusters: Store,
+    projects: Arc<Projects>,
 }
 
 impl Applications {
-    pub async fn new(bus: Bus, config: Config) -> Result<Self> {
+    pub async fn new(bus: Bus, config: Config, projects: Arc<Projects>) -> Result<Self> {
         Ok(Applications {
+            projects,
             apps: Store::open(&bus, Bucket::Applications, "application").await?,
             status: Store::open(&bus, Bucket::AppStatus, "application status").await?,
             operations: Store::open(&bus, Bucket::Operations, "operation").await?,
@@ -49,6 +53,7 @@ impl Applications {
         // Status is the controller's to write; a manifest's status would shadow it.
         app.status = None;
         let name = app.metadata.name.clone();
+        self.projects.check_application(&app).await?;
         if upsert {
             self.apps.put(&name, &app).await?;
         } else {

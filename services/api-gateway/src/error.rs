@@ -15,6 +15,9 @@ pub enum Error {
     NotFound { kind: &'static str, name: String },
     #[error("{kind} {name:?} already exists")]
     AlreadyExists { kind: &'static str, name: String },
+    /// The document changed under the request: read it again and retry.
+    #[error("{0}")]
+    Conflict(String),
     /// A bounded wait for another service ran out.
     #[error("{0}")]
     Timeout(String),
@@ -51,6 +54,7 @@ impl Error {
             Error::InvalidArgument(_) => ErrorCode::Invalid,
             Error::NotFound { .. } => ErrorCode::NotFound,
             Error::AlreadyExists { .. } => ErrorCode::AlreadyExists,
+            Error::Conflict(_) => ErrorCode::Conflict,
             Error::Timeout(_) => ErrorCode::Deadline,
             Error::Unavailable(_) | Error::Bus(_) => ErrorCode::Unavailable,
             Error::Service(e) => e.code,

@@ -3,7 +3,7 @@
 //! cluster I/O: it reads and writes KV buckets and asks the owning services over the bus.
 //!
 //! ```text
-//! CLI --gRPC--> applications / clusters / repositories --KV--> applications, clusters, ...
+//! CLI --gRPC--> applications / projects / clusters / repositories --KV--> applications, ...
 //!                                  \--bus--> sync requests, refreshes, render/live questions
 //! Git host --POST /api/webhook--> webhook --gf.webhook--> git watcher
 //! ```
@@ -13,6 +13,7 @@ mod clusters;
 mod config;
 mod diff;
 mod error;
+mod projects;
 mod repositories;
 mod store;
 pub mod webhook;
@@ -22,6 +23,7 @@ use std::net::SocketAddr;
 use gitfleet_bus::Bus;
 use gitfleet_proto::v1::application_service_server::ApplicationServiceServer;
 use gitfleet_proto::v1::cluster_service_server::ClusterServiceServer;
+use gitfleet_proto::v1::project_service_server::ProjectServiceServer;
 use gitfleet_proto::v1::repository_service_server::RepositoryServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -80,13 +82,17 @@ pub async fn serve(
 ) -> Result<()> {
     let grpc_addr = listeners.grpc_addr();
     let http_addr = listeners.http_addr();
-    let apps = applications::Applications::new(bus.clone(), config.clone()).await?;
+    let projects =
+        std::sync::Arc::new(projects::Projects::new(&bus, &config.control_plane_namespace).await?);
+    let apps =
+        applications::Applications::new(bus.clone(), config.clone(), projects.clone()).await?;
     let clusters = clusters::Clusters::new(&bus).await?;
     let repos = repositories::Repositories::new(&bus).await?;
 
     let grpc = tonic::transport::Server::builder()
         .add_service(ApplicationServiceServer::new(apps))
         .add_service(ClusterServiceServer::new(clusters))
+        .add_service(ProjectServiceServer::from_arc(projects))
         .add_service(RepositoryServiceServer::new(repos))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listeners.grpc),

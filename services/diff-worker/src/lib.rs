@@ -39,5 +39,5 @@ mod worker;
 
 pub use config::Config;
 pub use error::{Error, Result};
-pub use reconcile::COMPARISON_ERROR;
+pub use reconcile::{COMPARISON_ERROR, INVALID_SPEC_ERROR, SYNC_ERROR};
 pub use worker::{run, start};

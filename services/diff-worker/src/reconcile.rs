@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 use gitfleet_bus::{Bus, Owned, encode_reply, partition as partition_of, subject_token};
+use gitfleet_engine::ResourceRef;
 use gitfleet_engine::app::{self, Comparison};
-use gitfleet_engine::sync::windows;
+use gitfleet_engine::project::{ProjectRules, Violation, destination_of};
+use gitfleet_engine::sync::{builtin_scope, windows};
 use gitfleet_messages::{
     AppEvent, AppEventKind, CLUSTER_PARTITIONS, DIFF_WORKERS, ErrorCode, Fencing, Live,
     LiveRequest, Operation, RefSource, RenderRequest, Rendered, Reply, ResolveRequest, Resolved,
@@ -17,8 +19,8 @@ use gitfleet_messages::{
 };
 use gitfleet_model::{
     AppProject, Application, ApplicationCondition, ApplicationSource, ApplicationStatus, Cluster,
-    HealthStatus, HealthStatusCode, OperationInitiator, OperationPhase, RetryStrategy,
-    RevisionHistory, SyncOptions, SyncStatus, SyncStatusCode,
+    DEFAULT_PROJECT, HealthStatus, HealthStatusCode, OperationInitiator, OperationPhase,
+    RetryStrategy, RevisionHistory, SyncOptions, SyncStatus, SyncStatusCode,
 };
 use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
@@ -29,6 +31,12 @@ use crate::decide;
 
 /// Condition type of every failure to compute the desired or live state, as in Argo CD.
 pub const COMPARISON_ERROR: &str = "ComparisonError";
+/// Condition type of an app its project does not permit (source, destination, project
+/// missing), as in Argo CD: nothing is rendered or synced.
+pub const INVALID_SPEC_ERROR: &str = "InvalidSpecError";
+/// Condition type of manifests a sync would be refused for (a kind or namespace the
+/// project does not permit).
+pub const SYNC_ERROR: &str = "SyncError";
 
 /// What every reconciliation shares.
 pub(crate) struct Shared {
@@ -38,10 +46,13 @@ pub(crate) struct Shared {
     pub owned: watch::Receiver<Owned>,
     pub status_kv: kv::Store,
     pub ops_kv: kv::Store,
-    /// AppProjects (their sync windows), read when a sync is about to start.
+    /// AppProjects, read again when a sync is about to start (windows, rules).
     pub projects_kv: kv::Store,
     /// KV `clusters` by name, kept current by the worker's watch.
     pub clusters: RwLock<HashMap<String, Cluster>>,
+    /// KV `projects` by name, compiled, kept current by the worker's watch: what each
+    /// comparison checks the app and its manifests against.
+    pub projects: RwLock<HashMap<String, Arc<ProjectRules>>>,
     /// Each app's last render of each source (by [`memo_key`]), so a commit that does not
     /// touch the app's path (or a periodic refresh) costs no render.
     pub renders: Mutex<HashMap<String, RenderMemo>>,
@@ -103,12 +114,16 @@ struct Target {
     cluster: String,
     desired: Vec<Value>,
     comparison: Comparison,
+    /// Why the project refuses some of the desired objects: no sync starts while any.
+    violations: Vec<String>,
 }
 
 /// Why the comparison could not be made; the revision when it was resolved.
 struct Failed {
     revision: Option<String>,
     error: ServiceError,
+    /// The condition type it shows as.
+    condition: &'static str,
 }
 
 impl Failed {
@@ -116,6 +131,7 @@ impl Failed {
         Failed {
             revision: None,
             error,
+            condition: COMPARISON_ERROR,
         }
     }
 }
@@ -225,7 +241,7 @@ pub(crate) async fn reconcile(
             }
         }
         Ok(()) => {
-            if let Err(err) = sync_window_allows(shared, app, false).await {
+            if let Err(err) = project_allows_sync(shared, app, &target.desired, false).await {
                 tracing::info!(app = name, reason = %err, "auto-sync held back");
                 return settled;
             }
@@ -268,10 +284,39 @@ pub(crate) async fn reconcile(
 /// Resolve, render, find the cluster, read live, compare.
 async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> {
     let name = &app.metadata.name;
+    // A source the project does not permit is not even read: its credentials are not the
+    // app's to use.
+    let rules = watched_project(shared, app)
+        .and_then(|rules| {
+            let violations = rules.check_application(
+                app,
+                &destination_of(
+                    app,
+                    shared
+                        .clusters
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .values(),
+                ),
+                &shared.config.control_plane_namespace,
+            );
+            if violations.is_empty() {
+                Ok(rules)
+            } else {
+                Err(violations)
+            }
+        })
+        .map_err(|violations| Failed {
+            condition: INVALID_SPEC_ERROR,
+            ..Failed::new(ServiceError::invalid(invalid_spec_message(
+                app,
+                &violations,
+            )))
+        })?;
     let (commit, source, manifests) = desired_all(shared, app, true).await.map_err(Failed::new)?;
     let failed = |error: ServiceError| Failed {
         revision: Some(commit.clone()),
-        error,
+        ..Failed::new(error)
     };
     let cluster = destination(shared, app).map_err(failed)?;
     let desired = app::prepare_desired(&manifests, app, &shared.config.control_plane_namespace);
@@ -290,14 +335,87 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
         .map_err(|err| {
             failed(err.context(format_args!("reading live state of cluster {cluster}")))
         })?;
-    let comparison = app::compare(app, &desired, &live.resources);
+    let mut comparison = app::compare(app, &desired, &live.resources);
+    let cluster_record = destination_of(
+        app,
+        shared
+            .clusters
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values(),
+    );
+    let refused = resource_violations(&rules, &desired, &cluster_record);
+    // As Argo CD shows them: what the project does not permit has an unknown status.
+    for (r, _) in &refused {
+        for status in comparison.resources.iter_mut().filter(|s| {
+            s.group == r.group && s.kind == r.kind && s.namespace == r.namespace && s.name == r.name
+        }) {
+            status.status = Some(SyncStatusCode::Unknown);
+        }
+    }
     Ok(Target {
         commit,
         source,
         cluster,
         desired,
         comparison,
+        violations: refused.into_iter().map(|(_, v)| v.to_string()).collect(),
     })
+}
+
+/// The app's project from the watched ones; `default` exists even when not stored.
+fn watched_project(
+    shared: &Shared,
+    app: &Application,
+) -> Result<Arc<ProjectRules>, Vec<Violation>> {
+    let name = app.spec.project_or_default();
+    let projects = shared.projects.read().unwrap_or_else(|e| e.into_inner());
+    match projects.get(name) {
+        Some(rules) => Ok(rules.clone()),
+        None if name == DEFAULT_PROJECT => Ok(Arc::new(ProjectRules::new(
+            &AppProject::default_project(&shared.config.control_plane_namespace),
+        ))),
+        None => Err(vec![Violation::ProjectMissing {
+            project: name.to_owned(),
+        }]),
+    }
+}
+
+fn invalid_spec_message(app: &Application, violations: &[Violation]) -> String {
+    let reasons: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    format!(
+        "application spec for {} is invalid: InvalidSpecError: {}",
+        app.metadata.name,
+        reasons.join("; ")
+    )
+}
+
+/// The prepared desired objects the project refuses, each with why. A kind whose scope is
+/// not built in counts as namespaced when it was given a namespace (see
+/// [`app::prepare_desired`]).
+fn resource_violations(
+    rules: &ProjectRules,
+    desired: &[Value],
+    cluster: &Cluster,
+) -> Vec<(ResourceRef, Violation)> {
+    desired
+        .iter()
+        .filter_map(|obj| {
+            let r = ResourceRef::from_object(obj);
+            let namespaced = builtin_scope(&r.group, &r.kind).unwrap_or(!r.namespace.is_empty());
+            rules
+                .resource_permitted(
+                    &r.group,
+                    &r.kind,
+                    &r.name,
+                    &r.namespace,
+                    namespaced,
+                    cluster,
+                )
+                .err()
+                .map(|v| (r, v))
+        })
+        .collect()
 }
 
 /// The cluster `app` deploys to, from the clusters this worker knows.
@@ -480,27 +598,32 @@ fn build_status(
             t.comparison.sync,
             t.commit.clone(),
             t.comparison.health,
-            t.comparison.errors.clone(),
+            t.comparison
+                .errors
+                .iter()
+                .map(|m| (COMPARISON_ERROR, m.clone()))
+                .chain(t.violations.iter().map(|m| (SYNC_ERROR, m.clone())))
+                .collect(),
         ),
         Err(f) => (
             Vec::new(),
             SyncStatusCode::Unknown,
             f.revision.clone().unwrap_or_default(),
             HealthStatusCode::Unknown,
-            vec![f.error.message.clone()],
+            vec![(f.condition, f.error.message.clone())],
         ),
     };
     // A condition keeps the time it first appeared while it stays the same.
     let conditions = messages
         .into_iter()
-        .map(|message| {
+        .map(|(type_, message)| {
             let since = previous
                 .into_iter()
                 .flat_map(|p| &p.conditions)
-                .find(|c| c.type_ == COMPARISON_ERROR && c.message == message)
+                .find(|c| c.type_ == type_ && c.message == message)
                 .and_then(|c| c.last_transition_time.clone());
             ApplicationCondition {
-                type_: COMPARISON_ERROR.to_string(),
+                type_: type_.to_string(),
                 message,
                 last_transition_time: Some(since.unwrap_or_else(|| now.clone())),
             }
@@ -646,7 +769,6 @@ async fn manual_sync(
             "another operation is already in progress for application {name}"
         )));
     }
-    sync_window_allows(shared, app, true).await?;
     let sources = app.spec.effective_sources();
     let rendered: Vec<(usize, &ApplicationSource)> = sources
         .iter()
@@ -679,6 +801,7 @@ async fn manual_sync(
             ..Order::default()
         }
     };
+    project_allows_sync(shared, app, &order.desired, true).await?;
     let order = Order {
         prune: request.prune,
         dry_run: request.dry_run,
@@ -854,42 +977,84 @@ async fn read_operation(shared: &Shared, key: &str) -> Result<Option<Operation>,
 }
 
 /// The app's last written status; `Err` when the bus could not say.
-/// Whether the app's project's sync windows let a sync start now (`manual`: a user asked);
-/// the error says why not. An app whose project is not stored has no windows. Read only
-/// when a sync is about to start, so a fleet's periodic refreshes cost no project reads.
-async fn sync_window_allows(
+/// Whether the app's project lets this sync of `desired` start now (`manual`: a user
+/// asked): its sync windows, its rules for the app's spec, and for each object; the error
+/// says why not. The project is read from KV, not the watch, so a project changed a
+/// moment ago holds. Read only when a sync is about to start, so a fleet's periodic
+/// refreshes cost no project reads.
+async fn project_allows_sync(
     shared: &Shared,
     app: &Application,
+    desired: &[Value],
     manual: bool,
 ) -> Result<(), ServiceError> {
-    let project = if app.spec.project.is_empty() {
-        "default"
-    } else {
-        app.spec.project.as_str()
-    };
+    let project_name = app.spec.project_or_default();
     let body = shared
         .bus
-        .kv_get_durable(&shared.projects_kv, &subject_token(project))
+        .kv_get_durable(&shared.projects_kv, &subject_token(project_name))
         .await
-        .map_err(|err| ServiceError::unavailable(format!("reading project {project:?}: {err}")))?;
-    let Some(body) = body else {
-        return Ok(());
-    };
-    let project: AppProject = serde_json::from_slice(&body).map_err(|err| {
-        ServiceError::invalid(format!("project {project:?} cannot be read: {err}"))
-    })?;
+        .map_err(|err| {
+            ServiceError::unavailable(format!("reading project {project_name:?}: {err}"))
+        })?;
     let name = &app.metadata.name;
+    let project: AppProject = match body {
+        Some(body) => serde_json::from_slice(&body).map_err(|err| {
+            ServiceError::invalid(format!("project {project_name:?} cannot be read: {err}"))
+        })?,
+        None if project_name == DEFAULT_PROJECT => {
+            AppProject::default_project(&shared.config.control_plane_namespace)
+        }
+        None => {
+            return Err(ServiceError::invalid(invalid_spec_message(
+                app,
+                &[Violation::ProjectMissing {
+                    project: project_name.to_owned(),
+                }],
+            )));
+        }
+    };
     match windows::can_sync(&project.spec.sync_windows, app, manual, chrono::Utc::now()) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(ServiceError::new(
-            ErrorCode::PermissionDenied,
-            format!("cannot sync application {name}: blocked by sync window"),
-        )),
-        Err(err) => Err(ServiceError::invalid(format!(
-            "cannot sync application {name}: project {:?}: {err}",
-            project.metadata.name
-        ))),
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(ServiceError::new(
+                ErrorCode::PermissionDenied,
+                format!("cannot sync application {name}: blocked by sync window"),
+            ));
+        }
+        Err(err) => {
+            return Err(ServiceError::invalid(format!(
+                "cannot sync application {name}: project {project_name:?}: {err}"
+            )));
+        }
     }
+    let rules = ProjectRules::new(&project);
+    let cluster = destination_of(
+        app,
+        shared
+            .clusters
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values(),
+    );
+    let spec = rules.check_application(app, &cluster, &shared.config.control_plane_namespace);
+    if !spec.is_empty() {
+        return Err(ServiceError::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "cannot sync application {name}: {}",
+                invalid_spec_message(app, &spec)
+            ),
+        ));
+    }
+    let refused = resource_violations(&rules, desired, &cluster);
+    if !refused.is_empty() {
+        let reasons: Vec<String> = refused.iter().map(|(_, v)| v.to_string()).collect();
+        return Err(ServiceError::new(
+            ErrorCode::PermissionDenied,
+            format!("cannot sync application {name}: {}", reasons.join("; ")),
+        ));
+    }
+    Ok(())
 }
 
 async fn read_status(shared: &Shared, key: &str) -> Result<Option<ApplicationStatus>, ()> {

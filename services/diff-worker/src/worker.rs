@@ -17,11 +17,12 @@ use gitfleet_bus::{
     Backoff, Bucket, Bus, Membership, MembershipConfig, Owned, Running, StreamName, partition,
     token_to_name,
 };
+use gitfleet_engine::project::ProjectRules;
 use gitfleet_messages::{
     APP_PARTITIONS, DIFF_WORKERS, LiveChanged, RefreshRequest, RevisionEvent, ServiceError,
     SyncRequest,
 };
-use gitfleet_model::{Application, Cluster};
+use gitfleet_model::{AppProject, Application, Cluster};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -110,18 +111,21 @@ pub async fn start(
     };
     let apps_kv = open(Bucket::Applications).await?;
     let clusters_kv = open(Bucket::Clusters).await?;
+    let projects_kv = open(Bucket::Projects).await?;
     let shared = Arc::new(Shared {
         bus: bus.clone(),
         owned: membership.subscribe(),
         status_kv: open(Bucket::AppStatus).await?,
         ops_kv: open(Bucket::Operations).await?,
-        projects_kv: open(Bucket::Projects).await?,
+        projects_kv: projects_kv.clone(),
         clusters: RwLock::new(HashMap::new()),
+        projects: RwLock::new(HashMap::new()),
         renders: Mutex::new(HashMap::new()),
         permits: Semaphore::new(config.max_concurrent_reconciles.max(1)),
         config,
     });
     let mut clusters_watch = Some(watch_all(&clusters_kv).await?);
+    let mut projects_watch = Some(watch_all(&projects_kv).await?);
     let mut apps_watch = Some(watch_all(&apps_kv).await?);
     // Where the revisions consumer resumes when it has to be opened again.
     let mut next_revision = revision_start(&bus).await?;
@@ -172,6 +176,13 @@ pub async fn start(
                         clusters_watch = None;
                     }
                 },
+                entry = next(&mut projects_watch) => match entry {
+                    Some(Ok(entry)) => worker.on_project(entry),
+                    other => {
+                        tracing::warn!(error = ?other.and_then(|r| r.err()), "projects watch ended");
+                        projects_watch = None;
+                    }
+                },
                 entry = next(&mut apps_watch) => match entry {
                     Some(Ok(entry)) => worker.on_app(entry),
                     other => {
@@ -211,6 +222,9 @@ pub async fn start(
                     // key, which the handlers take as no change when nothing changed.
                     if clusters_watch.is_none() {
                         clusters_watch = watch_all(&clusters_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening clusters watch")).ok();
+                    }
+                    if projects_watch.is_none() {
+                        projects_watch = watch_all(&projects_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening projects watch")).ok();
                     }
                     if apps_watch.is_none() {
                         apps_watch = watch_all(&apps_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening applications watch")).ok();
@@ -309,6 +323,44 @@ impl Worker {
             KvOp::Delete | KvOp::Purge => {
                 clusters.remove(&name);
             }
+        }
+    }
+
+    /// A changed project may permit or refuse what its apps deploy: each of them is
+    /// compared again.
+    fn on_project(&mut self, entry: kv::Entry) {
+        let Some(name) = token_to_name(&entry.key) else {
+            return;
+        };
+        let rules = match entry.operation {
+            KvOp::Put => match serde_json::from_slice::<AppProject>(&entry.value) {
+                Ok(project) => Some(Arc::new(ProjectRules::new(&project))),
+                Err(err) => {
+                    tracing::warn!(project = %name, error = %err, "unreadable project");
+                    None
+                }
+            },
+            KvOp::Delete | KvOp::Purge => None,
+        };
+        {
+            let mut projects = self
+                .shared
+                .projects
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            match rules {
+                Some(rules) => projects.insert(name.clone(), rules),
+                None => projects.remove(&name),
+            };
+        }
+        let users: Vec<String> = self
+            .apps
+            .iter()
+            .filter(|(_, st)| st.app.spec.project_or_default() == name)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for app in users {
+            self.trigger(&app, "project changed");
         }
     }
 

@@ -441,7 +441,7 @@ async fn a_crashed_workers_apps_are_taken_over() {
 #[tokio::test]
 async fn a_deny_window_holds_syncs_back_and_manual_sync_lets_users_through() {
     use gitfleet_messages::ErrorCode;
-    use gitfleet_model::{AppProject, ObjectMeta, SyncWindow};
+    use gitfleet_model::{AppProject, SyncWindow};
 
     let bus = bus().await;
     let peers = start_peers(&bus).await;
@@ -456,10 +456,7 @@ async fn a_deny_window_holds_syncs_back_and_manual_sync_lets_users_through() {
         manual_sync,
         ..SyncWindow::default()
     };
-    let mut project = AppProject {
-        metadata: ObjectMeta::named("default"),
-        ..AppProject::default()
-    };
+    let mut project = AppProject::default_project("argocd");
     project.spec.sync_windows = vec![deny(false)];
     put_json(&bus, Bucket::Projects, "default", &project).await;
     put_app(&bus, &automated(app("a", "apps/a"), false)).await;
@@ -512,6 +509,163 @@ async fn a_deny_window_holds_syncs_back_and_manual_sync_lets_users_through() {
     live_changed(&bus, "a").await;
     wait_until("the automated sync", || async {
         sync_ops(&bus).await.iter().any(|op| op.app == "a")
+    })
+    .await;
+}
+
+/// AppProject rules: an app whose source the project does not permit is neither rendered
+/// nor synced (InvalidSpecError); a commit that adds a kind the project does not permit
+/// holds automated sync back with a SyncError condition naming the rule, and a user's sync
+/// is refused with the same words; a project naming nothing that exists is an error.
+#[tokio::test]
+async fn project_rules_hold_back_what_the_project_does_not_permit() {
+    use gitfleet_messages::ErrorCode;
+    use gitfleet_model::{AppProject, ObjectMeta};
+
+    let bus = bus().await;
+    let peers = start_peers(&bus).await;
+    let mut team = AppProject::default_project("argocd");
+    team.metadata = ObjectMeta::named("team");
+    team.spec.source_repos = vec![REPO.into()];
+    // No cluster-scoped kinds at all.
+    team.spec.cluster_resource_whitelist.clear();
+    put_json(&bus, Bucket::Projects, "team", &team).await;
+
+    let in_team = |mut a: gitfleet_model::Application| {
+        a.spec.project = "team".into();
+        a
+    };
+    peers.set_manifests("apps/ok", Ok(vec![config_map("c", "v")]));
+    put_app(&bus, &in_team(automated(app("ok", "apps/ok"), false))).await;
+    let mut foreign = in_team(automated(app("foreign", "apps/ok"), false));
+    foreign.spec.source.as_mut().unwrap().repo_url = "https://elsewhere.example/repo.git".into();
+    put_app(&bus, &foreign).await;
+    let mut orphan = app("orphan", "apps/ok");
+    orphan.spec.project = "nowhere".into();
+    put_app(&bus, &orphan).await;
+    let _worker = start_worker(&bus, config("w1"));
+
+    wait_until("the permitted app's sync", || async {
+        sync_ops(&bus).await.iter().any(|op| op.app == "ok")
+    })
+    .await;
+    // The executor's part: the sync of c1 finished.
+    let first = sync_ops(&bus)
+        .await
+        .into_iter()
+        .find(|op| op.app == "ok")
+        .unwrap();
+    let done = Operation {
+        id: first.id.clone(),
+        app: "ok".into(),
+        phase: OperationPhase::Succeeded,
+        message: String::new(),
+        revision: "c1".into(),
+        started_at: "2025-01-01T00:00:00Z".into(),
+        finished_at: Some("2025-01-01T00:00:05Z".into()),
+        resources: vec![],
+        retry_count: 0,
+        source: None,
+        dry_run: false,
+        initiated_by: String::new(),
+    };
+    put_json(&bus, Bucket::Operations, "ok", &done).await;
+    let s = wait_status(&bus, "foreign", "an invalid spec", |s| {
+        !s.conditions.is_empty()
+    })
+    .await;
+    assert_eq!(s.conditions[0].type_, diff_worker::INVALID_SPEC_ERROR);
+    assert_eq!(
+        s.conditions[0].message,
+        "application spec for foreign is invalid: InvalidSpecError: application repo https://elsewhere.example/repo.git is not permitted in project 'team' (not allowed by spec.sourceRepos)"
+    );
+    let s = wait_status(&bus, "orphan", "a missing project", |s| {
+        !s.conditions.is_empty()
+    })
+    .await;
+    assert_eq!(
+        s.conditions[0].message,
+        "application spec for orphan is invalid: InvalidSpecError: application references project nowhere which does not exist"
+    );
+
+    // A commit adds a Namespace: cluster-scoped, not whitelisted.
+    let renders = peers.renders();
+    peers.set_manifests(
+        "apps/ok",
+        Ok(vec![
+            config_map("c", "v2"),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "extra"}}),
+        ]),
+    );
+    peers.set_commit("HEAD", "c2");
+    let event = RevisionEvent {
+        repo: REPO.into(),
+        target_revision: "HEAD".into(),
+        from: Some("c1".into()),
+        to: "c2".into(),
+        changed_paths: Some(vec!["apps/ok/ns.yaml".into()]),
+    };
+    bus.js
+        .publish(
+            bus.topology.revision_subject(REPO),
+            serde_json::to_vec(&event).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let rule = "resource :Namespace is not permitted in project team (not in spec.clusterResourceWhitelist)";
+    let s = wait_status(&bus, "ok", "the SyncError condition", |s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == diff_worker::SYNC_ERROR)
+    })
+    .await;
+    assert!(peers.renders() > renders);
+    assert_eq!(s.conditions[0].message, rule);
+    let ns = s.resources.iter().find(|r| r.kind == "Namespace").unwrap();
+    assert_eq!(ns.status.map(|c| c.to_string()).as_deref(), Some("Unknown"));
+    settle(&bus, &peers, "ok", 2).await;
+    assert!(
+        sync_ops(&bus).await.iter().all(|op| op.revision != "c2"),
+        "no sync of the commit the project refuses"
+    );
+
+    let subject = bus
+        .topology
+        .sync_request_subject(partition("ok", APP_PARTITIONS));
+    let request = SyncRequest {
+        app: "ok".into(),
+        initiated_by: "alice".into(),
+        ..SyncRequest::default()
+    };
+    let answer = bus
+        .client
+        .request(subject, serde_json::to_vec(&request).unwrap().into())
+        .await
+        .unwrap();
+    let refused = serde_json::from_slice::<Reply<String>>(&answer.payload)
+        .unwrap()
+        .into_result()
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::PermissionDenied);
+    assert_eq!(
+        refused.message,
+        format!("cannot sync application ok: {rule}")
+    );
+
+    // The project allows Namespaces now: the automated sync of c2 goes ahead.
+    team.spec.cluster_resource_whitelist = vec![gitfleet_model::ClusterResourceRestriction {
+        group: String::new(),
+        kind: "Namespace".into(),
+        name: String::new(),
+    }];
+    put_json(&bus, Bucket::Projects, "team", &team).await;
+    wait_until("the sync of c2", || async {
+        sync_ops(&bus)
+            .await
+            .iter()
+            .any(|op| op.app == "ok" && op.revision == "c2")
     })
     .await;
 }

@@ -420,7 +420,7 @@ fn history_table(out: &mut dyn Write, history: &[gitfleet_model::RevisionHistory
     flush(out, &mut rows)
 }
 
-fn read_manifest(file: &PathBuf) -> Result<String> {
+pub(crate) fn read_manifest(file: &PathBuf) -> Result<String> {
     if file.as_os_str() == "-" {
         let mut s = String::new();
         std::io::stdin()

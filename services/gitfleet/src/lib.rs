@@ -7,6 +7,7 @@ mod cluster;
 mod error;
 pub mod kubeconfig;
 pub mod output;
+mod proj;
 mod repo;
 mod up;
 
@@ -18,6 +19,7 @@ use tonic::transport::Channel;
 pub use app::AppCommand;
 pub use cluster::ClusterCommand;
 pub use error::{Error, Result};
+pub use proj::ProjCommand;
 pub use repo::RepoCommand;
 pub use up::UpArgs;
 
@@ -48,6 +50,9 @@ pub enum Command {
     /// Manage destination clusters.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Manage projects.
+    #[command(subcommand)]
+    Proj(ProjCommand),
     /// Manage source repositories.
     #[command(subcommand)]
     Repo(RepoCommand),
@@ -77,6 +82,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<i32> {
         Command::Up(args) => up::run(args, out).await,
         Command::App(cmd) => app::run(cmd, connect(&cli.server).await?, out).await,
         Command::Cluster(cmd) => cluster::run(cmd, connect(&cli.server).await?, out).await,
+        Command::Proj(cmd) => proj::run(cmd, connect(&cli.server).await?, out).await,
         Command::Repo(cmd) => repo::run(cmd, connect(&cli.server).await?, out).await,
     }
 }

@@ -409,3 +409,128 @@ async fn a_revision_the_repository_lacks_is_not_found_in_one_line() {
     );
     assert!(!line.contains('\n'), "{line}");
 }
+
+/// `proj` as `argocd proj`: the default project exists; a project made from flags refuses
+/// an app from another repository or to another destination, naming the rule; edits widen
+/// it; a project in use cannot be deleted; a project edit that would strand an app's
+/// destination is refused.
+#[tokio::test]
+async fn projects_refuse_what_they_do_not_permit() {
+    let env = Env::start().await;
+    let (code, out, err) = env.run(&["proj", "list", "-o", "name"]).await;
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "default\n", ""));
+
+    let repo = "https://github.com/argoproj/argocd-example-apps.git";
+    let (code, out, err) = env
+        .run(&[
+            "proj",
+            "create",
+            "team",
+            "--src",
+            "https://github.com/team/*",
+            "--dest",
+            "https://kubernetes.default.svc,team-*",
+        ])
+        .await;
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "project 'team' created\n", "")
+    );
+
+    let team_app = |name: &str| app_yaml(name, false).replace("project: default", "project: team");
+    let file = env.write("team-a.yaml", &team_app("team-a"));
+    let (code, _, err) = env.run(&["app", "create", "-f", &file]).await;
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        format!(
+            "error: application spec for team-a is invalid: InvalidSpecError: application repo {repo} is not permitted in project 'team' (not allowed by spec.sourceRepos)"
+        )
+    );
+
+    let (code, out, _) = env.run(&["proj", "add-source", "team", repo]).await;
+    assert_eq!((code, out.as_str()), (0, "project 'team' updated\n"));
+    assert_eq!(env.run(&["app", "create", "-f", &file]).await.0, 0);
+
+    // Destination namespace `other` is not team-*.
+    let file = env.write("other.yaml", &team_app("other"));
+    let (code, _, err) = env.run(&["app", "create", "-f", &file]).await;
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: application spec for other is invalid: InvalidSpecError: application destination server 'https://kubernetes.default.svc' and namespace 'other' do not match any of the allowed destinations in project 'team' (spec.destinations)"
+    );
+    // By cluster name, `in-cluster` is the same cluster.
+    let (code, _, err) = env
+        .run(&[
+            "proj",
+            "add-destination",
+            "team",
+            "in-cluster",
+            "other",
+            "--name",
+        ])
+        .await;
+    assert_eq!((code, err.as_str()), (0, ""));
+    let (code, _, err) = env.run(&["app", "create", "-f", &file]).await;
+    assert_eq!((code, err.as_str()), (0, ""));
+
+    // An app of a project that does not exist.
+    let file = env.write(
+        "ghost.yaml",
+        &app_yaml("ghost", false).replace("project: default", "project: ghost"),
+    );
+    let (_, _, err) = env.run(&["app", "create", "-f", &file]).await;
+    assert_eq!(
+        err,
+        "error: application spec for ghost is invalid: InvalidSpecError: application references project ghost which does not exist"
+    );
+
+    // Taking the destination away from an app that uses it is refused.
+    let (code, _, err) = env
+        .run(&["proj", "remove-destination", "team", "in-cluster", "other"])
+        .await;
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: as a result of project update 0 applications source became invalid and 1 applications destination became invalid"
+    );
+
+    let (code, _, err) = env
+        .run(&["proj", "allow-cluster-resource", "team", "", "Namespace"])
+        .await;
+    assert_eq!((code, err.as_str()), (0, ""));
+    env.run(&[
+        "proj",
+        "deny-namespace-resource",
+        "team",
+        "",
+        "ResourceQuota",
+    ])
+    .await;
+    let (_, out, _) = env.run(&["proj", "get", "team"]).await;
+    assert!(
+        out.contains("Allowed Cluster Resources:    /Namespace\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Denied Namespaced Resources:  /ResourceQuota\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Repositories:                 https://github.com/team/*, {repo}\n"
+        )),
+        "{out}"
+    );
+
+    let (code, _, err) = env.run(&["proj", "delete", "team"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(err, "error: project is referenced by 2 applications");
+    let (code, _, err) = env.run(&["proj", "create", "-f", &env.write("bad.yaml", "kind: AppProject\napiVersion: argoproj.io/v1alpha1\nmetadata: {name: bad}\nspec:\n  sourceRepos: ['']\n")]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("spec.sourceRepos[0]: must not be empty"),
+        "{err}"
+    );
+}

@@ -27,7 +27,6 @@
 //!   their `managedFieldsManagers` own from both sides; `jqPathExpressions` are refused.
 //! - Secret values are masked (`++++++++`) in everything returned.
 
-mod glob;
 mod managed_fields;
 mod path;
 mod quantity;
@@ -40,10 +39,10 @@ use k8s_patch::schema::{ListType, list_type};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::glob::Glob;
 use crate::resource::ResourceRef;
 use path::{Path, Seg, child, json_eq};
 
-pub use glob::Glob;
 pub use render::render_unified;
 
 /// The server-side apply field manager gitfleet syncs with, as Argo CD does.

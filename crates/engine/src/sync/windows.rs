@@ -19,7 +19,7 @@
 use chrono::{DateTime, Utc};
 use gitfleet_model::{Application, SyncWindow, parse_duration};
 
-use crate::diff::Glob;
+use crate::glob::Glob;
 
 /// Why the windows cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,11 +1,13 @@
-//! Glob patterns as Argo CD matches them (its `util/glob`: gobwas/glob without separators),
-//! compiled once and matched in time linear in the text. Argo CD uses the same matcher for
-//! `ignoreDifferences` groups and kinds and for directory `include`/`exclude` paths, so
-//! gitfleet has one for both.
+//! Glob patterns as Argo CD matches them (its `util/glob`, which is gobwas/glob), compiled
+//! once and matched in time linear in the text. Argo CD uses the one matcher for
+//! `ignoreDifferences` groups and kinds, directory `include`/`exclude` paths, sync windows,
+//! and AppProject destinations; project source repositories match with `/` as a separator.
 //!
-//! Syntax: `*` matches any run of characters, `/` included; `?` one character; `[abc]`,
-//! `[a-z]`, `[!a]` (or `[^a]`) character classes; `{a,b}` alternatives, which may nest and
-//! hold any of these; `\` makes the next character literal. Anything else is literal.
+//! Syntax: `*` matches any run of characters (without a separator: `/` included); `?` one
+//! character; `[abc]`, `[a-z]`, `[!a]` (or `[^a]`) character classes; `{a,b}`
+//! alternatives, which may nest and hold any of these; `\` makes the next character
+//! literal. With a separator, `*` and `?` do not match it and `**` matches any run,
+//! separators included. Anything else is literal.
 
 use std::fmt;
 
@@ -26,7 +28,16 @@ impl Glob {
     pub fn new(pattern: &str) -> Self {
         Self {
             pattern: pattern.to_owned(),
-            program: compile(pattern),
+            program: compile(pattern, None),
+        }
+    }
+
+    /// A pattern whose `*` and `?` stop at `separator` (gobwas's `glob.Compile(p, sep)`),
+    /// as Argo CD matches project source repositories with `/`.
+    pub fn with_separator(pattern: &str, separator: char) -> Self {
+        Self {
+            pattern: pattern.to_owned(),
+            program: compile(pattern, Some(separator)),
         }
     }
 
@@ -56,6 +67,7 @@ impl Glob {
                 match &program[pc] {
                     Inst::Char(test) if test.accepts(c) => next.add(program, pc + 1),
                     Inst::Star => next.add(program, pc),
+                    Inst::StarNot(sep) if c != *sep => next.add(program, pc),
                     _ => {}
                 }
             }
@@ -121,6 +133,8 @@ enum Inst {
     Char(CharTest),
     /// `*`: consumes any character and stays, or goes on without consuming.
     Star,
+    /// `*` with a separator: as [`Inst::Star`], but never consumes the separator.
+    StarNot(char),
     /// `{`: goes on at each of these (the starts of the alternatives) without consuming.
     Split(Vec<usize>),
     /// The end of an alternative: goes on after the `}` without consuming.
@@ -133,6 +147,7 @@ enum Inst {
 enum CharTest {
     Literal(char),
     Any,
+    AnyBut(char),
     Class {
         negated: bool,
         ranges: Vec<(char, char)>,
@@ -144,6 +159,7 @@ impl CharTest {
         match self {
             Self::Literal(l) => *l == c,
             Self::Any => true,
+            Self::AnyBut(sep) => *sep != c,
             Self::Class { negated, ranges } => {
                 ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
             }
@@ -161,14 +177,24 @@ struct Group {
 
 /// Compiles a pattern (iteratively, so deep nesting cannot overflow the stack); `None` if it
 /// is malformed.
-fn compile(pattern: &str) -> Option<Vec<Inst>> {
+fn compile(pattern: &str, separator: Option<char>) -> Option<Vec<Inst>> {
     let mut program = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
     let mut chars = pattern.chars();
     while let Some(c) = chars.next() {
         match c {
-            '*' => program.push(Inst::Star),
-            '?' => program.push(Inst::Char(CharTest::Any)),
+            '*' => match separator {
+                Some(_) if chars.as_str().starts_with('*') => {
+                    chars.next();
+                    program.push(Inst::Star);
+                }
+                Some(sep) => program.push(Inst::StarNot(sep)),
+                None => program.push(Inst::Star),
+            },
+            '?' => program.push(Inst::Char(match separator {
+                Some(sep) => CharTest::AnyBut(sep),
+                None => CharTest::Any,
+            })),
             '\\' => program.push(Inst::Char(CharTest::Literal(chars.next()?))),
             '[' => {
                 let rest = chars.as_str();
@@ -260,7 +286,7 @@ impl States {
             self.present[pc] = true;
             self.list.push(pc);
             match &program[pc] {
-                Inst::Star => self.stack.push(pc + 1),
+                Inst::Star | Inst::StarNot(_) => self.stack.push(pc + 1),
                 Inst::Split(starts) => self.stack.extend(starts.iter().rev()),
                 Inst::Jump(to) => self.stack.push(*to),
                 Inst::Char(_) | Inst::Match => {}
@@ -334,6 +360,50 @@ mod tests {
         assert!(!Glob::new("{a*,*a}{a*,*a}{a*,*a}{a*,*a}b").matches(&text));
         let deep = format!("{}a{}", "{".repeat(10_000), "}".repeat(10_000));
         assert!(Glob::new(&deep).matches("a"));
+    }
+
+    #[test]
+    fn a_separator_stops_single_stars_and_question_marks() {
+        let cases = [
+            (
+                "https://github.com/org/*",
+                "https://github.com/org/repo",
+                true,
+            ),
+            (
+                "https://github.com/org/*",
+                "https://github.com/org/a/b",
+                false,
+            ),
+            (
+                "https://github.com/org/**",
+                "https://github.com/org/a/b",
+                true,
+            ),
+            (
+                "https://github.com/*/repo",
+                "https://github.com/org/repo",
+                true,
+            ),
+            ("git@github.com:org/?", "git@github.com:org/a", true),
+            ("a?b", "a/b", false),
+            ("*", "https://github.com/org/repo", false),
+            ("**", "https://github.com/org/repo", true),
+            (
+                "https://{github,gitlab}.com/org/*",
+                "https://gitlab.com/org/x",
+                true,
+            ),
+        ];
+        for (pattern, text, expected) in cases {
+            assert_eq!(
+                Glob::with_separator(pattern, '/').matches(text),
+                expected,
+                "{pattern} ~ {text}"
+            );
+        }
+        // Without a separator a single star crosses `/`.
+        assert!(Glob::new("https://github.com/org/*").matches("https://github.com/org/a/b"));
     }
 
     #[test]
