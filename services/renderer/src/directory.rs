@@ -2,7 +2,7 @@
 //! order, multi-document YAML, `List` kinds flattened, `include`/`exclude` globs. Pure: files
 //! in, manifests out, so every rule here is tested without a bus or a repository.
 
-use gitfleet_engine::diff::Glob;
+use gitfleet_engine::glob::Glob;
 use gitfleet_messages::RepoFile;
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gitfleet_engine::diff::Glob;
+use gitfleet_engine::glob::Glob;
 use gitfleet_helm_c::{Helm, RenderOptions, SetKind};
 use gitfleet_messages::{RefSource, RenderRequest, RepoFile, ServiceError};
 use gitfleet_model::HelmSource;

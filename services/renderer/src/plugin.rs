@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gitfleet_engine::diff::Glob;
+use gitfleet_engine::glob::Glob;
 use gitfleet_messages::ServiceError;
 use gitfleet_model::PluginSource;
 use serde::Deserialize;

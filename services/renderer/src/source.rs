@@ -252,7 +252,7 @@ fn options_take(options: &DirectoryOptions, path: &str) -> bool {
     if !options.recurse && relative.contains('/') {
         return false;
     }
-    let glob = |p: &str| (!p.is_empty()).then(|| gitfleet_engine::diff::Glob::new(p));
+    let glob = |p: &str| (!p.is_empty()).then(|| gitfleet_engine::glob::Glob::new(p));
     let excluded = glob(&options.exclude).is_some_and(|g| g.matches(relative));
     let included = glob(&options.include).is_none_or(|g| g.matches(relative));
     included && !excluded
