@@ -4,6 +4,9 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // Every service and method, for checks that each route is authorised.
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    config.file_descriptor_set_path(out.join("gitfleet_descriptor.bin"));
     tonic_prost_build::configure().compile_with_config(
         config,
         &[
@@ -11,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "proto/gitfleet/v1/cluster.proto",
             "proto/gitfleet/v1/project.proto",
             "proto/gitfleet/v1/repository.proto",
+            "proto/gitfleet/v1/session.proto",
         ],
         &["proto"],
     )?;

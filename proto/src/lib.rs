@@ -8,6 +8,9 @@ pub mod v1 {
     tonic::include_proto!("gitfleet.v1");
 }
 
+/// The encoded `FileDescriptorSet` of every `.proto`: the routes the gateway serves.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("gitfleet_descriptor");
+
 #[cfg(test)]
 mod tests {
     use super::v1::*;

@@ -125,7 +125,33 @@ pub fn run() -> Result<i32> {
         bail!("gitfleet did not start serving on 127.0.0.1:8080 ({e}); see its output above");
     }
 
-    // 5. The demo Application, as Argo CD users write it.
+    // 5. A session as admin (kept in the CLI's config, as `argocd login` does), with the
+    //    password generated at the first start: it goes by environment, not argument.
+    let password = Command::new(&gitfleet)
+        .args(["admin", "initial-password"])
+        .output()
+        .context("cannot run gitfleet admin initial-password")?;
+    if !password.status.success() {
+        bail!(
+            "reading the initial admin password failed: {}",
+            String::from_utf8_lossy(&password.stderr).trim()
+        );
+    }
+    let password = String::from_utf8_lossy(&password.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let logged_in = Command::new(&gitfleet)
+        .args(["--server", "127.0.0.1:8080", "login"])
+        .env("GITFLEET_PASSWORD", &password)
+        .status()
+        .context("cannot run gitfleet login")?;
+    if !logged_in.success() {
+        bail!("logging in as admin failed; see above");
+    }
+
+    // 6. The demo Application, as Argo CD users write it.
     let app = state.join("guestbook-app.yaml");
     fs::write(&app, demo::application(&repo_url)).context("cannot write the demo application")?;
     let created = Command::new(&gitfleet)
@@ -147,7 +173,8 @@ pub fn run() -> Result<i32> {
     let g = gitfleet.display();
     let k = t.exe("kubectl");
     println!(
-        "\ngitfleet is running (Ctrl-C stops everything). Try:\n\
+        "\ngitfleet is running (Ctrl-C stops everything), and you are logged in as admin \
+         (again: {g} admin initial-password, then {g} login). Try:\n\
          \x20   {g} app list\n\
          \x20   {g} app get guestbook\n\
          \x20   KUBECONFIG={kc} {k} -n guestbook get deploy,svc,cm\n\

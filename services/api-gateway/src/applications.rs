@@ -14,8 +14,10 @@ use gitfleet_model::{
 };
 use gitfleet_proto::v1::application_service_server::ApplicationService;
 use gitfleet_proto::v1::*;
+use gitfleet_rbac::{actions, resources};
 use tonic::{Request, Response, Status};
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::diff;
 use crate::error::{Error, Result};
@@ -33,12 +35,19 @@ pub struct Applications {
     operations: Store,
     clusters: Store,
     projects: Arc<Projects>,
+    auth: Arc<Auth>,
 }
 
 impl Applications {
-    pub async fn new(bus: Bus, config: Config, projects: Arc<Projects>) -> Result<Self> {
+    pub async fn new(
+        bus: Bus,
+        config: Config,
+        projects: Arc<Projects>,
+        auth: Arc<Auth>,
+    ) -> Result<Self> {
         Ok(Applications {
             projects,
+            auth,
             apps: Store::open(&bus, Bucket::Applications, "application").await?,
             status: Store::open(&bus, Bucket::AppStatus, "application status").await?,
             operations: Store::open(&bus, Bucket::Operations, "operation").await?,
@@ -61,6 +70,30 @@ impl Applications {
         }
         tracing::info!(app = %name, upsert, "application stored");
         self.with_status(app).await
+    }
+
+    /// Refuses the call unless its caller may `action` app `name` (object
+    /// `<project>/<name>`, as Argo CD's). An app that does not exist is NotFound.
+    async fn authorize<T>(&self, req: &Request<T>, action: &str, name: &str) -> Result<()> {
+        let project = match self.apps.get::<Application>(name).await? {
+            Some((app, _)) => app.spec.project_or_default().to_owned(),
+            None => {
+                // Still only for those who may see apps at all.
+                self.auth.identity(req).await?;
+                return Err(Error::NotFound {
+                    kind: "application",
+                    name: name.to_owned(),
+                });
+            }
+        };
+        self.auth
+            .authorize(
+                req,
+                resources::APPLICATIONS,
+                action,
+                &format!("{project}/{name}"),
+            )
+            .await
     }
 
     pub async fn get(&self, name: &str) -> Result<Application> {
@@ -555,6 +588,21 @@ impl ApplicationService for Applications {
         &self,
         request: Request<CreateApplicationRequest>,
     ) -> Result<Response<ApplicationResponse>, Status> {
+        let app = parse_application(&request.get_ref().manifest_yaml)?;
+        let name = &app.metadata.name;
+        let object = format!("{}/{name}", app.spec.project_or_default());
+        self.auth
+            .authorize(&request, resources::APPLICATIONS, actions::CREATE, &object)
+            .await?;
+        if request.get_ref().upsert {
+            // Replacing an app also needs update on it, in the project it is in now.
+            if let Some((existing, _)) = self.apps.get::<Application>(name).await? {
+                let object = format!("{}/{name}", existing.spec.project_or_default());
+                self.auth
+                    .authorize(&request, resources::APPLICATIONS, actions::UPDATE, &object)
+                    .await?;
+            }
+        }
         let req = request.into_inner();
         let app = Applications::create(self, &req.manifest_yaml, req.upsert).await?;
         Ok(Response::new(ApplicationResponse {
@@ -566,6 +614,8 @@ impl ApplicationService for Applications {
         &self,
         request: Request<GetApplicationRequest>,
     ) -> Result<Response<ApplicationResponse>, Status> {
+        self.authorize(&request, actions::GET, &request.get_ref().name)
+            .await?;
         let app = Applications::get(self, &request.into_inner().name).await?;
         Ok(Response::new(ApplicationResponse {
             application_json: to_json(&app)?,
@@ -576,8 +626,19 @@ impl ApplicationService for Applications {
         &self,
         request: Request<ListApplicationsRequest>,
     ) -> Result<Response<ListApplicationsResponse>, Status> {
-        let apps = Applications::list(self, request.get_ref()).await?;
-        let items_json = apps.iter().map(to_json).collect::<Result<Vec<_>>>()?;
+        let who = self.auth.identity(&request).await?;
+        let mut visible = Vec::new();
+        for app in Applications::list(self, request.get_ref()).await? {
+            let object = format!("{}/{}", app.spec.project_or_default(), app.metadata.name);
+            if self
+                .auth
+                .can(&who, resources::APPLICATIONS, actions::GET, &object)
+                .await?
+            {
+                visible.push(app);
+            }
+        }
+        let items_json = visible.iter().map(to_json).collect::<Result<Vec<_>>>()?;
         Ok(Response::new(ListApplicationsResponse { items_json }))
     }
 
@@ -585,6 +646,8 @@ impl ApplicationService for Applications {
         &self,
         request: Request<DeleteApplicationRequest>,
     ) -> Result<Response<DeleteApplicationResponse>, Status> {
+        self.authorize(&request, actions::DELETE, &request.get_ref().name)
+            .await?;
         let req = request.into_inner();
         Applications::delete(self, &req.name, req.cascade).await?;
         Ok(Response::new(DeleteApplicationResponse {}))
@@ -594,6 +657,8 @@ impl ApplicationService for Applications {
         &self,
         request: Request<SyncApplicationRequest>,
     ) -> Result<Response<SyncApplicationResponse>, Status> {
+        self.authorize(&request, actions::SYNC, &request.get_ref().name)
+            .await?;
         let op = Applications::sync(self, request.get_ref()).await?;
         Ok(Response::new(sync_response(op)?))
     }
@@ -602,6 +667,8 @@ impl ApplicationService for Applications {
         &self,
         request: Request<TerminateOperationRequest>,
     ) -> Result<Response<TerminateOperationResponse>, Status> {
+        self.authorize(&request, actions::SYNC, &request.get_ref().name)
+            .await?;
         Applications::terminate_operation(self, &request.get_ref().name).await?;
         Ok(Response::new(TerminateOperationResponse {}))
     }
@@ -610,6 +677,8 @@ impl ApplicationService for Applications {
         &self,
         request: Request<RollbackApplicationRequest>,
     ) -> Result<Response<SyncApplicationResponse>, Status> {
+        self.authorize(&request, actions::SYNC, &request.get_ref().name)
+            .await?;
         let op = Applications::rollback(self, request.get_ref()).await?;
         Ok(Response::new(sync_response(op)?))
     }
@@ -618,6 +687,8 @@ impl ApplicationService for Applications {
         &self,
         request: Request<DiffApplicationRequest>,
     ) -> Result<Response<DiffApplicationResponse>, Status> {
+        self.authorize(&request, actions::GET, &request.get_ref().name)
+            .await?;
         let d = Applications::diff(self, &request.into_inner().name).await?;
         Ok(Response::new(DiffApplicationResponse {
             has_diff: d.has_diff,
@@ -629,6 +700,8 @@ impl ApplicationService for Applications {
         &self,
         request: Request<ApplicationManifestsRequest>,
     ) -> Result<Response<ApplicationManifestsResponse>, Status> {
+        self.authorize(&request, actions::GET, &request.get_ref().name)
+            .await?;
         let request = request.into_inner();
         let manifests =
             Applications::manifests(self, &request.name, &request.source, &request.revision)
@@ -642,6 +715,8 @@ impl ApplicationService for Applications {
         &self,
         request: Request<RefreshApplicationRequest>,
     ) -> Result<Response<ApplicationResponse>, Status> {
+        self.authorize(&request, actions::GET, &request.get_ref().name)
+            .await?;
         let app = Applications::refresh(self, &request.into_inner().name).await?;
         Ok(Response::new(ApplicationResponse {
             application_json: to_json(&app)?,

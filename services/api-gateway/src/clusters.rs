@@ -7,17 +7,33 @@ use gitfleet_proto::v1::cluster_service_server::ClusterService;
 use gitfleet_proto::v1::*;
 use tonic::{Request, Response, Status};
 
+use std::sync::Arc;
+
+use gitfleet_rbac::{actions, resources};
+
+use crate::auth::Auth;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
 pub struct Clusters {
     store: Store,
+    auth: Arc<Auth>,
+}
+
+/// A cluster's RBAC object, as Argo CD's: its server, under its project when scoped to one.
+fn rbac_object(c: &Cluster) -> String {
+    if c.project.is_empty() {
+        c.server.clone()
+    } else {
+        format!("{}/{}", c.project, c.server)
+    }
 }
 
 impl Clusters {
-    pub async fn new(bus: &Bus) -> Result<Self> {
+    pub async fn new(bus: &Bus, auth: Arc<Auth>) -> Result<Self> {
         Ok(Clusters {
             store: Store::open(bus, Bucket::Clusters, "cluster").await?,
+            auth,
         })
     }
 
@@ -126,6 +142,15 @@ impl ClusterService for Clusters {
         &self,
         request: Request<CreateClusterRequest>,
     ) -> Result<Response<ClusterResponse>, Status> {
+        let server = request.get_ref().server.trim().to_string();
+        self.auth
+            .authorize(&request, resources::CLUSTERS, actions::CREATE, &server)
+            .await?;
+        if request.get_ref().upsert {
+            self.auth
+                .authorize(&request, resources::CLUSTERS, actions::UPDATE, &server)
+                .await?;
+        }
         let c = Clusters::create(self, request.into_inner()).await?;
         Ok(Response::new(ClusterResponse {
             cluster_json: to_json(&c)?,
@@ -136,7 +161,16 @@ impl ClusterService for Clusters {
         &self,
         request: Request<GetClusterRequest>,
     ) -> Result<Response<ClusterResponse>, Status> {
-        let c = Clusters::get(self, &request.into_inner().name).await?;
+        self.auth.identity(&request).await?;
+        let c = Clusters::get(self, &request.get_ref().name).await?;
+        self.auth
+            .authorize(
+                &request,
+                resources::CLUSTERS,
+                actions::GET,
+                &rbac_object(&c),
+            )
+            .await?;
         Ok(Response::new(ClusterResponse {
             cluster_json: to_json(&c)?,
         }))
@@ -144,13 +178,19 @@ impl ClusterService for Clusters {
 
     async fn list(
         &self,
-        _request: Request<ListClustersRequest>,
+        request: Request<ListClustersRequest>,
     ) -> Result<Response<ListClustersResponse>, Status> {
-        let items_json = Clusters::list(self)
-            .await?
-            .iter()
-            .map(to_json)
-            .collect::<Result<Vec<_>>>()?;
+        let who = self.auth.identity(&request).await?;
+        let mut items_json = Vec::new();
+        for c in Clusters::list(self).await? {
+            if self
+                .auth
+                .can(&who, resources::CLUSTERS, actions::GET, &rbac_object(&c))
+                .await?
+            {
+                items_json.push(to_json(&c)?);
+            }
+        }
         Ok(Response::new(ListClustersResponse { items_json }))
     }
 
@@ -158,6 +198,16 @@ impl ClusterService for Clusters {
         &self,
         request: Request<DeleteClusterRequest>,
     ) -> Result<Response<DeleteClusterResponse>, Status> {
+        self.auth.identity(&request).await?;
+        let c = Clusters::get(self, &request.get_ref().name).await?;
+        self.auth
+            .authorize(
+                &request,
+                resources::CLUSTERS,
+                actions::DELETE,
+                &rbac_object(&c),
+            )
+            .await?;
         Clusters::delete(self, &request.into_inner().name).await?;
         Ok(Response::new(DeleteClusterResponse {}))
     }

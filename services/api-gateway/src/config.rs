@@ -25,6 +25,9 @@ pub struct Config {
     /// The namespace Applications live in (Argo CD's `argocd`), for tracking ids: the
     /// same as the diff workers'.
     pub control_plane_namespace: String,
+    /// Argo CD's `server.disable.auth`: every caller acts as admin. For tests and local
+    /// experiments only.
+    pub disable_auth: bool,
 }
 
 impl Default for Config {
@@ -38,6 +41,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             refresh_wait: Duration::from_secs(5),
             control_plane_namespace: "argocd".to_string(),
+            disable_auth: false,
         }
     }
 }

@@ -15,6 +15,12 @@ pub enum Error {
     NotFound { kind: &'static str, name: String },
     #[error("{kind} {name:?} already exists")]
     AlreadyExists { kind: &'static str, name: String },
+    /// No valid session: no token, or one that is forged, expired or revoked.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The document changed under the request: read it again and retry.
     #[error("{0}")]
     Conflict(String),
@@ -55,6 +61,8 @@ impl Error {
             Error::NotFound { .. } => ErrorCode::NotFound,
             Error::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             Error::Conflict(_) => ErrorCode::Conflict,
+            Error::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Error::PermissionDenied(_) => ErrorCode::PermissionDenied,
             Error::Timeout(_) => ErrorCode::Deadline,
             Error::Unavailable(_) | Error::Bus(_) => ErrorCode::Unavailable,
             Error::Service(e) => e.code,

@@ -9,24 +9,30 @@
 //! ```
 
 mod applications;
+pub mod auth;
 mod clusters;
 mod config;
 mod diff;
 mod error;
 mod projects;
 mod repositories;
+mod sessions;
 mod store;
 pub mod webhook;
 
 use std::net::SocketAddr;
 
 use gitfleet_bus::Bus;
+use gitfleet_proto::v1::account_service_server::AccountServiceServer;
 use gitfleet_proto::v1::application_service_server::ApplicationServiceServer;
 use gitfleet_proto::v1::cluster_service_server::ClusterServiceServer;
 use gitfleet_proto::v1::project_service_server::ProjectServiceServer;
+use gitfleet_proto::v1::project_token_service_server::ProjectTokenServiceServer;
 use gitfleet_proto::v1::repository_service_server::RepositoryServiceServer;
+use gitfleet_proto::v1::session_service_server::SessionServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 
 pub use applications::{codes, parse_application};
 pub use config::Config;
@@ -82,18 +88,52 @@ pub async fn serve(
 ) -> Result<()> {
     let grpc_addr = listeners.grpc_addr();
     let http_addr = listeners.http_addr();
-    let projects =
-        std::sync::Arc::new(projects::Projects::new(&bus, &config.control_plane_namespace).await?);
-    let apps =
-        applications::Applications::new(bus.clone(), config.clone(), projects.clone()).await?;
-    let clusters = clusters::Clusters::new(&bus).await?;
-    let repos = repositories::Repositories::new(&bus).await?;
+    let auth = auth::Auth::start(&bus, config.disable_auth, shutdown.clone()).await?;
+    let projects = std::sync::Arc::new(
+        projects::Projects::new(&bus, &config.control_plane_namespace, auth.clone()).await?,
+    );
+    let apps = applications::Applications::new(
+        bus.clone(),
+        config.clone(),
+        projects.clone(),
+        auth.clone(),
+    )
+    .await?;
+    let clusters = clusters::Clusters::new(&bus, auth.clone()).await?;
+    let repos = repositories::Repositories::new(&bus, auth.clone()).await?;
+    let sessions = std::sync::Arc::new(sessions::Sessions::new(auth.clone()));
 
+    // Every service passes the interceptor: it reads and verifies the caller's token.
+    let check = auth.interceptor();
     let grpc = tonic::transport::Server::builder()
-        .add_service(ApplicationServiceServer::new(apps))
-        .add_service(ClusterServiceServer::new(clusters))
-        .add_service(ProjectServiceServer::from_arc(projects))
-        .add_service(RepositoryServiceServer::new(repos))
+        .add_service(ApplicationServiceServer::with_interceptor(
+            apps,
+            check.clone(),
+        ))
+        .add_service(ClusterServiceServer::with_interceptor(
+            clusters,
+            check.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            ProjectServiceServer::from_arc(projects.clone()),
+            check.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            ProjectTokenServiceServer::from_arc(projects),
+            check.clone(),
+        ))
+        .add_service(RepositoryServiceServer::with_interceptor(
+            repos,
+            check.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            SessionServiceServer::from_arc(sessions.clone()),
+            check.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            AccountServiceServer::from_arc(sessions),
+            check,
+        ))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listeners.grpc),
             shutdown.clone().cancelled_owned(),

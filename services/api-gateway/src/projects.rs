@@ -3,11 +3,16 @@
 
 use gitfleet_bus::{Bucket, Bus};
 use gitfleet_engine::project::{ProjectRules, Violation, destination_of};
-use gitfleet_model::{AppProject, Application, Cluster, DEFAULT_PROJECT, Manifest};
+use gitfleet_model::{AppProject, Application, Cluster, DEFAULT_PROJECT, JwtToken, Manifest};
+use std::sync::Arc;
+
 use gitfleet_proto::v1::project_service_server::ProjectService;
+use gitfleet_proto::v1::project_token_service_server::ProjectTokenService;
 use gitfleet_proto::v1::*;
+use gitfleet_rbac::{actions, resources};
 use tonic::{Request, Response, Status};
 
+use crate::auth::{Auth, Claims, ISSUER};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -16,13 +21,15 @@ pub struct Projects {
     apps: Store,
     clusters: Store,
     control_plane_namespace: String,
+    auth: Arc<Auth>,
 }
 
 impl Projects {
     /// Opens the buckets and creates the `default` project when none is stored, as Argo
     /// CD's server does at start.
-    pub async fn new(bus: &Bus, control_plane_namespace: &str) -> Result<Self> {
+    pub async fn new(bus: &Bus, control_plane_namespace: &str, auth: Arc<Auth>) -> Result<Self> {
         let projects = Projects {
+            auth,
             projects: Store::open(bus, Bucket::Projects, "project").await?,
             apps: Store::open(bus, Bucket::Applications, "application").await?,
             clusters: Store::open(bus, Bucket::Clusters, "cluster").await?,
@@ -106,6 +113,104 @@ impl Projects {
         self.projects.delete(name).await?;
         tracing::info!(project = %name, "project deleted");
         Ok(())
+    }
+
+    /// Issues a token for role `role` of `project` and lists it on the role, as `argocd
+    /// proj role create-token` does.
+    pub async fn create_token(&self, req: &CreateProjectTokenRequest) -> Result<String> {
+        let id = if req.id.trim().is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            req.id.trim().to_owned()
+        };
+        if req.expires_in < 0 {
+            return Err(Error::invalid("expires_in: must not be negative"));
+        }
+        let now = chrono::Utc::now().timestamp();
+        let exp = (req.expires_in > 0).then(|| now + req.expires_in);
+        loop {
+            let (mut project, revision) = self
+                .projects
+                .get::<AppProject>(&req.project)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    kind: "project",
+                    name: req.project.clone(),
+                })?;
+            let Some(role) = project.spec.roles.iter_mut().find(|r| r.name == req.role) else {
+                return Err(Error::NotFound {
+                    kind: "project role",
+                    name: format!("{}/{}", req.project, req.role),
+                });
+            };
+            if role.jwt_tokens.iter().any(|t| t.id == id) {
+                return Err(Error::AlreadyExists {
+                    kind: "project token",
+                    name: id,
+                });
+            }
+            role.jwt_tokens.push(JwtToken {
+                iat: now,
+                exp: exp.unwrap_or(0),
+                id: id.clone(),
+            });
+            if self
+                .projects
+                .update(&req.project, &project, revision)
+                .await?
+                .is_some()
+            {
+                break;
+            }
+        }
+        let claims = Claims {
+            iss: ISSUER.to_owned(),
+            sub: format!("proj:{}:{}", req.project, req.role),
+            iat: now,
+            nbf: Some(now),
+            exp,
+            jti: id,
+            groups: Vec::new(),
+        };
+        tracing::info!(project = %req.project, role = %req.role, "project token issued");
+        self.auth.issue(&claims)
+    }
+
+    /// Revokes a project token: takes it off its role's list.
+    pub async fn delete_token(&self, req: &DeleteProjectTokenRequest) -> Result<()> {
+        loop {
+            let (mut project, revision) = self
+                .projects
+                .get::<AppProject>(&req.project)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    kind: "project",
+                    name: req.project.clone(),
+                })?;
+            let Some(role) = project.spec.roles.iter_mut().find(|r| r.name == req.role) else {
+                return Err(Error::NotFound {
+                    kind: "project role",
+                    name: format!("{}/{}", req.project, req.role),
+                });
+            };
+            let before = role.jwt_tokens.len();
+            role.jwt_tokens.retain(|t| t.id != req.id);
+            if role.jwt_tokens.len() == before {
+                return Err(Error::NotFound {
+                    kind: "project token",
+                    name: req.id.clone(),
+                });
+            }
+            if self
+                .projects
+                .update(&req.project, &project, revision)
+                .await?
+                .is_some()
+            {
+                tracing::info!(project = %req.project, role = %req.role, "project token revoked");
+                return Ok(());
+            }
+        }
     }
 
     /// The project `app` names, compiled; `default` exists even when not stored.
@@ -238,6 +343,15 @@ impl ProjectService for Projects {
         &self,
         req: Request<CreateProjectRequest>,
     ) -> Result<Response<ProjectResponse>, Status> {
+        let name = parse_project(&req.get_ref().manifest_yaml)?.metadata.name;
+        self.auth
+            .authorize(&req, resources::PROJECTS, actions::CREATE, &name)
+            .await?;
+        if req.get_ref().upsert {
+            self.auth
+                .authorize(&req, resources::PROJECTS, actions::UPDATE, &name)
+                .await?;
+        }
         let req = req.into_inner();
         let project = Projects::create(self, &req.manifest_yaml, req.upsert).await?;
         Ok(Response::new(ProjectResponse {
@@ -249,6 +363,9 @@ impl ProjectService for Projects {
         &self,
         req: Request<GetProjectRequest>,
     ) -> Result<Response<ProjectResponse>, Status> {
+        self.auth
+            .authorize(&req, resources::PROJECTS, actions::GET, &req.get_ref().name)
+            .await?;
         let project = Projects::get(self, &req.into_inner().name).await?;
         Ok(Response::new(ProjectResponse {
             project_json: to_json(&project)?,
@@ -257,13 +374,19 @@ impl ProjectService for Projects {
 
     async fn list(
         &self,
-        _req: Request<ListProjectsRequest>,
+        req: Request<ListProjectsRequest>,
     ) -> Result<Response<ListProjectsResponse>, Status> {
-        let items_json = Projects::list(self)
-            .await?
-            .iter()
-            .map(to_json)
-            .collect::<Result<Vec<_>>>()?;
+        let who = self.auth.identity(&req).await?;
+        let mut items_json = Vec::new();
+        for p in Projects::list(self).await? {
+            if self
+                .auth
+                .can(&who, resources::PROJECTS, actions::GET, &p.metadata.name)
+                .await?
+            {
+                items_json.push(to_json(&p)?);
+            }
+        }
         Ok(Response::new(ListProjectsResponse { items_json }))
     }
 
@@ -271,6 +394,10 @@ impl ProjectService for Projects {
         &self,
         req: Request<UpdateProjectRequest>,
     ) -> Result<Response<ProjectResponse>, Status> {
+        let name = parse_project(&req.get_ref().manifest_yaml)?.metadata.name;
+        self.auth
+            .authorize(&req, resources::PROJECTS, actions::UPDATE, &name)
+            .await?;
         let project = Projects::update(self, &req.into_inner().manifest_yaml).await?;
         Ok(Response::new(ProjectResponse {
             project_json: to_json(&project)?,
@@ -281,7 +408,50 @@ impl ProjectService for Projects {
         &self,
         req: Request<DeleteProjectRequest>,
     ) -> Result<Response<DeleteProjectResponse>, Status> {
+        self.auth
+            .authorize(
+                &req,
+                resources::PROJECTS,
+                actions::DELETE,
+                &req.get_ref().name,
+            )
+            .await?;
         Projects::delete(self, &req.into_inner().name).await?;
         Ok(Response::new(DeleteProjectResponse {}))
+    }
+}
+
+#[tonic::async_trait]
+impl ProjectTokenService for Projects {
+    async fn create(
+        &self,
+        req: Request<CreateProjectTokenRequest>,
+    ) -> Result<Response<CreateProjectTokenResponse>, Status> {
+        self.auth
+            .authorize(
+                &req,
+                resources::PROJECTS,
+                actions::UPDATE,
+                &req.get_ref().project,
+            )
+            .await?;
+        let token = self.create_token(req.get_ref()).await?;
+        Ok(Response::new(CreateProjectTokenResponse { token }))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<DeleteProjectTokenRequest>,
+    ) -> Result<Response<DeleteProjectTokenResponse>, Status> {
+        self.auth
+            .authorize(
+                &req,
+                resources::PROJECTS,
+                actions::UPDATE,
+                &req.get_ref().project,
+            )
+            .await?;
+        self.delete_token(req.get_ref()).await?;
+        Ok(Response::new(DeleteProjectTokenResponse {}))
     }
 }

@@ -7,17 +7,33 @@ use gitfleet_proto::v1::repository_service_server::RepositoryService;
 use gitfleet_proto::v1::*;
 use tonic::{Request, Response, Status};
 
+use std::sync::Arc;
+
+use gitfleet_rbac::{actions, resources};
+
+use crate::auth::Auth;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
 pub struct Repositories {
     store: Store,
+    auth: Arc<Auth>,
+}
+
+/// A repository's RBAC object, as Argo CD's: its URL, under its project when scoped to one.
+fn rbac_object(r: &Repository) -> String {
+    if r.project.is_empty() {
+        r.repo.clone()
+    } else {
+        format!("{}/{}", r.project, r.repo)
+    }
 }
 
 impl Repositories {
-    pub async fn new(bus: &Bus) -> Result<Self> {
+    pub async fn new(bus: &Bus, auth: Arc<Auth>) -> Result<Self> {
         Ok(Repositories {
             store: Store::open(bus, Bucket::Repositories, "repository").await?,
+            auth,
         })
     }
 
@@ -100,6 +116,15 @@ impl RepositoryService for Repositories {
         &self,
         request: Request<CreateRepositoryRequest>,
     ) -> Result<Response<RepositoryResponse>, Status> {
+        let url = request.get_ref().repo.trim().to_string();
+        self.auth
+            .authorize(&request, resources::REPOSITORIES, actions::CREATE, &url)
+            .await?;
+        if request.get_ref().upsert {
+            self.auth
+                .authorize(&request, resources::REPOSITORIES, actions::UPDATE, &url)
+                .await?;
+        }
         let r = Repositories::create(self, request.into_inner()).await?;
         Ok(Response::new(RepositoryResponse {
             repository_json: to_json(&r)?,
@@ -108,13 +133,24 @@ impl RepositoryService for Repositories {
 
     async fn list(
         &self,
-        _request: Request<ListRepositoriesRequest>,
+        request: Request<ListRepositoriesRequest>,
     ) -> Result<Response<ListRepositoriesResponse>, Status> {
-        let items_json = Repositories::list(self)
-            .await?
-            .iter()
-            .map(to_json)
-            .collect::<Result<Vec<_>>>()?;
+        let who = self.auth.identity(&request).await?;
+        let mut items_json = Vec::new();
+        for r in Repositories::list(self).await? {
+            if self
+                .auth
+                .can(
+                    &who,
+                    resources::REPOSITORIES,
+                    actions::GET,
+                    &rbac_object(&r),
+                )
+                .await?
+            {
+                items_json.push(to_json(&r)?);
+            }
+        }
         Ok(Response::new(ListRepositoriesResponse { items_json }))
     }
 
@@ -122,6 +158,14 @@ impl RepositoryService for Repositories {
         &self,
         request: Request<DeleteRepositoryRequest>,
     ) -> Result<Response<DeleteRepositoryResponse>, Status> {
+        let url = request.get_ref().repo.trim().to_string();
+        let object = match self.store.get::<Repository>(&url).await? {
+            Some((r, _)) => rbac_object(&r),
+            None => url,
+        };
+        self.auth
+            .authorize(&request, resources::REPOSITORIES, actions::DELETE, &object)
+            .await?;
         Repositories::delete(self, &request.into_inner().repo).await?;
         Ok(Response::new(DeleteRepositoryResponse {}))
     }

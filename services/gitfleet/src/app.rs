@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
+use crate::Conn;
 use clap::{ArgAction, Subcommand};
 use gitfleet_messages::ResourceResult;
 use gitfleet_model::{Application, HealthStatusCode, SyncStatusCode};
 use gitfleet_proto::v1::application_service_client::ApplicationServiceClient;
 use gitfleet_proto::v1::*;
 use serde_json::Value;
-use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
 use crate::output::{self, Format};
@@ -127,7 +127,7 @@ pub enum AppCommand {
     },
 }
 
-pub async fn run(cmd: &AppCommand, channel: Channel, out: &mut dyn Write) -> Result<i32> {
+pub async fn run(cmd: &AppCommand, channel: Conn, out: &mut dyn Write) -> Result<i32> {
     let mut client = ApplicationServiceClient::new(channel);
     match cmd {
         AppCommand::Create { file, upsert } => {

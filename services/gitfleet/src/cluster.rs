@@ -3,11 +3,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::Conn;
 use clap::Subcommand;
 use gitfleet_model::{Cluster, IN_CLUSTER_NAME};
 use gitfleet_proto::v1::cluster_service_client::ClusterServiceClient;
 use gitfleet_proto::v1::*;
-use tonic::transport::Channel;
 
 use crate::error::Result;
 use crate::kubeconfig;
@@ -39,7 +39,7 @@ pub enum ClusterCommand {
     Rm { name: String },
 }
 
-pub async fn run(cmd: &ClusterCommand, channel: Channel, out: &mut dyn Write) -> Result<i32> {
+pub async fn run(cmd: &ClusterCommand, channel: Conn, out: &mut dyn Write) -> Result<i32> {
     let mut client = ClusterServiceClient::new(channel);
     match cmd {
         ClusterCommand::Add {

@@ -9,6 +9,7 @@ pub mod kubeconfig;
 pub mod output;
 mod proj;
 mod repo;
+mod session;
 mod up;
 
 use std::io::Write;
@@ -21,6 +22,7 @@ pub use cluster::ClusterCommand;
 pub use error::{Error, Result};
 pub use proj::ProjCommand;
 pub use repo::RepoCommand;
+pub use session::{AccountCommand, AdminCommand, Conn, LoginArgs};
 pub use up::UpArgs;
 
 #[derive(Debug, Parser)]
@@ -38,6 +40,18 @@ pub struct Cli {
         default_value = "127.0.0.1:8080"
     )]
     pub server: String,
+    /// A session or project token (else the one `login` stored for the server).
+    #[arg(
+        long,
+        global = true,
+        env = "GITFLEET_AUTH_TOKEN",
+        hide_env_values = true
+    )]
+    pub auth_token: Option<String>,
+    /// The CLI's config file, where `login` keeps tokens (default
+    /// `~/.config/gitfleet/config`, or `GITFLEET_CONFIG`).
+    #[arg(long, global = true)]
+    pub config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -58,6 +72,16 @@ pub enum Command {
     Repo(RepoCommand),
     /// Run every service in one process, on a running nats-server.
     Up(UpArgs),
+    /// Log in with a local account; the session is kept for the server.
+    Login(LoginArgs),
+    /// Forget the session kept for the server.
+    Logout,
+    /// Your account: who you are, what you may do.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Operator commands that read the control plane's state directly.
+    #[command(subcommand)]
+    Admin(AdminCommand),
 }
 
 /// Exit code of a command that failed.
@@ -78,18 +102,42 @@ impl Cli {
 /// Runs one command, writing its output to `out`; returns the exit code on success
 /// (`app diff` returns 1 when there is a difference).
 pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<i32> {
+    let config = cli
+        .config
+        .clone()
+        .unwrap_or_else(session::default_config_path);
+    let conn = || async {
+        // Argo CD's variable works as well, for scripts written for `argocd`.
+        let token = match cli
+            .auth_token
+            .clone()
+            .or_else(|| std::env::var("ARGOCD_AUTH_TOKEN").ok())
+        {
+            Some(token) => Some(token),
+            None => session::stored_token(&config, &cli.server)?,
+        };
+        connect(&cli.server, token.as_deref()).await
+    };
     match &cli.command {
         Command::Up(args) => up::run(args, out).await,
-        Command::App(cmd) => app::run(cmd, connect(&cli.server).await?, out).await,
-        Command::Cluster(cmd) => cluster::run(cmd, connect(&cli.server).await?, out).await,
-        Command::Proj(cmd) => proj::run(cmd, connect(&cli.server).await?, out).await,
-        Command::Repo(cmd) => repo::run(cmd, connect(&cli.server).await?, out).await,
+        Command::App(cmd) => app::run(cmd, conn().await?, out).await,
+        Command::Cluster(cmd) => cluster::run(cmd, conn().await?, out).await,
+        Command::Proj(cmd) => proj::run(cmd, conn().await?, out).await,
+        Command::Repo(cmd) => repo::run(cmd, conn().await?, out).await,
+        Command::Login(args) => {
+            let anonymous = connect(&cli.server, None).await?;
+            session::login(args, &cli.server, &config, anonymous, out).await
+        }
+        Command::Logout => session::logout(&cli.server, &config, out),
+        Command::Account(cmd) => session::account(cmd, conn().await?, out).await,
+        Command::Admin(cmd) => session::admin(cmd, out).await,
     }
 }
 
-/// One connection for the command; `host:port` gets `http://` since the gateway speaks
-/// plaintext gRPC.
-pub async fn connect(server: &str) -> Result<Channel> {
+/// One connection for the command, carrying `token`; `host:port` gets `http://` since the
+/// gateway speaks plaintext gRPC.
+pub async fn connect(server: &str, token: Option<&str>) -> Result<Conn> {
+    let bearer = session::BearerToken::new(token)?;
     let url = if server.contains("://") {
         server.to_string()
     } else {
@@ -100,9 +148,12 @@ pub async fn connect(server: &str) -> Result<Channel> {
         detail,
     };
     let endpoint = Channel::from_shared(url).map_err(|e| fail(e.to_string()))?;
-    endpoint
+    let channel = endpoint
         .connect_timeout(std::time::Duration::from_secs(5))
         .connect()
         .await
-        .map_err(|e| fail(gitfleet_messages::error_chain(&e)))
+        .map_err(|e| fail(gitfleet_messages::error_chain(&e)))?;
+    Ok(tonic::service::interceptor::InterceptedService::new(
+        channel, bearer,
+    ))
 }

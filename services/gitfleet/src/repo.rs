@@ -2,11 +2,11 @@
 
 use std::io::Write;
 
+use crate::Conn;
 use clap::Subcommand;
 use gitfleet_model::Repository;
 use gitfleet_proto::v1::repository_service_client::RepositoryServiceClient;
 use gitfleet_proto::v1::*;
-use tonic::transport::Channel;
 
 use crate::error::Result;
 use crate::output::{self, Format};
@@ -36,7 +36,7 @@ pub enum RepoCommand {
     Rm { url: String },
 }
 
-pub async fn run(cmd: &RepoCommand, channel: Channel, out: &mut dyn Write) -> Result<i32> {
+pub async fn run(cmd: &RepoCommand, channel: Conn, out: &mut dyn Write) -> Result<i32> {
     let mut client = RepositoryServiceClient::new(channel);
     match cmd {
         RepoCommand::Add {

@@ -43,6 +43,39 @@ pub struct UpArgs {
     pub refresh_seconds: u64,
 }
 
+/// A session as admin with the initial password, which this process can read from the
+/// bus it runs the services on.
+async fn admin_session(bus: &gitfleet_bus::Bus, server: &str) -> Result<String> {
+    let gone = || {
+        Error::Usage(
+            "cannot register the in-cluster context: the initial admin password is gone (it was \
+             changed); log in and run `gitfleet cluster add --in-cluster` instead"
+                .into(),
+        )
+    };
+    let kv = bus
+        .kv(gitfleet_bus::Bucket::Settings)
+        .await
+        .map_err(|e| Error::Usage(format!("opening the settings: {e}")))?;
+    let body = kv
+        .get(gitfleet_bus::subject_token("argocd-initial-admin-secret"))
+        .await
+        .map_err(|e| Error::Usage(format!("reading the initial admin secret: {e}")))?
+        .ok_or_else(gone)?;
+    let data: std::collections::BTreeMap<String, String> = serde_json::from_slice(&body)?;
+    let password = data.get("password").cloned().ok_or_else(gone)?;
+    let conn = crate::connect(server, None).await?;
+    let token = gitfleet_proto::v1::session_service_client::SessionServiceClient::new(conn)
+        .create(gitfleet_proto::v1::SessionCreateRequest {
+            username: "admin".into(),
+            password,
+        })
+        .await?
+        .into_inner()
+        .token;
+    Ok(token)
+}
+
 pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
     let bus = gitfleet_bus::connect(&args.bus.config("gitfleet-up"))
         .await
@@ -54,7 +87,7 @@ pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
     cfg.webhooks = args.webhooks.clone();
     cfg.poll_interval = Duration::from_secs(args.poll_seconds);
     cfg.refresh_interval = Duration::from_secs(args.refresh_seconds);
-    let mut stack = gitfleet_stack::start(cfg, bus)
+    let mut stack = gitfleet_stack::start(cfg, bus.clone())
         .await
         .map_err(|e| Error::Usage(format!("starting the services: {e}")))?;
     let grpc = stack.grpc_addr.expect("the gateway runs in `up`");
@@ -66,12 +99,14 @@ pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
             in_cluster: true,
             upsert: true,
         };
-        crate::cluster::run(&add, crate::connect(&grpc.to_string()).await?, out).await?;
+        let token = admin_session(&bus, &grpc.to_string()).await?;
+        let conn = crate::connect(&grpc.to_string(), Some(&token)).await?;
+        crate::cluster::run(&add, conn, out).await?;
     }
     crate::output::write(
         out,
         &format!(
-            "gitfleet is up: gRPC on {grpc} (gitfleet --server {grpc} app list), webhooks on http://{}/api/webhook. Ctrl-C stops it.\n",
+            "gitfleet is up: gRPC on {grpc}, webhooks on http://{}/api/webhook. Log in as admin: `gitfleet admin initial-password` prints the password, then `gitfleet --server {grpc} login`. Ctrl-C stops it.\n",
             stack.http_addr.expect("the gateway runs in `up`")
         ),
     )?;

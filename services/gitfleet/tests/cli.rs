@@ -21,12 +21,18 @@ impl Drop for Env {
 }
 
 impl Env {
+    /// A gateway every caller of which acts as admin.
     async fn start() -> Env {
+        Env::start_with(true).await
+    }
+
+    async fn start_with(disable_auth: bool) -> Env {
         let bus = testkit::bus().await;
         let config = api_gateway::Config {
             grpc_addr: "127.0.0.1:0".parse().unwrap(),
             http_addr: "127.0.0.1:0".parse().unwrap(),
             operation_timeout: Duration::from_secs(1),
+            disable_auth,
             ..api_gateway::Config::default()
         };
         let listeners = api_gateway::bind(&config).await.unwrap();
@@ -48,7 +54,8 @@ impl Env {
 
     /// Runs `gitfleet ARGS...`: (exit code, stdout, stderr line).
     async fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let mut argv = vec!["gitfleet", "--server", &self.server];
+        let config = self.dir.path().join("cli-config").display().to_string();
+        let mut argv = vec!["gitfleet", "--server", &self.server, "--config", &config];
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).unwrap();
         let mut out = Vec::new();
@@ -531,6 +538,166 @@ async fn projects_refuse_what_they_do_not_permit() {
     assert_eq!(code, 1);
     assert!(
         err.contains("spec.sourceRepos[0]: must not be empty"),
+        "{err}"
+    );
+}
+
+/// The initial admin password, as `gitfleet admin initial-password` reads it.
+async fn initial_password(bus: &Bus) -> String {
+    let kv = bus.kv(Bucket::Settings).await.unwrap();
+    let body = kv
+        .get(subject_token("argocd-initial-admin-secret"))
+        .await
+        .unwrap()
+        .expect("the gateway made the admin password");
+    let data: std::collections::BTreeMap<String, String> = serde_json::from_slice(&body).unwrap();
+    data["password"].clone()
+}
+
+/// The front door through the CLI: nothing without a session; `login` with the generated
+/// admin password keeps one; `can-i` answers from the policy; a project role token (the
+/// seed's `platform`/`app-developer`) sees and syncs only its project's apps, and stops
+/// working once deleted; `logout` forgets the session; wrong passwords are rate limited.
+#[tokio::test]
+async fn sessions_policies_and_project_tokens() {
+    let env = Env::start_with(false).await;
+    let (code, _, err) = env.run(&["app", "list"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: no session: log in first (gitfleet login), or pass --auth-token"
+    );
+
+    let password = initial_password(&env.bus).await;
+    let (code, _, err) = env
+        .run(&["login", "--username", "admin", "--password", "wrong"])
+        .await;
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "error: invalid username or password")
+    );
+    let (code, out, err) = env.run(&["login", "--password", &password]).await;
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(
+        out,
+        format!(
+            "'admin:login' logged in successfully\nContext '{}' updated\n",
+            env.server
+        )
+    );
+    let (_, out, _) = env.run(&["account", "get-user-info"]).await;
+    assert!(out.contains("Logged In: true\nUsername: admin\n"), "{out}");
+    let (_, out, _) = env
+        .run(&["account", "can-i", "delete", "clusters", "https://x"])
+        .await;
+    assert_eq!(out, "yes\n");
+
+    // The seed's project and two apps, one in it.
+    let project = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../crates/model/tests/fixtures/appproject-platform.yaml"
+    ))
+    .unwrap();
+    let file = env.write("platform.yaml", &project);
+    let (code, _, err) = env.run(&["proj", "create", "-f", &file]).await;
+    assert_eq!((code, err.as_str()), (0, ""));
+    let platform_app = app_yaml("web", false)
+        .replace("project: default", "project: platform")
+        .replace(
+            "https://github.com/argoproj/argocd-example-apps.git",
+            "https://github.com/myorg/k8s-config",
+        )
+        .replace("namespace: web", "namespace: production");
+    let (code, _, err) = env
+        .run(&["app", "create", "-f", &env.write("web.yaml", &platform_app)])
+        .await;
+    assert_eq!((code, err.as_str()), (0, ""));
+    let file = env.write("other.yaml", &app_yaml("other", false));
+    assert_eq!(env.run(&["app", "create", "-f", &file]).await.0, 0);
+
+    let (code, token, err) = env
+        .run(&[
+            "proj",
+            "role",
+            "create-token",
+            "platform",
+            "app-developer",
+            "--id",
+            "ci",
+            "-t",
+        ])
+        .await;
+    assert_eq!((code, err.as_str()), (0, ""));
+    let token = token.trim().to_string();
+    let as_role = |args: &[&str]| {
+        let mut argv = vec!["--auth-token", token.as_str()];
+        argv.extend_from_slice(args);
+        let argv: Vec<String> = argv.into_iter().map(String::from).collect();
+        let env = &env;
+        async move {
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            env.run(&argv).await
+        }
+    };
+    let (_, out, _) = as_role(&["app", "list", "-o", "name"]).await;
+    assert_eq!(out, "web\n");
+    let (_, out, _) = as_role(&["account", "can-i", "sync", "applications", "platform/web"]).await;
+    assert_eq!(out, "yes\n");
+    let (_, out, _) =
+        as_role(&["account", "can-i", "delete", "applications", "platform/web"]).await;
+    assert_eq!(out, "no\n");
+    let (code, _, err) = as_role(&["app", "get", "other"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: permission denied: applications, get, default/other, sub: proj:platform:app-developer"
+    );
+    let (_, _, err) = as_role(&["app", "delete", "web"]).await;
+    assert_eq!(
+        err,
+        "error: permission denied: applications, delete, platform/web, sub: proj:platform:app-developer"
+    );
+    let (_, _, err) = as_role(&["proj", "delete", "platform"]).await;
+    assert!(
+        err.starts_with("error: permission denied: projects, delete, platform"),
+        "{err}"
+    );
+    let (_, out, _) = as_role(&["cluster", "list", "-o", "json"]).await;
+    assert_eq!(out.trim(), "[]");
+
+    let (code, _, err) = env
+        .run(&[
+            "proj",
+            "role",
+            "delete-token",
+            "platform",
+            "app-developer",
+            "ci",
+        ])
+        .await;
+    assert_eq!((code, err.as_str()), (0, ""));
+    let (code, _, err) = as_role(&["app", "list"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: invalid session: the token of proj:platform:app-developer has been revoked"
+    );
+
+    let (code, out, _) = env.run(&["logout"]).await;
+    assert_eq!(
+        (code, out),
+        (0, format!("Logged out from '{}'\n", env.server))
+    );
+    assert_eq!(env.run(&["app", "list"]).await.0, 1);
+
+    // Five wrong passwords lock the account for the window, the right one included.
+    for _ in 0..5 {
+        env.run(&["login", "--password", "nope"]).await;
+    }
+    let (code, _, err) = env.run(&["login", "--password", &password]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: too many failed login attempts for admin: try again in"),
         "{err}"
     );
 }

@@ -31,6 +31,9 @@ pub struct StackConfig {
     pub ownership_ttl: Duration,
     /// Which services this process runs (all, for `gitfleet up`).
     pub services: Services,
+    /// Every caller of the api gateway acts as admin (Argo CD's `server.disable.auth`):
+    /// for tests and load runs, never `gitfleet up`.
+    pub disable_auth: bool,
 }
 
 /// A switch per service, so one process can run a subset (tests start several workers).
@@ -69,6 +72,7 @@ impl StackConfig {
             wave_delay: Duration::from_secs(2),
             ownership_ttl: Duration::from_secs(10),
             services: Services::ALL,
+            disable_auth: false,
         }
     }
 }
@@ -121,6 +125,7 @@ pub async fn start(cfg: StackConfig, bus: Bus) -> Result<Stack, Error> {
         let gw = api_gateway::Config {
             grpc_addr: cfg.grpc_addr,
             http_addr: cfg.http_addr,
+            disable_auth: cfg.disable_auth,
             ..Default::default()
         };
         let listeners = api_gateway::bind(&gw).await?;

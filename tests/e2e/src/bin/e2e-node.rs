@@ -38,6 +38,7 @@ fn main() {
         notifier: has("notifier"),
     };
     cfg.ownership_ttl = Duration::from_secs(args.ttl_seconds);
+    cfg.disable_auth = true;
     cfg.refresh_interval = Duration::from_secs(600);
     cfg.wave_delay = Duration::ZERO;
     gitfleet_e2e::init_tracing();

@@ -1,0 +1,496 @@
+//! Who is calling and what they may do. Every gRPC call passes [`Auth::interceptor`],
+//! which reads the bearer token (an HS256 JWT signed with the server key, as Argo CD's);
+//! every handler then asks [`Auth::authorize`] for the resource, action and object it
+//! touches, decided by Argo CD's RBAC ([`gitfleet_rbac`]) with the policy from
+//! `argocd-rbac-cm` and, for requests about a project, that project's roles.
+//!
+//! State, in KV `settings` as Argo CD keeps it in its Secrets and ConfigMaps:
+//! `argocd-secret` (`server.secretkey`, `admin.password` as bcrypt), the one-time
+//! `argocd-initial-admin-secret` (`password`), and `argocd-rbac-cm` (`policy.csv`,
+//! `policy.default`, `scopes`). A policy that does not parse is refused with its line
+//! named and the one before it stays in force.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use futures::StreamExt;
+use gitfleet_bus::{Bucket, Bus};
+use gitfleet_model::AppProject;
+use gitfleet_rbac::{Identity, ProjectEnforcer, Rbac, project_of, project_token_listed};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tonic::Request;
+
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// The issuer of every token gitfleet signs, as Argo CD's.
+pub const ISSUER: &str = "argocd";
+/// How long a login session lasts (Argo CD's default `users.session.duration`).
+pub const SESSION_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// Failed logins an account may have in [`FAILURE_WINDOW`] before it is locked out for the
+/// rest of the window (Argo CD's defaults).
+const MAX_FAILURES: u32 = 5;
+const FAILURE_WINDOW: Duration = Duration::from_secs(300);
+
+pub const SECRET_KEY: &str = "argocd-secret";
+pub const INITIAL_ADMIN_SECRET: &str = "argocd-initial-admin-secret";
+pub const RBAC_CONFIG_MAP: &str = "argocd-rbac-cm";
+pub const ADMIN: &str = "admin";
+
+/// A token's claims, as Argo CD writes them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Absent: the token does not expire (project tokens may be made so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub jti: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+}
+
+/// Who the interceptor found on a call.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Anonymous,
+    Token(Claims),
+}
+
+/// `argocd-secret`'s keys gitfleet uses; others are kept as written.
+type SecretData = BTreeMap<String, String>;
+
+pub struct Auth {
+    disabled: bool,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    settings: Store,
+    projects: Store,
+    rbac: RwLock<Arc<Rbac>>,
+    /// Compiled project policies by project name, with the KV revision compiled.
+    project_enforcers: tokio::sync::Mutex<HashMap<String, (u64, Arc<ProjectEnforcer>)>>,
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl Auth {
+    /// Reads (or, on the first start, creates) the server key and the admin password, and
+    /// loads the RBAC policy; watches `argocd-rbac-cm` for changes until `shutdown`.
+    pub async fn start(
+        bus: &Bus,
+        disabled: bool,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<Arc<Self>> {
+        let settings = Store::open(bus, Bucket::Settings, "setting").await?;
+        let secret = ensure_secret(&settings).await?;
+        let key = secret
+            .get("server.secretkey")
+            .and_then(|k| STANDARD.decode(k).ok())
+            .filter(|k| k.len() >= 32)
+            .ok_or_else(|| Error::Corrupt {
+                what: format!("setting {SECRET_KEY:?}"),
+                message: "server.secretkey is not 32 or more base64 bytes".to_string(),
+            })?;
+        let rbac = match settings
+            .get::<BTreeMap<String, String>>(RBAC_CONFIG_MAP)
+            .await?
+        {
+            Some((data, _)) => load_rbac(&data).await.unwrap_or_else(|err| {
+                tracing::error!(error = %err, "RBAC policy refused; only the built-in policy applies");
+                None
+            }),
+            None => None,
+        };
+        let rbac = match rbac {
+            Some(rbac) => rbac,
+            None => Rbac::new("built-in policy", "", "", Vec::new())
+                .await
+                .map_err(|e| Error::invalid(e.to_string()))?,
+        };
+        let auth = Arc::new(Self {
+            disabled,
+            encoding: EncodingKey::from_secret(&key).map_err(key_error)?,
+            decoding: DecodingKey::from_secret(&key).map_err(key_error)?,
+            projects: Store::open(bus, Bucket::Projects, "project").await?,
+            settings,
+            rbac: RwLock::new(Arc::new(rbac)),
+            project_enforcers: tokio::sync::Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+        });
+        if disabled {
+            tracing::warn!("authentication is disabled: every caller acts as admin");
+        }
+        let watched = auth.clone();
+        let mut watch = auth.settings.watch(RBAC_CONFIG_MAP).await?;
+        tokio::spawn(async move {
+            loop {
+                let entry = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    entry = watch.next() => entry,
+                };
+                let Some(Ok(entry)) = entry else {
+                    tracing::warn!(
+                        "the watch of {RBAC_CONFIG_MAP} ended; policy changes wait for a restart"
+                    );
+                    return;
+                };
+                watched.reload(&entry).await;
+            }
+        });
+        Ok(auth)
+    }
+
+    async fn reload(&self, entry: &async_nats_kv::Entry) {
+        let data: BTreeMap<String, String> = match self
+            .settings
+            .decode_entry::<BTreeMap<String, String>>(RBAC_CONFIG_MAP, entry)
+        {
+            Ok(Some((data, _))) => data,
+            Ok(None) => BTreeMap::new(),
+            Err(err) => {
+                tracing::error!(error = %err, "unreadable {RBAC_CONFIG_MAP}; the policy in force is kept");
+                return;
+            }
+        };
+        match load_rbac(&data).await {
+            Ok(rbac) => {
+                let rbac = match rbac {
+                    Some(rbac) => rbac,
+                    None => match Rbac::new("built-in policy", "", "", Vec::new()).await {
+                        Ok(rbac) => rbac,
+                        Err(err) => {
+                            tracing::error!(error = %err, "built-in policy");
+                            return;
+                        }
+                    },
+                };
+                *self.rbac.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rbac);
+                self.project_enforcers.lock().await.clear();
+                tracing::info!("RBAC policy loaded");
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "RBAC policy refused; the policy in force is kept")
+            }
+        }
+    }
+
+    /// The tonic interceptor: a bearer token is verified and its claims put on the
+    /// request; no token makes the caller anonymous (only logging in needs none); a bad
+    /// token (forged, expired, `alg: none`, another algorithm) is refused here.
+    pub fn interceptor(
+        self: &Arc<Self>,
+    ) -> impl Fn(Request<()>) -> Result<Request<()>, tonic::Status> + Clone + use<> {
+        let auth = self.clone();
+        move |mut req: Request<()>| {
+            let caller = match bearer(&req) {
+                None => Caller::Anonymous,
+                Some(token) => Caller::Token(auth.verify(&token).map_err(tonic::Status::from)?),
+            };
+            req.extensions_mut().insert(caller);
+            Ok(req)
+        }
+    }
+
+    /// Verifies a token's signature (HS256 only) and times.
+    pub fn verify(&self, token: &str) -> Result<Claims> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["sub", "iss"]);
+        validation.set_issuer(&[ISSUER]);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|err| Error::Unauthenticated(format!("invalid session: {err}")))
+    }
+
+    pub fn issue(&self, claims: &Claims) -> Result<String> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(
+            |err| Error::Corrupt {
+                what: "token".to_string(),
+                message: err.to_string(),
+            },
+        )
+    }
+
+    /// The caller of `req` as RBAC knows them; project tokens must still be listed on
+    /// their project (else they are revoked).
+    pub async fn identity<T>(&self, req: &Request<T>) -> Result<Identity> {
+        if self.disabled {
+            return Ok(Identity::new(ADMIN));
+        }
+        let claims = match req.extensions().get::<Caller>() {
+            Some(Caller::Token(claims)) => claims,
+            _ => {
+                return Err(Error::Unauthenticated(
+                    "no session: log in first (gitfleet login), or pass --auth-token".to_string(),
+                ));
+            }
+        };
+        if let Some((project, role)) = gitfleet_rbac::project_role(&claims.sub) {
+            let listed = self
+                .projects
+                .get::<AppProject>(project)
+                .await?
+                .is_some_and(|(p, _)| project_token_listed(&p, role, &claims.jti, claims.iat));
+            if !listed {
+                return Err(Error::Unauthenticated(format!(
+                    "invalid session: the token of {} has been revoked",
+                    claims.sub
+                )));
+            }
+        }
+        Ok(Identity {
+            subject: claims.sub.clone(),
+            groups: claims.groups.clone(),
+        })
+    }
+
+    /// Refuses the call unless its caller may `action` the `resource` `object`.
+    pub async fn authorize<T>(
+        &self,
+        req: &Request<T>,
+        resource: &str,
+        action: &str,
+        object: &str,
+    ) -> Result<()> {
+        let who = self.identity(req).await?;
+        if self.can(&who, resource, action, object).await? {
+            Ok(())
+        } else {
+            Err(denied(&who, resource, action, object))
+        }
+    }
+
+    /// Whether `who` may `action` the `resource` `object`: the one decision behind every
+    /// call and `account can-i`.
+    pub async fn can(
+        &self,
+        who: &Identity,
+        resource: &str,
+        action: &str,
+        object: &str,
+    ) -> Result<bool> {
+        if self.disabled {
+            return Ok(true);
+        }
+        let rbac = self.rbac.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let project = match project_of(resource, object) {
+            Some(name) => self.project_enforcer(&rbac, name).await?,
+            None => None,
+        };
+        Ok(rbac.enforce(who, project.as_deref(), resource, action, object))
+    }
+
+    /// The compiled policies of `name`, compiled again when the project changed.
+    async fn project_enforcer(
+        &self,
+        rbac: &Rbac,
+        name: &str,
+    ) -> Result<Option<Arc<ProjectEnforcer>>> {
+        let Some((project, revision)) = self.projects.get::<AppProject>(name).await? else {
+            return Ok(None);
+        };
+        let mut cache = self.project_enforcers.lock().await;
+        if let Some((rev, enforcer)) = cache.get(name)
+            && *rev == revision
+        {
+            return Ok(Some(enforcer.clone()));
+        }
+        match rbac.for_project(&project).await {
+            Ok(enforcer) => {
+                let enforcer = Arc::new(enforcer);
+                cache.insert(name.to_owned(), (revision, enforcer.clone()));
+                Ok(Some(enforcer))
+            }
+            Err(err) => {
+                tracing::warn!(project = name, error = %err, "project roles not applied");
+                Ok(None)
+            }
+        }
+    }
+
+    /// A session token for a local account; wrong passwords are counted and an account
+    /// with too many in the window is locked out for the rest of it.
+    pub async fn login(&self, username: &str, password: &str) -> Result<String> {
+        let refused = || Error::Unauthenticated("invalid username or password".to_string());
+        {
+            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((count, since)) = failures.get(username) {
+                if since.elapsed() > FAILURE_WINDOW {
+                    failures.remove(username);
+                } else if *count >= MAX_FAILURES {
+                    return Err(Error::Unauthenticated(format!(
+                        "too many failed login attempts for {username}: try again in {} s",
+                        (FAILURE_WINDOW.saturating_sub(since.elapsed()))
+                            .as_secs()
+                            .max(1)
+                    )));
+                }
+            }
+        }
+        let hash = if username == ADMIN {
+            self.settings
+                .get::<SecretData>(SECRET_KEY)
+                .await?
+                .and_then(|(s, _)| s.get("admin.password").cloned())
+        } else {
+            None
+        };
+        // An unknown account costs a hash all the same, so timing does not tell it apart.
+        let ok = match &hash {
+            Some(hash) => bcrypt::verify(password, hash).unwrap_or(false),
+            None => {
+                let _ = bcrypt::verify(password, dummy_hash());
+                false
+            }
+        };
+        if !ok {
+            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = failures
+                .entry(username.to_owned())
+                .or_insert((0, Instant::now()));
+            entry.0 += 1;
+            tracing::info!(account = username, "failed login");
+            return Err(refused());
+        }
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(username);
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            iss: ISSUER.to_string(),
+            sub: username.to_owned(),
+            iat: now,
+            nbf: Some(now),
+            exp: Some(now + SESSION_DURATION.as_secs() as i64),
+            jti: uuid::Uuid::new_v4().to_string(),
+            groups: Vec::new(),
+        };
+        tracing::info!(account = username, "logged in");
+        self.issue(&claims)
+    }
+}
+
+/// Argo CD's bcrypt cost.
+const BCRYPT_COST: u32 = 10;
+
+/// A hash of a random password nobody knows, verified for unknown accounts.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        let unknown: [u8; 16] = rand::rng().random();
+        bcrypt::hash(unknown, BCRYPT_COST).unwrap_or_default()
+    })
+}
+
+fn key_error(err: jsonwebtoken::errors::Error) -> Error {
+    Error::Corrupt {
+        what: format!("setting {SECRET_KEY:?}"),
+        message: format!("server.secretkey: {err}"),
+    }
+}
+
+fn denied(who: &Identity, resource: &str, action: &str, object: &str) -> Error {
+    Error::PermissionDenied(format!(
+        "permission denied: {resource}, {action}, {object}, sub: {}",
+        who.subject
+    ))
+}
+
+fn bearer<T>(req: &Request<T>) -> Option<String> {
+    let value = req.metadata().get("authorization")?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
+    Some(token.trim().to_owned())
+}
+
+/// Reads `argocd-secret`, creating the server key and the admin password on the first
+/// start. The password is kept, readable, in `argocd-initial-admin-secret` for `gitfleet
+/// admin initial-password` (whoever can read the control plane's state), never logged.
+async fn ensure_secret(settings: &Store) -> Result<SecretData> {
+    if let Some((secret, _)) = settings.get::<SecretData>(SECRET_KEY).await?
+        && secret.contains_key("server.secretkey")
+    {
+        return Ok(secret);
+    }
+    // The generator is not Send: used up before the first await.
+    let (key, password) = {
+        let mut rng = rand::rng();
+        let key: [u8; 32] = rng.random();
+        let password: String = (0..16)
+            .map(|_| {
+                const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+                CHARS[rng.random_range(0..CHARS.len())] as char
+            })
+            .collect();
+        (key, password)
+    };
+    let hash = bcrypt::hash(&password, BCRYPT_COST).map_err(|e| Error::Corrupt {
+        what: "admin password".to_string(),
+        message: e.to_string(),
+    })?;
+    let secret = SecretData::from([
+        ("server.secretkey".to_string(), STANDARD.encode(key)),
+        ("admin.password".to_string(), hash),
+        (
+            "admin.passwordMtime".to_string(),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+    ]);
+    match settings.create(SECRET_KEY, &secret).await {
+        Ok(_) => {
+            settings
+                .put(
+                    INITIAL_ADMIN_SECRET,
+                    &BTreeMap::from([("password".to_string(), password)]),
+                )
+                .await?;
+            tracing::info!(
+                "admin account created; `gitfleet admin initial-password` prints its password"
+            );
+            Ok(secret)
+        }
+        // Another gateway made it first: use theirs.
+        Err(Error::AlreadyExists { .. }) => settings.require(SECRET_KEY).await,
+        Err(err) => Err(err),
+    }
+}
+
+/// The RBAC policy of an `argocd-rbac-cm` data map; `None` when it sets nothing.
+async fn load_rbac(data: &BTreeMap<String, String>) -> Result<Option<Rbac>, String> {
+    let csv = data.get("policy.csv").map(String::as_str).unwrap_or("");
+    let default_role = data.get("policy.default").map(String::as_str).unwrap_or("");
+    let scopes = data
+        .get("scopes")
+        .map(|s| {
+            s.trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .map(|s| s.trim().trim_matches(['"', '\'']).to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if csv.is_empty() && default_role.is_empty() && data.get("scopes").is_none() {
+        return Ok(None);
+    }
+    Rbac::new(
+        &format!("{RBAC_CONFIG_MAP} policy.csv"),
+        csv,
+        default_role,
+        scopes,
+    )
+    .await
+    .map(Some)
+    .map_err(|e| e.to_string())
+}
+
+use gitfleet_bus::async_nats::jetstream::kv as async_nats_kv;

@@ -1,0 +1,666 @@
+//! The front door against a real nats-server: every route refuses a caller without a
+//! session and one without the permission (the routes come from the proto descriptors,
+//! so a new route without a check fails here), and bad tokens of every kind are refused.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use api_gateway::Config;
+use base64::Engine as _;
+use futures::future::BoxFuture;
+use gitfleet_bus::{Bucket, Bus, subject_token, testkit};
+use gitfleet_proto::v1::account_service_client::AccountServiceClient;
+use gitfleet_proto::v1::application_service_client::ApplicationServiceClient;
+use gitfleet_proto::v1::cluster_service_client::ClusterServiceClient;
+use gitfleet_proto::v1::project_service_client::ProjectServiceClient;
+use gitfleet_proto::v1::project_token_service_client::ProjectTokenServiceClient;
+use gitfleet_proto::v1::repository_service_client::RepositoryServiceClient;
+use gitfleet_proto::v1::session_service_client::SessionServiceClient;
+use gitfleet_proto::v1::*;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+#[derive(Clone)]
+struct Bearer(Option<String>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(t) = &self.0 {
+            req.metadata_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        Ok(req)
+    }
+}
+
+type Conn = InterceptedService<Channel, Bearer>;
+
+struct Gateway {
+    bus: Bus,
+    channel: Channel,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Gateway {
+    async fn start() -> Gateway {
+        let bus = testkit::bus().await;
+        let config = Config {
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            operation_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            refresh_wait: Duration::from_millis(100),
+            ..Config::default()
+        };
+        let listeners = api_gateway::bind(&config).await.unwrap();
+        let grpc = listeners.grpc_addr();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(api_gateway::serve(
+            config,
+            listeners,
+            bus.clone(),
+            shutdown.clone(),
+        ));
+        let channel = Channel::from_shared(format!("http://{grpc}"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5));
+        // The gateway binds before it serves: retry until it answers.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let channel = loop {
+            match channel.connect().await {
+                Ok(c) => {
+                    let mut probe = SessionServiceClient::new(c.clone());
+                    if probe
+                        .create(SessionCreateRequest::default())
+                        .await
+                        .is_err_and(|s| s.code() == Code::Unauthenticated)
+                    {
+                        break c;
+                    }
+                }
+                Err(_) if std::time::Instant::now() < deadline => {}
+                Err(e) => panic!("gateway never came up: {e}"),
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gateway never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        Gateway {
+            bus,
+            channel,
+            shutdown,
+        }
+    }
+
+    fn conn(&self, token: Option<&str>) -> Conn {
+        InterceptedService::new(self.channel.clone(), Bearer(token.map(String::from)))
+    }
+
+    async fn settings(&self, key: &str) -> BTreeMap<String, String> {
+        let kv = self.bus.kv(Bucket::Settings).await.unwrap();
+        let body = kv.get(subject_token(key)).await.unwrap().unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// The server key, as only whoever can read the control plane's state has it.
+    async fn key(&self) -> Vec<u8> {
+        let secret = self.settings("argocd-secret").await;
+        base64::engine::general_purpose::STANDARD
+            .decode(&secret["server.secretkey"])
+            .unwrap()
+    }
+
+    async fn admin(&self) -> String {
+        let password = self.settings("argocd-initial-admin-secret").await["password"].clone();
+        SessionServiceClient::new(self.conn(None))
+            .create(SessionCreateRequest {
+                username: "admin".into(),
+                password,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .token
+    }
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn sign(key: &[u8], alg: Algorithm, claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(alg),
+        &claims,
+        &EncodingKey::from_secret(key).unwrap(),
+    )
+    .unwrap()
+}
+
+fn claims(sub: &str) -> serde_json::Value {
+    serde_json::json!({"iss": "argocd", "sub": sub, "iat": now(), "exp": now() + 600, "jti": "t"})
+}
+
+const PROJECT: &str = "apiVersion: argoproj.io/v1alpha1
+kind: AppProject
+metadata:
+  name: p
+spec:
+  sourceRepos: ['*']
+  destinations: [{server: '*', namespace: '*'}]
+  roles:
+  - name: r
+";
+
+fn app(name: &str) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: {name}
+spec:
+  project: default
+  source: {{repoURL: 'https://git.example/repo.git', path: app, targetRevision: HEAD}}
+  destination: {{server: 'https://kubernetes.default.svc', namespace: web}}
+"
+    )
+}
+
+/// One call of a route: `Ok(n)` with the number of items a list returned (0 otherwise).
+type Route = fn(Conn) -> BoxFuture<'static, Result<usize, Status>>;
+
+/// Every route the gateway serves, with a call naming objects that exist. Keyed by
+/// `package.Service/Method` as the descriptors name them.
+fn routes() -> BTreeMap<&'static str, Route> {
+    let mut r: BTreeMap<&'static str, Route> = BTreeMap::new();
+    macro_rules! route {
+        ($path:literal, $client:ident, $method:ident, $req:expr) => {
+            r.insert($path, |c| {
+                Box::pin(async move { $client::new(c).$method($req).await.map(|_| 0) })
+            });
+        };
+    }
+    macro_rules! list {
+        ($path:literal, $client:ident, $method:ident, $req:expr) => {
+            r.insert($path, |c| {
+                Box::pin(async move {
+                    $client::new(c)
+                        .$method($req)
+                        .await
+                        .map(|r| r.into_inner().items_json.len())
+                })
+            });
+        };
+    }
+    use ApplicationServiceClient as Apps;
+    route!(
+        "gitfleet.v1.ApplicationService/Create",
+        Apps,
+        create,
+        CreateApplicationRequest {
+            manifest_yaml: app("b"),
+            upsert: false
+        }
+    );
+    route!(
+        "gitfleet.v1.ApplicationService/Get",
+        Apps,
+        get,
+        GetApplicationRequest { name: "a".into() }
+    );
+    list!(
+        "gitfleet.v1.ApplicationService/List",
+        Apps,
+        list,
+        ListApplicationsRequest::default()
+    );
+    route!(
+        "gitfleet.v1.ApplicationService/Delete",
+        Apps,
+        delete,
+        DeleteApplicationRequest {
+            name: "a".into(),
+            cascade: false
+        }
+    );
+    route!(
+        "gitfleet.v1.ApplicationService/Sync",
+        Apps,
+        sync,
+        SyncApplicationRequest {
+            name: "a".into(),
+            ..Default::default()
+        }
+    );
+    route!(
+        "gitfleet.v1.ApplicationService/Diff",
+        Apps,
+        diff,
+        DiffApplicationRequest { name: "a".into() }
+    );
+    route!(
+        "gitfleet.v1.ApplicationService/Manifests",
+        Apps,
+        manifests,
+        ApplicationManifestsRequest {
+            name: "a".into(),
+            ..Default::default()
+        }
+    );
+    route!(
+        "gitfleet.v1.ApplicationService/Refresh",
+        Apps,
+        refresh,
+        RefreshApplicationRequest { name: "a".into() }
+    );
+    route!(
+        "gitfleet.v1.ApplicationService/Rollback",
+        Apps,
+        rollback,
+        RollbackApplicationRequest {
+            name: "a".into(),
+            ..Default::default()
+        }
+    );
+    route!(
+        "gitfleet.v1.ApplicationService/TerminateOperation",
+        Apps,
+        terminate_operation,
+        TerminateOperationRequest { name: "a".into() }
+    );
+    use ClusterServiceClient as Clusters;
+    route!(
+        "gitfleet.v1.ClusterService/Create",
+        Clusters,
+        create,
+        CreateClusterRequest {
+            name: "d".into(),
+            server: "https://d.example".into(),
+            ..Default::default()
+        }
+    );
+    route!(
+        "gitfleet.v1.ClusterService/Get",
+        Clusters,
+        get,
+        GetClusterRequest { name: "c".into() }
+    );
+    list!(
+        "gitfleet.v1.ClusterService/List",
+        Clusters,
+        list,
+        ListClustersRequest {}
+    );
+    route!(
+        "gitfleet.v1.ClusterService/Delete",
+        Clusters,
+        delete,
+        DeleteClusterRequest { name: "c".into() }
+    );
+    use ProjectServiceClient as Projects;
+    route!(
+        "gitfleet.v1.ProjectService/Create",
+        Projects,
+        create,
+        CreateProjectRequest {
+            manifest_yaml: PROJECT.replace("name: p", "name: q"),
+            upsert: false
+        }
+    );
+    route!(
+        "gitfleet.v1.ProjectService/Get",
+        Projects,
+        get,
+        GetProjectRequest { name: "p".into() }
+    );
+    list!(
+        "gitfleet.v1.ProjectService/List",
+        Projects,
+        list,
+        ListProjectsRequest {}
+    );
+    route!(
+        "gitfleet.v1.ProjectService/Update",
+        Projects,
+        update,
+        UpdateProjectRequest {
+            manifest_yaml: PROJECT.into()
+        }
+    );
+    route!(
+        "gitfleet.v1.ProjectService/Delete",
+        Projects,
+        delete,
+        DeleteProjectRequest { name: "p".into() }
+    );
+    use ProjectTokenServiceClient as Tokens;
+    route!(
+        "gitfleet.v1.ProjectTokenService/Create",
+        Tokens,
+        create,
+        CreateProjectTokenRequest {
+            project: "p".into(),
+            role: "r".into(),
+            ..Default::default()
+        }
+    );
+    route!(
+        "gitfleet.v1.ProjectTokenService/Delete",
+        Tokens,
+        delete,
+        DeleteProjectTokenRequest {
+            project: "p".into(),
+            role: "r".into(),
+            id: "x".into()
+        }
+    );
+    use RepositoryServiceClient as Repos;
+    route!(
+        "gitfleet.v1.RepositoryService/Create",
+        Repos,
+        create,
+        CreateRepositoryRequest {
+            repo: "https://git.example/other.git".into(),
+            ..Default::default()
+        }
+    );
+    list!(
+        "gitfleet.v1.RepositoryService/List",
+        Repos,
+        list,
+        ListRepositoriesRequest {}
+    );
+    route!(
+        "gitfleet.v1.RepositoryService/Delete",
+        Repos,
+        delete,
+        DeleteRepositoryRequest {
+            repo: "https://git.example/repo.git".into()
+        }
+    );
+    route!(
+        "gitfleet.v1.SessionService/Create",
+        SessionServiceClient,
+        create,
+        SessionCreateRequest {
+            username: "admin".into(),
+            password: "not-it".into()
+        }
+    );
+    route!(
+        "gitfleet.v1.SessionService/GetUserInfo",
+        SessionServiceClient,
+        get_user_info,
+        GetUserInfoRequest {}
+    );
+    route!(
+        "gitfleet.v1.AccountService/CanI",
+        AccountServiceClient,
+        can_i,
+        CanIRequest {
+            resource: "clusters".into(),
+            action: "get".into(),
+            subresource: "*".into()
+        }
+    );
+    r
+}
+
+/// Routes any signed-in caller may use; logging in needs no session at all.
+const FOR_ANY_SESSION: [&str; 2] = [
+    "gitfleet.v1.SessionService/GetUserInfo",
+    "gitfleet.v1.AccountService/CanI",
+];
+const WITHOUT_SESSION: &str = "gitfleet.v1.SessionService/Create";
+
+fn served_routes() -> BTreeSet<String> {
+    let set = prost_types::FileDescriptorSet::decode(gitfleet_proto::FILE_DESCRIPTOR_SET).unwrap();
+    set.file
+        .iter()
+        .flat_map(|f| {
+            f.service.iter().flat_map(move |s| {
+                s.method
+                    .iter()
+                    .map(move |m| format!("{}.{}/{}", f.package(), s.name(), m.name()))
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_callers_without_a_session_or_the_permission() {
+    let gw = Gateway::start().await;
+    let routes = routes();
+    let served = served_routes();
+    let listed: BTreeSet<String> = routes.keys().map(|k| k.to_string()).collect();
+    assert_eq!(
+        served, listed,
+        "every served route needs an entry in routes() (and so an authorisation check)"
+    );
+
+    // Objects the routes name, made by admin.
+    let admin = gw.admin().await;
+    let a = gw.conn(Some(&admin));
+    ApplicationServiceClient::new(a.clone())
+        .create(CreateApplicationRequest {
+            manifest_yaml: app("a"),
+            upsert: false,
+        })
+        .await
+        .unwrap();
+    ClusterServiceClient::new(a.clone())
+        .create(CreateClusterRequest {
+            name: "c".into(),
+            server: "https://c.example".into(),
+            bearer_token: "cluster-s3cret".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    ProjectServiceClient::new(a.clone())
+        .create(CreateProjectRequest {
+            manifest_yaml: PROJECT.into(),
+            upsert: false,
+        })
+        .await
+        .unwrap();
+    RepositoryServiceClient::new(a.clone())
+        .create(CreateRepositoryRequest {
+            repo: "https://git.example/repo.git".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let nobody = sign(&gw.key().await, Algorithm::HS256, claims("nobody"));
+    for (path, call) in &routes {
+        let anonymous = call(gw.conn(None)).await;
+        let signed_in = call(gw.conn(Some(&nobody))).await;
+        if *path == WITHOUT_SESSION {
+            assert_eq!(
+                anonymous.unwrap_err().message(),
+                "invalid username or password"
+            );
+            continue;
+        }
+        let err = anonymous.expect_err(path);
+        assert_eq!(err.code(), Code::Unauthenticated, "{path}: {err:?}");
+        if FOR_ANY_SESSION.contains(path) {
+            signed_in.unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        } else if path.ends_with("/List") {
+            assert_eq!(
+                signed_in.unwrap_or_else(|e| panic!("{path}: {e:?}")),
+                0,
+                "{path} shows nothing"
+            );
+        } else {
+            let err = signed_in.expect_err(path);
+            assert_eq!(err.code(), Code::PermissionDenied, "{path}: {err:?}");
+            assert!(
+                err.message().contains("sub: nobody"),
+                "{path}: {}",
+                err.message()
+            );
+        }
+    }
+    // Admin may: the same list routes show what exists.
+    let apps = routes["gitfleet.v1.ApplicationService/List"](a.clone())
+        .await
+        .unwrap();
+    assert_eq!(apps, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_expired_unsigned_and_confused_tokens_are_refused() {
+    let gw = Gateway::start().await;
+    let key = gw.key().await;
+    let who = |token: &str| {
+        let conn = gw.conn(Some(token));
+        async move {
+            SessionServiceClient::new(conn)
+                .get_user_info(GetUserInfoRequest {})
+                .await
+                .map(|r| r.into_inner().username)
+        }
+    };
+    assert_eq!(
+        who(&sign(&key, Algorithm::HS256, claims("alice")))
+            .await
+            .unwrap(),
+        "alice"
+    );
+
+    let forged = sign(
+        b"not-the-server-key-not-the-server-key",
+        Algorithm::HS256,
+        claims("admin"),
+    );
+    let mut expired = claims("admin");
+    expired["exp"] = (now() - 60).into();
+    let mut foreign = claims("admin");
+    foreign["iss"] = "someone-else".into();
+    // `alg: none`: a header and claims with no signature.
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&v).unwrap())
+    };
+    let unsigned = format!(
+        "{}.{}.",
+        b64(serde_json::json!({"alg": "none", "typ": "JWT"})),
+        b64(claims("admin"))
+    );
+    let cases = [
+        ("forged", forged),
+        ("expired", sign(&key, Algorithm::HS256, expired)),
+        ("another issuer", sign(&key, Algorithm::HS256, foreign)),
+        ("alg none", unsigned),
+        // The right key under another algorithm: only HS256 is accepted.
+        ("HS512", sign(&key, Algorithm::HS512, claims("admin"))),
+        ("garbage", "not.a.token".to_string()),
+    ];
+    for (what, token) in cases {
+        let err = who(&token).await.expect_err(what);
+        assert_eq!(err.code(), Code::Unauthenticated, "{what}: {err:?}");
+        assert!(
+            err.message().starts_with("invalid session: "),
+            "{what}: {}",
+            err.message()
+        );
+        assert!(
+            !err.message().contains(&token),
+            "{what}: the token is echoed"
+        );
+    }
+}
+
+/// `argocd-rbac-cm` as Argo CD reads it: `policy.default` applies to everyone, SSO groups
+/// map to roles through `g` lines, a policy with a bad line is refused whole (the line
+/// named in the log) and the one before it stays in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rbac_config_map_is_applied_and_a_bad_one_kept_out() {
+    let gw = Gateway::start().await;
+    let key = gw.key().await;
+    let mut dev = claims("dana@example.com");
+    dev["groups"] = serde_json::json!(["myorg:devs"]);
+    let dev = sign(&key, Algorithm::HS256, dev);
+    let can =
+        |token: String, action: &'static str, resource: &'static str, object: &'static str| {
+            let conn = gw.conn(Some(&token));
+            async move {
+                AccountServiceClient::new(conn)
+                    .can_i(CanIRequest {
+                        resource: resource.into(),
+                        action: action.into(),
+                        subresource: object.into(),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .value
+            }
+        };
+    assert_eq!(can(dev.clone(), "get", "applications", "x/y").await, "no");
+
+    let kv = gw.bus.kv(Bucket::Settings).await.unwrap();
+    let put = |data: serde_json::Value| {
+        let kv = kv.clone();
+        async move {
+            kv.put(
+                subject_token("argocd-rbac-cm"),
+                serde_json::to_vec(&data).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    put(serde_json::json!({
+        "policy.default": "role:readonly",
+        "policy.csv": "p, role:dev, applications, sync, team/*, allow\ng, myorg:devs, role:dev\n",
+    }))
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while can(dev.clone(), "get", "applications", "x/y").await != "yes" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the policy was never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        can(dev.clone(), "sync", "applications", "team/web").await,
+        "yes"
+    );
+    assert_eq!(
+        can(dev.clone(), "sync", "applications", "other/web").await,
+        "no"
+    );
+
+    // A bad line: refused whole, the policy in force stays.
+    put(serde_json::json!({"policy.csv": "p, role:dev, applications\n"})).await;
+    // Then a good change after it, to know the bad one has been seen.
+    put(serde_json::json!({
+        "policy.default": "role:readonly",
+        "policy.csv": "p, role:dev, applications, sync, team/*, allow\ng, myorg:devs, role:dev\np, role:dev, applications, delete, team/*, allow\n",
+    }))
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while can(dev.clone(), "delete", "applications", "team/web").await != "yes" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the later policy was never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(can(dev, "sync", "applications", "team/web").await, "yes");
+}

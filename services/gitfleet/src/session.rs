@@ -1,0 +1,280 @@
+//! Sessions, as `argocd` keeps them: `login` asks the server for a token and stores it per
+//! server in the CLI's config file (mode 0600); every call carries the token, from
+//! `--auth-token` (or `GITFLEET_AUTH_TOKEN` / `ARGOCD_AUTH_TOKEN`) or that file.
+//! `account` and `admin initial-password` live here too.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use gitfleet_bus::cli::BusArgs;
+use gitfleet_proto::v1::account_service_client::AccountServiceClient;
+use gitfleet_proto::v1::session_service_client::SessionServiceClient;
+use gitfleet_proto::v1::*;
+use serde::{Deserialize, Serialize};
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::error::{Error, Result};
+use crate::output;
+
+/// A connection to the gateway whose calls carry the session token, if any.
+pub type Conn = InterceptedService<Channel, BearerToken>;
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct BearerToken(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl BearerToken {
+    pub fn new(token: Option<&str>) -> Result<Self> {
+        token
+            .map(|t| {
+                MetadataValue::try_from(format!("Bearer {}", t.trim()))
+                    .map_err(|_| Error::Usage("the auth token is not printable ASCII".into()))
+            })
+            .transpose()
+            .map(Self)
+    }
+}
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            req.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// The CLI's config file: a token per server.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ConfigFile {
+    #[serde(
+        default,
+        rename = "current-context",
+        skip_serializing_if = "String::is_empty"
+    )]
+    current_context: String,
+    #[serde(default)]
+    contexts: BTreeMap<String, Context>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Context {
+    #[serde(rename = "auth-token")]
+    auth_token: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    username: String,
+}
+
+/// `$GITFLEET_CONFIG`, else `~/.config/gitfleet/config`.
+pub fn default_config_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("GITFLEET_CONFIG") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    home.join(".config").join("gitfleet").join("config")
+}
+
+fn read_config(path: &Path) -> Result<ConfigFile> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            Error::Usage(format!(
+                "{}: not a gitfleet config file: {e}",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
+        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+fn write_config(path: &Path, config: &ConfigFile) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    }
+    let text = serde_json::to_string_pretty(config)?;
+    // The file holds tokens: only its owner may read it, from the first byte on.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+/// The token stored for `server` by `login`, if any.
+pub fn stored_token(path: &Path, server: &str) -> Result<Option<String>> {
+    Ok(read_config(path)?
+        .contexts
+        .remove(server)
+        .map(|c| c.auth_token)
+        .filter(|t| !t.is_empty()))
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    #[arg(long, default_value = "admin")]
+    pub username: String,
+    /// Prefer `GITFLEET_PASSWORD`, or typing it on stdin: arguments show in `ps`.
+    #[arg(long, env = "GITFLEET_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+pub async fn login(
+    args: &LoginArgs,
+    server: &str,
+    config: &Path,
+    conn: Conn,
+    out: &mut dyn Write,
+) -> Result<i32> {
+    let password = match &args.password {
+        Some(p) => p.clone(),
+        None => {
+            output::write(out, "Password: ")?;
+            out.flush().ok();
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| Error::io("reading the password from stdin", e))?;
+            line.trim_end_matches(['\n', '\r']).to_owned()
+        }
+    };
+    let token = SessionServiceClient::new(conn)
+        .create(SessionCreateRequest {
+            username: args.username.clone(),
+            password,
+        })
+        .await?
+        .into_inner()
+        .token;
+    let mut file = read_config(config)?;
+    file.contexts.insert(
+        server.to_owned(),
+        Context {
+            auth_token: token,
+            username: args.username.clone(),
+        },
+    );
+    file.current_context = server.to_owned();
+    write_config(config, &file)?;
+    output::write(
+        out,
+        &format!(
+            "'{}:login' logged in successfully\nContext '{server}' updated\n",
+            args.username
+        ),
+    )?;
+    Ok(0)
+}
+
+pub fn logout(server: &str, config: &Path, out: &mut dyn Write) -> Result<i32> {
+    let mut file = read_config(config)?;
+    if file.contexts.remove(server).is_none() {
+        return Err(Error::Usage(format!("not logged in to {server}")));
+    }
+    write_config(config, &file)?;
+    output::write(out, &format!("Logged out from '{server}'\n"))?;
+    Ok(0)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Who the current session is.
+    GetUserInfo,
+    /// Whether the current session may ACTION the RESOURCE SUBRESOURCE, e.g.
+    /// `can-i sync applications 'default/*'`: prints yes or no.
+    CanI {
+        action: String,
+        resource: String,
+        subresource: String,
+    },
+}
+
+pub async fn account(cmd: &AccountCommand, conn: Conn, out: &mut dyn Write) -> Result<i32> {
+    match cmd {
+        AccountCommand::GetUserInfo => {
+            let info = SessionServiceClient::new(conn)
+                .get_user_info(GetUserInfoRequest {})
+                .await?
+                .into_inner();
+            output::write(
+                out,
+                &format!(
+                    "Logged In: {}\nUsername: {}\nIssuer: {}\nGroups: {}\n",
+                    info.logged_in,
+                    info.username,
+                    info.iss,
+                    info.groups.join(",")
+                ),
+            )?;
+        }
+        AccountCommand::CanI {
+            action,
+            resource,
+            subresource,
+        } => {
+            let answer = AccountServiceClient::new(conn)
+                .can_i(CanIRequest {
+                    resource: resource.clone(),
+                    action: action.clone(),
+                    subresource: subresource.clone(),
+                })
+                .await?
+                .into_inner();
+            output::write(out, &format!("{}\n", answer.value))?;
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Print the admin password generated at the first start (as `argocd admin
+    /// initial-password`): for whoever can read the control plane's state on the bus.
+    InitialPassword {
+        #[command(flatten)]
+        bus: BusArgs,
+    },
+}
+
+pub async fn admin(cmd: &AdminCommand, out: &mut dyn Write) -> Result<i32> {
+    match cmd {
+        AdminCommand::InitialPassword { bus } => {
+            let bus = gitfleet_bus::connect(&bus.config("gitfleet-admin"))
+                .await
+                .map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?;
+            let kv = bus
+                .kv(gitfleet_bus::Bucket::Settings)
+                .await
+                .map_err(|e| Error::Usage(format!("opening the settings: {e}")))?;
+            let entry = kv
+                .get(gitfleet_bus::subject_token("argocd-initial-admin-secret"))
+                .await
+                .map_err(|e| Error::Usage(format!("reading the initial admin secret: {e}")))?;
+            let Some(body) = entry else {
+                return Err(Error::Usage(
+                    "no initial admin password: the gateway has not started yet, or the secret \
+                     was deleted after the password was changed"
+                        .into(),
+                ));
+            };
+            let data: BTreeMap<String, String> = serde_json::from_slice(&body)?;
+            let password = data.get("password").cloned().unwrap_or_default();
+            output::write(
+                out,
+                &format!("{password}\n\n This password must be only used for first time login.\n"),
+            )?;
+        }
+    }
+    Ok(0)
+}
