@@ -287,7 +287,10 @@ fn the_project_of_a_request() {
     assert_eq!(project_of("applications", "platform/web"), Some("platform"));
     assert_eq!(project_of("applications", "web"), None);
     assert_eq!(project_of("projects", "platform"), Some("platform"));
-    assert_eq!(project_of("clusters", "platform/https://x"), Some("platform"));
+    assert_eq!(
+        project_of("clusters", "platform/https://x"),
+        Some("platform")
+    );
     assert_eq!(project_of("accounts", "a/b"), None);
     assert_eq!(
         project_role("proj:platform:app-developer"),
