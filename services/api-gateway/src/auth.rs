@@ -69,10 +69,45 @@ pub enum Caller {
 /// `argocd-secret`'s keys gitfleet uses; others are kept as written.
 type SecretData = BTreeMap<String, String>;
 
-pub struct Auth {
-    disabled: bool,
+/// The server key, as it signs and verifies tokens.
+pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+}
+
+impl TokenKeys {
+    pub fn new(key: &[u8]) -> Result<Self> {
+        Ok(Self {
+            encoding: EncodingKey::from_secret(key).map_err(key_error)?,
+            decoding: DecodingKey::from_secret(key).map_err(key_error)?,
+        })
+    }
+
+    /// Verifies a token's signature (HS256 only: `alg: none` and every other algorithm
+    /// are refused), issuer and times.
+    pub fn verify(&self, token: &str) -> Result<Claims> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["sub", "iss"]);
+        validation.set_issuer(&[ISSUER]);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|err| Error::Unauthenticated(format!("invalid session: {err}")))
+    }
+
+    pub fn issue(&self, claims: &Claims) -> Result<String> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(
+            |err| Error::Corrupt {
+                what: "token".to_string(),
+                message: err.to_string(),
+            },
+        )
+    }
+}
+
+pub struct Auth {
+    disabled: bool,
+    keys: TokenKeys,
     settings: Store,
     projects: Store,
     rbac: RwLock<Arc<Rbac>>,
@@ -117,8 +152,7 @@ impl Auth {
         };
         let auth = Arc::new(Self {
             disabled,
-            encoding: EncodingKey::from_secret(&key).map_err(key_error)?,
-            decoding: DecodingKey::from_secret(&key).map_err(key_error)?,
+            keys: TokenKeys::new(&key)?,
             projects: Store::open(bus, Bucket::Projects, "project").await?,
             settings,
             rbac: RwLock::new(Arc::new(rbac)),
@@ -199,24 +233,12 @@ impl Auth {
         }
     }
 
-    /// Verifies a token's signature (HS256 only) and times.
     pub fn verify(&self, token: &str) -> Result<Claims> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["sub", "iss"]);
-        validation.set_issuer(&[ISSUER]);
-        validation.leeway = 0;
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .map(|data| data.claims)
-            .map_err(|err| Error::Unauthenticated(format!("invalid session: {err}")))
+        self.keys.verify(token)
     }
 
     pub fn issue(&self, claims: &Claims) -> Result<String> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(
-            |err| Error::Corrupt {
-                what: "token".to_string(),
-                message: err.to_string(),
-            },
-        )
+        self.keys.issue(claims)
     }
 
     /// The caller of `req` as RBAC knows them; project tokens must still be listed on
@@ -494,3 +516,46 @@ async fn load_rbac(data: &BTreeMap<String, String>) -> Result<Option<Rbac>, Stri
 }
 
 use gitfleet_bus::async_nats::jetstream::kv as async_nats_kv;
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(&[7u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn issued_tokens_verify_and_tampered_ones_do_not() {
+        let keys = keys();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: "alice".into(),
+            iat: 1,
+            exp: Some(chrono::Utc::now().timestamp() + 60),
+            ..Claims::default()
+        };
+        let token = keys.issue(&claims).unwrap();
+        assert_eq!(keys.verify(&token).unwrap(), claims);
+        let mut tampered = token.clone().into_bytes();
+        let middle = tampered.len() / 2;
+        tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+        assert!(keys.verify(&String::from_utf8(tampered).unwrap()).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn the_token_parser_never_panics(token in "\\PC{0,300}") {
+            prop_assert!(keys().verify(&token).is_err());
+        }
+
+        #[test]
+        fn token_shaped_garbage_never_panics(
+            parts in prop::collection::vec("[A-Za-z0-9_=+/-]{0,80}", 0..5)
+        ) {
+            prop_assert!(keys().verify(&parts.join(".")).is_err());
+        }
+    }
+}
