@@ -218,6 +218,105 @@ pub fn decode_base64(input: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Writing clusters, repositories and credential templates back out as the Secrets Argo
+/// CD's declarative setup reads (`gitfleet export`): `stringData`, so reading them again
+/// gives the same objects.
+impl SecretManifest {
+    fn argocd(name: &str, secret_type: &str) -> Self {
+        let mut metadata = ObjectMeta::named(name);
+        metadata
+            .labels
+            .insert(SECRET_TYPE_LABEL.to_owned(), secret_type.to_owned());
+        Self {
+            api_version: "v1".to_owned(),
+            kind: "Secret".to_owned(),
+            metadata,
+            type_: "Opaque".to_owned(),
+            ..Self::default()
+        }
+    }
+
+    fn set(&mut self, key: &str, value: impl Into<String>) {
+        let value = value.into();
+        if !value.is_empty() {
+            self.string_data
+                .insert(key.to_owned(), Redacted::new(value));
+        }
+    }
+
+    fn set_flag(&mut self, key: &str, on: bool) {
+        if on {
+            self.set(key, "true");
+        }
+    }
+
+    /// A cluster Secret named `secret_name`.
+    pub fn from_cluster(cluster: &crate::Cluster, secret_name: &str) -> Self {
+        let mut s = Self::argocd(secret_name, "cluster");
+        s.metadata.labels.extend(cluster.labels.clone());
+        s.metadata.annotations.extend(cluster.annotations.clone());
+        s.set("name", cluster.name.clone());
+        s.set("server", cluster.server.clone());
+        if cluster.config != crate::ClusterConfig::default() {
+            s.set(
+                "config",
+                serde_json::to_string(&cluster.config).unwrap_or_default(),
+            );
+        }
+        s.set("namespaces", cluster.namespaces.join(","));
+        s.set_flag("clusterResources", cluster.cluster_resources);
+        if let Some(shard) = cluster.shard {
+            s.set("shard", shard.to_string());
+        }
+        s.set("project", cluster.project.clone());
+        s
+    }
+
+    /// A repository (`secret_type` `repository`) or credential template (`repo-creds`)
+    /// Secret named `secret_name`.
+    pub fn from_repository(repo: &crate::Repository, secret_type: &str, secret_name: &str) -> Self {
+        let mut s = Self::argocd(secret_name, secret_type);
+        let secret = |v: &Option<Redacted<String>>| {
+            v.as_ref().map(|v| v.expose().clone()).unwrap_or_default()
+        };
+        s.set("url", repo.repo.clone());
+        if repo.type_ != crate::RepositoryType::Git {
+            s.set("type", repo.type_.as_str());
+        }
+        s.set("name", repo.name.clone());
+        s.set("project", repo.project.clone());
+        s.set("username", repo.username.clone());
+        s.set("password", secret(&repo.password));
+        s.set("bearerToken", secret(&repo.bearer_token));
+        s.set("sshPrivateKey", secret(&repo.ssh_private_key));
+        s.set("tlsClientCertData", repo.tls_client_cert_data.clone());
+        s.set("tlsClientCertKey", secret(&repo.tls_client_cert_key));
+        s.set_flag("insecure", repo.insecure);
+        s.set_flag("insecureIgnoreHostKey", repo.insecure_ignore_host_key);
+        s.set_flag("enableLfs", repo.enable_lfs);
+        s.set_flag("enableOCI", repo.enable_oci);
+        s.set("proxy", repo.proxy.clone());
+        s.set("noProxy", repo.no_proxy.clone());
+        if let Some(id) = repo.github_app_id {
+            s.set("githubAppID", id.to_string());
+        }
+        if let Some(id) = repo.github_app_installation_id {
+            s.set("githubAppInstallationID", id.to_string());
+        }
+        s.set("githubAppPrivateKey", secret(&repo.github_app_private_key));
+        s.set(
+            "githubAppEnterpriseBaseUrl",
+            repo.github_app_enterprise_base_url.clone(),
+        );
+        s.set(
+            "gcpServiceAccountKey",
+            secret(&repo.gcp_service_account_key),
+        );
+        s.set_flag("forceHttpBasicAuth", repo.force_http_basic_auth);
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::decode_base64;

@@ -44,6 +44,34 @@ pub enum Manifest {
     Cluster(Box<Cluster>),
     /// From a `v1` Secret labelled `argocd.argoproj.io/secret-type: repository`.
     Repository(Box<Repository>),
+    /// A credential template, from a `v1` Secret labelled `secret-type: repo-creds`.
+    RepoCreds(Box<Repository>),
+    /// One of Argo CD's settings objects (`argocd-cm`, `argocd-rbac-cm`, `argocd-secret`...).
+    Settings(Box<SettingsDocument>),
+}
+
+/// Argo CD's settings ConfigMaps, read whole.
+pub const SETTINGS_CONFIG_MAPS: [&str; 7] = [
+    "argocd-cm",
+    "argocd-rbac-cm",
+    "argocd-cmd-params-cm",
+    "argocd-ssh-known-hosts-cm",
+    "argocd-tls-certs-cm",
+    "argocd-gpg-keys-cm",
+    "argocd-notifications-cm",
+];
+/// Argo CD's settings Secrets, read whole.
+pub const SETTINGS_SECRETS: [&str; 2] = ["argocd-secret", "argocd-notifications-secret"];
+
+/// A settings ConfigMap or Secret: its name and its data (a Secret's decoded; every value
+/// redacted in logs, since a Secret's are secret and a ConfigMap's may be, as
+/// `oidc.config` client secrets are).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettingsDocument {
+    pub name: String,
+    /// A Secret rather than a ConfigMap.
+    pub secret: bool,
+    pub data: std::collections::BTreeMap<String, Redacted<String>>,
 }
 
 impl Manifest {
@@ -55,6 +83,9 @@ impl Manifest {
             Self::ApplicationSet(_) => "ApplicationSet",
             Self::Cluster(_) => "Cluster",
             Self::Repository(_) => "Repository",
+            Self::RepoCreds(_) => "RepoCreds",
+            Self::Settings(s) if s.secret => "Secret",
+            Self::Settings(_) => "ConfigMap",
         }
     }
 
@@ -68,6 +99,8 @@ impl Manifest {
             Self::Cluster(c) => &c.name,
             Self::Repository(r) if r.name.is_empty() => &r.repo,
             Self::Repository(r) => &r.name,
+            Self::RepoCreds(r) => &r.repo,
+            Self::Settings(s) => &s.name,
         }
     }
 
@@ -144,15 +177,29 @@ pub enum ParseError {
     UnsupportedApiVersion { kind: String, api_version: String },
     #[error(
         "unsupported kind {kind:?} (apiVersion {api_version}): accepted are Application, AppProject \
-         and ApplicationSet ({API_VERSION}), and v1 Secrets labelled {SECRET_TYPE_LABEL}: cluster or repository"
+         and ApplicationSet ({API_VERSION}), v1 Secrets labelled {SECRET_TYPE_LABEL}: cluster, repository \
+         or repo-creds, and Argo CD's settings ConfigMaps and Secrets"
     )]
     UnknownKind { api_version: String, kind: String },
     #[error(
-        "secret {name:?} is not an argo cd cluster or repository secret (label {SECRET_TYPE_LABEL} is {secret_type:?})"
+        "secret {name:?} is not an argo cd cluster, repository or repo-creds secret, nor argocd-secret (label {SECRET_TYPE_LABEL} is {secret_type:?})"
     )]
     UnsupportedSecret { name: String, secret_type: String },
+    #[error(
+        "configmap {name:?} is not one of Argo CD's settings ConfigMaps (argocd-cm, argocd-rbac-cm, argocd-cmd-params-cm, ...)"
+    )]
+    UnsupportedConfigMap { name: String },
     #[error(transparent)]
     Secret(#[from] SecretError),
+}
+
+/// A `v1` ConfigMap, as far as settings need it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+struct ConfigMapManifest {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    data: std::collections::BTreeMap<String, String>,
 }
 
 /// One document of a multi-document stream and what it parsed into.
@@ -234,11 +281,38 @@ fn parse_document(text: &str, first_line: usize) -> Option<Result<Manifest, Pars
                     Some("repository") => Ok(Manifest::Repository(Box::new(
                         Repository::from_secret(&secret)?,
                     ))),
+                    Some("repo-creds") => Ok(Manifest::RepoCreds(Box::new(
+                        Repository::from_creds_secret(&secret)?,
+                    ))),
+                    None if SETTINGS_SECRETS.contains(&secret.metadata.name.as_str()) => {
+                        Ok(Manifest::Settings(Box::new(SettingsDocument {
+                            name: secret.metadata.name.clone(),
+                            secret: true,
+                            data: secret.decoded()?,
+                        })))
+                    }
                     other => Err(ParseError::UnsupportedSecret {
                         name: secret.metadata.name.clone(),
                         secret_type: other.unwrap_or_default().to_owned(),
                     }),
                 }
+            }
+            ("v1", "ConfigMap") => {
+                let map: ConfigMapManifest = typed(text, first_line)?;
+                if !SETTINGS_CONFIG_MAPS.contains(&map.metadata.name.as_str()) {
+                    return Err(ParseError::UnsupportedConfigMap {
+                        name: map.metadata.name,
+                    });
+                }
+                Ok(Manifest::Settings(Box::new(SettingsDocument {
+                    name: map.metadata.name,
+                    secret: false,
+                    data: map
+                        .data
+                        .into_iter()
+                        .map(|(k, v)| (k, Redacted::new(v)))
+                        .collect(),
+                })))
             }
             _ => Err(ParseError::UnknownKind {
                 api_version: api_version.to_owned(),

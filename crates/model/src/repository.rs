@@ -101,6 +101,17 @@ impl Repository {
     /// `insecure`, `enableLfs`, `proxy`, ... as Argo CD's declarative setup documents).
     pub fn from_secret(secret: &SecretManifest) -> Result<Self, SecretError> {
         secret.expect_type("repository")?;
+        Self::from_secret_fields(secret)
+    }
+
+    /// Reads a credential template Secret (`secret-type: repo-creds`): the same keys, its
+    /// `url` a prefix of the repositories it serves.
+    pub fn from_creds_secret(secret: &SecretManifest) -> Result<Self, SecretError> {
+        secret.expect_type("repo-creds")?;
+        Self::from_secret_fields(secret)
+    }
+
+    fn from_secret_fields(secret: &SecretManifest) -> Result<Self, SecretError> {
         let f = Fields {
             secret: &secret.metadata.name,
             values: secret.decoded()?,

@@ -1,7 +1,7 @@
 //! Parse entry points: kind and apiVersion checks, multi-document streams, and YAML
 //! errors that point at the line and column in the whole stream.
 
-use gitfleet_model::{ParseError, Position, from_yaml_str, parse_all};
+use gitfleet_model::{Manifest, ParseError, Position, SecretManifest, from_yaml_str, parse_all};
 
 const APP: &str = "apiVersion: argoproj.io/v1alpha1
 kind: Application
@@ -88,7 +88,11 @@ fn kind_and_api_version_checks() {
     let cases: &[(&str, &str)] = &[
         (
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n",
-            "unsupported kind \"Deployment\" (apiVersion apps/v1): accepted are Application, AppProject and ApplicationSet (argoproj.io/v1alpha1), and v1 Secrets labelled argocd.argoproj.io/secret-type: cluster or repository",
+            "unsupported kind \"Deployment\" (apiVersion apps/v1): accepted are Application, AppProject and ApplicationSet (argoproj.io/v1alpha1), v1 Secrets labelled argocd.argoproj.io/secret-type: cluster, repository or repo-creds, and Argo CD's settings ConfigMaps and Secrets",
+        ),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: my-app-config}\ndata: {a: b}\n",
+            "configmap \"my-app-config\" is not one of Argo CD's settings ConfigMaps (argocd-cm, argocd-rbac-cm, argocd-cmd-params-cm, ...)",
         ),
         (
             "apiVersion: argoproj.io/v1beta1\nkind: Application\n",
@@ -104,7 +108,7 @@ fn kind_and_api_version_checks() {
         ("# nothing here\n---\n", "no yaml document found"),
         (
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db-password\nstringData: {password: x}\n",
-            "secret \"db-password\" is not an argo cd cluster or repository secret (label argocd.argoproj.io/secret-type is \"\")",
+            "secret \"db-password\" is not an argo cd cluster, repository or repo-creds secret, nor argocd-secret (label argocd.argoproj.io/secret-type is \"\")",
         ),
         (
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: r\n  labels: {argocd.argoproj.io/secret-type: repository}\ndata: {url: '%%%'}\n",
@@ -158,4 +162,41 @@ fn unknown_fields_are_ignored_like_argo_cd() {
         "  project: default\n  someFutureField: {x: 1}\n",
     );
     assert!(from_yaml_str(&yaml).is_ok());
+}
+
+/// Clusters, repositories and credential templates written back out as Secrets read as
+/// the same objects; settings ConfigMaps and argocd-secret are read whole.
+#[test]
+fn secrets_written_back_read_the_same_and_settings_read_whole() {
+    let cluster = from_yaml_str(include_str!("fixtures/cluster-secret.yaml"))
+        .unwrap()
+        .into_cluster()
+        .unwrap();
+    let yaml = serde_yaml_ng::to_string(&SecretManifest::from_cluster(&cluster, "c")).unwrap();
+    assert_eq!(
+        from_yaml_str(&yaml).unwrap().into_cluster().unwrap(),
+        cluster
+    );
+    for doc in parse_all(include_str!("fixtures/repository-secrets.yaml")) {
+        let repo = doc.result.unwrap().into_repository().unwrap();
+        for secret_type in ["repository", "repo-creds"] {
+            let yaml =
+                serde_yaml_ng::to_string(&SecretManifest::from_repository(&repo, secret_type, "r"))
+                    .unwrap();
+            match from_yaml_str(&yaml).unwrap() {
+                Manifest::Repository(r) | Manifest::RepoCreds(r) => assert_eq!(*r, repo),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: argocd-secret}\ndata: {server.secretkey: c2VjcmV0}\n";
+    let Manifest::Settings(doc) = from_yaml_str(secret).unwrap() else {
+        panic!("settings")
+    };
+    assert!(doc.secret);
+    assert_eq!(doc.data["server.secretkey"].expose(), "secret");
+    assert_eq!(
+        format!("{:?}", doc.data),
+        "{\"server.secretkey\": <redacted>}"
+    );
 }

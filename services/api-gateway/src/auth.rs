@@ -488,7 +488,7 @@ async fn ensure_secret(settings: &Store) -> Result<SecretData> {
 }
 
 /// The RBAC policy of an `argocd-rbac-cm` data map; `None` when it sets nothing.
-async fn load_rbac(data: &BTreeMap<String, String>) -> Result<Option<Rbac>, String> {
+pub(crate) async fn load_rbac(data: &BTreeMap<String, String>) -> Result<Option<Rbac>, String> {
     let csv = data.get("policy.csv").map(String::as_str).unwrap_or("");
     let default_role = data.get("policy.default").map(String::as_str).unwrap_or("");
     let scopes = data

@@ -9,6 +9,7 @@
 //! ```
 
 mod applications;
+mod apply;
 pub mod auth;
 mod clusters;
 mod config;
@@ -25,6 +26,7 @@ use std::net::SocketAddr;
 use gitfleet_bus::Bus;
 use gitfleet_proto::v1::account_service_server::AccountServiceServer;
 use gitfleet_proto::v1::application_service_server::ApplicationServiceServer;
+use gitfleet_proto::v1::apply_service_server::ApplyServiceServer;
 use gitfleet_proto::v1::cluster_service_server::ClusterServiceServer;
 use gitfleet_proto::v1::project_service_server::ProjectServiceServer;
 use gitfleet_proto::v1::project_token_service_server::ProjectTokenServiceServer;
@@ -92,13 +94,16 @@ pub async fn serve(
     let projects = std::sync::Arc::new(
         projects::Projects::new(&bus, &config.control_plane_namespace, auth.clone()).await?,
     );
-    let apps = applications::Applications::new(
-        bus.clone(),
-        config.clone(),
-        projects.clone(),
-        auth.clone(),
-    )
-    .await?;
+    let apps = std::sync::Arc::new(
+        applications::Applications::new(
+            bus.clone(),
+            config.clone(),
+            projects.clone(),
+            auth.clone(),
+        )
+        .await?,
+    );
+    let apply = apply::Apply::new(&bus, apps.clone(), projects.clone(), auth.clone()).await?;
     let clusters = clusters::Clusters::new(&bus, auth.clone()).await?;
     let repos = repositories::Repositories::new(&bus, auth.clone()).await?;
     let sessions = std::sync::Arc::new(sessions::Sessions::new(auth.clone()));
@@ -106,8 +111,12 @@ pub async fn serve(
     // Every service passes the interceptor: it reads and verifies the caller's token.
     let check = auth.interceptor();
     let grpc = tonic::transport::Server::builder()
-        .add_service(ApplicationServiceServer::with_interceptor(
-            apps,
+        .add_service(InterceptedService::new(
+            ApplicationServiceServer::from_arc(apps),
+            check.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            ApplyServiceServer::new(apply),
             check.clone(),
         ))
         .add_service(ClusterServiceServer::with_interceptor(

@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use gitfleet_bus::{Bucket, Bus, subject_token, testkit};
 use gitfleet_proto::v1::account_service_client::AccountServiceClient;
 use gitfleet_proto::v1::application_service_client::ApplicationServiceClient;
+use gitfleet_proto::v1::apply_service_client::ApplyServiceClient;
 use gitfleet_proto::v1::cluster_service_client::ClusterServiceClient;
 use gitfleet_proto::v1::project_service_client::ProjectServiceClient;
 use gitfleet_proto::v1::project_token_service_client::ProjectTokenServiceClient;
@@ -280,6 +281,28 @@ fn routes() -> BTreeMap<&'static str, Route> {
         terminate_operation,
         TerminateOperationRequest { name: "a".into() }
     );
+    // Apply answers per object: a refusal of the one object is the route's refusal.
+    r.insert("gitfleet.v1.ApplyService/Apply", |c| {
+        Box::pin(async move {
+            let objects = ApplyServiceClient::new(c)
+                .apply(ApplyRequest {
+                    files: vec![ManifestFile {
+                        source: "test".into(),
+                        manifests_yaml: app("b"),
+                    }],
+                })
+                .await?
+                .into_inner()
+                .objects;
+            match objects.iter().find(|o| o.result == "failed") {
+                Some(o) if o.message.starts_with("permission denied") => {
+                    Err(Status::permission_denied(o.message.clone()))
+                }
+                Some(o) => Err(Status::internal(o.message.clone())),
+                None => Ok(0),
+            }
+        })
+    });
     use ClusterServiceClient as Clusters;
     route!(
         "gitfleet.v1.ClusterService/Create",

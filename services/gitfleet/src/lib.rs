@@ -4,6 +4,7 @@
 
 mod app;
 mod cluster;
+mod declarative;
 mod error;
 pub mod kubeconfig;
 pub mod output;
@@ -19,6 +20,7 @@ use tonic::transport::Channel;
 
 pub use app::AppCommand;
 pub use cluster::ClusterCommand;
+pub use declarative::{ApplyArgs, ExportArgs};
 pub use error::{Error, Result};
 pub use proj::ProjCommand;
 pub use repo::RepoCommand;
@@ -49,8 +51,9 @@ pub struct Cli {
     )]
     pub auth_token: Option<String>,
     /// The CLI's config file, where `login` keeps tokens (default
-    /// `~/.config/gitfleet/config`, or `GITFLEET_CONFIG`).
-    #[arg(long, global = true)]
+    /// `~/.config/gitfleet/config`, or `GITFLEET_CONFIG`). Given before the command, as
+    /// `up --config` names its declarative setup.
+    #[arg(long)]
     pub config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
@@ -72,6 +75,12 @@ pub enum Command {
     Repo(RepoCommand),
     /// Run every service in one process, on a running nats-server.
     Up(UpArgs),
+    /// Apply Argo CD's declarative setup: Applications, AppProjects, cluster, repository
+    /// and repo-creds Secrets, argocd-cm, argocd-rbac-cm, argocd-secret.
+    Apply(ApplyArgs),
+    /// Write the control plane's state out as Argo CD's declarative setup (read from the
+    /// bus; the output holds credentials).
+    Export(ExportArgs),
     /// Log in with a local account; the session is kept for the server.
     Login(LoginArgs),
     /// Forget the session kept for the server.
@@ -129,6 +138,8 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<i32> {
             session::login(args, &cli.server, &config, anonymous, out).await
         }
         Command::Logout => session::logout(&cli.server, &config, out),
+        Command::Apply(args) => declarative::apply(args, conn().await?, out).await,
+        Command::Export(args) => declarative::export(args, out).await,
         Command::Account(cmd) => session::account(cmd, conn().await?, out).await,
         Command::Admin(cmd) => session::admin(cmd, out).await,
     }

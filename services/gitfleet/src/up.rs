@@ -41,6 +41,10 @@ pub struct UpArgs {
     /// Periodic re-comparison of every app, in seconds (Argo CD: 120, plus jitter).
     #[arg(long, default_value_t = 120)]
     pub refresh_seconds: u64,
+    /// A directory (or file) of Argo CD's declarative setup to apply at start, as admin:
+    /// the bootstrap path, before any user exists.
+    #[arg(long = "config")]
+    pub config_dir: Option<PathBuf>,
 }
 
 /// A session as admin with the initial password, which this process can read from the
@@ -48,11 +52,13 @@ pub struct UpArgs {
 async fn admin_session(bus: &gitfleet_bus::Bus, server: &str) -> Result<String> {
     let gone = || {
         Error::Usage(
-            "cannot register the in-cluster context: the initial admin password is gone (it was \
-             changed); log in and run `gitfleet cluster add --in-cluster` instead"
+            "cannot act as admin at start (for --config or --in-cluster-context): the initial \
+             admin password is gone (it was changed); log in and run `gitfleet apply` or \
+             `gitfleet cluster add --in-cluster` instead"
                 .into(),
         )
     };
+    wait_serving(server).await?;
     let kv = bus
         .kv(gitfleet_bus::Bucket::Settings)
         .await
@@ -76,6 +82,31 @@ async fn admin_session(bus: &gitfleet_bus::Bus, server: &str) -> Result<String> 
     Ok(token)
 }
 
+/// Waits until the gateway answers calls: it has then made the server key and the admin
+/// password (it does so before serving).
+async fn wait_serving(server: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(conn) = crate::connect(server, None).await {
+            let answer =
+                gitfleet_proto::v1::session_service_client::SessionServiceClient::new(conn)
+                    .create(gitfleet_proto::v1::SessionCreateRequest::default())
+                    .await;
+            if let Err(status) = answer
+                && status.code() == tonic::Code::Unauthenticated
+            {
+                return Ok(());
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Usage(format!(
+                "the api gateway on {server} did not start answering within 60 s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
     let bus = gitfleet_bus::connect(&args.bus.config("gitfleet-up"))
         .await
@@ -91,6 +122,21 @@ pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
         .await
         .map_err(|e| Error::Usage(format!("starting the services: {e}")))?;
     let grpc = stack.grpc_addr.expect("the gateway runs in `up`");
+    if let Some(dir) = &args.config_dir {
+        let token = admin_session(&bus, &grpc.to_string()).await?;
+        let conn = crate::connect(&grpc.to_string(), Some(&token)).await?;
+        let apply = crate::declarative::ApplyArgs {
+            files: vec![dir.clone()],
+            recursive: true,
+        };
+        if crate::declarative::apply(&apply, conn, out).await? != 0 {
+            stack.stop().await;
+            return Err(Error::Usage(format!(
+                "the declarative setup in {} did not apply whole; see above",
+                dir.display()
+            )));
+        }
+    }
     if let Some(context) = &args.in_cluster_context {
         let add = ClusterCommand::Add {
             context: context.clone(),

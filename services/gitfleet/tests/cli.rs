@@ -555,8 +555,9 @@ async fn initial_password(bus: &Bus) -> String {
 }
 
 /// The front door through the CLI: nothing without a session; `login` with the generated
-/// admin password keeps one; `can-i` answers from the policy; a project role token (the
-/// seed's `platform`/`app-developer`) sees and syncs only its project's apps, and stops
+/// admin password keeps one; `can-i` answers from the policy; with the seed applied
+/// (`examples/declarative`: the `platform` project and the RBAC CSV), a token of the role
+/// `app-developer` sees and syncs only `platform/*` apps and nothing else, and stops
 /// working once deleted; `logout` forgets the session; wrong passwords are rate limited.
 #[tokio::test]
 async fn sessions_policies_and_project_tokens() {
@@ -592,15 +593,12 @@ async fn sessions_policies_and_project_tokens() {
         .await;
     assert_eq!(out, "yes\n");
 
-    // The seed's project and two apps, one in it.
-    let project = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../crates/model/tests/fixtures/appproject-platform.yaml"
-    ))
-    .unwrap();
-    let file = env.write("platform.yaml", &project);
-    let (code, _, err) = env.run(&["proj", "create", "-f", &file]).await;
-    assert_eq!((code, err.as_str()), (0, ""));
+    // The seed (Argo CD's declarative setup: the platform project and the RBAC CSV) and
+    // two apps, one in the project.
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/declarative");
+    let (code, out, err) = env.run(&["apply", "-f", seed]).await;
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    assert!(out.contains("AppProject platform created\n"), "{out}");
     let platform_app = app_yaml("web", false)
         .replace("project: default", "project: platform")
         .replace(
@@ -700,4 +698,134 @@ async fn sessions_policies_and_project_tokens() {
         err.starts_with("error: too many failed login attempts for admin: try again in"),
         "{err}"
     );
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/../../crates/model/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+const RBAC_CM: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: argocd-rbac-cm
+  namespace: argocd
+data:
+  policy.default: role:readonly
+  policy.csv: |
+    p, role:platform-admin, applications, *, platform/*, allow
+    g, myorg:platform-admins, role:platform-admin
+  policy.matchMode: glob
+";
+
+const ARGOCD_CM: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: argocd-cm
+  namespace: argocd
+data:
+  url: https://argocd.example.com
+  timeout.reconciliation: 180s
+";
+
+/// Argo CD's declarative setup, applied and exported: a directory of Argo CD's own
+/// manifests (settings, a project, a cluster Secret, repository Secrets, an Application,
+/// and one document gitfleet cannot take) applies every good object, in the order they
+/// rely on each other, reporting what is stored but not acted on; applying again changes
+/// nothing; `export` writes it all back out, and that output applied to an empty control
+/// plane exports the same again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declarative_setup_applies_and_exports_round_trip() {
+    let env = Env::start().await;
+    let dir = env.dir.path().join("setup");
+    std::fs::create_dir(&dir).unwrap();
+    // Named so the Application comes first: the gateway orders them, not the files.
+    for (name, text) in [
+        ("a-app.yaml", fixture("application-api-service.yaml")),
+        ("b-project.yaml", fixture("appproject-platform.yaml")),
+        ("c-cluster.yaml", fixture("cluster-secret.yaml")),
+        ("d-repos.yaml", fixture("repository-secrets.yaml")),
+        ("e-settings.yaml", format!("{RBAC_CM}---\n{ARGOCD_CM}")),
+        (
+            "f-bad.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: nope}\n".to_string(),
+        ),
+        ("notes.txt", "not a manifest".to_string()),
+    ] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let dir_arg = dir.display().to_string();
+    let (code, out, err) = env.run(&["apply", "-f", &dir_arg]).await;
+    assert_eq!((code, err.as_str()), (1, ""), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "{dir_arg}/f-bad.yaml, document at line 1 failed: unsupported kind \"Service\" (apiVersion v1): accepted are Application, AppProject and ApplicationSet (argoproj.io/v1alpha1), v1 Secrets labelled argocd.argoproj.io/secret-type: cluster, repository or repo-creds, and Argo CD's settings ConfigMaps and Secrets"
+        )
+    );
+    assert!(out.contains("ConfigMap argocd-rbac-cm created\n  warning: stored, but gitfleet does not act on these keys yet: policy.matchMode\n"), "{out}");
+    assert!(out.contains("ConfigMap argocd-cm created\n  warning: stored, but gitfleet does not act on these keys yet: timeout.reconciliation, url\n"), "{out}");
+    assert!(out.contains("AppProject platform created\n"), "{out}");
+    assert!(
+        out.contains("Cluster production-us-east created\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("Application api-service created\n"), "{out}");
+    assert!(!out.contains("super-secret-token"), "{out}");
+
+    // As if created one by one: the app passed its project's rules.
+    let (code, out, _) = env.run(&["app", "get", "api-service", "-o", "json"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("\"project\": \"platform\""), "{out}");
+    let (_, out, _) = env.run(&["cluster", "list"]).await;
+    assert!(
+        out.contains("https://prod-us-east.example.com:6443  production-us-east  platform"),
+        "{out}"
+    );
+    let (_, out, _) = env.run(&["repo", "list", "-o", "json"]).await;
+    assert!(!out.contains("password\":"), "{out}");
+
+    // Again: nothing changes.
+    let (_, out, _) = env.run(&["apply", "-f", &dir_arg]).await;
+    assert_eq!(out.matches(" unchanged\n").count(), 7, "{out}");
+
+    // A bad policy is refused, its line named; the stored one stays.
+    let bad = env.write("bad-rbac.yaml", &RBAC_CM.replace("allow\n", "\n"));
+    let (code, out, _) = env.run(&["apply", "-f", &bad]).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("ConfigMap argocd-rbac-cm failed: argocd-rbac-cm policy.csv line 1: the effect must be allow or deny"), "{out}");
+
+    let export = |bus: Bus| async move {
+        let url = testkit::shared().url();
+        let prefix = bus.topology.prefix().to_string();
+        let cli = Cli::try_parse_from([
+            "gitfleet",
+            "export",
+            "--nats-url",
+            &url,
+            "--prefix",
+            &prefix,
+        ])
+        .unwrap();
+        let mut out = Vec::new();
+        gitfleet::run(&cli, &mut out).await.unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let first = export(env.bus.clone()).await;
+    assert!(
+        first.contains("super-secret-token"),
+        "export carries credentials"
+    );
+    assert!(first.contains("policy.matchMode: glob"), "{first}");
+
+    let other = Env::start().await;
+    let file = other.write("export.yaml", &first);
+    let (code, out, err) = other.run(&["apply", "-f", &file]).await;
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    let second = export(other.bus.clone()).await;
+    assert_eq!(first, second);
 }
