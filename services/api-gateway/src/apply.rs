@@ -25,7 +25,8 @@ use crate::projects::Projects;
 use crate::store::Store;
 
 /// Settings keys gitfleet acts on; the others are kept and reported.
-const APPLIED_KEYS: [(&str, &[&str]); 2] = [
+const APPLIED_KEYS: [(&str, &[&str]); 3] = [
+    (crate::auth::SETTINGS_CONFIG_MAP, &["oidc.config"]),
     (RBAC_CONFIG_MAP, &["policy.csv", "policy.default", "scopes"]),
     (
         SECRET_KEY,
@@ -241,6 +242,9 @@ impl Apply {
             .into_iter()
             .map(|(k, v)| (k, v.into_inner()))
             .collect();
+        if doc.name == crate::auth::SETTINGS_CONFIG_MAP {
+            crate::oidc::OidcConfig::from_settings(&data).map_err(Error::invalid)?;
+        }
         if doc.name == RBAC_CONFIG_MAP {
             crate::auth::load_rbac(&data)
                 .await

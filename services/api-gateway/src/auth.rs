@@ -40,6 +40,7 @@ const FAILURE_WINDOW: Duration = Duration::from_secs(300);
 pub const SECRET_KEY: &str = "argocd-secret";
 pub const INITIAL_ADMIN_SECRET: &str = "argocd-initial-admin-secret";
 pub const RBAC_CONFIG_MAP: &str = "argocd-rbac-cm";
+pub const SETTINGS_CONFIG_MAP: &str = "argocd-cm";
 pub const ADMIN: &str = "admin";
 
 /// A token's claims, as Argo CD writes them.
@@ -63,7 +64,23 @@ pub struct Claims {
 #[derive(Debug, Clone)]
 pub enum Caller {
     Anonymous,
+    /// A token gitfleet signed, verified.
     Token(Claims),
+    /// A token another issuer signed (an OIDC provider's), verified when first needed:
+    /// that may mean fetching the issuer's keys.
+    External {
+        token: String,
+        issuer: String,
+    },
+}
+
+/// The issuer a token claims, read without verifying anything.
+fn claimed_issuer(token: &str) -> Option<String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
 }
 
 /// `argocd-secret`'s keys gitfleet uses; others are kept as written.
@@ -111,6 +128,7 @@ pub struct Auth {
     settings: Store,
     projects: Store,
     rbac: RwLock<Arc<Rbac>>,
+    oidc: crate::oidc::Oidc,
     /// Compiled project policies by project name, with the KV revision compiled.
     project_enforcers: tokio::sync::Mutex<HashMap<String, (u64, Arc<ProjectEnforcer>)>>,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
@@ -156,30 +174,65 @@ impl Auth {
             projects: Store::open(bus, Bucket::Projects, "project").await?,
             settings,
             rbac: RwLock::new(Arc::new(rbac)),
+            oidc: crate::oidc::Oidc::new(),
             project_enforcers: tokio::sync::Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
         });
         if disabled {
             tracing::warn!("authentication is disabled: every caller acts as admin");
         }
-        let watched = auth.clone();
-        let mut watch = auth.settings.watch(RBAC_CONFIG_MAP).await?;
-        tokio::spawn(async move {
-            loop {
-                let entry = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    entry = watch.next() => entry,
-                };
-                let Some(Ok(entry)) = entry else {
-                    tracing::warn!(
-                        "the watch of {RBAC_CONFIG_MAP} ended; policy changes wait for a restart"
-                    );
-                    return;
-                };
-                watched.reload(&entry).await;
-            }
-        });
+        // Both settings watched: their first entries (the current values) load them.
+        for key in [RBAC_CONFIG_MAP, SETTINGS_CONFIG_MAP] {
+            let watched = auth.clone();
+            let shutdown = shutdown.clone();
+            let mut watch = auth.settings.watch(key).await?;
+            tokio::spawn(async move {
+                loop {
+                    let entry = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        entry = watch.next() => entry,
+                    };
+                    let Some(Ok(entry)) = entry else {
+                        tracing::warn!("the watch of {key} ended; changes wait for a restart");
+                        return;
+                    };
+                    if key == RBAC_CONFIG_MAP {
+                        watched.reload(&entry).await;
+                    } else {
+                        watched.reload_settings(&entry);
+                    }
+                }
+            });
+        }
         Ok(auth)
+    }
+
+    /// `argocd-cm`: the OIDC provider whose tokens are trusted. A bad `oidc.config`
+    /// leaves no provider trusted (and says why), rather than the previous one.
+    fn reload_settings(&self, entry: &async_nats_kv::Entry) {
+        let data = match self
+            .settings
+            .decode_entry::<BTreeMap<String, String>>(SETTINGS_CONFIG_MAP, entry)
+        {
+            Ok(Some((data, _))) => data,
+            Ok(None) => BTreeMap::new(),
+            Err(err) => {
+                tracing::error!(error = %err, "unreadable {SETTINGS_CONFIG_MAP}");
+                BTreeMap::new()
+            }
+        };
+        match crate::oidc::OidcConfig::from_settings(&data) {
+            Ok(config) => {
+                if let Some(c) = &config {
+                    tracing::info!(issuer = %c.issuer, "OIDC provider trusted");
+                }
+                self.oidc.configure(config);
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "OIDC configuration refused; no provider trusted");
+                self.oidc.configure(None);
+            }
+        }
     }
 
     async fn reload(&self, entry: &async_nats_kv::Entry) {
@@ -226,7 +279,10 @@ impl Auth {
         move |mut req: Request<()>| {
             let caller = match bearer(&req) {
                 None => Caller::Anonymous,
-                Some(token) => Caller::Token(auth.verify(&token).map_err(tonic::Status::from)?),
+                Some(token) => match claimed_issuer(&token) {
+                    Some(issuer) if issuer != ISSUER => Caller::External { token, issuer },
+                    _ => Caller::Token(auth.verify(&token).map_err(tonic::Status::from)?),
+                },
             };
             req.extensions_mut().insert(caller);
             Ok(req)
@@ -249,6 +305,16 @@ impl Auth {
         }
         let claims = match req.extensions().get::<Caller>() {
             Some(Caller::Token(claims)) => claims,
+            Some(Caller::External { token, issuer }) => {
+                let claims = self.oidc.verify(token, issuer).await?;
+                let scopes = self
+                    .rbac
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .scopes()
+                    .to_vec();
+                return Ok(crate::oidc::identity(&claims, &scopes));
+            }
             _ => {
                 return Err(Error::Unauthenticated(
                     "no session: log in first (gitfleet login), or pass --auth-token".to_string(),

@@ -15,6 +15,7 @@ mod clusters;
 mod config;
 mod diff;
 mod error;
+mod oidc;
 mod projects;
 mod repositories;
 mod sessions;

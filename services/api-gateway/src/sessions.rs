@@ -38,6 +38,7 @@ impl SessionService for Sessions {
         let who = self.auth.identity(&req).await?;
         let iss = match req.extensions().get::<Caller>() {
             Some(Caller::Token(claims)) => claims.iss.clone(),
+            Some(Caller::External { issuer, .. }) => issuer.clone(),
             _ => ISSUER.to_owned(),
         };
         Ok(Response::new(GetUserInfoResponse {
