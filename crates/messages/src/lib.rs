@@ -385,6 +385,12 @@ pub struct SyncOperation {
     /// annotations the destination namespace is given (and kept at) on every sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_namespace_metadata: Option<ManagedNamespaceMetadata>,
+    /// The app's project as the sync was decided (its roles left out): the executor checks
+    /// every object against it with the cluster's own discovery, so a custom kind that is
+    /// cluster-scoped meets the cluster-scoped lists, before anything is applied. `None`:
+    /// not checked (a cascade delete removes only what the app already has).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<gitfleet_model::AppProject>,
 }
 
 /// Argo CD's `ResultCode`: what a sync did to one resource.

@@ -241,10 +241,13 @@ pub(crate) async fn reconcile(
             }
         }
         Ok(()) => {
-            if let Err(err) = project_allows_sync(shared, app, &target.desired, false).await {
-                tracing::info!(app = name, reason = %err, "auto-sync held back");
-                return settled;
-            }
+            let project = match project_allows_sync(shared, app, &target.desired, false).await {
+                Ok(project) => project,
+                Err(err) => {
+                    tracing::info!(app = name, reason = %err, "auto-sync held back");
+                    return settled;
+                }
+            };
             let prune = app
                 .spec
                 .sync_policy
@@ -265,6 +268,7 @@ pub(crate) async fn reconcile(
                 prune,
                 initiated_by: "automated".to_string(),
                 retry: Some(retry),
+                project: Some(project),
                 ..Order::of(target)
             };
             match enqueue(shared, app, partition, memo, order).await {
@@ -801,8 +805,9 @@ async fn manual_sync(
             ..Order::default()
         }
     };
-    project_allows_sync(shared, app, &order.desired, true).await?;
+    let project = project_allows_sync(shared, app, &order.desired, true).await?;
     let order = Order {
+        project: Some(project),
         prune: request.prune,
         dry_run: request.dry_run,
         options: request.sync_options.clone(),
@@ -866,6 +871,8 @@ struct Order {
     initiated_by: String,
     /// How a failed run is retried.
     retry: Option<RetryStrategy>,
+    /// The project the sync was allowed by, for the executor to check objects against.
+    project: Option<AppProject>,
     /// A cascade delete.
     deleting: bool,
 }
@@ -933,6 +940,11 @@ async fn enqueue(
             .sync_policy
             .as_ref()
             .and_then(|p| p.managed_namespace_metadata.clone()),
+        project: order.project.map(|mut p| {
+            // Roles (and their token ids) are no business of the executor's.
+            p.spec.roles.clear();
+            p
+        }),
     };
     let body = serde_json::to_vec(&op).map_err(|err| {
         ServiceError::internal(format!(
@@ -987,7 +999,7 @@ async fn project_allows_sync(
     app: &Application,
     desired: &[Value],
     manual: bool,
-) -> Result<(), ServiceError> {
+) -> Result<AppProject, ServiceError> {
     let project_name = app.spec.project_or_default();
     let body = shared
         .bus
@@ -1054,7 +1066,7 @@ async fn project_allows_sync(
             format!("cannot sync application {name}: {}", reasons.join("; ")),
         ));
     }
-    Ok(())
+    Ok(project)
 }
 
 async fn read_status(shared: &Shared, key: &str) -> Result<Option<ApplicationStatus>, ()> {

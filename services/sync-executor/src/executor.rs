@@ -73,6 +73,9 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation, terminated: &Atomi
         Ok(p) => p,
         Err(err) => return Outcome::failed(format!("app {}: {err}", op.app), Vec::new()),
     };
+    if let Some(refused) = project_refuses(rt, op, &plan) {
+        return Outcome::failed(refused, Vec::new());
+    }
     if op.sync_options.fail_on_shared_resource()
         && let Some(shared) = shared_resource(rt, &plan)
     {
@@ -215,6 +218,69 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation, terminated: &Atomi
         Some(Stop::Failed(m)) | Some(Stop::Abort(m)) => Outcome::failed(noted(m), results),
         Some(Stop::Terminated) => Outcome::failed("Operation terminated", results),
     }
+}
+
+/// Why the app's project refuses some object this sync would apply, as Argo CD's
+/// permission check before any task runs. Each object's scope comes from the cluster's
+/// discovery, else the built-in scopes, else a CustomResourceDefinition in this same sync;
+/// a kind of no known scope cannot be checked and is refused (as Argo CD's "unable to
+/// verify permissions"), and discovery is asked to run again.
+fn project_refuses(
+    rt: &ClusterRuntime,
+    op: &SyncOperation,
+    plan: &sync::SyncPlan,
+) -> Option<String> {
+    let project = op.project.as_ref()?;
+    let rules = gitfleet_engine::project::ProjectRules::new(project);
+    let refused: Vec<String> = plan
+        .tasks()
+        .filter(|(_, _, t)| matches!(t.action, TaskAction::Apply | TaskAction::CreateHook))
+        .filter_map(|(_, _, t)| {
+            let r = &t.resource;
+            let namespaced = rt
+                .cache
+                .scope(&r.group, &r.kind)
+                .or_else(|| sync::builtin_scope(&r.group, &r.kind))
+                .or_else(|| defined_scope(&op.desired, &r.group, &r.kind));
+            let Some(namespaced) = namespaced else {
+                rt.cache.request_rediscovery();
+                return Some(format!(
+                    "unable to verify permissions of {}:{}: the cluster does not serve the kind",
+                    r.group, r.kind
+                ));
+            };
+            rules
+                .resource_permitted(
+                    &r.group,
+                    &r.kind,
+                    &r.name,
+                    &r.namespace,
+                    namespaced,
+                    &rt.spec,
+                )
+                .err()
+                .map(|v| v.to_string())
+        })
+        .collect();
+    (!refused.is_empty()).then(|| {
+        format!(
+            "one or more synchronization tasks are not valid: {}",
+            refused.join("; ")
+        )
+    })
+}
+
+/// Whether a CustomResourceDefinition among `desired` defines `group`/`kind` as
+/// namespaced; `None` when none defines it.
+fn defined_scope(desired: &[serde_json::Value], group: &str, kind: &str) -> Option<bool> {
+    desired.iter().find_map(|obj| {
+        let spec = obj.get("spec")?;
+        let is_crd = obj.get("kind")?.as_str()? == "CustomResourceDefinition";
+        (is_crd
+            && spec.get("group")?.as_str()? == group
+            && spec.get("names")?.get("kind")?.as_str()? == kind)
+            .then(|| spec.get("scope").and_then(|s| s.as_str()) != Some("Cluster"))
+    })
 }
 
 /// The engine's settings for `op`: the one place an operation's fields become a plan's.

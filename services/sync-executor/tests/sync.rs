@@ -1270,3 +1270,73 @@ async fn the_end_of_an_operation_is_announced_to_the_apps_owner() {
     );
     exec.stop().await;
 }
+
+/// The app's project travels with the operation and is checked with the cluster's own
+/// discovery before anything is applied: a custom kind the cluster serves cluster-scoped
+/// meets the cluster-scoped lists even when the diff worker (which cannot know its scope)
+/// gave it a namespace, so a project that permits no cluster-scoped kinds refuses it,
+/// naming the rule, and nothing of the operation is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_project_is_checked_with_the_clusters_discovery_before_any_apply() {
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let _exec = Executor::start(&bus, test_config("exec-0"));
+
+    let crd = serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Cluster",
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}],
+        },
+    });
+    let done = sync(&bus, &op("crd", "platform", "c0", vec![crd])).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+
+    let mut project = gitfleet_model::AppProject::default_project("argocd");
+    project.metadata.name = "team".into();
+    project.spec.cluster_resource_whitelist.clear();
+    let widget = serde_json::json!({
+        "apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w1", "namespace": "apps"},
+    });
+    let rule = "resource example.com:Widget is not permitted in project team (not in spec.clusterResourceWhitelist)";
+    let mut attempt = 0;
+    let refused = eventually(60, "the refusal by discovery", || {
+        attempt += 1;
+        let mut op = op(
+            &format!("w-{attempt}"),
+            "team-app",
+            "c0",
+            vec![config_map("apps", "c", None), widget.clone()],
+        );
+        op.project = Some(project.clone());
+        let bus = bus.clone();
+        async move {
+            let done = sync(&bus, &op).await;
+            done.message.contains(rule).then_some(done)
+        }
+    })
+    .await;
+    assert_eq!(refused.phase, OperationPhase::Failed);
+    assert_eq!(
+        refused.message,
+        format!("one or more synchronization tasks are not valid: {rule}")
+    );
+    let client = kube_client(&sim, 0);
+    assert!(
+        get(&client, "/apis/example.com/v1/widgets/w1")
+            .await
+            .is_none()
+    );
+    assert!(
+        get(&client, "/api/v1/namespaces/apps/configmaps/c")
+            .await
+            .is_none()
+    );
+}

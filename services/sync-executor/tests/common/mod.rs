@@ -171,6 +171,7 @@ pub fn op(id: &str, app: &str, cluster: &str, desired: Vec<Value>) -> SyncOperat
         retry: None,
         deleting: false,
         managed_namespace_metadata: None,
+        project: None,
     }
 }
 
