@@ -132,6 +132,8 @@ pub struct Auth {
     /// Compiled project policies by project name, with the KV revision compiled.
     project_enforcers: tokio::sync::Mutex<HashMap<String, (u64, Arc<ProjectEnforcer>)>>,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
+    /// When the admin password last changed (unix seconds): older sessions are refused.
+    password_mtime: std::sync::atomic::AtomicI64,
 }
 
 impl Auth {
@@ -177,12 +179,13 @@ impl Auth {
             oidc: crate::oidc::Oidc::new(),
             project_enforcers: tokio::sync::Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            password_mtime: std::sync::atomic::AtomicI64::new(password_mtime(&secret)),
         });
         if disabled {
             tracing::warn!("authentication is disabled: every caller acts as admin");
         }
         // Both settings watched: their first entries (the current values) load them.
-        for key in [RBAC_CONFIG_MAP, SETTINGS_CONFIG_MAP] {
+        for key in [RBAC_CONFIG_MAP, SETTINGS_CONFIG_MAP, SECRET_KEY] {
             let watched = auth.clone();
             let shutdown = shutdown.clone();
             let mut watch = auth.settings.watch(key).await?;
@@ -196,15 +199,108 @@ impl Auth {
                         tracing::warn!("the watch of {key} ended; changes wait for a restart");
                         return;
                     };
-                    if key == RBAC_CONFIG_MAP {
-                        watched.reload(&entry).await;
-                    } else {
-                        watched.reload_settings(&entry);
+                    match key {
+                        RBAC_CONFIG_MAP => watched.reload(&entry).await,
+                        SECRET_KEY => watched.reload_secret(&entry),
+                        _ => watched.reload_settings(&entry),
                     }
                 }
             });
         }
         Ok(auth)
+    }
+
+    /// `argocd-secret`: when the admin password changed (another gateway may have changed it).
+    fn reload_secret(&self, entry: &async_nats_kv::Entry) {
+        if let Ok(Some((secret, _))) = self.settings.decode_entry::<SecretData>(SECRET_KEY, entry) {
+            self.password_mtime
+                .fetch_max(password_mtime(&secret), std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Changes a local account's password (only `admin` has one so far): `who` changes
+    /// their own with their current password; another's needs `accounts, update, <name>`
+    /// and still the caller's password. Sessions issued before stop working, and the
+    /// initial password is forgotten, as in Argo CD.
+    pub async fn update_password(
+        &self,
+        who: &Identity,
+        name: &str,
+        current: &str,
+        new: &str,
+    ) -> Result<()> {
+        let name = if name.is_empty() {
+            who.subject.as_str()
+        } else {
+            name
+        };
+        if name != who.subject
+            && !self
+                .can(
+                    who,
+                    gitfleet_rbac::resources::ACCOUNTS,
+                    gitfleet_rbac::actions::UPDATE,
+                    name,
+                )
+                .await?
+        {
+            return Err(denied(
+                who,
+                gitfleet_rbac::resources::ACCOUNTS,
+                gitfleet_rbac::actions::UPDATE,
+                name,
+            ));
+        }
+        if name != ADMIN {
+            return Err(Error::NotFound {
+                kind: "local account",
+                name: name.to_owned(),
+            });
+        }
+        if !(8..=72).contains(&new.len()) {
+            return Err(Error::invalid(
+                "the new password must be 8 to 72 characters long",
+            ));
+        }
+        loop {
+            let (mut secret, revision) = self
+                .settings
+                .get::<SecretData>(SECRET_KEY)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    kind: "setting",
+                    name: SECRET_KEY.to_owned(),
+                })?;
+            // The caller proves who they are: their own password is the admin's here.
+            let hash = secret.get("admin.password").cloned().unwrap_or_default();
+            if who.subject != ADMIN || !bcrypt::verify(current, &hash).unwrap_or(false) {
+                return Err(Error::invalid("the current password is wrong"));
+            }
+            let hash = bcrypt::hash(new, BCRYPT_COST).map_err(|e| Error::Corrupt {
+                what: "password".to_string(),
+                message: e.to_string(),
+            })?;
+            // Tokens carry whole seconds: the change counts from the next one, so every
+            // session of this second (issued before it) is refused too.
+            let mtime = chrono::Utc::now() + chrono::Duration::seconds(1);
+            secret.insert("admin.password".into(), hash);
+            secret.insert(
+                "admin.passwordMtime".into(),
+                mtime.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            );
+            if self
+                .settings
+                .update(SECRET_KEY, &secret, revision)
+                .await?
+                .is_some()
+            {
+                self.password_mtime
+                    .fetch_max(mtime.timestamp(), std::sync::atomic::Ordering::SeqCst);
+                self.settings.delete(INITIAL_ADMIN_SECRET).await?;
+                tracing::info!(account = name, "password changed");
+                return Ok(());
+            }
+        }
     }
 
     /// `argocd-cm`: the OIDC provider whose tokens are trusted. A bad `oidc.config`
@@ -321,6 +417,16 @@ impl Auth {
                 ));
             }
         };
+        if claims.sub == ADMIN
+            && claims.iat
+                < self
+                    .password_mtime
+                    .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(Error::Unauthenticated(
+                "invalid session: the account's password changed after it was issued".into(),
+            ));
+        }
         if let Some((project, role)) = gitfleet_rbac::project_role(&claims.sub) {
             let listed = self
                 .projects
@@ -452,7 +558,11 @@ impl Auth {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(username);
-        let now = chrono::Utc::now().timestamp();
+        // Never older than the last password change (which counts from the next second).
+        let now = chrono::Utc::now().timestamp().max(
+            self.password_mtime
+                .load(std::sync::atomic::Ordering::SeqCst),
+        );
         let claims = Claims {
             iss: ISSUER.to_string(),
             sub: username.to_owned(),
@@ -465,6 +575,15 @@ impl Auth {
         tracing::info!(account = username, "logged in");
         self.issue(&claims)
     }
+}
+
+/// `admin.passwordMtime` in unix seconds; 0 when unset.
+fn password_mtime(secret: &SecretData) -> i64 {
+    secret
+        .get("admin.passwordMtime")
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.timestamp())
+        .unwrap_or(0)
 }
 
 /// Argo CD's bcrypt cost.

@@ -63,4 +63,16 @@ impl AccountService for Sessions {
             value: if yes { "yes" } else { "no" }.to_owned(),
         }))
     }
+
+    async fn update_password(
+        &self,
+        req: Request<UpdatePasswordRequest>,
+    ) -> Result<Response<UpdatePasswordResponse>, Status> {
+        let who = self.auth.identity(&req).await?;
+        let r = req.get_ref();
+        self.auth
+            .update_password(&who, &r.name, &r.current_password, &r.new_password)
+            .await?;
+        Ok(Response::new(UpdatePasswordResponse {}))
+    }
 }

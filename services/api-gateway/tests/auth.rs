@@ -428,6 +428,17 @@ fn routes() -> BTreeMap<&'static str, Route> {
         get_user_info,
         GetUserInfoRequest {}
     );
+    // Someone else's password: needs accounts/update on them.
+    route!(
+        "gitfleet.v1.AccountService/UpdatePassword",
+        AccountServiceClient,
+        update_password,
+        UpdatePasswordRequest {
+            name: "admin".into(),
+            current_password: "x".into(),
+            new_password: "long-enough".into()
+        }
+    );
     route!(
         "gitfleet.v1.AccountService/CanI",
         AccountServiceClient,

@@ -34,14 +34,10 @@ pub use up::UpArgs;
     about = "GitOps for fleets of clusters, Argo CD compatible"
 )]
 pub struct Cli {
-    /// The gitfleet api gateway, host:port (plaintext gRPC).
-    #[arg(
-        long,
-        global = true,
-        env = "GITFLEET_SERVER",
-        default_value = "127.0.0.1:8080"
-    )]
-    pub server: String,
+    /// The gitfleet api gateway, host:port (plaintext gRPC); else `GITFLEET_SERVER`, else
+    /// Argo CD's `ARGOCD_SERVER`, else 127.0.0.1:8080.
+    #[arg(long, global = true, env = "GITFLEET_SERVER")]
+    pub server: Option<String>,
     /// A session or project token (else the one `login` stored for the server).
     #[arg(
         long,
@@ -99,6 +95,14 @@ pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_DIFF_ERROR: i32 = 2;
 
 impl Cli {
+    /// The gateway to talk to (see [`Cli::server`]).
+    pub fn server(&self) -> String {
+        self.server
+            .clone()
+            .or_else(|| std::env::var("ARGOCD_SERVER").ok())
+            .unwrap_or_else(|| "127.0.0.1:8080".to_string())
+    }
+
     /// The code to exit with when [`run`] returned an error.
     pub fn error_exit_code(&self) -> i32 {
         match &self.command {
@@ -115,6 +119,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<i32> {
         .config
         .clone()
         .unwrap_or_else(session::default_config_path);
+    let server = cli.server();
     let conn = || async {
         // Argo CD's variable works as well, for scripts written for `argocd`.
         let token = match cli
@@ -123,25 +128,27 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<i32> {
             .or_else(|| std::env::var("ARGOCD_AUTH_TOKEN").ok())
         {
             Some(token) => Some(token),
-            None => session::stored_token(&config, &cli.server)?,
+            None => session::stored_token(&config, &server)?,
         };
-        connect(&cli.server, token.as_deref()).await
+        connect(&server, token.as_deref()).await
     };
+    // Each command's future boxed: inline, the largest would size every call's (and
+    // overflow a test thread's stack).
     match &cli.command {
-        Command::Up(args) => up::run(args, out).await,
-        Command::App(cmd) => app::run(cmd, conn().await?, out).await,
-        Command::Cluster(cmd) => cluster::run(cmd, conn().await?, out).await,
-        Command::Proj(cmd) => proj::run(cmd, conn().await?, out).await,
-        Command::Repo(cmd) => repo::run(cmd, conn().await?, out).await,
+        Command::Up(args) => Box::pin(up::run(args, out)).await,
+        Command::App(cmd) => Box::pin(app::run(cmd, conn().await?, out)).await,
+        Command::Cluster(cmd) => Box::pin(cluster::run(cmd, conn().await?, out)).await,
+        Command::Proj(cmd) => Box::pin(proj::run(cmd, conn().await?, out)).await,
+        Command::Repo(cmd) => Box::pin(repo::run(cmd, conn().await?, out)).await,
         Command::Login(args) => {
-            let anonymous = connect(&cli.server, None).await?;
-            session::login(args, &cli.server, &config, anonymous, out).await
+            let anonymous = connect(&server, None).await?;
+            Box::pin(session::login(args, &server, &config, anonymous, out)).await
         }
-        Command::Logout => session::logout(&cli.server, &config, out),
-        Command::Apply(args) => declarative::apply(args, conn().await?, out).await,
-        Command::Export(args) => declarative::export(args, out).await,
-        Command::Account(cmd) => session::account(cmd, conn().await?, out).await,
-        Command::Admin(cmd) => session::admin(cmd, out).await,
+        Command::Logout => session::logout(&server, &config, out),
+        Command::Apply(args) => Box::pin(declarative::apply(args, conn().await?, out)).await,
+        Command::Export(args) => Box::pin(declarative::export(args, out)).await,
+        Command::Account(cmd) => Box::pin(session::account(cmd, conn().await?, out)).await,
+        Command::Admin(cmd) => Box::pin(session::admin(cmd, out)).await,
     }
 }
 

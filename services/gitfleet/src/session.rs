@@ -198,6 +198,18 @@ pub enum AccountCommand {
         resource: String,
         subresource: String,
     },
+    /// Change a local account's password (your own by default); your sessions from
+    /// before stop working: log in again.
+    UpdatePassword {
+        #[arg(long)]
+        account: Option<String>,
+        /// Prefer `GITFLEET_CURRENT_PASSWORD`: arguments show in `ps`.
+        #[arg(long, env = "GITFLEET_CURRENT_PASSWORD", hide_env_values = true)]
+        current_password: String,
+        /// Prefer `GITFLEET_NEW_PASSWORD`.
+        #[arg(long, env = "GITFLEET_NEW_PASSWORD", hide_env_values = true)]
+        new_password: String,
+    },
 }
 
 pub async fn account(cmd: &AccountCommand, conn: Conn, out: &mut dyn Write) -> Result<i32> {
@@ -232,6 +244,20 @@ pub async fn account(cmd: &AccountCommand, conn: Conn, out: &mut dyn Write) -> R
                 .await?
                 .into_inner();
             output::write(out, &format!("{}\n", answer.value))?;
+        }
+        AccountCommand::UpdatePassword {
+            account,
+            current_password,
+            new_password,
+        } => {
+            AccountServiceClient::new(conn)
+                .update_password(UpdatePasswordRequest {
+                    name: account.clone().unwrap_or_default(),
+                    current_password: current_password.clone(),
+                    new_password: new_password.clone(),
+                })
+                .await?;
+            output::write(out, "Password updated\n")?;
         }
     }
     Ok(0)

@@ -561,6 +561,11 @@ async fn initial_password(bus: &Bus) -> String {
 /// working once deleted; `logout` forgets the session; wrong passwords are rate limited.
 #[tokio::test]
 async fn sessions_policies_and_project_tokens() {
+    // A long chain of awaits: its state lives on the heap, not the test thread's stack.
+    Box::pin(sessions_policies_and_project_tokens_run()).await;
+}
+
+async fn sessions_policies_and_project_tokens_run() {
     let env = Env::start_with(false).await;
     let (code, _, err) = env.run(&["app", "list"]).await;
     assert_eq!(code, 1);
@@ -680,6 +685,39 @@ async fn sessions_policies_and_project_tokens() {
         err,
         "error: invalid session: the token of proj:platform:app-developer has been revoked"
     );
+
+    // A new password: the session from before stops working; the initial one is gone.
+    let (code, out, err) = env
+        .run(&[
+            "account",
+            "update-password",
+            "--current-password",
+            &password,
+            "--new-password",
+            "n3w-passw0rd",
+        ])
+        .await;
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "Password updated\n", "")
+    );
+    let (code, _, err) = env.run(&["app", "list"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: invalid session: the account's password changed after it was issued"
+    );
+    let (code, _, _) = env.run(&["login", "--password", "n3w-passw0rd"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(env.run(&["app", "list"]).await.0, 0);
+    let kv = env.bus.kv(Bucket::Settings).await.unwrap();
+    assert!(
+        kv.get(subject_token("argocd-initial-admin-secret"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let password = "n3w-passw0rd".to_string();
 
     let (code, out, _) = env.run(&["logout"]).await;
     assert_eq!(
