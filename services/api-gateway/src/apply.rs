@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use gitfleet_bus::{Bucket, Bus};
 use gitfleet_model::{
-    AppProject, Application, Cluster, Manifest, ParsedDocument, Repository, SettingsDocument,
+    AppProject, Application, ApplicationSet, Cluster, Manifest, ParsedDocument, Repository,
+    SettingsDocument,
 };
 use gitfleet_proto::v1::application_service_server::ApplicationService;
 use gitfleet_proto::v1::apply_service_server::ApplyService;
@@ -43,6 +44,7 @@ pub struct Apply {
     clusters: Store,
     repositories: Store,
     repo_creds: Store,
+    app_sets: Store,
     settings: Store,
 }
 
@@ -87,6 +89,7 @@ impl Apply {
             repositories: Store::open(bus, Bucket::Repositories, "repository").await?,
             repo_creds: Store::open(bus, Bucket::RepoCreds, "repository credential template")
                 .await?,
+            app_sets: Store::open(bus, Bucket::AppSets, "applicationset").await?,
             settings: Store::open(bus, Bucket::Settings, "setting").await?,
         })
     }
@@ -202,11 +205,26 @@ impl Apply {
                 Ok((outcome, Vec::new()))
             }
             Manifest::Settings(doc) => self.apply_settings(req, *doc).await,
-            Manifest::ApplicationSet(set) => Err(Error::invalid(format!(
-                "ApplicationSet {:?}: ApplicationSets are not served yet (their controller is \
-                 another issue); nothing was stored",
-                set.metadata.name
-            ))),
+            Manifest::ApplicationSet(set) => {
+                // Stored, as Argo CD's API stores it; its controller is not there yet.
+                let set = *set;
+                let name = set.metadata.name.clone();
+                let object = format!("{}/{name}", set.spec.template.spec.project_or_default());
+                let before: Option<ApplicationSet> =
+                    self.app_sets.get(&name).await?.map(|(s, _)| s);
+                self.authorize_write(req, resources::APPLICATION_SETS, &object, before.is_some())
+                    .await?;
+                let outcome = Outcome::of(before, &set);
+                self.app_sets.put(&name, &set).await?;
+                Ok((
+                    outcome,
+                    vec![
+                        "stored, but gitfleet does not generate its Applications yet (no \
+                         ApplicationSet controller)"
+                            .to_owned(),
+                    ],
+                ))
+            }
         }
     }
 

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use gitfleet_bus::cli::BusArgs;
 use gitfleet_bus::{Bucket, Bus};
-use gitfleet_model::{AppProject, Application, Cluster, Repository, SecretManifest};
+use gitfleet_model::{
+    AppProject, Application, ApplicationSet, Cluster, Repository, SecretManifest,
+};
 use gitfleet_proto::v1::apply_service_client::ApplyServiceClient;
 use gitfleet_proto::v1::{ApplyRequest, ManifestFile};
 use serde::Serialize;
@@ -234,6 +236,9 @@ pub async fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<i32> {
             &mut text,
             &SecretManifest::from_repository(&creds, "repo-creds", &name),
         )?;
+    }
+    for set in values::<ApplicationSet>(&bus, Bucket::AppSets).await? {
+        document(&mut text, &set)?;
     }
     for mut app in values::<Application>(&bus, Bucket::Applications).await? {
         app.status = None;

@@ -787,6 +787,7 @@ async fn declarative_setup_applies_and_exports_round_trip() {
         ("c-cluster.yaml", fixture("cluster-secret.yaml")),
         ("d-repos.yaml", fixture("repository-secrets.yaml")),
         ("e-settings.yaml", format!("{RBAC_CM}---\n{ARGOCD_CM}")),
+        ("g-appset.yaml", fixture("applicationset-list.yaml")),
         (
             "f-bad.yaml",
             "apiVersion: v1\nkind: Service\nmetadata: {name: nope}\n".to_string(),
@@ -812,7 +813,8 @@ async fn declarative_setup_applies_and_exports_round_trip() {
         out.contains("Cluster production-us-east created\n"),
         "{out}"
     );
-    assert!(out.ends_with("Application api-service created\n"), "{out}");
+    assert!(out.contains("Application api-service created\n"), "{out}");
+    assert!(out.ends_with("ApplicationSet microservices created\n  warning: stored, but gitfleet does not generate its Applications yet (no ApplicationSet controller)\n"), "{out}");
     assert!(!out.contains("super-secret-token"), "{out}");
 
     // As if created one by one: the app passed its project's rules.
@@ -829,7 +831,7 @@ async fn declarative_setup_applies_and_exports_round_trip() {
 
     // Again: nothing changes.
     let (_, out, _) = env.run(&["apply", "-f", &dir_arg]).await;
-    assert_eq!(out.matches(" unchanged\n").count(), 7, "{out}");
+    assert_eq!(out.matches(" unchanged\n").count(), 8, "{out}");
 
     // A bad policy is refused, its line named; the stored one stays.
     let bad = env.write("bad-rbac.yaml", &RBAC_CM.replace("allow\n", "\n"));
