@@ -25,13 +25,22 @@ use crate::error::{Error, Result};
 use crate::projects::Projects;
 use crate::store::Store;
 
-/// Settings keys gitfleet acts on; the others are kept and reported.
+/// Settings keys gitfleet acts on (globs); the others are kept and reported.
 const APPLIED_KEYS: [(&str, &[&str]); 3] = [
-    (crate::auth::SETTINGS_CONFIG_MAP, &["oidc.config"]),
+    (
+        crate::auth::SETTINGS_CONFIG_MAP,
+        &["oidc.config", "admin.enabled", "accounts.*"],
+    ),
     (RBAC_CONFIG_MAP, &["policy.csv", "policy.default", "scopes"]),
     (
         SECRET_KEY,
-        &["server.secretkey", "admin.password", "admin.passwordMtime"],
+        &[
+            "server.secretkey",
+            "admin.password",
+            "admin.passwordMtime",
+            "accounts.*.password",
+            "accounts.*.passwordMtime",
+        ],
     ),
 ];
 
@@ -275,12 +284,13 @@ impl Apply {
             for (k, v) in before.clone().unwrap_or_default() {
                 data.entry(k).or_insert(v);
             }
-            if let Some(hash) = data.get("admin.password")
-                && !hash.starts_with("$2")
+            if let Some((key, _)) = data
+                .iter()
+                .find(|(k, v)| k.ends_with(".password") && !v.starts_with("$2"))
             {
-                return Err(Error::invalid(
-                    "argocd-secret: admin.password must be a bcrypt hash, as Argo CD stores it",
-                ));
+                return Err(Error::invalid(format!(
+                    "argocd-secret: {key} must be a bcrypt hash, as Argo CD stores it"
+                )));
             }
         }
         let applied = APPLIED_KEYS
@@ -291,7 +301,11 @@ impl Apply {
         let kept: Vec<&str> = data
             .keys()
             .map(String::as_str)
-            .filter(|k| !applied.contains(k))
+            .filter(|k| {
+                !applied
+                    .iter()
+                    .any(|p| gitfleet_engine::glob::Glob::new(p).matches(k))
+            })
             .collect();
         let warnings = if kept.is_empty() {
             Vec::new()

@@ -132,8 +132,88 @@ pub struct Auth {
     /// Compiled project policies by project name, with the KV revision compiled.
     project_enforcers: tokio::sync::Mutex<HashMap<String, (u64, Arc<ProjectEnforcer>)>>,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
-    /// When the admin password last changed (unix seconds): older sessions are refused.
-    password_mtime: std::sync::atomic::AtomicI64,
+    /// When each local account's password last changed (unix seconds): older sessions
+    /// are refused.
+    password_mtimes: RwLock<HashMap<String, i64>>,
+    /// The local accounts of `argocd-cm` (`accounts.<name>`), and whether admin is enabled.
+    accounts: RwLock<LocalAccounts>,
+}
+
+/// Argo CD's local accounts: `accounts.<name>: login, apiKey` and
+/// `accounts.<name>.enabled` in `argocd-cm`; passwords in `argocd-secret` as
+/// `accounts.<name>.password` (bcrypt). `admin` is always there unless `admin.enabled` is
+/// `"false"`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LocalAccounts {
+    admin_disabled: bool,
+    /// Name to (capabilities, enabled).
+    others: BTreeMap<String, (Vec<String>, bool)>,
+}
+
+impl LocalAccounts {
+    pub fn from_settings(data: &BTreeMap<String, String>) -> Self {
+        let mut accounts = LocalAccounts {
+            admin_disabled: data
+                .get("admin.enabled")
+                .is_some_and(|v| v.trim() == "false"),
+            ..Self::default()
+        };
+        for (key, value) in data {
+            let Some(name) = key.strip_prefix("accounts.") else {
+                continue;
+            };
+            if name.contains('.') {
+                continue;
+            }
+            let capabilities = value
+                .split(',')
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect();
+            let enabled = data
+                .get(&format!("accounts.{name}.enabled"))
+                .is_none_or(|v| v.trim() != "false");
+            accounts
+                .others
+                .insert(name.to_owned(), (capabilities, enabled));
+        }
+        accounts
+    }
+
+    /// Whether `name` is a local account that may hold a session (`login` for a password,
+    /// enabled).
+    fn may_log_in(&self, name: &str) -> bool {
+        if name == ADMIN {
+            return !self.admin_disabled;
+        }
+        self.others
+            .get(name)
+            .is_some_and(|(caps, enabled)| *enabled && caps.iter().any(|c| c == "login"))
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        name == ADMIN || self.others.contains_key(name)
+    }
+
+    fn enabled(&self, name: &str) -> bool {
+        if name == ADMIN {
+            !self.admin_disabled
+        } else {
+            self.others.get(name).is_some_and(|(_, enabled)| *enabled)
+        }
+    }
+}
+
+/// The `argocd-secret` keys of a local account's password and its change time.
+fn password_keys(account: &str) -> (String, String) {
+    if account == ADMIN {
+        ("admin.password".into(), "admin.passwordMtime".into())
+    } else {
+        (
+            format!("accounts.{account}.password"),
+            format!("accounts.{account}.passwordMtime"),
+        )
+    }
 }
 
 impl Auth {
@@ -179,7 +259,8 @@ impl Auth {
             oidc: crate::oidc::Oidc::new(),
             project_enforcers: tokio::sync::Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
-            password_mtime: std::sync::atomic::AtomicI64::new(password_mtime(&secret)),
+            password_mtimes: RwLock::new(password_mtimes(&secret)),
+            accounts: RwLock::new(LocalAccounts::default()),
         });
         if disabled {
             tracing::warn!("authentication is disabled: every caller acts as admin");
@@ -210,18 +291,33 @@ impl Auth {
         Ok(auth)
     }
 
-    /// `argocd-secret`: when the admin password changed (another gateway may have changed it).
+    /// `argocd-secret`: when passwords changed (another gateway may have changed them).
     fn reload_secret(&self, entry: &async_nats_kv::Entry) {
         if let Ok(Some((secret, _))) = self.settings.decode_entry::<SecretData>(SECRET_KEY, entry) {
-            self.password_mtime
-                .fetch_max(password_mtime(&secret), std::sync::atomic::Ordering::SeqCst);
+            let mut mtimes = self
+                .password_mtimes
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            for (account, t) in password_mtimes(&secret) {
+                let known = mtimes.entry(account).or_insert(t);
+                *known = (*known).max(t);
+            }
         }
     }
 
-    /// Changes a local account's password (only `admin` has one so far): `who` changes
-    /// their own with their current password; another's needs `accounts, update, <name>`
-    /// and still the caller's password. Sessions issued before stop working, and the
-    /// initial password is forgotten, as in Argo CD.
+    fn password_mtime(&self, account: &str) -> i64 {
+        self.password_mtimes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(account)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Changes a local account's password: `who` changes their own with their current
+    /// password; another's needs `accounts, update, <name>` and still the caller's own
+    /// password. Sessions issued before stop working; once admin's changes, the initial
+    /// password is forgotten, as in Argo CD.
     pub async fn update_password(
         &self,
         who: &Identity,
@@ -251,7 +347,12 @@ impl Auth {
                 name,
             ));
         }
-        if name != ADMIN {
+        if !self
+            .accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .exists(name)
+        {
             return Err(Error::NotFound {
                 kind: "local account",
                 name: name.to_owned(),
@@ -271,9 +372,10 @@ impl Auth {
                     kind: "setting",
                     name: SECRET_KEY.to_owned(),
                 })?;
-            // The caller proves who they are: their own password is the admin's here.
-            let hash = secret.get("admin.password").cloned().unwrap_or_default();
-            if who.subject != ADMIN || !bcrypt::verify(current, &hash).unwrap_or(false) {
+            // The caller proves who they are with their own password.
+            let (caller_key, _) = password_keys(&who.subject);
+            let hash = secret.get(&caller_key).cloned().unwrap_or_default();
+            if !bcrypt::verify(current, &hash).unwrap_or(false) {
                 return Err(Error::invalid("the current password is wrong"));
             }
             let hash = bcrypt::hash(new, BCRYPT_COST).map_err(|e| Error::Corrupt {
@@ -282,10 +384,15 @@ impl Auth {
             })?;
             // Tokens carry whole seconds: the change counts from the next one, so every
             // session of this second (issued before it) is refused too.
-            let mtime = chrono::Utc::now() + chrono::Duration::seconds(1);
-            secret.insert("admin.password".into(), hash);
+            // And after the previous change, whose sessions may carry its second.
+            let mtime = (chrono::Utc::now() + chrono::Duration::seconds(1)).max(
+                chrono::DateTime::from_timestamp(self.password_mtime(name) + 1, 0)
+                    .unwrap_or_default(),
+            );
+            let (hash_key, mtime_key) = password_keys(name);
+            secret.insert(hash_key, hash);
             secret.insert(
-                "admin.passwordMtime".into(),
+                mtime_key,
                 mtime.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             );
             if self
@@ -294,9 +401,17 @@ impl Auth {
                 .await?
                 .is_some()
             {
-                self.password_mtime
-                    .fetch_max(mtime.timestamp(), std::sync::atomic::Ordering::SeqCst);
-                self.settings.delete(INITIAL_ADMIN_SECRET).await?;
+                {
+                    let mut mtimes = self
+                        .password_mtimes
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner());
+                    let known = mtimes.entry(name.to_owned()).or_insert(0);
+                    *known = (*known).max(mtime.timestamp());
+                }
+                if name == ADMIN {
+                    self.settings.delete(INITIAL_ADMIN_SECRET).await?;
+                }
                 tracing::info!(account = name, "password changed");
                 return Ok(());
             }
@@ -317,6 +432,8 @@ impl Auth {
                 BTreeMap::new()
             }
         };
+        *self.accounts.write().unwrap_or_else(|e| e.into_inner()) =
+            LocalAccounts::from_settings(&data);
         match crate::oidc::OidcConfig::from_settings(&data) {
             Ok(config) => {
                 if let Some(c) = &config {
@@ -417,15 +534,25 @@ impl Auth {
                 ));
             }
         };
-        if claims.sub == ADMIN
-            && claims.iat
-                < self
-                    .password_mtime
-                    .load(std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(Error::Unauthenticated(
-                "invalid session: the account's password changed after it was issued".into(),
-            ));
+        if gitfleet_rbac::project_role(&claims.sub).is_none() {
+            // A local account's session: the account must still be enabled, and its
+            // password unchanged since.
+            if !self
+                .accounts
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .enabled(&claims.sub)
+            {
+                return Err(Error::Unauthenticated(format!(
+                    "invalid session: account {} is disabled or gone",
+                    claims.sub
+                )));
+            }
+            if claims.iat < self.password_mtime(&claims.sub) {
+                return Err(Error::Unauthenticated(
+                    "invalid session: the account's password changed after it was issued".into(),
+                ));
+            }
         }
         if let Some((project, role)) = gitfleet_rbac::project_role(&claims.sub) {
             let listed = self
@@ -529,11 +656,17 @@ impl Auth {
                 }
             }
         }
-        let hash = if username == ADMIN {
+        let may = self
+            .accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .may_log_in(username);
+        let hash = if may {
+            let (key, _) = password_keys(username);
             self.settings
                 .get::<SecretData>(SECRET_KEY)
                 .await?
-                .and_then(|(s, _)| s.get("admin.password").cloned())
+                .and_then(|(s, _)| s.get(&key).cloned())
         } else {
             None
         };
@@ -559,10 +692,9 @@ impl Auth {
             .unwrap_or_else(|e| e.into_inner())
             .remove(username);
         // Never older than the last password change (which counts from the next second).
-        let now = chrono::Utc::now().timestamp().max(
-            self.password_mtime
-                .load(std::sync::atomic::Ordering::SeqCst),
-        );
+        let now = chrono::Utc::now()
+            .timestamp()
+            .max(self.password_mtime(username));
         let claims = Claims {
             iss: ISSUER.to_string(),
             sub: username.to_owned(),
@@ -577,13 +709,24 @@ impl Auth {
     }
 }
 
-/// `admin.passwordMtime` in unix seconds; 0 when unset.
-fn password_mtime(secret: &SecretData) -> i64 {
+/// Every local account's password change time (`admin.passwordMtime`,
+/// `accounts.<name>.passwordMtime`) in unix seconds.
+fn password_mtimes(secret: &SecretData) -> HashMap<String, i64> {
     secret
-        .get("admin.passwordMtime")
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.timestamp())
-        .unwrap_or(0)
+        .iter()
+        .filter_map(|(key, value)| {
+            let account = if key == "admin.passwordMtime" {
+                ADMIN
+            } else {
+                key.strip_prefix("accounts.")?
+                    .strip_suffix(".passwordMtime")?
+            };
+            let t = chrono::DateTime::parse_from_rfc3339(value)
+                .ok()?
+                .timestamp();
+            Some((account.to_owned(), t))
+        })
+        .collect()
 }
 
 /// Argo CD's bcrypt cost.

@@ -55,6 +55,21 @@ impl Drop for Gateway {
 impl Gateway {
     async fn start() -> Gateway {
         let bus = testkit::bus().await;
+        // The local accounts the tests sign tokens for (argocd-issued tokens are only
+        // ever for local accounts or project roles).
+        let settings = bus.kv(Bucket::Settings).await.unwrap();
+        let accounts = serde_json::json!({
+            "accounts.nobody": "apiKey",
+            "accounts.alice": "apiKey",
+            "accounts.dana": "apiKey",
+        });
+        settings
+            .put(
+                subject_token("argocd-cm"),
+                serde_json::to_vec(&accounts).unwrap().into(),
+            )
+            .await
+            .unwrap();
         let config = Config {
             grpc_addr: "127.0.0.1:0".parse().unwrap(),
             http_addr: "127.0.0.1:0".parse().unwrap(),
@@ -98,11 +113,26 @@ impl Gateway {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        Gateway {
+        let gw = Gateway {
             bus,
             channel,
             shutdown,
+        };
+        // The accounts are read through a watch: wait until they are known.
+        let nobody = sign(&gw.key().await, Algorithm::HS256, claims("nobody"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while SessionServiceClient::new(gw.conn(Some(&nobody)))
+            .get_user_info(GetUserInfoRequest {})
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "accounts never loaded"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        gw
     }
 
     fn conn(&self, token: Option<&str>) -> Conn {
@@ -625,7 +655,7 @@ async fn forged_expired_unsigned_and_confused_tokens_are_refused() {
 async fn the_rbac_config_map_is_applied_and_a_bad_one_kept_out() {
     let gw = Gateway::start().await;
     let key = gw.key().await;
-    let mut dev = claims("dana@example.com");
+    let mut dev = claims("dana");
     dev["groups"] = serde_json::json!(["myorg:devs"]);
     let dev = sign(&key, Algorithm::HS256, dev);
     let can =

@@ -542,14 +542,25 @@ async fn projects_refuse_what_they_do_not_permit() {
     );
 }
 
-/// The initial admin password, as `gitfleet admin initial-password` reads it.
+/// The initial admin password, as `gitfleet admin initial-password` reads it, once the
+/// gateway (which makes it before it serves) has started.
 async fn initial_password(bus: &Bus) -> String {
     let kv = bus.kv(Bucket::Settings).await.unwrap();
-    let body = kv
-        .get(subject_token("argocd-initial-admin-secret"))
-        .await
-        .unwrap()
-        .expect("the gateway made the admin password");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        if let Some(body) = kv
+            .get(subject_token("argocd-initial-admin-secret"))
+            .await
+            .unwrap()
+        {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway never made the admin password"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let data: std::collections::BTreeMap<String, String> = serde_json::from_slice(&body).unwrap();
     data["password"].clone()
 }
@@ -868,4 +879,137 @@ async fn declarative_setup_applies_and_exports_round_trip() {
     assert_eq!((code, err.as_str()), (0, ""), "{out}");
     let second = export(other.bus.clone()).await;
     assert_eq!(first, second);
+}
+
+/// Local accounts of `argocd-cm` (`accounts.<name>: login`): admin sets a password, the
+/// account logs in with it, acts as its policy says, changes its own password (its older
+/// session stops working), and a disabled account's session is refused.
+#[tokio::test]
+async fn local_accounts_log_in_and_are_disabled() {
+    Box::pin(local_accounts_run()).await;
+}
+
+async fn local_accounts_run() {
+    let env = Env::start_with(false).await;
+    let admin_password = initial_password(&env.bus).await;
+    assert_eq!(
+        env.run(&["login", "--password", &admin_password]).await.0,
+        0
+    );
+    let settings = |enabled: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: argocd-cm}}\ndata:\n  accounts.alice: login\n  accounts.alice.enabled: \"{enabled}\"\n---\n\
+             apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: argocd-rbac-cm}}\ndata:\n  policy.csv: \"p, alice, applications, get, */*, allow\"\n"
+        )
+    };
+    let file = env.write("accounts.yaml", &settings("true"));
+    let (code, out, _) = env.run(&["apply", "-f", &file]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("warning"), "accounts are acted on: {out}");
+    // The gateway reads argocd-cm through a watch: the account appears in a moment.
+    let set = |current: String, new: &'static str| {
+        let env = &env;
+        async move {
+            env.run(&[
+                "account",
+                "update-password",
+                "--account",
+                "alice",
+                "--current-password",
+                &current,
+                "--new-password",
+                new,
+            ])
+            .await
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, _, err) = set(admin_password.clone(), "alice-pass-1").await;
+        if code == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{err}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (code, _, err) = env
+        .run(&["login", "--username", "alice", "--password", "alice-pass-1"])
+        .await;
+    assert_eq!((code, err.as_str()), (0, ""));
+    let (_, out, _) = env.run(&["account", "get-user-info"]).await;
+    assert!(out.contains("Username: alice\n"), "{out}");
+    let (_, out, _) = env
+        .run(&["account", "can-i", "get", "applications", "x/y"])
+        .await;
+    assert_eq!(out, "yes\n");
+    let (_, out, _) = env
+        .run(&["account", "can-i", "delete", "applications", "x/y"])
+        .await;
+    assert_eq!(out, "no\n");
+    let (_, _, err) = env.run(&["cluster", "rm", "anything"]).await;
+    assert!(
+        err.starts_with("error: permission denied") || err.contains("not found"),
+        "{err}"
+    );
+
+    // Her own password: the session from before ends.
+    let (code, _, err) = set("alice-pass-1".into(), "alice-pass-2").await;
+    assert_eq!((code, err.as_str()), (0, ""));
+    let (code, _, err) = env.run(&["app", "list"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: invalid session: the account's password changed after it was issued"
+    );
+    let (code, _, _) = env
+        .run(&["login", "--username", "alice", "--password", "alice-pass-1"])
+        .await;
+    assert_eq!(code, 1);
+    assert_eq!(
+        env.run(&["login", "--username", "alice", "--password", "alice-pass-2"])
+            .await
+            .0,
+        0
+    );
+    let config = std::fs::read_to_string(env.dir.path().join("cli-config")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let alice_token = config["contexts"][env.server.as_str()]["auth-token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, _, err) = env
+        .run(&["login", "--username", "bob", "--password", "whatever"])
+        .await;
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "error: invalid username or password")
+    );
+
+    // Disabled: her session is refused, and so is logging in.
+    assert_eq!(
+        env.run(&["login", "--password", &admin_password]).await.0,
+        0
+    );
+    let file = env.write("disabled.yaml", &settings("false"));
+    assert_eq!(env.run(&["apply", "-f", &file]).await.0, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, _, err) = env
+            .run(&["--auth-token", &alice_token, "app", "list"])
+            .await;
+        if code == 1 {
+            assert_eq!(
+                err,
+                "error: invalid session: account alice is disabled or gone"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "alice still works");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, _, _) = env
+        .run(&["login", "--username", "alice", "--password", "alice-pass-2"])
+        .await;
+    assert_eq!(code, 1);
 }
