@@ -507,6 +507,27 @@ impl std::fmt::Display for AppEventKind {
     }
 }
 
+/// One audited act, on the audit stream (`<p>.audit.<kind>`): who did what to which
+/// object, when, from where, and how it ended. Never carries a secret: objects are names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    /// RFC 3339 with milliseconds.
+    pub at: String,
+    /// The subject (`admin`, an SSO user, `proj:<p>:<r>`, `automated`).
+    pub who: String,
+    /// `applications`, `projects`, `clusters`, ..., or `login`.
+    pub resource: String,
+    pub action: String,
+    /// The RBAC object (`<project>/<app>`, a server URL, an account name).
+    pub object: String,
+    /// The caller's address, when the act came through the API.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub from: String,
+    /// `allowed`, `denied`, `succeeded`, `failed`, or `enqueued <operation id>`.
+    pub result: String,
+}
+
 /// Something that happened to an app, for the notifier and the UI.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

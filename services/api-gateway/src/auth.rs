@@ -124,6 +124,7 @@ impl TokenKeys {
 
 pub struct Auth {
     disabled: bool,
+    audit: crate::audit::AuditTrail,
     keys: TokenKeys,
     settings: Store,
     projects: Store,
@@ -252,6 +253,7 @@ impl Auth {
         };
         let auth = Arc::new(Self {
             disabled,
+            audit: crate::audit::AuditTrail::new(bus.clone()),
             keys: TokenKeys::new(&key)?,
             projects: Store::open(bus, Bucket::Projects, "project").await?,
             settings,
@@ -582,7 +584,23 @@ impl Auth {
         object: &str,
     ) -> Result<()> {
         let who = self.identity(req).await?;
-        if self.can(&who, resource, action, object).await? {
+        let allowed = self.can(&who, resource, action, object).await?;
+        // Reads are not audited (lists would drown the trail); every change is, allowed
+        // or not.
+        if action != gitfleet_rbac::actions::GET {
+            let result = if allowed { "allowed" } else { "denied" };
+            self.audit
+                .record(
+                    &who.subject,
+                    resource,
+                    action,
+                    object,
+                    req.remote_addr(),
+                    result,
+                )
+                .await;
+        }
+        if allowed {
             Ok(())
         } else {
             Err(denied(&who, resource, action, object))
@@ -639,7 +657,24 @@ impl Auth {
 
     /// A session token for a local account; wrong passwords are counted and an account
     /// with too many in the window is locked out for the rest of it.
-    pub async fn login(&self, username: &str, password: &str) -> Result<String> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        from: Option<std::net::SocketAddr>,
+    ) -> Result<String> {
+        let result = self.login_checked(username, password).await;
+        let outcome = match &result {
+            Ok(_) => "succeeded".to_owned(),
+            Err(err) => format!("failed: {err}"),
+        };
+        self.audit
+            .record(username, "login", "create", username, from, &outcome)
+            .await;
+        result
+    }
+
+    async fn login_checked(&self, username: &str, password: &str) -> Result<String> {
         let refused = || Error::Unauthenticated("invalid username or password".to_string());
         {
             let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());

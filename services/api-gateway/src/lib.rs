@@ -10,6 +10,7 @@
 
 mod applications;
 mod apply;
+mod audit;
 pub mod auth;
 mod clusters;
 mod config;

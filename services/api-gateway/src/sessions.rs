@@ -26,8 +26,9 @@ impl SessionService for Sessions {
         &self,
         req: Request<SessionCreateRequest>,
     ) -> Result<Response<SessionResponse>, Status> {
+        let from = req.remote_addr();
         let req = req.into_inner();
-        let token = self.auth.login(&req.username, &req.password).await?;
+        let token = self.auth.login(&req.username, &req.password, from).await?;
         Ok(Response::new(SessionResponse { token }))
     }
 

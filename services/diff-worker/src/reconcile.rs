@@ -971,6 +971,24 @@ async fn enqueue(
         id: op.id.clone(),
         since: Instant::now(),
     });
+    // The audit trail: every sync, automated or asked for, by whom.
+    let record = gitfleet_messages::AuditRecord {
+        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        who: op.initiated_by.clone(),
+        resource: "applications".into(),
+        action: if op.deleting { "delete" } else { "sync" }.into(),
+        object: format!("{}/{name}", app.spec.project_or_default()),
+        from: String::new(),
+        result: format!("enqueued {}", op.id),
+    };
+    if let Ok(body) = serde_json::to_vec(&record)
+        && let Err(err) = shared
+            .bus
+            .publish_durable(shared.bus.topology.audit_subject("sync"), Bytes::from(body))
+            .await
+    {
+        tracing::error!(app = %name, error = %err, "audit record of a sync lost");
+    }
     Ok(op.id)
 }
 
@@ -988,7 +1006,6 @@ async fn read_operation(shared: &Shared, key: &str) -> Result<Option<Operation>,
     }
 }
 
-/// The app's last written status; `Err` when the bus could not say.
 /// Whether the app's project lets this sync of `desired` start now (`manual`: a user
 /// asked): its sync windows, its rules for the app's spec, and for each object; the error
 /// says why not. The project is read from KV, not the watch, so a project changed a
@@ -1069,6 +1086,7 @@ async fn project_allows_sync(
     Ok(project)
 }
 
+/// The app's last written status; `Err` when the bus could not say.
 async fn read_status(shared: &Shared, key: &str) -> Result<Option<ApplicationStatus>, ()> {
     match shared.bus.kv_get_durable(&shared.status_kv, key).await {
         Ok(Some(body)) => Ok(serde_json::from_slice(&body).ok()),

@@ -326,6 +326,26 @@ async fn user_sync_request_is_answered_with_the_operation() {
         (id.as_str(), "alice")
     );
     assert!(ops[0].prune);
+    // And the audit trail says who asked.
+    let stream = bus
+        .js
+        .get_stream(bus.topology.stream(StreamName::Audit))
+        .await
+        .unwrap();
+    let last = stream
+        .get_last_raw_message_by_subject(&bus.topology.audit_subject("sync"))
+        .await
+        .unwrap();
+    let record: gitfleet_messages::AuditRecord = serde_json::from_slice(&last.payload).unwrap();
+    assert_eq!(
+        (
+            record.who.as_str(),
+            record.action.as_str(),
+            record.object.as_str()
+        ),
+        ("alice", "sync", "default/manual")
+    );
+    assert_eq!(record.result, format!("enqueued {id}"));
 }
 
 #[tokio::test]

@@ -271,10 +271,63 @@ pub enum AdminCommand {
         #[command(flatten)]
         bus: BusArgs,
     },
+    /// Print the audit trail (who did what, when, from where, how it ended), oldest first.
+    Audit {
+        #[command(flatten)]
+        bus: BusArgs,
+        /// The most recent records only.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
 }
 
 pub async fn admin(cmd: &AdminCommand, out: &mut dyn Write) -> Result<i32> {
     match cmd {
+        AdminCommand::Audit { bus, limit } => {
+            let bus = gitfleet_bus::connect(&bus.config("gitfleet-admin"))
+                .await
+                .map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?;
+            let name = bus.topology.stream(gitfleet_bus::StreamName::Audit);
+            let mut stream = bus
+                .js
+                .get_stream(&name)
+                .await
+                .map_err(|e| Error::Usage(format!("opening the audit stream: {e}")))?;
+            let state = stream
+                .info()
+                .await
+                .map_err(|e| Error::Usage(format!("reading the audit stream: {e}")))?
+                .state
+                .clone();
+            if state.messages == 0 {
+                return Ok(0);
+            }
+            let first = state
+                .first_sequence
+                .max(state.last_sequence.saturating_sub(limit.saturating_sub(1)));
+            for seq in first..=state.last_sequence {
+                let Ok(message) = stream.get_raw_message(seq).await else {
+                    continue;
+                };
+                let Ok(r) =
+                    serde_json::from_slice::<gitfleet_messages::AuditRecord>(&message.payload)
+                else {
+                    continue;
+                };
+                let from = if r.from.is_empty() {
+                    String::new()
+                } else {
+                    format!(" from {}", r.from)
+                };
+                output::write(
+                    out,
+                    &format!(
+                        "{} {} {} {} {}{from}: {}\n",
+                        r.at, r.who, r.action, r.resource, r.object, r.result
+                    ),
+                )?;
+            }
+        }
         AdminCommand::InitialPassword { bus } => {
             let bus = gitfleet_bus::connect(&bus.config("gitfleet-admin"))
                 .await

@@ -1013,3 +1013,62 @@ async fn local_accounts_run() {
         .await;
     assert_eq!(code, 1);
 }
+
+/// The audit trail: logins (failed and succeeded), changes allowed and denied, each with
+/// who, what and from where, read back with `gitfleet admin audit`; no password in it.
+#[tokio::test]
+async fn the_audit_trail_records_who_did_what() {
+    Box::pin(audit_run()).await;
+}
+
+async fn audit_run() {
+    let env = Env::start_with(false).await;
+    let password = initial_password(&env.bus).await;
+    env.run(&["login", "--password", "not-the-password"]).await;
+    assert_eq!(env.run(&["login", "--password", &password]).await.0, 0);
+    let file = env.write("a.yaml", &app_yaml("audited", false));
+    assert_eq!(env.run(&["app", "create", "-f", &file]).await.0, 0);
+    // A project token may not delete the project it belongs to.
+    let project = "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata: {name: p}\nspec:\n  sourceRepos: ['*']\n  roles: [{name: r}]\n";
+    let file = env.write("p.yaml", project);
+    assert_eq!(env.run(&["proj", "create", "-f", &file]).await.0, 0);
+    let (_, token, _) = env
+        .run(&["proj", "role", "create-token", "p", "r", "-t"])
+        .await;
+    let (code, _, _) = env
+        .run(&["--auth-token", token.trim(), "proj", "delete", "p"])
+        .await;
+    assert_eq!(code, 1);
+
+    let url = testkit::shared().url();
+    let prefix = env.bus.topology.prefix().to_string();
+    let (code, out, err) = env
+        .run(&["admin", "audit", "--nats-url", &url, "--prefix", &prefix])
+        .await;
+    assert_eq!((code, err.as_str()), (0, ""));
+    let lines: Vec<&str> = out.lines().collect();
+    let find = |needle: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{out}"))
+            .to_string()
+    };
+    assert!(
+        find("admin create login admin from 127.0.0.1:")
+            .ends_with(": failed: invalid username or password")
+    );
+    assert!(find("admin create login admin from 127.0.0.1:").len() > 20);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("admin create login admin") && l.ends_with(": succeeded")),
+        "{out}"
+    );
+    assert!(
+        find("admin create applications default/audited from 127.0.0.1:").ends_with(": allowed")
+    );
+    assert!(find("proj:p:r delete projects p from 127.0.0.1:").ends_with(": denied"));
+    assert!(!out.contains(&password), "a password in the audit trail");
+    assert!(!out.contains(token.trim()), "a token in the audit trail");
+}
