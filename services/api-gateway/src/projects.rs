@@ -115,6 +115,41 @@ impl Projects {
         Ok(())
     }
 
+    /// Changes the token list of role `role` of `project` with `edit` (which says why
+    /// not), written only if the project did not change meanwhile (else read again).
+    async fn edit_role_tokens(
+        &self,
+        project: &str,
+        role: &str,
+        edit: impl Fn(&mut Vec<JwtToken>) -> Result<()>,
+    ) -> Result<()> {
+        loop {
+            let (mut stored, revision) = self
+                .projects
+                .get::<AppProject>(project)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    kind: "project",
+                    name: project.to_owned(),
+                })?;
+            let Some(found) = stored.spec.roles.iter_mut().find(|r| r.name == role) else {
+                return Err(Error::NotFound {
+                    kind: "project role",
+                    name: format!("{project}/{role}"),
+                });
+            };
+            edit(&mut found.jwt_tokens)?;
+            if self
+                .projects
+                .update(project, &stored, revision)
+                .await?
+                .is_some()
+            {
+                return Ok(());
+            }
+        }
+    }
+
     /// Issues a token for role `role` of `project` and lists it on the role, as `argocd
     /// proj role create-token` does.
     pub async fn create_token(&self, req: &CreateProjectTokenRequest) -> Result<String> {
@@ -128,41 +163,21 @@ impl Projects {
         }
         let now = chrono::Utc::now().timestamp();
         let exp = (req.expires_in > 0).then(|| now + req.expires_in);
-        loop {
-            let (mut project, revision) = self
-                .projects
-                .get::<AppProject>(&req.project)
-                .await?
-                .ok_or_else(|| Error::NotFound {
-                    kind: "project",
-                    name: req.project.clone(),
-                })?;
-            let Some(role) = project.spec.roles.iter_mut().find(|r| r.name == req.role) else {
-                return Err(Error::NotFound {
-                    kind: "project role",
-                    name: format!("{}/{}", req.project, req.role),
-                });
-            };
-            if role.jwt_tokens.iter().any(|t| t.id == id) {
+        self.edit_role_tokens(&req.project, &req.role, |tokens| {
+            if tokens.iter().any(|t| t.id == id) {
                 return Err(Error::AlreadyExists {
                     kind: "project token",
-                    name: id,
+                    name: id.clone(),
                 });
             }
-            role.jwt_tokens.push(JwtToken {
+            tokens.push(JwtToken {
                 iat: now,
                 exp: exp.unwrap_or(0),
                 id: id.clone(),
             });
-            if self
-                .projects
-                .update(&req.project, &project, revision)
-                .await?
-                .is_some()
-            {
-                break;
-            }
-        }
+            Ok(())
+        })
+        .await?;
         let claims = Claims {
             iss: ISSUER.to_owned(),
             sub: format!("proj:{}:{}", req.project, req.role),
@@ -178,39 +193,20 @@ impl Projects {
 
     /// Revokes a project token: takes it off its role's list.
     pub async fn delete_token(&self, req: &DeleteProjectTokenRequest) -> Result<()> {
-        loop {
-            let (mut project, revision) = self
-                .projects
-                .get::<AppProject>(&req.project)
-                .await?
-                .ok_or_else(|| Error::NotFound {
-                    kind: "project",
-                    name: req.project.clone(),
-                })?;
-            let Some(role) = project.spec.roles.iter_mut().find(|r| r.name == req.role) else {
-                return Err(Error::NotFound {
-                    kind: "project role",
-                    name: format!("{}/{}", req.project, req.role),
-                });
-            };
-            let before = role.jwt_tokens.len();
-            role.jwt_tokens.retain(|t| t.id != req.id);
-            if role.jwt_tokens.len() == before {
+        self.edit_role_tokens(&req.project, &req.role, |tokens| {
+            let before = tokens.len();
+            tokens.retain(|t| t.id != req.id);
+            if tokens.len() == before {
                 return Err(Error::NotFound {
                     kind: "project token",
                     name: req.id.clone(),
                 });
             }
-            if self
-                .projects
-                .update(&req.project, &project, revision)
-                .await?
-                .is_some()
-            {
-                tracing::info!(project = %req.project, role = %req.role, "project token revoked");
-                return Ok(());
-            }
-        }
+            Ok(())
+        })
+        .await?;
+        tracing::info!(project = %req.project, role = %req.role, "project token revoked");
+        Ok(())
     }
 
     /// The project `app` names, compiled; `default` exists even when not stored.

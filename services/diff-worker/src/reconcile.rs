@@ -294,14 +294,7 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
         .and_then(|rules| {
             let violations = rules.check_application(
                 app,
-                &destination_of(
-                    app,
-                    shared
-                        .clusters
-                        .read()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .values(),
-                ),
+                &cluster_record(shared, app),
                 &shared.config.control_plane_namespace,
             );
             if violations.is_empty() {
@@ -340,15 +333,8 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
             failed(err.context(format_args!("reading live state of cluster {cluster}")))
         })?;
     let mut comparison = app::compare(app, &desired, &live.resources);
-    let cluster_record = destination_of(
-        app,
-        shared
-            .clusters
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values(),
-    );
-    let refused = resource_violations(&rules, &desired, &cluster_record);
+    let record = cluster_record(shared, app);
+    let refused = resource_violations(&rules, &desired, &record);
     // As Argo CD shows them: what the project does not permit has an unknown status.
     for (r, _) in &refused {
         for status in comparison.resources.iter_mut().filter(|s| {
@@ -365,6 +351,19 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
         comparison,
         violations: refused.into_iter().map(|(_, v)| v.to_string()).collect(),
     })
+}
+
+/// The registered cluster `app` deploys to, server and name both known (see
+/// [`destination_of`]).
+fn cluster_record(shared: &Shared, app: &Application) -> Cluster {
+    destination_of(
+        app,
+        shared
+            .clusters
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values(),
+    )
 }
 
 /// The app's project from the watched ones; `default` exists even when not stored.
@@ -1057,14 +1056,7 @@ async fn project_allows_sync(
         }
     }
     let rules = ProjectRules::new(&project);
-    let cluster = destination_of(
-        app,
-        shared
-            .clusters
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values(),
-    );
+    let cluster = cluster_record(shared, app);
     let spec = rules.check_application(app, &cluster, &shared.config.control_plane_namespace);
     if !spec.is_empty() {
         return Err(ServiceError::new(
