@@ -217,10 +217,6 @@ impl ProjectRules {
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Argo CD's `IsSourcePermitted`: some pattern matches and no deny pattern refuses.
     pub fn source_permitted(&self, repo_url: &str) -> bool {
         let repo = normalize_git_url(repo_url);

@@ -218,12 +218,6 @@ pub struct ProjectEnforcer {
     enforcer: Enforcer,
 }
 
-impl ProjectEnforcer {
-    pub fn project(&self) -> &str {
-        &self.project
-    }
-}
-
 impl Rbac {
     /// Compiles `policy_csv` (named `source` in errors) on top of the built-in policy.
     /// `scopes` empty means [`DEFAULT_SCOPES`].

@@ -626,13 +626,12 @@ impl ApplicationService for Applications {
         &self,
         request: Request<ListApplicationsRequest>,
     ) -> Result<Response<ListApplicationsResponse>, Status> {
-        let who = self.auth.identity(&request).await?;
+        let mut decisions = self.auth.decisions(self.auth.identity(&request).await?);
         let mut visible = Vec::new();
         for app in Applications::list(self, request.get_ref()).await? {
             let object = format!("{}/{}", app.spec.project_or_default(), app.metadata.name);
-            if self
-                .auth
-                .can(&who, resources::APPLICATIONS, actions::GET, &object)
+            if decisions
+                .can(resources::APPLICATIONS, actions::GET, &object)
                 .await?
             {
                 visible.push(app);

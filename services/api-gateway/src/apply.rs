@@ -171,11 +171,7 @@ impl Apply {
                 } else {
                     cluster.name.clone()
                 };
-                let object = if cluster.project.is_empty() {
-                    cluster.server.clone()
-                } else {
-                    format!("{}/{}", cluster.project, cluster.server)
-                };
+                let object = crate::clusters::rbac_object(&cluster);
                 let before: Option<Cluster> = self.clusters.get(&key).await?.map(|(c, _)| c);
                 self.authorize_write(req, resources::CLUSTERS, &object, before.is_some())
                     .await?;
@@ -190,7 +186,7 @@ impl Apply {
                 self.authorize_write(
                     req,
                     resources::REPOSITORIES,
-                    &repo_object(&repo),
+                    &crate::repositories::rbac_object(&repo),
                     before.is_some(),
                 )
                 .await?;
@@ -205,7 +201,7 @@ impl Apply {
                 self.authorize_write(
                     req,
                     resources::REPOSITORIES,
-                    &repo_object(&creds),
+                    &crate::repositories::rbac_object(&creds),
                     before.is_some(),
                 )
                 .await?;
@@ -318,14 +314,6 @@ impl Apply {
         let outcome = Outcome::of(before, &data);
         self.settings.put(&doc.name, &data).await?;
         Ok((outcome, warnings))
-    }
-}
-
-fn repo_object(r: &Repository) -> String {
-    if r.project.is_empty() {
-        r.repo.clone()
-    } else {
-        format!("{}/{}", r.project, r.repo)
     }
 }
 

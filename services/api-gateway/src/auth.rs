@@ -616,15 +616,20 @@ impl Auth {
         action: &str,
         object: &str,
     ) -> Result<bool> {
-        if self.disabled {
-            return Ok(true);
+        self.decisions(who.clone())
+            .can(resource, action, object)
+            .await
+    }
+
+    /// Decisions for `who` over many objects (a list): each project is read and compiled
+    /// once for all of them, not once per object.
+    pub fn decisions(&self, who: Identity) -> Decisions<'_> {
+        Decisions {
+            auth: self,
+            rbac: self.rbac.read().unwrap_or_else(|e| e.into_inner()).clone(),
+            who,
+            projects: HashMap::new(),
         }
-        let rbac = self.rbac.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let project = match project_of(resource, object) {
-            Some(name) => self.project_enforcer(&rbac, name).await?,
-            None => None,
-        };
-        Ok(rbac.enforce(who, project.as_deref(), resource, action, object))
     }
 
     /// The compiled policies of `name`, compiled again when the project changed.
@@ -741,6 +746,37 @@ impl Auth {
         };
         tracing::info!(account = username, "logged in");
         self.issue(&claims)
+    }
+}
+
+/// One caller's decisions, with the projects they touch read once (see
+/// [`Auth::decisions`]).
+pub struct Decisions<'a> {
+    auth: &'a Auth,
+    rbac: Arc<Rbac>,
+    who: Identity,
+    projects: HashMap<String, Option<Arc<ProjectEnforcer>>>,
+}
+
+impl Decisions<'_> {
+    pub async fn can(&mut self, resource: &str, action: &str, object: &str) -> Result<bool> {
+        if self.auth.disabled {
+            return Ok(true);
+        }
+        let project = match project_of(resource, object) {
+            Some(name) => match self.projects.get(name) {
+                Some(known) => known.clone(),
+                None => {
+                    let enforcer = self.auth.project_enforcer(&self.rbac, name).await?;
+                    self.projects.insert(name.to_owned(), enforcer.clone());
+                    enforcer
+                }
+            },
+            None => None,
+        };
+        Ok(self
+            .rbac
+            .enforce(&self.who, project.as_deref(), resource, action, object))
     }
 }
 

@@ -3,7 +3,9 @@
 
 use gitfleet_bus::{Bucket, Bus};
 use gitfleet_engine::project::{ProjectRules, Violation, destination_of};
-use gitfleet_model::{AppProject, Application, Cluster, DEFAULT_PROJECT, JwtToken, Manifest};
+use gitfleet_model::{
+    AppProject, Application, Cluster, DEFAULT_PROJECT, IN_CLUSTER_NAME, JwtToken, Manifest,
+};
 use std::sync::Arc;
 
 use gitfleet_proto::v1::project_service_server::ProjectService;
@@ -210,7 +212,7 @@ impl Projects {
     }
 
     /// The project `app` names, compiled; `default` exists even when not stored.
-    pub async fn rules_for(&self, app: &Application) -> Result<ProjectRules> {
+    async fn rules_for(&self, app: &Application) -> Result<ProjectRules> {
         let name = app.spec.project_or_default();
         match self.projects.get::<AppProject>(name).await? {
             Some((project, _)) => Ok(ProjectRules::new(&project)),
@@ -243,15 +245,24 @@ impl Projects {
     /// app wrote when it is not registered.
     async fn destination(&self, app: &Application) -> Result<Cluster> {
         let dest = &app.spec.destination;
-        let clusters: Vec<Cluster> = if !dest.name.is_empty() {
-            self.clusters
-                .get::<Cluster>(&dest.name)
+        // By name one read; the in-cluster server is registered as `in-cluster` (else
+        // `destination_of` knows it anyway); only another server needs the whole list.
+        let by_name = if !dest.name.is_empty() {
+            Some(dest.name.as_str())
+        } else if dest.is_in_cluster() {
+            Some(IN_CLUSTER_NAME)
+        } else {
+            None
+        };
+        let clusters: Vec<Cluster> = match by_name {
+            Some(name) => self
+                .clusters
+                .get::<Cluster>(name)
                 .await?
                 .map(|(c, _)| c)
                 .into_iter()
-                .collect()
-        } else {
-            self.clusters.list().await?
+                .collect(),
+            None => self.clusters.list().await?,
         };
         Ok(destination_of(app, &clusters))
     }
@@ -372,12 +383,11 @@ impl ProjectService for Projects {
         &self,
         req: Request<ListProjectsRequest>,
     ) -> Result<Response<ListProjectsResponse>, Status> {
-        let who = self.auth.identity(&req).await?;
+        let mut decisions = self.auth.decisions(self.auth.identity(&req).await?);
         let mut items_json = Vec::new();
         for p in Projects::list(self).await? {
-            if self
-                .auth
-                .can(&who, resources::PROJECTS, actions::GET, &p.metadata.name)
+            if decisions
+                .can(resources::PROJECTS, actions::GET, &p.metadata.name)
                 .await?
             {
                 items_json.push(to_json(&p)?);

@@ -21,7 +21,7 @@ pub struct Repositories {
 }
 
 /// A repository's RBAC object, as Argo CD's: its URL, under its project when scoped to one.
-fn rbac_object(r: &Repository) -> String {
+pub(crate) fn rbac_object(r: &Repository) -> String {
     if r.project.is_empty() {
         r.repo.clone()
     } else {
@@ -135,17 +135,11 @@ impl RepositoryService for Repositories {
         &self,
         request: Request<ListRepositoriesRequest>,
     ) -> Result<Response<ListRepositoriesResponse>, Status> {
-        let who = self.auth.identity(&request).await?;
+        let mut decisions = self.auth.decisions(self.auth.identity(&request).await?);
         let mut items_json = Vec::new();
         for r in Repositories::list(self).await? {
-            if self
-                .auth
-                .can(
-                    &who,
-                    resources::REPOSITORIES,
-                    actions::GET,
-                    &rbac_object(&r),
-                )
+            if decisions
+                .can(resources::REPOSITORIES, actions::GET, &rbac_object(&r))
                 .await?
             {
                 items_json.push(to_json(&r)?);

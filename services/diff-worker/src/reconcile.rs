@@ -290,13 +290,11 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
     let name = &app.metadata.name;
     // A source the project does not permit is not even read: its credentials are not the
     // app's to use.
+    let record = cluster_record(shared, app);
     let rules = watched_project(shared, app)
         .and_then(|rules| {
-            let violations = rules.check_application(
-                app,
-                &cluster_record(shared, app),
-                &shared.config.control_plane_namespace,
-            );
+            let violations =
+                rules.check_application(app, &record, &shared.config.control_plane_namespace);
             if violations.is_empty() {
                 Ok(rules)
             } else {
@@ -333,7 +331,6 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
             failed(err.context(format_args!("reading live state of cluster {cluster}")))
         })?;
     let mut comparison = app::compare(app, &desired, &live.resources);
-    let record = cluster_record(shared, app);
     let refused = resource_violations(&rules, &desired, &record);
     // As Argo CD shows them: what the project does not permit has an unknown status.
     for (r, _) in &refused {

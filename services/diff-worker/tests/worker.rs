@@ -42,6 +42,24 @@ async fn settle(bus: &gitfleet_bus::Bus, peers: &Peers, app: &str, n: usize) {
     }
 }
 
+/// A sync of `revision` that finished well, as the executor reports it.
+fn succeeded(id: &str, app: &str, revision: &str) -> Operation {
+    Operation {
+        id: id.into(),
+        app: app.into(),
+        phase: OperationPhase::Succeeded,
+        message: String::new(),
+        revision: revision.into(),
+        started_at: "2025-01-01T00:00:00Z".into(),
+        finished_at: Some("2025-01-01T00:00:05Z".into()),
+        resources: vec![],
+        retry_count: 0,
+        source: None,
+        dry_run: false,
+        initiated_by: String::new(),
+    }
+}
+
 #[tokio::test]
 async fn out_of_sync_until_live_matches() {
     let bus = bus().await;
@@ -262,21 +280,13 @@ async fn self_heal_resyncs_drift_and_plain_automation_only_reports_it() {
     let peers = start_peers(&bus).await;
     for name in ["heal", "report"] {
         peers.set_manifests(&format!("apps/{name}"), Ok(vec![config_map("c", "v")]));
-        let done = Operation {
-            id: format!("earlier-{name}"),
-            app: name.into(),
-            phase: OperationPhase::Succeeded,
-            message: String::new(),
-            revision: "c1".into(),
-            started_at: "2025-01-01T00:00:00Z".into(),
-            finished_at: Some("2025-01-01T00:00:05Z".into()),
-            resources: vec![],
-            retry_count: 0,
-            source: None,
-            dry_run: false,
-            initiated_by: String::new(),
-        };
-        put_json(&bus, Bucket::Operations, name, &done).await;
+        put_json(
+            &bus,
+            Bucket::Operations,
+            name,
+            &succeeded(&format!("earlier-{name}"), name, "c1"),
+        )
+        .await;
     }
     put_app(&bus, &automated(app("heal", "apps/heal"), true)).await;
     put_app(&bus, &automated(app("report", "apps/report"), false)).await;
@@ -575,21 +585,13 @@ async fn project_rules_hold_back_what_the_project_does_not_permit() {
         .into_iter()
         .find(|op| op.app == "ok")
         .unwrap();
-    let done = Operation {
-        id: first.id.clone(),
-        app: "ok".into(),
-        phase: OperationPhase::Succeeded,
-        message: String::new(),
-        revision: "c1".into(),
-        started_at: "2025-01-01T00:00:00Z".into(),
-        finished_at: Some("2025-01-01T00:00:05Z".into()),
-        resources: vec![],
-        retry_count: 0,
-        source: None,
-        dry_run: false,
-        initiated_by: String::new(),
-    };
-    put_json(&bus, Bucket::Operations, "ok", &done).await;
+    put_json(
+        &bus,
+        Bucket::Operations,
+        "ok",
+        &succeeded(&first.id, "ok", "c1"),
+    )
+    .await;
     let s = wait_status(&bus, "foreign", "an invalid spec", |s| {
         !s.conditions.is_empty()
     })

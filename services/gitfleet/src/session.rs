@@ -281,6 +281,23 @@ pub enum AdminCommand {
     },
 }
 
+/// The admin password made at the first start, while it is kept (until changed).
+pub(crate) async fn initial_password(bus: &gitfleet_bus::Bus) -> Result<Option<String>> {
+    let kv = bus
+        .kv(gitfleet_bus::Bucket::Settings)
+        .await
+        .map_err(|e| Error::Usage(format!("opening the settings: {e}")))?;
+    let entry = kv
+        .get(gitfleet_bus::subject_token("argocd-initial-admin-secret"))
+        .await
+        .map_err(|e| Error::Usage(format!("reading the initial admin secret: {e}")))?;
+    let Some(body) = entry else {
+        return Ok(None);
+    };
+    let data: BTreeMap<String, String> = serde_json::from_slice(&body)?;
+    Ok(data.get("password").cloned())
+}
+
 pub async fn admin(cmd: &AdminCommand, out: &mut dyn Write) -> Result<i32> {
     match cmd {
         AdminCommand::Audit { bus, limit } => {
@@ -332,23 +349,13 @@ pub async fn admin(cmd: &AdminCommand, out: &mut dyn Write) -> Result<i32> {
             let bus = gitfleet_bus::connect(&bus.config("gitfleet-admin"))
                 .await
                 .map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?;
-            let kv = bus
-                .kv(gitfleet_bus::Bucket::Settings)
-                .await
-                .map_err(|e| Error::Usage(format!("opening the settings: {e}")))?;
-            let entry = kv
-                .get(gitfleet_bus::subject_token("argocd-initial-admin-secret"))
-                .await
-                .map_err(|e| Error::Usage(format!("reading the initial admin secret: {e}")))?;
-            let Some(body) = entry else {
+            let Some(password) = initial_password(&bus).await? else {
                 return Err(Error::Usage(
                     "no initial admin password: the gateway has not started yet, or the secret \
                      was deleted after the password was changed"
                         .into(),
                 ));
             };
-            let data: BTreeMap<String, String> = serde_json::from_slice(&body)?;
-            let password = data.get("password").cloned().unwrap_or_default();
             output::write(
                 out,
                 &format!("{password}\n\n This password must be only used for first time login.\n"),

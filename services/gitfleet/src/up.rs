@@ -59,17 +59,9 @@ async fn admin_session(bus: &gitfleet_bus::Bus, server: &str) -> Result<String> 
         )
     };
     wait_serving(server).await?;
-    let kv = bus
-        .kv(gitfleet_bus::Bucket::Settings)
-        .await
-        .map_err(|e| Error::Usage(format!("opening the settings: {e}")))?;
-    let body = kv
-        .get(gitfleet_bus::subject_token("argocd-initial-admin-secret"))
-        .await
-        .map_err(|e| Error::Usage(format!("reading the initial admin secret: {e}")))?
+    let password = crate::session::initial_password(bus)
+        .await?
         .ok_or_else(gone)?;
-    let data: std::collections::BTreeMap<String, String> = serde_json::from_slice(&body)?;
-    let password = data.get("password").cloned().ok_or_else(gone)?;
     let conn = crate::connect(server, None).await?;
     let token = gitfleet_proto::v1::session_service_client::SessionServiceClient::new(conn)
         .create(gitfleet_proto::v1::SessionCreateRequest {

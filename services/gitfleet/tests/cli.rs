@@ -947,10 +947,11 @@ async fn local_accounts_run() {
         .run(&["account", "can-i", "delete", "applications", "x/y"])
         .await;
     assert_eq!(out, "no\n");
-    let (_, _, err) = env.run(&["cluster", "rm", "anything"]).await;
-    assert!(
-        err.starts_with("error: permission denied") || err.contains("not found"),
-        "{err}"
+    let (code, _, err) = env.run(&["proj", "delete", "default"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: permission denied: projects, delete, default, sub: alice"
     );
 
     // Her own password: the session from before ends.
