@@ -115,6 +115,8 @@ pub fn run() -> Result<i32> {
         ".state/kubeconfig",
         "--state-dir",
         ".state/gitfleet",
+        "--credentials-key-file",
+        ".state/credentials.key",
         "--poll-seconds",
         "10",
     ]);
@@ -129,6 +131,10 @@ pub fn run() -> Result<i32> {
     //    password generated at the first start: it goes by environment, not argument.
     let password = Command::new(&gitfleet)
         .args(["admin", "initial-password"])
+        .env(
+            "GITFLEET_CREDENTIALS_KEY_FILE",
+            state.join("credentials.key"),
+        )
         .output()
         .context("cannot run gitfleet admin initial-password")?;
     if !password.status.success() {
@@ -174,7 +180,7 @@ pub fn run() -> Result<i32> {
     let k = t.exe("kubectl");
     println!(
         "\ngitfleet is running (Ctrl-C stops everything), and you are logged in as admin \
-         (again: {g} admin initial-password, then {g} login). Try:\n\
+         (again: GITFLEET_CREDENTIALS_KEY_FILE={key} {g} admin initial-password, then {g} login). Try:\n\
          \x20   {g} app list\n\
          \x20   {g} app get guestbook\n\
          \x20   KUBECONFIG={kc} {k} -n guestbook get deploy,svc,cm\n\
@@ -182,6 +188,7 @@ pub fn run() -> Result<i32> {
          \x20   cd {work} && sed -i 's/replicas: 2/replicas: 3/' deployment.yaml && git commit -qam scale && git push -q\n\
          \x20   curl -s -XPOST http://127.0.0.1:8081/api/webhook -H 'X-GitHub-Event: push' -d '{{\"ref\":\"refs/heads/main\",\"repository\":{{\"clone_url\":\"{repo_url}\"}}}}'\n",
         kc = state.join("kubeconfig").display(),
+        key = state.join("credentials.key").display(),
         k = k.display(),
         work = state.join("demo-work/guestbook").display(),
     );

@@ -24,6 +24,10 @@ pub struct BusArgs {
     /// Prefix of every subject, stream and bucket (several gitfleets can share a server).
     #[arg(long, env = "GITFLEET_PREFIX", default_value = "gf")]
     pub prefix: String,
+    /// The key repository and cluster credentials are sealed with in KV (`cargo xtask up`
+    /// writes `.state/credentials.key`); needed by whoever reads or writes credentials.
+    #[arg(long, env = crate::sealed::KEY_FILE_ENV)]
+    pub credentials_key_file: Option<PathBuf>,
 }
 
 impl BusArgs {
@@ -34,6 +38,7 @@ impl BusArgs {
             creds_file: self.nats_creds.clone(),
             prefix: self.prefix.clone(),
             name: client_name.to_owned(),
+            credentials_key_file: self.credentials_key_file.clone(),
             ..BusConfig::default()
         }
     }

@@ -2,11 +2,13 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
 
 use crate::error::{BusError, Result};
+use crate::sealed::{self, CredentialKey};
 use crate::topology::{self, Bucket, ObjectStoreName, Topology};
 
 /// How a service reaches the bus. `url` may list several servers, comma-separated.
@@ -24,6 +26,9 @@ pub struct BusConfig {
     /// Shown by the server in `connz`, so operators can tell services apart.
     pub name: String,
     pub prefix: String,
+    /// The key credentials are sealed with in KV (see [`crate::sealed`]); a process
+    /// without it reads every document but no credential.
+    pub credentials_key_file: Option<PathBuf>,
 }
 
 impl Default for BusConfig {
@@ -38,6 +43,7 @@ impl Default for BusConfig {
             require_tls: false,
             name: "gitfleet".to_string(),
             prefix: topology::DEFAULT_PREFIX.to_string(),
+            credentials_key_file: None,
         }
     }
 }
@@ -63,16 +69,19 @@ impl fmt::Debug for BusConfig {
             .field("require_tls", &self.require_tls)
             .field("name", &self.name)
             .field("prefix", &self.prefix)
+            .field("credentials_key_file", &self.credentials_key_file)
             .finish()
     }
 }
 
-/// A connected client, its JetStream context and the names it uses.
+/// A connected client, its JetStream context, the names it uses, and the key that seals
+/// credentials at rest, when this process holds one.
 #[derive(Clone, Debug)]
 pub struct Bus {
     pub client: async_nats::Client,
     pub js: jetstream::Context,
     pub topology: Topology,
+    credentials_key: Option<Arc<CredentialKey>>,
 }
 
 /// Connects, retrying forever in the background: the call returns at once even when no
@@ -140,6 +149,10 @@ pub async fn connect(config: &BusConfig) -> Result<Bus> {
         options = options.add_client_certificate(cert.clone(), key.clone());
     }
 
+    let credentials_key = match &config.credentials_key_file {
+        Some(path) => Some(Arc::new(CredentialKey::load(path)?)),
+        None => None,
+    };
     let client = options
         .connect(addrs)
         .await
@@ -147,7 +160,11 @@ pub async fn connect(config: &BusConfig) -> Result<Bus> {
             url: shown_url,
             source: err.into(),
         })?;
-    Ok(Bus::new(client, topology))
+    let bus = Bus::new(client, topology);
+    Ok(match credentials_key {
+        Some(key) => bus.with_credentials_key(key),
+        None => bus,
+    })
 }
 
 impl Bus {
@@ -157,7 +174,47 @@ impl Bus {
             client,
             js,
             topology,
+            credentials_key: None,
         }
+    }
+
+    pub fn with_credentials_key(mut self, key: Arc<CredentialKey>) -> Self {
+        self.credentials_key = Some(key);
+        self
+    }
+
+    pub fn credentials_key(&self) -> Option<&CredentialKey> {
+        self.credentials_key.as_deref()
+    }
+
+    /// Serializes a document for `bucket` key `name` with its credentials sealed (see
+    /// [`sealed::sealing_of`]); a document with a credential and no key to seal it is
+    /// refused, never stored in clear.
+    pub fn encode_document<T: serde::Serialize>(
+        &self,
+        bucket: Bucket,
+        name: &str,
+        value: &T,
+    ) -> std::result::Result<Vec<u8>, sealed::SealError> {
+        sealed::encode(
+            self.credentials_key(),
+            sealed::sealing_of(bucket, name),
+            value,
+        )
+    }
+
+    /// Reads a document of `bucket` key `name`, its sealed credentials opened.
+    pub fn decode_document<T: serde::de::DeserializeOwned>(
+        &self,
+        bucket: Bucket,
+        name: &str,
+        bytes: &[u8],
+    ) -> std::result::Result<T, sealed::SealError> {
+        sealed::decode(
+            self.credentials_key(),
+            sealed::sealing_of(bucket, name),
+            bytes,
+        )
     }
 
     /// Creates or updates every stream, bucket and object store; see [`topology::ensure`].

@@ -15,6 +15,9 @@ pub enum BusError {
     #[error("invalid bus config: {0}")]
     InvalidConfig(String),
 
+    #[error(transparent)]
+    Sealed(#[from] crate::sealed::SealError),
+
     #[error("invalid server url {url}")]
     InvalidUrl {
         /// Already redacted: user info is replaced.

@@ -9,10 +9,12 @@ pub mod connect;
 pub mod error;
 pub mod ownership;
 pub mod payload;
+pub mod permissions;
 pub mod reopen;
 pub mod request;
 pub mod retry;
 pub mod running;
+pub mod sealed;
 pub mod topology;
 
 #[cfg(feature = "cli")]
@@ -27,10 +29,12 @@ pub use ownership::{
     LeaseInfo, Membership, MembershipConfig, Owned, partition, read_lease, rendezvous,
 };
 pub use payload::{OBJECT_HEADER, content_key};
+pub use permissions::{Identities, Permissions, Role};
 pub use reopen::reopen_forever;
 pub use request::{encode_reply, serve, serve_encoded};
 pub use retry::{Retry, retry};
 pub use running::Running;
+pub use sealed::{CredentialKey, SealError, Sealing};
 pub use topology::{Bucket, ObjectStoreName, StreamName, Topology, subject_token, token_to_name};
 
 /// Re-exported so dependants use the same client version as the bus.

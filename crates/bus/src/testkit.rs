@@ -200,13 +200,33 @@ pub fn unique_prefix() -> String {
     )
 }
 
-/// A bus on `server` under a fresh prefix, with the whole topology ensured.
+/// This test process's credentials key, in a file (for CLI commands that take
+/// `--credentials-key-file`) and loaded.
+fn credentials_key() -> &'static (tempfile::TempDir, std::sync::Arc<crate::CredentialKey>) {
+    static KEY: OnceLock<(tempfile::TempDir, std::sync::Arc<crate::CredentialKey>)> =
+        OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir for the credentials key");
+        let key = crate::CredentialKey::load_or_create(&dir.path().join("credentials.key"))
+            .expect("making the credentials key");
+        (dir, std::sync::Arc::new(key))
+    })
+}
+
+/// The file holding the key every [`bus_on`] bus seals credentials with.
+pub fn credentials_key_file() -> PathBuf {
+    credentials_key().0.path().join("credentials.key")
+}
+
+/// A bus on `server` under a fresh prefix, with the whole topology ensured and this
+/// process's credentials key, so every test stores credentials sealed as a deployment
+/// does.
 pub async fn bus_on(server: &NatsServer) -> Bus {
     let topology = Topology::new(&unique_prefix()).expect("unique prefix is valid");
     let client = async_nats::connect(server.url())
         .await
         .expect("connecting to the test nats-server");
-    let bus = Bus::new(client, topology);
+    let bus = Bus::new(client, topology).with_credentials_key(credentials_key().1.clone());
     bus.ensure().await.expect("ensuring the topology");
     bus
 }

@@ -21,7 +21,7 @@ pub use k8s_secret::{SECRET_TYPE_LABEL, SecretError, SecretManifest, decode_base
 pub use meta::{API_VERSION, ObjectMeta};
 pub use project::*;
 pub use repository::{Repository, RepositoryType};
-pub use secret::{REDACTED, Redacted};
+pub use secret::{CREDENTIAL_FIELDS, REDACTED, Redacted};
 pub use status::*;
 pub use validate::{
     ValidationError, ValidationErrors, is_dns1123_label, is_dns1123_subdomain, is_repo_url,

@@ -100,6 +100,9 @@ pub async fn start(
     children.spawn_logged("nats-server", cmd, &log("nats-server"))?;
     wait::tcp(children, "nats-server", nats_port, Duration::from_secs(20)).await?;
     let nats_url = format!("nats://127.0.0.1:{nats_port}");
+    // Credentials at rest are sealed with this run's key, which every service reads.
+    let key_file = work.join("credentials.key");
+    gitfleet_bus::CredentialKey::load_or_create(&key_file).context("making the credentials key")?;
     let bus = gitfleet_bus::connect(&BusConfig {
         url: nats_url.clone(),
         prefix: PREFIX.into(),
@@ -175,6 +178,7 @@ pub async fn start(
     for s in SERVICES {
         let mut cmd = Command::new(bins.dir.join(s));
         cmd.args(["--nats-url", &nats_url, "--prefix", PREFIX])
+            .env(gitfleet_bus::sealed::KEY_FILE_ENV, &key_file)
             .env("RUST_LOG", &args.log);
         match s {
             "git-watcher" => {

@@ -1,9 +1,10 @@
-//! Typed JSON documents in the bus's KV buckets, keyed by `subject_token(name)`.
+//! Typed JSON documents in the bus's KV buckets, keyed by `subject_token(name)`, with
+//! their credentials sealed at rest ([`gitfleet_bus::sealed`]).
 
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use gitfleet_bus::{Bucket, Bus, subject_token};
+use gitfleet_bus::{Bucket, Bus, SealError, subject_token};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::error::{Error, Result};
@@ -19,6 +20,9 @@ pub struct Store {
     kv: kv::Store,
     /// `application`, `cluster`, ... as users call it.
     kind: &'static str,
+    /// Seals and opens credentials, by bucket and key.
+    bus: Bus,
+    bucket: Bucket,
 }
 
 fn kv_err(op: &str, store: &kv::Store, key: &str, err: impl std::fmt::Display) -> Error {
@@ -30,6 +34,8 @@ impl Store {
         Ok(Store {
             kv: bus.kv(bucket).await?,
             kind,
+            bus: bus.clone(),
+            bucket,
         })
     }
 
@@ -85,7 +91,7 @@ impl Store {
     /// Stores a new document; [`Error::AlreadyExists`] when the name is taken.
     pub async fn create<T: Serialize>(&self, name: &str, value: &T) -> Result<u64> {
         let key = subject_token(name);
-        match self.kv.create(&key, encode(value)?).await {
+        match self.kv.create(&key, self.encode(name, value)?).await {
             Ok(rev) => Ok(rev),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Err(Error::AlreadyExists {
                 kind: self.kind,
@@ -104,7 +110,11 @@ impl Store {
         revision: u64,
     ) -> Result<Option<u64>> {
         let key = subject_token(name);
-        match self.kv.update(&key, encode(value)?, revision).await {
+        match self
+            .kv
+            .update(&key, self.encode(name, value)?, revision)
+            .await
+        {
             Ok(rev) => Ok(Some(rev)),
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
             Err(e) => Err(kv_err("updating", &self.kv, &key, e)),
@@ -114,7 +124,7 @@ impl Store {
     pub async fn put<T: Serialize>(&self, name: &str, value: &T) -> Result<u64> {
         let key = subject_token(name);
         self.kv
-            .put(&key, encode(value)?)
+            .put(&key, self.encode(name, value)?)
             .await
             .map_err(|e| kv_err("writing", &self.kv, &key, e))
     }
@@ -162,20 +172,27 @@ impl Store {
     }
 
     fn decode<T: DeserializeOwned>(&self, name: &str, bytes: &[u8]) -> Result<T> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
-            what: format!("{} {name:?}", self.kind),
-            message: e.to_string(),
-        })
+        self.bus
+            .decode_document(self.bucket, name, bytes)
+            .map_err(|e| self.seal_error(name, e))
     }
-}
 
-fn encode<T: Serialize>(value: &T) -> Result<Bytes> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|e| Error::Corrupt {
-            what: "document".to_string(),
-            message: e.to_string(),
-        })
+    fn encode<T: Serialize>(&self, name: &str, value: &T) -> Result<Bytes> {
+        self.bus
+            .encode_document(self.bucket, name, value)
+            .map(Bytes::from)
+            .map_err(|e| self.seal_error(name, e))
+    }
+
+    fn seal_error(&self, name: &str, e: SealError) -> Error {
+        match e {
+            SealError::Json(e) => Error::Corrupt {
+                what: format!("{} {name:?}", self.kind),
+                message: e.to_string(),
+            },
+            other => Error::Unavailable(format!("{} {name:?}: {other}", self.kind)),
+        }
+    }
 }
 
 impl From<serde_json::Error> for Error {

@@ -142,7 +142,9 @@ impl Gateway {
     async fn settings(&self, key: &str) -> BTreeMap<String, String> {
         let kv = self.bus.kv(Bucket::Settings).await.unwrap();
         let body = kv.get(subject_token(key)).await.unwrap().unwrap();
-        serde_json::from_slice(&body).unwrap()
+        self.bus
+            .decode_document(Bucket::Settings, key, &body)
+            .unwrap()
     }
 
     /// The server key, as only whoever can read the control plane's state has it.

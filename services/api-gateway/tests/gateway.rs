@@ -77,7 +77,7 @@ impl Gateway {
         kv.get(subject_token(name))
             .await
             .unwrap()
-            .map(|b| serde_json::from_slice(&b).unwrap())
+            .map(|b| self.bus.decode_document(bucket, name, &b).unwrap())
     }
 }
 

@@ -219,13 +219,13 @@ pub async fn start(
         repos_kv,
         repos_watch,
         stop.clone(),
-        Forward::Repositories(commands.clone(), access.clone()),
+        Forward::Repositories(commands.clone(), access.clone(), bus.clone()),
     ));
     tasks.spawn(follow_bucket(
         templates_kv,
         templates_watch,
         stop.clone(),
-        Forward::Templates(commands, access.clone()),
+        Forward::Templates(commands, access.clone(), bus.clone()),
     ));
     tracing::info!(
         mirror_dir = %config.mirror_dir.display(),
@@ -486,8 +486,9 @@ async fn watch_bucket(store: &kv::Store, from_revision: u64) -> Result<kv::Watch
 /// Where the entries of a watched bucket go.
 enum Forward {
     Apps(mpsc::Sender<Command>),
-    Repositories(mpsc::Sender<Command>, RepoAccess),
-    Templates(mpsc::Sender<Command>, RepoAccess),
+    /// The bus opens the sealed credentials.
+    Repositories(mpsc::Sender<Command>, RepoAccess, Bus),
+    Templates(mpsc::Sender<Command>, RepoAccess, Bus),
 }
 
 impl Forward {
@@ -516,10 +517,16 @@ impl Forward {
                     .await
                     .is_ok()
             }
-            Forward::Repositories(commands, access) => {
+            Forward::Repositories(commands, access, bus) => {
                 // The key is the escaped name, not the URL; deleted entries have no value,
                 // so the URL of every key is remembered while it exists.
-                let Ok(repository) = read_entry::<Repository>(&entry, deleted, "repository") else {
+                let Ok(repository) = read_entry::<Repository>(
+                    bus,
+                    Bucket::Repositories,
+                    &entry,
+                    deleted,
+                    "repository",
+                ) else {
                     return true;
                 };
                 let repo = match &repository {
@@ -537,9 +544,14 @@ impl Forward {
                 }
                 commands.send(Command::Credentials { repo }).await.is_ok()
             }
-            Forward::Templates(commands, access) => {
-                let Ok(template) = read_entry::<Repository>(&entry, deleted, "credential template")
-                else {
+            Forward::Templates(commands, access, bus) => {
+                let Ok(template) = read_entry::<Repository>(
+                    bus,
+                    Bucket::RepoCreds,
+                    &entry,
+                    deleted,
+                    "credential template",
+                ) else {
                     return true;
                 };
                 for repo in access.update_template(&entry.key, template.as_ref()) {
@@ -556,6 +568,8 @@ impl Forward {
 /// A bucket entry's value: `None` when deleted; `Err` (logged, the entry is ignored) when
 /// it does not read as a `T`.
 fn read_entry<T: serde::de::DeserializeOwned>(
+    bus: &Bus,
+    bucket: Bucket,
     entry: &kv::Entry,
     deleted: bool,
     what: &str,
@@ -563,7 +577,7 @@ fn read_entry<T: serde::de::DeserializeOwned>(
     if deleted {
         return Ok(None);
     }
-    serde_json::from_slice(&entry.value)
+    bus.decode_document(bucket, &entry.key, &entry.value)
         .map(Some)
         .map_err(|err| {
             tracing::warn!(key = %entry.key, error = %err, "invalid {what} ignored");

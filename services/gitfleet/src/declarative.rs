@@ -143,7 +143,8 @@ async fn values<T: serde::de::DeserializeOwned>(bus: &Bus, bucket: Bucket) -> Re
     }
     out.into_iter()
         .map(|(key, body)| {
-            serde_json::from_slice(&body).map_err(|e| Error::Usage(format!("{key}: {e}")))
+            bus.decode_document(bucket, &key, &body)
+                .map_err(|e| Error::Usage(format!("{key}: {e}")))
         })
         .collect()
 }
@@ -206,7 +207,9 @@ pub async fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<i32> {
             .await
             .map_err(|e| Error::Usage(format!("reading {name}: {e}")))?;
         if let Some(body) = body {
-            let data: BTreeMap<String, String> = serde_json::from_slice(&body)?;
+            let data: BTreeMap<String, String> = bus
+                .decode_document(Bucket::Settings, name, &body)
+                .map_err(|e| Error::Usage(format!("{name}: {e}")))?;
             document(&mut text, &settings_object(name, &data))?;
         }
     }

@@ -294,7 +294,13 @@ pub(crate) async fn initial_password(bus: &gitfleet_bus::Bus) -> Result<Option<S
     let Some(body) = entry else {
         return Ok(None);
     };
-    let data: BTreeMap<String, String> = serde_json::from_slice(&body)?;
+    let data: BTreeMap<String, String> = bus
+        .decode_document(
+            gitfleet_bus::Bucket::Settings,
+            "argocd-initial-admin-secret",
+            &body,
+        )
+        .map_err(|e| Error::Usage(format!("the initial admin secret: {e}")))?;
     Ok(data.get("password").cloned())
 }
 

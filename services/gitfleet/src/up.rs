@@ -23,7 +23,8 @@ pub struct UpArgs {
     /// HTTP address for Git webhooks (`POST /api/webhook`).
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub http: SocketAddr,
-    /// Where Git mirrors are kept.
+    /// Where Git mirrors are kept, and the credentials key when `--credentials-key-file`
+    /// is not given (`credentials.key`, made at the first start).
     #[arg(long, default_value = ".state/gitfleet")]
     pub state_dir: PathBuf,
     /// Register this kubeconfig context as the in-cluster destination
@@ -100,9 +101,20 @@ async fn wait_serving(server: &str) -> Result<()> {
 }
 
 pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
-    let bus = gitfleet_bus::connect(&args.bus.config("gitfleet-up"))
+    // Credentials are sealed at rest with this key, made at the first start when absent.
+    let key_file = args
+        .bus
+        .credentials_key_file
+        .clone()
+        .unwrap_or_else(|| args.state_dir.join("credentials.key"));
+    let key = gitfleet_bus::CredentialKey::load_or_create(&key_file)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let mut bus_config = args.bus.config("gitfleet-up");
+    bus_config.credentials_key_file = None;
+    let bus = gitfleet_bus::connect(&bus_config)
         .await
-        .map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?;
+        .map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?
+        .with_credentials_key(std::sync::Arc::new(key));
     let member = format!("up-{}", std::process::id());
     let mut cfg = StackConfig::new(member, args.state_dir.join("mirrors"));
     cfg.grpc_addr = args.grpc;

@@ -295,10 +295,17 @@ async fn cluster_add_from_a_cluster_sim_kubeconfig() {
         .await;
     assert_eq!(code, 0);
 
-    // Stored with its credentials for the executor ...
+    // Stored with its credentials for the executor, sealed at rest ...
     let kv = env.bus.kv(Bucket::Clusters).await.unwrap();
-    let stored: serde_json::Value =
-        serde_json::from_slice(&kv.get(subject_token("c1")).await.unwrap().unwrap()).unwrap();
+    let raw = kv.get(subject_token("c1")).await.unwrap().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&raw).contains(token.as_str()),
+        "the token is in clear in KV"
+    );
+    let stored: serde_json::Value = env
+        .bus
+        .decode_document(Bucket::Clusters, "c1", &raw)
+        .unwrap();
     assert_eq!(stored["server"], sim.url(1));
     assert_eq!(stored["config"]["bearerToken"], token.as_str());
     assert_eq!(stored["config"]["tlsClientConfig"]["caData"], ca.as_str());
@@ -561,7 +568,9 @@ async fn initial_password(bus: &Bus) -> String {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let data: std::collections::BTreeMap<String, String> = serde_json::from_slice(&body).unwrap();
+    let data: std::collections::BTreeMap<String, String> = bus
+        .decode_document(Bucket::Settings, "argocd-initial-admin-secret", &body)
+        .unwrap();
     data["password"].clone()
 }
 
@@ -860,6 +869,8 @@ async fn declarative_setup_applies_and_exports_round_trip() {
             &url,
             "--prefix",
             &prefix,
+            "--credentials-key-file",
+            &testkit::credentials_key_file().display().to_string(),
         ])
         .unwrap();
         let mut out = Vec::new();

@@ -144,7 +144,11 @@ impl Fleet {
             self.known.remove(&key_name);
             return;
         }
-        match serde_json::from_slice::<Cluster>(&entry.value) {
+        match self
+            .shared
+            .bus
+            .decode_document::<Cluster>(Bucket::Clusters, &entry.key, &entry.value)
+        {
             Ok(cluster) => {
                 self.known.insert(key_name, cluster);
             }

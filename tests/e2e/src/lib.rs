@@ -64,10 +64,15 @@ impl Sandbox {
     ) -> Sandbox {
         init_tracing();
         let nats = NatsServer::start();
+        let work = tempfile::tempdir().expect("tempdir");
         // Connected the way services connect (reconnecting forever), so a test may
-        // restart the server under it.
+        // restart the server under it; credentials sealed with a key of this sandbox,
+        // which the nodes it spawns read too.
         let mut bus_config = gitfleet_bus::BusConfig::new(nats.url());
         bus_config.prefix = gitfleet_bus::testkit::unique_prefix();
+        let key_file = work.path().join("credentials.key");
+        gitfleet_bus::CredentialKey::load_or_create(&key_file).expect("credentials key");
+        bus_config.credentials_key_file = Some(key_file);
         let bus = gitfleet_bus::connect(&bus_config).await.expect("bus");
         let sim = Sim::start(SimConfig {
             tls: true,
@@ -86,7 +91,6 @@ impl Sandbox {
         repo.commit("initial manifests");
         repo.push_all();
         let daemon = GitDaemon::serve(&repo.base());
-        let work = tempfile::tempdir().expect("tempdir");
         let mut sb = Sandbox {
             nats,
             bus,
@@ -123,6 +127,8 @@ impl Sandbox {
                 member,
             ])
             .args(["--services", services, "--ttl-seconds", "2"])
+            .arg("--credentials-key-file")
+            .arg(self.work.path().join("credentials.key"))
             .arg("--work-dir")
             .arg(self.work.path().join(format!("node-{member}")))
             .stdout(std::process::Stdio::piped())
