@@ -53,10 +53,32 @@ pub fn run() -> Result<i32> {
     // Dropped on every early return below, which stops whatever had started.
     let children = Children::new(STOP);
 
-    // 1. NATS with JetStream: gitfleet's only state store and bus.
+    // 1. NATS with JetStream: gitfleet's only state store and bus, locked: each service
+    //    connects as its own user with its role's permissions (made once, then kept).
+    let gitfleet = target.join("release/gitfleet");
+    let ids = Command::new(&gitfleet)
+        .current_dir(&root)
+        .args(["admin", "bus-identities", ".state/nats-identities"])
+        .output()
+        .context("cannot run gitfleet admin bus-identities")?;
+    if !ids.status.success() {
+        bail!(
+            "making the NATS users failed: {}",
+            String::from_utf8_lossy(&ids.stderr).trim()
+        );
+    }
     let mut nats = Command::new(t.exe("nats-server"));
-    nats.current_dir(&root)
-        .args(["-js", "-a", "127.0.0.1", "-p", "4222", "-sd", ".state/nats"]);
+    nats.current_dir(&root).args([
+        "-js",
+        "-a",
+        "127.0.0.1",
+        "-p",
+        "4222",
+        "-sd",
+        ".state/nats",
+        "-c",
+        ".state/nats-identities/authorization.conf",
+    ]);
     children.spawn("nats-server", nats)?;
 
     // 2. The emulated Kubernetes cluster (HTTPS, as real clusters are).
@@ -105,7 +127,6 @@ pub fn run() -> Result<i32> {
     std::thread::sleep(Duration::from_millis(200));
 
     // 4. Every gitfleet service in one process, the emulated cluster as in-cluster.
-    let gitfleet = target.join("release/gitfleet");
     let mut up = Command::new(&gitfleet);
     up.current_dir(&root).args([
         "up",
@@ -117,6 +138,8 @@ pub fn run() -> Result<i32> {
         ".state/gitfleet",
         "--credentials-key-file",
         ".state/credentials.key",
+        "--nats-identities",
+        ".state/nats-identities",
         "--poll-seconds",
         "10",
     ]);
@@ -135,6 +158,7 @@ pub fn run() -> Result<i32> {
             "GITFLEET_CREDENTIALS_KEY_FILE",
             state.join("credentials.key"),
         )
+        .env("GITFLEET_NATS_NKEY", state.join("nats-identities/admin.nk"))
         .output()
         .context("cannot run gitfleet admin initial-password")?;
     if !password.status.success() {
@@ -180,7 +204,7 @@ pub fn run() -> Result<i32> {
     let k = t.exe("kubectl");
     println!(
         "\ngitfleet is running (Ctrl-C stops everything), and you are logged in as admin \
-         (again: GITFLEET_CREDENTIALS_KEY_FILE={key} {g} admin initial-password, then {g} login). Try:\n\
+         (again: GITFLEET_CREDENTIALS_KEY_FILE={key} GITFLEET_NATS_NKEY={nk} {g} admin initial-password, then {g} login). Try:\n\
          \x20   {g} app list\n\
          \x20   {g} app get guestbook\n\
          \x20   KUBECONFIG={kc} {k} -n guestbook get deploy,svc,cm\n\
@@ -189,6 +213,7 @@ pub fn run() -> Result<i32> {
          \x20   curl -s -XPOST http://127.0.0.1:8081/api/webhook -H 'X-GitHub-Event: push' -d '{{\"ref\":\"refs/heads/main\",\"repository\":{{\"clone_url\":\"{repo_url}\"}}}}'\n",
         kc = state.join("kubeconfig").display(),
         key = state.join("credentials.key").display(),
+        nk = state.join("nats-identities/admin.nk").display(),
         k = k.display(),
         work = state.join("demo-work/guestbook").display(),
     );

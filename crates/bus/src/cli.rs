@@ -21,6 +21,10 @@ pub struct BusArgs {
     /// NATS credentials file (JWT + nkey seed).
     #[arg(long, env = "GITFLEET_NATS_CREDS")]
     pub nats_creds: Option<PathBuf>,
+    /// This service's NKey seed file (`<role>.nk` as `cargo xtask up` writes them), for a
+    /// bus that gives each service its own user and permissions.
+    #[arg(long, env = "GITFLEET_NATS_NKEY", conflicts_with = "nats_creds")]
+    pub nats_nkey: Option<PathBuf>,
     /// Prefix of every subject, stream and bucket (several gitfleets can share a server).
     #[arg(long, env = "GITFLEET_PREFIX", default_value = "gf")]
     pub prefix: String,
@@ -36,6 +40,7 @@ impl BusArgs {
         BusConfig {
             url: self.nats_url.clone(),
             creds_file: self.nats_creds.clone(),
+            nkey_file: self.nats_nkey.clone(),
             prefix: self.prefix.clone(),
             name: client_name.to_owned(),
             credentials_key_file: self.credentials_key_file.clone(),

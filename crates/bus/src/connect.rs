@@ -19,6 +19,9 @@ pub struct BusConfig {
     pub creds_file: Option<PathBuf>,
     /// A bare nkey seed (`SU...`); never printed.
     pub nkey_seed: Option<String>,
+    /// A file holding the nkey seed: each service's own NATS user on a locked bus (see
+    /// [`crate::permissions`]).
+    pub nkey_file: Option<PathBuf>,
     pub tls_ca: Option<PathBuf>,
     pub tls_client_cert: Option<PathBuf>,
     pub tls_client_key: Option<PathBuf>,
@@ -37,6 +40,7 @@ impl Default for BusConfig {
             url: "nats://127.0.0.1:4222".to_string(),
             creds_file: None,
             nkey_seed: None,
+            nkey_file: None,
             tls_ca: None,
             tls_client_cert: None,
             tls_client_key: None,
@@ -63,6 +67,7 @@ impl fmt::Debug for BusConfig {
             .field("url", &redact_url(&self.url))
             .field("creds_file", &self.creds_file)
             .field("nkey_seed", &self.nkey_seed.as_ref().map(|_| "<redacted>"))
+            .field("nkey_file", &self.nkey_file)
             .field("tls_ca", &self.tls_ca)
             .field("tls_client_cert", &self.tls_client_cert)
             .field("tls_client_key", &self.tls_client_key)
@@ -102,9 +107,14 @@ pub async fn connect(config: &BusConfig) -> Result<Bus> {
     if addrs.is_empty() {
         return Err(BusError::InvalidConfig("no server url".to_string()));
     }
-    if config.creds_file.is_some() && config.nkey_seed.is_some() {
+    let ways = [
+        config.creds_file.is_some(),
+        config.nkey_seed.is_some(),
+        config.nkey_file.is_some(),
+    ];
+    if ways.iter().filter(|w| **w).count() > 1 {
         return Err(BusError::InvalidConfig(
-            "set creds_file or nkey_seed, not both".to_string(),
+            "set one of creds_file, nkey_seed and nkey_file".to_string(),
         ));
     }
     if config.tls_client_cert.is_some() != config.tls_client_key.is_some() {
@@ -141,6 +151,10 @@ pub async fn connect(config: &BusConfig) -> Result<Bus> {
     }
     if let Some(seed) = &config.nkey_seed {
         options = options.nkey(seed.clone());
+    }
+    if let Some(path) = &config.nkey_file {
+        let seed = crate::permissions::read_seed(path).map_err(BusError::InvalidConfig)?;
+        options = options.nkey(seed);
     }
     if let Some(ca) = &config.tls_ca {
         options = options.add_root_certificates(ca.clone());

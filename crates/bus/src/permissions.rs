@@ -40,6 +40,16 @@ impl Role {
         Role::Admin,
     ];
 
+    /// Whether the role holds the key credentials are sealed with: those that use
+    /// credentials (the git watcher and the sync executors), the gateway that stores them,
+    /// and the admin.
+    pub fn holds_credentials_key(self) -> bool {
+        matches!(
+            self,
+            Role::GitWatcher | Role::SyncExecutor | Role::ApiGateway | Role::Admin
+        )
+    }
+
     /// The service's name, as its binary and `--services` call it.
     pub fn name(self) -> &'static str {
         match self {
@@ -203,7 +213,8 @@ impl Topology {
                 ] {
                     perm.kv(self, bucket, Write);
                 }
-                perm.kv(self, Bucket::AppStatus, Read);
+                // Writes app status only to remove a deleted app's.
+                perm.kv(self, Bucket::AppStatus, Write);
                 perm.kv(self, Bucket::Operations, Write);
                 perm.kv(self, Bucket::Leases, Read);
                 perm.kv(self, Bucket::Members, Read);

@@ -23,6 +23,8 @@ pub struct NatsServer {
     port: u16,
     store_dir: PathBuf,
     log_file: PathBuf,
+    /// A configuration file (`-c`), for servers with users and permissions.
+    config_file: Option<PathBuf>,
     supervisor: Option<(Child, ChildStdin)>,
 }
 
@@ -42,16 +44,34 @@ impl NatsServer {
     /// # Panics
     /// If the binary is missing or the server does not come up within 20 s.
     pub fn start() -> NatsServer {
+        Self::start_with_config(None)
+    }
+
+    /// Starts a server whose users are `identities`, each with its role's permissions
+    /// under `topology`'s prefix: the locked bus of a deployment.
+    pub fn start_locked(topology: &Topology, identities: &crate::Identities) -> NatsServer {
+        Self::start_with_config(Some(
+            topology.server_authorization(&identities.public_keys()),
+        ))
+    }
+
+    fn start_with_config(config: Option<String>) -> NatsServer {
         let store_dir = tempfile::Builder::new()
             .prefix("gitfleet-nats-")
             .tempdir()
             .expect("creating a store dir for nats-server")
             .keep();
         let log_file = store_dir.join("nats-server.log");
+        let config_file = config.map(|text| {
+            let path = store_dir.join("nats-server.conf");
+            std::fs::write(&path, text).expect("writing the nats-server config");
+            path
+        });
         let mut server = NatsServer {
             port: 0,
             store_dir,
             log_file,
+            config_file,
             supervisor: None,
         };
         server.spawn(None);
@@ -103,6 +123,11 @@ impl NatsServer {
             .arg(&self.store_dir)
             .arg("-l")
             .arg(&self.log_file)
+            .args(
+                self.config_file
+                    .iter()
+                    .flat_map(|c| [std::ffi::OsStr::new("-c"), c.as_os_str()]),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -145,7 +170,8 @@ impl NatsServer {
         );
     }
 
-    fn log(&self) -> String {
+    /// What the server logged so far (permission violations among it).
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_file).unwrap_or_default()
     }
 

@@ -70,7 +70,7 @@ pub enum Command {
     #[command(subcommand)]
     Repo(RepoCommand),
     /// Run every service in one process, on a running nats-server.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Apply Argo CD's declarative setup: Applications, AppProjects, cluster, repository
     /// and repo-creds Secrets, argocd-cm, argocd-rbac-cm, argocd-secret.
     Apply(ApplyArgs),

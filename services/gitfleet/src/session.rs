@@ -279,6 +279,38 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 100)]
         limit: u64,
     },
+    /// Make (or keep) one NATS user per service, and the nats-server configuration that
+    /// gives each only its role's permissions: `<role>.nk` seed files (each service's
+    /// `--nats-nkey`, `gitfleet up --nats-identities DIR`) and `authorization.conf` (for
+    /// `nats-server -c`, or to include in its configuration). Existing seeds are kept.
+    BusIdentities {
+        /// Where the seeds and the server configuration go.
+        dir: std::path::PathBuf,
+        /// The prefix the services use (`--prefix`): permissions name its subjects.
+        #[arg(long, env = "GITFLEET_PREFIX", default_value = "gf")]
+        prefix: String,
+    },
+}
+
+/// The identities in `dir`, made when there are none, and the server configuration for
+/// them under `prefix` written beside them.
+pub fn bus_identities(dir: &std::path::Path, prefix: &str) -> Result<gitfleet_bus::Identities> {
+    let topology = gitfleet_bus::Topology::new(prefix).map_err(|e| Error::Usage(e.to_string()))?;
+    let identities = if dir.join("admin.nk").exists() {
+        gitfleet_bus::Identities::read_dir(dir).map_err(Error::Usage)?
+    } else {
+        let ids = gitfleet_bus::Identities::generate();
+        ids.write_dir(dir)
+            .map_err(|e| Error::Usage(format!("writing {}: {e}", dir.display())))?;
+        ids
+    };
+    let conf = dir.join("authorization.conf");
+    std::fs::write(
+        &conf,
+        topology.server_authorization(&identities.public_keys()),
+    )
+    .map_err(|e| Error::Usage(format!("writing {}: {e}", conf.display())))?;
+    Ok(identities)
 }
 
 /// The admin password made at the first start, while it is kept (until changed).
@@ -350,6 +382,16 @@ pub async fn admin(cmd: &AdminCommand, out: &mut dyn Write) -> Result<i32> {
                     ),
                 )?;
             }
+        }
+        AdminCommand::BusIdentities { dir, prefix } => {
+            bus_identities(dir, prefix)?;
+            output::write(
+                out,
+                &format!(
+                    "NATS users for every service in {d}: <role>.nk seeds, and {d}/authorization.conf for nats-server\n",
+                    d = dir.display()
+                ),
+            )?;
         }
         AdminCommand::InitialPassword { bus } => {
             let bus = gitfleet_bus::connect(&bus.config("gitfleet-admin"))

@@ -42,6 +42,11 @@ pub struct UpArgs {
     /// Periodic re-comparison of every app, in seconds (Argo CD: 120, plus jitter).
     #[arg(long, default_value_t = 120)]
     pub refresh_seconds: u64,
+    /// A locked bus: the folder of per-service NATS users (`gitfleet admin
+    /// bus-identities DIR`); each service connects as its own user, this process's own
+    /// calls as the admin.
+    #[arg(long)]
+    pub nats_identities: Option<PathBuf>,
     /// A directory (or file) of Argo CD's declarative setup to apply at start, as admin:
     /// the bootstrap path, before any user exists.
     #[arg(long = "config")]
@@ -109,12 +114,25 @@ pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
         .unwrap_or_else(|| args.state_dir.join("credentials.key"));
     let key = gitfleet_bus::CredentialKey::load_or_create(&key_file)
         .map_err(|e| Error::Usage(e.to_string()))?;
+    let key = std::sync::Arc::new(key);
     let mut bus_config = args.bus.config("gitfleet-up");
     bus_config.credentials_key_file = None;
-    let bus = gitfleet_bus::connect(&bus_config)
-        .await
-        .map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?
-        .with_credentials_key(std::sync::Arc::new(key));
+    let connecting = |e: gitfleet_bus::BusError| Error::Usage(format!("connecting to nats: {e}"));
+    let buses = match &args.nats_identities {
+        Some(dir) => {
+            let ids = gitfleet_bus::Identities::read_dir(dir).map_err(Error::Usage)?;
+            gitfleet_stack::ServiceBuses::connect_locked(&bus_config, &ids, Some(key))
+                .await
+                .map_err(connecting)?
+        }
+        None => gitfleet_stack::ServiceBuses::shared(
+            gitfleet_bus::connect(&bus_config)
+                .await
+                .map_err(connecting)?
+                .with_credentials_key(key),
+        ),
+    };
+    let bus = buses.admin.clone();
     let member = format!("up-{}", std::process::id());
     let mut cfg = StackConfig::new(member, args.state_dir.join("mirrors"));
     cfg.grpc_addr = args.grpc;
@@ -122,7 +140,7 @@ pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
     cfg.webhooks = args.webhooks.clone();
     cfg.poll_interval = Duration::from_secs(args.poll_seconds);
     cfg.refresh_interval = Duration::from_secs(args.refresh_seconds);
-    let mut stack = gitfleet_stack::start(cfg, bus.clone())
+    let mut stack = gitfleet_stack::start_with(cfg, buses)
         .await
         .map_err(|e| Error::Usage(format!("starting the services: {e}")))?;
     let grpc = stack.grpc_addr.expect("the gateway runs in `up`");

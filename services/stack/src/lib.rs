@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gitfleet_bus::Bus;
+use std::sync::Arc;
+
+use gitfleet_bus::{Bus, CredentialKey, Identities, Role};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -113,10 +115,78 @@ fn spawn<E: std::fmt::Display>(
     });
 }
 
-/// Starts the chosen services; returns once the git watcher, renderer and diff worker have
-/// their subscriptions (the gateway is bound), so callers need not wait for readiness.
+/// The bus each service talks through: one connection for all, or, on a locked bus, one
+/// per service as its own NATS user ([`gitfleet_bus::permissions`]).
+#[derive(Debug, Clone)]
+pub struct ServiceBuses {
+    /// Makes the topology.
+    pub admin: Bus,
+    pub git_watcher: Bus,
+    pub renderer: Bus,
+    pub diff_worker: Bus,
+    pub sync_executor: Bus,
+    pub api_gateway: Bus,
+    pub notifier: Bus,
+}
+
+impl ServiceBuses {
+    pub fn shared(bus: Bus) -> Self {
+        ServiceBuses {
+            admin: bus.clone(),
+            git_watcher: bus.clone(),
+            renderer: bus.clone(),
+            diff_worker: bus.clone(),
+            sync_executor: bus.clone(),
+            api_gateway: bus.clone(),
+            notifier: bus,
+        }
+    }
+
+    /// One connection per role with its NKey from `identities`; only the roles that
+    /// use credentials get `key`.
+    pub async fn connect_locked(
+        config: &gitfleet_bus::BusConfig,
+        identities: &Identities,
+        key: Option<Arc<CredentialKey>>,
+    ) -> Result<Self, gitfleet_bus::BusError> {
+        let connect = |role: Role| {
+            let mut c = config.clone();
+            c.creds_file = None;
+            c.nkey_file = None;
+            c.credentials_key_file = None;
+            c.nkey_seed = Some(identities.seed(role).to_owned());
+            c.name = format!("{} {}", config.name, role.name());
+            let key = key.clone().filter(|_| role.holds_credentials_key());
+            async move {
+                let bus = gitfleet_bus::connect(&c).await?;
+                Ok::<_, gitfleet_bus::BusError>(match key {
+                    Some(key) => bus.with_credentials_key(key),
+                    None => bus,
+                })
+            }
+        };
+        Ok(ServiceBuses {
+            admin: connect(Role::Admin).await?,
+            git_watcher: connect(Role::GitWatcher).await?,
+            renderer: connect(Role::Renderer).await?,
+            diff_worker: connect(Role::DiffWorker).await?,
+            sync_executor: connect(Role::SyncExecutor).await?,
+            api_gateway: connect(Role::ApiGateway).await?,
+            notifier: connect(Role::Notifier).await?,
+        })
+    }
+}
+
+/// Starts the chosen services on one bus connection; see [`start_with`].
 pub async fn start(cfg: StackConfig, bus: Bus) -> Result<Stack, Error> {
-    bus.ensure().await?;
+    start_with(cfg, ServiceBuses::shared(bus)).await
+}
+
+/// Starts the chosen services, each on its bus; returns once the git watcher, renderer
+/// and diff worker have their subscriptions (the gateway is bound), so callers need not
+/// wait for readiness.
+pub async fn start_with(cfg: StackConfig, buses: ServiceBuses) -> Result<Stack, Error> {
+    buses.admin.ensure().await?;
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let s = cfg.services;
@@ -134,19 +204,23 @@ pub async fn start(cfg: StackConfig, bus: Bus) -> Result<Stack, Error> {
         spawn(
             &mut tasks,
             "api-gateway",
-            api_gateway::serve(gw, listeners, bus.clone(), shutdown.clone()),
+            api_gateway::serve(gw, listeners, buses.api_gateway.clone(), shutdown.clone()),
         );
     }
     if s.git_watcher {
         let mut c = git_watcher::Config::new(&cfg.mirror_dir);
         c.poll_interval = cfg.poll_interval;
         c.poll_jitter = cfg.poll_interval / 2;
-        let running = git_watcher::start(c, bus.clone(), shutdown.clone()).await?;
+        let running = git_watcher::start(c, buses.git_watcher.clone(), shutdown.clone()).await?;
         spawn(&mut tasks, "git-watcher", running.wait());
     }
     if s.renderer {
-        let running =
-            renderer::start(renderer::Config::default(), bus.clone(), shutdown.clone()).await?;
+        let running = renderer::start(
+            renderer::Config::default(),
+            buses.renderer.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         spawn(&mut tasks, "renderer", running.wait());
     }
     if s.diff_worker {
@@ -155,7 +229,7 @@ pub async fn start(cfg: StackConfig, bus: Bus) -> Result<Stack, Error> {
         c.refresh_jitter = cfg.refresh_interval / 2;
         c.member_ttl = cfg.ownership_ttl;
         c.lease_ttl = cfg.ownership_ttl;
-        let running = diff_worker::start(c, bus.clone(), shutdown.clone()).await?;
+        let running = diff_worker::start(c, buses.diff_worker.clone(), shutdown.clone()).await?;
         spawn(&mut tasks, "diff-worker", running.wait());
     }
     if s.sync_executor {
@@ -166,7 +240,7 @@ pub async fn start(cfg: StackConfig, bus: Bus) -> Result<Stack, Error> {
         spawn(
             &mut tasks,
             "sync-executor",
-            sync_executor::run(c, bus.clone(), shutdown.clone()),
+            sync_executor::run(c, buses.sync_executor.clone(), shutdown.clone()),
         );
     }
     if s.notifier {
@@ -177,7 +251,7 @@ pub async fn start(cfg: StackConfig, bus: Bus) -> Result<Stack, Error> {
         spawn(
             &mut tasks,
             "notifier",
-            notifier::run(c, bus.clone(), shutdown.clone()),
+            notifier::run(c, buses.notifier.clone(), shutdown.clone()),
         );
     }
     Ok(Stack {

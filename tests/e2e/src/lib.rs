@@ -4,12 +4,13 @@
 //! Tests read as the user's story: given a repo, when the app is created and synced, then
 //! the cluster holds the objects and the app reports Synced and Healthy.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use cluster_sim::{ClusterConfig, Sim, SimConfig};
 use gitfleet_bus::testkit::NatsServer;
-use gitfleet_bus::{Bucket, Bus, subject_token};
-use gitfleet_stack::{Stack, StackConfig};
+use gitfleet_bus::{Bucket, Bus, Identities, Role, subject_token};
+use gitfleet_stack::{ServiceBuses, Stack, StackConfig};
 use serde_json::{Value, json};
 
 pub use gitfleet_gitkit::{GitDaemon, Upstream};
@@ -28,6 +29,9 @@ impl Default for Timings {
         }
     }
 }
+
+/// Where a sandbox keeps its services' NKey seeds (`<role>.nk`), in its work folder.
+const IDENTITIES: &str = "nats-identities";
 
 pub struct Sandbox {
     pub nats: NatsServer,
@@ -63,17 +67,33 @@ impl Sandbox {
         services: gitfleet_stack::Services,
     ) -> Sandbox {
         init_tracing();
-        let nats = NatsServer::start();
         let work = tempfile::tempdir().expect("tempdir");
+        // A locked bus, as a deployment has: each service its own NATS user with its
+        // role's permissions (the sandbox itself connects as the admin).
+        let prefix = gitfleet_bus::testkit::unique_prefix();
+        let identities = Identities::generate();
+        identities
+            .write_dir(&work.path().join(IDENTITIES))
+            .expect("writing the NATS identities");
+        let topology = gitfleet_bus::Topology::new(&prefix).expect("prefix");
+        let nats = NatsServer::start_locked(&topology, &identities);
         // Connected the way services connect (reconnecting forever), so a test may
         // restart the server under it; credentials sealed with a key of this sandbox,
         // which the nodes it spawns read too.
         let mut bus_config = gitfleet_bus::BusConfig::new(nats.url());
-        bus_config.prefix = gitfleet_bus::testkit::unique_prefix();
+        bus_config.prefix = prefix;
+        bus_config.nkey_seed = Some(identities.seed(Role::Admin).to_owned());
         let key_file = work.path().join("credentials.key");
-        gitfleet_bus::CredentialKey::load_or_create(&key_file).expect("credentials key");
-        bus_config.credentials_key_file = Some(key_file);
-        let bus = gitfleet_bus::connect(&bus_config).await.expect("bus");
+        let key = Arc::new(
+            gitfleet_bus::CredentialKey::load_or_create(&key_file).expect("credentials key"),
+        );
+        let bus = gitfleet_bus::connect(&bus_config)
+            .await
+            .expect("bus")
+            .with_credentials_key(key.clone());
+        let buses = ServiceBuses::connect_locked(&bus_config, &identities, Some(key))
+            .await
+            .expect("service buses");
         let sim = Sim::start(SimConfig {
             tls: true,
             cluster: ClusterConfig {
@@ -106,7 +126,7 @@ impl Sandbox {
         let mut cfg = sb.stack_config("one");
         cfg.services = services;
         sb.stack = Some(
-            gitfleet_stack::start(cfg, sb.bus.clone())
+            gitfleet_stack::start_with(cfg, buses)
                 .await
                 .expect("services start"),
         );
@@ -129,6 +149,8 @@ impl Sandbox {
             .args(["--services", services, "--ttl-seconds", "2"])
             .arg("--credentials-key-file")
             .arg(self.work.path().join("credentials.key"))
+            .arg("--nats-identities")
+            .arg(self.work.path().join(IDENTITIES))
             .arg("--work-dir")
             .arg(self.work.path().join(format!("node-{member}")))
             .stdout(std::process::Stdio::piped())
@@ -470,5 +492,15 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+impl Drop for Sandbox {
+    /// What the locked bus refused, so a test that fails for want of a permission says
+    /// which (the server names the connection: `<member> <role>`).
+    fn drop(&mut self) {
+        for line in self.nats.log().lines().filter(|l| l.contains("Violation")) {
+            eprintln!("nats-server: {line}");
+        }
     }
 }

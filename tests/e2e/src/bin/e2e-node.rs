@@ -22,6 +22,9 @@ struct Args {
     ttl_seconds: u64,
     #[arg(long)]
     work_dir: PathBuf,
+    /// A folder of per-role NKey seeds: each service connects as its own user.
+    #[arg(long)]
+    nats_identities: Option<PathBuf>,
 }
 
 fn main() {
@@ -48,10 +51,22 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let bus = gitfleet_bus::connect(&args.bus.config(&format!("e2e-node-{member}")))
-            .await
-            .expect("bus");
-        let mut stack = gitfleet_stack::start(cfg, bus)
+        let config = args.bus.config(&format!("e2e-node-{member}"));
+        let buses = match &args.nats_identities {
+            Some(dir) => {
+                let ids = gitfleet_bus::Identities::read_dir(dir).expect("identities");
+                let key = config.credentials_key_file.as_ref().map(|path| {
+                    std::sync::Arc::new(gitfleet_bus::CredentialKey::load(path).expect("key"))
+                });
+                gitfleet_stack::ServiceBuses::connect_locked(&config, &ids, key)
+                    .await
+                    .expect("bus")
+            }
+            None => gitfleet_stack::ServiceBuses::shared(
+                gitfleet_bus::connect(&config).await.expect("bus"),
+            ),
+        };
+        let mut stack = gitfleet_stack::start_with(cfg, buses)
             .await
             .expect("services start");
         println!("ready");
