@@ -6,7 +6,7 @@
 //! acked only then: a crash mid-sync means redelivery, and syncs are idempotent.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,8 +33,6 @@ pub struct Shared {
     pub clusters: RwLock<HashMap<String, Arc<ClusterRuntime>>>,
     /// Bumped when `clusters` changes, for operations waiting for their cluster.
     pub clusters_version: watch::Sender<u64>,
-    /// Largest fencing token seen per (group, app partition).
-    fencing: Mutex<HashMap<(String, u32), u64>>,
     /// Operations queued or running here, so a redelivery of one is not run twice.
     inflight: Arc<Inflight>,
     pub operations: jetstream::kv::Store,
@@ -53,7 +51,6 @@ impl Shared {
             config,
             clusters: RwLock::new(HashMap::new()),
             clusters_version: watch::channel(0).0,
-            fencing: Mutex::new(HashMap::new()),
             inflight: Arc::default(),
             operations,
             cancel,
@@ -231,10 +228,10 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
     match check_fencing(shared, op).await {
         Ok(None) => {}
         Ok(Some(current)) => {
-            tracing::warn!(app = %op.app, cluster = %rt.name, token = op.fencing.revision, current, "refusing operation with a stale fencing token");
+            tracing::warn!(app = %op.app, cluster = %rt.name, token = op.fencing.revision, current, "refusing an operation whose fencing token is not the current lease's");
             operation.phase = OperationPhase::Error;
             operation.message = format!(
-                "stale fencing token {} (current lease token {current}): the operation came from a former owner of app {}",
+                "fencing token {} is not the current lease's ({current}): the operation did not come from the owner of app {}",
                 op.fencing.revision, op.app
             );
             operation.finished_at = Some(now());
@@ -398,7 +395,12 @@ fn retry_delay(op: &SyncOperation, outcome: &Outcome, retry_count: i64) -> Optio
     Some(retry.effective_backoff().delay(attempt))
 }
 
-/// `Ok(Some(current))` when the operation's token is older than the current one.
+/// `Ok(Some(current))` when the operation's token is not the current lease's (`0`: no
+/// one holds the app's partition). Only the exact token is accepted, and nothing is
+/// remembered from an operation: a forged token above the lease's is refused like a
+/// stale one and cannot shut out the real owner. An operation with no token (0) is
+/// accepted only while no one holds the partition (no diff worker runs: nobody else can
+/// be acting for the app).
 async fn check_fencing(shared: &Shared, op: &SyncOperation) -> Result<Option<u64>, String> {
     let group = if op.fencing.group.is_empty() {
         DIFF_WORKERS.to_string()
@@ -409,14 +411,8 @@ async fn check_fencing(shared: &Shared, op: &SyncOperation) -> Result<Option<u64
     let lease = read_lease(&shared.bus, &group, p)
         .await
         .map_err(|e| gitfleet_messages::error_chain(&e))?;
-    let mut seen = shared.fencing.lock().unwrap_or_else(|e| e.into_inner());
-    let known = seen.entry((group, p)).or_insert(0);
-    let current = (*known).max(lease.map_or(0, |l| l.token));
-    if op.fencing.revision < current {
-        return Ok(Some(current));
-    }
-    *known = current.max(op.fencing.revision);
-    Ok(None)
+    let current = lease.map_or(0, |l| l.token);
+    Ok((op.fencing.revision != current).then_some(current))
 }
 
 /// Records the final state, announces it, then acks.

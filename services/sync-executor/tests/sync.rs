@@ -266,7 +266,8 @@ async fn stale_fencing_tokens_are_refused() {
     let refused = sync(&bus, &stale).await;
     assert_eq!(refused.phase, OperationPhase::Error, "{refused:?}");
     assert!(
-        refused.message.contains("stale fencing token"),
+        refused.message.contains("fencing token")
+            && refused.message.contains("not the current lease's"),
         "{}",
         refused.message
     );
@@ -274,6 +275,12 @@ async fn stale_fencing_tokens_are_refused() {
         applies(&sim, 0).is_empty(),
         "a refused operation must not touch the cluster"
     );
+    // A token above the lease's (forged) is refused too, and does not shut out the owner.
+    let mut forged = op("op-3", "fenced", "c0", vec![namespace("f")]);
+    forged.fencing.partition = p;
+    forged.fencing.revision = u64::MAX;
+    assert_eq!(sync(&bus, &forged).await.phase, OperationPhase::Error);
+    assert!(applies(&sim, 0).is_empty());
 
     let mut current = op("op-2", "fenced", "c0", vec![namespace("f")]);
     current.fencing.partition = p;

@@ -10,7 +10,8 @@
 //! The fencing token of a lease is the KV revision at which it was acquired. Revisions
 //! are stream sequences, so a later holder always has a larger token than any earlier
 //! one; the token stays fixed while the lease is renewed. Whoever receives work from a
-//! holder keeps the largest token seen per partition and refuses smaller ones.
+//! holder reads the lease and accepts exactly its token: an older one came from a former
+//! holder, a larger one from no holder at all.
 //!
 //! When a member dies its keys expire on the server after their TTL; the server then
 //! writes a tombstone that every watcher sees, so the survivors recompute ownership and
