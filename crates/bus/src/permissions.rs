@@ -42,11 +42,12 @@ impl Role {
 
     /// Whether the role holds the key credentials are sealed with: those that use
     /// credentials (the git watcher and the sync executors), the gateway that stores them,
-    /// and the admin.
+    /// the renderer (which seals its cache of rendered manifests, Secrets among them: only
+    /// it may read that bucket, and it cannot read the credentials buckets), and the admin.
     pub fn holds_credentials_key(self) -> bool {
         matches!(
             self,
-            Role::GitWatcher | Role::SyncExecutor | Role::ApiGateway | Role::Admin
+            Role::GitWatcher | Role::SyncExecutor | Role::ApiGateway | Role::Renderer | Role::Admin
         )
     }
 

@@ -196,6 +196,55 @@ impl CredentialKey {
     }
 }
 
+/// What a sealed byte value starts with (then the key id, nonce, ciphertext and tag).
+const SEALED_BYTES_MAGIC: &[u8] = b"gitfleet-sealed-bytes:v1:";
+
+impl CredentialKey {
+    /// Seals a whole value (a cached render that may hold a Secret's data), bound to
+    /// `context` (its key).
+    pub fn seal_bytes(&self, plain: &[u8], context: &str) -> Vec<u8> {
+        let mut data = plain.to_vec();
+        let nonce = self
+            .key
+            .seal_in_place_append_tag(Aad::from(context.as_bytes()), &mut data)
+            .expect("AES-GCM sealing of an in-memory buffer does not fail");
+        let mut out = Vec::with_capacity(SEALED_BYTES_MAGIC.len() + 9 + NONCE_LEN + data.len());
+        out.extend_from_slice(SEALED_BYTES_MAGIC);
+        out.extend_from_slice(self.id.as_bytes());
+        out.push(b':');
+        out.extend_from_slice(nonce.as_ref());
+        out.extend_from_slice(&data);
+        out
+    }
+
+    /// Opens what [`CredentialKey::seal_bytes`] sealed for `context`; bytes that were
+    /// not sealed are returned as they are.
+    pub fn open_bytes(&self, value: &[u8], context: &str) -> Result<Vec<u8>, SealError> {
+        let Some(rest) = value.strip_prefix(SEALED_BYTES_MAGIC) else {
+            return Ok(value.to_vec());
+        };
+        let id_len = self.id.len();
+        if rest.len() < id_len + 1 + NONCE_LEN || rest[id_len] != b':' {
+            return Err(SealError::Malformed("too short"));
+        }
+        if &rest[..id_len] != self.id.as_bytes() {
+            return Err(SealError::OtherKey {
+                found: String::from_utf8_lossy(&rest[..id_len]).into_owned(),
+                ours: self.id.clone(),
+            });
+        }
+        let body = &rest[id_len + 1..];
+        let nonce = Nonce::try_assume_unique_for_key(&body[..NONCE_LEN])
+            .map_err(|_| SealError::Malformed("bad nonce"))?;
+        let mut data = body[NONCE_LEN..].to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut data)
+            .map_err(|_| SealError::Tampered)?;
+        Ok(plain.to_vec())
+    }
+}
+
 /// Which strings of a stored document are credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sealing {
@@ -443,6 +492,26 @@ mod tests {
         let err = CredentialKey::load(&path).unwrap_err();
         assert!(err.to_string().contains("credentials.key"), "{err}");
         assert!(!format!("{made:?}").contains("key:"), "{made:?}");
+    }
+
+    #[test]
+    fn sealed_bytes_open_only_with_their_key_and_context() {
+        let (key, _) = CredentialKey::generate();
+        let (other, _) = CredentialKey::generate();
+        let plain = b"kind: Secret\ndata: {password: czNjcjN0}";
+        let sealed = key.seal_bytes(plain, "k1");
+        assert!(!sealed.windows(8).any(|w| w == b"czNjcjN0"));
+        assert_eq!(key.open_bytes(&sealed, "k1").unwrap(), plain);
+        assert!(matches!(
+            key.open_bytes(&sealed, "k2"),
+            Err(SealError::Tampered)
+        ));
+        assert!(matches!(
+            other.open_bytes(&sealed, "k1"),
+            Err(SealError::OtherKey { .. })
+        ));
+        assert!(key.open_bytes(&sealed[..30], "k1").is_err());
+        assert_eq!(key.open_bytes(plain, "k1").unwrap(), plain);
     }
 
     #[test]

@@ -195,15 +195,7 @@ pub fn diff_text(
 /// them: the diff reaches the user's terminal.
 fn removal_yaml(v: &Value) -> String {
     let mut v = v.clone();
-    if v.get("kind").and_then(Value::as_str) == Some("Secret") {
-        for field in ["data", "stringData"] {
-            if let Some(map) = v.get_mut(field).and_then(Value::as_object_mut) {
-                for value in map.values_mut() {
-                    *value = Value::String("++++++++".to_string());
-                }
-            }
-        }
-    }
+    crate::diff::hide_secret_data(&mut v);
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
     }

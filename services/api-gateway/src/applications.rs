@@ -335,8 +335,22 @@ impl Applications {
     }
 
     /// `app manifests`: rendered from Git (`source` "git" or empty, at `revision` if
-    /// given), or the live objects (`source` "live").
+    /// given), or the live objects (`source` "live"); a Secret's values hidden, as Argo CD
+    /// hides them.
     pub async fn manifests(
+        &self,
+        name: &str,
+        source: &str,
+        revision: &str,
+    ) -> Result<Vec<serde_json::Value>> {
+        let mut objects = self.manifests_unmasked(name, source, revision).await?;
+        objects
+            .iter_mut()
+            .for_each(gitfleet_engine::diff::hide_secret_data);
+        Ok(objects)
+    }
+
+    async fn manifests_unmasked(
         &self,
         name: &str,
         source: &str,

@@ -217,19 +217,38 @@ impl ContentCache {
 
     /// The result kept under `key`: in KV, else (a large one) in the object store.
     async fn read_result(&self, key: &str) -> Option<Bytes> {
+        let mut kept = None;
         if let Some(kv) = &self.results_kv {
             match kv.get(key).await {
-                Ok(Some(body)) => return Some(body),
+                Ok(Some(body)) => kept = Some(body),
                 Ok(None) => {}
                 Err(err) => tracing::debug!(key, error = %err, "reading a kept result failed"),
             }
         }
-        read_object(self.results_store.as_ref()?, key).await
+        if kept.is_none() {
+            kept = read_object(self.results_store.as_ref()?, key).await;
+        }
+        let kept = kept?;
+        match self.bus.credentials_key() {
+            Some(sealing) => match sealing.open_bytes(&kept, key) {
+                Ok(plain) => Some(Bytes::from(plain)),
+                Err(err) => {
+                    tracing::debug!(key, error = %err, "a kept result does not open; rendering");
+                    None
+                }
+            },
+            None => Some(kept),
+        }
     }
 
     /// Keeps `body` under `key`: in KV when it fits in one message, else in the object
-    /// store. Same key, same bytes, so a result already kept is not written again.
+    /// store. Same key, same bytes, so a result already kept is not written again. Sealed
+    /// when this renderer holds the credentials key: a render may hold a Secret's data.
     async fn write_result(&self, key: &str, body: Bytes) {
+        let body = match self.bus.credentials_key() {
+            Some(sealing) => Bytes::from(sealing.seal_bytes(&body, key)),
+            None => body,
+        };
         let written = if body.len() <= self.bus.payload_limit() {
             let Some(kv) = &self.results_kv else { return };
             if matches!(kv.get(key).await, Ok(Some(_))) {

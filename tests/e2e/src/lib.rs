@@ -235,12 +235,14 @@ impl Sandbox {
             .kv(Bucket::Clusters)
             .await
             .expect("clusters bucket");
-        kv.put(
-            subject_token(name),
-            serde_json::to_vec(&cluster).unwrap().into(),
-        )
-        .await
-        .expect("register cluster");
+        // Sealed, as the gateway stores it.
+        let body = self
+            .bus
+            .encode_document(Bucket::Clusters, name, &cluster)
+            .expect("sealing the cluster's credentials");
+        kv.put(subject_token(name), body.into())
+            .await
+            .expect("register cluster");
     }
 
     /// The app's status as the diff worker last wrote it.

@@ -350,6 +350,46 @@ fn mask_change(path: &Path, desired: &mut Option<Value>, live: &mut Option<Value
     }
 }
 
+/// One object as a user may see it, as Argo CD's `HideSecretData` shows it alone: a core
+/// `Secret`'s `stringData` folded into `data` (base64, as the API server stores it), every
+/// value replaced by `++++++++`, and a `last-applied-configuration` annotation (which
+/// holds the values too) replaced whole. Other objects are left as they are.
+pub fn hide_secret_data(obj: &mut Value) {
+    use base64::Engine as _;
+    let is_secret = obj.get("kind").and_then(Value::as_str) == Some("Secret")
+        && obj.get("apiVersion").and_then(Value::as_str) == Some("v1");
+    let Some(map) = obj.as_object_mut().filter(|_| is_secret) else {
+        return;
+    };
+    if let Some(Value::Object(string_data)) = map.remove("stringData") {
+        let data = map
+            .entry("data")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(data) = data {
+            for (k, v) in string_data {
+                let encoded = match v {
+                    Value::String(s) => {
+                        Value::String(base64::engine::general_purpose::STANDARD.encode(s))
+                    }
+                    other => other,
+                };
+                data.insert(k, encoded);
+            }
+        }
+    }
+    if let Some(Value::Object(data)) = map.get_mut("data") {
+        data.values_mut()
+            .for_each(|v| *v = Value::String(SECRET_MASK.into()));
+    }
+    if let Some(Value::Object(annotations)) = map
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+        && let Some(v) = annotations.get_mut("kubectl.kubernetes.io/last-applied-configuration")
+    {
+        *v = Value::String(SECRET_MASK.into());
+    }
+}
+
 fn mask_secret(desired: &mut Value, live: &mut Value) {
     let live_data = live.get("data").cloned();
     if let Some(Value::Object(d)) = desired.get_mut("data") {
@@ -564,5 +604,34 @@ impl Walker<'_> {
             path.0.pop();
             keys.pop();
         }
+    }
+}
+
+#[cfg(test)]
+mod hide_tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_shown_alone_keeps_its_keys_not_its_values() {
+        let mut secret = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"a\":\"czNjcjN0\"}}"}},
+            "data": {"a": "czNjcjN0"},
+            "stringData": {"b": "plain-secret"},
+        });
+        hide_secret_data(&mut secret);
+        let text = secret.to_string();
+        assert!(
+            !text.contains("czNjcjN0") && !text.contains("plain-secret"),
+            "{text}"
+        );
+        assert_eq!(secret["data"]["a"], SECRET_MASK);
+        assert_eq!(secret["data"]["b"], SECRET_MASK);
+        assert!(secret.get("stringData").is_none());
+        // Not a core Secret: untouched.
+        let mut other = serde_json::json!({"apiVersion": "example.com/v1", "kind": "Secret", "data": {"a": "x"}});
+        hide_secret_data(&mut other);
+        assert_eq!(other["data"]["a"], "x");
     }
 }
