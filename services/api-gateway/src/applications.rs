@@ -29,6 +29,7 @@ const POLL: Duration = Duration::from_millis(100);
 
 pub struct Applications {
     bus: Bus,
+    index: crate::app_index::AppIndex,
     config: Config,
     apps: Store,
     status: Store,
@@ -44,8 +45,10 @@ impl Applications {
         config: Config,
         projects: Arc<Projects>,
         auth: Arc<Auth>,
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<Self> {
         Ok(Applications {
+            index: crate::app_index::AppIndex::start(&bus, shutdown).await?,
             projects,
             auth,
             apps: Store::open(&bus, Bucket::Applications, "application").await?,
@@ -101,19 +104,28 @@ impl Applications {
         self.with_status(app).await
     }
 
-    pub async fn list(&self, filter: &ListApplicationsRequest) -> Result<Vec<Application>> {
-        let filter = Filter::parse(filter)?;
-        let mut out = Vec::new();
-        for app in self.apps.list::<Application>().await? {
-            if !filter.matches_spec(&app) {
-                continue;
-            }
-            let app = self.with_status(app).await?;
-            if filter.matches_status(&app) {
-                out.push(app);
-            }
-        }
-        Ok(out)
+    /// One page of the apps `req` selects that `visible` lets the caller see, from the
+    /// index (never the buckets): filters first, then RBAC on what passed them, until the
+    /// page is full.
+    pub async fn list<V, F>(
+        &self,
+        req: &ListApplicationsRequest,
+        visible: V,
+    ) -> Result<crate::app_index::Page>
+    where
+        V: FnMut(Application) -> F,
+        F: std::future::Future<Output = Result<Option<Application>>>,
+    {
+        let filter = Filter::parse(req)?;
+        let after = non_empty(&req.r#continue);
+        self.index
+            .page(
+                after,
+                req.limit as usize,
+                |app, status| filter.matches_spec(app) && filter.matches_status(status),
+                visible,
+            )
+            .await
     }
 
     pub async fn delete(&self, name: &str, cascade: bool) -> Result<()> {
@@ -526,6 +538,11 @@ struct Filter {
     health: Option<HealthStatusCode>,
     project: String,
     labels: Vec<(String, String)>,
+    /// Server URL or name.
+    cluster: String,
+    namespace: String,
+    /// Normalised as project rules normalise URLs.
+    repo: String,
 }
 
 impl Filter {
@@ -558,26 +575,43 @@ impl Filter {
             health,
             project: req.project.clone(),
             labels,
+            cluster: req.cluster.trim_end_matches('/').to_owned(),
+            namespace: req.namespace.clone(),
+            repo: gitfleet_engine::project::normalize_git_url(&req.repo),
         })
     }
 
     fn matches_spec(&self, app: &Application) -> bool {
+        let dest = &app.spec.destination;
         (self.project.is_empty() || app.spec.project_or_default() == self.project)
             && self
                 .labels
                 .iter()
                 .all(|(k, v)| app.metadata.labels.get(k) == Some(v))
+            && (self.cluster.is_empty()
+                || dest.server.trim_end_matches('/') == self.cluster
+                || dest.name == self.cluster)
+            && (self.namespace.is_empty() || dest.namespace == self.namespace)
+            && (self.repo.is_empty()
+                || app
+                    .spec
+                    .effective_sources()
+                    .iter()
+                    .any(|s| gitfleet_engine::project::normalize_git_url(&s.repo_url) == self.repo))
     }
 
-    fn matches_status(&self, app: &Application) -> bool {
-        let (sync, health) = codes(app);
+    fn matches_status(&self, status: Option<&ApplicationStatus>) -> bool {
+        let (sync, health) = status_codes(status);
         self.sync.is_none_or(|s| s == sync) && self.health.is_none_or(|h| h == health)
     }
 }
 
 /// An app's sync and health codes; Unknown until a diff worker has looked at it.
 pub fn codes(app: &Application) -> (SyncStatusCode, HealthStatusCode) {
-    let status = app.status.as_ref();
+    status_codes(app.status.as_ref())
+}
+
+fn status_codes(status: Option<&ApplicationStatus>) -> (SyncStatusCode, HealthStatusCode) {
     (
         status
             .and_then(|s| s.sync.as_ref())
@@ -640,19 +674,22 @@ impl ApplicationService for Applications {
         &self,
         request: Request<ListApplicationsRequest>,
     ) -> Result<Response<ListApplicationsResponse>, Status> {
-        let mut decisions = self.auth.decisions(self.auth.identity(&request).await?);
-        let mut visible = Vec::new();
-        for app in Applications::list(self, request.get_ref()).await? {
+        let decisions =
+            tokio::sync::Mutex::new(self.auth.decisions(self.auth.identity(&request).await?));
+        let decisions = &decisions;
+        let page = Applications::list(self, request.get_ref(), |app| async move {
             let object = format!("{}/{}", app.spec.project_or_default(), app.metadata.name);
-            if decisions
-                .can(resources::APPLICATIONS, actions::GET, &object)
+            let mut d = decisions.lock().await;
+            Ok(d.can(resources::APPLICATIONS, actions::GET, &object)
                 .await?
-            {
-                visible.push(app);
-            }
-        }
-        let items_json = visible.iter().map(to_json).collect::<Result<Vec<_>>>()?;
-        Ok(Response::new(ListApplicationsResponse { items_json }))
+                .then_some(app))
+        })
+        .await?;
+        let items_json = page.apps.iter().map(to_json).collect::<Result<Vec<_>>>()?;
+        Ok(Response::new(ListApplicationsResponse {
+            items_json,
+            r#continue: page.next.unwrap_or_default(),
+        }))
     }
 
     async fn delete(

@@ -733,3 +733,74 @@ async fn the_rbac_config_map_is_applied_and_a_bad_one_does_not_stop_the_next() {
     }
     assert_eq!(can(dev, "sync", "applications", "team/web").await, "yes");
 }
+
+/// A caller who may see some apps gets full pages of those only: RBAC is decided on what
+/// the filters let through, a batch at a time, and the pages follow on.
+#[tokio::test]
+async fn list_pages_hold_only_what_the_caller_may_see() {
+    let gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    let apps = ApplicationServiceClient::new(gw.conn(Some(&admin)));
+    for name in ["x0", "x1", "x2", "x3", "y0", "y1", "y2", "y3", "y4", "z0"] {
+        apps.clone()
+            .create(CreateApplicationRequest {
+                manifest_yaml: app(name),
+                upsert: false,
+            })
+            .await
+            .unwrap();
+    }
+    let kv = gw.bus.kv(Bucket::Settings).await.unwrap();
+    kv.put(
+        subject_token("argocd-rbac-cm"),
+        serde_json::to_vec(&serde_json::json!({
+            "policy.csv": "p, role:ys, applications, get, default/y*, allow\np, role:ys, applications, get, default/y3, deny\ng, myorg:ys, role:ys\n",
+        }))
+        .unwrap()
+        .into(),
+    )
+    .await
+    .unwrap();
+    let mut who = claims("dana");
+    who["groups"] = serde_json::json!(["myorg:ys"]);
+    let dana = sign(&gw.key().await, Algorithm::HS256, who);
+    let list = |token: String, limit: u32, after: String| {
+        let conn = gw.conn(Some(&token));
+        async move {
+            let res = ApplicationServiceClient::new(conn)
+                .list(ListApplicationsRequest {
+                    limit,
+                    r#continue: after,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let names: Vec<String> = res
+                .items_json
+                .iter()
+                .map(|j| {
+                    let v: serde_json::Value = serde_json::from_str(j).unwrap();
+                    v["metadata"]["name"].as_str().unwrap().to_owned()
+                })
+                .collect();
+            (names, res.r#continue)
+        }
+    };
+    // The policy is read through a watch: wait until it shows.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while list(dana.clone(), 0, String::new()).await.0.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "policy never applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (page, next) = list(dana.clone(), 2, String::new()).await;
+    assert_eq!(
+        (page, next.as_str()),
+        (vec!["y0".into(), "y1".into()], "y1")
+    );
+    // y3 is denied, and nothing after y4 is visible: the page says no more follow.
+    let (page, next) = list(dana.clone(), 2, next).await;
+    assert_eq!((page, next.as_str()), (vec!["y2".into(), "y4".into()], ""));
+    let (all, _) = list(admin, 0, String::new()).await;
+    assert_eq!(all.len(), 10);
+}

@@ -216,6 +216,114 @@ async fn invalid_manifests_list_every_problem() {
 }
 
 #[tokio::test]
+async fn list_pages_in_name_order_and_filters_by_destination_and_repo() {
+    let gw = Gateway::start().await;
+    for i in 0..25 {
+        let name = format!("a{i:02}");
+        let mut yaml = app_yaml(&name);
+        if i % 2 == 1 {
+            yaml = yaml.replace("namespace: guestbook", "namespace: odd");
+        }
+        if i % 5 == 0 {
+            yaml = yaml.replace(
+                "https://github.com/argoproj/argocd-example-apps.git",
+                "git@github.com:team/infra.git",
+            );
+        }
+        gw.apps()
+            .create(CreateApplicationRequest {
+                manifest_yaml: yaml,
+                upsert: false,
+            })
+            .await
+            .unwrap();
+    }
+    // Every page from the index right after the writes: a listing sees them.
+    let pages = |req: ListApplicationsRequest| {
+        let mut client = gw.apps();
+        async move {
+            let mut all = Vec::new();
+            let mut req = req;
+            let mut sizes = Vec::new();
+            loop {
+                let res = client.list(req.clone()).await.unwrap().into_inner();
+                sizes.push(res.items_json.len());
+                for j in &res.items_json {
+                    let v: serde_json::Value = serde_json::from_str(j).unwrap();
+                    all.push(v["metadata"]["name"].as_str().unwrap().to_string());
+                }
+                if res.r#continue.is_empty() {
+                    return (all, sizes);
+                }
+                assert_eq!(
+                    &res.r#continue,
+                    all.last().unwrap(),
+                    "continue is the last name"
+                );
+                req.r#continue = res.r#continue;
+            }
+        }
+    };
+    let every: Vec<String> = (0..25).map(|i| format!("a{i:02}")).collect();
+    let (all, sizes) = pages(ListApplicationsRequest {
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(all, every);
+    assert_eq!(sizes, [10, 10, 5]);
+    let (all, sizes) = pages(ListApplicationsRequest::default()).await;
+    assert_eq!((all, sizes), (every.clone(), vec![25]));
+
+    let (odd, _) = pages(ListApplicationsRequest {
+        namespace: "odd".into(),
+        limit: 4,
+        ..Default::default()
+    })
+    .await;
+    let want: Vec<String> = (0..25)
+        .filter(|i| i % 2 == 1)
+        .map(|i| format!("a{i:02}"))
+        .collect();
+    assert_eq!(odd, want);
+    // By repository, compared as Argo CD normalises URLs (scp-like, `.git`, case).
+    let (infra, _) = pages(ListApplicationsRequest {
+        repo: "ssh://git@GitHub.com/team/infra".into(),
+        limit: 2,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(infra, ["a00", "a05", "a10", "a15", "a20"]);
+    let (in_cluster, _) = pages(ListApplicationsRequest {
+        cluster: "https://kubernetes.default.svc/".into(),
+        namespace: "guestbook".into(),
+        project: "default".into(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(in_cluster.len(), 13);
+    let (none, sizes) = pages(ListApplicationsRequest {
+        cluster: "elsewhere".into(),
+        limit: 3,
+        ..Default::default()
+    })
+    .await;
+    assert!(none.is_empty() && sizes == [0], "{none:?} {sizes:?}");
+
+    // A deleted app leaves the listing at once.
+    gw.apps()
+        .delete(DeleteApplicationRequest {
+            name: "a03".into(),
+            cascade: false,
+        })
+        .await
+        .unwrap();
+    let (all, _) = pages(ListApplicationsRequest::default()).await;
+    assert_eq!(all.len(), 24);
+    assert!(!all.contains(&"a03".to_string()));
+}
+
+#[tokio::test]
 async fn list_filters_by_sync_and_health_status() {
     let gw = Gateway::start().await;
     for name in ["synced", "drifted", "fresh"] {

@@ -38,6 +38,19 @@ pub enum AppCommand {
         /// Label selector, e.g. `team=web,env=prod`.
         #[arg(short = 'l', long)]
         selector: Option<String>,
+        /// Destination cluster (server URL or name).
+        #[arg(short = 'c', long)]
+        cluster: Option<String>,
+        /// Destination namespace.
+        #[arg(short = 'N', long)]
+        namespace: Option<String>,
+        /// Source repository URL.
+        #[arg(short = 'r', long)]
+        repo: Option<String>,
+        /// At most this many apps (in name order); all by default, fetched a page at a
+        /// time.
+        #[arg(long)]
+        limit: Option<u32>,
         #[arg(short = 'o', long, value_enum)]
         output: Option<Format>,
     },
@@ -150,22 +163,40 @@ pub async fn run(cmd: &AppCommand, channel: Conn, out: &mut dyn Write) -> Result
             health_status,
             project,
             selector,
+            cluster,
+            namespace,
+            repo,
+            limit,
             output: format,
         } => {
-            let res = client
-                .list(ListApplicationsRequest {
-                    sync_status: sync_status.clone().unwrap_or_default(),
-                    health_status: health_status.clone().unwrap_or_default(),
-                    project: project.clone().unwrap_or_default(),
-                    selector: selector.clone().unwrap_or_default(),
-                })
-                .await?
-                .into_inner();
-            let raw = res
-                .items_json
-                .iter()
-                .map(|j| serde_json::from_str::<Value>(j))
-                .collect::<Result<Vec<_>, _>>()?;
+            // A page at a time, so no answer grows with the fleet.
+            const PAGE: u32 = 1000;
+            let mut raw = Vec::new();
+            let mut next = String::new();
+            loop {
+                let want = limit.map_or(PAGE, |l| (l - raw.len() as u32).min(PAGE));
+                let res = client
+                    .list(ListApplicationsRequest {
+                        sync_status: sync_status.clone().unwrap_or_default(),
+                        health_status: health_status.clone().unwrap_or_default(),
+                        project: project.clone().unwrap_or_default(),
+                        selector: selector.clone().unwrap_or_default(),
+                        cluster: cluster.clone().unwrap_or_default(),
+                        namespace: namespace.clone().unwrap_or_default(),
+                        repo: repo.clone().unwrap_or_default(),
+                        limit: want,
+                        r#continue: next,
+                    })
+                    .await?
+                    .into_inner();
+                for j in &res.items_json {
+                    raw.push(serde_json::from_str::<Value>(j)?);
+                }
+                next = res.r#continue;
+                if next.is_empty() || limit.is_some_and(|l| raw.len() as u32 >= l) {
+                    break;
+                }
+            }
             match format {
                 Some(Format::Json) => output::json(out, &raw)?,
                 Some(Format::Yaml) => output::yaml(out, &raw)?,
