@@ -190,9 +190,7 @@ fn settings_object(name: &str, data: &BTreeMap<String, String>) -> serde_json::V
 }
 
 pub async fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<i32> {
-    let bus = gitfleet_bus::connect(&args.bus.config("gitfleet-export"))
-        .await
-        .map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?;
+    let bus = crate::session::operator_bus(&args.bus, "gitfleet-export").await?;
     let mut text = String::new();
     let settings_kv = bus
         .kv(Bucket::Settings)

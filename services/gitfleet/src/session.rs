@@ -336,12 +336,36 @@ pub(crate) async fn initial_password(bus: &gitfleet_bus::Bus) -> Result<Option<S
     Ok(data.get("password").cloned())
 }
 
+/// Connects to the bus for an operator's command that reads the control plane's state,
+/// and waits (up to 10 s) for the server to let it in, so a wrong address or a locked bus
+/// is one clear error instead of a time-out on the first read.
+pub(crate) async fn operator_bus(args: &BusArgs, name: &str) -> Result<gitfleet_bus::Bus> {
+    let bus = gitfleet_bus::connect(&args.config(name))
+        .await
+        .map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while bus.client.connection_state() != gitfleet_bus::async_nats::connection::State::Connected {
+        if std::time::Instant::now() > deadline {
+            let hint = if args.nats_nkey.is_none() && args.nats_creds.is_none() {
+                "; on a locked bus, pass the admin's NKey (--nats-nkey or GITFLEET_NATS_NKEY, \
+                 `.state/nats-identities/admin.nk` under `cargo xtask up`)"
+            } else {
+                "; is this NKey one of the server's users?"
+            };
+            return Err(Error::Usage(format!(
+                "nats at {} did not let this command in within 10 s{hint}",
+                args.nats_url
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(bus)
+}
+
 pub async fn admin(cmd: &AdminCommand, out: &mut dyn Write) -> Result<i32> {
     match cmd {
         AdminCommand::Audit { bus, limit } => {
-            let bus = gitfleet_bus::connect(&bus.config("gitfleet-admin"))
-                .await
-                .map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?;
+            let bus = operator_bus(bus, "gitfleet-admin").await?;
             let name = bus.topology.stream(gitfleet_bus::StreamName::Audit);
             let mut stream = bus
                 .js
@@ -394,9 +418,7 @@ pub async fn admin(cmd: &AdminCommand, out: &mut dyn Write) -> Result<i32> {
             )?;
         }
         AdminCommand::InitialPassword { bus } => {
-            let bus = gitfleet_bus::connect(&bus.config("gitfleet-admin"))
-                .await
-                .map_err(|e| Error::Usage(format!("connecting to nats: {e}")))?;
+            let bus = operator_bus(bus, "gitfleet-admin").await?;
             let Some(password) = initial_password(&bus).await? else {
                 return Err(Error::Usage(
                     "no initial admin password: the gateway has not started yet, or the secret \

@@ -171,10 +171,18 @@ pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
         let conn = crate::connect(&grpc.to_string(), Some(&token)).await?;
         crate::cluster::run(&add, conn, out).await?;
     }
+    // What `admin initial-password` needs to read the sealed password off the bus.
+    let mut env = format!("GITFLEET_CREDENTIALS_KEY_FILE={}", key_file.display());
+    if let Some(dir) = &args.nats_identities {
+        env.push_str(&format!(
+            " GITFLEET_NATS_NKEY={}",
+            dir.join("admin.nk").display()
+        ));
+    }
     crate::output::write(
         out,
         &format!(
-            "gitfleet is up: gRPC on {grpc}, webhooks on http://{}/api/webhook. Log in as admin: `gitfleet admin initial-password` prints the password, then `gitfleet --server {grpc} login`. Ctrl-C stops it.\n",
+            "gitfleet is up: gRPC on {grpc}, webhooks on http://{}/api/webhook. Log in as admin: `{env} gitfleet admin initial-password` prints the password, then `gitfleet --server {grpc} login`. Ctrl-C stops it.\n",
             stack.http_addr.expect("the gateway runs in `up`")
         ),
     )?;
