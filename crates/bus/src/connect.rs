@@ -136,6 +136,8 @@ pub async fn connect(config: &BusConfig) -> Result<Bus> {
             match event {
                 async_nats::Event::Connected => tracing::info!("nats connected"),
                 async_nats::Event::Disconnected => tracing::warn!("nats disconnected"),
+                // A client dropped on purpose (a role a process does not run).
+                async_nats::Event::Closed => tracing::debug!("nats connection closed"),
                 other => tracing::warn!(event = %other, "nats connection event"),
             }
         })

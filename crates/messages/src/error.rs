@@ -41,6 +41,22 @@ impl ErrorCode {
         }
     }
 
+    /// The code of a gRPC status number (the inverse of [`ErrorCode::grpc_code`]; codes
+    /// gitfleet does not send read as their nearest, unknown ones as Internal).
+    pub fn from_grpc_code(code: i32) -> ErrorCode {
+        match code {
+            3 | 11 => ErrorCode::Invalid,
+            4 => ErrorCode::Deadline,
+            5 => ErrorCode::NotFound,
+            6 => ErrorCode::AlreadyExists,
+            7 => ErrorCode::PermissionDenied,
+            9 | 10 => ErrorCode::Conflict,
+            14 | 8 => ErrorCode::Unavailable,
+            16 => ErrorCode::Unauthenticated,
+            _ => ErrorCode::Internal,
+        }
+    }
+
     /// The HTTP status for REST and webhook answers.
     pub fn http_status(self) -> u16 {
         match self {
@@ -155,6 +171,24 @@ mod tests {
         assert_eq!(ErrorCode::Deadline.http_status(), 504);
         assert!(ErrorCode::Unavailable.is_transient());
         assert!(!ErrorCode::Invalid.is_transient());
+    }
+
+    #[test]
+    fn grpc_codes_read_back_as_the_codes_they_came_from() {
+        for code in [
+            ErrorCode::Invalid,
+            ErrorCode::NotFound,
+            ErrorCode::AlreadyExists,
+            ErrorCode::Conflict,
+            ErrorCode::Unauthenticated,
+            ErrorCode::PermissionDenied,
+            ErrorCode::Unavailable,
+            ErrorCode::Deadline,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(ErrorCode::from_grpc_code(code.grpc_code()), code);
+        }
+        assert_eq!(ErrorCode::from_grpc_code(2), ErrorCode::Internal);
     }
 
     #[derive(Debug, thiserror::Error)]

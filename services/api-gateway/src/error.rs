@@ -45,8 +45,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("grpc server: {0}")]
-    Serve(#[source] tonic::transport::Error),
 }
 
 impl Error {
@@ -66,7 +64,7 @@ impl Error {
             Error::Timeout(_) => ErrorCode::Deadline,
             Error::Unavailable(_) | Error::Bus(_) => ErrorCode::Unavailable,
             Error::Service(e) => e.code,
-            Error::Corrupt { .. } | Error::Io { .. } | Error::Serve(_) => ErrorCode::Internal,
+            Error::Corrupt { .. } | Error::Io { .. } => ErrorCode::Internal,
         }
     }
 

@@ -1,5 +1,5 @@
-//! The api gateway: gitfleet's front door. Serves gRPC (`gitfleet.v1`) for the CLI and a
-//! webhook endpoint for Git hosts. It keeps no state of its own and does no Git or
+//! The api gateway: gitfleet's front door. Serves gRPC (`gitfleet.v1`) for the CLI and
+//! Argo CD's REST paths on one port, and a webhook endpoint for Git hosts. It keeps no state of its own and does no Git or
 //! cluster I/O: it reads and writes KV buckets and asks the owning services over the bus.
 //!
 //! ```text
@@ -20,6 +20,7 @@ mod error;
 mod oidc;
 mod projects;
 mod repositories;
+mod rest;
 mod sessions;
 mod store;
 pub mod webhook;
@@ -84,6 +85,14 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
     serve(config, listeners, bus, shutdown).await
 }
 
+/// The REST routes, method and Argo CD's path, as the router is built from them.
+pub fn rest_route_table() -> Vec<(&'static str, &'static str)> {
+    rest::routes().into_iter().map(|(m, p, _)| (m, p)).collect()
+}
+
+/// The largest REST request body taken; larger ones are answered 413.
+pub const REST_MAX_BODY_BYTES: usize = rest::MAX_BODY_BYTES;
+
 /// Serves on already-bound listeners until `shutdown`.
 pub async fn serve(
     config: Config,
@@ -108,23 +117,24 @@ pub async fn serve(
         .await?,
     );
     let apply = apply::Apply::new(&bus, apps.clone(), projects.clone(), auth.clone()).await?;
-    let clusters = clusters::Clusters::new(&bus, auth.clone()).await?;
-    let repos = repositories::Repositories::new(&bus, auth.clone()).await?;
+    let clusters = std::sync::Arc::new(clusters::Clusters::new(&bus, auth.clone()).await?);
+    let repos = std::sync::Arc::new(repositories::Repositories::new(&bus, auth.clone()).await?);
     let sessions = std::sync::Arc::new(sessions::Sessions::new(auth.clone()));
 
     // Every service passes the interceptor: it reads and verifies the caller's token.
     let check = auth.interceptor();
-    let grpc = tonic::transport::Server::builder()
+    let mut grpc_routes = tonic::service::Routes::builder();
+    grpc_routes
         .add_service(InterceptedService::new(
-            ApplicationServiceServer::from_arc(apps),
+            ApplicationServiceServer::from_arc(apps.clone()),
             check.clone(),
         ))
         .add_service(InterceptedService::new(
             ApplyServiceServer::new(apply),
             check.clone(),
         ))
-        .add_service(ClusterServiceServer::with_interceptor(
-            clusters,
+        .add_service(InterceptedService::new(
+            ClusterServiceServer::from_arc(clusters.clone()),
             check.clone(),
         ))
         .add_service(InterceptedService::new(
@@ -132,11 +142,11 @@ pub async fn serve(
             check.clone(),
         ))
         .add_service(InterceptedService::new(
-            ProjectTokenServiceServer::from_arc(projects),
+            ProjectTokenServiceServer::from_arc(projects.clone()),
             check.clone(),
         ))
-        .add_service(RepositoryServiceServer::with_interceptor(
-            repos,
+        .add_service(InterceptedService::new(
+            RepositoryServiceServer::from_arc(repos.clone()),
             check.clone(),
         ))
         .add_service(InterceptedService::new(
@@ -144,15 +154,33 @@ pub async fn serve(
             check.clone(),
         ))
         .add_service(InterceptedService::new(
-            AccountServiceServer::from_arc(sessions),
-            check,
-        ))
-        .serve_with_incoming_shutdown(
-            // Without TCP_NODELAY a large answer's last segment waits for the client's
-            // delayed ACK: 40 ms added to every `app list` page (BENCHMARKS.md).
-            tonic::transport::server::TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
-            shutdown.clone().cancelled_owned(),
-        );
+            AccountServiceServer::from_arc(sessions.clone()),
+            check.clone(),
+        ));
+    // gRPC (HTTP/2) and Argo CD's REST paths (HTTP/1.1 or 2) on one port, as Argo CD
+    // serves them.
+    let rest = rest::Rest {
+        check: std::sync::Arc::new(check),
+        apps,
+        projects,
+        clusters,
+        repos,
+        sessions,
+    };
+    let front = grpc_routes
+        .routes()
+        .into_axum_router()
+        .merge(rest::router(rest))
+        .layer(axum::middleware::from_fn(rest::connect_info));
+    // Without TCP_NODELAY a large answer's last segment waits for the client's delayed
+    // ACK: 40 ms added to every `app list` page (BENCHMARKS.md).
+    let grpc = axum::serve(
+        axum::serve::ListenerExt::tap_io(listeners.grpc, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        }),
+        front.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let http = axum::serve(
         listeners.http,
         webhook::router(
@@ -165,7 +193,10 @@ pub async fn serve(
     tracing::info!(grpc = %grpc_addr, http = %http_addr, "api gateway serving");
 
     let (grpc, http) = tokio::join!(grpc, http);
-    grpc.map_err(Error::Serve)?;
+    grpc.map_err(|source| Error::Io {
+        what: "serving gRPC and REST".to_string(),
+        source,
+    })?;
     http.map_err(|source| Error::Io {
         what: "serving webhooks".to_string(),
         source,

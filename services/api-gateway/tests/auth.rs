@@ -43,6 +43,8 @@ type Conn = InterceptedService<Channel, Bearer>;
 struct Gateway {
     bus: Bus,
     channel: Channel,
+    /// Where gRPC and REST are served.
+    base: String,
     shutdown: CancellationToken,
 }
 
@@ -116,6 +118,7 @@ impl Gateway {
         let gw = Gateway {
             bus,
             channel,
+            base: format!("http://{grpc}"),
             shutdown,
         };
         // The accounts are read through a watch: wait until they are known.
@@ -803,4 +806,276 @@ async fn list_pages_hold_only_what_the_caller_may_see() {
     assert_eq!((page, next.as_str()), (vec!["y2".into(), "y4".into()], ""));
     let (all, _) = list(admin, 0, String::new()).await;
     assert_eq!(all.len(), 10);
+}
+
+/// A REST call: (status, JSON body).
+async fn rest(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> (u16, serde_json::Value) {
+    let client = reqwest::Client::new();
+    let mut req = client.request(method.parse().unwrap(), format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+/// Every REST route (from the gateway's own table): anonymous callers are refused with
+/// 401, a signed-in caller without the permission with 403 (lists show nothing), and the
+/// admin is served, with Argo CD's JSON shapes.
+#[tokio::test]
+async fn every_rest_route_refuses_callers_without_a_session_or_the_permission() {
+    let gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    let nobody = sign(&gw.key().await, Algorithm::HS256, claims("nobody"));
+    let app_json =
+        serde_json::to_vec(&serde_yaml_ng::from_str::<serde_json::Value>(&app("a")).unwrap())
+            .unwrap();
+    let (code, created) = rest(
+        &gw.base,
+        "POST",
+        "/api/v1/applications",
+        Some(&admin),
+        Some(app_json.clone()),
+    )
+    .await;
+    assert_eq!(code, 200, "{created}");
+    assert_eq!(created["metadata"]["name"], "a");
+
+    let table = api_gateway::rest_route_table();
+    assert!(table.len() >= 14, "{table:?}");
+    for (method, pattern) in table {
+        let path = pattern
+            .replace("{name}", "a")
+            .replace("{resource}", "applications")
+            .replace("{action}", "get")
+            .replace("{subresource}", "*");
+        let body = match (method, pattern) {
+            ("POST", "/api/v1/applications") => Some(app_json.clone()),
+            ("POST", "/api/v1/session") => {
+                Some(br#"{"username":"admin","password":"wrong"}"#.to_vec())
+            }
+            ("POST", _) => Some(b"{}".to_vec()),
+            _ => None,
+        };
+        let public = pattern == "/api/version" || pattern == "/api/v1/session";
+        let (code, answer) = rest(&gw.base, method, &path, None, body.clone()).await;
+        if pattern == "/api/version" {
+            assert_eq!(code, 200, "{method} {path}: {answer}");
+        } else {
+            assert_eq!(code, 401, "anonymous {method} {path}: {answer}");
+            assert_eq!(answer["code"], 16, "{answer}");
+        }
+        if public {
+            continue;
+        }
+        let (code, answer) = rest(&gw.base, method, &path, Some(&nobody), body).await;
+        match pattern {
+            // Every signed-in caller may ask who they are and what they may do.
+            "/api/v1/session/userinfo" => {
+                assert_eq!((code, answer["username"].as_str()), (200, Some("nobody")))
+            }
+            "/api/v1/account/can-i/{resource}/{action}/{subresource}" => {
+                assert_eq!((code, answer["value"].as_str()), (200, Some("no")))
+            }
+            p if method == "GET" && p.ends_with('s') && !p.contains('{') => {
+                assert_eq!(code, 200, "{method} {path}: {answer}");
+                assert_eq!(answer["items"], serde_json::json!([]), "{method} {path}");
+            }
+            _ => assert_eq!(code, 403, "nobody {method} {path}: {answer}"),
+        }
+    }
+
+    // The admin is served.
+    let (code, list) = rest(
+        &gw.base,
+        "GET",
+        "/api/v1/applications?projects=default",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(list["items"][0]["metadata"]["name"], "a");
+    let (code, got) = rest(
+        &gw.base,
+        "GET",
+        "/api/v1/applications/a",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (code, got["spec"]["project"].as_str()),
+        (200, Some("default"))
+    );
+    let (code, p) = rest(
+        &gw.base,
+        "GET",
+        "/api/v1/projects/default",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (code, p["metadata"]["name"].as_str()),
+        (200, Some("default"))
+    );
+    let (code, who) = rest(
+        &gw.base,
+        "GET",
+        "/api/v1/session/userinfo",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!((code, who["loggedIn"].as_bool()), (200, Some(true)));
+    // A session through REST, as Argo CD's scripts get one; the token it answers works.
+    let password = gw.settings("argocd-initial-admin-secret").await["password"].clone();
+    let login = serde_json::to_vec(&serde_json::json!({"username": "admin", "password": password}))
+        .unwrap();
+    let (code, session) = rest(&gw.base, "POST", "/api/v1/session", None, Some(login)).await;
+    assert_eq!(code, 200, "{session}");
+    let token = session["token"].as_str().unwrap().to_owned();
+    let (code, _) = rest(&gw.base, "GET", "/api/v1/clusters", Some(&token), None).await;
+    assert_eq!(code, 200);
+
+    // Bad input: a clear 400 (or 413), the route still serving.
+    for (path, body, want) in [
+        (
+            "/api/v1/applications",
+            b"not json".to_vec(),
+            "expected an Application as JSON",
+        ),
+        (
+            "/api/v1/applications",
+            b"[1,2]".to_vec(),
+            "expected an Application object",
+        ),
+        (
+            "/api/v1/applications",
+            b"{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\"}".to_vec(),
+            "Deployment",
+        ),
+        (
+            "/api/v1/session",
+            b"{\"username\": 7}".to_vec(),
+            "expected {\"username\", \"password\"}",
+        ),
+        (
+            "/api/v1/applications/a/sync",
+            b"{\"prune\": \"yes\"}".to_vec(),
+            "ApplicationSyncRequest",
+        ),
+    ] {
+        let (code, answer) = rest(&gw.base, "POST", path, Some(&admin), Some(body)).await;
+        assert_eq!(code, 400, "{path}: {answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(want),
+            "{path}: {answer}"
+        );
+    }
+    let (code, answer) = rest(
+        &gw.base,
+        "GET",
+        "/api/v1/applications?limit=many",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(code, 400, "{answer}");
+    let (code, _) = rest(
+        &gw.base,
+        "GET",
+        "/api/v1/applications?colour=red",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(code, 400);
+    let huge = vec![b' '; api_gateway::REST_MAX_BODY_BYTES + 1];
+    let (code, _) = rest(
+        &gw.base,
+        "POST",
+        "/api/v1/applications",
+        Some(&admin),
+        Some(huge),
+    )
+    .await;
+    assert_eq!(code, 413);
+    // The same port still serves gRPC.
+    let apps = ApplicationServiceClient::new(gw.conn(Some(&admin)))
+        .list(ListApplicationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(apps.items_json.len(), 1);
+    let (code, _) = rest(
+        &gw.base,
+        "DELETE",
+        "/api/v1/applications/a?cascade=false",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+}
+
+/// Random bodies on the routes that decode one: never a 5xx, never a dropped
+/// connection, and the gateway answers afterwards.
+#[test]
+fn rest_bodies_never_crash_the_decoder() {
+    use proptest::prelude::*;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (gw, admin) = rt.block_on(async {
+        let gw = Gateway::start().await;
+        let admin = gw.admin().await;
+        (gw, admin)
+    });
+    let bodies = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..512),
+        "[{}\\[\\]\":,a-z0-9 ]{0,200}".prop_map(String::into_bytes),
+        Just(b"{\"metadata\": {\"name\": 5}}".to_vec()),
+        Just(b"{\"apiVersion\": \"argoproj.io/v1alpha1\", \"kind\": \"Application\"}".to_vec()),
+    ];
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 48,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&(bodies, 0..3usize), |(body, route)| {
+            let path = [
+                "/api/v1/applications",
+                "/api/v1/session",
+                "/api/v1/applications/a/sync",
+            ][route];
+            let (code, answer) =
+                rt.block_on(rest(&gw.base, "POST", path, Some(&admin), Some(body)));
+            prop_assert!(code < 500 || code == 503, "{path}: {code} {answer}");
+            Ok(())
+        })
+        .unwrap();
+    let (code, _) = rt.block_on(rest(&gw.base, "GET", "/api/version", None, None));
+    assert_eq!(code, 200);
+    drop(gw);
 }

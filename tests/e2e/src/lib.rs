@@ -156,11 +156,18 @@ impl Sandbox {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("e2e-node starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().expect("stdout"))
-            .read_line(&mut line)
-            .expect("e2e-node says ready");
-        assert_eq!(line.trim(), "ready", "e2e-node {member} did not start");
+        // Log lines may come first; the node says "ready" once its services run.
+        let mut out = std::io::BufReader::new(child.stdout.as_mut().expect("stdout"));
+        let mut seen = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = out.read_line(&mut line).expect("reading e2e-node's output");
+            if line.trim() == "ready" {
+                break;
+            }
+            assert!(n > 0, "e2e-node {member} did not start: {seen:?}");
+            seen.push(line);
+        }
         Node(child)
     }
 
