@@ -10,7 +10,7 @@
 //! `policy.default`, `scopes`). A policy that does not parse is refused with its line
 //! named and the one before it stays in force.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,41 @@ pub const INITIAL_ADMIN_SECRET: &str = "argocd-initial-admin-secret";
 pub const RBAC_CONFIG_MAP: &str = "argocd-rbac-cm";
 pub const SETTINGS_CONFIG_MAP: &str = "argocd-cm";
 pub const ADMIN: &str = "admin";
+/// The capability (and subject suffix, `<account>:apiKey`) of account API tokens.
+const API_KEY: &str = "apiKey";
+
+/// One API token of an account, as Argo CD lists them in `argocd-secret`
+/// (`accounts.<name>.tokens`, JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: String,
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub exp: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+fn tokens_key(account: &str) -> String {
+    format!("accounts.{account}.tokens")
+}
+
+/// Every account's listed API token ids.
+fn api_token_ids(secret: &SecretData) -> HashMap<String, HashSet<String>> {
+    secret
+        .iter()
+        .filter_map(|(key, value)| {
+            let account = key.strip_prefix("accounts.")?.strip_suffix(".tokens")?;
+            let tokens: Vec<ApiToken> = serde_json::from_str(value).ok()?;
+            Some((
+                account.to_owned(),
+                tokens.into_iter().map(|t| t.id).collect(),
+            ))
+        })
+        .collect()
+}
 
 /// A token's claims, as Argo CD writes them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -136,6 +171,9 @@ pub struct Auth {
     /// When each local account's password last changed (unix seconds): older sessions
     /// are refused.
     password_mtimes: RwLock<HashMap<String, i64>>,
+    /// Each local account's API token ids (`accounts.<name>.tokens` in `argocd-secret`):
+    /// a token not listed is revoked.
+    api_tokens: RwLock<HashMap<String, HashSet<String>>>,
     /// The local accounts of `argocd-cm` (`accounts.<name>`), and whether admin is enabled.
     accounts: RwLock<LocalAccounts>,
 }
@@ -194,6 +232,16 @@ impl LocalAccounts {
 
     fn exists(&self, name: &str) -> bool {
         name == ADMIN || self.others.contains_key(name)
+    }
+
+    /// `login` or `apiKey`; admin has `login` only (as Argo CD's).
+    fn has_capability(&self, name: &str, capability: &str) -> bool {
+        if name == ADMIN {
+            return capability == "login";
+        }
+        self.others
+            .get(name)
+            .is_some_and(|(caps, _)| caps.iter().any(|c| c == capability))
     }
 
     fn enabled(&self, name: &str) -> bool {
@@ -262,6 +310,7 @@ impl Auth {
             project_enforcers: tokio::sync::Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             password_mtimes: RwLock::new(password_mtimes(&secret)),
+            api_tokens: RwLock::new(api_token_ids(&secret)),
             accounts: RwLock::new(LocalAccounts::default()),
         });
         if disabled {
@@ -304,29 +353,13 @@ impl Auth {
                 let known = mtimes.entry(account).or_insert(t);
                 *known = (*known).max(t);
             }
+            *self.api_tokens.write().unwrap_or_else(|e| e.into_inner()) = api_token_ids(&secret);
         }
     }
 
-    fn password_mtime(&self, account: &str) -> i64 {
-        self.password_mtimes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(account)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Changes a local account's password: `who` changes their own with their current
-    /// password; another's needs `accounts, update, <name>` and still the caller's own
-    /// password. Sessions issued before stop working; once admin's changes, the initial
-    /// password is forgotten, as in Argo CD.
-    pub async fn update_password(
-        &self,
-        who: &Identity,
-        name: &str,
-        current: &str,
-        new: &str,
-    ) -> Result<()> {
+    /// The account a call about accounts acts on: the caller's own (empty `name`), else
+    /// another one the caller may update (`accounts, update, <name>`); it must exist.
+    async fn account_to_manage(&self, who: &Identity, name: &str) -> Result<String> {
         let name = if name.is_empty() {
             who.subject.as_str()
         } else {
@@ -360,6 +393,151 @@ impl Auth {
                 name: name.to_owned(),
             });
         }
+        Ok(name.to_owned())
+    }
+
+    /// An API token for local account `name` (Argo CD's `account generate-token`): the
+    /// caller's own, or another's with `accounts, update`; the account must have the
+    /// `apiKey` capability. Its id is listed in `argocd-secret`; deleting it revokes it.
+    pub async fn create_api_token(
+        &self,
+        who: &Identity,
+        name: &str,
+        expires_in: i64,
+        id: &str,
+    ) -> Result<String> {
+        let name = self.account_to_manage(who, name).await?;
+        if !self
+            .accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .has_capability(&name, API_KEY)
+        {
+            return Err(Error::invalid(format!(
+                "account {name} does not have the apiKey capability (argocd-cm accounts.{name}: apiKey)"
+            )));
+        }
+        if expires_in < 0 {
+            return Err(Error::invalid("expires-in must not be negative"));
+        }
+        let id = if id.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            id.to_owned()
+        };
+        let now = chrono::Utc::now()
+            .timestamp()
+            .max(self.password_mtime(&name));
+        let exp = (expires_in > 0).then_some(now + expires_in);
+        self.edit_api_tokens(&name, |tokens| {
+            if tokens.iter().any(|t| t.id == id) {
+                return Err(Error::AlreadyExists {
+                    kind: "account token",
+                    name: id.clone(),
+                });
+            }
+            tokens.push(ApiToken {
+                id: id.clone(),
+                iat: now,
+                exp: exp.unwrap_or(0),
+            });
+            Ok(())
+        })
+        .await?;
+        tracing::info!(account = %name, token = %id, "api token issued");
+        self.issue(&Claims {
+            iss: ISSUER.to_string(),
+            sub: format!("{name}:{API_KEY}"),
+            iat: now,
+            nbf: Some(now),
+            exp,
+            jti: id,
+            groups: Vec::new(),
+        })
+    }
+
+    /// Revokes API token `id` of account `name` (own, or with `accounts, update`).
+    pub async fn delete_api_token(&self, who: &Identity, name: &str, id: &str) -> Result<()> {
+        let name = self.account_to_manage(who, name).await?;
+        self.edit_api_tokens(&name, |tokens| {
+            let before = tokens.len();
+            tokens.retain(|t| t.id != id);
+            if tokens.len() == before {
+                return Err(Error::NotFound {
+                    kind: "account token",
+                    name: id.to_owned(),
+                });
+            }
+            Ok(())
+        })
+        .await?;
+        tracing::info!(account = %name, token = %id, "api token revoked");
+        Ok(())
+    }
+
+    /// Changes account `name`'s token list in `argocd-secret` (compare-and-set, retried),
+    /// and this gateway's view of it at once.
+    async fn edit_api_tokens(
+        &self,
+        name: &str,
+        mut edit: impl FnMut(&mut Vec<ApiToken>) -> Result<()>,
+    ) -> Result<()> {
+        loop {
+            let (mut secret, revision) = self
+                .settings
+                .get::<SecretData>(SECRET_KEY)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    kind: "setting",
+                    name: SECRET_KEY.to_owned(),
+                })?;
+            let key = tokens_key(name);
+            let mut tokens: Vec<ApiToken> = secret
+                .get(&key)
+                .map(|v| serde_json::from_str(v))
+                .transpose()
+                .map_err(|e| Error::Corrupt {
+                    what: format!("{SECRET_KEY} {key}"),
+                    message: e.to_string(),
+                })?
+                .unwrap_or_default();
+            edit(&mut tokens)?;
+            secret.insert(key, serde_json::to_string(&tokens)?);
+            if self
+                .settings
+                .update(SECRET_KEY, &secret, revision)
+                .await?
+                .is_some()
+            {
+                *self.api_tokens.write().unwrap_or_else(|e| e.into_inner()) =
+                    api_token_ids(&secret);
+                return Ok(());
+            }
+        }
+    }
+
+    fn password_mtime(&self, account: &str) -> i64 {
+        self.password_mtimes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(account)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Changes a local account's password: `who` changes their own with their current
+    /// password; another's needs `accounts, update, <name>` and still the caller's own
+    /// password. Sessions issued before stop working; once admin's changes, the initial
+    /// password is forgotten, as in Argo CD.
+    pub async fn update_password(
+        &self,
+        who: &Identity,
+        name: &str,
+        current: &str,
+        new: &str,
+    ) -> Result<()> {
+        let name = self.account_to_manage(who, name).await?;
+        let name = name.as_str();
         if !(8..=72).contains(&new.len()) {
             return Err(Error::invalid(
                 "the new password must be 8 to 72 characters long",
@@ -536,6 +714,28 @@ impl Auth {
                 ));
             }
         };
+        if let Some(account) = claims.sub.strip_suffix(&format!(":{API_KEY}")) {
+            // An account's API token: enabled, with the capability, and still listed.
+            let usable = {
+                let accounts = self.accounts.read().unwrap_or_else(|e| e.into_inner());
+                accounts.enabled(account) && accounts.has_capability(account, API_KEY)
+            };
+            let listed = self
+                .api_tokens
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(account)
+                .is_some_and(|ids| ids.contains(&claims.jti));
+            if !usable || !listed {
+                return Err(Error::Unauthenticated(format!(
+                    "invalid token: account {account} has no such API token (revoked, or the account lost apiKey)"
+                )));
+            }
+            return Ok(Identity {
+                subject: account.to_owned(),
+                groups: Vec::new(),
+            });
+        }
         if gitfleet_rbac::project_role(&claims.sub).is_none() {
             // A local account's session: the account must still be enabled, and its
             // password unchanged since.
@@ -573,6 +773,34 @@ impl Auth {
             subject: claims.sub.clone(),
             groups: claims.groups.clone(),
         })
+    }
+
+    /// Records a change that was decided outside [`Auth::authorize`] (an account's own
+    /// tokens) on the audit trail.
+    pub async fn audit_change<T>(
+        &self,
+        req: &Request<T>,
+        who: &Identity,
+        resource: &str,
+        action: &str,
+        object: &str,
+        result: &str,
+    ) {
+        let object = if object.is_empty() {
+            who.subject.as_str()
+        } else {
+            object
+        };
+        self.audit
+            .record(
+                &who.subject,
+                resource,
+                action,
+                object,
+                req.remote_addr(),
+                result,
+            )
+            .await;
     }
 
     /// Refuses the call unless its caller may `action` the `resource` `object`.

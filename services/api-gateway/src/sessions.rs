@@ -76,4 +76,33 @@ impl AccountService for Sessions {
             .await?;
         Ok(Response::new(UpdatePasswordResponse {}))
     }
+
+    async fn create_token(
+        &self,
+        req: Request<CreateTokenRequest>,
+    ) -> Result<Response<CreateTokenResponse>, Status> {
+        let who = self.auth.identity(&req).await?;
+        let r = req.get_ref();
+        let token = self
+            .auth
+            .create_api_token(&who, &r.name, r.expires_in, &r.id)
+            .await?;
+        self.auth
+            .audit_change(&req, &who, "accounts", "update", &r.name, "token created")
+            .await;
+        Ok(Response::new(CreateTokenResponse { token }))
+    }
+
+    async fn delete_token(
+        &self,
+        req: Request<DeleteTokenRequest>,
+    ) -> Result<Response<DeleteTokenResponse>, Status> {
+        let who = self.auth.identity(&req).await?;
+        let r = req.get_ref();
+        self.auth.delete_api_token(&who, &r.name, &r.id).await?;
+        self.auth
+            .audit_change(&req, &who, "accounts", "update", &r.name, "token deleted")
+            .await;
+        Ok(Response::new(DeleteTokenResponse {}))
+    }
 }

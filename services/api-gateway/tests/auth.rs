@@ -474,6 +474,26 @@ fn routes() -> BTreeMap<&'static str, Route> {
             new_password: "long-enough".into()
         }
     );
+    // Someone else's tokens: needs accounts/update on them.
+    route!(
+        "gitfleet.v1.AccountService/CreateToken",
+        AccountServiceClient,
+        create_token,
+        CreateTokenRequest {
+            name: "alice".into(),
+            expires_in: 0,
+            id: String::new()
+        }
+    );
+    route!(
+        "gitfleet.v1.AccountService/DeleteToken",
+        AccountServiceClient,
+        delete_token,
+        DeleteTokenRequest {
+            name: "alice".into(),
+            id: "t1".into()
+        }
+    );
     route!(
         "gitfleet.v1.AccountService/CanI",
         AccountServiceClient,
@@ -1078,4 +1098,82 @@ fn rest_bodies_never_crash_the_decoder() {
     let (code, _) = rt.block_on(rest(&gw.base, "GET", "/api/version", None, None));
     assert_eq!(code, 200);
     drop(gw);
+}
+
+/// Account API tokens (Argo CD's `account generate-token`): only for accounts with the
+/// apiKey capability, usable at once, refused once deleted; another account's only with
+/// `accounts, update`.
+#[tokio::test]
+async fn account_api_tokens_are_issued_listed_and_revoked() {
+    let gw = Gateway::start().await;
+    let admin = gw.admin().await;
+    let accounts = |token: &str| AccountServiceClient::new(gw.conn(Some(token)));
+    // admin has no apiKey capability (as in Argo CD).
+    let err = accounts(&admin)
+        .create_token(CreateTokenRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("apiKey"), "{}", err.message());
+    // alice (apiKey) by the admin, who may update accounts.
+    let token = accounts(&admin)
+        .create_token(CreateTokenRequest {
+            name: "alice".into(),
+            expires_in: 3600,
+            id: "ci".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let who = SessionServiceClient::new(gw.conn(Some(&token)))
+        .get_user_info(GetUserInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(who.username, "alice");
+    // The same id twice is refused.
+    let err = accounts(&admin)
+        .create_token(CreateTokenRequest {
+            name: "alice".into(),
+            expires_in: 0,
+            id: "ci".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    // alice may not make tokens for dana.
+    let err = accounts(&token)
+        .create_token(CreateTokenRequest {
+            name: "dana".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // A token with another id, signed with the right key but never listed: refused.
+    let mut forged = claims("alice:apiKey");
+    forged["jti"] = serde_json::json!("not-listed");
+    let forged = sign(&gw.key().await, Algorithm::HS256, forged);
+    let err = SessionServiceClient::new(gw.conn(Some(&forged)))
+        .get_user_info(GetUserInfoRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    // Deleted: refused from then on.
+    accounts(&token)
+        .delete_token(DeleteTokenRequest {
+            name: String::new(),
+            id: "ci".into(),
+        })
+        .await
+        .unwrap();
+    let err = SessionServiceClient::new(gw.conn(Some(&token)))
+        .get_user_info(GetUserInfoRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    // Stored as Argo CD keeps them (sealed with the rest of argocd-secret).
+    let secret = gw.settings("argocd-secret").await;
+    assert_eq!(secret["accounts.alice.tokens"], "[]");
 }

@@ -136,7 +136,7 @@ pub enum RoleCommand {
 }
 
 /// `90`, `30s`, `15m`, `12h`, `7d` in seconds.
-fn parse_duration(text: &str) -> Result<i64> {
+pub(crate) fn parse_expires_in(text: &str) -> Result<i64> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
@@ -167,7 +167,7 @@ async fn role(cmd: &RoleCommand, conn: Conn, out: &mut dyn Write) -> Result<i32>
             id,
             token_only,
         } => {
-            let expires_in = expires_in.as_deref().map(parse_duration).transpose()?;
+            let expires_in = expires_in.as_deref().map(parse_expires_in).transpose()?;
             let token = client
                 .create(CreateProjectTokenRequest {
                     project: project.clone(),

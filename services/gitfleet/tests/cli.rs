@@ -909,7 +909,7 @@ async fn local_accounts_run() {
     );
     let settings = |enabled: &str| {
         format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: argocd-cm}}\ndata:\n  accounts.alice: login\n  accounts.alice.enabled: \"{enabled}\"\n---\n\
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: argocd-cm}}\ndata:\n  accounts.alice: login, apiKey\n  accounts.alice.enabled: \"{enabled}\"\n---\n\
              apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: argocd-rbac-cm}}\ndata:\n  policy.csv: \"p, alice, applications, get, */*, allow\"\n"
         )
     };
@@ -990,6 +990,37 @@ async fn local_accounts_run() {
         .as_str()
         .unwrap()
         .to_string();
+    // An API token of her own (apiKey): works on its own, and not once deleted.
+    let (code, token, err) = env
+        .run(&[
+            "account",
+            "generate-token",
+            "--expires-in",
+            "1h",
+            "--id",
+            "ci",
+        ])
+        .await;
+    assert_eq!((code, err.as_str()), (0, ""));
+    let token = token.trim().to_owned();
+    let (code, out, _) = env
+        .run(&["account", "get-user-info", "--auth-token", &token])
+        .await;
+    assert_eq!(code, 0);
+    assert!(out.contains("Username: alice\n"), "{out}");
+    let (code, out, _) = env.run(&["account", "delete-token", "ci"]).await;
+    assert_eq!((code, out.as_str()), (0, "Token ci deleted\n"));
+    let (code, _, err) = env
+        .run(&["account", "get-user-info", "--auth-token", &token])
+        .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no such API token"), "{err}");
+    let (code, _, err) = env
+        .run(&["account", "generate-token", "--expires-in", "soon"])
+        .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("--expires-in \"soon\""), "{err}");
+
     let (code, _, err) = env
         .run(&["login", "--username", "bob", "--password", "whatever"])
         .await;
