@@ -43,12 +43,11 @@ impl Role {
     /// Whether the role holds the key credentials are sealed with: those that use
     /// credentials (the git watcher and the sync executors), the gateway that stores them,
     /// the renderer (which seals its cache of rendered manifests, Secrets among them: only
-    /// it may read that bucket, and it cannot read the credentials buckets), and the admin.
+    /// it may read that bucket, and it cannot read the credentials buckets), the diff
+    /// workers (which seal a Secret's values in the sync operations they queue), and the
+    /// admin. Only the notifier goes without.
     pub fn holds_credentials_key(self) -> bool {
-        matches!(
-            self,
-            Role::GitWatcher | Role::SyncExecutor | Role::ApiGateway | Role::Renderer | Role::Admin
-        )
+        !matches!(self, Role::Notifier)
     }
 
     /// The service's name, as its binary and `--services` call it.

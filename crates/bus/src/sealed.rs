@@ -245,6 +245,54 @@ impl CredentialKey {
     }
 }
 
+/// The values of every core `Secret` among `objects` (`data` and `stringData`), sealed
+/// in place for `context` (the sync operation they travel in): a queued operation rests
+/// in its stream with no Secret value in clear. Others objects are left alone.
+pub fn seal_secret_data(key: &CredentialKey, objects: &mut [Value], context: &str) {
+    for_secret_values(objects, &mut |v| {
+        *v = key.seal(v, context);
+        Ok(())
+    })
+    .expect("sealing does not fail");
+}
+
+/// Opens what [`seal_secret_data`] sealed; values never sealed are kept as they are.
+pub fn open_secret_data(
+    key: Option<&CredentialKey>,
+    objects: &mut [Value],
+    context: &str,
+) -> Result<(), SealError> {
+    for_secret_values(objects, &mut |v| {
+        if v.starts_with(SEALED_PREFIX) {
+            *v = key.ok_or(SealError::NoKey)?.open(v, context)?;
+        }
+        Ok(())
+    })
+}
+
+fn for_secret_values(
+    objects: &mut [Value],
+    f: &mut dyn FnMut(&mut String) -> Result<(), SealError>,
+) -> Result<(), SealError> {
+    for obj in objects {
+        let is_secret = obj.get("kind").and_then(Value::as_str) == Some("Secret")
+            && obj.get("apiVersion").and_then(Value::as_str) == Some("v1");
+        if !is_secret {
+            continue;
+        }
+        for field in ["data", "stringData"] {
+            if let Some(Value::Object(map)) = obj.get_mut(field) {
+                for v in map.values_mut() {
+                    if let Value::String(s) = v {
+                        f(s)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Which strings of a stored document are credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sealing {
@@ -512,6 +560,32 @@ mod tests {
         ));
         assert!(key.open_bytes(&sealed[..30], "k1").is_err());
         assert_eq!(key.open_bytes(plain, "k1").unwrap(), plain);
+    }
+
+    #[test]
+    fn secret_manifests_travel_sealed_and_open_for_their_operation_only() {
+        let (key, _) = CredentialKey::generate();
+        let original = vec![
+            serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+                               "data": {"a": "czNjcjN0"}, "stringData": {"b": "plain-pw"}}),
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "visible"}}),
+        ];
+        let mut objects = original.clone();
+        seal_secret_data(&key, &mut objects, "app/op-1");
+        let text = serde_json::to_string(&objects).unwrap();
+        assert!(
+            !text.contains("czNjcjN0") && !text.contains("plain-pw"),
+            "{text}"
+        );
+        assert!(text.contains("visible"));
+        let mut moved = objects.clone();
+        assert!(open_secret_data(Some(&key), &mut moved, "app/op-2").is_err());
+        assert!(matches!(
+            open_secret_data(None, &mut objects.clone(), "app/op-1"),
+            Err(SealError::NoKey)
+        ));
+        open_secret_data(Some(&key), &mut objects, "app/op-1").unwrap();
+        assert_eq!(objects, original);
     }
 
     #[test]

@@ -942,6 +942,13 @@ async fn enqueue(
             p
         }),
     };
+    let mut op = op;
+    // A queued operation rests in its stream: a Secret's values go sealed, for this
+    // operation only (the executor opens them).
+    if let Some(key) = shared.bus.credentials_key() {
+        let context = format!("{}/{}", op.app, op.id);
+        gitfleet_bus::sealed::seal_secret_data(key, &mut op.desired, &context);
+    }
     let body = serde_json::to_vec(&op).map_err(|err| {
         ServiceError::internal(format!(
             "encoding sync operation of application {name}: {err}"

@@ -147,7 +147,7 @@ async fn dispatch(shared: &Arc<Shared>, msg: jetstream::Message) {
             return;
         }
     };
-    let op: SyncOperation = match serde_json::from_slice(&body) {
+    let mut op: SyncOperation = match serde_json::from_slice(&body) {
         Ok(op) => op,
         Err(err) => {
             tracing::warn!(error = %err, "dropping undecodable sync operation");
@@ -156,6 +156,33 @@ async fn dispatch(shared: &Arc<Shared>, msg: jetstream::Message) {
             return;
         }
     };
+    // A Secret's values come sealed for this operation (see the diff worker).
+    let context = format!("{}/{}", op.app, op.id);
+    if let Err(err) = gitfleet_bus::sealed::open_secret_data(
+        shared.bus.credentials_key(),
+        &mut op.desired,
+        &context,
+    ) {
+        tracing::warn!(app = %op.app, error = %err, "a sync operation's Secret data does not open");
+        let now = now();
+        let operation = Operation {
+            id: op.id.clone(),
+            app: op.app.clone(),
+            phase: OperationPhase::Error,
+            message: format!("the operation's Secret data does not open: {err}"),
+            revision: op.revision.clone(),
+            started_at: now.clone(),
+            finished_at: Some(now),
+            resources: Vec::new(),
+            retry_count: 0,
+            source: None,
+            dry_run: op.dry_run,
+            initiated_by: op.initiated_by.clone(),
+        };
+        let job = Box::new(Job::new(op, msg, sequence, shared.inflight.clone()));
+        finish(shared, job, operation).await;
+        return;
+    }
     let job = Box::new(Job::new(op, msg, sequence, shared.inflight.clone()));
     // The common case is synchronous, which keeps one app's operations in order.
     let job = match shared.cluster(&job.op.cluster) {

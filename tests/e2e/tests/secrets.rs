@@ -83,8 +83,16 @@ async fn run() {
     let mut all = sb.bus.client.subscribe(">").await.unwrap();
     let wire = Arc::new(Mutex::new(Vec::<u8>::new()));
     let wire_in = wire.clone();
+    // Sync operations as they enter their stream, where they rest until an executor
+    // has run them.
+    let queued = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let queued_in = queued.clone();
+    let sync_prefix = format!("{}.sync.", sb.bus.topology.prefix());
     let tap = tokio::spawn(async move {
         while let Some(m) = all.next().await {
+            if m.subject.starts_with(sync_prefix.as_str()) {
+                queued_in.lock().unwrap().extend_from_slice(&m.payload);
+            }
             let mut w = wire_in.lock().unwrap();
             w.extend_from_slice(m.subject.as_bytes());
             if let Some(h) = &m.headers {
@@ -249,6 +257,10 @@ stringData:
             String::from_utf8_lossy(&wire.lock().unwrap()).into_owned(),
         ),
         ("the NATS server's log".into(), sb.nats.log()),
+        (
+            "sync operations queued on their stream".into(),
+            String::from_utf8_lossy(&queued.lock().unwrap()).into_owned(),
+        ),
     ];
     let topology = &sb.bus.topology;
     let mut stores: Vec<(String, String)> = Vec::new();
@@ -291,12 +303,16 @@ stringData:
     }
     assert!(leaks.is_empty(), "secrets leaked: {leaks:#?}");
     // The bus really carried the run (the tap saw the sync), so the search means something.
+    assert!(
+        places[4].1.contains("\"Secret\""),
+        "the tap saw the sync operation with the Secret"
+    );
     assert!(places[2].1.contains("vault"), "the bus tap saw nothing");
 
     // A Secret's data from Git: in no answer, log line, status, operation, event, audit
-    // record or stored byte (the renderer seals its cache). It does travel between the
-    // services that need it, renderer to diff worker to executor (and rests in the
-    // sync-work stream while a sync is queued); see ARCHITECTURE.md, "Secrets".
+    // record, queued sync operation or stored byte (the renderer seals its cache, the
+    // diff worker the operation's Secret values). It does travel in clear in the render
+    // replies and live answers between the services that need it.
     let git_leaks: Vec<&str> = places
         .iter()
         .filter(|(_, text)| text.contains(GIT_SECRET))
