@@ -135,6 +135,7 @@ async fn a_commit_re_renders_exactly_the_apps_whose_inputs_it_touches() {
             .iter()
             .map(|(p, c)| (p.as_str(), Some(c.as_str())))
             .collect();
+        let owners_before = owners(&sb).await;
         let commit = sb.commit(&borrowed, &format!("change {what}"));
         let pushed = std::time::Instant::now();
         assert!(sb.github_push().await.is_success());
@@ -159,7 +160,18 @@ async fn a_commit_re_renders_exactly_the_apps_whose_inputs_it_touches() {
         }
         let expected: BTreeSet<String> = expected.iter().cloned().collect();
         let missing: Vec<_> = expected.difference(&rendered).collect();
-        let extra: Vec<_> = rendered.difference(&expected).collect();
+        let mut extra: Vec<_> = rendered.difference(&expected).collect();
+        // A diff worker that loses and re-takes a partition (its lease lapsed: a machine
+        // too busy to renew in time) reconciles that partition's apps afresh, renders and
+        // all. Exactness is promised while ownership holds, so such a case is told, not
+        // failed; what was expected must still be rendered.
+        if !extra.is_empty() && owners(&sb).await != owners_before {
+            println!(
+                "commit to {what}: a partition changed hands during the case; {} extra renders not counted",
+                extra.len()
+            );
+            extra.clear();
+        }
         assert!(
             missing.is_empty() && extra.is_empty(),
             "renders for a commit to {what}: {} missing {missing:?}, {} extra {extra:?}",
@@ -175,4 +187,16 @@ async fn a_commit_re_renders_exactly_the_apps_whose_inputs_it_touches() {
             all_on_commit.as_secs_f64()
         );
     }
+}
+
+/// The fencing token of every app partition's lease (who holds it, since when).
+async fn owners(sb: &Sandbox) -> Vec<Option<u64>> {
+    let mut out = Vec::new();
+    for p in 0..gitfleet_messages::APP_PARTITIONS {
+        let lease = gitfleet_bus::read_lease(&sb.bus, gitfleet_messages::DIFF_WORKERS, p)
+            .await
+            .unwrap();
+        out.push(lease.map(|l| l.token));
+    }
+    out
 }
