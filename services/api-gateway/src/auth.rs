@@ -42,6 +42,9 @@ pub const INITIAL_ADMIN_SECRET: &str = "argocd-initial-admin-secret";
 pub const RBAC_CONFIG_MAP: &str = "argocd-rbac-cm";
 pub const SETTINGS_CONFIG_MAP: &str = "argocd-cm";
 pub const ADMIN: &str = "admin";
+/// The sessions ended by `logout` before they expire (Argo CD keeps them in Redis): token
+/// id to expiry, in KV `settings` (not one of Argo CD's objects, so never exported).
+pub const REVOKED_SESSIONS: &str = "gitfleet-revoked-sessions";
 /// The capability (and subject suffix, `<account>:apiKey`) of account API tokens.
 const API_KEY: &str = "apiKey";
 
@@ -174,6 +177,8 @@ pub struct Auth {
     /// Each local account's API token ids (`accounts.<name>.tokens` in `argocd-secret`):
     /// a token not listed is revoked.
     api_tokens: RwLock<HashMap<String, HashSet<String>>>,
+    /// Sessions ended by `logout`: token id to expiry ([`REVOKED_SESSIONS`]).
+    revoked: RwLock<HashMap<String, i64>>,
     /// The local accounts of `argocd-cm` (`accounts.<name>`), and whether admin is enabled.
     accounts: RwLock<LocalAccounts>,
 }
@@ -311,13 +316,19 @@ impl Auth {
             failures: Mutex::new(HashMap::new()),
             password_mtimes: RwLock::new(password_mtimes(&secret)),
             api_tokens: RwLock::new(api_token_ids(&secret)),
+            revoked: RwLock::new(HashMap::new()),
             accounts: RwLock::new(LocalAccounts::default()),
         });
         if disabled {
             tracing::warn!("authentication is disabled: every caller acts as admin");
         }
         // Both settings watched: their first entries (the current values) load them.
-        for key in [RBAC_CONFIG_MAP, SETTINGS_CONFIG_MAP, SECRET_KEY] {
+        for key in [
+            RBAC_CONFIG_MAP,
+            SETTINGS_CONFIG_MAP,
+            SECRET_KEY,
+            REVOKED_SESSIONS,
+        ] {
             let watched = auth.clone();
             let shutdown = shutdown.clone();
             let mut watch = auth.settings.watch(key).await?;
@@ -334,12 +345,68 @@ impl Auth {
                     match key {
                         RBAC_CONFIG_MAP => watched.reload(&entry).await,
                         SECRET_KEY => watched.reload_secret(&entry),
+                        REVOKED_SESSIONS => watched.reload_revoked(&entry),
                         _ => watched.reload_settings(&entry),
                     }
                 }
             });
         }
         Ok(auth)
+    }
+
+    /// The sessions other gateways (or this one) ended.
+    fn reload_revoked(&self, entry: &async_nats_kv::Entry) {
+        let revoked = self
+            .settings
+            .decode_entry::<HashMap<String, i64>>(REVOKED_SESSIONS, entry)
+            .ok()
+            .flatten()
+            .map(|(r, _)| r)
+            .unwrap_or_default();
+        *self.revoked.write().unwrap_or_else(|e| e.into_inner()) = revoked;
+    }
+
+    /// Ends the caller's session before it expires (Argo CD's `logout`): its token id is
+    /// refused from now on, by every gateway. Ids are kept until their token expires.
+    pub async fn revoke_session<T>(&self, req: &Request<T>) -> Result<()> {
+        self.identity(req).await?;
+        let Some(Caller::Token(claims)) = req.extensions().get::<Caller>() else {
+            return Err(Error::invalid(
+                "only a session gitfleet signed can be ended here (an SSO token ends at its provider)",
+            ));
+        };
+        if claims.jti.is_empty() {
+            return Err(Error::invalid("the session has no id (jti) to revoke"));
+        }
+        let now = chrono::Utc::now().timestamp();
+        // A token without expiry is kept for a year: project tokens are revoked on their role.
+        let until = claims.exp.unwrap_or(now + 365 * 24 * 3600);
+        loop {
+            let current = self
+                .settings
+                .get::<HashMap<String, i64>>(REVOKED_SESSIONS)
+                .await?;
+            let (mut revoked, revision) = current.unwrap_or_default();
+            revoked.retain(|_, exp| *exp > now);
+            revoked.insert(claims.jti.clone(), until);
+            let written = if revision == 0 {
+                match self.settings.create(REVOKED_SESSIONS, &revoked).await {
+                    Ok(_) => true,
+                    Err(Error::AlreadyExists { .. }) => false,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                self.settings
+                    .update(REVOKED_SESSIONS, &revoked, revision)
+                    .await?
+                    .is_some()
+            };
+            if written {
+                *self.revoked.write().unwrap_or_else(|e| e.into_inner()) = revoked;
+                tracing::info!(subject = %claims.sub, "session revoked");
+                return Ok(());
+            }
+        }
     }
 
     /// `argocd-secret`: when passwords changed (another gateway may have changed them).
@@ -697,6 +764,17 @@ impl Auth {
             return Ok(Identity::new(ADMIN));
         }
         let claims = match req.extensions().get::<Caller>() {
+            Some(Caller::Token(claims))
+                if self
+                    .revoked
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains_key(&claims.jti) =>
+            {
+                return Err(Error::Unauthenticated(
+                    "token is revoked, please re-login".into(),
+                ));
+            }
             Some(Caller::Token(claims)) => claims,
             Some(Caller::External { token, issuer }) => {
                 let claims = self.oidc.verify(token, issuer).await?;

@@ -56,6 +56,11 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Rest>)> {
     vec![
         ("GET", "/api/version", get(version)),
         ("POST", "/api/v1/session", post(session_create)),
+        (
+            "DELETE",
+            "/api/v1/session",
+            axum::routing::delete(session_delete),
+        ),
         ("GET", "/api/v1/session/userinfo", get(user_info)),
         (
             "GET",
@@ -250,6 +255,12 @@ async fn session_create(State(rest): State<Rest>, caller: Caller, bytes: Bytes) 
     )?;
     let token = rest.sessions.create(req).await?.into_inner().token;
     Ok(axum::Json(json!({"token": token})))
+}
+
+async fn session_delete(State(rest): State<Rest>, caller: Caller) -> Answer {
+    let req = rest.request(&caller, SessionDeleteRequest {})?;
+    SessionService::delete(&*rest.sessions, req).await?;
+    Ok(axum::Json(json!({})))
 }
 
 async fn user_info(State(rest): State<Rest>, caller: Caller) -> Answer {

@@ -32,6 +32,14 @@ impl SessionService for Sessions {
         Ok(Response::new(SessionResponse { token }))
     }
 
+    async fn delete(
+        &self,
+        req: Request<SessionDeleteRequest>,
+    ) -> Result<Response<SessionDeleteResponse>, Status> {
+        self.auth.revoke_session(&req).await?;
+        Ok(Response::new(SessionDeleteResponse {}))
+    }
+
     async fn get_user_info(
         &self,
         req: Request<GetUserInfoRequest>,

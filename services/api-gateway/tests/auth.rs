@@ -463,6 +463,13 @@ fn routes() -> BTreeMap<&'static str, Route> {
         get_user_info,
         GetUserInfoRequest {}
     );
+    // Ends the caller's own session (called with a session of its own below).
+    route!(
+        "gitfleet.v1.SessionService/Delete",
+        SessionServiceClient,
+        delete,
+        SessionDeleteRequest {}
+    );
     // Someone else's password: needs accounts/update on them.
     route!(
         "gitfleet.v1.AccountService/UpdatePassword",
@@ -508,10 +515,13 @@ fn routes() -> BTreeMap<&'static str, Route> {
 }
 
 /// Routes any signed-in caller may use; logging in needs no session at all.
-const FOR_ANY_SESSION: [&str; 2] = [
+const FOR_ANY_SESSION: [&str; 3] = [
     "gitfleet.v1.SessionService/GetUserInfo",
     "gitfleet.v1.AccountService/CanI",
+    LOGOUT,
 ];
+/// Logging out revokes the session it is called with.
+const LOGOUT: &str = "gitfleet.v1.SessionService/Delete";
 const WITHOUT_SESSION: &str = "gitfleet.v1.SessionService/Create";
 
 fn served_routes() -> BTreeSet<String> {
@@ -576,7 +586,14 @@ async fn every_route_refuses_callers_without_a_session_or_the_permission() {
     let nobody = sign(&gw.key().await, Algorithm::HS256, claims("nobody"));
     for (path, call) in &routes {
         let anonymous = call(gw.conn(None)).await;
-        let signed_in = call(gw.conn(Some(&nobody))).await;
+        let signed_in = if *path == LOGOUT {
+            let mut own = claims("nobody");
+            own["jti"] = serde_json::json!("to-end");
+            let own = sign(&gw.key().await, Algorithm::HS256, own);
+            call(gw.conn(Some(&own))).await
+        } else {
+            call(gw.conn(Some(&nobody))).await
+        };
         if *path == WITHOUT_SESSION {
             assert_eq!(
                 anonymous.unwrap_err().message(),
@@ -902,7 +919,15 @@ async fn every_rest_route_refuses_callers_without_a_session_or_the_permission() 
         if public {
             continue;
         }
-        let (code, answer) = rest(&gw.base, method, &path, Some(&nobody), body).await;
+        // Logging out ends the session it is called with: a session of its own.
+        let token = if (method, pattern) == ("DELETE", "/api/v1/session") {
+            let mut own = claims("nobody");
+            own["jti"] = serde_json::json!("rest-logout");
+            sign(&gw.key().await, Algorithm::HS256, own)
+        } else {
+            nobody.clone()
+        };
+        let (code, answer) = rest(&gw.base, method, &path, Some(&token), body).await;
         match pattern {
             // Every signed-in caller may ask who they are and what they may do.
             "/api/v1/session/userinfo" => {
@@ -911,6 +936,7 @@ async fn every_rest_route_refuses_callers_without_a_session_or_the_permission() 
             "/api/v1/account/can-i/{resource}/{action}/{subresource}" => {
                 assert_eq!((code, answer["value"].as_str()), (200, Some("no")))
             }
+            "/api/v1/session" => assert_eq!(code, 200, "logout: {answer}"),
             p if method == "GET" && p.ends_with('s') && !p.contains('{') => {
                 assert_eq!(code, 200, "{method} {path}: {answer}");
                 assert_eq!(answer["items"], serde_json::json!([]), "{method} {path}");
@@ -1176,4 +1202,36 @@ async fn account_api_tokens_are_issued_listed_and_revoked() {
     // Stored as Argo CD keeps them (sealed with the rest of argocd-secret).
     let secret = gw.settings("argocd-secret").await;
     assert_eq!(secret["accounts.alice.tokens"], "[]");
+}
+
+/// Logging out ends the session on the server (Argo CD's logout): its token is refused
+/// from then on, and other sessions of the same account go on.
+#[tokio::test]
+async fn logout_revokes_the_session_it_is_called_with() {
+    let gw = Gateway::start().await;
+    let first = gw.admin().await;
+    let second = gw.admin().await;
+    let info = |token: String| {
+        let conn = gw.conn(Some(&token));
+        async move {
+            SessionServiceClient::new(conn)
+                .get_user_info(GetUserInfoRequest {})
+                .await
+        }
+    };
+    assert!(info(first.clone()).await.is_ok());
+    SessionServiceClient::new(gw.conn(Some(&first)))
+        .delete(SessionDeleteRequest {})
+        .await
+        .unwrap();
+    let err = info(first.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(err.message(), "token is revoked, please re-login");
+    assert!(info(second).await.is_ok(), "another session goes on");
+    // Anonymous callers have nothing to end.
+    let err = SessionServiceClient::new(gw.conn(None))
+        .delete(SessionDeleteRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
 }

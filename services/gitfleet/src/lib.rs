@@ -144,7 +144,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<i32> {
             let anonymous = connect(&server, None).await?;
             Box::pin(session::login(args, &server, &config, anonymous, out)).await
         }
-        Command::Logout => session::logout(&server, &config, out),
+        Command::Logout => Box::pin(session::logout(&server, &config, out)).await,
         Command::Apply(args) => Box::pin(declarative::apply(args, conn().await?, out)).await,
         Command::Export(args) => Box::pin(declarative::export(args, out)).await,
         Command::Account(cmd) => Box::pin(session::account(cmd, conn().await?, out)).await,

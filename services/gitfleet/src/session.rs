@@ -177,12 +177,32 @@ pub async fn login(
     Ok(0)
 }
 
-pub fn logout(server: &str, config: &Path, out: &mut dyn Write) -> Result<i32> {
+/// Ends the stored session on the server (its token is refused from then on, as Argo
+/// CD's `logout` revokes it), then forgets it here, even when the server cannot be
+/// reached (said, not hidden).
+pub async fn logout(server: &str, config: &Path, out: &mut dyn Write) -> Result<i32> {
     let mut file = read_config(config)?;
-    if file.contexts.remove(server).is_none() {
+    let Some(token) = stored_token(config, server)? else {
         return Err(Error::Usage(format!("not logged in to {server}")));
-    }
+    };
+    let revoked = match crate::connect(server, Some(&token)).await {
+        Ok(conn) => SessionServiceClient::new(conn)
+            .delete(SessionDeleteRequest {})
+            .await
+            .map(drop)
+            .map_err(|s| s.message().to_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    file.contexts.remove(server);
     write_config(config, &file)?;
+    if let Err(why) = revoked {
+        output::write(
+            out,
+            &format!(
+                "warning: the session could not be ended on the server ({why}); forgotten here only\n"
+            ),
+        )?;
+    }
     output::write(out, &format!("Logged out from '{server}'\n"))?;
     Ok(0)
 }

@@ -738,6 +738,12 @@ async fn sessions_policies_and_project_tokens_run() {
             .is_none()
     );
     let password = "n3w-passw0rd".to_string();
+    let config = std::fs::read_to_string(env.dir.path().join("cli-config")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let session = config["contexts"][env.server.as_str()]["auth-token"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let (code, out, _) = env.run(&["logout"]).await;
     assert_eq!(
@@ -745,6 +751,12 @@ async fn sessions_policies_and_project_tokens_run() {
         (0, format!("Logged out from '{}'\n", env.server))
     );
     assert_eq!(env.run(&["app", "list"]).await.0, 1);
+    // The session was ended on the server too: its token, kept elsewhere, is refused.
+    let (code, _, err) = env.run(&["app", "list", "--auth-token", &session]).await;
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "error: token is revoked, please re-login")
+    );
 
     // Five wrong passwords lock the account for the window, the right one included.
     for _ in 0..5 {
