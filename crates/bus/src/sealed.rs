@@ -146,19 +146,47 @@ impl CredentialKey {
         &self.id
     }
 
+    /// Nonce, ciphertext and tag of `plain` for `context`: what every sealed form holds.
+    fn seal_raw(&self, plain: &[u8], context: &str) -> Vec<u8> {
+        let mut data = plain.to_vec();
+        let nonce = self
+            .key
+            .seal_in_place_append_tag(Aad::from(context.as_bytes()), &mut data)
+            .expect("AES-GCM sealing of an in-memory buffer does not fail");
+        let mut out = Vec::with_capacity(NONCE_LEN + data.len());
+        out.extend_from_slice(nonce.as_ref());
+        out.extend_from_slice(&data);
+        out
+    }
+
+    /// Opens what [`CredentialKey::seal_raw`] made, once the sealed form named key `id`.
+    fn open_raw(&self, id: &[u8], body: &[u8], context: &str) -> Result<Vec<u8>, SealError> {
+        if id != self.id.as_bytes() {
+            return Err(SealError::OtherKey {
+                found: String::from_utf8_lossy(id).into_owned(),
+                ours: self.id.clone(),
+            });
+        }
+        if body.len() < NONCE_LEN {
+            return Err(SealError::Malformed("too short"));
+        }
+        let nonce = Nonce::try_assume_unique_for_key(&body[..NONCE_LEN])
+            .map_err(|_| SealError::Malformed("bad nonce"))?;
+        let mut data = body[NONCE_LEN..].to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut data)
+            .map_err(|_| SealError::Tampered)?;
+        Ok(plain.to_vec())
+    }
+
     /// Seals one value for the document named `context`; a value already sealed is kept.
     pub fn seal(&self, plain: &str, context: &str) -> String {
         if plain.starts_with(SEALED_PREFIX) {
             return plain.to_owned();
         }
-        let mut data = plain.as_bytes().to_vec();
-        let nonce = self
-            .key
-            .seal_in_place_append_tag(Aad::from(context.as_bytes()), &mut data)
-            .expect("AES-GCM sealing of an in-memory buffer does not fail");
-        let mut out = nonce.as_ref().to_vec();
-        out.extend_from_slice(&data);
-        format!("{SEALED_PREFIX}{}:{}", self.id, STANDARD.encode(out))
+        let sealed = self.seal_raw(plain.as_bytes(), context);
+        format!("{SEALED_PREFIX}{}:{}", self.id, STANDARD.encode(sealed))
     }
 
     /// Opens one value sealed for `context`; a value that is not sealed is returned as is
@@ -170,50 +198,20 @@ impl CredentialKey {
         let (id, body) = rest
             .split_once(':')
             .ok_or(SealError::Malformed("no key id"))?;
-        if id != self.id {
-            return Err(SealError::OtherKey {
-                found: id.to_owned(),
-                ours: self.id.clone(),
-            });
-        }
-        let mut bytes = STANDARD
+        let body = STANDARD
             .decode(body)
             .map_err(|_| SealError::Malformed("not base64"))?;
-        if bytes.len() < NONCE_LEN {
-            return Err(SealError::Malformed("too short"));
-        }
-        let nonce = Nonce::try_assume_unique_for_key(&bytes[..NONCE_LEN])
-            .map_err(|_| SealError::Malformed("bad nonce"))?;
-        let plain = self
-            .key
-            .open_in_place(
-                nonce,
-                Aad::from(context.as_bytes()),
-                &mut bytes[NONCE_LEN..],
-            )
-            .map_err(|_| SealError::Tampered)?;
-        String::from_utf8(plain.to_vec()).map_err(|_| SealError::Malformed("not UTF-8"))
+        let plain = self.open_raw(id.as_bytes(), &body, context)?;
+        String::from_utf8(plain).map_err(|_| SealError::Malformed("not UTF-8"))
     }
-}
 
-/// What a sealed byte value starts with (then the key id, nonce, ciphertext and tag).
-const SEALED_BYTES_MAGIC: &[u8] = b"gitfleet-sealed-bytes:v1:";
-
-impl CredentialKey {
     /// Seals a whole value (a cached render that may hold a Secret's data), bound to
     /// `context` (its key).
     pub fn seal_bytes(&self, plain: &[u8], context: &str) -> Vec<u8> {
-        let mut data = plain.to_vec();
-        let nonce = self
-            .key
-            .seal_in_place_append_tag(Aad::from(context.as_bytes()), &mut data)
-            .expect("AES-GCM sealing of an in-memory buffer does not fail");
-        let mut out = Vec::with_capacity(SEALED_BYTES_MAGIC.len() + 9 + NONCE_LEN + data.len());
-        out.extend_from_slice(SEALED_BYTES_MAGIC);
+        let mut out = SEALED_BYTES_MAGIC.to_vec();
         out.extend_from_slice(self.id.as_bytes());
         out.push(b':');
-        out.extend_from_slice(nonce.as_ref());
-        out.extend_from_slice(&data);
+        out.extend_from_slice(&self.seal_raw(plain, context));
         out
     }
 
@@ -223,27 +221,16 @@ impl CredentialKey {
         let Some(rest) = value.strip_prefix(SEALED_BYTES_MAGIC) else {
             return Ok(value.to_vec());
         };
-        let id_len = self.id.len();
-        if rest.len() < id_len + 1 + NONCE_LEN || rest[id_len] != b':' {
-            return Err(SealError::Malformed("too short"));
-        }
-        if &rest[..id_len] != self.id.as_bytes() {
-            return Err(SealError::OtherKey {
-                found: String::from_utf8_lossy(&rest[..id_len]).into_owned(),
-                ours: self.id.clone(),
-            });
-        }
-        let body = &rest[id_len + 1..];
-        let nonce = Nonce::try_assume_unique_for_key(&body[..NONCE_LEN])
-            .map_err(|_| SealError::Malformed("bad nonce"))?;
-        let mut data = body[NONCE_LEN..].to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut data)
-            .map_err(|_| SealError::Tampered)?;
-        Ok(plain.to_vec())
+        let colon = rest
+            .iter()
+            .position(|b| *b == b':')
+            .ok_or(SealError::Malformed("no key id"))?;
+        self.open_raw(&rest[..colon], &rest[colon + 1..], context)
     }
 }
+
+/// What a sealed byte value starts with (then the key id, nonce, ciphertext and tag).
+const SEALED_BYTES_MAGIC: &[u8] = b"gitfleet-sealed-bytes:v1:";
 
 /// The values of every core `Secret` among `objects` (`data` and `stringData`), sealed
 /// in place for `context` (the sync operation they travel in): a queued operation rests

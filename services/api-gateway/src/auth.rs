@@ -853,8 +853,8 @@ impl Auth {
         })
     }
 
-    /// Records a change that was decided outside [`Auth::authorize`] (an account's own
-    /// tokens) on the audit trail.
+    /// Records a change on the audit trail: who, what, from where, how it ended (an
+    /// empty object is the caller's own account).
     pub async fn audit_change<T>(
         &self,
         req: &Request<T>,
@@ -895,15 +895,7 @@ impl Auth {
         // or not.
         if action != gitfleet_rbac::actions::GET {
             let result = if allowed { "allowed" } else { "denied" };
-            self.audit
-                .record(
-                    &who.subject,
-                    resource,
-                    action,
-                    object,
-                    req.remote_addr(),
-                    result,
-                )
+            self.audit_change(req, &who, resource, action, object, result)
                 .await;
         }
         if allowed {

@@ -88,23 +88,13 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Rest>)> {
     ]
 }
 
-/// The REST router (method routers for the same path merged).
+/// The REST router (axum merges the methods of one path).
 pub fn router(rest: Rest) -> Router {
-    let mut router: Router<Rest> = Router::new();
-    let mut by_path: Vec<(&'static str, MethodRouter<Rest>)> = Vec::new();
-    for (_, path, method) in routes() {
-        match by_path.iter_mut().find(|(p, _)| *p == path) {
-            Some((_, existing)) => {
-                let merged = std::mem::take(existing).merge(method);
-                *existing = merged;
-            }
-            None => by_path.push((path, method)),
-        }
-    }
-    for (path, method) in by_path {
-        router = router.route(path, method);
-    }
-    router
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (_, path, method)| {
+            router.route(path, method)
+        })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(rest)
 }

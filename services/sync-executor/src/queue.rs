@@ -164,21 +164,11 @@ async fn dispatch(shared: &Arc<Shared>, msg: jetstream::Message) {
         &context,
     ) {
         tracing::warn!(app = %op.app, error = %err, "a sync operation's Secret data does not open");
-        let now = now();
-        let operation = Operation {
-            id: op.id.clone(),
-            app: op.app.clone(),
-            phase: OperationPhase::Error,
-            message: format!("the operation's Secret data does not open: {err}"),
-            revision: op.revision.clone(),
-            started_at: now.clone(),
-            finished_at: Some(now),
-            resources: Vec::new(),
-            retry_count: 0,
-            source: None,
-            dry_run: op.dry_run,
-            initiated_by: op.initiated_by.clone(),
-        };
+        let operation = ended_before_start(
+            &op,
+            OperationPhase::Error,
+            format!("the operation's Secret data does not open: {err}"),
+        );
         let job = Box::new(Job::new(op, msg, sequence, shared.inflight.clone()));
         finish(shared, job, operation).await;
         return;
@@ -214,23 +204,28 @@ async fn dispatch(shared: &Arc<Shared>, msg: jetstream::Message) {
             return;
         }
         let message = format!("cluster {} is not registered with gitfleet", job.op.cluster);
-        let now = now();
-        let operation = Operation {
-            id: job.op.id.clone(),
-            app: job.op.app.clone(),
-            phase: OperationPhase::Failed,
-            message,
-            revision: job.op.revision.clone(),
-            started_at: now.clone(),
-            finished_at: Some(now),
-            resources: Vec::new(),
-            retry_count: 0,
-            source: None,
-            dry_run: false,
-            initiated_by: String::new(),
-        };
+        let operation = ended_before_start(&job.op, OperationPhase::Failed, message);
         finish(&shared, job, operation).await;
     });
+}
+
+/// The record of an operation that ended before anything was applied.
+fn ended_before_start(op: &SyncOperation, phase: OperationPhase, message: String) -> Operation {
+    let now = now();
+    Operation {
+        id: op.id.clone(),
+        app: op.app.clone(),
+        phase,
+        message,
+        revision: op.revision.clone(),
+        started_at: now.clone(),
+        finished_at: Some(now),
+        resources: Vec::new(),
+        retry_count: 0,
+        source: None,
+        dry_run: op.dry_run,
+        initiated_by: op.initiated_by.clone(),
+    }
 }
 
 /// Runs one job on its cluster (called by the cluster's scheduler, through
