@@ -18,7 +18,7 @@ pub use application::*;
 pub use appset::*;
 pub use cluster::{Cluster, ClusterConfig, TlsClientConfig};
 pub use k8s_secret::{SECRET_TYPE_LABEL, SecretError, SecretManifest, decode_base64};
-pub use meta::{API_VERSION, ObjectMeta};
+pub use meta::{API_VERSION, ObjectMeta, OwnerReference};
 pub use project::*;
 pub use repository::{Repository, RepositoryType};
 pub use secret::{CREDENTIAL_FIELDS, REDACTED, Redacted};

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const API_VERSION: &str = "argoproj.io/v1alpha1";
 
 /// `metadata` of an object. Only the fields gitfleet reads or must carry back are kept;
-/// the rest of Kubernetes' ObjectMeta (managedFields, ownerReferences...) is dropped.
+/// the rest of Kubernetes' ObjectMeta (managedFields, ...) is dropped.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {
@@ -36,6 +36,34 @@ pub struct ObjectMeta {
     /// Set while the object is being deleted (finalizers still pending).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_timestamp: Option<String>,
+    /// Who owns the object: an ApplicationSet for the Applications it generated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owner_references: Vec<OwnerReference>,
+}
+
+/// Kubernetes' `ownerReferences` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerReference {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_owner_deletion: Option<bool>,
+}
+
+impl ObjectMeta {
+    /// The ApplicationSet that generated this object, if any (its controlling owner).
+    pub fn owning_application_set(&self) -> Option<&str> {
+        self.owner_references
+            .iter()
+            .find(|o| o.kind == "ApplicationSet" && o.api_version.starts_with("argoproj.io/"))
+            .map(|o| o.name.as_str())
+    }
 }
 
 impl ObjectMeta {
