@@ -24,19 +24,21 @@ pub enum Role {
     SyncExecutor,
     ApiGateway,
     Notifier,
+    AppSetController,
     /// Creates the topology and runs the operator's commands (`gitfleet admin`,
     /// `export`): everything.
     Admin,
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::GitWatcher,
         Role::Renderer,
         Role::DiffWorker,
         Role::SyncExecutor,
         Role::ApiGateway,
         Role::Notifier,
+        Role::AppSetController,
         Role::Admin,
     ];
 
@@ -45,9 +47,10 @@ impl Role {
     /// the renderer (which seals its cache of rendered manifests, Secrets among them: only
     /// it may read that bucket, and it cannot read the credentials buckets), the diff
     /// workers (which seal a Secret's values in the sync operations they queue), and the
-    /// admin. Only the notifier goes without.
+    /// admin. The notifier and the ApplicationSet controller (which reads clusters' names
+    /// and labels, never their credentials) go without.
     pub fn holds_credentials_key(self) -> bool {
-        !matches!(self, Role::Notifier)
+        !matches!(self, Role::Notifier | Role::AppSetController)
     }
 
     /// The service's name, as its binary and `--services` call it.
@@ -59,6 +62,7 @@ impl Role {
             Role::SyncExecutor => "sync-executor",
             Role::ApiGateway => "api-gateway",
             Role::Notifier => "notifier",
+            Role::AppSetController => "appset-controller",
             Role::Admin => "admin",
         }
     }
@@ -229,6 +233,26 @@ impl Topology {
             Role::Notifier => {
                 perm.consume(self, StreamName::Events);
             }
+            Role::AppSetController => {
+                perm.kv(self, Bucket::Members, Write);
+                perm.kv(self, Bucket::Leases, Write);
+                // Writes a set's status; writes, and deletes, the apps it generates (and
+                // their status and operation once deleted).
+                perm.kv(self, Bucket::AppSets, Write);
+                perm.kv(self, Bucket::Applications, Write);
+                perm.kv(self, Bucket::AppStatus, Write);
+                perm.kv(self, Bucket::Operations, Write);
+                perm.kv(self, Bucket::Projects, Read);
+                // Names, servers and labels: the credentials in it stay sealed.
+                perm.kv(self, Bucket::Clusters, Read);
+                perm.consume(self, StreamName::Revisions);
+                perm.produce(self, StreamName::Audit);
+                perm.publish.push(self.git_resolve_subject());
+                perm.publish.push(self.git_files_subject());
+                // Cascade deletes of the apps it no longer generates.
+                perm.publish.push(format!("{p}.sync-request.*"));
+                perm.subscribe.push(self.webhook_subject());
+            }
             Role::Admin => unreachable!("handled above"),
         }
         perm
@@ -374,7 +398,7 @@ mod tests {
                 Role::SyncExecutor => assert!(!repos && clusters),
                 // The diff workers read a cluster's name and namespaces; its credentials
                 // are sealed and they hold no key.
-                Role::DiffWorker => assert!(!repos && clusters),
+                Role::DiffWorker | Role::AppSetController => assert!(!repos && clusters),
                 Role::ApiGateway | Role::Admin => assert!(repos && clusters),
                 Role::Renderer | Role::Notifier => assert!(!repos && !clusters, "{role:?}"),
             }

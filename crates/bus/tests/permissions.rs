@@ -90,6 +90,7 @@ async fn each_role_is_refused_outside_its_permissions() {
             Role::SyncExecutor,
             Role::ApiGateway,
             Role::Notifier,
+            Role::AppSetController,
         ] {
             let mut conn = connect(&server, &topology, ids.seed(role)).await;
             conn.refused(&change_stream).await;
@@ -101,11 +102,11 @@ async fn each_role_is_refused_outside_its_permissions() {
             }
             if !matches!(
                 role,
-                Role::SyncExecutor | Role::ApiGateway | Role::DiffWorker
+                Role::SyncExecutor | Role::ApiGateway | Role::DiffWorker | Role::AppSetController
             ) {
                 conn.refused(&read_clusters).await;
             }
-            if role != Role::ApiGateway {
+            if !matches!(role, Role::ApiGateway | Role::AppSetController) {
                 conn.refused(&write_apps).await;
             }
             let bus = &conn.bus;
@@ -156,6 +157,12 @@ async fn each_role_is_refused_outside_its_permissions() {
                         .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
                         .await
                         .unwrap();
+                }
+                Role::AppSetController => {
+                    let kv = bus.kv(Bucket::Applications).await.unwrap();
+                    kv.put("a2", "{}".into()).await.unwrap();
+                    let kv = bus.kv(Bucket::AppSets).await.unwrap();
+                    kv.put("s1", "{}".into()).await.unwrap();
                 }
                 Role::Admin => unreachable!(),
             }

@@ -549,6 +549,10 @@ pub const CLUSTER_PARTITIONS: u32 = 64;
 /// Ownership groups (leases and members are keyed by group).
 pub const DIFF_WORKERS: &str = "diff-workers";
 pub const SYNC_EXECUTORS: &str = "sync-executors";
+/// ApplicationSets are spread over this many partitions, which ApplicationSet
+/// controllers own (group `APPSET_CONTROLLERS`).
+pub const APPSET_PARTITIONS: u32 = 16;
+pub const APPSET_CONTROLLERS: &str = "appset-controllers";
 /// The cluster `https://kubernetes.default.svc` and `name: in-cluster` resolve to.
 pub const IN_CLUSTER: &str = "in-cluster";
 

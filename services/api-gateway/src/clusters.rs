@@ -63,6 +63,8 @@ impl Clusters {
                 },
                 ..ClusterConfig::default()
             },
+            labels: req.labels.into_iter().collect(),
+            annotations: req.annotations.into_iter().collect(),
             ..Cluster::default()
         };
         if req.upsert {

@@ -550,6 +550,7 @@ async fn clusters_and_repositories_never_return_credentials() {
             ca_data: "Q0E=".into(),
             insecure: false,
             upsert: false,
+            ..Default::default()
         })
         .await
         .unwrap()

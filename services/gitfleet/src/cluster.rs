@@ -29,6 +29,13 @@ pub enum ClusterCommand {
         /// Replace a cluster of the same name.
         #[arg(long)]
         upsert: bool,
+        /// A label on the cluster, `key=value` (repeatable): what ApplicationSets'
+        /// cluster generators select on.
+        #[arg(long = "label", value_parser = key_value)]
+        labels: Vec<(String, String)>,
+        /// An annotation on the cluster, `key=value` (repeatable).
+        #[arg(long = "annotation", value_parser = key_value)]
+        annotations: Vec<(String, String)>,
     },
     /// List clusters.
     List {
@@ -37,6 +44,14 @@ pub enum ClusterCommand {
     },
     /// Remove a cluster (by name or server URL).
     Rm { name: String },
+}
+
+/// `key=value`, as Argo CD's `--label` takes it.
+fn key_value(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?}: expected key=value")),
+    }
 }
 
 pub async fn run(cmd: &ClusterCommand, channel: Conn, out: &mut dyn Write) -> Result<i32> {
@@ -48,6 +63,8 @@ pub async fn run(cmd: &ClusterCommand, channel: Conn, out: &mut dyn Write) -> Re
             name,
             in_cluster,
             upsert,
+            labels,
+            annotations,
         } => {
             let path = kubeconfig::default_path(path.as_deref());
             let creds = kubeconfig::read_context(&path, context)?;
@@ -64,6 +81,8 @@ pub async fn run(cmd: &ClusterCommand, channel: Conn, out: &mut dyn Write) -> Re
                     ca_data: creds.ca_data,
                     insecure: creds.insecure,
                     upsert: *upsert,
+                    labels: labels.iter().cloned().collect(),
+                    annotations: annotations.iter().cloned().collect(),
                 })
                 .await?
                 .into_inner();

@@ -166,6 +166,8 @@ pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
             name: None,
             in_cluster: true,
             upsert: true,
+            labels: Vec::new(),
+            annotations: Vec::new(),
         };
         let token = admin_session(&bus, &grpc.to_string()).await?;
         let conn = crate::connect(&grpc.to_string(), Some(&token)).await?;

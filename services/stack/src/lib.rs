@@ -47,6 +47,7 @@ pub struct Services {
     pub sync_executor: bool,
     pub api_gateway: bool,
     pub notifier: bool,
+    pub appset_controller: bool,
 }
 
 impl Services {
@@ -57,6 +58,7 @@ impl Services {
         sync_executor: true,
         api_gateway: true,
         notifier: true,
+        appset_controller: true,
     };
 }
 
@@ -91,6 +93,8 @@ pub enum Error {
     Renderer(#[from] renderer::Error),
     #[error("starting the diff worker: {0}")]
     DiffWorker(#[from] diff_worker::Error),
+    #[error("starting the ApplicationSet controller: {0}")]
+    AppSetController(#[from] appset_controller::Error),
 }
 
 /// The running services.
@@ -127,6 +131,7 @@ pub struct ServiceBuses {
     pub sync_executor: Bus,
     pub api_gateway: Bus,
     pub notifier: Bus,
+    pub appset_controller: Bus,
 }
 
 impl ServiceBuses {
@@ -138,7 +143,8 @@ impl ServiceBuses {
             diff_worker: bus.clone(),
             sync_executor: bus.clone(),
             api_gateway: bus.clone(),
-            notifier: bus,
+            notifier: bus.clone(),
+            appset_controller: bus,
         }
     }
 
@@ -173,6 +179,7 @@ impl ServiceBuses {
             sync_executor: connect(Role::SyncExecutor).await?,
             api_gateway: connect(Role::ApiGateway).await?,
             notifier: connect(Role::Notifier).await?,
+            appset_controller: connect(Role::AppSetController).await?,
         })
     }
 }
@@ -242,6 +249,15 @@ pub async fn start_with(cfg: StackConfig, buses: ServiceBuses) -> Result<Stack, 
             "sync-executor",
             sync_executor::run(c, buses.sync_executor.clone(), shutdown.clone()),
         );
+    }
+    if s.appset_controller {
+        let mut c = appset_controller::Config::new(&cfg.member_id);
+        c.member_ttl = cfg.ownership_ttl;
+        c.lease_ttl = cfg.ownership_ttl;
+        c.requeue_interval = cfg.poll_interval;
+        let running =
+            appset_controller::start(c, buses.appset_controller.clone(), shutdown.clone()).await?;
+        spawn(&mut tasks, "appset-controller", running.wait());
     }
     if s.notifier {
         let c = notifier::Config {

@@ -39,6 +39,7 @@ fn main() {
         sync_executor: has("sync-executor"),
         api_gateway: has("api-gateway"),
         notifier: has("notifier"),
+        appset_controller: has("appset-controller"),
     };
     cfg.ownership_ttl = Duration::from_secs(args.ttl_seconds);
     cfg.disable_auth = true;

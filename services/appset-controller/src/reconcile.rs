@@ -1,0 +1,685 @@
+//! One ApplicationSet generated and written: its sources fetched, `gitfleet_appset`
+//! deciding, the writes fenced by the set's partition lease, the outcome in its status.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gitfleet_appset::{Action, GenerateError, GeneratedApp, GitKey, GitTree, Sources};
+use gitfleet_bus::{Bucket, partition, subject_token};
+use gitfleet_engine::project::{ProjectRules, destination_of};
+use gitfleet_messages::{
+    APP_PARTITIONS, AuditRecord, Files, FilesRequest, Operation, ResolveRequest, Resolved,
+    ServiceError, SyncRequest,
+};
+use gitfleet_model::{AppProject, Application, ApplicationSet, Cluster};
+use serde_json::{Value, json};
+
+use crate::controller::Shared;
+
+/// Git trees by repository and commit, shared by every set (many sets read one repo).
+#[derive(Default)]
+pub(crate) struct Trees {
+    trees: Mutex<HashMap<(String, String), Arc<GitTree>>>,
+}
+
+/// Trees kept; past it the cache starts again (a commit's tree is fetched once per
+/// commit, not per set).
+const TREES_KEPT: usize = 64;
+
+/// Whether `set` has a generator of `kind` (nested ones too).
+pub(crate) fn uses(set: &ApplicationSet, kind: &str) -> bool {
+    fn walk(v: &Value, kind: &str) -> bool {
+        let Some(map) = v.as_object() else {
+            return false;
+        };
+        if map.contains_key(kind) {
+            return true;
+        }
+        ["matrix", "merge"].iter().any(|k| {
+            map.get(*k)
+                .and_then(|c| c.get("generators"))
+                .and_then(Value::as_array)
+                .is_some_and(|children| children.iter().any(|c| walk(c, kind)))
+        })
+    }
+    set.spec.generators.iter().any(|g| walk(&g.0, kind))
+}
+
+/// Whether a commit on `repo` may change what `set` generates: one of its Git generators
+/// reads it (or a templated repository, which may be it).
+pub(crate) fn reads_repo(set: &ApplicationSet, repo: &str) -> bool {
+    fn norm(url: &str) -> String {
+        url.trim()
+            .trim_end_matches('/')
+            .trim_end_matches(".git")
+            .to_lowercase()
+    }
+    fn walk(v: &Value, repo: &str) -> bool {
+        let Some(map) = v.as_object() else {
+            return false;
+        };
+        if let Some(url) = map
+            .get("git")
+            .and_then(|g| g.get("repoURL"))
+            .and_then(Value::as_str)
+            && (url.contains("{{") || norm(url) == repo)
+        {
+            return true;
+        }
+        ["matrix", "merge"].iter().any(|k| {
+            map.get(*k)
+                .and_then(|c| c.get("generators"))
+                .and_then(Value::as_array)
+                .is_some_and(|children| children.iter().any(|c| walk(c, repo)))
+        })
+    }
+    let repo = norm(repo);
+    set.spec.generators.iter().any(|g| walk(&g.0, &repo))
+}
+
+/// A condition of the set's status, as Argo CD writes them.
+struct Condition {
+    kind: &'static str,
+    status: bool,
+    reason: &'static str,
+    message: String,
+}
+
+/// What a generation ended with.
+struct Outcome {
+    conditions: Vec<Condition>,
+    /// The apps the set generated (created or already there), for `status.resources`.
+    resources: Vec<Application>,
+}
+
+impl Outcome {
+    fn error(reason: &'static str, message: String, generated: bool) -> Self {
+        Outcome {
+            conditions: vec![
+                Condition {
+                    kind: "ErrorOccurred",
+                    status: true,
+                    reason,
+                    message: message.clone(),
+                },
+                Condition {
+                    kind: "ParametersGenerated",
+                    status: generated,
+                    reason: if generated {
+                        "ParametersGenerated"
+                    } else {
+                        reason
+                    },
+                    message: if generated {
+                        "Successfully generated parameters for all Applications".into()
+                    } else {
+                        message.clone()
+                    },
+                },
+                Condition {
+                    kind: "ResourcesUpToDate",
+                    status: false,
+                    reason,
+                    message,
+                },
+            ],
+            resources: Vec::new(),
+        }
+    }
+}
+
+/// Generates `set` and writes what it says, while `partition` is held with `fence`.
+pub(crate) async fn reconcile(shared: &Shared, set: &ApplicationSet, partition: u32, fence: u64) {
+    let name = &set.metadata.name;
+    let outcome = generate_and_apply(shared, set, partition, fence).await;
+    if !shared.holds(partition, fence) {
+        return;
+    }
+    if let Err(err) = write_status(shared, name, &outcome).await {
+        tracing::warn!(set = %name, error = %err, "writing applicationset status");
+    }
+}
+
+async fn generate_and_apply(
+    shared: &Shared,
+    set: &ApplicationSet,
+    partition: u32,
+    fence: u64,
+) -> Outcome {
+    let name = &set.metadata.name;
+    if let Err(e) = set.validate() {
+        return Outcome::error("ApplicationSetValidationError", e.to_string(), false);
+    }
+    let generated = match generate(shared, set).await {
+        Ok(apps) => apps,
+        Err(message) => {
+            tracing::info!(set = %name, error = %message, "generation failed; nothing written");
+            return Outcome::error("ApplicationGenerationFromParamsError", message, false);
+        }
+    };
+    // Apps their project refuses are not written (nor deleted if they exist).
+    let (valid, invalid) = validate(shared, &generated).await;
+    let existing: Vec<Application> = {
+        let apps = shared.apps.read().unwrap_or_else(|e| e.into_inner());
+        apps.values()
+            .filter(|(a, _)| {
+                a.metadata.owning_application_set() == Some(name.as_str())
+                    || generated
+                        .iter()
+                        .any(|g| g.app.metadata.name == a.metadata.name)
+            })
+            .map(|(a, _)| (**a).clone())
+            .collect()
+    };
+    let plan = gitfleet_appset::plan(set, &valid, &existing);
+    let mut errors: Vec<(&'static str, String)> = invalid
+        .iter()
+        .map(|m| ("ApplicationValidationError", m.clone()))
+        .collect();
+    for conflict in &plan.conflicts {
+        errors.push((
+            "ApplicationValidationError",
+            format!("application {conflict:?} already exists and is not owned by ApplicationSet {name:?}; it is left as it is"),
+        ));
+    }
+    let invalid_names: Vec<&str> = generated
+        .iter()
+        .filter(|g| {
+            !valid
+                .iter()
+                .any(|v| v.app.metadata.name == g.app.metadata.name)
+        })
+        .map(|g| g.app.metadata.name.as_str())
+        .collect();
+    for action in plan.actions {
+        if !shared.holds(partition, fence) {
+            tracing::info!(set = %name, "partition lost; stopping");
+            return Outcome::error("ApplicationSetModified", "ownership moved".into(), true);
+        }
+        let result = match &action {
+            Action::Create(app) => create(shared, app)
+                .await
+                .map(|()| ("create", app.metadata.name.clone())),
+            Action::Update(app) => update(shared, app)
+                .await
+                .map(|()| ("update", app.metadata.name.clone())),
+            Action::Delete(app_name) if invalid_names.contains(&app_name.as_str()) => continue,
+            Action::Delete(app_name) => delete(shared, app_name, name)
+                .await
+                .map(|()| ("delete", app_name.clone())),
+        };
+        match result {
+            Ok((verb, app_name)) => {
+                tracing::info!(set = %name, app = %app_name, verb, "application written");
+                audit(shared, name, verb, &app_name, "succeeded").await;
+            }
+            Err(message) => {
+                let (reason, verb) = match action {
+                    Action::Delete(_) => ("DeleteApplicationError", "delete"),
+                    _ => ("CreateApplicationError", "create"),
+                };
+                tracing::warn!(set = %name, error = %message, verb, "writing an application");
+                errors.push((reason, message));
+            }
+        }
+    }
+    let resources: Vec<Application> = valid.iter().map(|g| g.app.clone()).collect();
+    if let Some((reason, _)) = errors.first() {
+        let message = errors
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut outcome = Outcome::error(reason, message, true);
+        outcome.resources = resources;
+        return outcome;
+    }
+    Outcome {
+        conditions: vec![
+            Condition {
+                kind: "ErrorOccurred",
+                status: false,
+                reason: "ApplicationSetUpToDate",
+                message: "Successfully generated parameters for all Applications".into(),
+            },
+            Condition {
+                kind: "ParametersGenerated",
+                status: true,
+                reason: "ParametersGenerated",
+                message: "Successfully generated parameters for all Applications".into(),
+            },
+            Condition {
+                kind: "ResourcesUpToDate",
+                status: true,
+                reason: "ApplicationSetUpToDate",
+                message: "All applications have been generated successfully".into(),
+            },
+        ],
+        resources,
+    }
+}
+
+/// Generates with the clusters in memory, fetching each Git tree a generator asks for.
+pub(crate) async fn generate(
+    shared: &Shared,
+    set: &ApplicationSet,
+) -> Result<Vec<GeneratedApp>, String> {
+    let mut sources = Sources {
+        clusters: shared
+            .clusters
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect::<Vec<Cluster>>(),
+        git: BTreeMap::new(),
+    };
+    // Each round fetches one more tree; a set reads few repositories.
+    for _ in 0..32 {
+        match gitfleet_appset::generate(set, &sources) {
+            Err(GenerateError::NeedGit(key)) => {
+                let tree = fetch_tree(shared, &key).await.map_err(|e| {
+                    format!("reading {} at {}: {}", key.repo, key.revision, e.message)
+                })?;
+                sources.git.insert(key, (*tree).clone());
+            }
+            other => return other.map_err(|e| e.to_string()),
+        }
+    }
+    Err("the generators read more than 32 repositories".into())
+}
+
+async fn fetch_tree(shared: &Shared, key: &GitKey) -> Result<Arc<GitTree>, ServiceError> {
+    let timeout = shared.config.request_timeout;
+    let resolved: Resolved = shared
+        .bus
+        .ask(
+            "git watcher",
+            shared.bus.topology.git_resolve_subject(),
+            &ResolveRequest {
+                repo: key.repo.clone(),
+                revision: key.revision.clone(),
+                chart: String::new(),
+            },
+            timeout,
+        )
+        .await?;
+    let cache_key = (key.repo.clone(), resolved.commit.clone());
+    if let Some(tree) = shared
+        .trees
+        .trees
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&cache_key)
+    {
+        return Ok(tree.clone());
+    }
+    let files: Files = shared
+        .bus
+        .ask(
+            "git watcher",
+            shared.bus.topology.git_files_subject(),
+            &FilesRequest {
+                repo: key.repo.clone(),
+                commit: resolved.commit.clone(),
+                path: String::new(),
+                recurse: true,
+                chart: String::new(),
+                pass_credentials: false,
+            },
+            timeout,
+        )
+        .await?;
+    let tree = Arc::new(GitTree {
+        commit: resolved.commit,
+        files: files
+            .files
+            .into_iter()
+            .map(|f| {
+                // Binary files are listed (their folders count) but read as empty.
+                let text = if f.binary { String::new() } else { f.content };
+                (f.path, text)
+            })
+            .collect(),
+    });
+    let mut trees = shared.trees.trees.lock().unwrap_or_else(|e| e.into_inner());
+    if trees.len() >= TREES_KEPT {
+        trees.clear();
+    }
+    trees.insert(cache_key, tree.clone());
+    Ok(tree)
+}
+
+/// Splits the generated apps into those their project permits and the refusals (each
+/// naming the app and the rule), as Argo CD validates generated apps before writing.
+async fn validate(shared: &Shared, generated: &[GeneratedApp]) -> (Vec<GeneratedApp>, Vec<String>) {
+    let clusters: Vec<Cluster> = shared
+        .clusters
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    let mut projects: HashMap<String, Option<ProjectRules>> = HashMap::new();
+    let (mut valid, mut invalid) = (Vec::new(), Vec::new());
+    for g in generated {
+        let project = g.app.spec.project_or_default().to_owned();
+        if !projects.contains_key(&project) {
+            let rules = match shared.projects_kv.get(subject_token(&project)).await {
+                Ok(Some(bytes)) => serde_json::from_slice::<AppProject>(&bytes)
+                    .ok()
+                    .map(|p| ProjectRules::new(&p)),
+                Ok(None) => None,
+                Err(e) => {
+                    invalid.push(format!(
+                        "application {:?}: reading project {project:?}: {e}",
+                        g.app.metadata.name
+                    ));
+                    continue;
+                }
+            };
+            projects.insert(project.clone(), rules);
+        }
+        let Some(Some(rules)) = projects.get(&project) else {
+            invalid.push(format!(
+                "application {:?} references project {project:?}, which does not exist",
+                g.app.metadata.name
+            ));
+            continue;
+        };
+        let cluster = destination_of(&g.app, &clusters);
+        let violations =
+            rules.check_application(&g.app, &cluster, &shared.config.control_plane_namespace);
+        if violations.is_empty() {
+            valid.push(g.clone());
+        } else {
+            let reasons: Vec<String> = violations.iter().map(ToString::to_string).collect();
+            invalid.push(format!(
+                "application {:?} is invalid: {}",
+                g.app.metadata.name,
+                reasons.join("; ")
+            ));
+        }
+    }
+    (valid, invalid)
+}
+
+fn encode(shared: &Shared, app: &Application) -> Result<Bytes, String> {
+    shared
+        .bus
+        .encode_document(Bucket::Applications, &app.metadata.name, app)
+        .map(Bytes::from)
+        .map_err(|e| format!("encoding application {:?}: {e}", app.metadata.name))
+}
+
+async fn create(shared: &Shared, app: &Application) -> Result<(), String> {
+    let name = &app.metadata.name;
+    let mut app = app.clone();
+    app.metadata.creation_timestamp = Some(now());
+    shared
+        .apps_kv
+        .create(subject_token(name), encode(shared, &app)?)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("creating application {name:?}: {e}"))
+}
+
+async fn update(shared: &Shared, app: &Application) -> Result<(), String> {
+    let name = &app.metadata.name;
+    let revision = shared
+        .apps
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(name)
+        .map(|(_, r)| *r)
+        .ok_or_else(|| format!("application {name:?} vanished before its update"))?;
+    shared
+        .apps_kv
+        .update(subject_token(name), encode(shared, app)?, revision)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("updating application {name:?}: {e}"))
+}
+
+/// Deletes an app as `app delete` does: with the resources finalizer, its resources are
+/// pruned first by the diff worker owning it; then the app, its status and operation go.
+pub(crate) async fn delete(shared: &Shared, name: &str, set: &str) -> Result<(), String> {
+    let Some((app, revision)) = shared
+        .apps
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(name)
+        .map(|(a, r)| ((**a).clone(), *r))
+    else {
+        return Ok(());
+    };
+    let cascade = app
+        .metadata
+        .finalizers
+        .iter()
+        .any(|f| f.starts_with(gitfleet_appset::RESOURCES_FINALIZER));
+    if cascade {
+        let mut marked = app.clone();
+        if marked.metadata.deletion_timestamp.is_none() {
+            marked.metadata.deletion_timestamp = Some(now());
+            shared
+                .apps_kv
+                .update(subject_token(name), encode(shared, &marked)?, revision)
+                .await
+                .map_err(|e| format!("marking application {name:?} deleted: {e}"))?;
+        }
+        delete_resources(shared, name, set).await?;
+    }
+    let key = subject_token(name);
+    shared
+        .apps_kv
+        .delete(&key)
+        .await
+        .map_err(|e| format!("deleting application {name:?}: {e}"))?;
+    let _ = shared.status_kv.delete(&key).await;
+    let _ = shared.ops_kv.delete(&key).await;
+    Ok(())
+}
+
+/// Asks the diff worker owning `app` for a cascade delete and waits for it to succeed.
+async fn delete_resources(shared: &Shared, app: &str, set: &str) -> Result<(), String> {
+    let timeout = shared.config.delete_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let request = SyncRequest {
+        app: app.to_owned(),
+        delete_resources: true,
+        initiated_by: format!("applicationset-controller: {set}"),
+        ..SyncRequest::default()
+    };
+    let id: String = shared
+        .bus
+        .ask(
+            "diff worker for the app's partition",
+            shared
+                .bus
+                .topology
+                .sync_request_subject(partition(app, APP_PARTITIONS)),
+            &request,
+            shared.config.request_timeout,
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "deleting the resources of application {app:?}: {}",
+                e.message
+            )
+        })?;
+    let key = subject_token(app);
+    loop {
+        if let Ok(Some(bytes)) = shared.ops_kv.get(&key).await
+            && let Ok(op) = serde_json::from_slice::<Operation>(&bytes)
+            && op.id == id
+            && op.phase.is_completed()
+        {
+            return if op.phase == gitfleet_model::OperationPhase::Succeeded {
+                Ok(())
+            } else {
+                Err(format!(
+                    "deleting the resources of application {app:?} ended {}: {}",
+                    op.phase, op.message
+                ))
+            };
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "timed out after {}s deleting the resources of application {app:?}",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The apps of a deleted set go with it, as Kubernetes' garbage collector deletes the
+/// apps an ApplicationSet owns.
+pub(crate) async fn delete_orphans(
+    shared: &Shared,
+    set: &str,
+    apps: Vec<Arc<Application>>,
+    partition: u32,
+    fence: u64,
+) {
+    for app in apps {
+        if !shared.holds(partition, fence) {
+            return;
+        }
+        let name = &app.metadata.name;
+        match delete(shared, name, set).await {
+            Ok(()) => {
+                tracing::info!(set, app = %name, "application of a deleted applicationset deleted");
+                audit(shared, set, "delete", name, "succeeded").await;
+            }
+            Err(err) => {
+                tracing::warn!(set, app = %name, error = %err, "deleting an application of a deleted applicationset")
+            }
+        }
+    }
+}
+
+async fn audit(shared: &Shared, set: &str, verb: &str, app: &str, result: &str) {
+    let project = shared
+        .apps
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(app)
+        .map(|(a, _)| a.spec.project_or_default().to_owned())
+        .unwrap_or_else(|| "default".into());
+    let record = AuditRecord {
+        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        who: format!("applicationset:{set}"),
+        resource: "applications".into(),
+        action: verb.into(),
+        object: format!("{project}/{app}"),
+        from: String::new(),
+        result: result.into(),
+    };
+    let Ok(body) = serde_json::to_vec(&record) else {
+        return;
+    };
+    if let Err(err) = shared
+        .bus
+        .publish_durable(
+            shared.bus.topology.audit_subject("applicationset"),
+            Bytes::from(body),
+        )
+        .await
+    {
+        tracing::error!(set, app, error = %err, "audit record lost");
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Writes `status` of the set (compare-and-set, so a user's change in between is kept),
+/// keeping each condition's transition time while its status holds.
+async fn write_status(shared: &Shared, name: &str, outcome: &Outcome) -> Result<(), String> {
+    let key = subject_token(name);
+    for _ in 0..5 {
+        let Some(entry) = shared
+            .sets_kv
+            .entry(&key)
+            .await
+            .map_err(|e| e.to_string())?
+            .filter(|e| e.operation == async_nats::jetstream::kv::Operation::Put)
+        else {
+            return Ok(());
+        };
+        let mut doc: Value = serde_json::from_slice(&entry.value).map_err(|e| e.to_string())?;
+        let old = doc.get("status").cloned().unwrap_or(Value::Null);
+        let status = status_json(outcome, &old);
+        if status == old {
+            return Ok(());
+        }
+        doc["status"] = status;
+        let body = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
+        match shared
+            .sets_kv
+            .update(&key, body.into(), entry.revision)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == async_nats::jetstream::kv::UpdateErrorKind::WrongLastRevision => {
+                continue;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("the applicationset kept changing".into())
+}
+
+fn status_json(outcome: &Outcome, old: &Value) -> Value {
+    let now = now();
+    let conditions: Vec<Value> = outcome
+        .conditions
+        .iter()
+        .map(|c| {
+            let status = if c.status { "True" } else { "False" };
+            let since = old
+                .get("conditions")
+                .and_then(Value::as_array)
+                .and_then(|cs| {
+                    cs.iter().find(|o| {
+                        o.get("type").and_then(Value::as_str) == Some(c.kind)
+                            && o.get("status").and_then(Value::as_str) == Some(status)
+                            && o.get("message").and_then(Value::as_str) == Some(c.message.as_str())
+                    })
+                })
+                .and_then(|o| o.get("lastTransitionTime").cloned())
+                .unwrap_or_else(|| json!(now));
+            json!({
+                "type": c.kind,
+                "status": status,
+                "reason": c.reason,
+                "message": c.message,
+                "lastTransitionTime": since,
+            })
+        })
+        .collect();
+    let resources: Vec<Value> = outcome
+        .resources
+        .iter()
+        .map(|a| {
+            json!({
+                "group": "argoproj.io",
+                "version": "v1alpha1",
+                "kind": "Application",
+                "name": a.metadata.name,
+                "namespace": a.metadata.namespace,
+            })
+        })
+        .collect();
+    let mut status = json!({ "conditions": conditions });
+    if !resources.is_empty() {
+        status["resources"] = Value::Array(resources);
+    }
+    status
+}

@@ -1,0 +1,237 @@
+//! ApplicationSets end to end: the reference document's list, Git directory and cluster
+//! generators applied with `gitfleet apply`, the apps they generate synced to the
+//! emulated cluster, and the set following a new directory and a (un)labelled cluster.
+
+use std::time::Duration;
+
+use gitfleet_bus::{Bucket, subject_token};
+use gitfleet_e2e::{Sandbox, Timings};
+use serde_json::Value;
+
+fn configmap(name: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  from: git\n")
+}
+
+async fn app(sb: &Sandbox, name: &str) -> Option<Value> {
+    let kv = sb.bus.kv(Bucket::Applications).await.ok()?;
+    let bytes = kv.get(subject_token(name)).await.ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+async fn set_status(sb: &Sandbox, name: &str) -> Option<Value> {
+    let kv = sb.bus.kv(Bucket::AppSets).await.ok()?;
+    let bytes = kv.get(subject_token(name)).await.ok()??;
+    let set: Value = serde_json::from_slice(&bytes).ok()?;
+    set.get("status").cloned()
+}
+
+/// `gitfleet apply -f` of a set written against the sandbox's repository.
+async fn apply(sb: &Sandbox, yaml: &str) {
+    let f = sb.file("set.yaml", &yaml.replace("REPO", &sb.repo_url()));
+    let out = sb.cli(&["apply", "-f", &f]).await;
+    assert_eq!(out.code, 0, "apply: {}", out.stdout);
+}
+
+async fn until_app(sb: &Sandbox, name: &str, present: bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while app(sb, name).await.is_some() != present {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for application {name} to be {}",
+            if present { "generated" } else { "deleted" }
+        );
+        // Poll interval of a wait bounded by the deadline above.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const LIST_SET: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: microservices
+  namespace: argocd
+spec:
+  generators:
+  - list:
+      elements:
+      - service: api
+        namespace: api
+      - service: worker
+        namespace: worker
+  template:
+    metadata:
+      name: "{{service}}"
+    spec:
+      project: default
+      source:
+        repoURL: REPO
+        path: "apps/services/{{service}}"
+        targetRevision: main
+      destination:
+        server: https://kubernetes.default.svc
+        namespace: "{{namespace}}"
+      syncPolicy:
+        automated:
+          prune: true
+          selfHeal: true
+        syncOptions: [CreateNamespace=true]
+"#;
+
+const DIR_SET: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: services
+  namespace: argocd
+spec:
+  generators:
+  - git:
+      repoURL: REPO
+      revision: main
+      directories:
+      - path: "apps/services/*"
+  template:
+    metadata:
+      name: "dir-{{path.basename}}"
+    spec:
+      project: default
+      source: {repoURL: REPO, path: "{{path}}", targetRevision: main}
+      destination: {server: https://kubernetes.default.svc, namespace: "dir-{{path.basename}}"}
+"#;
+
+const CLUSTER_SET: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: per-cluster
+  namespace: argocd
+spec:
+  generators:
+  - clusters:
+      selector:
+        matchLabels:
+          environment: production
+  template:
+    metadata:
+      name: "{{name}}-guestbook"
+    spec:
+      project: default
+      source: {repoURL: REPO, path: apps/services/api, targetRevision: main}
+      destination: {name: "{{name}}", namespace: "{{name}}"}
+      syncPolicy:
+        automated: {prune: true}
+        syncOptions: [CreateNamespace=true]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reference_generators_make_and_follow_their_apps() {
+    Box::pin(async {
+        let sb = Sandbox::start(
+            &[
+                ("apps/services/api/cm.yaml", &configmap("api-config")),
+                ("apps/services/worker/cm.yaml", &configmap("worker-config")),
+            ],
+            Timings::default(),
+        )
+        .await;
+
+        // The list generator: `api` and `worker`, synced and healthy.
+        apply(&sb, LIST_SET).await;
+        for name in ["api", "worker"] {
+            until_app(&sb, name, true).await;
+            sb.until_status(name, 90, "Synced and Healthy", |s| {
+                Sandbox::sync_status(s) == "Synced" && Sandbox::health(s) == "Healthy"
+            })
+            .await;
+        }
+        assert!(
+            sb.live("", "configmaps", "worker", "worker-config")
+                .is_some()
+        );
+        let api = app(&sb, "api").await.unwrap();
+        assert_eq!(
+            api["metadata"]["ownerReferences"][0]["kind"],
+            "ApplicationSet"
+        );
+        assert_eq!(
+            api["metadata"]["ownerReferences"][0]["name"],
+            "microservices"
+        );
+        assert_eq!(
+            api["metadata"]["finalizers"][0],
+            "resources-finalizer.argocd.argoproj.io"
+        );
+        let status = set_status(&sb, "microservices")
+            .await
+            .expect("status written");
+        let up_to_date = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "ResourcesUpToDate")
+            .unwrap();
+        assert_eq!(up_to_date["status"], "True", "{status:#}");
+        assert_eq!(status["resources"].as_array().unwrap().len(), 2);
+
+        // The Git directory generator: one app per directory, and a new directory
+        // committed (announced by a webhook) is a new app.
+        apply(&sb, DIR_SET).await;
+        until_app(&sb, "dir-api", true).await;
+        until_app(&sb, "dir-worker", true).await;
+        sb.commit(
+            &[(
+                "apps/services/cache/cm.yaml",
+                Some(&configmap("cache-config")),
+            )],
+            "a new service",
+        );
+        sb.github_push().await;
+        until_app(&sb, "dir-cache", true).await;
+
+        // The cluster generator: nothing until a cluster is labelled production; `cluster
+        // add --label` makes its app with no manifest change, and taking the label off
+        // deletes the app and, through the resources finalizer, what it deployed.
+        apply(&sb, CLUSTER_SET).await;
+        let kubeconfig_text = sb.sim.kubeconfig();
+        let kubeconfig = sb.file("kubeconfig", &kubeconfig_text);
+        let parsed: Value = serde_yaml_ng::from_str(&kubeconfig_text).unwrap();
+        let context = parsed["contexts"][0]["name"].as_str().unwrap().to_owned();
+        let add = |extra: &'static [&'static str]| {
+            let (kubeconfig, context) = (kubeconfig.clone(), context.clone());
+            let sb = &sb;
+            async move {
+                let mut args = vec![
+                    "cluster",
+                    "add",
+                    context.as_str(),
+                    "--kubeconfig",
+                    kubeconfig.as_str(),
+                    "--name",
+                    "prod-a",
+                ];
+                args.extend_from_slice(extra);
+                let out = sb.cli(&args).await;
+                assert_eq!(out.code, 0, "cluster add: {}", out.stdout);
+            }
+        };
+        let status = set_status(&sb, "per-cluster").await;
+        assert!(app(&sb, "prod-a-guestbook").await.is_none(), "{status:?}");
+        add(&["--label", "environment=production"]).await;
+        until_app(&sb, "prod-a-guestbook", true).await;
+        sb.until_status("prod-a-guestbook", 90, "Synced", |s| {
+            Sandbox::sync_status(s) == "Synced"
+        })
+        .await;
+        assert!(sb.live("", "configmaps", "prod-a", "api-config").is_some());
+        add(&["--upsert"]).await;
+        until_app(&sb, "prod-a-guestbook", false).await;
+        assert!(
+            sb.live("", "configmaps", "prod-a", "api-config").is_none(),
+            "the deleted app's resources are pruned"
+        );
+        // The other sets' apps are untouched.
+        assert!(app(&sb, "api").await.is_some() && app(&sb, "dir-cache").await.is_some());
+    })
+    .await;
+}
