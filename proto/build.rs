@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config,
         &[
             "proto/gitfleet/v1/application.proto",
+            "proto/gitfleet/v1/applicationset.proto",
             "proto/gitfleet/v1/apply.proto",
             "proto/gitfleet/v1/cluster.proto",
             "proto/gitfleet/v1/project.proto",

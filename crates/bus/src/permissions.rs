@@ -229,6 +229,7 @@ impl Topology {
                 perm.publish.push(self.git_resolve_subject());
                 perm.publish.push(format!("{p}.live-request.>"));
                 perm.publish.push(format!("{p}.sync-request.*"));
+                perm.publish.push(self.appset_generate_subject());
             }
             Role::Notifier => {
                 perm.consume(self, StreamName::Events);
@@ -251,7 +252,7 @@ impl Topology {
                 perm.publish.push(self.git_files_subject());
                 // Cascade deletes of the apps it no longer generates.
                 perm.publish.push(format!("{p}.sync-request.*"));
-                perm.subscribe.push(self.webhook_subject());
+                perm.subscribe.push(self.appset_generate_subject());
             }
             Role::Admin => unreachable!("handled above"),
         }

@@ -260,6 +260,12 @@ impl Topology {
         format!("{}.git.resolve", self.prefix)
     }
 
+    /// `<p>.appset.generate`: the Applications a set would produce, asked by the api
+    /// gateway (`appset generate`), answered by the ApplicationSet controllers.
+    pub fn appset_generate_subject(&self) -> String {
+        format!("{}.appset.generate", self.prefix)
+    }
+
     /// `<p>.git.files`: file reads for the renderers, answered by the git watchers.
     pub fn git_files_subject(&self) -> String {
         format!("{}.git.files", self.prefix)

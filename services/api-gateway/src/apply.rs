@@ -211,24 +211,19 @@ impl Apply {
             }
             Manifest::Settings(doc) => self.apply_settings(req, *doc).await,
             Manifest::ApplicationSet(set) => {
-                // Stored, as Argo CD's API stores it; its controller is not there yet.
-                let set = *set;
+                // Stored; the ApplicationSet controller generates its Applications.
+                let mut set = *set;
                 let name = set.metadata.name.clone();
                 let object = format!("{}/{name}", set.spec.template.spec.project_or_default());
                 let before: Option<ApplicationSet> =
                     self.app_sets.get(&name).await?.map(|(s, _)| s);
                 self.authorize_write(req, resources::APPLICATION_SETS, &object, before.is_some())
                     .await?;
+                // The status is the controller's: a manifest's would shadow it.
+                set.status = before.as_ref().and_then(|b| b.status.clone());
                 let outcome = Outcome::of(before, &set);
                 self.app_sets.put(&name, &set).await?;
-                Ok((
-                    outcome,
-                    vec![
-                        "stored, but gitfleet does not generate its Applications yet (no \
-                         ApplicationSet controller)"
-                            .to_owned(),
-                    ],
-                ))
+                Ok((outcome, Vec::new()))
             }
         }
     }

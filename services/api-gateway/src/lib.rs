@@ -11,6 +11,7 @@
 mod app_index;
 mod applications;
 mod apply;
+mod appsets;
 mod audit;
 pub mod auth;
 mod clusters;
@@ -30,6 +31,7 @@ use std::net::SocketAddr;
 use gitfleet_bus::Bus;
 use gitfleet_proto::v1::account_service_server::AccountServiceServer;
 use gitfleet_proto::v1::application_service_server::ApplicationServiceServer;
+use gitfleet_proto::v1::application_set_service_server::ApplicationSetServiceServer;
 use gitfleet_proto::v1::apply_service_server::ApplyServiceServer;
 use gitfleet_proto::v1::cluster_service_server::ClusterServiceServer;
 use gitfleet_proto::v1::project_service_server::ProjectServiceServer;
@@ -120,6 +122,7 @@ pub async fn serve(
     let clusters = std::sync::Arc::new(clusters::Clusters::new(&bus, auth.clone()).await?);
     let repos = std::sync::Arc::new(repositories::Repositories::new(&bus, auth.clone()).await?);
     let sessions = std::sync::Arc::new(sessions::Sessions::new(auth.clone()));
+    let appsets = std::sync::Arc::new(appsets::AppSets::new(&bus, auth.clone()).await?);
 
     // Every service passes the interceptor: it reads and verifies the caller's token.
     let check = auth.interceptor();
@@ -131,6 +134,10 @@ pub async fn serve(
         ))
         .add_service(InterceptedService::new(
             ApplyServiceServer::new(apply),
+            check.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            ApplicationSetServiceServer::from_arc(appsets.clone()),
             check.clone(),
         ))
         .add_service(InterceptedService::new(

@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use gitfleet_bus::{Bucket, Bus, subject_token, testkit};
 use gitfleet_proto::v1::account_service_client::AccountServiceClient;
 use gitfleet_proto::v1::application_service_client::ApplicationServiceClient;
+use gitfleet_proto::v1::application_set_service_client::ApplicationSetServiceClient;
 use gitfleet_proto::v1::apply_service_client::ApplyServiceClient;
 use gitfleet_proto::v1::cluster_service_client::ClusterServiceClient;
 use gitfleet_proto::v1::project_service_client::ProjectServiceClient;
@@ -200,6 +201,26 @@ spec:
   - name: r
 ";
 
+fn appset(name: &str) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: {name}
+spec:
+  generators:
+  - list:
+      elements: [{{env: a}}]
+  template:
+    metadata: {{name: '{{{{env}}}}'}}
+    spec:
+      project: default
+      source: {{repoURL: https://git.example/repo.git, path: x}}
+      destination: {{server: https://kubernetes.default.svc, namespace: x}}
+"
+    )
+}
+
 fn app(name: &str) -> String {
     format!(
         "apiVersion: argoproj.io/v1alpha1
@@ -366,6 +387,42 @@ fn routes() -> BTreeMap<&'static str, Route> {
         Clusters,
         delete,
         DeleteClusterRequest { name: "c".into() }
+    );
+    use ApplicationSetServiceClient as Sets;
+    route!(
+        "gitfleet.v1.ApplicationSetService/Create",
+        Sets,
+        create,
+        CreateApplicationSetRequest {
+            manifest_yaml: appset("s2"),
+            ..Default::default()
+        }
+    );
+    route!(
+        "gitfleet.v1.ApplicationSetService/Get",
+        Sets,
+        get,
+        GetApplicationSetRequest { name: "s".into() }
+    );
+    list!(
+        "gitfleet.v1.ApplicationSetService/List",
+        Sets,
+        list,
+        ListApplicationSetsRequest::default()
+    );
+    route!(
+        "gitfleet.v1.ApplicationSetService/Delete",
+        Sets,
+        delete,
+        DeleteApplicationSetRequest { name: "s".into() }
+    );
+    route!(
+        "gitfleet.v1.ApplicationSetService/Generate",
+        Sets,
+        generate,
+        GenerateApplicationSetRequest {
+            manifest_yaml: appset("s")
+        }
     );
     use ProjectServiceClient as Projects;
     route!(
@@ -572,6 +629,13 @@ async fn every_route_refuses_callers_without_a_session_or_the_permission() {
         .create(CreateProjectRequest {
             manifest_yaml: PROJECT.into(),
             upsert: false,
+        })
+        .await
+        .unwrap();
+    ApplicationSetServiceClient::new(a.clone())
+        .create(CreateApplicationSetRequest {
+            manifest_yaml: appset("s"),
+            ..Default::default()
         })
         .await
         .unwrap();

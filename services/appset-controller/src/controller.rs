@@ -3,6 +3,7 @@
 //! one task at a time, again at once if something changed while it ran.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ pub(crate) struct Shared {
     pub apps: RwLock<HashMap<String, (Arc<Application>, u64)>>,
     pub clusters: RwLock<BTreeMap<String, Cluster>>,
     pub trees: Trees,
+    /// The applications and clusters buckets have been read to their end.
+    pub ready: AtomicBool,
 }
 
 impl Shared {
@@ -110,8 +113,33 @@ pub async fn start(
         apps: RwLock::new(HashMap::new()),
         clusters: RwLock::new(BTreeMap::new()),
         trees: Trees::default(),
+        ready: AtomicBool::new(false),
         config,
     });
+    // `appset generate` questions, any controller answering.
+    let subject = bus.topology.appset_generate_subject();
+    let generate_sub = bus
+        .client
+        .queue_subscribe(subject.clone(), APPSET_CONTROLLERS.to_owned())
+        .await
+        .map_err(|e| Error::Watch {
+            what: format!("subject {subject}"),
+            source: Box::new(e),
+        })?;
+    {
+        let shared = shared.clone();
+        tokio::spawn(gitfleet_bus::serve(
+            bus.clone(),
+            generate_sub,
+            4,
+            shutdown.clone(),
+            move |set: ApplicationSet| {
+                let shared = shared.clone();
+                async move { reconcile::preview(&shared, set).await }
+            },
+        ));
+    }
+    let _ = bus.client.flush().await;
     let apps_ready = is_empty(&apps_kv).await?;
     let clusters_ready = is_empty(&clusters_kv).await?;
     let mut apps_watch = Some(watch_all(&apps_kv).await?);
@@ -129,6 +157,8 @@ pub async fn start(
         tx,
         tasks: JoinSet::new(),
     };
+    // Both buckets empty: nothing to wait for.
+    controller.on_ready();
     let mut owned_rx = membership.subscribe();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -452,6 +482,7 @@ impl Controller {
         if !self.ready() {
             return;
         }
+        self.shared.ready.store(true, Ordering::Release);
         tracing::info!(
             apps = self.shared.apps.read().map(|a| a.len()).unwrap_or(0),
             "applications and clusters read"

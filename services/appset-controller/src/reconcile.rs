@@ -154,7 +154,7 @@ async fn generate_and_apply(
     }
     let generated = match generate(shared, set).await {
         Ok(apps) => apps,
-        Err(message) => {
+        Err(ServiceError { message, .. }) => {
             tracing::info!(set = %name, error = %message, "generation failed; nothing written");
             return Outcome::error("ApplicationGenerationFromParamsError", message, false);
         }
@@ -261,11 +261,12 @@ async fn generate_and_apply(
     }
 }
 
-/// Generates with the clusters in memory, fetching each Git tree a generator asks for.
+/// Generates with the clusters in memory, fetching each Git tree a generator asks for. A
+/// generator's error is Invalid; a repository that cannot be read keeps its code.
 pub(crate) async fn generate(
     shared: &Shared,
     set: &ApplicationSet,
-) -> Result<Vec<GeneratedApp>, String> {
+) -> Result<Vec<GeneratedApp>, ServiceError> {
     let mut sources = Sources {
         clusters: shared
             .clusters
@@ -281,14 +282,16 @@ pub(crate) async fn generate(
         match gitfleet_appset::generate(set, &sources) {
             Err(GenerateError::NeedGit(key)) => {
                 let tree = fetch_tree(shared, &key).await.map_err(|e| {
-                    format!("reading {} at {}: {}", key.repo, key.revision, e.message)
+                    e.context(format_args!("reading {} at {}", key.repo, key.revision))
                 })?;
                 sources.git.insert(key, (*tree).clone());
             }
-            other => return other.map_err(|e| e.to_string()),
+            other => return other.map_err(|e| ServiceError::invalid(e.to_string())),
         }
     }
-    Err("the generators read more than 32 repositories".into())
+    Err(ServiceError::invalid(
+        "the generators read more than 32 repositories",
+    ))
 }
 
 async fn fetch_tree(shared: &Shared, key: &GitKey) -> Result<Arc<GitTree>, ServiceError> {
@@ -682,4 +685,29 @@ fn status_json(outcome: &Outcome, old: &Value) -> Value {
         status["resources"] = Value::Array(resources);
     }
     status
+}
+
+/// `appset generate`: the Applications `set` would produce now, as the controller would
+/// write them (owner reference included), nothing written.
+pub(crate) async fn preview(
+    shared: &Shared,
+    set: ApplicationSet,
+) -> Result<Vec<Application>, ServiceError> {
+    if !shared.ready.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(ServiceError::unavailable(
+            "the ApplicationSet controller is still reading the clusters; ask again",
+        ));
+    }
+    set.validate()
+        .map_err(|e| ServiceError::invalid(e.to_string()))?;
+    let owner = gitfleet_appset::owner_reference(&set);
+    Ok(generate(shared, &set)
+        .await?
+        .into_iter()
+        .map(|g| {
+            let mut app = g.app;
+            app.metadata.owner_references = vec![owner.clone()];
+            app
+        })
+        .collect())
 }

@@ -3,6 +3,7 @@
 //! against a real gateway; `main.rs` only parses arguments and prints errors.
 
 mod app;
+mod appset;
 mod cluster;
 mod declarative;
 mod error;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Manage applications.
     #[command(subcommand)]
     App(AppCommand),
+    /// Manage ApplicationSets.
+    #[command(subcommand)]
+    Appset(appset::AppSetCommand),
     /// Manage destination clusters.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -139,6 +143,7 @@ pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<i32> {
         Command::App(cmd) => Box::pin(app::run(cmd, conn().await?, out)).await,
         Command::Cluster(cmd) => Box::pin(cluster::run(cmd, conn().await?, out)).await,
         Command::Proj(cmd) => Box::pin(proj::run(cmd, conn().await?, out)).await,
+        Command::Appset(cmd) => Box::pin(appset::run(cmd, conn().await?, out)).await,
         Command::Repo(cmd) => Box::pin(repo::run(cmd, conn().await?, out)).await,
         Command::Login(args) => {
             let anonymous = connect(&server, None).await?;

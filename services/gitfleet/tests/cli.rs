@@ -846,7 +846,10 @@ async fn declarative_setup_applies_and_exports_round_trip() {
         "{out}"
     );
     assert!(out.contains("Application api-service created\n"), "{out}");
-    assert!(out.ends_with("ApplicationSet microservices created\n  warning: stored, but gitfleet does not generate its Applications yet (no ApplicationSet controller)\n"), "{out}");
+    assert!(
+        out.ends_with("ApplicationSet microservices created\n"),
+        "{out}"
+    );
     assert!(!out.contains("super-secret-token"), "{out}");
 
     // As if created one by one: the app passed its project's rules.

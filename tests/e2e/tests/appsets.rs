@@ -232,6 +232,71 @@ async fn reference_generators_make_and_follow_their_apps() {
         );
         // The other sets' apps are untouched.
         assert!(app(&sb, "api").await.is_some() && app(&sb, "dir-cache").await.is_some());
+
+        // `appset generate`: what a set would make, nothing created.
+        let f = sb.file(
+            "preview.yaml",
+            &LIST_SET
+                .replace("REPO", &sb.repo_url())
+                .replace("name: microservices", "name: preview")
+                .replace("\"{{service}}\"\n", "\"preview-{{service}}\"\n"),
+        );
+        let out = sb.cli(&["appset", "generate", &f, "-o", "name"]).await;
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (0, "preview-api\npreview-worker\n")
+        );
+        assert!(app(&sb, "preview-api").await.is_none());
+        let out = sb.cli(&["appset", "list", "-o", "name"]).await;
+        assert_eq!(out.stdout, "microservices\nper-cluster\nservices\n");
+        let out = sb.cli(&["appset", "get", "microservices"]).await;
+        assert!(
+            out.stdout.contains("ResourcesUpToDate") && out.stdout.contains("worker"),
+            "{}",
+            out.stdout
+        );
+
+        // A generator that fails deletes nothing: the set says why and keeps its apps.
+        let broken = DIR_SET
+            .replace("REPO", &sb.repo_url())
+            .replace("revision: main", "revision: no-such-branch");
+        let f = sb.file("broken.yaml", &broken);
+        let out = sb.cli(&["appset", "create", "--upsert", &f]).await;
+        assert_eq!(out.code, 0, "{}", out.stdout);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = set_status(&sb, "services").await.unwrap_or_default();
+            let error = status["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "ErrorOccurred").cloned());
+            if error.as_ref().is_some_and(|c| c["status"] == "True") {
+                let message = error.unwrap()["message"].as_str().unwrap().to_owned();
+                assert!(message.contains("no-such-branch"), "{message}");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no error condition: {status:#}"
+            );
+            // Poll interval of a wait bounded by the deadline above.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for name in ["dir-api", "dir-worker", "dir-cache"] {
+            assert!(
+                app(&sb, name).await.is_some(),
+                "{name} was deleted by a failing generator"
+            );
+        }
+
+        // Deleting a set deletes its apps and, through the finalizer, their resources.
+        let out = sb.cli(&["appset", "delete", "microservices"]).await;
+        assert_eq!(out.code, 0, "{}", out.stdout);
+        until_app(&sb, "api", false).await;
+        until_app(&sb, "worker", false).await;
+        assert!(
+            sb.live("", "configmaps", "worker", "worker-config")
+                .is_none()
+        );
     })
     .await;
 }
