@@ -666,8 +666,15 @@ spec:
     let p = plan(&s, &apps, &[foreign]);
     assert_eq!(p.conflicts, ["a"]);
 
-    // Generated as stored: nothing to write.
-    let stored: Vec<Application> = apps.iter().map(|g| owned(&s, &g.app)).collect();
+    // Generated as stored (read back from its JSON, as the controller reads KV):
+    // nothing to write, or every generation would rewrite every app.
+    let stored: Vec<Application> = apps
+        .iter()
+        .map(|g| {
+            let json = serde_json::to_vec(&owned(&s, &g.app)).unwrap();
+            serde_json::from_slice(&json).unwrap()
+        })
+        .collect();
     let p = plan(&s, &apps, &stored);
     assert!(p.actions.is_empty() && p.unchanged == 2, "{p:?}");
 }

@@ -343,6 +343,32 @@ impl Identities {
         Ok(())
     }
 
+    /// Reads the seed files in `dir` and makes (and writes) those of roles that have
+    /// none yet: a folder made before a role existed gains that role's identity, the
+    /// others are kept.
+    pub fn read_or_extend_dir(dir: &Path) -> Result<Self, String> {
+        let mut seeds = BTreeMap::new();
+        let mut added = false;
+        for role in Role::ALL {
+            let path = dir.join(format!("{}.nk", role.name()));
+            let seed = if path.exists() {
+                read_seed(&path)?
+            } else {
+                added = true;
+                nkeys::KeyPair::new_user()
+                    .seed()
+                    .map_err(|e| format!("making the {} identity: {e}", role.name()))?
+            };
+            seeds.insert(role, seed);
+        }
+        let ids = Identities { seeds };
+        if added {
+            ids.write_dir(dir)
+                .map_err(|e| format!("writing {}: {e}", dir.display()))?;
+        }
+        Ok(ids)
+    }
+
     /// Reads the seed files [`Identities::write_dir`] wrote.
     pub fn read_dir(dir: &Path) -> Result<Self, String> {
         let mut seeds = BTreeMap::new();
@@ -439,6 +465,23 @@ mod tests {
             err.contains("renderer.nk") && !err.contains("nope"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_folder_made_before_a_role_existed_gains_its_identity() {
+        let ids = Identities::generate();
+        let dir = tempfile::tempdir().unwrap();
+        ids.write_dir(dir.path()).unwrap();
+        std::fs::remove_file(dir.path().join("appset-controller.nk")).unwrap();
+        assert!(Identities::read_dir(dir.path()).is_err());
+        let extended = Identities::read_or_extend_dir(dir.path()).unwrap();
+        assert_eq!(extended.seed(Role::Admin), ids.seed(Role::Admin));
+        assert_ne!(
+            extended.seed(Role::AppSetController),
+            ids.seed(Role::AppSetController)
+        );
+        let again = Identities::read_dir(dir.path()).unwrap();
+        assert_eq!(again.public_keys(), extended.public_keys());
     }
 
     #[test]

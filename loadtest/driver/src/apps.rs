@@ -55,6 +55,55 @@ pub fn repository(work: &Path, apps: usize, shape: Shape) -> Upstream {
     upstream
 }
 
+/// The repository of `--appset-services`: `services/sNN/cm.yaml`, one per service.
+pub fn service_repository(work: &Path, services: usize) -> Upstream {
+    let upstream = Upstream::new_in(work);
+    for j in 0..services {
+        let name = service_name(j);
+        upstream.write(&format!("services/{name}/cm.yaml"), &config_map(&name, 0));
+    }
+    upstream.commit("services");
+    upstream.push_all();
+    upstream
+}
+
+pub fn service_name(j: usize) -> String {
+    format!("s{j:02}")
+}
+
+/// The ApplicationSet of `--appset-services`: every cluster labelled `fleet: load` times
+/// `services` services, app `<cluster>-<service>` deploying `services/<service>` into
+/// namespace `<service>`; validated by the model, keyed for KV `appsets`.
+pub fn application_set(services: usize, repo: &str) -> Result<(String, Bytes)> {
+    let elements: Vec<Value> = (0..services)
+        .map(|j| json!({"service": service_name(j)}))
+        .collect();
+    let v = json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ApplicationSet",
+        "metadata": {"name": "fleet", "namespace": "argocd"},
+        "spec": {
+            "generators": [{"matrix": {"generators": [
+                {"clusters": {"selector": {"matchLabels": {"fleet": "load"}}}},
+                {"list": {"elements": elements}},
+            ]}}],
+            "template": {
+                "metadata": {"name": "{{name}}-{{service}}"},
+                "spec": {
+                    "project": "default",
+                    "source": {"repoURL": repo, "targetRevision": "main", "path": "services/{{service}}"},
+                    "destination": {"name": "{{name}}", "namespace": "{{service}}"},
+                    "syncPolicy": {"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]},
+                },
+            },
+        },
+    });
+    let set: gitfleet_model::ApplicationSet =
+        serde_json::from_value(v).context("applicationset document")?;
+    set.validate().context("applicationset document")?;
+    Ok((subject_token("fleet"), serde_json::to_vec(&set)?.into()))
+}
+
 fn application(name: &str, repo: &str, cluster: &str) -> Value {
     json!({
         "apiVersion": "argoproj.io/v1alpha1",

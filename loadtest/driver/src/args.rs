@@ -85,4 +85,9 @@ pub struct Args {
     /// Keep the work directory (logs, repository, nats store) after a successful run.
     #[arg(long)]
     pub keep: bool,
+    /// Make the apps with one ApplicationSet instead of writing them: a matrix of the
+    /// cluster generator (every cluster) and a list of this many services, one app per
+    /// cluster and service (`--apps` becomes clusters x services). No webhook runs.
+    #[arg(long, default_value_t = 0)]
+    pub appset_services: usize,
 }

@@ -57,7 +57,8 @@ impl Clusters {
     pub async fn register(&self, bus: &Bus) -> Result<()> {
         let kv = bus.kv(Bucket::Clusters).await?;
         for c in &self.list {
-            let v = json!({"name": c.name, "server": c.server, "config": {"bearerToken": c.token.expose(), "tlsClientConfig": {"caData": c.ca_data}}});
+            // The label is what the ApplicationSet of `--appset-services` selects.
+            let v = json!({"name": c.name, "server": c.server, "labels": {"fleet": "load"}, "config": {"bearerToken": c.token.expose(), "tlsClientConfig": {"caData": c.ca_data}}});
             serde_json::from_value::<gitfleet_model::Cluster>(v.clone())
                 .context("cluster document")?;
             kv.put(subject_token(&c.name), serde_json::to_vec(&v)?.into())

@@ -10,7 +10,11 @@ use gitfleet_procs::{Children, Stop};
 use loadtest_driver::{Args, run};
 
 fn main() {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if args.appset_services > 0 {
+        args.apps = args.clusters * args.appset_services;
+        args.webhook_runs = 0;
+    }
     let work = match tempfile::Builder::new()
         .prefix("gitfleet-loadtest-")
         .tempdir()

@@ -36,9 +36,21 @@ pub async fn create_to_synced(
     // Opened before the first write, so no status is missed.
     let mut watch = status_kv.watch_all().await.context("watching app-status")?;
     let apps_kv = stack.bus.kv(Bucket::Applications).await?;
-    let docs = apps::documents(args.apps, &stack.repo_url, &stack.clusters.names())?;
+    let docs = if args.appset_services > 0 {
+        Vec::new()
+    } else {
+        apps::documents(args.apps, &stack.repo_url, &stack.clusters.names())?
+    };
     let t0 = Instant::now();
-    let writer = {
+    let writer = if args.appset_services > 0 {
+        // One write: the ApplicationSet controller writes the apps.
+        let (key, set) = apps::application_set(args.appset_services, &stack.repo_url)?;
+        let kv = stack.bus.kv(Bucket::AppSets).await?;
+        tokio::spawn(async move {
+            let failed = usize::from(kv.put(key, set).await.is_err());
+            (t0.elapsed(), failed)
+        })
+    } else {
         let kv = apps_kv.clone();
         let c = args.create_concurrency.max(1);
         tokio::spawn(async move {
@@ -69,7 +81,7 @@ pub async fn create_to_synced(
                 };
                 let name = token_to_name(&entry.key).unwrap_or_else(|| entry.key.clone());
                 let v: Value = serde_json::from_slice(&entry.value).unwrap_or(Value::Null);
-                if done(&v, None) && name.starts_with("app-") {
+                if done(&v, None) && (args.appset_services > 0 || name.starts_with("app-")) {
                     done_at.entry(name.clone()).or_insert_with(|| t0.elapsed());
                 }
                 state.insert(name, ["/sync/status", "/health/status", "/operationState/phase"].map(|p| str_at(&v, p)));

@@ -36,6 +36,10 @@ pub async fn run(args: &Args, children: &Children, work: &Path) -> Result<Report
         args.apps > 0 && args.clusters > 0,
         "--apps and --clusters must be at least 1"
     );
+    ensure!(
+        args.appset_services == 0 || (!args.precreate_namespaces && args.shape == Shape::Configmap),
+        "--appset-services goes with neither --precreate-namespaces nor --shape hooked"
+    );
     let progress = Progress {
         started: Instant::now(),
     };

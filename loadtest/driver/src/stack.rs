@@ -19,12 +19,13 @@ use crate::{apps, wait};
 /// The bus subject prefix every process is started with.
 const PREFIX: &str = "gf";
 
-const SERVICES: [&str; 5] = [
+const SERVICES: [&str; 6] = [
     "git-watcher",
     "renderer",
     "diff-worker",
     "sync-executor",
     "api-gateway",
+    "appset-controller",
 ];
 
 /// Everything up and ready: every app and cluster partition has an owner.
@@ -157,7 +158,11 @@ pub async fn start(
     ));
 
     // 3. The repository: one directory per app, one ConfigMap in each (and a hook Job).
-    let upstream = apps::repository(work, args.apps, args.shape);
+    let upstream = if args.appset_services > 0 {
+        apps::service_repository(work, args.appset_services)
+    } else {
+        apps::repository(work, args.apps, args.shape)
+    };
     let git_port = free_port().context("picking a port for git-daemon")?;
     children.spawn_logged(
         "git daemon",
@@ -185,6 +190,9 @@ pub async fn start(
                 cmd.arg("--mirror-dir")
                     .arg(work.join("mirrors"))
                     .args(["--poll-seconds", "3600"]);
+            }
+            "appset-controller" => {
+                cmd.args(["--member-id", "asc-0", "--requeue-seconds", "3600"]);
             }
             "diff-worker" => {
                 cmd.args(["--member-id", "dw-0", "--refresh-seconds"])

@@ -13,6 +13,9 @@ pub struct Config {
     /// A set with a Git generator is generated again this often even when no commit
     /// was announced (Argo CD's default `requeueAfterSeconds`: 3 minutes).
     pub requeue_interval: Duration,
+    /// A set whose generation ended in an error (a repository not reachable, a project
+    /// not there yet) is generated again after this.
+    pub error_retry: Duration,
     /// Git and diff worker questions.
     pub request_timeout: Duration,
     /// A cascade delete of an app the set no longer generates may take this long.
@@ -29,6 +32,7 @@ impl Config {
             member_ttl: MembershipConfig::DEFAULT_TTL,
             lease_ttl: MembershipConfig::DEFAULT_TTL,
             requeue_interval: Duration::from_secs(180),
+            error_retry: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             delete_timeout: Duration::from_secs(600),
             control_plane_namespace: "argocd".to_owned(),

@@ -58,7 +58,7 @@ struct SetState {
 }
 
 enum Event {
-    Done { name: String },
+    Done { name: String, ok: bool },
 }
 
 struct Controller {
@@ -145,6 +145,8 @@ pub async fn start(
     let mut apps_watch = Some(watch_all(&apps_kv).await?);
     let mut sets_watch = Some(watch_all(&sets_kv).await?);
     let mut clusters_watch = Some(watch_all(&clusters_kv).await?);
+    let projects_kv = shared.projects_kv.clone();
+    let mut projects_watch = Some(watch_all(&projects_kv).await?);
     let mut next_revision = revision_start(&bus).await?;
     let mut revisions = Some(revision_stream(&bus, next_revision).await?);
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -196,6 +198,14 @@ pub async fn start(
                         clusters_watch = None;
                     }
                 },
+                entry = next(&mut projects_watch) => match entry {
+                    // A project made or changed may permit apps it refused.
+                    Some(Ok(_)) => controller.on_project(),
+                    other => {
+                        tracing::warn!(error = ?other.and_then(|r| r.err()), "projects watch ended");
+                        projects_watch = None;
+                    }
+                },
                 message = next(&mut revisions) => match message {
                     Some(Ok(message)) => {
                         if let Ok(info) = message.info() {
@@ -210,7 +220,7 @@ pub async fn start(
                         revisions = None;
                     }
                 },
-                Some(Event::Done { name }) = rx.recv() => controller.on_done(&name),
+                Some(Event::Done { name, ok }) = rx.recv() => controller.on_done(&name, ok),
                 Some(joined) = controller.tasks.join_next(), if !controller.tasks.is_empty() => {
                     if let Err(err) = joined && err.is_panic() {
                         tracing::error!(error = %err, "ApplicationSet task panicked");
@@ -226,6 +236,9 @@ pub async fn start(
                     }
                     if clusters_watch.is_none() {
                         clusters_watch = watch_all(&clusters_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening clusters watch")).ok();
+                    }
+                    if projects_watch.is_none() {
+                        projects_watch = watch_all(&projects_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening projects watch")).ok();
                     }
                     if revisions.is_none() {
                         revisions = revision_stream(&bus, next_revision).await.inspect_err(|e| tracing::warn!(error = %e, "reopening revisions consumer")).ok();
@@ -324,18 +337,24 @@ impl Controller {
         let tx = self.tx.clone();
         let name = name.to_owned();
         self.tasks.spawn(async move {
-            reconcile::reconcile(&shared, &set, partition, fence).await;
-            let _ = tx.send(Event::Done { name });
+            let ok = reconcile::reconcile(&shared, &set, partition, fence).await;
+            let _ = tx.send(Event::Done { name, ok });
         });
     }
 
-    fn on_done(&mut self, name: &str) {
-        let requeue = self.shared.config.requeue_interval;
+    fn on_done(&mut self, name: &str, ok: bool) {
+        let (requeue, retry) = (
+            self.shared.config.requeue_interval,
+            self.shared.config.error_retry,
+        );
         match self.sets.get_mut(name) {
             Some(state) => {
                 state.running = false;
-                state.next_requeue =
-                    reconcile::uses(&state.set, "git").then(|| Instant::now() + requeue);
+                state.next_requeue = if !ok {
+                    Some(Instant::now() + retry)
+                } else {
+                    reconcile::uses(&state.set, "git").then(|| Instant::now() + requeue)
+                };
                 if state.dirty {
                     self.trigger(name, "changed while generating");
                 }
@@ -463,6 +482,16 @@ impl Controller {
         if caught_up && !self.clusters_ready {
             self.clusters_ready = true;
             self.on_ready();
+        }
+    }
+
+    fn on_project(&mut self) {
+        if !self.ready() {
+            return;
+        }
+        let names: Vec<String> = self.sets.keys().cloned().collect();
+        for name in names {
+            self.trigger(&name, "project changed");
         }
     }
 

@@ -24,6 +24,10 @@ pub(crate) struct Trees {
     trees: Mutex<HashMap<(String, String), Arc<GitTree>>>,
 }
 
+/// Apps listed in a set's `status.resources` (Argo CD's default
+/// `applicationsetcontroller.status.max.resources.count`).
+const MAX_STATUS_RESOURCES: usize = 5000;
+
 /// Trees kept; past it the cache starts again (a commit's tree is fetched once per
 /// commit, not per set).
 const TREES_KEPT: usize = 64;
@@ -131,15 +135,31 @@ impl Outcome {
 }
 
 /// Generates `set` and writes what it says, while `partition` is held with `fence`.
-pub(crate) async fn reconcile(shared: &Shared, set: &ApplicationSet, partition: u32, fence: u64) {
+/// Whether it ended without an error (one ends in a retry after `error_retry`).
+pub(crate) async fn reconcile(
+    shared: &Shared,
+    set: &ApplicationSet,
+    partition: u32,
+    fence: u64,
+) -> bool {
     let name = &set.metadata.name;
     let outcome = generate_and_apply(shared, set, partition, fence).await;
     if !shared.holds(partition, fence) {
-        return;
+        return true;
     }
+    let failed = outcome
+        .conditions
+        .iter()
+        .find(|c| c.kind == "ErrorOccurred" && c.status);
+    if let Some(c) = failed {
+        tracing::info!(set = %name, reason = c.reason, error = %c.message, "applicationset not up to date");
+    }
+    // A status that could not be written is written at the next generation; it is no
+    // reason to generate again sooner.
     if let Err(err) = write_status(shared, name, &outcome).await {
         tracing::warn!(set = %name, error = %err, "writing applicationset status");
     }
+    failed.is_none()
 }
 
 async fn generate_and_apply(
@@ -161,14 +181,16 @@ async fn generate_and_apply(
     };
     // Apps their project refuses are not written (nor deleted if they exist).
     let (valid, invalid) = validate(shared, &generated).await;
+    let generated_names: std::collections::HashSet<&str> = generated
+        .iter()
+        .map(|g| g.app.metadata.name.as_str())
+        .collect();
     let existing: Vec<Application> = {
         let apps = shared.apps.read().unwrap_or_else(|e| e.into_inner());
         apps.values()
             .filter(|(a, _)| {
                 a.metadata.owning_application_set() == Some(name.as_str())
-                    || generated
-                        .iter()
-                        .any(|g| g.app.metadata.name == a.metadata.name)
+                    || generated_names.contains(a.metadata.name.as_str())
             })
             .map(|(a, _)| (**a).clone())
             .collect()
@@ -184,14 +206,12 @@ async fn generate_and_apply(
             format!("application {conflict:?} already exists and is not owned by ApplicationSet {name:?}; it is left as it is"),
         ));
     }
-    let invalid_names: Vec<&str> = generated
+    let valid_names: std::collections::HashSet<&str> =
+        valid.iter().map(|v| v.app.metadata.name.as_str()).collect();
+    let invalid_names: std::collections::HashSet<&str> = generated_names
         .iter()
-        .filter(|g| {
-            !valid
-                .iter()
-                .any(|v| v.app.metadata.name == g.app.metadata.name)
-        })
-        .map(|g| g.app.metadata.name.as_str())
+        .copied()
+        .filter(|n| !valid_names.contains(n))
         .collect();
     for action in plan.actions {
         if !shared.holds(partition, fence) {
@@ -205,7 +225,7 @@ async fn generate_and_apply(
             Action::Update(app) => update(shared, app)
                 .await
                 .map(|()| ("update", app.metadata.name.clone())),
-            Action::Delete(app_name) if invalid_names.contains(&app_name.as_str()) => continue,
+            Action::Delete(app_name) if invalid_names.contains(app_name.as_str()) => continue,
             Action::Delete(app_name) => delete(shared, app_name, name)
                 .await
                 .map(|()| ("delete", app_name.clone())),
@@ -667,9 +687,12 @@ fn status_json(outcome: &Outcome, old: &Value) -> Value {
             })
         })
         .collect();
+    // At most Argo CD's default `status.max.resources.count`: a set of 10,000 apps would
+    // not fit in one KV value (1 MiB).
     let resources: Vec<Value> = outcome
         .resources
         .iter()
+        .take(MAX_STATUS_RESOURCES)
         .map(|a| {
             json!({
                 "group": "argoproj.io",

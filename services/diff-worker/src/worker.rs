@@ -490,8 +490,17 @@ impl Worker {
                     {
                         continue;
                     }
-                    on_event = true;
                     let key = memo_key(name, index);
+                    // Already rendered at that commit: an announcement for apps that just
+                    // joined the repository, nothing new for this one (else every app
+                    // written would make every app on its repository compare again).
+                    if renders
+                        .get(&key)
+                        .is_some_and(|m| m.request.commit == event.to)
+                    {
+                        continue;
+                    }
+                    on_event = true;
                     let source_touched = !source.ref_name.is_empty()
                         || decide::touches(
                             &st.app,

@@ -243,6 +243,8 @@ pub async fn start(
         access,
         apps: AppSubscriptions::default(),
         bus,
+        announce: BTreeSet::new(),
+        announce_at: None,
     };
     let schedule = PollSchedule::new(config.poll_interval, config.poll_jitter, seed);
     Ok(Running::spawn(async move {
@@ -254,12 +256,21 @@ pub async fn start(
     }))
 }
 
+/// How long announcements to apps joining a followed subscription are gathered before
+/// they go out: apps written one by one (an ApplicationSet writing thousands) make one
+/// announcement per subscription per window, not one each, which every diff worker would
+/// have to weigh against every app it holds.
+const ANNOUNCE_WINDOW: Duration = Duration::from_millis(250);
+
 /// The task that owns the watcher.
 struct Owner {
     watcher: Watcher,
     access: RepoAccess,
     apps: AppSubscriptions,
     bus: Bus,
+    /// Subscriptions whose new apps are still to hear the current commit, and when.
+    announce: BTreeSet<crate::poll::Subscription>,
+    announce_at: Option<tokio::time::Instant>,
 }
 
 impl Owner {
@@ -279,6 +290,28 @@ impl Owner {
                     tracing::debug!(fetched = report.fetched, changes = report.changes.len(), "poll");
                     self.publish_report(report, "poll").await;
                     poll.as_mut().reset(tokio::time::Instant::now() + schedule.next_delay());
+                }
+                () = async {
+                    match self.announce_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.announce_at = None;
+                    let mut report = TickReport::default();
+                    for subscription in std::mem::take(&mut self.announce) {
+                        if let Some(current) = self.watcher.last_seen(&subscription) {
+                            report.changes.push(RevisionChange {
+                                repo: subscription.repo.clone(),
+                                target_revision: subscription.target_revision.clone(),
+                                from: None,
+                                to: current.commit.clone(),
+                                kind: current.kind,
+                                changed_paths: None,
+                            });
+                        }
+                    }
+                    self.publish_report(report, "subscribe").await;
                 }
                 command = commands.recv() => {
                     let Some(command) = command else { return };
@@ -308,6 +341,7 @@ impl Owner {
                     for gone in delta.last {
                         self.watcher.unsubscribe(&gone);
                         announce.remove(&gone);
+                        self.announce.remove(&gone);
                         tracing::info!(repo = %gone.repo, revision = %gone.target_revision, "unfollowed");
                     }
                     for new in delta.first {
@@ -358,28 +392,23 @@ impl Owner {
                 .refresh_repos(dirty.iter().map(String::as_str))
                 .await;
         }
-        // Apps joining a followed subscription hear its current commit, unless the refresh
-        // above already reported a move for it.
+        // Apps joining a followed subscription hear its current commit (gathered for
+        // `ANNOUNCE_WINDOW`), unless the refresh above already reported a move for it.
         for subscription in announce {
             let moved = report.changes.iter().any(|c| {
                 c.repo == subscription.repo && c.target_revision == subscription.target_revision
             });
-            if moved {
-                continue;
-            }
-            if let Some(current) = self.watcher.last_seen(&subscription) {
-                report.changes.push(RevisionChange {
-                    repo: subscription.repo.clone(),
-                    target_revision: subscription.target_revision.clone(),
-                    from: None,
-                    to: current.commit.clone(),
-                    kind: current.kind,
-                    changed_paths: None,
-                });
+            if !moved {
+                self.announce.insert(subscription);
             }
         }
-        self.publish_report(report, if refreshed { "refresh" } else { "subscribe" })
-            .await;
+        if !self.announce.is_empty() && self.announce_at.is_none() {
+            self.announce_at = Some(tokio::time::Instant::now() + ANNOUNCE_WINDOW);
+        }
+        if !report.changes.is_empty() || !report.errors.is_empty() {
+            self.publish_report(report, if refreshed { "refresh" } else { "subscribe" })
+                .await;
+        }
     }
 
     async fn publish_report(&mut self, report: TickReport, cause: &'static str) {

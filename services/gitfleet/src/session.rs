@@ -365,7 +365,7 @@ pub enum AdminCommand {
 pub fn bus_identities(dir: &std::path::Path, prefix: &str) -> Result<gitfleet_bus::Identities> {
     let topology = gitfleet_bus::Topology::new(prefix).map_err(|e| Error::Usage(e.to_string()))?;
     let identities = if dir.join("admin.nk").exists() {
-        gitfleet_bus::Identities::read_dir(dir).map_err(Error::Usage)?
+        gitfleet_bus::Identities::read_or_extend_dir(dir).map_err(Error::Usage)?
     } else {
         let ids = gitfleet_bus::Identities::generate();
         ids.write_dir(dir)
