@@ -3,16 +3,37 @@
 //! (`{{name}}`, an unknown parameter left as written) or Go's text/template
 //! (`goTemplate: true`, with `goTemplateOptions` such as `missingkey=error`).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use serde_json::Value;
 
 use crate::params::Params;
 
 /// How a set's strings are rendered.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Templater {
     go: bool,
     /// `missingkey=error`: a missing key fails the render instead of `<no value>`.
     strict: bool,
+    /// Go templates parsed once per distinct string: a set renders the same strings for
+    /// every one of its parameter sets.
+    parsed: Rc<RefCell<HashMap<String, Rc<gtmpl::Template>>>>,
+}
+
+impl std::fmt::Debug for Templater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templater")
+            .field("go", &self.go)
+            .field("strict", &self.strict)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The parameters of one render as Go template data, converted once for all its strings.
+struct GoData {
+    context: gtmpl::Context,
 }
 
 impl Templater {
@@ -33,6 +54,7 @@ impl Templater {
         Ok(Self {
             go: go_template,
             strict,
+            parsed: Rc::default(),
         })
     }
 
@@ -46,45 +68,81 @@ impl Templater {
         Self {
             go: self.go,
             strict: true,
+            parsed: self.parsed.clone(),
         }
     }
 
     /// One string rendered with `params`.
     pub fn replace(&self, text: &str, params: &Params) -> Result<String, String> {
+        let mut data = None;
+        self.replace_with(text, params, &mut data)
+    }
+
+    fn replace_with(
+        &self,
+        text: &str,
+        params: &Params,
+        data: &mut Option<GoData>,
+    ) -> Result<String, String> {
         if !text.contains("{{") {
             return Ok(text.to_owned());
         }
-        if self.go {
-            self.go_template(text, params)
-        } else {
-            fasttemplate(text, params)
+        if !self.go {
+            return fasttemplate(text, params);
         }
+        let tmpl = self.parse(text)?;
+        let data = data.get_or_insert_with(|| GoData {
+            context: gtmpl::Context::from(crate::sprig::from_serde(
+                &Value::Object(params.clone()),
+                self.strict,
+            )),
+        });
+        tmpl.render(&data.context)
+            .map_err(|e| format!("failed to execute go template {text:?}: {e}"))
     }
 
-    fn go_template(&self, text: &str, params: &Params) -> Result<String, String> {
+    fn parse(&self, text: &str) -> Result<Rc<gtmpl::Template>, String> {
+        if let Some(t) = self.parsed.borrow().get(text) {
+            return Ok(t.clone());
+        }
         let mut tmpl = gtmpl::Template::default();
         tmpl.add_funcs(&crate::sprig::functions());
         tmpl.parse(text)
             .map_err(|e| format!("failed to parse template {text:?}: {e}"))?;
-        let data = crate::sprig::from_serde(&Value::Object(params.clone()), self.strict);
-        tmpl.render(&gtmpl::Context::from(data))
-            .map_err(|e| format!("failed to execute go template {text:?}: {e}"))
+        let tmpl = Rc::new(tmpl);
+        self.parsed
+            .borrow_mut()
+            .insert(text.to_owned(), tmpl.clone());
+        Ok(tmpl)
     }
 
     /// Every string and map key in `value` rendered with `params`.
     pub fn render_value(&self, value: &Value, params: &Params) -> Result<Value, String> {
+        let mut data = None;
+        self.render_with(value, params, &mut data)
+    }
+
+    fn render_with(
+        &self,
+        value: &Value,
+        params: &Params,
+        data: &mut Option<GoData>,
+    ) -> Result<Value, String> {
         Ok(match value {
-            Value::String(s) => Value::String(self.replace(s, params)?),
+            Value::String(s) => Value::String(self.replace_with(s, params, data)?),
             Value::Array(items) => Value::Array(
                 items
                     .iter()
-                    .map(|v| self.render_value(v, params))
+                    .map(|v| self.render_with(v, params, data))
                     .collect::<Result<_, _>>()?,
             ),
             Value::Object(map) => {
                 let mut out = serde_json::Map::with_capacity(map.len());
                 for (k, v) in map {
-                    out.insert(self.replace(k, params)?, self.render_value(v, params)?);
+                    out.insert(
+                        self.replace_with(k, params, data)?,
+                        self.render_with(v, params, data)?,
+                    );
                 }
                 Value::Object(out)
             }
