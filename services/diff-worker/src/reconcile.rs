@@ -37,6 +37,8 @@ pub const INVALID_SPEC_ERROR: &str = "InvalidSpecError";
 /// Condition type of manifests a sync would be refused for (a kind or namespace the
 /// project does not permit).
 pub const SYNC_ERROR: &str = "SyncError";
+/// gitfleet's condition of an app whose automated sync waits for the apps it depends on.
+pub const DEPENDENCY_WAIT: &str = "WaitingForDependencies";
 
 /// What every reconciliation shares.
 pub(crate) struct Shared {
@@ -56,6 +58,9 @@ pub(crate) struct Shared {
     /// Each app's last render of each source (by [`memo_key`]), so a commit that does not
     /// touch the app's path (or a periodic refresh) costs no render.
     pub renders: Mutex<HashMap<String, RenderMemo>>,
+    /// The dependencies of every app that names some (`gitfleet.dev/depends-on`), kept
+    /// by the worker's watch: what a cycle is looked for in.
+    pub depends: RwLock<HashMap<String, Vec<String>>>,
     pub permits: Semaphore,
 }
 
@@ -92,6 +97,8 @@ pub(crate) struct Memo {
     /// A sync operation enqueued but not yet reported finished in KV `operations`: the
     /// executor may not have picked it up, so KV alone cannot tell it is unfinished.
     inflight: Option<Inflight>,
+    /// Waiting for the apps it depends on: looked at again soon, not after a backoff.
+    pub waiting: bool,
 }
 
 #[derive(Debug)]
@@ -179,12 +186,17 @@ pub(crate) async fn reconcile(
 
     let outcome = evaluate(shared, app).await;
     let settled = !matches!(&outcome, Err(failed) if failed.error.code.is_transient());
+    let waiting = dependencies_wait(shared, app).await;
+    memo.waiting = waiting
+        .as_ref()
+        .is_some_and(|(kind, _)| *kind == DEPENDENCY_WAIT);
     let status = build_status(
         shared,
         app,
         memo.last_status.as_ref(),
         &outcome,
         op.as_ref(),
+        waiting.clone(),
     );
     if !shared.owns(partition) {
         return true;
@@ -220,6 +232,12 @@ pub(crate) async fn reconcile(
     let Ok(target) = &outcome else {
         return settled;
     };
+    if let Some((_, why)) = &waiting {
+        if target.comparison.sync == SyncStatusCode::OutOfSync {
+            tracing::debug!(app = name, reason = %why, "auto-sync waits for dependencies");
+        }
+        return settled;
+    }
     let decision = decide::auto_sync(
         app,
         target.comparison.sync,
@@ -590,9 +608,10 @@ fn build_status(
     previous: Option<&ApplicationStatus>,
     outcome: &Result<Target, Failed>,
     op: Option<&Operation>,
+    extra: Option<(&'static str, String)>,
 ) -> ApplicationStatus {
     let now = now();
-    let (resources, sync, revision, health, messages) = match outcome {
+    let (resources, sync, revision, health, mut messages) = match outcome {
         Ok(t) => (
             t.comparison.resources.clone(),
             t.comparison.sync,
@@ -613,6 +632,7 @@ fn build_status(
             vec![(f.condition, f.error.message.clone())],
         ),
     };
+    messages.extend(extra);
     // A condition keeps the time it first appeared while it stays the same.
     let conditions = messages
         .into_iter()
@@ -1096,4 +1116,53 @@ async fn read_status(shared: &Shared, key: &str) -> Result<Option<ApplicationSta
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Why automated sync must wait (`WaitingForDependencies`: the apps named in
+/// `gitfleet.dev/depends-on` that are not Synced and Healthy, each with what it is) or may
+/// never start (`InvalidSpecError`: a dependency cycle, named), or `None`. A dependency's
+/// status is read from KV: its owner may be another worker.
+async fn dependencies_wait(shared: &Shared, app: &Application) -> Option<(&'static str, String)> {
+    let deps = decide::depends_on(app);
+    if deps.is_empty() {
+        return None;
+    }
+    let name = &app.metadata.name;
+    if deps.iter().any(|d| d == name) {
+        return Some((
+            INVALID_SPEC_ERROR,
+            format!("application {name:?} depends on itself"),
+        ));
+    }
+    let cycle = {
+        let edges = shared.depends.read().unwrap_or_else(|e| e.into_inner());
+        decide::dependency_cycle(name, &edges)
+    };
+    if let Some(cycle) = cycle {
+        return Some((
+            INVALID_SPEC_ERROR,
+            format!(
+                "dependency cycle: {}; automated sync will not start",
+                cycle.join(" -> ")
+            ),
+        ));
+    }
+    let mut not_ready = Vec::new();
+    for dep in &deps {
+        let why = match read_status(shared, &subject_token(dep)).await {
+            Ok(Some(status)) => match decide::dependency_ready(&status) {
+                Ok(()) => continue,
+                Err(why) => why,
+            },
+            Ok(None) => "not found".to_owned(),
+            Err(()) => "status unreadable".to_owned(),
+        };
+        not_ready.push(format!("{dep} ({why})"));
+    }
+    (!not_ready.is_empty()).then(|| {
+        (
+            DEPENDENCY_WAIT,
+            format!("waiting for {}", not_ready.join(", ")),
+        )
+    })
 }

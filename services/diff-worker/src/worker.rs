@@ -121,6 +121,7 @@ pub async fn start(
         clusters: RwLock::new(HashMap::new()),
         projects: RwLock::new(HashMap::new()),
         renders: Mutex::new(HashMap::new()),
+        depends: RwLock::new(HashMap::new()),
         permits: Semaphore::new(config.max_concurrent_reconciles.max(1)),
         config,
     });
@@ -398,6 +399,19 @@ impl Worker {
                 &name,
             );
         }
+        {
+            let deps = decide::depends_on(&app);
+            let mut edges = self
+                .shared
+                .depends
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            if deps.is_empty() {
+                edges.remove(&name);
+            } else {
+                edges.insert(name.clone(), deps);
+            }
+        }
         match self.apps.get_mut(&name) {
             Some(st) if *st.app == app => return,
             Some(st) => st.app = Arc::new(app),
@@ -424,6 +438,11 @@ impl Worker {
     /// (cascade) is the api gateway's job: it enqueues a sync with nothing desired and
     /// prune, before it deletes the app.
     fn remove_app(&mut self, name: &str) {
+        self.shared
+            .depends
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
         let Some(st) = self.apps.remove(name) else {
             return;
         };
@@ -566,10 +585,14 @@ impl Worker {
                     return;
                 };
                 st.running = None;
+                let waiting = memo.as_ref().is_some_and(|m| m.waiting);
                 if self.partitions.contains_key(&st.partition) {
                     st.memo = memo.map(|m| *m);
                 }
-                st.next_refresh = if retry {
+                st.next_refresh = if waiting {
+                    // Its dependencies' statuses are polled, not heard: soon, steadily.
+                    Instant::now() + RETRY_AFTER
+                } else if retry {
                     Instant::now() + st.retry.next_delay()
                 } else {
                     st.retry.reset();

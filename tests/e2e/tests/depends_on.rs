@@ -1,0 +1,109 @@
+//! gitfleet's `dependsOn` (`gitfleet.dev/depends-on`): a three-app chain created last app
+//! first syncs first app first, each waiting (a condition says for what) until the one it
+//! depends on is Synced and Healthy; a cycle never syncs and is named.
+
+use std::time::Duration;
+
+use gitfleet_e2e::{AUTOMATED, CONFIGMAP, DEPLOYMENT, Sandbox, Timings, application};
+use serde_json::Value;
+
+fn with_dependencies(name: &str, repo: &str, deps: &str) -> String {
+    application(name, repo, name, Some(AUTOMATED)).replace(
+        "  namespace: argocd\n",
+        &format!("  namespace: argocd\n  annotations:\n    gitfleet.dev/depends-on: \"{deps}\"\n"),
+    )
+}
+
+fn condition<'a>(status: &'a Value, kind: &str) -> Option<&'a str> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+        .and_then(|c| c["message"].as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chain_syncs_in_order_and_a_cycle_never() {
+    Box::pin(async {
+        let sb = Sandbox::start(
+            &[
+                ("first/deploy.yaml", DEPLOYMENT),
+                ("second/deploy.yaml", DEPLOYMENT),
+                ("third/deploy.yaml", DEPLOYMENT),
+                ("ping/cm.yaml", CONFIGMAP),
+                ("pong/cm.yaml", CONFIGMAP),
+            ],
+            Timings::default(),
+        )
+        .await;
+        let repo = sb.repo_url();
+        // Last first: without the annotation the third would sync at once.
+        sb.create_app("third", &with_dependencies("third", &repo, "second"))
+            .await;
+        sb.create_app("second", &with_dependencies("second", &repo, "first"))
+            .await;
+        let waiting = sb
+            .until_status("third", 60, "waiting for second", |s| {
+                condition(s, "WaitingForDependencies").is_some()
+            })
+            .await;
+        let message = condition(&waiting, "WaitingForDependencies").unwrap();
+        assert!(message.contains("second ("), "{message}");
+        assert!(sb.live("apps", "deployments", "third", "web").is_none());
+        let out = sb.cli(&["app", "get", "second"]).await;
+        assert!(
+            out.stdout.contains("WaitingForDependencies") && out.stdout.contains("first (not found)"),
+            "{}",
+            out.stdout
+        );
+
+        sb.create_app("first", &application("first", &repo, "first", Some(AUTOMATED)))
+            .await;
+        for name in ["first", "second", "third"] {
+            sb.until_status(name, 120, "Synced and Healthy", |s| {
+                Sandbox::sync_status(s) == "Synced"
+                    && Sandbox::health(s) == "Healthy"
+                    && condition(s, "WaitingForDependencies").is_none()
+            })
+            .await;
+        }
+        // The write log: each Deployment applied after the one before it was ready.
+        let applied = |ns: &str| {
+            sb.sim
+                .cluster(0)
+                .write_log()
+                .into_iter()
+                .find(|w| {
+                    w.verb == "apply"
+                        && !w.dry_run
+                        && w.code < 300
+                        && w.resource == "deployments.apps"
+                        && w.namespace.as_deref() == Some(ns)
+                })
+                .map(|w| w.seq)
+                .unwrap_or_else(|| panic!("no apply of {ns}/web"))
+        };
+        let (a, b, c) = (applied("first"), applied("second"), applied("third"));
+        assert!(a < b && b < c, "applied in order first {a}, second {b}, third {c}");
+
+        // A cycle: both refused, the cycle named, nothing applied.
+        sb.create_app("ping", &with_dependencies("ping", &repo, "pong"))
+            .await;
+        sb.create_app("pong", &with_dependencies("pong", &repo, "ping"))
+            .await;
+        for (name, cycle) in [("ping", "ping -> pong -> ping"), ("pong", "pong -> ping -> pong")] {
+            let status = sb
+                .until_status(name, 60, "the cycle named", |s| {
+                    condition(s, "InvalidSpecError").is_some_and(|m| m.contains("cycle"))
+                })
+                .await;
+            let message = condition(&status, "InvalidSpecError").unwrap();
+            assert!(message.contains(cycle), "{message}");
+        }
+        // Given time to have synced, had it been allowed to.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(sb.live("", "configmaps", "ping", "web-config").is_none());
+        assert!(sb.live("", "configmaps", "pong", "web-config").is_none());
+    })
+    .await;
+}
