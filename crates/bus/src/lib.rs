@@ -7,6 +7,7 @@
 pub mod backoff;
 pub mod connect;
 pub mod error;
+pub mod follow;
 pub mod ownership;
 pub mod payload;
 pub mod permissions;
@@ -25,6 +26,7 @@ pub mod testkit;
 pub use backoff::Backoff;
 pub use connect::{Bus, BusConfig, connect};
 pub use error::{BusError, Result};
+pub use follow::{Revisions, next_of, watch_all};
 pub use ownership::{
     LeaseInfo, Membership, MembershipConfig, Owned, partition, read_lease, rendezvous,
 };

@@ -7,11 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::kv::{self, Operation as KvOp};
-use futures::StreamExt;
 use gitfleet_bus::{
-    Bucket, Bus, Membership, MembershipConfig, Owned, Running, StreamName, partition, token_to_name,
+    Bucket, Bus, Membership, MembershipConfig, Owned, Running, next_of, partition, token_to_name,
+    watch_all,
 };
 use gitfleet_messages::{APPSET_CONTROLLERS, APPSET_PARTITIONS, RevisionEvent};
 use gitfleet_model::{Application, ApplicationSet, Cluster};
@@ -147,8 +146,8 @@ pub async fn start(
     let mut clusters_watch = Some(watch_all(&clusters_kv).await?);
     let projects_kv = shared.projects_kv.clone();
     let mut projects_watch = Some(watch_all(&projects_kv).await?);
-    let mut next_revision = revision_start(&bus).await?;
-    let mut revisions = Some(revision_stream(&bus, next_revision).await?);
+    let mut next_revision = bus.revisions_next_sequence().await?;
+    let mut revisions = Some(bus.revisions_from(next_revision).await?);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut controller = Controller {
         shared,
@@ -177,28 +176,28 @@ pub async fn start(
                     let owned = owned_rx.borrow_and_update().clone();
                     controller.apply_ownership(owned);
                 }
-                entry = next(&mut sets_watch) => match entry {
+                entry = next_of(&mut sets_watch) => match entry {
                     Some(Ok(entry)) => controller.on_set(entry),
                     other => {
                         tracing::warn!(error = ?other.and_then(|r| r.err()), "applicationsets watch ended");
                         sets_watch = None;
                     }
                 },
-                entry = next(&mut apps_watch) => match entry {
+                entry = next_of(&mut apps_watch) => match entry {
                     Some(Ok(entry)) => controller.on_app(entry),
                     other => {
                         tracing::warn!(error = ?other.and_then(|r| r.err()), "applications watch ended");
                         apps_watch = None;
                     }
                 },
-                entry = next(&mut clusters_watch) => match entry {
+                entry = next_of(&mut clusters_watch) => match entry {
                     Some(Ok(entry)) => controller.on_cluster(entry),
                     other => {
                         tracing::warn!(error = ?other.and_then(|r| r.err()), "clusters watch ended");
                         clusters_watch = None;
                     }
                 },
-                entry = next(&mut projects_watch) => match entry {
+                entry = next_of(&mut projects_watch) => match entry {
                     // A project made or changed may permit apps it refused.
                     Some(Ok(_)) => controller.on_project(),
                     other => {
@@ -206,7 +205,7 @@ pub async fn start(
                         projects_watch = None;
                     }
                 },
-                message = next(&mut revisions) => match message {
+                message = next_of(&mut revisions) => match message {
                     Some(Ok(message)) => {
                         if let Ok(info) = message.info() {
                             next_revision = info.stream_sequence + 1;
@@ -241,7 +240,7 @@ pub async fn start(
                         projects_watch = watch_all(&projects_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening projects watch")).ok();
                     }
                     if revisions.is_none() {
-                        revisions = revision_stream(&bus, next_revision).await.inspect_err(|e| tracing::warn!(error = %e, "reopening revisions consumer")).ok();
+                        revisions = bus.revisions_from(next_revision).await.inspect_err(|e| tracing::warn!(error = %e, "reopening revisions consumer")).ok();
                     }
                 }
             }
@@ -524,13 +523,6 @@ impl Controller {
     }
 }
 
-async fn next<S: futures::Stream + Unpin>(s: &mut Option<S>) -> Option<S::Item> {
-    match s {
-        Some(s) => s.next().await,
-        None => futures::future::pending().await,
-    }
-}
-
 async fn is_empty(store: &kv::Store) -> Result<bool> {
     let store = store.clone();
     let status = store.status().await.map_err(|e| Error::Watch {
@@ -538,58 +530,4 @@ async fn is_empty(store: &kv::Store) -> Result<bool> {
         source: Box::new(e),
     })?;
     Ok(status.values() == 0)
-}
-
-async fn watch_all(store: &kv::Store) -> Result<kv::Watch> {
-    store
-        .watch_with_history(">")
-        .await
-        .map_err(|err| Error::Watch {
-            what: format!("kv bucket {}", store.name),
-            source: Box::new(err),
-        })
-}
-
-type Revisions = pull::Ordered;
-
-async fn revision_start(bus: &Bus) -> Result<u64> {
-    let name = bus.topology.stream(StreamName::Revisions);
-    let watch_err = |e: Box<dyn std::error::Error + Send + Sync>| Error::Watch {
-        what: format!("stream {name}"),
-        source: e,
-    };
-    let mut stream = bus
-        .js
-        .get_stream(&name)
-        .await
-        .map_err(|e| watch_err(Box::new(e)))?;
-    let info = stream.info().await.map_err(|e| watch_err(Box::new(e)))?;
-    Ok(info.state.last_sequence + 1)
-}
-
-async fn revision_stream(bus: &Bus, from: u64) -> Result<Revisions> {
-    let name = bus.topology.stream(StreamName::Revisions);
-    let watch_err = |e: Box<dyn std::error::Error + Send + Sync>| Error::Watch {
-        what: format!("stream {name}"),
-        source: e,
-    };
-    let stream = bus
-        .js
-        .get_stream(&name)
-        .await
-        .map_err(|e| watch_err(Box::new(e)))?;
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: from,
-            },
-            max_expires: Duration::from_secs(30),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| watch_err(Box::new(e)))?;
-    consumer
-        .messages()
-        .await
-        .map_err(|e| watch_err(Box::new(e)))
 }

@@ -13,6 +13,8 @@ pub enum Error {
         #[source]
         source: BusError,
     },
+    #[error(transparent)]
+    Follow(BusError),
     #[error("watching {what}")]
     Watch {
         what: String,

@@ -10,12 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::kv::{self, Operation as KvOp};
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use gitfleet_bus::{
-    Backoff, Bucket, Bus, Membership, MembershipConfig, Owned, Running, StreamName, partition,
-    token_to_name,
+    Backoff, Bucket, Bus, Membership, MembershipConfig, Owned, Running, next_of, partition,
+    token_to_name, watch_all,
 };
 use gitfleet_engine::project::ProjectRules;
 use gitfleet_messages::{
@@ -125,12 +124,19 @@ pub async fn start(
         permits: Semaphore::new(config.max_concurrent_reconciles.max(1)),
         config,
     });
-    let mut clusters_watch = Some(watch_all(&clusters_kv).await?);
-    let mut projects_watch = Some(watch_all(&projects_kv).await?);
-    let mut apps_watch = Some(watch_all(&apps_kv).await?);
+    let mut clusters_watch = Some(watch_all(&clusters_kv).await.map_err(Error::Follow)?);
+    let mut projects_watch = Some(watch_all(&projects_kv).await.map_err(Error::Follow)?);
+    let mut apps_watch = Some(watch_all(&apps_kv).await.map_err(Error::Follow)?);
     // Where the revisions consumer resumes when it has to be opened again.
-    let mut next_revision = revision_start(&bus).await?;
-    let mut revisions = Some(revision_stream(&bus, next_revision).await?);
+    // What happened before this worker started is covered by the reconciliation every
+    // app gets when its partition is gained; reopened from the sequence after the last
+    // event seen, so what was published while it was closed is not missed.
+    let mut next_revision = bus.revisions_next_sequence().await.map_err(Error::Follow)?;
+    let mut revisions = Some(
+        bus.revisions_from(next_revision)
+            .await
+            .map_err(Error::Follow)?,
+    );
     let refresh_subject = bus.topology.webhook_subject();
     let mut refreshes = bus
         .client
@@ -170,28 +176,28 @@ pub async fn start(
                     let owned = owned_rx.borrow_and_update().clone();
                     worker.apply_ownership(owned);
                 }
-                entry = next(&mut clusters_watch) => match entry {
+                entry = next_of(&mut clusters_watch) => match entry {
                     Some(Ok(entry)) => worker.on_cluster(entry),
                     other => {
                         tracing::warn!(error = ?other.and_then(|r| r.err()), "clusters watch ended");
                         clusters_watch = None;
                     }
                 },
-                entry = next(&mut projects_watch) => match entry {
+                entry = next_of(&mut projects_watch) => match entry {
                     Some(Ok(entry)) => worker.on_project(entry),
                     other => {
                         tracing::warn!(error = ?other.and_then(|r| r.err()), "projects watch ended");
                         projects_watch = None;
                     }
                 },
-                entry = next(&mut apps_watch) => match entry {
+                entry = next_of(&mut apps_watch) => match entry {
                     Some(Ok(entry)) => worker.on_app(entry),
                     other => {
                         tracing::warn!(error = ?other.and_then(|r| r.err()), "applications watch ended");
                         apps_watch = None;
                     }
                 },
-                message = next(&mut revisions) => match message {
+                message = next_of(&mut revisions) => match message {
                     Some(Ok(message)) => {
                         if let Ok(info) = message.info() {
                             next_revision = info.stream_sequence + 1;
@@ -231,7 +237,7 @@ pub async fn start(
                         apps_watch = watch_all(&apps_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening applications watch")).ok();
                     }
                     if revisions.is_none() {
-                        revisions = revision_stream(&bus, next_revision).await.inspect_err(|e| tracing::warn!(error = %e, "reopening revisions consumer")).ok();
+                        revisions = bus.revisions_from(next_revision).await.inspect_err(|e| tracing::warn!(error = %e, "reopening revisions consumer")).ok();
                     }
                 }
             }
@@ -714,72 +720,6 @@ async fn forward_partition(
         if tx.send(event).is_err() {
             return;
         }
-    }
-}
-
-async fn watch_all(store: &kv::Store) -> Result<kv::Watch> {
-    store
-        .watch_with_history(">")
-        .await
-        .map_err(|err| Error::Watch {
-            what: format!("kv bucket {}", store.name),
-            source: Box::new(err),
-        })
-}
-
-type Revisions = async_nats::jetstream::consumer::pull::Ordered;
-
-/// The sequence the first revision event published after now will get: what happened
-/// before this worker started is covered by the reconciliation every app gets when its
-/// partition is gained.
-async fn revision_start(bus: &Bus) -> Result<u64> {
-    let name = bus.topology.stream(StreamName::Revisions);
-    let mut stream = bus.js.get_stream(&name).await.map_err(|e| Error::Watch {
-        what: format!("stream {name}"),
-        source: Box::new(e),
-    })?;
-    let info = stream.info().await.map_err(|e| Error::Watch {
-        what: format!("stream {name}"),
-        source: Box::new(e),
-    })?;
-    Ok(info.state.last_sequence + 1)
-}
-
-/// Revision events from sequence `from` on. Opening it again from the sequence after the
-/// last event seen (rather than from "new") is what keeps the events published while it
-/// was down, e.g. while the server restarted.
-async fn revision_stream(bus: &Bus, from: u64) -> Result<Revisions> {
-    let name = bus.topology.stream(StreamName::Revisions);
-    let watch_err = |source: Box<dyn std::error::Error + Send + Sync>| Error::Watch {
-        what: format!("stream {name}"),
-        source,
-    };
-    let stream = bus
-        .js
-        .get_stream(&name)
-        .await
-        .map_err(|e| watch_err(Box::new(e)))?;
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: from,
-            },
-            max_expires: Duration::from_secs(30),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| watch_err(Box::new(e)))?;
-    consumer
-        .messages()
-        .await
-        .map_err(|e| watch_err(Box::new(e)))
-}
-
-/// The next item of an optional stream; never, when there is none.
-async fn next<S: Stream + Unpin>(stream: &mut Option<S>) -> Option<S::Item> {
-    match stream {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
     }
 }
 

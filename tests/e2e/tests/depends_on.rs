@@ -52,13 +52,17 @@ async fn a_chain_syncs_in_order_and_a_cycle_never() {
         assert!(sb.live("apps", "deployments", "third", "web").is_none());
         let out = sb.cli(&["app", "get", "second"]).await;
         assert!(
-            out.stdout.contains("WaitingForDependencies") && out.stdout.contains("first (not found)"),
+            out.stdout.contains("WaitingForDependencies")
+                && out.stdout.contains("first (not found)"),
             "{}",
             out.stdout
         );
 
-        sb.create_app("first", &application("first", &repo, "first", Some(AUTOMATED)))
-            .await;
+        sb.create_app(
+            "first",
+            &application("first", &repo, "first", Some(AUTOMATED)),
+        )
+        .await;
         for name in ["first", "second", "third"] {
             sb.until_status(name, 120, "Synced and Healthy", |s| {
                 Sandbox::sync_status(s) == "Synced"
@@ -84,14 +88,20 @@ async fn a_chain_syncs_in_order_and_a_cycle_never() {
                 .unwrap_or_else(|| panic!("no apply of {ns}/web"))
         };
         let (a, b, c) = (applied("first"), applied("second"), applied("third"));
-        assert!(a < b && b < c, "applied in order first {a}, second {b}, third {c}");
+        assert!(
+            a < b && b < c,
+            "applied in order first {a}, second {b}, third {c}"
+        );
 
         // A cycle: both refused, the cycle named, nothing applied.
         sb.create_app("ping", &with_dependencies("ping", &repo, "pong"))
             .await;
         sb.create_app("pong", &with_dependencies("pong", &repo, "ping"))
             .await;
-        for (name, cycle) in [("ping", "ping -> pong -> ping"), ("pong", "pong -> ping -> pong")] {
+        for (name, cycle) in [
+            ("ping", "ping -> pong -> ping"),
+            ("pong", "pong -> ping -> pong"),
+        ] {
             let status = sb
                 .until_status(name, 60, "the cycle named", |s| {
                     condition(s, "InvalidSpecError").is_some_and(|m| m.contains("cycle"))
