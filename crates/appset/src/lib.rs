@@ -7,6 +7,7 @@ pub mod generate;
 pub mod params;
 mod pathmatch;
 pub mod plan;
+pub mod progressive;
 pub mod selector;
 mod sprig;
 pub mod template;

@@ -48,6 +48,9 @@ impl Shared {
     }
 }
 
+/// How often a set with a rollout under way is looked at again.
+const ROLLOUT_LOOK: Duration = Duration::from_secs(2);
+
 struct SetState {
     set: Arc<ApplicationSet>,
     partition: u32,
@@ -57,7 +60,7 @@ struct SetState {
 }
 
 enum Event {
-    Done { name: String, ok: bool },
+    Done { name: String, next: reconcile::Next },
 }
 
 struct Controller {
@@ -219,7 +222,7 @@ pub async fn start(
                         revisions = None;
                     }
                 },
-                Some(Event::Done { name, ok }) = rx.recv() => controller.on_done(&name, ok),
+                Some(Event::Done { name, next }) = rx.recv() => controller.on_done(&name, next),
                 Some(joined) = controller.tasks.join_next(), if !controller.tasks.is_empty() => {
                     if let Err(err) = joined && err.is_panic() {
                         tracing::error!(error = %err, "ApplicationSet task panicked");
@@ -336,12 +339,12 @@ impl Controller {
         let tx = self.tx.clone();
         let name = name.to_owned();
         self.tasks.spawn(async move {
-            let ok = reconcile::reconcile(&shared, &set, partition, fence).await;
-            let _ = tx.send(Event::Done { name, ok });
+            let next = reconcile::reconcile(&shared, &set, partition, fence).await;
+            let _ = tx.send(Event::Done { name, next });
         });
     }
 
-    fn on_done(&mut self, name: &str, ok: bool) {
+    fn on_done(&mut self, name: &str, next: reconcile::Next) {
         let (requeue, retry) = (
             self.shared.config.requeue_interval,
             self.shared.config.error_retry,
@@ -349,10 +352,12 @@ impl Controller {
         match self.sets.get_mut(name) {
             Some(state) => {
                 state.running = false;
-                state.next_requeue = if !ok {
-                    Some(Instant::now() + retry)
-                } else {
-                    reconcile::uses(&state.set, "git").then(|| Instant::now() + requeue)
+                state.next_requeue = match next {
+                    reconcile::Next::Retry => Some(Instant::now() + retry),
+                    reconcile::Next::Soon => Some(Instant::now() + ROLLOUT_LOOK),
+                    reconcile::Next::Settled => {
+                        reconcile::uses(&state.set, "git").then(|| Instant::now() + requeue)
+                    }
                 };
                 if state.dirty {
                     self.trigger(name, "changed while generating");

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use gitfleet_appset::progressive::{self, AppProgress, Phase};
 use gitfleet_appset::{Action, GenerateError, GeneratedApp, GitKey, GitTree, Sources};
 use gitfleet_bus::{Bucket, partition, subject_token};
 use gitfleet_engine::project::{ProjectRules, destination_of};
@@ -96,6 +97,19 @@ struct Outcome {
     conditions: Vec<Condition>,
     /// The apps the set generated (created or already there), for `status.resources`.
     resources: Vec<Application>,
+    /// A RollingSync's progress per app (`status.applicationStatus`).
+    progress: Option<Vec<AppProgress>>,
+}
+
+/// When to look at a set again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// At its next trigger (or requeue interval).
+    Settled,
+    /// It failed: after `error_retry`.
+    Retry,
+    /// A rollout is under way: in a couple of seconds.
+    Soon,
 }
 
 impl Outcome {
@@ -130,22 +144,22 @@ impl Outcome {
                 },
             ],
             resources: Vec::new(),
+            progress: None,
         }
     }
 }
 
 /// Generates `set` and writes what it says, while `partition` is held with `fence`.
-/// Whether it ended without an error (one ends in a retry after `error_retry`).
 pub(crate) async fn reconcile(
     shared: &Shared,
     set: &ApplicationSet,
     partition: u32,
     fence: u64,
-) -> bool {
+) -> Next {
     let name = &set.metadata.name;
     let outcome = generate_and_apply(shared, set, partition, fence).await;
     if !shared.holds(partition, fence) {
-        return true;
+        return Next::Settled;
     }
     let failed = outcome
         .conditions
@@ -159,7 +173,17 @@ pub(crate) async fn reconcile(
     if let Err(err) = write_status(shared, name, &outcome).await {
         tracing::warn!(set = %name, error = %err, "writing applicationset status");
     }
-    failed.is_none()
+    let rolling = outcome
+        .progress
+        .as_ref()
+        .is_some_and(|p| p.iter().any(|a| a.status != Phase::Healthy));
+    if failed.is_some() {
+        Next::Retry
+    } else if rolling {
+        Next::Soon
+    } else {
+        Next::Settled
+    }
 }
 
 async fn generate_and_apply(
@@ -172,13 +196,29 @@ async fn generate_and_apply(
     if let Err(e) = set.validate() {
         return Outcome::error("ApplicationSetValidationError", e.to_string(), false);
     }
-    let generated = match generate(shared, set).await {
+    let steps = match progressive::rolling_steps(set) {
+        Ok(steps) => steps,
+        Err(message) => return Outcome::error("ApplicationSetValidationError", message, false),
+    };
+    let mut generated = match generate(shared, set).await {
         Ok(apps) => apps,
         Err(ServiceError { message, .. }) => {
             tracing::info!(set = %name, error = %message, "generation failed; nothing written");
             return Outcome::error("ApplicationGenerationFromParamsError", message, false);
         }
     };
+    // A rolling sync syncs the apps itself, step by step: theirs is off (as Argo CD's
+    // controller turns it off), its `prune` kept for the syncs it asks for.
+    let mut prune: HashMap<String, bool> = HashMap::new();
+    if steps.is_some() {
+        for g in &mut generated {
+            if let Some(policy) = g.app.spec.sync_policy.as_mut()
+                && let Some(automated) = policy.automated.take()
+            {
+                prune.insert(g.app.metadata.name.clone(), automated.prune);
+            }
+        }
+    }
     // Apps their project refuses are not written (nor deleted if they exist).
     let (valid, invalid) = validate(shared, &generated).await;
     let generated_names: std::collections::HashSet<&str> = generated
@@ -213,6 +253,14 @@ async fn generate_and_apply(
         .copied()
         .filter(|n| !valid_names.contains(n))
         .collect();
+    let written: std::collections::HashSet<String> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Create(app) | Action::Update(app) => Some(app.metadata.name.clone()),
+            Action::Delete(_) => None,
+        })
+        .collect();
     for action in plan.actions {
         if !shared.holds(partition, fence) {
             tracing::info!(set = %name, "partition lost; stopping");
@@ -246,6 +294,10 @@ async fn generate_and_apply(
         }
     }
     let resources: Vec<Application> = valid.iter().map(|g| g.app.clone()).collect();
+    let progress = match &steps {
+        Some(steps) => Some(roll(shared, set, steps, &resources, &written, &prune).await),
+        None => None,
+    };
     if let Some((reason, _)) = errors.first() {
         let message = errors
             .iter()
@@ -254,7 +306,31 @@ async fn generate_and_apply(
             .join("; ");
         let mut outcome = Outcome::error(reason, message, true);
         outcome.resources = resources;
+        outcome.progress = progress;
         return outcome;
+    }
+    let mut conditions = Vec::new();
+    if let Some(progress) = &progress {
+        let pending = progress
+            .iter()
+            .filter(|p| p.status != Phase::Healthy)
+            .count();
+        conditions.push(Condition {
+            kind: "RolloutProgressing",
+            status: pending > 0,
+            reason: if pending > 0 {
+                "ApplicationSetModified"
+            } else {
+                "ApplicationSetRolloutComplete"
+            },
+            message: if pending > 0 {
+                format!(
+                    "ApplicationSet is performing a rollout: {pending} applications not Healthy yet"
+                )
+            } else {
+                "ApplicationSet Rollout has completed".to_owned()
+            },
+        });
     }
     Outcome {
         conditions: vec![
@@ -276,9 +352,95 @@ async fn generate_and_apply(
                 reason: "ApplicationSetUpToDate",
                 message: "All applications have been generated successfully".into(),
             },
-        ],
+        ]
+        .into_iter()
+        .chain(conditions)
+        .collect(),
         resources,
+        progress,
     }
+}
+
+/// One look at a RollingSync: each stepped app's progress from its status in KV
+/// `app-status`, and a sync asked of the diff worker owning each app the rollout moves
+/// to Pending. An app whose sync could not be asked goes back to Waiting (asked again at
+/// the next look).
+async fn roll(
+    shared: &Shared,
+    set: &ApplicationSet,
+    steps: &[progressive::Step],
+    apps: &[Application],
+    written: &std::collections::HashSet<String>,
+    prune: &HashMap<String, bool>,
+) -> Vec<AppProgress> {
+    let mut statuses: HashMap<&str, gitfleet_model::ApplicationStatus> = HashMap::new();
+    for app in apps {
+        if let Ok(Some(bytes)) = shared
+            .status_kv
+            .get(subject_token(&app.metadata.name))
+            .await
+            && let Ok(status) = serde_json::from_slice(&bytes)
+        {
+            statuses.insert(app.metadata.name.as_str(), status);
+        }
+    }
+    let observed: Vec<progressive::Observed<'_>> = apps
+        .iter()
+        .map(|a| progressive::Observed {
+            name: &a.metadata.name,
+            labels: &a.metadata.labels,
+            status: statuses.get(a.metadata.name.as_str()),
+            spec_changed: written.contains(&a.metadata.name),
+        })
+        .collect();
+    let previous: Vec<AppProgress> = set
+        .status
+        .as_ref()
+        .and_then(|s| s.get("applicationStatus"))
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let (mut progress, to_sync) = progressive::advance(steps, &previous, &observed, &now());
+    let asks = to_sync.iter().map(|app| {
+        let request = SyncRequest {
+            app: app.clone(),
+            prune: prune.get(app).copied().unwrap_or(false),
+            initiated_by: format!(
+                "applicationset-controller: {} (RollingSync)",
+                set.metadata.name
+            ),
+            ..SyncRequest::default()
+        };
+        async move {
+            let asked: Result<String, ServiceError> = shared
+                .bus
+                .ask(
+                    "diff worker for the app's partition",
+                    shared
+                        .bus
+                        .topology
+                        .sync_request_subject(partition(app, APP_PARTITIONS)),
+                    &request,
+                    shared.config.request_timeout,
+                )
+                .await;
+            (app.clone(), asked)
+        }
+    });
+    for (app, asked) in futures::future::join_all(asks).await {
+        match asked {
+            Ok(id) => {
+                tracing::info!(set = %set.metadata.name, app = %app, operation = %id, "rolling sync: app synced")
+            }
+            Err(err) => {
+                tracing::warn!(set = %set.metadata.name, app = %app, error = %err, "rolling sync: sync not enqueued");
+                if let Some(p) = progress.iter_mut().find(|p| p.application == app) {
+                    p.status = Phase::Waiting;
+                    p.message = format!("the sync could not be asked for: {}", err.message);
+                }
+            }
+        }
+    }
+    progress
 }
 
 /// Generates with the clusters in memory, fetching each Git tree a generator asks for. A
@@ -706,6 +868,9 @@ fn status_json(outcome: &Outcome, old: &Value) -> Value {
     let mut status = json!({ "conditions": conditions });
     if !resources.is_empty() {
         status["resources"] = Value::Array(resources);
+    }
+    if let Some(progress) = &outcome.progress {
+        status["applicationStatus"] = serde_json::to_value(progress).unwrap_or(Value::Null);
     }
     status
 }

@@ -300,3 +300,132 @@ async fn reference_generators_make_and_follow_their_apps() {
     })
     .await;
 }
+
+const ROLLING_SET: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: rolling
+  namespace: argocd
+spec:
+  generators:
+  - list:
+      elements:
+      - env: dev
+      - env: prod
+  strategy:
+    type: RollingSync
+    rollingSync:
+      steps:
+      - matchExpressions:
+        - {key: env, operator: In, values: [dev]}
+      - matchExpressions:
+        - {key: env, operator: In, values: [prod]}
+        maxUpdate: 1
+  template:
+    metadata:
+      name: "web-{{env}}"
+      labels: {env: "{{env}}"}
+    spec:
+      project: default
+      source: {repoURL: REPO, path: "web/{{env}}", targetRevision: main}
+      destination: {server: https://kubernetes.default.svc, namespace: "web-{{env}}"}
+      syncPolicy:
+        automated: {prune: true}
+        syncOptions: [CreateNamespace=true]
+"#;
+
+/// Progressive sync (issue 10 acceptance 6): the first step's app is synced, and the
+/// second's only once the first is Healthy; the generated apps' own automated sync is
+/// off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_sync_updates_step_by_step() {
+    Box::pin(async {
+        let sb = Sandbox::start(
+            &[
+                ("web/dev/deploy.yaml", gitfleet_e2e::DEPLOYMENT),
+                ("web/prod/deploy.yaml", gitfleet_e2e::DEPLOYMENT),
+            ],
+            Timings::default(),
+        )
+        .await;
+        apply(&sb, ROLLING_SET).await;
+        until_app(&sb, "web-dev", true).await;
+        until_app(&sb, "web-prod", true).await;
+        let dev = app(&sb, "web-dev").await.unwrap();
+        assert!(
+            dev["spec"]["syncPolicy"].get("automated").is_none(),
+            "a rolling sync turns the app's own automated sync off: {dev:#}"
+        );
+        // Watch for prod's Deployment; when it first appears, dev must already be Healthy.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            if sb.live("apps", "deployments", "web-prod", "web").is_some() {
+                let dev = sb.status("web-dev").await.expect("dev has a status");
+                assert_eq!(
+                    (Sandbox::sync_status(&dev), Sandbox::health(&dev)),
+                    ("Synced", "Healthy"),
+                    "the second step started before the first was Healthy"
+                );
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "prod was never synced"
+            );
+            // Poll interval of a wait bounded by the deadline above.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sb.until_status("web-prod", 90, "Synced and Healthy", |s| {
+            Sandbox::sync_status(s) == "Synced" && Sandbox::health(s) == "Healthy"
+        })
+        .await;
+        // The set's own account of it: both Healthy, in steps 1 and 2, the rollout done.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = set_status(&sb, "rolling").await.unwrap_or_default();
+            let progress: Vec<(String, String, String)> = status["applicationStatus"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|p| {
+                            let s = |k: &str| p[k].as_str().unwrap_or("").to_owned();
+                            (s("application"), s("step"), s("status"))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let done = progress
+                == [
+                    (
+                        "web-dev".to_string(),
+                        "1".to_string(),
+                        "Healthy".to_string(),
+                    ),
+                    (
+                        "web-prod".to_string(),
+                        "2".to_string(),
+                        "Healthy".to_string(),
+                    ),
+                ];
+            if done {
+                let rollout = status["conditions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["type"] == "RolloutProgressing")
+                    .unwrap()
+                    .clone();
+                assert_eq!(rollout["status"], "False", "{rollout:#}");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "rollout status: {status:#}"
+            );
+            // Poll interval of a wait bounded by the deadline above.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
