@@ -410,21 +410,7 @@ async fn roll(
             ),
             ..SyncRequest::default()
         };
-        async move {
-            let asked: Result<String, ServiceError> = shared
-                .bus
-                .ask(
-                    "diff worker for the app's partition",
-                    shared
-                        .bus
-                        .topology
-                        .sync_request_subject(partition(app, APP_PARTITIONS)),
-                    &request,
-                    shared.config.request_timeout,
-                )
-                .await;
-            (app.clone(), asked)
-        }
+        async move { (app.clone(), ask_sync(shared, &request).await) }
     });
     for (app, asked) in futures::future::join_all(asks).await {
         match asked {
@@ -669,6 +655,23 @@ pub(crate) async fn delete(shared: &Shared, name: &str, set: &str) -> Result<(),
 }
 
 /// Asks the diff worker owning `app` for a cascade delete and waits for it to succeed.
+/// Asks the diff worker owning the app for an operation (a sync, or a cascade delete);
+/// the answer is the operation's id, once it is enqueued.
+async fn ask_sync(shared: &Shared, request: &SyncRequest) -> Result<String, ServiceError> {
+    shared
+        .bus
+        .ask(
+            "diff worker for the app's partition",
+            shared
+                .bus
+                .topology
+                .sync_request_subject(partition(&request.app, APP_PARTITIONS)),
+            request,
+            shared.config.request_timeout,
+        )
+        .await
+}
+
 async fn delete_resources(shared: &Shared, app: &str, set: &str) -> Result<(), String> {
     let timeout = shared.config.delete_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
@@ -678,24 +681,12 @@ async fn delete_resources(shared: &Shared, app: &str, set: &str) -> Result<(), S
         initiated_by: format!("applicationset-controller: {set}"),
         ..SyncRequest::default()
     };
-    let id: String = shared
-        .bus
-        .ask(
-            "diff worker for the app's partition",
-            shared
-                .bus
-                .topology
-                .sync_request_subject(partition(app, APP_PARTITIONS)),
-            &request,
-            shared.config.request_timeout,
+    let id = ask_sync(shared, &request).await.map_err(|e| {
+        format!(
+            "deleting the resources of application {app:?}: {}",
+            e.message
         )
-        .await
-        .map_err(|e| {
-            format!(
-                "deleting the resources of application {app:?}: {}",
-                e.message
-            )
-        })?;
+    })?;
     let key = subject_token(app);
     loop {
         if let Ok(Some(bytes)) = shared.ops_kv.get(&key).await
