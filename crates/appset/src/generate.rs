@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gitfleet_model::{Application, ApplicationSet, Cluster};
+use std::sync::Arc;
+
+use gitfleet_model::{Application, ApplicationSet, Cluster, GeneratorKind};
 use serde_json::{Map, Value, json};
 
 use crate::params::{Params, fill_empty, flatten, merge_override, sanitize_name, scalar_text};
@@ -62,7 +64,8 @@ impl GitTree {
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
     pub clusters: Vec<Cluster>,
-    pub git: BTreeMap<GitKey, GitTree>,
+    /// Shared with the controller's cache: a tree is fetched once per commit.
+    pub git: BTreeMap<GitKey, Arc<GitTree>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,25 +160,15 @@ impl Ctx<'_> {
         let map = entry
             .as_object()
             .ok_or_else(|| invalid(at, "a generator must be a map"))?;
-        let kinds = [
-            "list",
-            "clusters",
-            "git",
-            "matrix",
-            "merge",
-            "scmProvider",
-            "pullRequest",
-            "clusterDecisionResource",
-            "plugin",
-        ];
-        let Some(kind) = map.keys().find(|k| kinds.contains(&k.as_str())) else {
+        let Some(kind) = map.keys().find_map(|k| GeneratorKind::from_key(k)) else {
+            let known: Vec<&str> = GeneratorKind::ALL.iter().map(|k| k.key()).collect();
             return Err(invalid(
                 at,
-                format!("no known generator (expected one of {})", kinds.join(", ")),
+                format!("no known generator (expected one of {})", known.join(", ")),
             ));
         };
-        let at_kind = format!("{at}.{kind}");
-        let mut config = map[kind.as_str()].clone();
+        let at_kind = format!("{at}.{}", kind.key());
+        let mut config = map[kind.key()].clone();
         let own_template = config
             .as_object_mut()
             .and_then(|c| c.remove("template"))
@@ -183,16 +176,16 @@ impl Ctx<'_> {
         if let Some(outer) = outer {
             config = self.interpolate(&config, outer);
         }
-        let params = match kind.as_str() {
-            "list" => self.list(&config, &at_kind)?,
-            "clusters" => self.clusters(&config, &at_kind)?,
-            "git" => self.git(&config, &at_kind)?,
-            "matrix" => self.matrix(&config, &at_kind)?,
-            "merge" => self.merge(&config, &at_kind)?,
+        let params = match kind {
+            GeneratorKind::List => self.list(&config, &at_kind)?,
+            GeneratorKind::Cluster => self.clusters(&config, &at_kind)?,
+            GeneratorKind::Git => self.git(&config, &at_kind)?,
+            GeneratorKind::Matrix => self.matrix(&config, &at_kind)?,
+            GeneratorKind::Merge => self.merge(&config, &at_kind)?,
             other => {
                 return Err(invalid(
                     &at_kind,
-                    format!("the {other} generator is not supported yet"),
+                    format!("the {} generator is not supported yet", other.key()),
                 ));
             }
         };

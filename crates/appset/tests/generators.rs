@@ -50,7 +50,7 @@ fn sources_with(repo_files: &[(&str, &str)]) -> Sources {
             repo: REPO.into(),
             revision: "main".into(),
         },
-        tree(repo_files),
+        std::sync::Arc::new(tree(repo_files)),
     );
     Sources {
         clusters: vec![

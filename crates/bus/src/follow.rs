@@ -79,3 +79,51 @@ impl Bus {
         consumer.messages().await.map_err(|e| open(Box::new(e)))
     }
 }
+
+/// Waits until operation `id` of `app` is completed in KV `operations`, up to `deadline`
+/// (`Ok(None)` then): a watch from the current value on, not polling, so an operation
+/// queued right behind it, which overwrites the key, cannot hide it. Operation ids are
+/// unique, so an earlier operation's value is never taken for it.
+pub async fn completed_operation(
+    bus: &Bus,
+    app: &str,
+    id: &str,
+    deadline: tokio::time::Instant,
+) -> Result<Option<gitfleet_messages::Operation>> {
+    let ops = bus.kv(crate::Bucket::Operations).await?;
+    let key = crate::subject_token(app);
+    let open = |e: Box<dyn std::error::Error + Send + Sync>| BusError::Open {
+        what: format!("a watch of the operation of {app:?}"),
+        source: e,
+    };
+    let mut watch = ops
+        .watch_with_history(&key)
+        .await
+        .map_err(|e| open(Box::new(e)))?;
+    loop {
+        let next = match tokio::time::timeout_at(deadline, watch.next()).await {
+            Err(_) => return Ok(None),
+            Ok(next) => next,
+        };
+        let entry = match next {
+            Some(Ok(entry)) => entry,
+            Some(Err(e)) => return Err(open(Box::new(e))),
+            // The watch ended (a reconnect): again from the current value.
+            None => {
+                watch = ops
+                    .watch_with_history(&key)
+                    .await
+                    .map_err(|e| open(Box::new(e)))?;
+                continue;
+            }
+        };
+        if entry.operation != kv::Operation::Put {
+            continue;
+        }
+        let op: gitfleet_messages::Operation =
+            bus.decode_document(crate::Bucket::Operations, app, &entry.value)?;
+        if op.id == id && op.phase.is_completed() {
+            return Ok(Some(op));
+        }
+    }
+}

@@ -26,7 +26,7 @@ pub mod testkit;
 pub use backoff::Backoff;
 pub use connect::{Bus, BusConfig, connect};
 pub use error::{BusError, Result};
-pub use follow::{Revisions, next_of, watch_all};
+pub use follow::{Revisions, completed_operation, next_of, watch_all};
 pub use ownership::{
     LeaseInfo, Membership, MembershipConfig, Owned, partition, read_lease, rendezvous,
 };

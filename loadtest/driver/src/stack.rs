@@ -171,9 +171,13 @@ pub async fn start(
     )?;
     wait::tcp(children, "git daemon", git_port, Duration::from_secs(20)).await?;
     let repo_url = format!("git://127.0.0.1:{git_port}/{}", upstream.name);
+    let directories = if args.appset_services > 0 {
+        format!("{} service directories", args.appset_services)
+    } else {
+        format!("{} app directories", args.apps)
+    };
     progress.phase(&format!(
-        "git daemon up: {repo_url}, {} app directories ({})",
-        args.apps,
+        "git daemon up: {repo_url}, {directories} ({})",
         args.shape.as_str()
     ));
 

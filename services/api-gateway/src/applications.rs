@@ -2,7 +2,6 @@
 //! `app-status` and `operations`, and the requests (sync, refresh, cascade delete) that
 //! the owners of apps and clusters carry out.
 
-use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -286,7 +285,6 @@ impl Applications {
     /// operation it enqueued (or why it did not), then waits for that operation to end.
     async fn run_operation(&self, request: &SyncRequest, what: &str) -> Result<Operation> {
         let name = &request.app;
-        let before = self.operation_revision(name).await?;
         let subject = self
             .bus
             .topology
@@ -312,8 +310,16 @@ impl Applications {
                 }
             })?;
         tracing::info!(app = %name, operation = %id, "{what} enqueued");
-        self.wait_operation(name, before, &id, deadline, timeout, what)
-            .await
+        match gitfleet_bus::completed_operation(&self.bus, name, &id, deadline).await {
+            Ok(Some(op)) => Ok(op),
+            Ok(None) => Err(Error::Timeout(format!(
+                "timed out after {}s waiting for {what} of application {name:?} (are a diff worker and a sync executor running?)",
+                timeout.as_secs()
+            ))),
+            Err(e) => Err(Error::Unavailable(format!(
+                "watching the operation of {name:?}: {e}"
+            ))),
+        }
     }
 
     pub async fn refresh(&self, name: &str) -> Result<Application> {
@@ -421,61 +427,6 @@ impl Applications {
             .flush()
             .await
             .map_err(|e| Error::Unavailable(format!("flushing to nats: {e}")))
-    }
-
-    async fn operation_revision(&self, name: &str) -> Result<u64> {
-        Ok(self
-            .operations
-            .get::<serde_json::Value>(name)
-            .await?
-            .map_or(0, |(_, r)| r))
-    }
-
-    /// Waits until `deadline` for the operation `id` of `app` to finish, as written after
-    /// revision `before`; `timeout` is the whole wait the caller allowed, for the message.
-    async fn wait_operation(
-        &self,
-        app: &str,
-        before: u64,
-        id: &str,
-        deadline: tokio::time::Instant,
-        timeout: Duration,
-        what: &str,
-    ) -> Result<Operation> {
-        // A watch, not polling: the app's next operation (an automated sync queued behind
-        // this one, say) may overwrite the key before a poll would have read it.
-        let timed_out = || {
-            Error::Timeout(format!(
-                "timed out after {}s waiting for {what} of application {app:?} (are a diff worker and a sync executor running?)",
-                timeout.as_secs()
-            ))
-        };
-        let mut watch = self.operations.watch(app).await?;
-        loop {
-            let next = tokio::time::timeout_at(deadline, watch.next())
-                .await
-                .map_err(|_| timed_out())?;
-            let entry = match next {
-                Some(Ok(entry)) => entry,
-                Some(Err(e)) => {
-                    return Err(Error::Unavailable(format!(
-                        "watching the operation of {app:?}: {e}"
-                    )));
-                }
-                // The watch ended (a reconnect): start again from the current value.
-                None => {
-                    watch = self.operations.watch(app).await?;
-                    continue;
-                }
-            };
-            if let Some((op, rev)) = self.operations.decode_entry::<Operation>(app, &entry)?
-                && rev > before
-                && op.phase.is_completed()
-                && op.id == id
-            {
-                return Ok(op);
-            }
-        }
     }
 
     /// The name in KV `clusters` of an app's destination.

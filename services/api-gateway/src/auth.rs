@@ -550,14 +550,7 @@ impl Auth {
         mut edit: impl FnMut(&mut Vec<ApiToken>) -> Result<()>,
     ) -> Result<()> {
         loop {
-            let (mut secret, revision) = self
-                .settings
-                .get::<SecretData>(SECRET_KEY)
-                .await?
-                .ok_or_else(|| Error::NotFound {
-                    kind: "setting",
-                    name: SECRET_KEY.to_owned(),
-                })?;
+            let (mut secret, revision) = self.secret_for_update().await?;
             let key = tokens_key(name);
             let mut tokens: Vec<ApiToken> = secret
                 .get(&key)
@@ -581,6 +574,17 @@ impl Auth {
                 return Ok(());
             }
         }
+    }
+
+    /// `argocd-secret` with its revision, to change it compare-and-set.
+    async fn secret_for_update(&self) -> Result<(SecretData, u64)> {
+        self.settings
+            .get::<SecretData>(SECRET_KEY)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                kind: "setting",
+                name: SECRET_KEY.to_owned(),
+            })
     }
 
     fn password_mtime(&self, account: &str) -> i64 {
@@ -611,14 +615,7 @@ impl Auth {
             ));
         }
         loop {
-            let (mut secret, revision) = self
-                .settings
-                .get::<SecretData>(SECRET_KEY)
-                .await?
-                .ok_or_else(|| Error::NotFound {
-                    kind: "setting",
-                    name: SECRET_KEY.to_owned(),
-                })?;
+            let (mut secret, revision) = self.secret_for_update().await?;
             // The caller proves who they are with their own password.
             let (caller_key, _) = password_keys(&who.subject);
             let hash = secret.get(&caller_key).cloned().unwrap_or_default();

@@ -12,8 +12,9 @@ use gitfleet_bus::{
     Bucket, Bus, Membership, MembershipConfig, Owned, Running, next_of, partition, token_to_name,
     watch_all,
 };
+use gitfleet_engine::project::ProjectRules;
 use gitfleet_messages::{APPSET_CONTROLLERS, APPSET_PARTITIONS, RevisionEvent};
-use gitfleet_model::{Application, ApplicationSet, Cluster};
+use gitfleet_model::{AppProject, Application, ApplicationSet, Cluster, GeneratorKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -32,10 +33,12 @@ pub(crate) struct Shared {
     pub sets_kv: kv::Store,
     pub status_kv: kv::Store,
     pub ops_kv: kv::Store,
-    pub projects_kv: kv::Store,
+
     /// Every Application with its KV revision (for compare-and-set writes).
     pub apps: RwLock<HashMap<String, (Arc<Application>, u64)>>,
     pub clusters: RwLock<BTreeMap<String, Cluster>>,
+    /// Every AppProject, compiled: what generated apps are checked against.
+    pub projects: RwLock<HashMap<String, Arc<ProjectRules>>>,
     pub trees: Trees,
     /// The applications and clusters buckets have been read to their end.
     pub ready: AtomicBool,
@@ -70,6 +73,7 @@ struct Controller {
     /// The apps and clusters buckets have been read to their end.
     apps_ready: bool,
     clusters_ready: bool,
+    projects_ready: bool,
     tx: mpsc::UnboundedSender<Event>,
     tasks: JoinSet<()>,
 }
@@ -92,28 +96,20 @@ pub async fn start(
     )
     .await
     .map_err(Error::Membership)?;
-    let open = |bucket: Bucket| {
-        let bus = bus.clone();
-        async move {
-            bus.kv(bucket).await.map_err(|source| Error::Open {
-                what: format!("kv bucket {}", bus.topology.bucket(bucket)),
-                source,
-            })
-        }
-    };
-    let apps_kv = open(Bucket::Applications).await?;
-    let sets_kv = open(Bucket::AppSets).await?;
-    let clusters_kv = open(Bucket::Clusters).await?;
+    let apps_kv = bus.kv(Bucket::Applications).await?;
+    let sets_kv = bus.kv(Bucket::AppSets).await?;
+    let clusters_kv = bus.kv(Bucket::Clusters).await?;
+    let projects_kv = bus.kv(Bucket::Projects).await?;
     let shared = Arc::new(Shared {
         bus: bus.clone(),
         owned: membership.subscribe(),
         apps_kv: apps_kv.clone(),
         sets_kv: sets_kv.clone(),
-        status_kv: open(Bucket::AppStatus).await?,
-        ops_kv: open(Bucket::Operations).await?,
-        projects_kv: open(Bucket::Projects).await?,
+        status_kv: bus.kv(Bucket::AppStatus).await?,
+        ops_kv: bus.kv(Bucket::Operations).await?,
         apps: RwLock::new(HashMap::new()),
         clusters: RwLock::new(BTreeMap::new()),
+        projects: RwLock::new(HashMap::new()),
         trees: Trees::default(),
         ready: AtomicBool::new(false),
         config,
@@ -144,10 +140,10 @@ pub async fn start(
     let _ = bus.client.flush().await;
     let apps_ready = is_empty(&apps_kv).await?;
     let clusters_ready = is_empty(&clusters_kv).await?;
+    let projects_ready = is_empty(&projects_kv).await?;
     let mut apps_watch = Some(watch_all(&apps_kv).await?);
     let mut sets_watch = Some(watch_all(&sets_kv).await?);
     let mut clusters_watch = Some(watch_all(&clusters_kv).await?);
-    let projects_kv = shared.projects_kv.clone();
     let mut projects_watch = Some(watch_all(&projects_kv).await?);
     let mut next_revision = bus.revisions_next_sequence().await?;
     let mut revisions = Some(bus.revisions_from(next_revision).await?);
@@ -158,10 +154,11 @@ pub async fn start(
         partitions: Owned::new(),
         apps_ready,
         clusters_ready,
+        projects_ready,
         tx,
         tasks: JoinSet::new(),
     };
-    // Both buckets empty: nothing to wait for.
+    // Every bucket empty: nothing to wait for.
     controller.on_ready();
     let mut owned_rx = membership.subscribe();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -202,7 +199,7 @@ pub async fn start(
                 },
                 entry = next_of(&mut projects_watch) => match entry {
                     // A project made or changed may permit apps it refused.
-                    Some(Ok(_)) => controller.on_project(),
+                    Some(Ok(entry)) => controller.on_project(entry),
                     other => {
                         tracing::warn!(error = ?other.and_then(|r| r.err()), "projects watch ended");
                         projects_watch = None;
@@ -257,7 +254,7 @@ pub async fn start(
 
 impl Controller {
     fn ready(&self) -> bool {
-        self.apps_ready && self.clusters_ready
+        self.apps_ready && self.clusters_ready && self.projects_ready
     }
 
     fn apply_ownership(&mut self, owned: Owned) {
@@ -355,9 +352,8 @@ impl Controller {
                 state.next_requeue = match next {
                     reconcile::Next::Retry => Some(Instant::now() + retry),
                     reconcile::Next::Soon => Some(Instant::now() + ROLLOUT_LOOK),
-                    reconcile::Next::Settled => {
-                        reconcile::uses(&state.set, "git").then(|| Instant::now() + requeue)
-                    }
+                    reconcile::Next::Settled => reconcile::uses(&state.set, GeneratorKind::Git)
+                        .then(|| Instant::now() + requeue),
                 };
                 if state.dirty {
                     self.trigger(name, "changed while generating");
@@ -476,7 +472,7 @@ impl Controller {
             let names: Vec<String> = self
                 .sets
                 .iter()
-                .filter(|(_, s)| reconcile::uses(&s.set, "clusters"))
+                .filter(|(_, s)| reconcile::uses(&s.set, GeneratorKind::Cluster))
                 .map(|(n, _)| n.clone())
                 .collect();
             for name in names {
@@ -489,13 +485,33 @@ impl Controller {
         }
     }
 
-    fn on_project(&mut self) {
-        if !self.ready() {
-            return;
+    fn on_project(&mut self, entry: kv::Entry) {
+        let caught_up = entry.delta == 0;
+        if let Some(name) = token_to_name(&entry.key) {
+            let mut projects = self
+                .shared
+                .projects
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            match serde_json::from_slice::<AppProject>(&entry.value) {
+                Ok(project) if entry.operation == KvOp::Put => {
+                    projects.insert(name, Arc::new(ProjectRules::new(&project)));
+                }
+                _ => {
+                    projects.remove(&name);
+                }
+            }
         }
-        let names: Vec<String> = self.sets.keys().cloned().collect();
-        for name in names {
-            self.trigger(&name, "project changed");
+        if self.projects_ready {
+            // A project made or changed may permit apps it refused.
+            let names: Vec<String> = self.sets.keys().cloned().collect();
+            for name in names {
+                self.trigger(&name, "project changed");
+            }
+        }
+        if caught_up && !self.projects_ready {
+            self.projects_ready = true;
+            self.on_ready();
         }
     }
 

@@ -7,12 +7,6 @@ use gitfleet_bus::BusError;
 pub enum Error {
     #[error("joining the ApplicationSet controller group")]
     Membership(#[source] BusError),
-    #[error("opening {what}")]
-    Open {
-        what: String,
-        #[source]
-        source: BusError,
-    },
     #[error(transparent)]
     Bus(#[from] BusError),
     #[error("watching {what}")]

@@ -7,8 +7,9 @@
 //!   the same name that the set does not own is never taken over (a condition says so).
 //! - A generator that fails writes nothing: no app is created, changed or deleted until
 //!   the set generates cleanly again (the status says why).
-//! - Nothing is generated until the applications and clusters buckets have been read to
-//!   their end: a half-read cluster list would delete the apps of the clusters not read.
+//! - Nothing is generated until the applications, clusters and projects buckets have
+//!   been read to their end: a half-read cluster list would delete the apps of the
+//!   clusters not read.
 //! - An app the set no longer generates is deleted as `app delete` deletes it: with Argo
 //!   CD's resources finalizer (added unless `preserveResourcesOnDeletion`), the diff
 //!   worker owning it prunes its resources first.

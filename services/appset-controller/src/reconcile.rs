@@ -3,18 +3,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use gitfleet_appset::progressive::{self, AppProgress, Phase};
 use gitfleet_appset::{Action, GenerateError, GeneratedApp, GitKey, GitTree, Sources};
 use gitfleet_bus::{Bucket, partition, subject_token};
-use gitfleet_engine::project::{ProjectRules, destination_of};
+use gitfleet_engine::project::{destination_of, normalize_git_url};
 use gitfleet_messages::{
-    APP_PARTITIONS, AuditRecord, Files, FilesRequest, Operation, ResolveRequest, Resolved,
-    ServiceError, SyncRequest,
+    APP_PARTITIONS, AuditRecord, Files, FilesRequest, ResolveRequest, Resolved, ServiceError,
+    SyncRequest,
 };
-use gitfleet_model::{AppProject, Application, ApplicationSet, Cluster};
+use gitfleet_model::{Application, ApplicationSet, Cluster, Generator, GeneratorKind};
 use serde_json::{Value, json};
 
 use crate::controller::Shared;
@@ -33,55 +32,31 @@ const MAX_STATUS_RESOURCES: usize = 5000;
 /// commit, not per set).
 const TREES_KEPT: usize = 64;
 
-/// Whether `set` has a generator of `kind` (nested ones too).
-pub(crate) fn uses(set: &ApplicationSet, kind: &str) -> bool {
-    fn walk(v: &Value, kind: &str) -> bool {
-        let Some(map) = v.as_object() else {
-            return false;
-        };
-        if map.contains_key(kind) {
-            return true;
-        }
-        ["matrix", "merge"].iter().any(|k| {
-            map.get(*k)
-                .and_then(|c| c.get("generators"))
-                .and_then(Value::as_array)
-                .is_some_and(|children| children.iter().any(|c| walk(c, kind)))
-        })
+/// Every generator of `set`, those nested in matrix and merge generators too.
+fn all_generators(set: &ApplicationSet) -> Vec<Generator> {
+    let mut out = Vec::new();
+    let mut todo = set.spec.generators.clone();
+    while let Some(g) = todo.pop() {
+        todo.extend(g.children());
+        out.push(g);
     }
-    set.spec.generators.iter().any(|g| walk(&g.0, kind))
+    out
+}
+
+/// Whether `set` has a generator of `kind` (nested ones too).
+pub(crate) fn uses(set: &ApplicationSet, kind: GeneratorKind) -> bool {
+    all_generators(set).iter().any(|g| g.kind() == Some(kind))
 }
 
 /// Whether a commit on `repo` may change what `set` generates: one of its Git generators
 /// reads it (or a templated repository, which may be it).
 pub(crate) fn reads_repo(set: &ApplicationSet, repo: &str) -> bool {
-    fn norm(url: &str) -> String {
-        url.trim()
-            .trim_end_matches('/')
-            .trim_end_matches(".git")
-            .to_lowercase()
-    }
-    fn walk(v: &Value, repo: &str) -> bool {
-        let Some(map) = v.as_object() else {
-            return false;
-        };
-        if let Some(url) = map
-            .get("git")
-            .and_then(|g| g.get("repoURL"))
-            .and_then(Value::as_str)
-            && (url.contains("{{") || norm(url) == repo)
-        {
-            return true;
-        }
-        ["matrix", "merge"].iter().any(|k| {
-            map.get(*k)
-                .and_then(|c| c.get("generators"))
-                .and_then(Value::as_array)
-                .is_some_and(|children| children.iter().any(|c| walk(c, repo)))
-        })
-    }
-    let repo = norm(repo);
-    set.spec.generators.iter().any(|g| walk(&g.0, &repo))
+    let repo = normalize_git_url(repo);
+    all_generators(set)
+        .iter()
+        .filter(|g| g.kind() == Some(GeneratorKind::Git))
+        .filter_map(|g| g.config()?.get("repoURL")?.as_str().map(str::to_owned))
+        .any(|url| url.contains("{{") || normalize_git_url(&url) == repo)
 }
 
 /// A condition of the set's status, as Argo CD writes them.
@@ -220,7 +195,7 @@ async fn generate_and_apply(
         }
     }
     // Apps their project refuses are not written (nor deleted if they exist).
-    let (valid, invalid) = validate(shared, &generated).await;
+    let (valid, invalid) = validate(shared, &generated);
     let generated_names: std::collections::HashSet<&str> = generated
         .iter()
         .map(|g| g.app.metadata.name.as_str())
@@ -452,7 +427,7 @@ pub(crate) async fn generate(
                 let tree = fetch_tree(shared, &key).await.map_err(|e| {
                     e.context(format_args!("reading {} at {}", key.repo, key.revision))
                 })?;
-                sources.git.insert(key, (*tree).clone());
+                sources.git.insert(key, tree);
             }
             other => return other.map_err(|e| ServiceError::invalid(e.to_string())),
         }
@@ -525,7 +500,7 @@ async fn fetch_tree(shared: &Shared, key: &GitKey) -> Result<Arc<GitTree>, Servi
 
 /// Splits the generated apps into those their project permits and the refusals (each
 /// naming the app and the rule), as Argo CD validates generated apps before writing.
-async fn validate(shared: &Shared, generated: &[GeneratedApp]) -> (Vec<GeneratedApp>, Vec<String>) {
+fn validate(shared: &Shared, generated: &[GeneratedApp]) -> (Vec<GeneratedApp>, Vec<String>) {
     let clusters: Vec<Cluster> = shared
         .clusters
         .read()
@@ -533,27 +508,11 @@ async fn validate(shared: &Shared, generated: &[GeneratedApp]) -> (Vec<Generated
         .values()
         .cloned()
         .collect();
-    let mut projects: HashMap<String, Option<ProjectRules>> = HashMap::new();
+    let projects = shared.projects.read().unwrap_or_else(|e| e.into_inner());
     let (mut valid, mut invalid) = (Vec::new(), Vec::new());
     for g in generated {
-        let project = g.app.spec.project_or_default().to_owned();
-        if !projects.contains_key(&project) {
-            let rules = match shared.projects_kv.get(subject_token(&project)).await {
-                Ok(Some(bytes)) => serde_json::from_slice::<AppProject>(&bytes)
-                    .ok()
-                    .map(|p| ProjectRules::new(&p)),
-                Ok(None) => None,
-                Err(e) => {
-                    invalid.push(format!(
-                        "application {:?}: reading project {project:?}: {e}",
-                        g.app.metadata.name
-                    ));
-                    continue;
-                }
-            };
-            projects.insert(project.clone(), rules);
-        }
-        let Some(Some(rules)) = projects.get(&project) else {
+        let project = g.app.spec.project_or_default();
+        let Some(rules) = projects.get(project) else {
             invalid.push(format!(
                 "application {:?} references project {project:?}, which does not exist",
                 g.app.metadata.name
@@ -687,29 +646,19 @@ async fn delete_resources(shared: &Shared, app: &str, set: &str) -> Result<(), S
             e.message
         )
     })?;
-    let key = subject_token(app);
-    loop {
-        if let Ok(Some(bytes)) = shared.ops_kv.get(&key).await
-            && let Ok(op) = serde_json::from_slice::<Operation>(&bytes)
-            && op.id == id
-            && op.phase.is_completed()
-        {
-            return if op.phase == gitfleet_model::OperationPhase::Succeeded {
-                Ok(())
-            } else {
-                Err(format!(
-                    "deleting the resources of application {app:?} ended {}: {}",
-                    op.phase, op.message
-                ))
-            };
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!(
-                "timed out after {}s deleting the resources of application {app:?}",
-                timeout.as_secs()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    match gitfleet_bus::completed_operation(&shared.bus, app, &id, deadline).await {
+        Ok(Some(op)) if op.phase == gitfleet_model::OperationPhase::Succeeded => Ok(()),
+        Ok(Some(op)) => Err(format!(
+            "deleting the resources of application {app:?} ended {}: {}",
+            op.phase, op.message
+        )),
+        Ok(None) => Err(format!(
+            "timed out after {}s deleting the resources of application {app:?}",
+            timeout.as_secs()
+        )),
+        Err(e) => Err(format!(
+            "watching the cascade delete of application {app:?}: {e}"
+        )),
     }
 }
 

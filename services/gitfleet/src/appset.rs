@@ -116,36 +116,16 @@ pub async fn run(cmd: &AppSetCommand, channel: Conn, out: &mut dyn Write) -> Res
                 })
                 .await?
                 .into_inner();
-            let raw = res
-                .items_json
-                .iter()
-                .map(|j| serde_json::from_str::<Value>(j))
-                .collect::<Result<Vec<_>, _>>()?;
-            match format {
-                Some(Format::Json) => output::json(out, &raw)?,
-                Some(Format::Yaml) => output::yaml(out, &raw)?,
-                Some(Format::Name) => {
-                    for s in &raw {
-                        output::write(
-                            out,
-                            &format!("{}\n", s["metadata"]["name"].as_str().unwrap_or("")),
-                        )?;
-                    }
-                }
-                _ => {
-                    let mut rows = Vec::new();
-                    for s in raw {
-                        let set: ApplicationSet = serde_json::from_value(s.clone())?;
-                        rows.push(vec![
-                            set.metadata.name.clone(),
-                            set.spec.template.spec.project_or_default().to_owned(),
-                            sync_policy(&set),
-                            conditions_cell(&s),
-                        ]);
-                    }
-                    output::table(out, &["NAME", "PROJECT", "SYNCPOLICY", "CONDITIONS"], &rows)?;
-                }
-            }
+            let header = ["NAME", "PROJECT", "SYNCPOLICY", "CONDITIONS"];
+            write_items(out, &res.items_json, *format, &header, |s| {
+                let set: ApplicationSet = serde_json::from_value(s.clone())?;
+                Ok(vec![
+                    set.metadata.name.clone(),
+                    set.spec.template.spec.project_or_default().to_owned(),
+                    sync_policy(&set),
+                    conditions_cell(s),
+                ])
+            })?;
         }
         AppSetCommand::Delete { name } => {
             client
@@ -164,66 +144,71 @@ pub async fn run(cmd: &AppSetCommand, channel: Conn, out: &mut dyn Write) -> Res
                 })
                 .await?
                 .into_inner();
-            let raw = res
-                .applications_json
-                .iter()
-                .map(|j| serde_json::from_str::<Value>(j))
-                .collect::<Result<Vec<_>, _>>()?;
-            match format {
-                Some(Format::Json) => output::json(out, &raw)?,
-                Some(Format::Yaml) => output::yaml(out, &raw)?,
-                Some(Format::Name) => {
-                    for a in &raw {
-                        output::write(
-                            out,
-                            &format!("{}\n", a["metadata"]["name"].as_str().unwrap_or("")),
-                        )?;
-                    }
-                }
-                _ => {
-                    let mut rows = Vec::new();
-                    for a in raw {
-                        let app: Application = serde_json::from_value(a)?;
-                        let dest = &app.spec.destination;
-                        let source = app
-                            .spec
-                            .effective_sources()
-                            .first()
-                            .cloned()
-                            .cloned()
-                            .unwrap_or_default();
-                        rows.push(vec![
-                            app.metadata.name.clone(),
-                            app.spec.project_or_default().to_owned(),
-                            if dest.name.is_empty() {
-                                dest.server.clone()
-                            } else {
-                                dest.name.clone()
-                            },
-                            dest.namespace.clone(),
-                            source.repo_url.clone(),
-                            source.path.clone(),
-                            source.target_revision.clone(),
-                        ]);
-                    }
-                    output::table(
-                        out,
-                        &[
-                            "NAME",
-                            "PROJECT",
-                            "CLUSTER",
-                            "NAMESPACE",
-                            "REPO",
-                            "PATH",
-                            "TARGET",
-                        ],
-                        &rows,
-                    )?;
-                }
-            }
+            let header = [
+                "NAME",
+                "PROJECT",
+                "CLUSTER",
+                "NAMESPACE",
+                "REPO",
+                "PATH",
+                "TARGET",
+            ];
+            write_items(out, &res.applications_json, *format, &header, |a| {
+                let app: Application = serde_json::from_value(a.clone())?;
+                let dest = &app.spec.destination;
+                let source = app
+                    .spec
+                    .effective_sources()
+                    .first()
+                    .cloned()
+                    .cloned()
+                    .unwrap_or_default();
+                Ok(vec![
+                    app.metadata.name.clone(),
+                    app.spec.project_or_default().to_owned(),
+                    if dest.name.is_empty() {
+                        dest.server.clone()
+                    } else {
+                        dest.name.clone()
+                    },
+                    dest.namespace.clone(),
+                    source.repo_url.clone(),
+                    source.path.clone(),
+                    source.target_revision.clone(),
+                ])
+            })?;
         }
     }
     Ok(0)
+}
+
+/// Objects (as JSON) the way `-o` asks: JSON, YAML, their names, or a table of `row`s.
+fn write_items(
+    out: &mut dyn Write,
+    items_json: &[String],
+    format: Option<Format>,
+    header: &[&str],
+    row: impl Fn(&Value) -> Result<Vec<String>>,
+) -> Result<()> {
+    let raw = items_json
+        .iter()
+        .map(|j| serde_json::from_str::<Value>(j))
+        .collect::<Result<Vec<_>, _>>()?;
+    match format {
+        Some(Format::Json) => output::json(out, &raw),
+        Some(Format::Yaml) => output::yaml(out, &raw),
+        Some(Format::Name) => {
+            for item in &raw {
+                let name = item["metadata"]["name"].as_str().unwrap_or("");
+                output::write(out, &format!("{name}\n"))?;
+            }
+            Ok(())
+        }
+        _ => {
+            let rows = raw.iter().map(&row).collect::<Result<Vec<_>>>()?;
+            output::table(out, header, &rows)
+        }
+    }
 }
 
 fn sync_policy(set: &ApplicationSet) -> String {
