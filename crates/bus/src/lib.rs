@@ -28,7 +28,7 @@ pub use connect::{Bus, BusConfig, connect};
 pub use error::{BusError, Result};
 pub use follow::{Revisions, completed_operation, next_of, watch_all};
 pub use ownership::{
-    LeaseInfo, Membership, MembershipConfig, Owned, partition, read_lease, rendezvous,
+    LeaseInfo, Membership, MembershipConfig, Owned, balanced, partition, read_lease,
 };
 pub use payload::{OBJECT_HEADER, content_key};
 pub use permissions::{Identities, Permissions, Role};

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use gitfleet_bus::ownership::{Membership, MembershipConfig, Owned, assigned, read_lease};
+use gitfleet_bus::ownership::{Membership, MembershipConfig, Owned, read_lease};
 use gitfleet_bus::{Bus, testkit};
 
 const P: u32 = 64;
@@ -50,6 +50,12 @@ fn no_overlap(a: &Owned, b: &Owned) {
     assert!(both.is_empty(), "partitions owned twice: {both:?}");
 }
 
+/// Each member holds `partitions / n` or one more.
+fn even_share(partitions: u32, sets: &[&Owned]) -> bool {
+    let base = partitions as usize / sets.len();
+    sets.iter().all(|s| (base..=base + 1).contains(&s.len()))
+}
+
 fn covers_all(sets: &[&Owned]) -> bool {
     let all: BTreeSet<u32> = sets.iter().flat_map(|s| s.keys().copied()).collect();
     all.len() == P as usize
@@ -66,9 +72,7 @@ async fn two_members_split_then_survivor_takes_over_a_crash() {
         Duration::from_secs(20),
         || {
             let (oa, ob) = (a.owned(), b.owned());
-            covers_all(&[&oa, &ob])
-                && oa.keys().copied().collect::<Vec<_>>()
-                    == assigned("worker-a", P, &["worker-a", "worker-b"])
+            covers_all(&[&oa, &ob]) && even_share(P, &[&oa, &ob])
         },
         || no_overlap(&a.owned(), &b.owned()),
     )
@@ -184,14 +188,12 @@ async fn a_joining_member_takes_only_its_share() {
 
     let mut changes = a.subscribe();
     let c = Membership::start(&bus, group("j-c")).await.unwrap();
-    let three = ["j-a", "j-b", "j-c"];
     wait_for(
         "three-way split",
         Duration::from_secs(20),
         || {
             let o = [a.owned(), b.owned(), c.owned()];
-            covers_all(&[&o[0], &o[1], &o[2]])
-                && o[2].keys().copied().collect::<Vec<_>>() == assigned("j-c", P, &three)
+            covers_all(&[&o[0], &o[1], &o[2]]) && even_share(P, &[&o[0], &o[1], &o[2]])
         },
         || {
             let o = [a.owned(), b.owned(), c.owned()];
@@ -310,7 +312,7 @@ async fn cut_off_member_gives_up_in_time_and_recovers() {
 }
 
 /// Churn over 256 partitions: a crash, a join and a graceful leave, with the no-overlap
-/// invariant checked at every poll and the final split exactly the rendezvous one.
+/// invariant checked at every poll and the final split an even share each.
 #[tokio::test]
 async fn churn_keeps_partitions_exclusive() {
     const PARTS: u32 = 256;
@@ -338,10 +340,9 @@ async fn churn_keeps_partitions_exclusive() {
         seen.len()
     };
     let settled = |ms: &[&Membership]| {
-        let ids: Vec<&str> = ms.iter().map(|m| m.member_id()).collect();
-        ms.iter().all(|m| {
-            m.owned().keys().copied().collect::<Vec<_>>() == assigned(m.member_id(), PARTS, &ids)
-        })
+        let owned: Vec<Owned> = ms.iter().map(|m| m.owned()).collect();
+        let owned: Vec<&Owned> = owned.iter().collect();
+        owned.iter().map(|o| o.len()).sum::<usize>() == PARTS as usize && even_share(PARTS, &owned)
     };
 
     let a = start("c-a").await;

@@ -9,16 +9,30 @@ use std::time::Duration;
 use common::*;
 use gitfleet_bus::ownership::read_lease;
 use gitfleet_bus::testkit::{self, NatsServer};
-use gitfleet_bus::{BusConfig, partition, rendezvous};
+use gitfleet_bus::{BusConfig, partition};
 use gitfleet_messages::{CLUSTER_PARTITIONS, SYNC_EXECUTORS};
 use gitfleet_model::OperationPhase;
 
-/// A cluster name whose partition rendezvous hashing gives to `member` among `members`.
-fn name_owned_by(member: &str, members: &[&str]) -> String {
-    (0..)
-        .map(|i| format!("cluster-{i}"))
-        .find(|n| rendezvous(partition(n, CLUSTER_PARTITIONS), members) == Some(&member))
-        .expect("some name hashes to each member")
+/// Once the executors hold an even share of the cluster partitions each: a cluster name
+/// of each one's share, in `members` order.
+async fn names_held_by(bus: &gitfleet_bus::Bus, members: &[&str]) -> Option<Vec<String>> {
+    let mut holders = Vec::new();
+    for p in 0..CLUSTER_PARTITIONS {
+        holders.push(read_lease(bus, SYNC_EXECUTORS, p).await.ok()??.holder);
+    }
+    let share = CLUSTER_PARTITIONS as usize / members.len();
+    let mut names = Vec::new();
+    for m in members {
+        if holders.iter().filter(|h| h == m).count() < share {
+            return None;
+        }
+        names.push(
+            (0..)
+                .map(|i| format!("cluster-{i}"))
+                .find(|n| holders[partition(n, CLUSTER_PARTITIONS) as usize] == *m)?,
+        );
+    }
+    Some(names)
 }
 
 async fn holder(bus: &gitfleet_bus::Bus, cluster: &str) -> Option<String> {
@@ -33,22 +47,16 @@ async fn holder(bus: &gitfleet_bus::Bus, cluster: &str) -> Option<String> {
 async fn two_executors_split_clusters_and_one_takes_over_when_the_other_leaves() {
     let bus = testkit::bus().await;
     let sim = sim(2).await;
-    let members = ["exec-a", "exec-b"];
-    let (a, b) = (
-        name_owned_by("exec-a", &members),
-        name_owned_by("exec-b", &members),
-    );
-    register(&bus, &sim, 0, &a).await;
-    register(&bus, &sim, 1, &b).await;
     let exec_a = Executor::start(&bus, test_config("exec-a"));
     let exec_b = Executor::start(&bus, test_config("exec-b"));
-
-    for (cluster, member) in [(&a, "exec-a"), (&b, "exec-b")] {
-        eventually(30, &format!("{member} to hold {cluster}"), || async {
-            (holder(&bus, cluster).await.as_deref() == Some(member)).then_some(())
-        })
-        .await;
-    }
+    // Which clusters each executor gets depends on who started first: find one each.
+    let names = eventually(30, "the executors to split the clusters", || {
+        names_held_by(&bus, &["exec-a", "exec-b"])
+    })
+    .await;
+    let (a, b) = (names[0].clone(), names[1].clone());
+    register(&bus, &sim, 0, &a).await;
+    register(&bus, &sim, 1, &b).await;
     let on_a = sync(&bus, &op("op-1", "app-a", &a, vec![namespace("a")])).await;
     let on_b = sync(&bus, &op("op-1", "app-b", &b, vec![namespace("b")])).await;
     assert_eq!(

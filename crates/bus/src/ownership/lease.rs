@@ -1,5 +1,5 @@
 //! Partition leases: a member heartbeats in the `members` bucket and holds, by
-//! compare-and-set, the leases of the partitions that rendezvous hashing gives it.
+//! compare-and-set, the leases of its even share of the partitions ([`balanced`]).
 //!
 //! Keys, per ownership group `g` (e.g. `diff`, `sync`; escaped with [`subject_token`]):
 //! - `members`: `<g>.<member>` = `{"id": <member id>}`, written every `member_ttl / 3`
@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use crate::connect::Bus;
 use crate::error::{BusError, Result};
-use crate::ownership::rendezvous;
+use crate::ownership::balanced;
 use crate::topology::{Bucket, subject_token, token_to_name};
 
 /// Partitions held, with the fencing token of each.
@@ -507,9 +507,7 @@ impl Member {
         let now = Instant::now();
 
         let members = self.live_members(now);
-        let desired: Vec<u32> = (0..self.config.partitions)
-            .filter(|&p| rendezvous(p, &members).is_some_and(|m| *m == self.me))
-            .collect();
+        let desired = self.desired(&members);
 
         // Release first: the map handed to the service shrinks before anyone else can
         // take the partition.
@@ -545,6 +543,27 @@ impl Member {
             }
         }
         self.publish_owned();
+    }
+
+    /// The partitions this member should hold among `members`: an even share, keeping
+    /// what is held now ([`balanced`]).
+    fn desired(&self, members: &[String]) -> Vec<u32> {
+        let Some(me) = members.iter().position(|m| *m == self.me) else {
+            return Vec::new();
+        };
+        let holder = |p: u32| {
+            if self.held.contains_key(&p) {
+                Some(self.me.as_str())
+            } else {
+                self.leases.get(&p).and_then(|l| l.holder.as_deref())
+            }
+        };
+        balanced(self.config.partitions, members, holder)
+            .into_iter()
+            .zip(0u32..)
+            .filter(|(owner, _)| *owner == me)
+            .map(|(_, p)| p)
+            .collect()
     }
 
     /// When the first held lease runs out locally.
