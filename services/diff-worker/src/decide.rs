@@ -63,21 +63,19 @@ fn clean(path: &str) -> String {
     parts.join("/")
 }
 
-/// Repository URLs the way gitfleet compares them: scheme and host case, a trailing `/`
-/// and `.git` do not matter.
-pub fn same_repo(a: &str, b: &str) -> bool {
-    fn norm(u: &str) -> String {
-        let u = u.trim().trim_end_matches('/');
-        let u = u.strip_suffix(".git").unwrap_or(u);
-        match u.split_once("://") {
-            Some((scheme, rest)) => {
-                let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-                format!("{}://{}/{path}", scheme.to_lowercase(), host.to_lowercase())
-            }
-            None => u.to_string(),
+/// A repository URL the way the diff worker compares them (scheme and host case, a
+/// trailing `/` and `.git` do not matter): apps are found by it when their repository
+/// moves.
+pub fn repo_key(url: &str) -> String {
+    let u = url.trim().trim_end_matches('/');
+    let u = u.strip_suffix(".git").unwrap_or(u);
+    match u.split_once("://") {
+        Some((scheme, rest)) => {
+            let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+            format!("{}://{}/{path}", scheme.to_lowercase(), host.to_lowercase())
         }
+        None => u.to_string(),
     }
-    norm(a) == norm(b)
 }
 
 /// gitfleet's ordering between apps: `gitfleet.dev/depends-on: app-a,app-b` makes an app
@@ -379,14 +377,14 @@ mod tests {
 
     #[test]
     fn repos_and_revisions() {
-        assert!(same_repo(
-            "https://GitHub.com/a/b.git",
-            "https://github.com/a/b/"
-        ));
-        assert!(!same_repo(
-            "https://github.com/a/b",
-            "https://github.com/a/c"
-        ));
+        assert_eq!(
+            repo_key("https://GitHub.com/a/b.git"),
+            repo_key("https://github.com/a/b/")
+        );
+        assert_ne!(
+            repo_key("https://github.com/a/b"),
+            repo_key("https://github.com/a/c")
+        );
     }
 
     fn op(revision: &str, phase: OperationPhase) -> Operation {

@@ -6,7 +6,7 @@
 //! a semaphore) and report back through a channel, so there are no locks on app state.
 //! Every task is in a `JoinSet`, so dropping the worker (a crash) stops all of it at once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -74,6 +74,9 @@ struct AppState {
 struct Worker {
     shared: Arc<Shared>,
     apps: HashMap<String, AppState>,
+    /// The apps with a source on each repository ([`decide::repo_key`]), so a commit
+    /// costs work for the apps on its repository only.
+    by_repo: HashMap<String, BTreeSet<String>>,
     /// Held partitions: fencing token and the token that stops their work.
     partitions: BTreeMap<u32, (u64, CancellationToken)>,
     tx: mpsc::UnboundedSender<Event>,
@@ -151,6 +154,7 @@ pub async fn start(
     let mut worker = Worker {
         shared,
         apps: HashMap::new(),
+        by_repo: HashMap::new(),
         partitions: BTreeMap::new(),
         tx,
         tasks: JoinSet::new(),
@@ -420,8 +424,13 @@ impl Worker {
         }
         match self.apps.get_mut(&name) {
             Some(st) if *st.app == app => return,
-            Some(st) => st.app = Arc::new(app),
+            Some(st) => {
+                let old = std::mem::replace(&mut st.app, Arc::new(app));
+                unindex(&mut self.by_repo, &old);
+                index(&mut self.by_repo, &st.app);
+            }
             None => {
+                index(&mut self.by_repo, &app);
                 self.apps.insert(
                     name.clone(),
                     AppState {
@@ -452,6 +461,7 @@ impl Worker {
         let Some(st) = self.apps.remove(name) else {
             return;
         };
+        unindex(&mut self.by_repo, &st.app);
         if let Some(token) = st.running {
             token.cancel();
         }
@@ -498,7 +508,13 @@ impl Worker {
                 .renders
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            for (name, st) in &self.apps {
+            let repo = decide::repo_key(&event.repo);
+            let on_repo = self.by_repo.get(&repo);
+            for (name, st) in on_repo
+                .into_iter()
+                .flatten()
+                .filter_map(|name| Some((name, self.apps.get(name)?)))
+            {
                 if !self.partitions.contains_key(&st.partition) {
                     continue;
                 }
@@ -507,7 +523,7 @@ impl Worker {
                 let mut on_event = false;
                 let mut touched = false;
                 for (index, source) in st.app.spec.effective_sources().iter().enumerate() {
-                    if !decide::same_repo(&source.repo_url, &event.repo)
+                    if decide::repo_key(&source.repo_url) != repo
                         || !gitfleet_engine::app::same_revision(
                             &source.target_revision,
                             &event.target_revision,
@@ -670,6 +686,27 @@ impl Worker {
     }
 }
 
+fn index(by_repo: &mut HashMap<String, BTreeSet<String>>, app: &Application) {
+    for source in app.spec.effective_sources().iter() {
+        by_repo
+            .entry(decide::repo_key(&source.repo_url))
+            .or_default()
+            .insert(app.metadata.name.clone());
+    }
+}
+
+fn unindex(by_repo: &mut HashMap<String, BTreeSet<String>>, app: &Application) {
+    for source in app.spec.effective_sources().iter() {
+        let key = decide::repo_key(&source.repo_url);
+        if let Some(names) = by_repo.get_mut(&key) {
+            names.remove(&app.metadata.name);
+            if names.is_empty() {
+                by_repo.remove(&key);
+            }
+        }
+    }
+}
+
 /// Sync requests and live changes of one held partition, until it is lost.
 async fn forward_partition(
     bus: Bus,
@@ -730,4 +767,52 @@ fn jitter(max: Duration) -> Duration {
     }
     let r = (uuid::Uuid::new_v4().as_u128() % u128::from(ms)) as u64;
     Duration::from_millis(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use gitfleet_model::ApplicationSource;
+
+    use super::*;
+
+    fn app(name: &str, repos: &[&str]) -> Application {
+        let mut app = Application::default();
+        app.metadata.name = name.into();
+        app.spec.sources = repos
+            .iter()
+            .map(|r| ApplicationSource {
+                repo_url: (*r).into(),
+                ..ApplicationSource::default()
+            })
+            .collect();
+        app
+    }
+
+    #[test]
+    fn apps_are_found_by_each_of_their_repositories_until_they_leave_them() {
+        let mut by_repo = HashMap::new();
+        let a = app("a", &["https://git.example/one.git", "https://git.example/two"]);
+        let b = app("b", &["https://GIT.example/one/"]);
+        index(&mut by_repo, &a);
+        index(&mut by_repo, &b);
+        let on = |by_repo: &HashMap<String, BTreeSet<String>>, url: &str| {
+            by_repo
+                .get(&decide::repo_key(url))
+                .map(|s| s.iter().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        assert_eq!(on(&by_repo, "https://git.example/one"), ["a", "b"]);
+        assert_eq!(on(&by_repo, "https://git.example/two"), ["a"]);
+
+        let moved = app("a", &["https://git.example/three"]);
+        unindex(&mut by_repo, &a);
+        index(&mut by_repo, &moved);
+        assert_eq!(on(&by_repo, "https://git.example/one"), ["b"]);
+        assert!(on(&by_repo, "https://git.example/two").is_empty());
+        assert_eq!(on(&by_repo, "https://git.example/three"), ["a"]);
+
+        unindex(&mut by_repo, &moved);
+        unindex(&mut by_repo, &b);
+        assert!(by_repo.is_empty(), "{by_repo:?}");
+    }
 }
