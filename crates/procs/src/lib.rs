@@ -41,7 +41,8 @@ pub enum Error {
 /// How the children are stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
-    /// SIGKILL at once: for children whose state is thrown away with them.
+    /// SIGKILL at once, to the child and everything it started (each child is started in
+    /// its own process group): for children whose state is thrown away with them.
     Kill,
     /// Wait `grace` for each child to exit by itself, then SIGTERM, then SIGKILL after
     /// `term_grace`. The first wait is there because Ctrl-C in a terminal has sent SIGINT
@@ -115,6 +116,11 @@ impl Children {
     }
 
     fn start(&self, name: &str, mut cmd: Command, log: Option<PathBuf>) -> Result<u32> {
+        if self.stop == Stop::Kill {
+            // Its own process group, ended whole: what the child starts (git's
+            // upload-packs, a service's helpers) goes with it.
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
         let child = cmd.spawn().map_err(|source| Error::Spawn {
             name: name.to_string(),
             program: cmd.get_program().to_string_lossy().into_owned(),
@@ -197,6 +203,12 @@ impl Children {
         {
             match self.stop {
                 Stop::Kill => {
+                    // `Child` can only signal the child itself, and libc calls would need
+                    // `unsafe`.
+                    let _ = Command::new("kill")
+                        .args(["-KILL", "--", &format!("-{}", child.id())])
+                        .stderr(Stdio::null())
+                        .status();
                     let _ = child.kill();
                     let _ = child.wait();
                 }
@@ -307,6 +319,49 @@ mod tests {
             drop(children);
             assert!(!is_running(a) && !is_running(b), "{stop:?}");
             assert!(started.elapsed() < Duration::from_secs(5), "{stop:?}");
+        }
+    }
+
+    /// Running and not a zombie waiting for a parent (init, once orphaned) to reap it.
+    fn is_alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let state = stat
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .next()?
+                    .to_owned();
+                Some(state != "Z" && state != "X")
+            })
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn killing_a_child_ends_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("grandchild");
+        let children = Children::new(Stop::Kill);
+        let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+        children.spawn("parent", sh(&script)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let grandchild: u32 = loop {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "the grandchild never started");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(is_alive(grandchild));
+        drop(children);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while is_alive(grandchild) {
+            assert!(Instant::now() < deadline, "the grandchild outlived the set");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -791,7 +791,10 @@ mod tests {
     #[test]
     fn apps_are_found_by_each_of_their_repositories_until_they_leave_them() {
         let mut by_repo = HashMap::new();
-        let a = app("a", &["https://git.example/one.git", "https://git.example/two"]);
+        let a = app(
+            "a",
+            &["https://git.example/one.git", "https://git.example/two"],
+        );
         let b = app("b", &["https://GIT.example/one/"]);
         index(&mut by_repo, &a);
         index(&mut by_repo, &b);
