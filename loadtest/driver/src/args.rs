@@ -82,6 +82,10 @@ pub struct Args {
     /// Passed to the sync-executor as `--cluster-concurrency` (its default, 4, when unset).
     #[arg(long)]
     pub cluster_concurrency: Option<usize>,
+    /// Where the JSON report of each run is written (default: `loadtest/results` in the
+    /// workspace, git-ignored).
+    #[arg(long)]
+    pub results_dir: Option<PathBuf>,
     /// Keep the work directory (logs, repository, nats store) after a successful run.
     #[arg(long)]
     pub keep: bool,

@@ -44,6 +44,16 @@ fn main() {
     match result {
         Ok(report) => {
             println!("{report}");
+            let dir = args.results_dir.clone().unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results")
+            });
+            match report.write_json(&dir) {
+                Ok(file) => eprintln!("loadtest: report written to {}", file.display()),
+                Err(e) => eprintln!(
+                    "loadtest: error: writing a report into {}: {e}",
+                    dir.display()
+                ),
+            }
             let problems = report.problems();
             for p in &problems {
                 eprintln!("loadtest: error: {p}");

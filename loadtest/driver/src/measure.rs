@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::apps::{self, app_name};
 use crate::args::Args;
+use crate::procfs::snapshot;
 use crate::report::secs;
 use crate::run::Progress;
 use crate::stack::Stack;
@@ -67,7 +68,10 @@ pub async fn create_to_synced(
     let deadline = tokio::time::Instant::from_std(t0 + Duration::from_secs(args.timeout_seconds));
     let mut done_at: HashMap<String, Duration> = HashMap::new();
     let mut state: HashMap<String, [String; 3]> = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let clk_tck = crate::report::Machine::this().clk_tck;
+    let cpu_ticks = || -> u64 { snapshot(children).iter().map(|(_, s)| s.cpu.total()).sum() };
+    let (mut last_done, mut last_cpu, mut last_at) = (0usize, cpu_ticks(), Instant::now());
     while done_at.len() < args.apps {
         tokio::select! {
             entry = tokio::time::timeout_at(deadline, watch.next()) => {
@@ -88,7 +92,17 @@ pub async fn create_to_synced(
             }
             _ = tick.tick() => {
                 children.check_alive()?;
-                progress.phase(&format!("{} of {} done ({})", done_at.len(), args.apps, state_summary(&state)));
+                let (cpu, at) = (cpu_ticks(), Instant::now());
+                let window = at.duration_since(last_at).as_secs_f64().max(1e-3);
+                progress.phase(&format!(
+                    "{} of {} done, {:.0} apps/s, CPU {:.0}% of a core ({})",
+                    done_at.len(),
+                    args.apps,
+                    (done_at.len() - last_done) as f64 / window,
+                    100.0 * (cpu.saturating_sub(last_cpu)) as f64 / clk_tck / window,
+                    state_summary(&state)
+                ));
+                (last_done, last_cpu, last_at) = (done_at.len(), cpu, at);
             }
         }
     }

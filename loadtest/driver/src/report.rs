@@ -289,6 +289,83 @@ impl fmt::Display for Report {
     }
 }
 
+impl Report {
+    /// The report as JSON, for tools and for comparing runs: the timings at the top
+    /// level (seconds), then CPU seconds (per phase and in all) and peak RSS (bytes) per
+    /// process, the command and the machine.
+    pub fn json(&self) -> serde_json::Value {
+        let (f, m) = (&self.figures, &self.machine);
+        let seconds = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+        let Snapshots {
+            ready,
+            converged,
+            end,
+        } = &self.snapshots;
+        let cpu = |s: Option<&ProcSample>| s.map_or(0.0, |s| s.cpu.total() as f64 / m.clk_tck);
+        let find =
+            |set: &Snapshot, name: &str| set.iter().find(|(n, _)| n == name).map(|(_, s)| *s);
+        let processes: serde_json::Map<String, serde_json::Value> = end
+            .iter()
+            .map(|(name, last)| {
+                let (r, c) = (
+                    cpu(find(ready, name).as_ref()),
+                    cpu(find(converged, name).as_ref()),
+                );
+                (
+                    name.clone(),
+                    serde_json::json!({
+                        "cpu_seconds": cpu(Some(last)),
+                        "cpu_seconds_startup": r,
+                        "cpu_seconds_create_to_synced": c - r,
+                        "cpu_seconds_webhook_runs": cpu(Some(last)) - c,
+                        "peak_rss_bytes": last.peak_rss_kib * 1024,
+                    }),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "apps": self.args.apps,
+            "clusters": self.args.clusters,
+            "shape": self.args.shape.as_str(),
+            "latency_ms": self.args.latency_ms,
+            "create_to_synced_seconds": f.converged.as_secs_f64(),
+            "first_synced_seconds": seconds(percentile(&f.per_app, 0.0)),
+            "synced_p50_seconds": seconds(percentile(&f.per_app, 50.0)),
+            "webhook_to_synced_p50_seconds": seconds(percentile(&f.webhook, 50.0)),
+            "webhook_to_synced_p99_seconds": seconds(percentile(&f.webhook, 99.0)),
+            "webhook_runs": f.webhook.len(),
+            "processes": processes,
+            "command": command_line(&self.args),
+            "date": m.date,
+            "machine": m.description,
+        })
+    }
+
+    /// Writes [`Report::json`] into `dir` (made if missing), named by when, how many
+    /// apps, on how many clusters; returns the file.
+    pub fn write_json(&self, dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+        let file = dir.join(format!("{}.json", self.file_stem()));
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(&file, serde_json::to_vec_pretty(&self.json())?)?;
+        Ok(file)
+    }
+
+    fn file_stem(&self) -> String {
+        let date: String = self
+            .machine
+            .date
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        format!(
+            "{date}-{}-apps-{}-clusters-{}",
+            self.args.apps,
+            self.args.clusters,
+            self.args.shape.as_str()
+        )
+    }
+}
+
 /// The command that repeats this run: the flags that change the figures, defaults included.
 fn command_line(args: &Args) -> String {
     let mut extra = String::new();

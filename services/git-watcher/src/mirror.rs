@@ -199,6 +199,8 @@ struct MirrorInner {
     /// down, and the next one must not write refs and packs beside it.
     disk: Arc<Mutex<()>>,
     generation: AtomicU64,
+    /// Trees decoded once, by id; see [`crate::files::TreeIndex`].
+    trees: moka::sync::Cache<gix::ObjectId, Arc<crate::files::TreeIndex>>,
 }
 
 impl std::fmt::Debug for Mirror {
@@ -243,6 +245,7 @@ impl Mirror {
                 in_flight: Mutex::new(None),
                 disk: Arc::new(Mutex::new(())),
                 generation: AtomicU64::new(0),
+                trees: crate::files::tree_cache(),
             }),
         })
     }
@@ -294,6 +297,10 @@ impl Mirror {
 
     pub(crate) fn read_limits(&self) -> &ReadLimits {
         &self.inner.config.read_limits
+    }
+
+    pub(crate) fn trees(&self) -> &moka::sync::Cache<gix::ObjectId, Arc<crate::files::TreeIndex>> {
+        &self.inner.trees
     }
 
     /// The root tree of `commit`, which must be a full or abbreviated commit id (or anything
