@@ -522,6 +522,9 @@ impl Worker {
                 // files may be read by any other (its commit is part of their requests).
                 let mut on_event = false;
                 let mut touched = false;
+                // A source whose manifests are known to be the same at the new commit needs
+                // no comparison: nothing it deploys changed, nor did the live state.
+                let mut unknown = false;
                 for (index, source) in st.app.spec.effective_sources().iter().enumerate() {
                     if decide::repo_key(&source.repo_url) != repo
                         || !gitfleet_engine::app::same_revision(
@@ -551,15 +554,21 @@ impl Worker {
                         );
                     if !source_touched {
                         // The manifests at the old commit are the manifests at the new one.
-                        if let Some(memo) = renders.get_mut(&key)
-                            && Some(&memo.request.commit) == event.from.as_ref()
-                        {
-                            memo.request.commit = event.to.clone();
+                        match renders.get_mut(&key) {
+                            Some(memo) if Some(&memo.request.commit) == event.from.as_ref() => {
+                                memo.request.commit = event.to.clone();
+                            }
+                            _ => unknown = true,
                         }
                     }
                     touched |= source_touched;
                 }
-                if !on_event {
+                // An app the commit does not touch is not compared again now (Argo CD's
+                // webhook does the same for apps whose manifest-generate-paths it misses):
+                // a commit costs work for the apps it changes, not for every app on the
+                // repository. Its status shows the new revision from its next refresh,
+                // which renders nothing.
+                if !on_event || !(touched || unknown) {
                     continue;
                 }
                 affected.push((name.clone(), touched));

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use gitfleet_bus::{Bucket, StreamName, ownership::read_lease, partition};
 use gitfleet_messages::{
-    APP_PARTITIONS, DIFF_WORKERS, LiveChanged, Operation, Reply, RevisionEvent, SyncRequest,
+    APP_PARTITIONS, DIFF_WORKERS, LiveChanged, Operation, RefreshRequest, Reply, RevisionEvent,
+    SyncRequest,
 };
 use gitfleet_model::{OperationPhase, TRACKING_ANNOTATION};
 use serde_json::json;
@@ -359,14 +360,17 @@ async fn user_sync_request_is_answered_with_the_operation() {
 }
 
 #[tokio::test]
-async fn commit_elsewhere_in_the_repo_does_not_render() {
+async fn a_commit_elsewhere_in_the_repo_neither_renders_nor_compares_the_app() {
     let bus = bus().await;
     let peers = start_peers(&bus).await;
     peers.set_manifests("apps/one", Ok(vec![config_map("c", "v")]));
+    peers.set_manifests("apps/two", Ok(vec![config_map("d", "v")]));
     put_app(&bus, &app("one", "apps/one")).await;
+    put_app(&bus, &app("two", "apps/two")).await;
     let _worker = start_worker(&bus, config("w1"));
     wait_status(&bus, "one", "revision c1", |s| sync_of(s).1 == "c1").await;
-    assert_eq!(peers.renders(), 1);
+    wait_status(&bus, "two", "revision c1", |s| sync_of(s).1 == "c1").await;
+    assert_eq!(peers.renders(), 2);
 
     let publish_event = |from: &str, to: &str, changed: &str| {
         let event = RevisionEvent {
@@ -389,19 +393,41 @@ async fn commit_elsewhere_in_the_repo_does_not_render() {
                 .unwrap();
         }
     };
-    peers.set_commit("HEAD", "c2");
-    publish_event("c1", "c2", "apps/two/deploy.yaml").await;
-    wait_status(&bus, "one", "revision c2", |s| sync_of(s).1 == "c2").await;
+    // Two commits touching only `two`: it is rendered and compared at each; `one` is
+    // left alone (a commit costs work for the apps it changes).
+    for (from, to) in [("c1", "c2"), ("c2", "c3")] {
+        peers.set_commit("HEAD", to);
+        publish_event(from, to, "apps/two/cm.yaml").await;
+        wait_status(&bus, "two", &format!("two at {to}"), |s| sync_of(s).1 == to).await;
+    }
+    assert_eq!(peers.renders(), 4, "only `two` was rendered again");
+    assert_eq!(
+        sync_of(&status(&bus, "one").await.unwrap()).1,
+        "c1",
+        "`one` was compared again for commits that do not touch it"
+    );
+
+    // Its next refresh shows the new revision, with the manifests it had: no render.
+    publish(
+        &bus,
+        bus.topology.webhook_subject(),
+        &RefreshRequest {
+            repo: None,
+            app: Some("one".into()),
+        },
+    )
+    .await;
+    wait_status(&bus, "one", "revision c3", |s| sync_of(s).1 == "c3").await;
     assert_eq!(
         peers.renders(),
-        1,
+        4,
         "an unrelated commit re-rendered the app"
     );
 
-    peers.set_commit("HEAD", "c3");
-    publish_event("c2", "c3", "apps/one/cm.yaml").await;
-    wait_status(&bus, "one", "revision c3", |s| sync_of(s).1 == "c3").await;
-    assert_eq!(peers.renders(), 2);
+    peers.set_commit("HEAD", "c4");
+    publish_event("c3", "c4", "apps/one/cm.yaml").await;
+    wait_status(&bus, "one", "revision c4", |s| sync_of(s).1 == "c4").await;
+    assert_eq!(peers.renders(), 5);
 }
 
 #[tokio::test]

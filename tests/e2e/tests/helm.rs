@@ -119,6 +119,10 @@ async fn a_helm_app_and_a_kustomize_app_sync_and_only_the_chart_follows_its_valu
         |s| Sandbox::sync_status(s) == "OutOfSync" && s["sync"]["revision"] == commit,
     )
     .await;
+    // The Kustomize app is not compared again for a commit that does not touch what it
+    // reads (as Argo CD's webhook does with manifest-generate-paths); a refresh shows it
+    // Synced at the new commit.
+    assert_eq!(sb.cli(&["app", "get", "api", "--refresh"]).await.code, 0);
     sb.until_status(
         "api",
         60,
