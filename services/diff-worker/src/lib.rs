@@ -34,6 +34,7 @@
 pub mod config;
 pub mod decide;
 pub mod error;
+mod permits;
 mod reconcile;
 mod worker;
 

@@ -23,7 +23,7 @@ use gitfleet_model::{
     RetryStrategy, RevisionHistory, SyncOptions, SyncStatus, SyncStatusCode,
 };
 use serde_json::Value;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::Config;
@@ -61,7 +61,7 @@ pub(crate) struct Shared {
     /// The dependencies of every app that names some (`gitfleet.dev/depends-on`), kept
     /// by the worker's watch: what a cycle is looked for in.
     pub depends: RwLock<HashMap<String, Vec<String>>>,
-    pub permits: Semaphore,
+    pub permits: crate::permits::Permits,
 }
 
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use gitfleet_messages::{
     SyncRequest,
 };
 use gitfleet_model::{AppProject, Application, Cluster};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::decide;
 use crate::error::{Error, Result};
+use crate::permits::{Permits, Priority};
 use crate::reconcile::{self, Memo, PendingSync, Shared, forget_renders, memo_key};
 
 /// Argo CD's app annotation asking for a refresh; `hard` also drops cached manifests.
@@ -124,7 +125,7 @@ pub async fn start(
         projects: RwLock::new(HashMap::new()),
         renders: Mutex::new(HashMap::new()),
         depends: RwLock::new(HashMap::new()),
-        permits: Semaphore::new(config.max_concurrent_reconciles.max(1)),
+        permits: Permits::new(config.max_concurrent_reconciles),
         config,
     });
     let mut clusters_watch = Some(watch_all(&clusters_kv).await.map_err(Error::Follow)?);
@@ -668,6 +669,11 @@ impl Worker {
         let token = partition_token.child_token();
         st.running = Some(token.clone());
         st.dirty = false;
+        let priority = if st.memo.is_some() || !st.pending.is_empty() {
+            Priority::FollowUp
+        } else {
+            Priority::First
+        };
         let memo = st.memo.take().unwrap_or_default();
         let pending = std::mem::take(&mut st.pending);
         let app = st.app.clone();
@@ -677,7 +683,7 @@ impl Worker {
         self.tasks.spawn(async move {
             let name = app.metadata.name.clone();
             let work = async {
-                let _permit = shared.permits.acquire().await;
+                let _permit = shared.permits.acquire(priority).await;
                 let mut memo = memo;
                 let done = reconcile::reconcile(&shared, &app, partition, &mut memo, pending).await;
                 (memo, done)
