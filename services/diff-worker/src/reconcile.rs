@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use bytes::Bytes;
@@ -62,6 +63,32 @@ pub(crate) struct Shared {
     /// by the worker's watch: what a cycle is looked for in.
     pub depends: RwLock<HashMap<String, Vec<String>>>,
     pub permits: crate::permits::Permits,
+    /// Git revisions resolved lately, by repository ([`crate::decide::repo_key`]) and
+    /// revision: the commit and when it was learnt (see [`RESOLVED_FOR`]).
+    pub resolved: Mutex<HashMap<(String, String), (String, Instant)>>,
+}
+
+/// How long a Git revision's resolution is used without asking the git watcher again.
+/// A revision event for it replaces it at once (the git watcher announces every move it
+/// sees); this bounds how stale it can be when one is missed. Argo CD's repo-server
+/// keeps `ls-remote` answers for 3 minutes. Without it, every comparison asked the git
+/// watcher: a burst of 10,000 apps asked 10,000 times for the same branch.
+pub(crate) const RESOLVED_FOR: Duration = Duration::from_secs(10);
+
+impl Shared {
+    /// What a revision event says: `revision` of `repo` is at `commit` now.
+    pub fn learn_revision(&self, repo: &str, revision: &str, commit: &str) {
+        self.resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                (
+                    crate::decide::repo_key(repo),
+                    app::revision_or_head(revision).to_owned(),
+                ),
+                (commit.to_owned(), Instant::now()),
+            );
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -518,6 +545,21 @@ async fn resolve(
 ) -> Result<String, ServiceError> {
     let revision = app::revision_or_head(revision);
     let repo = &source.repo_url;
+    // Git only: a chart's version constraint resolves against its repository's index.
+    let key = source
+        .chart
+        .is_empty()
+        .then(|| (crate::decide::repo_key(repo), revision.to_owned()));
+    if let Some(key) = &key
+        && let Some((commit, at)) = shared
+            .resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        && at.elapsed() < RESOLVED_FOR
+    {
+        return Ok(commit.clone());
+    }
     let resolved: Resolved = shared
         .bus
         .ask(
@@ -539,6 +581,13 @@ async fn resolve(
                 err.context(format_args!("resolving revision {revision:?} of {repo}"))
             }
         })?;
+    if let Some(key) = key {
+        shared
+            .resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (resolved.commit.clone(), Instant::now()));
+    }
     Ok(resolved.commit)
 }
 

@@ -126,6 +126,7 @@ pub async fn start(
         renders: Mutex::new(HashMap::new()),
         depends: RwLock::new(HashMap::new()),
         permits: Permits::new(config.max_concurrent_reconciles),
+        resolved: Mutex::new(HashMap::new()),
         config,
     });
     let mut clusters_watch = Some(watch_all(&clusters_kv).await.map_err(Error::Follow)?);
@@ -401,6 +402,18 @@ impl Worker {
             .get(REFRESH_ANNOTATION)
             .is_some_and(|v| v == "hard")
         {
+            // A hard refresh asks the git watcher again too.
+            let repos: BTreeSet<String> = app
+                .spec
+                .effective_sources()
+                .iter()
+                .map(|s| decide::repo_key(&s.repo_url))
+                .collect();
+            self.shared
+                .resolved
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|(repo, _), _| !repos.contains(repo));
             forget_renders(
                 &mut self
                     .shared
@@ -502,6 +515,8 @@ impl Worker {
                 return;
             }
         };
+        self.shared
+            .learn_revision(&event.repo, &event.target_revision, &event.to);
         let mut affected = Vec::new();
         {
             let mut renders = self

@@ -265,9 +265,24 @@ async fn automated_sync_is_fenced_and_never_doubled() {
     settle(&bus, &peers, "auto", 2).await;
     assert_eq!(sync_ops(&bus).await.len(), 1);
 
-    // A new commit is.
+    // A new commit is, once the git watcher announces it.
     peers.set_commit("HEAD", "c2");
-    live_changed(&bus, "auto").await;
+    let moved = RevisionEvent {
+        repo: REPO.into(),
+        target_revision: "HEAD".into(),
+        from: Some("c1".into()),
+        to: "c2".into(),
+        changed_paths: None,
+    };
+    bus.js
+        .publish(
+            bus.topology.revision_subject(REPO),
+            serde_json::to_vec(&moved).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     wait_until("a second sync operation", || async {
         sync_ops(&bus).await.len() == 2
     })
