@@ -28,6 +28,11 @@ pub struct Config {
     pub render_timeout: Duration,
     /// Apps reconciled at once; one slow app never holds the others back.
     pub max_concurrent_reconciles: usize,
+    /// How long a Git revision's resolution is used without asking the git watcher
+    /// again. A revision event for it replaces it at once (the git watcher announces
+    /// every move it sees); this bounds how stale it can be when one is missed. Argo CD's
+    /// repo-server keeps `ls-remote` answers for 3 minutes.
+    pub revision_cache: Duration,
     /// An enqueued sync operation the executors never report on is forgotten after this,
     /// so an app whose operation was lost is not blocked forever.
     pub operation_pickup_timeout: Duration,
@@ -45,6 +50,7 @@ impl Config {
             request_timeout: Duration::from_secs(10),
             render_timeout: Duration::from_secs(60),
             max_concurrent_reconciles: 32,
+            revision_cache: Duration::from_secs(10),
             operation_pickup_timeout: Duration::from_secs(600),
         }
     }

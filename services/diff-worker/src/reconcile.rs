@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use bytes::Bytes;
@@ -64,16 +63,11 @@ pub(crate) struct Shared {
     pub depends: RwLock<HashMap<String, Vec<String>>>,
     pub permits: crate::permits::Permits,
     /// Git revisions resolved lately, by repository ([`crate::decide::repo_key`]) and
-    /// revision: the commit and when it was learnt (see [`RESOLVED_FOR`]).
+    /// revision: the commit and when it was learnt (see [`Config::revision_cache`]).
+    /// Without it every comparison asked the git watcher: a burst of 10,000 apps asked
+    /// 10,000 times for the same branch.
     pub resolved: Mutex<HashMap<(String, String), (String, Instant)>>,
 }
-
-/// How long a Git revision's resolution is used without asking the git watcher again.
-/// A revision event for it replaces it at once (the git watcher announces every move it
-/// sees); this bounds how stale it can be when one is missed. Argo CD's repo-server
-/// keeps `ls-remote` answers for 3 minutes. Without it, every comparison asked the git
-/// watcher: a burst of 10,000 apps asked 10,000 times for the same branch.
-pub(crate) const RESOLVED_FOR: Duration = Duration::from_secs(10);
 
 impl Shared {
     /// What a revision event says: `revision` of `repo` is at `commit` now.
@@ -556,7 +550,7 @@ async fn resolve(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(key)
-        && at.elapsed() < RESOLVED_FOR
+        && at.elapsed() < shared.config.revision_cache
     {
         return Ok(commit.clone());
     }

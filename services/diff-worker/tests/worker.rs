@@ -445,6 +445,56 @@ async fn a_commit_elsewhere_in_the_repo_neither_renders_nor_compares_the_app() {
     assert_eq!(peers.renders(), 5);
 }
 
+/// A burst of apps on one branch asks the git watcher what the branch is once, not once
+/// per app; a revision event tells the worker the branch moved without asking.
+#[tokio::test]
+async fn a_burst_on_one_branch_resolves_it_once() {
+    let bus = bus().await;
+    let peers = start_peers(&bus).await;
+    let names: Vec<String> = (0..20).map(|i| format!("burst-{i}")).collect();
+    for name in &names {
+        let path = format!("apps/{name}");
+        peers.set_manifests(&path, Ok(vec![config_map("c", "v")]));
+    }
+    let mut config = config("w1");
+    // However slow the machine, the branch is not asked again for its age.
+    config.revision_cache = Duration::from_secs(600);
+    let _worker = start_worker(&bus, config);
+    // The first app alone, so the branch is known before the others arrive.
+    put_app(&bus, &app(&names[0], &format!("apps/{}", names[0]))).await;
+    wait_status(&bus, &names[0], "revision c1", |s| sync_of(s).1 == "c1").await;
+    for name in &names[1..] {
+        put_app(&bus, &app(name, &format!("apps/{name}"))).await;
+    }
+    for name in &names {
+        wait_status(&bus, name, "revision c1", |s| sync_of(s).1 == "c1").await;
+    }
+    assert_eq!(peers.resolves(), 1, "one question for the branch");
+
+    // The branch moves: the event says where, every app follows, nobody asks.
+    peers.set_commit("HEAD", "c2");
+    let moved = RevisionEvent {
+        repo: REPO.into(),
+        target_revision: "HEAD".into(),
+        from: Some("c1".into()),
+        to: "c2".into(),
+        changed_paths: None,
+    };
+    bus.js
+        .publish(
+            bus.topology.revision_subject(REPO),
+            serde_json::to_vec(&moved).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    for name in &names {
+        wait_status(&bus, name, "revision c2", |s| sync_of(s).1 == "c2").await;
+    }
+    assert_eq!(peers.resolves(), 1);
+}
+
 #[tokio::test]
 async fn a_crashed_workers_apps_are_taken_over() {
     let bus = bus().await;

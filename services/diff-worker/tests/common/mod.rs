@@ -43,6 +43,7 @@ pub struct Peers {
     pub script: Mutex<Script>,
     pub renders: AtomicUsize,
     pub live_requests: AtomicUsize,
+    pub resolves: AtomicUsize,
 }
 
 impl Peers {
@@ -65,6 +66,9 @@ impl Peers {
     pub fn live_requests(&self) -> usize {
         self.live_requests.load(Ordering::SeqCst)
     }
+    pub fn resolves(&self) -> usize {
+        self.resolves.load(Ordering::SeqCst)
+    }
 }
 
 /// Starts the scripted peers on `bus`; they answer until the test ends.
@@ -73,6 +77,7 @@ pub async fn start_peers(bus: &Bus) -> Arc<Peers> {
         script: Mutex::new(Script::default()),
         renders: AtomicUsize::new(0),
         live_requests: AtomicUsize::new(0),
+        resolves: AtomicUsize::new(0),
     });
     peers.set_commit("HEAD", "c1");
     let p = peers.clone();
@@ -80,6 +85,7 @@ pub async fn start_peers(bus: &Bus) -> Arc<Peers> {
         bus,
         bus.topology.git_resolve_subject(),
         move |r: ResolveRequest| {
+            p.resolves.fetch_add(1, Ordering::SeqCst);
             let script = p.script.lock().unwrap();
             match script.commits.get(&r.revision) {
                 Some(c) => Ok(Resolved { commit: c.clone() }),
