@@ -20,6 +20,8 @@ pub struct Figures {
     pub admin_objects: u64,
     /// `--shape hooked`: what the write logs say of the PreSync hook Jobs.
     pub hooks: Option<HookFigures>,
+    /// What the bus carried from the first write until every app was done.
+    pub bus_create: crate::stack::BusCounts,
 }
 
 /// The hook Jobs, counted from cluster-sim's write logs when every app was done.
@@ -233,6 +235,14 @@ impl fmt::Display for Report {
                 h.created_by_end
             )?;
         }
+        let per_app = |n: u64| n as f64 / args.apps.max(1) as f64;
+        writeln!(
+            out,
+            "| bus, create-to-Synced: messages published / JetStream API calls / KiB, per app | {:.1} / {:.1} / {:.1} |",
+            per_app(f.bus_create.messages),
+            per_app(f.bus_create.jetstream_api),
+            per_app(f.bus_create.bytes) / 1024.0
+        )?;
         writeln!(
             out,
             "| webhook-to-Synced, one app, {} runs: median (min, max) | {} s ({}, {}) |",
@@ -334,6 +344,9 @@ impl Report {
             "webhook_to_synced_p50_seconds": seconds(percentile(&f.webhook, 50.0)),
             "webhook_to_synced_p99_seconds": seconds(percentile(&f.webhook, 99.0)),
             "webhook_runs": f.webhook.len(),
+            "bus_messages_create_to_synced": f.bus_create.messages,
+            "bus_bytes_create_to_synced": f.bus_create.bytes,
+            "jetstream_api_calls_create_to_synced": f.bus_create.jetstream_api,
             "processes": processes,
             "command": command_line(&self.args),
             "date": m.date,
@@ -467,6 +480,11 @@ mod tests {
                 found: 4,
                 admin_objects: 8,
                 hooks: None,
+                bus_create: crate::stack::BusCounts {
+                    messages: 100,
+                    bytes: 40_960,
+                    jetstream_api: 20,
+                },
             },
             snapshots: Snapshots {
                 ready: snap(10, 5),
@@ -494,6 +512,7 @@ Machine: 2 cores (Test CPU), 8000000 kB memory
 | throughput | 2.0 apps/s |
 | writing the 4 Applications (32 in flight) | 0.025 s |
 | ConfigMaps found through the Kubernetes API / objects in cluster-sim | 4 / 8 |
+| bus, create-to-Synced: messages published / JetStream API calls / KiB, per app | 25.0 / 5.0 / 10.0 |
 | webhook-to-Synced, one app, 3 runs: median (min, max) | 0.290 s (0.280, 0.300) |
 
 | process | CPU s, start-up | CPU s, create-to-Synced | CPU s, webhook runs | CPU s, total | peak RSS MiB |

@@ -55,9 +55,13 @@ pub async fn run(args: &Args, children: &Children, work: &Path) -> Result<Report
         ));
     }
     let ready = snapshot(children);
+    let bus_ready = stack::bus_counts(&stack.nats_monitor_url).await;
 
     let created = measure::create_to_synced(args, &stack, children, &progress).await?;
     let converged = snapshot(children);
+    let bus_create = stack::bus_counts(&stack.nats_monitor_url)
+        .await
+        .since(bus_ready);
 
     // The objects really are in the clusters.
     let found = stack.clusters.count_config_maps().await?;
@@ -106,6 +110,7 @@ pub async fn run(args: &Args, children: &Children, work: &Path) -> Result<Report
             found,
             admin_objects,
             hooks,
+            bus_create,
         },
         snapshots: Snapshots {
             ready,

@@ -38,6 +38,8 @@ pub struct Stack {
     pub upstream: Upstream,
     pub repo_url: String,
     pub webhook_url: String,
+    /// nats-server's monitoring endpoint (`/varz`, `/jsz`): what the bus carried.
+    pub nats_monitor_url: String,
 }
 
 /// The binaries the stack is made of; checked before anything starts, so a missing build
@@ -88,6 +90,7 @@ pub async fn start(
 
     // 1. nats-server with JetStream.
     let nats_port = free_port().context("picking a port for nats-server")?;
+    let monitor_port = free_port().context("picking a port for nats-server's monitoring")?;
     let mut cmd = Command::new(&bins.nats_server);
     cmd.args([
         "-js",
@@ -95,6 +98,8 @@ pub async fn start(
         "127.0.0.1",
         "-p",
         &nats_port.to_string(),
+        "-m",
+        &monitor_port.to_string(),
         "-sd",
     ])
     .arg(work.join("nats"));
@@ -240,5 +245,41 @@ pub async fn start(
         upstream,
         repo_url,
         webhook_url: format!("http://127.0.0.1:{http_port}/api/webhook"),
+        nats_monitor_url: format!("http://127.0.0.1:{monitor_port}"),
     })
+}
+
+/// What the bus has carried so far, from nats-server's monitoring endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BusCounts {
+    /// Messages published to the server (requests, replies, KV writes, stream appends).
+    pub messages: u64,
+    pub bytes: u64,
+    /// JetStream API calls (KV reads, consumer creation, stream info).
+    pub jetstream_api: u64,
+}
+
+impl BusCounts {
+    pub fn since(self, before: BusCounts) -> BusCounts {
+        BusCounts {
+            messages: self.messages.saturating_sub(before.messages),
+            bytes: self.bytes.saturating_sub(before.bytes),
+            jetstream_api: self.jetstream_api.saturating_sub(before.jetstream_api),
+        }
+    }
+}
+
+/// Reads `/varz` and `/jsz`; zeros when the endpoint does not answer (the run does not
+/// depend on it).
+pub async fn bus_counts(monitor_url: &str) -> BusCounts {
+    async fn get(url: String) -> Option<serde_json::Value> {
+        reqwest::get(url).await.ok()?.json().await.ok()
+    }
+    let varz = get(format!("{monitor_url}/varz")).await.unwrap_or_default();
+    let jsz = get(format!("{monitor_url}/jsz")).await.unwrap_or_default();
+    BusCounts {
+        messages: varz["in_msgs"].as_u64().unwrap_or(0),
+        bytes: varz["in_bytes"].as_u64().unwrap_or(0),
+        jetstream_api: jsz["api"]["total"].as_u64().unwrap_or(0),
+    }
 }

@@ -57,6 +57,8 @@ async fn two_hundred_apps_on_ten_clusters_converge_and_are_reported() {
             .unwrap_or_else(|| panic!("{key} missing from {json:#}"))
     };
     assert!(seconds("first_synced_seconds") <= seconds("create_to_synced_seconds"));
+    // Every app was written and compared over the bus: nats-server counted it.
+    assert!(json["bus_messages_create_to_synced"].as_u64().unwrap() > 200);
     assert!(seconds("webhook_to_synced_p50_seconds") > 0.0);
     assert!(seconds("webhook_to_synced_p99_seconds") >= seconds("webhook_to_synced_p50_seconds"));
     for process in ["nats-server", "diff-worker", "sync-executor", "cluster-sim"] {
