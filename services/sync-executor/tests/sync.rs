@@ -1347,3 +1347,50 @@ async fn the_project_is_checked_with_the_clusters_discovery_before_any_apply() {
             .is_none()
     );
 }
+
+/// Established TCP connections from this process's host to `port` on 127.0.0.1, from
+/// `/proc/net/tcp` (the sim and the executor share the test process, so both ends are
+/// there: counted from the client side, whose remote port is `port`).
+fn connections_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // remote address `0100007F:PORT` (hex), state `01` = ESTABLISHED.
+            fields.len() > 3
+                && fields[3] == "01"
+                && fields[2]
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                    == Some(port)
+        })
+        .count()
+}
+
+/// Every watch and request to a cluster shares one HTTP/2 connection, as kubectl's do:
+/// with one connection per watch (HTTP/1.1), 1,000 clusters exhausted the executor's
+/// file descriptors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_carries_every_watch_of_a_cluster() {
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    // A sync waits for the cluster's cache: every kind watched by then.
+    let desired = vec![namespace("conn"), config_map("conn", "settings", None)];
+    let done = sync(&bus, &op("op-1", "conns", "c0", desired)).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    let port: u16 = sim
+        .url(0)
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.trim_end_matches('/').parse().ok())
+        .expect("the cluster's port");
+    let connections = connections_to(port);
+    assert!(
+        (1..=2).contains(&connections),
+        "{connections} connections to the cluster"
+    );
+    exec.stop().await;
+}
