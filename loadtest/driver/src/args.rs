@@ -82,6 +82,10 @@ pub struct Args {
     /// Passed to the sync-executor as `--cluster-concurrency` (its default, 4, when unset).
     #[arg(long)]
     pub cluster_concurrency: Option<usize>,
+    /// After convergence, measure CPU over this many idle seconds (the fleet synced,
+    /// nothing changing) before the webhook runs; 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    pub steady_seconds: u64,
     /// Where the JSON report of each run is written (default: `loadtest/results` in the
     /// workspace, git-ignored).
     #[arg(long)]

@@ -22,6 +22,8 @@ pub struct Figures {
     pub hooks: Option<HookFigures>,
     /// What the bus carried from the first write until every app was done.
     pub bus_create: crate::stack::BusCounts,
+    /// Every process sampled at the start and end of `--steady-seconds` of idling.
+    pub steady: Option<(Snapshot, Snapshot)>,
 }
 
 /// The hook Jobs, counted from cluster-sim's write logs when every app was done.
@@ -289,6 +291,18 @@ impl fmt::Display for Report {
             "| all | {:.2} | {:.2} | {:.2} | {:.2} | |",
             total[0], total[1], total[2], total[3]
         )?;
+        if let Some(steady) = self.steady_percent() {
+            writeln!(
+                out,
+                "\nSteady state, {} s idle after convergence, CPU in % of one core: {}.",
+                args.steady_seconds,
+                steady
+                    .iter()
+                    .map(|(name, pct)| format!("{name} {pct:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )?;
+        }
         writeln!(
             out,
             "\nCreate-to-Synced wall time {} s on {} cores: {:.0}% of the machine's CPU was busy in that phase.",
@@ -348,10 +362,44 @@ impl Report {
             "bus_bytes_create_to_synced": f.bus_create.bytes,
             "jetstream_api_calls_create_to_synced": f.bus_create.jetstream_api,
             "processes": processes,
+            "steady_cpu_percent_of_a_core": self.steady_percent().map(|s| s.into_iter().collect::<serde_json::Map<_, _>>()),
             "command": command_line(&self.args),
             "date": m.date,
             "machine": m.description,
         })
+    }
+
+    /// CPU of each process over the steady-state window, in % of one core, and the sum
+    /// of gitfleet's own services (not nats-server, cluster-sim, git or the driver).
+    fn steady_percent(&self) -> Option<Vec<(String, serde_json::Value)>> {
+        let (before, after) = self.figures.steady.as_ref()?;
+        let window = self.args.steady_seconds as f64 * self.machine.clk_tck;
+        let mut out = Vec::new();
+        let mut services = 0.0;
+        for (name, last) in after {
+            let first = before
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, s)| s.cpu.total())
+                .unwrap_or(0);
+            let pct = 100.0 * last.cpu.total().saturating_sub(first) as f64 / window;
+            if ![
+                "nats-server",
+                "cluster-sim",
+                "git daemon",
+                crate::procfs::DRIVER,
+            ]
+            .contains(&name.as_str())
+            {
+                services += pct;
+            }
+            out.push((name.clone(), serde_json::json!(pct)));
+        }
+        out.insert(
+            0,
+            ("gitfleet services".to_string(), serde_json::json!(services)),
+        );
+        Some(out)
     }
 
     /// Writes [`Report::json`] into `dir` (made if missing), named by when, how many
@@ -485,6 +533,7 @@ mod tests {
                     bytes: 40_960,
                     jetstream_api: 20,
                 },
+                steady: None,
             },
             snapshots: Snapshots {
                 ready: snap(10, 5),

@@ -90,6 +90,19 @@ pub async fn run(args: &Args, children: &Children, work: &Path) -> Result<Report
         }
     };
 
+    // Steady state: the fleet synced, nothing changing; what does keeping it cost?
+    let steady = if args.steady_seconds > 0 {
+        progress.phase(&format!(
+            "measuring CPU over {} idle seconds",
+            args.steady_seconds
+        ));
+        let before = snapshot(children);
+        tokio::time::sleep(Duration::from_secs(args.steady_seconds)).await;
+        Some((before, snapshot(children)))
+    } else {
+        None
+    };
+
     let webhook =
         measure::webhook_to_synced(args.webhook_runs, &stack, children, &progress).await?;
     if let Some(h) = hooks.as_mut() {
@@ -111,6 +124,7 @@ pub async fn run(args: &Args, children: &Children, work: &Path) -> Result<Report
             admin_objects,
             hooks,
             bus_create,
+            steady,
         },
         snapshots: Snapshots {
             ready,
