@@ -362,7 +362,7 @@ impl Report {
             "bus_bytes_create_to_synced": f.bus_create.bytes,
             "jetstream_api_calls_create_to_synced": f.bus_create.jetstream_api,
             "processes": processes,
-            "steady_cpu_percent_of_a_core": self.steady_percent().map(|s| s.into_iter().collect::<serde_json::Map<_, _>>()),
+            "steady_cpu_percent_of_a_core": self.steady_percent().map(|s| s.into_iter().map(|(n, p)| (n, serde_json::json!(p))).collect::<serde_json::Map<_, _>>()),
             "command": command_line(&self.args),
             "date": m.date,
             "machine": m.description,
@@ -371,7 +371,7 @@ impl Report {
 
     /// CPU of each process over the steady-state window, in % of one core, and the sum
     /// of gitfleet's own services (not nats-server, cluster-sim, git or the driver).
-    fn steady_percent(&self) -> Option<Vec<(String, serde_json::Value)>> {
+    fn steady_percent(&self) -> Option<Vec<(String, f64)>> {
         let (before, after) = self.figures.steady.as_ref()?;
         let window = self.args.steady_seconds as f64 * self.machine.clk_tck;
         let mut out = Vec::new();
@@ -393,12 +393,9 @@ impl Report {
             {
                 services += pct;
             }
-            out.push((name.clone(), serde_json::json!(pct)));
+            out.push((name.clone(), pct));
         }
-        out.insert(
-            0,
-            ("gitfleet services".to_string(), serde_json::json!(services)),
-        );
+        out.insert(0, ("gitfleet services".to_string(), services));
         Some(out)
     }
 
