@@ -194,6 +194,27 @@ impl Children {
         }
     }
 
+    /// SIGKILLs the child named `name` (with its process group under [`Stop::Kill`]) and
+    /// takes it out of the set, so its end is not an [`Exited`]; its pid, or `None` when
+    /// no child has that name.
+    pub fn kill(&self, name: &str) -> Option<u32> {
+        let mut member = {
+            let mut members = self.lock();
+            let at = members.iter().position(|m| m.name == name)?;
+            members.remove(at)
+        };
+        let pid = member.child.id();
+        if self.stop == Stop::Kill {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = member.child.kill();
+        let _ = member.child.wait();
+        Some(pid)
+    }
+
     /// Stops every child, last started first, as [`Stop`] says, and waits for each.
     pub fn stop_all(&self) {
         let mut members = self.lock();
@@ -363,6 +384,19 @@ mod tests {
             assert!(Instant::now() < deadline, "the grandchild outlived the set");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn a_child_killed_by_name_leaves_the_set_and_is_not_an_exit() {
+        let children = Children::new(Stop::Kill);
+        let a = children.spawn("a", sh("exec sleep 30")).unwrap();
+        let b = children.spawn("b", sh("exec sleep 30")).unwrap();
+        assert_eq!(children.kill("a"), Some(a));
+        assert!(!is_running(a));
+        assert!(is_running(b));
+        assert!(children.check_alive().is_ok());
+        assert_eq!(children.pids(), [("b".to_string(), b)]);
+        assert_eq!(children.kill("a"), None);
     }
 
     #[test]

@@ -82,6 +82,20 @@ pub struct Args {
     /// Passed to the sync-executor as `--cluster-concurrency` (its default, 4, when unset).
     #[arg(long)]
     pub cluster_concurrency: Option<usize>,
+    /// Diff worker processes (members `dw-0`..), sharing the app partitions.
+    #[arg(long, default_value_t = 1)]
+    pub diff_workers: usize,
+    /// Sync executor processes (members `se-0`..), sharing the cluster partitions.
+    #[arg(long, default_value_t = 1)]
+    pub executors: usize,
+    /// Renderer processes, one queue group.
+    #[arg(long, default_value_t = 1)]
+    pub renderers: usize,
+    /// SIGKILL the first diff worker and the first sync executor this many seconds after
+    /// the first write; the report says when their partitions were all held by others
+    /// again. Needs `--diff-workers` and `--executors` of 2 or more.
+    #[arg(long)]
+    pub kill_after_seconds: Option<f64>,
     /// After convergence, measure CPU over this many idle seconds (the fleet synced,
     /// nothing changing) before the webhook runs; 0 skips it.
     #[arg(long, default_value_t = 0)]

@@ -20,6 +20,9 @@ use crate::stack::Stack;
 pub struct Created {
     /// From the first write until the last app was Synced and Healthy.
     pub converged: Duration,
+    /// With `--kill-after-seconds`: when the first diff worker and executor were killed,
+    /// and how long until others held all their partitions.
+    pub kill: Option<Kill>,
     pub writes_took: Duration,
     /// Each app's time from the first write to Synced and Healthy.
     pub per_app: Vec<Duration>,
@@ -72,8 +75,20 @@ pub async fn create_to_synced(
     let clk_tck = crate::report::Machine::this().clk_tck;
     let cpu_ticks = || -> u64 { snapshot(children).iter().map(|(_, s)| s.cpu.total()).sum() };
     let (mut last_done, mut last_cpu, mut last_at) = (0usize, cpu_ticks(), Instant::now());
+    let kill_at = args
+        .kill_after_seconds
+        .map(|s| tokio::time::Instant::from_std(t0 + Duration::from_secs_f64(s)));
+    let mut killed: Option<Instant> = None;
+    let mut owned_again: Option<Duration> = None;
     while done_at.len() < args.apps {
         tokio::select! {
+            _ = async { tokio::time::sleep_until(kill_at.expect("guarded")).await }, if kill_at.is_some() && killed.is_none() => {
+                for victim in ["diff-worker", "sync-executor"] {
+                    let pid = children.kill(victim);
+                    progress.phase(&format!("SIGKILL {victim} (pid {pid:?})"));
+                }
+                killed = Some(Instant::now());
+            }
             entry = tokio::time::timeout_at(deadline, watch.next()) => {
                 let entry = match entry {
                     Err(_) => bail!(
@@ -103,10 +118,28 @@ pub async fn create_to_synced(
                     state_summary(&state)
                 ));
                 (last_done, last_cpu, last_at) = (done_at.len(), cpu, at);
+                if let Some(at) = killed && owned_again.is_none() && owned_by_survivors(&stack.bus).await {
+                    owned_again = Some(at.elapsed());
+                    progress.phase(&format!("the killed members' partitions all held again after {}", secs(at.elapsed())));
+                }
             }
         }
     }
     let converged = t0.elapsed();
+    if let Some(at) = killed {
+        while owned_again.is_none() && at.elapsed() < Duration::from_secs(120) {
+            if owned_by_survivors(&stack.bus).await {
+                owned_again = Some(at.elapsed());
+            } else {
+                // Poll interval of a wait bounded by the 120 s above.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    let kill = killed.map(|at| Kill {
+        after: at.duration_since(t0),
+        owned_again,
+    });
     let (writes_took, failed_writes) = writer.await?;
     ensure!(
         failed_writes == 0,
@@ -119,9 +152,36 @@ pub async fn create_to_synced(
     ));
     Ok(Created {
         converged,
+        kill,
         writes_took,
         per_app: done_at.into_values().collect(),
     })
+}
+
+pub struct Kill {
+    /// From the first write.
+    pub after: Duration,
+    /// From the kill until every partition of both groups was held by another member;
+    /// `None` if not within 120 s.
+    pub owned_again: Option<Duration>,
+}
+
+/// Every app and cluster partition held, and none by the killed members (`dw-0`,
+/// `se-0`, whose leases outlive them by their TTL).
+async fn owned_by_survivors(bus: &gitfleet_bus::Bus) -> bool {
+    use gitfleet_messages::{APP_PARTITIONS, CLUSTER_PARTITIONS, DIFF_WORKERS, SYNC_EXECUTORS};
+    for (group, partitions, dead) in [
+        (DIFF_WORKERS, APP_PARTITIONS, "dw-0"),
+        (SYNC_EXECUTORS, CLUSTER_PARTITIONS, "se-0"),
+    ] {
+        for p in 0..partitions {
+            match gitfleet_bus::read_lease(bus, group, p).await {
+                Ok(Some(lease)) if lease.holder != dead => {}
+                _ => return false,
+            }
+        }
+    }
+    true
 }
 
 /// `runs` times: a commit to app 0, pushed, a GitHub push webhook, and the time until the

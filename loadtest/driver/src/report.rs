@@ -24,6 +24,7 @@ pub struct Figures {
     pub bus_create: crate::stack::BusCounts,
     /// Every process sampled at the start and end of `--steady-seconds` of idling.
     pub steady: Option<(Snapshot, Snapshot)>,
+    pub kill: Option<crate::measure::Kill>,
 }
 
 /// The hook Jobs, counted from cluster-sim's write logs when every app was done.
@@ -51,6 +52,13 @@ impl Report {
     /// What makes the run a failure although it finished: a hook not run exactly once.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if let Some(k) = &self.figures.kill
+            && k.owned_again.is_none()
+        {
+            out.push(
+                "the killed members' partitions were not all held by others within 120 s".into(),
+            );
+        }
         if let Some(h) = &self.figures.hooks {
             if !h.never.is_empty() {
                 out.push(format!(
@@ -237,6 +245,16 @@ impl fmt::Display for Report {
                 h.created_by_end
             )?;
         }
+        if let Some(k) = &f.kill {
+            writeln!(
+                out,
+                "| SIGKILL of a diff worker and a sync executor at {} s: their partitions all held by others again after | {} |",
+                secs(k.after),
+                k.owned_again
+                    .map(|d| format!("{} s", secs(d)))
+                    .unwrap_or_else(|| "not within 120 s".into())
+            )?;
+        }
         let per_app = |n: u64| n as f64 / args.apps.max(1) as f64;
         writeln!(
             out,
@@ -358,6 +376,8 @@ impl Report {
             "webhook_to_synced_p50_seconds": seconds(percentile(&f.webhook, 50.0)),
             "webhook_to_synced_p99_seconds": seconds(percentile(&f.webhook, 99.0)),
             "webhook_runs": f.webhook.len(),
+            "killed_after_seconds": f.kill.as_ref().map(|k| k.after.as_secs_f64()),
+            "owned_again_after_kill_seconds": f.kill.as_ref().and_then(|k| k.owned_again).map(|d| d.as_secs_f64()),
             "bus_messages_create_to_synced": f.bus_create.messages,
             "bus_bytes_create_to_synced": f.bus_create.bytes,
             "jetstream_api_calls_create_to_synced": f.bus_create.jetstream_api,
@@ -438,6 +458,21 @@ fn command_line(args: &Args) -> String {
     }
     if args.precreate_namespaces {
         extra += " --precreate-namespaces";
+    }
+    for (flag, n) in [
+        ("--diff-workers", args.diff_workers),
+        ("--executors", args.executors),
+        ("--renderers", args.renderers),
+    ] {
+        if n != 1 {
+            extra += &format!(" {flag} {n}");
+        }
+    }
+    if let Some(k) = args.kill_after_seconds {
+        extra += &format!(" --kill-after-seconds {k}");
+    }
+    if args.steady_seconds > 0 {
+        extra += &format!(" --steady-seconds {}", args.steady_seconds);
     }
     if let Some(d) = args.wave_delay_seconds {
         extra += &format!(" --wave-delay-seconds {d}");
@@ -531,6 +566,7 @@ mod tests {
                     jetstream_api: 20,
                 },
                 steady: None,
+                kill: None,
             },
             snapshots: Snapshots {
                 ready: snap(10, 5),

@@ -40,6 +40,10 @@ pub async fn run(args: &Args, children: &Children, work: &Path) -> Result<Report
         args.appset_services == 0 || (!args.precreate_namespaces && args.shape == Shape::Configmap),
         "--appset-services goes with neither --precreate-namespaces nor --shape hooked"
     );
+    ensure!(
+        args.kill_after_seconds.is_none() || (args.diff_workers >= 2 && args.executors >= 2),
+        "--kill-after-seconds needs --diff-workers and --executors of 2 or more (someone must take over)"
+    );
     let progress = Progress {
         started: Instant::now(),
     };
@@ -125,6 +129,7 @@ pub async fn run(args: &Args, children: &Children, work: &Path) -> Result<Report
             hooks,
             bus_create,
             steady,
+            kill: created.kill,
         },
         snapshots: Snapshots {
             ready,

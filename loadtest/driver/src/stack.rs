@@ -189,7 +189,17 @@ pub async fn start(
     // 4. The services, each its own process, event-driven only (poll and periodic
     //    refresh pushed out of the run's window).
     let (grpc_port, http_port) = (free_port()?, free_port()?);
-    for s in SERVICES {
+    let replicas = |s: &str| match s {
+        "diff-worker" => args.diff_workers,
+        "sync-executor" => args.executors,
+        "renderer" => args.renderers,
+        _ => 1,
+    };
+    for (s, i) in SERVICES
+        .iter()
+        .flat_map(|s| (0..replicas(s).max(1)).map(move |i| (*s, i)))
+    {
+        let name = process_name(s, i);
         let mut cmd = Command::new(bins.dir.join(s));
         cmd.args(["--nats-url", &nats_url, "--prefix", PREFIX])
             .env(gitfleet_bus::sealed::KEY_FILE_ENV, &key_file)
@@ -204,11 +214,11 @@ pub async fn start(
                 cmd.args(["--member-id", "asc-0", "--requeue-seconds", "3600"]);
             }
             "diff-worker" => {
-                cmd.args(["--member-id", "dw-0", "--refresh-seconds"])
+                cmd.args(["--member-id", &format!("dw-{i}"), "--refresh-seconds"])
                     .arg(args.refresh_seconds.to_string());
             }
             "sync-executor" => {
-                cmd.args(["--member-id", "se-0"]);
+                cmd.args(["--member-id", &format!("se-{i}")]);
                 if let Some(d) = args.wave_delay_seconds {
                     cmd.args(["--wave-delay-seconds", &d.to_string()]);
                 }
@@ -226,7 +236,7 @@ pub async fn start(
             }
             _ => {}
         }
-        children.spawn_logged(s, cmd, &log(s))?;
+        children.spawn_logged(&name, cmd, &log(&name))?;
     }
     wait::tcp(
         children,
@@ -247,6 +257,16 @@ pub async fn start(
         webhook_url: format!("http://127.0.0.1:{http_port}/api/webhook"),
         nats_monitor_url: format!("http://127.0.0.1:{monitor_port}"),
     })
+}
+
+/// The driver's name for replica `i` of service `s`: the service's own name for the
+/// first, `<s>-<i>` for the others.
+pub fn process_name(s: &str, i: usize) -> String {
+    if i == 0 {
+        s.to_string()
+    } else {
+        format!("{s}-{i}")
+    }
 }
 
 /// What the bus has carried so far, from nats-server's monitoring endpoint.
