@@ -459,6 +459,11 @@ pub struct Operation {
     /// `automated`, or who asked.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub initiated_by: String,
+    /// Refused by the executor before it did anything, its fencing token not the current
+    /// owner's (an operation of a diff worker that lost the app). Not a sync attempt: it
+    /// holds back no automated sync of its revision.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
 }
 
 fn is_zero(n: &i64) -> bool {

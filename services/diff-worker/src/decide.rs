@@ -185,7 +185,8 @@ pub fn auto_sync(
     if sync != SyncStatusCode::OutOfSync {
         return Err(format!("app is {sync}"));
     }
-    if let Some(op) = last_op {
+    // A refused operation did nothing: the revision was never tried.
+    if let Some(op) = last_op.filter(|op| !op.refused) {
         if !op.phase.is_completed() {
             return Err(format!("operation {} is {}", op.id, op.phase));
         }
@@ -387,6 +388,47 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_refused_operation_holds_back_no_automated_sync() {
+        let mut app = Application::default();
+        app.spec.sync_policy = Some(gitfleet_model::SyncPolicy {
+            automated: Some(Default::default()),
+            ..Default::default()
+        });
+        let drifted = [ResourceStatus {
+            status: Some(SyncStatusCode::OutOfSync),
+            ..ResourceStatus::default()
+        }];
+        let failed = op("c1", OperationPhase::Error);
+        assert!(
+            auto_sync(
+                &app,
+                SyncStatusCode::OutOfSync,
+                "c1",
+                &drifted,
+                Some(&failed),
+                1
+            )
+            .is_err(),
+            "a failed attempt at c1 is not repeated"
+        );
+        let refused = Operation {
+            refused: true,
+            ..failed
+        };
+        assert_eq!(
+            auto_sync(
+                &app,
+                SyncStatusCode::OutOfSync,
+                "c1",
+                &drifted,
+                Some(&refused),
+                1
+            ),
+            Ok(())
+        );
+    }
+
     fn op(revision: &str, phase: OperationPhase) -> Operation {
         Operation {
             id: "op".into(),
@@ -401,6 +443,7 @@ mod tests {
             source: None,
             dry_run: false,
             initiated_by: String::new(),
+            refused: false,
         }
     }
 

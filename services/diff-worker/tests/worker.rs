@@ -58,6 +58,7 @@ fn succeeded(id: &str, app: &str, revision: &str) -> Operation {
         source: None,
         dry_run: false,
         initiated_by: String::new(),
+        refused: false,
     }
 }
 
@@ -244,6 +245,7 @@ async fn automated_sync_is_fenced_and_never_doubled() {
         source: None,
         dry_run: false,
         initiated_by: String::new(),
+        refused: false,
     };
     put_json(&bus, Bucket::Operations, "auto", &running).await;
     settle(&bus, &peers, "auto", 2).await;

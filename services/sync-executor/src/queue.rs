@@ -225,6 +225,7 @@ fn ended_before_start(op: &SyncOperation, phase: OperationPhase, message: String
         source: None,
         dry_run: op.dry_run,
         initiated_by: op.initiated_by.clone(),
+        refused: false,
     }
 }
 
@@ -246,6 +247,7 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
         source: op.source.clone(),
         dry_run: op.dry_run,
         initiated_by: op.initiated_by.clone(),
+        refused: false,
     };
     match check_fencing(shared, op).await {
         Ok(None) => {}
@@ -257,7 +259,31 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
                 op.fencing.revision, op.app
             );
             operation.finished_at = Some(now());
-            finish(shared, job, operation).await;
+            operation.refused = true;
+            // Written only where it hides nothing (compare-and-set): over no record, its
+            // own, or another refused one; never over an operation that ran (the app's
+            // current owner may have enqueued and run one of its own since). A user
+            // waiting on this one's id hears it ended, unless one that ran is newer.
+            let key = subject_token(&op.app);
+            let body = Bytes::from(serde_json::to_vec(&operation).unwrap_or_default());
+            let written = match shared.operations.entry(&key).await {
+                Ok(Some(entry)) if entry.operation == async_nats::jetstream::kv::Operation::Put => {
+                    match serde_json::from_slice::<Operation>(&entry.value) {
+                        Ok(stored) if stored.id == op.id || stored.refused => shared
+                            .operations
+                            .update(&key, body, entry.revision)
+                            .await
+                            .is_ok(),
+                        _ => false,
+                    }
+                }
+                Ok(_) => shared.operations.create(&key, body).await.is_ok(),
+                Err(_) => false,
+            };
+            if !written {
+                tracing::info!(app = %op.app, op = %op.id, "refused operation not recorded: another is the app's latest");
+            }
+            announce_and_ack(shared, job, operation).await;
             return;
         }
         Err(err) => {
@@ -443,6 +469,11 @@ async fn finish(shared: &Shared, job: Box<Job>, operation: Operation) {
         job.give_back().await;
         return;
     }
+    announce_and_ack(shared, job, operation).await;
+}
+
+/// Tells the app's owner and the event stream that `operation` ended, then acks its job.
+async fn announce_and_ack(shared: &Shared, job: Box<Job>, operation: Operation) {
     // The app's owner reconciles on live changes only; the last one may have come just
     // before this result was stored, which would leave its status showing the operation
     // Running until the next periodic refresh. Tell it the operation ended.

@@ -286,6 +286,37 @@ async fn stale_fencing_tokens_are_refused() {
     current.fencing.partition = p;
     current.fencing.revision = token;
     assert_eq!(sync(&bus, &current).await.phase, OperationPhase::Succeeded);
+
+    // A stale one arriving after the owner's own ran (a dead owner's, redelivered) is
+    // refused without hiding the one that ran.
+    let mut events = bus
+        .client
+        .subscribe(bus.topology.event_subject("fenced"))
+        .await
+        .unwrap();
+    bus.client.flush().await.unwrap();
+    let mut late = op("op-4", "fenced", "c0", vec![namespace("f")]);
+    late.fencing.partition = p;
+    late.fencing.revision = token - 1;
+    enqueue(&bus, &late).await;
+    let refusal = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let message = events.next().await.expect("event stream");
+            let event: gitfleet_messages::AppEvent =
+                serde_json::from_slice(&message.payload).unwrap();
+            if event.message.contains("fencing token") {
+                break event;
+            }
+        }
+    })
+    .await
+    .expect("the late operation refused");
+    assert!(refusal.message.contains("not the current lease's"));
+    let stored = completed(&bus, "fenced", "op-2").await;
+    assert_eq!(
+        (stored.id.as_str(), stored.phase, stored.refused),
+        ("op-2", OperationPhase::Succeeded, false)
+    );
     worker.shutdown().await;
     exec.stop().await;
 }
