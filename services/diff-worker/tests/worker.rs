@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use gitfleet_bus::{Bucket, StreamName, ownership::read_lease, partition};
 use gitfleet_messages::{
-    APP_PARTITIONS, DIFF_WORKERS, LiveChanged, Operation, RefreshRequest, Reply, RevisionEvent,
-    SyncRequest,
+    APP_PARTITIONS, DIFF_WORKERS, LiveChanged, Operation, RefreshRequest, Reply, SyncRequest,
 };
 use gitfleet_model::{OperationPhase, TRACKING_ANNOTATION};
 use serde_json::json;
@@ -269,22 +268,7 @@ async fn automated_sync_is_fenced_and_never_doubled() {
 
     // A new commit is, once the git watcher announces it.
     peers.set_commit("HEAD", "c2");
-    let moved = RevisionEvent {
-        repo: REPO.into(),
-        target_revision: "HEAD".into(),
-        from: Some("c1".into()),
-        to: "c2".into(),
-        changed_paths: None,
-    };
-    bus.js
-        .publish(
-            bus.topology.revision_subject(REPO),
-            serde_json::to_vec(&moved).unwrap().into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    revision_moved(&bus, "c1", "c2", None).await;
     wait_until("a second sync operation", || async {
         sync_ops(&bus).await.len() == 2
     })
@@ -389,32 +373,11 @@ async fn a_commit_elsewhere_in_the_repo_neither_renders_nor_compares_the_app() {
     wait_status(&bus, "two", "revision c1", |s| sync_of(s).1 == "c1").await;
     assert_eq!(peers.renders(), 2);
 
-    let publish_event = |from: &str, to: &str, changed: &str| {
-        let event = RevisionEvent {
-            repo: REPO.into(),
-            target_revision: "HEAD".into(),
-            from: Some(from.into()),
-            to: to.into(),
-            changed_paths: Some(vec![changed.into()]),
-        };
-        let bus = bus.clone();
-        async move {
-            bus.js
-                .publish(
-                    bus.topology.revision_subject(REPO),
-                    serde_json::to_vec(&event).unwrap().into(),
-                )
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-        }
-    };
     // Two commits touching only `two`: it is rendered and compared at each; `one` is
     // left alone (a commit costs work for the apps it changes).
     for (from, to) in [("c1", "c2"), ("c2", "c3")] {
         peers.set_commit("HEAD", to);
-        publish_event(from, to, "apps/two/cm.yaml").await;
+        revision_moved(&bus, from, to, Some(&["apps/two/cm.yaml"])).await;
         wait_status(&bus, "two", &format!("two at {to}"), |s| sync_of(s).1 == to).await;
     }
     assert_eq!(peers.renders(), 4, "only `two` was rendered again");
@@ -442,7 +405,7 @@ async fn a_commit_elsewhere_in_the_repo_neither_renders_nor_compares_the_app() {
     );
 
     peers.set_commit("HEAD", "c4");
-    publish_event("c3", "c4", "apps/one/cm.yaml").await;
+    revision_moved(&bus, "c3", "c4", Some(&["apps/one/cm.yaml"])).await;
     wait_status(&bus, "one", "revision c4", |s| sync_of(s).1 == "c4").await;
     assert_eq!(peers.renders(), 5);
 }
@@ -475,22 +438,7 @@ async fn a_burst_on_one_branch_resolves_it_once() {
 
     // The branch moves: the event says where, every app follows, nobody asks.
     peers.set_commit("HEAD", "c2");
-    let moved = RevisionEvent {
-        repo: REPO.into(),
-        target_revision: "HEAD".into(),
-        from: Some("c1".into()),
-        to: "c2".into(),
-        changed_paths: None,
-    };
-    bus.js
-        .publish(
-            bus.topology.revision_subject(REPO),
-            serde_json::to_vec(&moved).unwrap().into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    revision_moved(&bus, "c1", "c2", None).await;
     for name in &names {
         wait_status(&bus, name, "revision c2", |s| sync_of(s).1 == "c2").await;
     }
@@ -713,22 +661,7 @@ async fn project_rules_hold_back_what_the_project_does_not_permit() {
         ]),
     );
     peers.set_commit("HEAD", "c2");
-    let event = RevisionEvent {
-        repo: REPO.into(),
-        target_revision: "HEAD".into(),
-        from: Some("c1".into()),
-        to: "c2".into(),
-        changed_paths: Some(vec!["apps/ok/ns.yaml".into()]),
-    };
-    bus.js
-        .publish(
-            bus.topology.revision_subject(REPO),
-            serde_json::to_vec(&event).unwrap().into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    revision_moved(&bus, "c1", "c2", Some(&["apps/ok/ns.yaml"])).await;
     let rule = "resource :Namespace is not permitted in project team (not in spec.clusterResourceWhitelist)";
     let s = wait_status(&bus, "ok", "the SyncError condition", |s| {
         s.conditions

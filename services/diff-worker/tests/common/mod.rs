@@ -354,3 +354,24 @@ pub async fn publish<T: Serialize>(bus: &Bus, subject: String, value: &T) {
         .unwrap();
     bus.client.flush().await.unwrap();
 }
+
+/// What the git watcher publishes when `HEAD` of [`REPO`] moves from `from` to `to`
+/// (`changed`: the paths the commits touched; `None` = unknown, every app is touched).
+pub async fn revision_moved(bus: &Bus, from: &str, to: &str, changed: Option<&[&str]>) {
+    let event = gitfleet_messages::RevisionEvent {
+        repo: REPO.into(),
+        target_revision: "HEAD".into(),
+        from: Some(from.into()),
+        to: to.into(),
+        changed_paths: changed.map(|paths| paths.iter().map(|p| (*p).to_owned()).collect()),
+    };
+    bus.js
+        .publish(
+            bus.topology.revision_subject(REPO),
+            serde_json::to_vec(&event).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
