@@ -87,6 +87,10 @@ pub struct Bus {
     pub js: jetstream::Context,
     pub topology: Topology,
     credentials_key: Option<Arc<CredentialKey>>,
+    /// KV handles opened so far, by bucket name: opening one asks the server for the
+    /// stream's info, and callers on hot paths (the executor's fencing check, once per
+    /// sync) would otherwise ask once per call.
+    kv_stores: Arc<std::sync::Mutex<std::collections::HashMap<String, jetstream::kv::Store>>>,
 }
 
 /// Connects, retrying forever in the background: the call returns at once even when no
@@ -191,6 +195,7 @@ impl Bus {
             js,
             topology,
             credentials_key: None,
+            kv_stores: Arc::default(),
         }
     }
 
@@ -240,13 +245,28 @@ impl Bus {
 
     pub async fn kv(&self, bucket: Bucket) -> Result<jetstream::kv::Store> {
         let name = self.topology.bucket(bucket);
-        self.js
+        let opened = self
+            .kv_stores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&name)
+            .cloned();
+        if let Some(store) = opened {
+            return Ok(store);
+        }
+        let store = self
+            .js
             .get_key_value(&name)
             .await
             .map_err(|err| BusError::Open {
                 what: format!("kv bucket {name}"),
                 source: err.into(),
-            })
+            })?;
+        self.kv_stores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, store.clone());
+        Ok(store)
     }
 
     pub async fn object_store(

@@ -70,19 +70,34 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// What a revision event says: `revision` of `repo` is at `commit` now.
+    /// `revision` of Git repository `repo` is at `commit` now (a revision event, or the
+    /// git watcher's answer).
     pub fn learn_revision(&self, repo: &str, revision: &str, commit: &str) {
         self.resolved
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(
-                (
-                    crate::decide::repo_key(repo),
-                    app::revision_or_head(revision).to_owned(),
-                ),
+                revision_key(repo, revision),
                 (commit.to_owned(), Instant::now()),
             );
     }
+
+    /// The commit of `revision` of `repo`, when learnt within `revision_cache`.
+    fn known_revision(&self, repo: &str, revision: &str) -> Option<String> {
+        self.resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&revision_key(repo, revision))
+            .filter(|(_, at)| at.elapsed() < self.config.revision_cache)
+            .map(|(commit, _)| commit.clone())
+    }
+}
+
+fn revision_key(repo: &str, revision: &str) -> (String, String) {
+    (
+        crate::decide::repo_key(repo),
+        app::revision_or_head(revision).to_owned(),
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -540,19 +555,9 @@ async fn resolve(
     let revision = app::revision_or_head(revision);
     let repo = &source.repo_url;
     // Git only: a chart's version constraint resolves against its repository's index.
-    let key = source
-        .chart
-        .is_empty()
-        .then(|| (crate::decide::repo_key(repo), revision.to_owned()));
-    if let Some(key) = &key
-        && let Some((commit, at)) = shared
-            .resolved
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-        && at.elapsed() < shared.config.revision_cache
-    {
-        return Ok(commit.clone());
+    let git = source.chart.is_empty();
+    if git && let Some(commit) = shared.known_revision(repo, revision) {
+        return Ok(commit);
     }
     let resolved: Resolved = shared
         .bus
@@ -575,12 +580,8 @@ async fn resolve(
                 err.context(format_args!("resolving revision {revision:?} of {repo}"))
             }
         })?;
-    if let Some(key) = key {
-        shared
-            .resolved
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (resolved.commit.clone(), Instant::now()));
+    if git {
+        shared.learn_revision(repo, revision, &resolved.commit);
     }
     Ok(resolved.commit)
 }

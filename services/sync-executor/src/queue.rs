@@ -260,29 +260,7 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
             );
             operation.finished_at = Some(now());
             operation.refused = true;
-            // Written only where it hides nothing (compare-and-set): over no record, its
-            // own, or another refused one; never over an operation that ran (the app's
-            // current owner may have enqueued and run one of its own since). A user
-            // waiting on this one's id hears it ended, unless one that ran is newer.
-            let key = subject_token(&op.app);
-            let body = Bytes::from(serde_json::to_vec(&operation).unwrap_or_default());
-            let written = match shared.operations.entry(&key).await {
-                Ok(Some(entry)) if entry.operation == async_nats::jetstream::kv::Operation::Put => {
-                    match serde_json::from_slice::<Operation>(&entry.value) {
-                        Ok(stored) if stored.id == op.id || stored.refused => shared
-                            .operations
-                            .update(&key, body, entry.revision)
-                            .await
-                            .is_ok(),
-                        _ => false,
-                    }
-                }
-                Ok(_) => shared.operations.create(&key, body).await.is_ok(),
-                Err(_) => false,
-            };
-            if !written {
-                tracing::info!(app = %op.app, op = %op.id, "refused operation not recorded: another is the app's latest");
-            }
+            record_refusal(shared, &operation).await;
             announce_and_ack(shared, job, operation).await;
             return;
         }
@@ -461,6 +439,36 @@ async fn check_fencing(shared: &Shared, op: &SyncOperation) -> Result<Option<u64
         .map_err(|e| gitfleet_messages::error_chain(&e))?;
     let current = lease.map_or(0, |l| l.token);
     Ok((op.fencing.revision != current).then_some(current))
+}
+
+/// Records a refused operation where it hides nothing (compare-and-set): over no record,
+/// its own, or another refused one; never over an operation that ran (the app's current
+/// owner may have enqueued and run one of its own since). A user waiting on its id hears
+/// it ended, unless one that ran is newer.
+async fn record_refusal(shared: &Shared, operation: &Operation) {
+    let key = subject_token(&operation.app);
+    let body = Bytes::from(serde_json::to_vec(operation).unwrap_or_default());
+    let written = match shared.operations.entry(&key).await {
+        Ok(Some(entry)) if entry.operation == async_nats::jetstream::kv::Operation::Put => {
+            match serde_json::from_slice::<Operation>(&entry.value) {
+                Ok(stored) if stored.id == operation.id || stored.refused => shared
+                    .operations
+                    .update(&key, body, entry.revision)
+                    .await
+                    .map_err(|e| e.to_string()),
+                _ => Err("an operation that ran is the app's latest".to_string()),
+            }
+        }
+        Ok(_) => shared
+            .operations
+            .create(&key, body)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(err) => Err(err.to_string()),
+    };
+    if let Err(why) = written {
+        tracing::info!(app = %operation.app, op = %operation.id, %why, "refused operation not recorded");
+    }
 }
 
 /// Records the final state, announces it, then acks.
