@@ -544,11 +544,12 @@ impl Controller {
     }
 }
 
+/// Asks the server now: a store's `status()` is the stream info read when the handle was
+/// opened, and `Bus::kv` keeps handles.
 async fn is_empty(store: &kv::Store) -> Result<bool> {
-    let store = store.clone();
-    let status = store.status().await.map_err(|e| Error::Watch {
+    let info = store.stream.get_info().await.map_err(|e| Error::Watch {
         what: format!("kv bucket {}", store.name),
         source: Box::new(e),
     })?;
-    Ok(status.values() == 0)
+    Ok(info.state.messages == 0)
 }

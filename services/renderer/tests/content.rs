@@ -142,9 +142,15 @@ impl Setup {
     /// Waits until `recipes` requests' inputs and `n` results are kept in KV: a renderer
     /// keeps them after it answers.
     async fn wait_kept(&self, recipes: usize, n: usize) {
-        // Opened anew each time: a store's status is the stream info read when it opened.
+        // Opened anew each time, past `Bus::kv`'s kept handles: a store's status is the
+        // stream info read when it opened.
         let count = |bucket| async move {
-            let store = self.bus.kv(bucket).await.unwrap();
+            let store = self
+                .bus
+                .js
+                .get_key_value(self.bus.topology.bucket(bucket))
+                .await
+                .unwrap();
             store.status().await.unwrap().values() as usize
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
