@@ -81,10 +81,13 @@ impl AppIndex {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
         // The three asked at once: one round trip, not three.
         let lasts = futures::future::try_join_all(self.stores.iter().map(|store| async move {
+            // `stream.get_info` asks the server; a store's `status()` is the info of when
+            // the handle was opened, which would make the index look caught up already.
             store
-                .status()
+                .stream
+                .get_info()
                 .await
-                .map(|s| s.info.state.last_sequence)
+                .map(|info| info.state.last_sequence)
                 .map_err(|e| Error::Unavailable(format!("reading kv {}: {e}", store.name)))
         }))
         .await?;
