@@ -121,8 +121,18 @@ fn diff_options(app: &Application) -> DiffOptions {
 }
 
 /// Compares prepared desired objects (see [`prepare_desired`]) with the app's live
-/// resources.
+/// resources, with the built-in health checks.
 pub fn compare(app: &Application, desired: &[Value], live: &[Value]) -> Comparison {
+    compare_with(app, desired, live, &health::Checks::default())
+}
+
+/// [`compare`], with the health checks `argocd-cm` turns on.
+pub fn compare_with(
+    app: &Application,
+    desired: &[Value],
+    live: &[Value],
+    checks: &health::Checks,
+) -> Comparison {
     let opts = diff_options(app);
     let live_refs: Vec<ResourceRef> = live.iter().map(ResourceRef::from_object).collect();
     let pairing = pair(desired, live, &live_refs);
@@ -138,7 +148,7 @@ pub fn compare(app: &Application, desired: &[Value], live: &[Value]) -> Comparis
             }
         };
         resources.push(ResourceStatus {
-            health: health::assess_or_missing(live_obj).map(to_status),
+            health: checks.assess_or_missing(live_obj).map(to_status),
             status: Some(status),
             sync_wave: wave(d),
             ..resource_status(r)
@@ -146,7 +156,7 @@ pub fn compare(app: &Application, desired: &[Value], live: &[Value]) -> Comparis
     }
     for i in pairing.unmatched_live {
         resources.push(ResourceStatus {
-            health: health::assess(&live[i]).map(to_status),
+            health: checks.assess(&live[i]).map(to_status),
             status: Some(SyncStatusCode::OutOfSync),
             requires_pruning: true,
             ..resource_status(live_refs[i].clone())

@@ -6,6 +6,7 @@
 //! the talking to Git and clusters around it.
 
 pub mod app;
+pub mod control_plane;
 pub mod diff;
 pub mod glob;
 pub mod health;

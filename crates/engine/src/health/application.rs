@@ -1,6 +1,6 @@
 //! argoproj.io Application (app of apps): the child's own `status.health`, Progressing until
-//! it has one. Argo CD dropped this built-in check in 1.8 and documents it as a Lua
-//! customization; gitfleet ships it built in, so a parent waits for its children.
+//! it has one: the logic of the Lua customization Argo CD's docs give since 1.8 dropped
+//! the built-in check. Off unless `argocd-cm` has that customization ([`super::Checks`]).
 
 use gitfleet_model::HealthStatusCode;
 use serde_json::Value;

@@ -65,15 +65,19 @@ type Check = fn(&Value) -> Health;
 /// Any object being deleted (`metadata.deletionTimestamp` set) is Progressing "Pending
 /// deletion", whatever its kind, unless it is a hook held by [`HOOK_FINALIZER`].
 pub fn assess(obj: &Value) -> Option<Health> {
-    if at(obj, &["metadata", "deletionTimestamp"]).is_some_and(|t| !t.is_null())
-        && !array_at(obj, &["metadata", "finalizers"])
-            .iter()
-            .any(|f| f.as_str() == Some(HOOK_FINALIZER))
-    {
-        return Some(Health::progressing("Pending deletion"));
+    if let Some(pending) = pending_deletion(obj) {
+        return Some(pending);
     }
     let (group, _) = split_api_version(str_at(obj, &["apiVersion"]));
     check_for(group, str_at(obj, &["kind"])).map(|check| check(obj))
+}
+
+fn pending_deletion(obj: &Value) -> Option<Health> {
+    (at(obj, &["metadata", "deletionTimestamp"]).is_some_and(|t| !t.is_null())
+        && !array_at(obj, &["metadata", "finalizers"])
+            .iter()
+            .any(|f| f.as_str() == Some(HOOK_FINALIZER)))
+    .then(|| Health::progressing("Pending deletion"))
 }
 
 /// Like [`assess`], with a desired object that does not exist live reported Missing (for
@@ -90,6 +94,66 @@ pub fn has_check(group: &str, kind: &str) -> bool {
     check_for(group, kind).is_some()
 }
 
+/// The checks `argocd-cm` turns on beyond the built-in ones. Argo CD dropped its
+/// Application check in 1.8 (a parent app no longer waits for its children) and documents
+/// it as the Lua customization `resource.customizations.health.argoproj.io_Application`;
+/// gitfleet runs that documented script's logic built in when the entry is present (any
+/// script there counts as that one: gitfleet runs no Lua).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checks {
+    /// argoproj.io Application: the child's own `status.health`.
+    pub application: bool,
+}
+
+/// `argocd-cm`'s key for the Application health customization, and the older form: one
+/// `resource.customizations` YAML keyed by `group/Kind` with a `health.lua` entry.
+pub const APPLICATION_HEALTH_KEY: &str = "resource.customizations.health.argoproj.io_Application";
+const CUSTOMIZATIONS_KEY: &str = "resource.customizations";
+
+impl Checks {
+    /// Every optional check on.
+    pub fn all() -> Self {
+        Checks { application: true }
+    }
+
+    /// What `argocd-cm`'s data turns on.
+    pub fn from_settings(data: &std::collections::BTreeMap<String, String>) -> Self {
+        let dedicated = data
+            .get(APPLICATION_HEALTH_KEY)
+            .is_some_and(|script| !script.trim().is_empty());
+        let legacy = data.get(CUSTOMIZATIONS_KEY).is_some_and(|text| {
+            serde_yaml_ng::from_str::<Value>(text).is_ok_and(|v| {
+                at(&v, &["argoproj.io/Application", "health.lua"])
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.trim().is_empty())
+            })
+        });
+        Checks {
+            application: dedicated || legacy,
+        }
+    }
+
+    /// [`assess`], with these checks added.
+    pub fn assess(&self, obj: &Value) -> Option<Health> {
+        let (group, _) = split_api_version(str_at(obj, &["apiVersion"]));
+        if self.application && group == "argoproj.io" && str_at(obj, &["kind"]) == "Application" {
+            if let Some(pending) = pending_deletion(obj) {
+                return Some(pending);
+            }
+            return Some(application::assess(obj));
+        }
+        assess(obj)
+    }
+
+    /// [`assess_or_missing`], with these checks added.
+    pub fn assess_or_missing(&self, live: Option<&Value>) -> Option<Health> {
+        match live {
+            Some(obj) => self.assess(obj),
+            None => Some(Health::new(HealthStatusCode::Missing, "")),
+        }
+    }
+}
+
 fn check_for(group: &str, kind: &str) -> Option<Check> {
     Some(match (group, kind) {
         ("apps", "Deployment") => deployment::assess,
@@ -103,7 +167,6 @@ fn check_for(group: &str, kind: &str) -> Option<Check> {
         ("", "Pod") => pod::assess,
         ("batch", "Job") => job::assess,
         ("autoscaling", "HorizontalPodAutoscaler") => hpa::assess,
-        ("argoproj.io", "Application") => application::assess,
         _ => return None,
     })
 }
@@ -139,6 +202,42 @@ pub fn aggregate(codes: impl IntoIterator<Item = HealthStatusCode>) -> HealthSta
 mod tests {
     use super::*;
     use HealthStatusCode::*;
+
+    #[test]
+    fn application_health_is_off_unless_argocd_cm_customizes_it() {
+        let child = serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": "child", "namespace": "argocd"},
+            "status": {"health": {"status": "Degraded", "message": "pod crashed"}},
+        });
+        // As Argo CD since 1.8: no built-in check.
+        assert_eq!(assess(&child), None);
+        assert_eq!(Checks::default().assess(&child), None);
+        let script = "hs = {}\nhs.status = \"Progressing\"\nreturn hs\n";
+        let dedicated = std::collections::BTreeMap::from([(
+            APPLICATION_HEALTH_KEY.to_owned(),
+            script.to_owned(),
+        )]);
+        let checks = Checks::from_settings(&dedicated);
+        assert!(checks.application);
+        let h = checks.assess(&child).unwrap();
+        assert_eq!((h.status, h.message.as_str()), (Degraded, "pod crashed"));
+        let legacy = std::collections::BTreeMap::from([(
+            "resource.customizations".to_owned(),
+            "argoproj.io/Application:\n  health.lua: |\n    return {}\n".to_owned(),
+        )]);
+        assert!(Checks::from_settings(&legacy).application);
+        let other = std::collections::BTreeMap::from([(
+            "resource.customizations".to_owned(),
+            "apps/Deployment:\n  health.lua: |\n    return {}\n".to_owned(),
+        )]);
+        assert!(!Checks::from_settings(&other).application);
+        assert!(!Checks::from_settings(&Default::default()).application);
+        // Other kinds keep their checks either way.
+        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "status": {"phase": "Running"}});
+        assert_eq!(checks.assess(&pod), assess(&pod));
+    }
 
     #[test]
     fn aggregate_takes_the_worst_in_argo_order() {

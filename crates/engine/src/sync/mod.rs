@@ -175,7 +175,7 @@ impl Default for SyncSettings<'_> {
     }
 }
 
-/// The scope of built-in kinds; `None` for anything else.
+/// The scope of built-in kinds and of Argo CD's own (namespaced); `None` for anything else.
 pub fn builtin_scope(group: &str, kind: &str) -> Option<bool> {
     const CLUSTER: [(&str, &str); 16] = [
         ("", "Namespace"),
@@ -213,7 +213,9 @@ pub fn builtin_scope(group: &str, kind: &str) -> Option<bool> {
     ];
     if CLUSTER.contains(&(group, kind)) {
         Some(false)
-    } else if NAMESPACED_GROUPS.contains(&group) {
+    } else if NAMESPACED_GROUPS.contains(&group)
+        || crate::control_plane::ControlPlaneKind::of(group, kind).is_some()
+    {
         Some(true)
     } else {
         None
