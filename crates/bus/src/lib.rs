@@ -6,6 +6,7 @@
 
 pub mod backoff;
 pub mod connect;
+pub mod control_plane;
 pub mod error;
 pub mod follow;
 pub mod ownership;

@@ -178,6 +178,9 @@ impl Topology {
                 perm.kv(self, Bucket::Leases, Write);
                 perm.kv(self, Bucket::Applications, Read);
                 perm.kv(self, Bucket::Projects, Read);
+                // App of Apps: the sets and settings a parent's comparison reads.
+                perm.kv(self, Bucket::AppSets, Read);
+                perm.kv(self, Bucket::Settings, Read);
                 // Names and namespaces only: the credentials in it are sealed, and this
                 // role holds no key.
                 perm.kv(self, Bucket::Clusters, Read);
@@ -190,6 +193,8 @@ impl Topology {
                 perm.publish.push(self.render_subject());
                 perm.publish.push(self.git_resolve_subject());
                 perm.publish.push(format!("{p}.live-request.>"));
+                // A child app's changed status is its parent's live change (App of Apps).
+                perm.publish.push(format!("{p}.live.*"));
                 perm.subscribe.push(format!("{p}.live.*"));
                 perm.subscribe.push(format!("{p}.sync-request.*"));
                 perm.subscribe.push(self.webhook_subject());
@@ -199,6 +204,15 @@ impl Topology {
                 perm.kv(self, Bucket::Leases, Write);
                 perm.kv(self, Bucket::Clusters, Read);
                 perm.kv(self, Bucket::Operations, Write);
+                // App of Apps: a sync registers and prunes the Argo CD objects an app holds
+                // for the control plane, reads the children's health, and asks a child's
+                // diff worker for its cascade delete.
+                perm.kv(self, Bucket::Applications, Write);
+                perm.kv(self, Bucket::Projects, Write);
+                perm.kv(self, Bucket::AppSets, Write);
+                perm.kv(self, Bucket::AppStatus, Write);
+                perm.kv(self, Bucket::Settings, Read);
+                perm.publish.push(format!("{p}.sync-request.*"));
                 perm.consume(self, StreamName::SyncWork);
                 perm.produce(self, StreamName::Events);
                 perm.produce(self, StreamName::Audit);

@@ -20,7 +20,7 @@ use crate::diff::FIELD_MANAGER;
 pub const GROUP: &str = "argoproj.io";
 
 /// The kinds gitfleet keeps itself when an app's manifests hold them for the control plane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ControlPlaneKind {
     Application,
     AppProject,

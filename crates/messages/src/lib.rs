@@ -391,6 +391,18 @@ pub struct SyncOperation {
     /// not checked (a cascade delete removes only what the app already has).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<gitfleet_model::AppProject>,
+    /// App of Apps: the control-plane objects (Applications, AppProjects,
+    /// ApplicationSets gitfleet keeps itself) the app's syncs wrote, as its diff worker
+    /// knows them; the executor reads them live from KV and prunes those no longer desired.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<HeldObject>,
+}
+
+/// A control-plane object by kind (`Application`, `AppProject`, `ApplicationSet`) and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct HeldObject {
+    pub kind: String,
+    pub name: String,
 }
 
 /// Argo CD's `ResultCode`: what a sync did to one resource.

@@ -394,7 +394,15 @@ impl Applications {
                     ));
                 }
                 let cluster = self.resolve_cluster(&app).await?;
-                diff::live(&self.bus, &app, &cluster, self.config.request_timeout).await
+                diff::live(
+                    &self.bus,
+                    &app,
+                    &cluster,
+                    &self.config.control_plane_namespace,
+                    &[],
+                    self.config.request_timeout,
+                )
+                .await
             }
             other => Err(Error::invalid(format!(
                 "source {other:?}: expected \"git\" or \"live\""

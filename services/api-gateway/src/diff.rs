@@ -2,14 +2,17 @@
 //! watcher to resolve the revision, a renderer for the manifests and the cluster's executor
 //! for the live objects, then compares with the engine exactly as the diff workers do.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gitfleet_bus::Bus;
-use gitfleet_engine::app;
+use gitfleet_bus::control_plane::ControlPlane;
+use gitfleet_bus::{Bucket, Bus, subject_token};
+use gitfleet_engine::control_plane::{self as app_of_apps, ControlPlaneKind};
+use gitfleet_engine::{ResourceRef, app};
 use gitfleet_messages::{
-    Live, LiveRequest, RefSource, RenderRequest, Rendered, ResolveRequest, Resolved,
+    IN_CLUSTER, Live, LiveRequest, RefSource, RenderRequest, Rendered, ResolveRequest, Resolved,
 };
-use gitfleet_model::Application;
+use gitfleet_model::{Application, ApplicationStatus};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -76,11 +79,14 @@ pub async fn desired(
     ))
 }
 
-/// The live objects of `application` in `cluster`.
+/// The live objects of `application` in `cluster`, and the control-plane objects it holds
+/// (App of Apps; see [`held`]).
 pub async fn live(
     bus: &Bus,
     application: &Application,
     cluster: &str,
+    control_plane_namespace: &str,
+    desired: &[Value],
     timeout: Duration,
 ) -> Result<Vec<Value>> {
     let live: Live = bus
@@ -95,7 +101,56 @@ pub async fn live(
         )
         .await
         .map_err(|e| e.context(format_args!("live state of cluster {cluster:?}")))?;
-    Ok(live.resources)
+    let mut resources = live.resources;
+    resources.extend(held(bus, application, cluster, control_plane_namespace, desired).await?);
+    Ok(resources)
+}
+
+/// App of Apps: the control-plane objects `application` holds, read as the diff workers
+/// read them: those `desired` names, and those its last comparison showed (its status's
+/// resources, which is the diff worker's knowledge of what its syncs wrote).
+async fn held(
+    bus: &Bus,
+    application: &Application,
+    cluster: &str,
+    control_plane_namespace: &str,
+    desired: &[Value],
+) -> Result<Vec<Value>> {
+    let ns = control_plane_namespace;
+    if cluster != IN_CLUSTER && !application.spec.destination.is_in_cluster() {
+        return Ok(Vec::new());
+    }
+    let mut names: BTreeMap<(ControlPlaneKind, String), bool> = desired
+        .iter()
+        .filter_map(|d| {
+            let r = ResourceRef::from_object(d);
+            Some(((app_of_apps::kind_of(&r, true, ns)?, r.name), true))
+        })
+        .collect();
+    let status = bus
+        .kv(Bucket::AppStatus)
+        .await
+        .map_err(|e| Error::Unavailable(format!("opening the status bucket: {e}")))?
+        .get(subject_token(&application.metadata.name))
+        .await
+        .map_err(|e| Error::Unavailable(format!("reading the app's status: {e}")))?
+        .and_then(|b| serde_json::from_slice::<ApplicationStatus>(&b).ok());
+    for r in status.iter().flat_map(|s| &s.resources) {
+        if let Some(kind) = ControlPlaneKind::of(&r.group, &r.kind)
+            && r.namespace == ns
+        {
+            names.entry((kind, r.name.clone())).or_insert(false);
+        }
+    }
+    let control_plane = ControlPlane::new(bus, ns);
+    let instance = application.instance_name(ns);
+    let mut objects = Vec::new();
+    for ((kind, name), desired) in names {
+        if let Some(live) = control_plane.live(&instance, kind, &name, desired).await? {
+            objects.push(live);
+        }
+    }
+    Ok(objects)
 }
 
 pub async fn diff(
@@ -106,7 +161,15 @@ pub async fn diff(
     timeout: Duration,
 ) -> Result<AppDiff> {
     let desired = desired(bus, application, None, control_plane_namespace, timeout).await?;
-    let live = live(bus, application, cluster, timeout).await?;
+    let live = live(
+        bus,
+        application,
+        cluster,
+        control_plane_namespace,
+        &desired,
+        timeout,
+    )
+    .await?;
     let text =
         app::diff_text(application, &desired, &live).map_err(|e| Error::invalid(e.to_string()))?;
     Ok(AppDiff {

@@ -32,7 +32,6 @@ pub(crate) struct Shared {
     pub apps_kv: kv::Store,
     pub sets_kv: kv::Store,
     pub status_kv: kv::Store,
-    pub ops_kv: kv::Store,
 
     /// Every Application with its KV revision (for compare-and-set writes).
     pub apps: RwLock<HashMap<String, (Arc<Application>, u64)>>,
@@ -106,7 +105,6 @@ pub async fn start(
         apps_kv: apps_kv.clone(),
         sets_kv: sets_kv.clone(),
         status_kv: bus.kv(Bucket::AppStatus).await?,
-        ops_kv: bus.kv(Bucket::Operations).await?,
         apps: RwLock::new(HashMap::new()),
         clusters: RwLock::new(BTreeMap::new()),
         projects: RwLock::new(HashMap::new()),

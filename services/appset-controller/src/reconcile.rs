@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use gitfleet_appset::progressive::{self, AppProgress, Phase};
 use gitfleet_appset::{Action, GenerateError, GeneratedApp, GitKey, GitTree, Sources};
+use gitfleet_bus::control_plane::ControlPlane;
 use gitfleet_bus::{Bucket, partition, subject_token};
+use gitfleet_engine::control_plane::ControlPlaneKind;
 use gitfleet_engine::project::{destination_of, normalize_git_url};
 use gitfleet_messages::{
     APP_PARTITIONS, AuditRecord, Files, FilesRequest, ResolveRequest, Resolved, ServiceError,
@@ -574,46 +576,22 @@ async fn update(shared: &Shared, app: &Application) -> Result<(), String> {
 }
 
 /// Deletes an app as `app delete` does: with the resources finalizer, its resources are
-/// pruned first by the diff worker owning it; then the app, its status and operation go.
+/// pruned first by the diff worker owning it; then the app, its status and operation go
+/// (one implementation with an App of Apps parent's prune: `gitfleet_bus::control_plane`).
 pub(crate) async fn delete(shared: &Shared, name: &str, set: &str) -> Result<(), String> {
-    let Some((app, revision)) = shared
-        .apps
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(name)
-        .map(|(a, r)| ((**a).clone(), *r))
-    else {
-        return Ok(());
-    };
-    let cascade = app
-        .metadata
-        .finalizers
-        .iter()
-        .any(|f| f.starts_with(gitfleet_appset::RESOURCES_FINALIZER));
-    if cascade {
-        let mut marked = app.clone();
-        if marked.metadata.deletion_timestamp.is_none() {
-            marked.metadata.deletion_timestamp = Some(now());
-            shared
-                .apps_kv
-                .update(subject_token(name), encode(shared, &marked)?, revision)
-                .await
-                .map_err(|e| format!("marking application {name:?} deleted: {e}"))?;
-        }
-        delete_resources(shared, name, set).await?;
-    }
-    let key = subject_token(name);
-    shared
-        .apps_kv
-        .delete(&key)
+    ControlPlane::new(&shared.bus, &shared.config.control_plane_namespace)
+        .remove(
+            ControlPlaneKind::Application,
+            name,
+            &format!("applicationset-controller: {set}"),
+            shared.config.delete_timeout,
+            false,
+        )
         .await
-        .map_err(|e| format!("deleting application {name:?}: {e}"))?;
-    let _ = shared.status_kv.delete(&key).await;
-    let _ = shared.ops_kv.delete(&key).await;
-    Ok(())
+        .map(|_| ())
+        .map_err(|e| e.message)
 }
 
-/// Asks the diff worker owning `app` for a cascade delete and waits for it to succeed.
 /// Asks the diff worker owning the app for an operation (a sync, or a cascade delete);
 /// the answer is the operation's id, once it is enqueued.
 async fn ask_sync(shared: &Shared, request: &SyncRequest) -> Result<String, ServiceError> {
@@ -629,37 +607,6 @@ async fn ask_sync(shared: &Shared, request: &SyncRequest) -> Result<String, Serv
             shared.config.request_timeout,
         )
         .await
-}
-
-async fn delete_resources(shared: &Shared, app: &str, set: &str) -> Result<(), String> {
-    let timeout = shared.config.delete_timeout;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let request = SyncRequest {
-        app: app.to_owned(),
-        delete_resources: true,
-        initiated_by: format!("applicationset-controller: {set}"),
-        ..SyncRequest::default()
-    };
-    let id = ask_sync(shared, &request).await.map_err(|e| {
-        format!(
-            "deleting the resources of application {app:?}: {}",
-            e.message
-        )
-    })?;
-    match gitfleet_bus::completed_operation(&shared.bus, app, &id, deadline).await {
-        Ok(Some(op)) if op.phase == gitfleet_model::OperationPhase::Succeeded => Ok(()),
-        Ok(Some(op)) => Err(format!(
-            "deleting the resources of application {app:?} ended {}: {}",
-            op.phase, op.message
-        )),
-        Ok(None) => Err(format!(
-            "timed out after {}s deleting the resources of application {app:?}",
-            timeout.as_secs()
-        )),
-        Err(e) => Err(format!(
-            "watching the cascade delete of application {app:?}: {e}"
-        )),
-    }
 }
 
 /// The apps of a deleted set go with it, as Kubernetes' garbage collector deletes the

@@ -2,14 +2,17 @@
 //! resources, compare, write the status when it changed, and start a sync when one was
 //! requested or automated sync calls for it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_nats::jetstream::kv;
 use bytes::Bytes;
+use gitfleet_bus::control_plane::{ControlPlane, is_in_cluster};
 use gitfleet_bus::{Bus, Owned, encode_reply, partition as partition_of, subject_token};
 use gitfleet_engine::ResourceRef;
 use gitfleet_engine::app::{self, Comparison};
+use gitfleet_engine::control_plane::{self as app_of_apps, ControlPlaneKind};
+use gitfleet_engine::health::Checks;
 use gitfleet_engine::project::{ProjectRules, Violation, destination_of};
 use gitfleet_engine::sync::{builtin_scope, windows};
 use gitfleet_messages::{
@@ -67,6 +70,17 @@ pub(crate) struct Shared {
     /// Without it every comparison asked the git watcher: a burst of 10,000 apps asked
     /// 10,000 times for the same branch.
     pub resolved: Mutex<HashMap<(String, String), (String, Instant)>>,
+    /// App of Apps: the control-plane objects (Applications, AppProjects,
+    /// ApplicationSets) each app's syncs wrote, by the app's instance name (their
+    /// tracking annotation names it), kept by the worker's watches: what a parent
+    /// compares and prunes, and what its operations tell the executor.
+    pub children: RwLock<HashMap<String, BTreeSet<(ControlPlaneKind, String)>>>,
+}
+
+/// The app a tracking annotation's instance name (`name`, or `namespace_name` for an app
+/// outside the control-plane namespace) stands for.
+pub(crate) fn app_of_instance(instance: &str) -> &str {
+    instance.split_once('_').map_or(instance, |(_, name)| name)
 }
 
 impl Shared {
@@ -237,7 +251,7 @@ pub(crate) async fn reconcile(
     if !shared.owns(partition) {
         return true;
     }
-    if !write_status(shared, name, &key, memo, status).await {
+    if !write_status(shared, app, &key, memo, status).await {
         return false;
     }
 
@@ -369,7 +383,10 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
     };
     let cluster = destination(shared, app).map_err(failed)?;
     let desired = app::prepare_desired(&manifests, app, &shared.config.control_plane_namespace);
-    let live: Live = shared
+    let held = held_live(shared, app, &desired, is_in_cluster(&record))
+        .await
+        .map_err(|err| failed(err.context("reading the app's control-plane objects")))?;
+    let mut live: Live = shared
         .bus
         .ask(
             "sync executor",
@@ -384,7 +401,8 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
         .map_err(|err| {
             failed(err.context(format_args!("reading live state of cluster {cluster}")))
         })?;
-    let mut comparison = app::compare(app, &desired, &live.resources);
+    live.resources.extend(held.objects);
+    let mut comparison = app::compare_with(app, &desired, &live.resources, &held.checks);
     let refused = resource_violations(&rules, &desired, &record);
     // As Argo CD shows them: what the project does not permit has an unknown status.
     for (r, _) in &refused {
@@ -402,6 +420,59 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
         comparison,
         violations: refused.into_iter().map(|(_, v)| v.to_string()).collect(),
     })
+}
+
+/// App of Apps: the control-plane objects an app compares against, and the health checks
+/// they are judged by.
+#[derive(Default)]
+struct HeldLive {
+    objects: Vec<Value>,
+    checks: Checks,
+}
+
+/// The control-plane objects `app` desires or its syncs wrote, read from KV as live
+/// objects (see `gitfleet_bus::control_plane`); none unless it deploys to the in-cluster
+/// destination.
+async fn held_live(
+    shared: &Shared,
+    app: &Application,
+    desired: &[Value],
+    in_cluster: bool,
+) -> Result<HeldLive, ServiceError> {
+    if !in_cluster {
+        return Ok(HeldLive::default());
+    }
+    let ns = shared.config.control_plane_namespace.as_str();
+    let instance = app.instance_name(ns);
+    let wanted: BTreeSet<(ControlPlaneKind, String)> = desired
+        .iter()
+        .filter_map(|d| {
+            let r = ResourceRef::from_object(d);
+            Some((app_of_apps::kind_of(&r, true, ns)?, r.name))
+        })
+        .collect();
+    let written = shared
+        .children
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&instance)
+        .cloned()
+        .unwrap_or_default();
+    if wanted.is_empty() && written.is_empty() {
+        return Ok(HeldLive::default());
+    }
+    let control_plane = ControlPlane::new(&shared.bus, ns);
+    let mut held = HeldLive {
+        objects: Vec::new(),
+        checks: control_plane.checks().await?,
+    };
+    for (kind, name) in wanted.union(&written) {
+        let desired = wanted.contains(&(*kind, name.clone()));
+        if let Some(live) = control_plane.live(&instance, *kind, name, desired).await? {
+            held.objects.push(live);
+        }
+    }
+    Ok(held)
 }
 
 /// The registered cluster `app` deploys to, server and name both known (see
@@ -766,11 +837,12 @@ fn history(
 /// every two minutes must not each write a status. False when it could not be written.
 async fn write_status(
     shared: &Shared,
-    name: &str,
+    app: &Application,
     key: &str,
     memo: &mut Memo,
     status: ApplicationStatus,
 ) -> bool {
+    let name = app.metadata.name.as_str();
     let strip = |s: &ApplicationStatus| ApplicationStatus {
         reconciled_at: None,
         ..s.clone()
@@ -782,6 +854,15 @@ async fn write_status(
     let was_out_of_sync = previous
         .and_then(|p| p.sync.as_ref())
         .is_some_and(|s| s.status == SyncStatusCode::OutOfSync);
+    let codes = |s: Option<&ApplicationStatus>| {
+        s.map(|s| {
+            (
+                s.sync.as_ref().map(|x| x.status),
+                s.health.as_ref().map(|h| (h.status, h.message.clone())),
+            )
+        })
+    };
+    let seen_changed = codes(previous) != codes(Some(&status));
     let body = match serde_json::to_vec(&status) {
         Ok(b) => b,
         Err(err) => {
@@ -800,6 +881,9 @@ async fn write_status(
     let sync = status.sync.clone().unwrap_or_default();
     tracing::debug!(app = name, sync = %sync.status, revision = %sync.revision, "status written");
     memo.last_status = Some(status);
+    if seen_changed {
+        tell_parent(shared, app).await;
+    }
     if sync.status == SyncStatusCode::OutOfSync && !was_out_of_sync {
         let event = AppEvent {
             app: name.to_string(),
@@ -816,6 +900,31 @@ async fn write_status(
         }
     }
     true
+}
+
+/// App of Apps: a child app's sync or health is its parent's live state; the parent (the
+/// app its tracking annotation names) is told as an executor tells of a changed object.
+async fn tell_parent(shared: &Shared, app: &Application) {
+    let Some(parent) = app
+        .metadata
+        .annotations
+        .get(gitfleet_model::TRACKING_ANNOTATION)
+        .and_then(|v| gitfleet_model::TrackingId::parse(v))
+    else {
+        return;
+    };
+    let parent = app_of_instance(&parent.app).to_owned();
+    let subject = shared
+        .bus
+        .topology
+        .live_subject(partition_of(&parent, gitfleet_messages::APP_PARTITIONS));
+    let body = serde_json::to_vec(&gitfleet_messages::LiveChanged {
+        app: parent.clone(),
+    })
+    .unwrap_or_default();
+    if let Err(err) = shared.bus.client.publish(subject, body.into()).await {
+        tracing::debug!(app = %app.metadata.name, %parent, error = %err, "telling the parent app");
+    }
 }
 
 async fn manual_sync(
@@ -1005,6 +1114,21 @@ async fn enqueue(
             p.spec.roles.clear();
             p
         }),
+        held: shared
+            .children
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&app.instance_name(&shared.config.control_plane_namespace))
+            .map(|objects| {
+                objects
+                    .iter()
+                    .map(|(kind, name)| gitfleet_messages::HeldObject {
+                        kind: kind.kind().to_owned(),
+                        name: name.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let mut op = op;
     // A queued operation rests in its stream: a Secret's values go sealed, for this

@@ -16,12 +16,16 @@ use gitfleet_bus::{
     Backoff, Bucket, Bus, Membership, MembershipConfig, Owned, Running, next_of, partition,
     token_to_name, watch_all,
 };
+use gitfleet_engine::control_plane::ControlPlaneKind;
 use gitfleet_engine::project::ProjectRules;
 use gitfleet_messages::{
     APP_PARTITIONS, DIFF_WORKERS, LiveChanged, RefreshRequest, RevisionEvent, ServiceError,
     SyncRequest,
 };
-use gitfleet_model::{AppProject, Application, Cluster};
+use gitfleet_model::{
+    AppProject, Application, Cluster, ObjectMeta, TRACKING_ANNOTATION, TrackingId,
+};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -40,6 +44,15 @@ const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// Longest wait between retries of an app that keeps failing transiently.
 const RETRY_AT_MOST: Duration = Duration::from_secs(60);
+
+/// The instance name of the app whose sync wrote control-plane object `kind` `name`: its
+/// tracking annotation, when that names the object itself (a copied annotation does not
+/// make another app its parent).
+fn written_by(kind: ControlPlaneKind, name: &str, meta: &ObjectMeta) -> Option<String> {
+    let id = TrackingId::parse(meta.annotations.get(TRACKING_ANNOTATION)?)?;
+    (id.group == gitfleet_engine::control_plane::GROUP && id.kind == kind.kind() && id.name == name)
+        .then_some(id.app)
+}
 
 fn retry_backoff() -> Backoff {
     Backoff::new(RETRY_AFTER, RETRY_AT_MOST)
@@ -78,6 +91,9 @@ struct Worker {
     /// The apps with a source on each repository ([`decide::repo_key`]), so a commit
     /// costs work for the apps on its repository only.
     by_repo: HashMap<String, BTreeSet<String>>,
+    /// App of Apps: the app (instance name) whose sync wrote each control-plane object,
+    /// the reverse of `Shared::children`.
+    parent_of: HashMap<(ControlPlaneKind, String), String>,
     /// Held partitions: fencing token and the token that stops their work.
     partitions: BTreeMap<u32, (u64, CancellationToken)>,
     tx: mpsc::UnboundedSender<Event>,
@@ -127,11 +143,14 @@ pub async fn start(
         depends: RwLock::new(HashMap::new()),
         permits: Permits::new(config.max_concurrent_reconciles),
         resolved: Mutex::new(HashMap::new()),
+        children: RwLock::new(HashMap::new()),
         config,
     });
     let mut clusters_watch = Some(watch_all(&clusters_kv).await.map_err(Error::Follow)?);
     let mut projects_watch = Some(watch_all(&projects_kv).await.map_err(Error::Follow)?);
     let mut apps_watch = Some(watch_all(&apps_kv).await.map_err(Error::Follow)?);
+    let appsets_kv = open(Bucket::AppSets).await?;
+    let mut appsets_watch = Some(watch_all(&appsets_kv).await.map_err(Error::Follow)?);
     // Where the revisions consumer resumes when it has to be opened again.
     // What happened before this worker started is covered by the reconciliation every
     // app gets when its partition is gained; reopened from the sequence after the last
@@ -157,6 +176,7 @@ pub async fn start(
         shared,
         apps: HashMap::new(),
         by_repo: HashMap::new(),
+        parent_of: HashMap::new(),
         partitions: BTreeMap::new(),
         tx,
         tasks: JoinSet::new(),
@@ -194,6 +214,13 @@ pub async fn start(
                     other => {
                         tracing::warn!(error = ?other.and_then(|r| r.err()), "projects watch ended");
                         projects_watch = None;
+                    }
+                },
+                entry = next_of(&mut appsets_watch) => match entry {
+                    Some(Ok(entry)) => worker.on_appset(entry),
+                    other => {
+                        tracing::warn!(error = ?other.and_then(|r| r.err()), "applicationsets watch ended");
+                        appsets_watch = None;
                     }
                 },
                 entry = next_of(&mut apps_watch) => match entry {
@@ -238,6 +265,9 @@ pub async fn start(
                     }
                     if projects_watch.is_none() {
                         projects_watch = watch_all(&projects_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening projects watch")).ok();
+                    }
+                    if appsets_watch.is_none() {
+                        appsets_watch = watch_all(&appsets_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening applicationsets watch")).ok();
                     }
                     if apps_watch.is_none() {
                         apps_watch = watch_all(&apps_kv).await.inspect_err(|e| tracing::warn!(error = %e, "reopening applications watch")).ok();
@@ -345,9 +375,13 @@ impl Worker {
         let Some(name) = token_to_name(&entry.key) else {
             return;
         };
+        let mut tracking = None;
         let rules = match entry.operation {
             KvOp::Put => match serde_json::from_slice::<AppProject>(&entry.value) {
-                Ok(project) => Some(Arc::new(ProjectRules::new(&project))),
+                Ok(project) => {
+                    tracking = written_by(ControlPlaneKind::AppProject, &name, &project.metadata);
+                    Some(Arc::new(ProjectRules::new(&project)))
+                }
                 Err(err) => {
                     tracing::warn!(project = %name, error = %err, "unreadable project");
                     None
@@ -375,6 +409,66 @@ impl Worker {
         for app in users {
             self.trigger(&app, "project changed");
         }
+        self.on_control_plane_object(ControlPlaneKind::AppProject, &name, tracking);
+    }
+
+    /// ApplicationSets matter to a diff worker only as an App of Apps parent's children.
+    fn on_appset(&mut self, entry: kv::Entry) {
+        let Some(name) = token_to_name(&entry.key) else {
+            return;
+        };
+        let tracking = match entry.operation {
+            KvOp::Put => serde_json::from_slice::<Value>(&entry.value)
+                .ok()
+                .and_then(|doc| {
+                    serde_json::from_value::<ObjectMeta>(doc.get("metadata")?.clone()).ok()
+                })
+                .and_then(|meta| written_by(ControlPlaneKind::ApplicationSet, &name, &meta)),
+            KvOp::Delete | KvOp::Purge => None,
+        };
+        self.on_control_plane_object(ControlPlaneKind::ApplicationSet, &name, tracking);
+    }
+
+    /// App of Apps: keeps `Shared::children` as a control-plane object is written (by the
+    /// sync of the app `tracking` names, or by anyone) or deleted, and tells its parent,
+    /// before and after, that its live state changed (a child edited by hand is drift).
+    fn on_control_plane_object(
+        &mut self,
+        kind: ControlPlaneKind,
+        name: &str,
+        tracking: Option<String>,
+    ) {
+        let key = (kind, name.to_owned());
+        let old = match &tracking {
+            Some(parent) => self.parent_of.insert(key.clone(), parent.clone()),
+            None => self.parent_of.remove(&key),
+        };
+        if old.is_none() && tracking.is_none() {
+            return;
+        }
+        {
+            let mut children = self
+                .shared
+                .children
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(old) = &old
+                && Some(old) != tracking.as_ref()
+                && let Some(set) = children.get_mut(old)
+            {
+                set.remove(&key);
+                if set.is_empty() {
+                    children.remove(old);
+                }
+            }
+            if let Some(parent) = &tracking {
+                children.entry(parent.clone()).or_default().insert(key);
+            }
+        }
+        let parents: BTreeSet<String> = old.into_iter().chain(tracking).collect();
+        for parent in parents {
+            self.trigger(reconcile::app_of_instance(&parent), "a child changed");
+        }
     }
 
     fn on_app(&mut self, entry: kv::Entry) {
@@ -383,6 +477,7 @@ impl Worker {
         };
         if entry.operation != KvOp::Put {
             self.remove_app(&key_name);
+            self.on_control_plane_object(ControlPlaneKind::Application, &key_name, None);
             return;
         }
         let mut app: Application = match serde_json::from_slice(&entry.value) {
@@ -396,6 +491,11 @@ impl Worker {
             app.metadata.name = key_name.clone();
         }
         let name = app.metadata.name.clone();
+        self.on_control_plane_object(
+            ControlPlaneKind::Application,
+            &name,
+            written_by(ControlPlaneKind::Application, &name, &app.metadata),
+        );
         if app
             .metadata
             .annotations

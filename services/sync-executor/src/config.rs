@@ -43,6 +43,10 @@ pub struct Config {
     pub ack_wait: Duration,
     /// How often each cluster's kinds are discovered again (new CRDs get watched).
     pub rediscover_every: Duration,
+    /// The namespace whose Argo CD objects (Applications, AppProjects, ApplicationSets)
+    /// an app deploying to the in-cluster destination registers with gitfleet instead of
+    /// applying (App of Apps); Argo CD's `argocd`.
+    pub control_plane_namespace: String,
 }
 
 impl Config {
@@ -64,6 +68,7 @@ impl Config {
             live_debounce: Duration::from_millis(100),
             ack_wait: Duration::from_secs(60),
             rediscover_every: Duration::from_secs(60),
+            control_plane_namespace: "argocd".to_owned(),
         }
     }
 }

@@ -3,11 +3,15 @@
 //! and prune wave by wave, waiting for each wave to be healthy (and the wave delay) before
 //! the next; the step that only creates the `CreateNamespace` namespace costs no delay.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use gitfleet_bus::Bus;
+use gitfleet_bus::control_plane::{ControlPlane, is_in_cluster};
 use gitfleet_engine::ResourceRef;
-use gitfleet_engine::health::assess;
+use gitfleet_engine::control_plane::{self as app_of_apps, ControlPlaneKind};
+use gitfleet_engine::health::Checks;
 use gitfleet_engine::sync::{self, HookDeletePolicy, SyncPhase, SyncSettings, Task, TaskAction};
 use gitfleet_engine::tracking::tracking_id;
 use gitfleet_messages::{ResourceResult, ResultCode, SyncOperation};
@@ -54,11 +58,29 @@ enum Stop {
 
 /// Runs `op`; `terminated` (set when a user asks to terminate it, `app terminate-op`) is
 /// read between waves: the operation stops there, Failed with Argo CD's message.
-pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation, terminated: &AtomicBool) -> Outcome {
+pub async fn execute(
+    bus: &Bus,
+    rt: &ClusterRuntime,
+    op: &SyncOperation,
+    terminated: &AtomicBool,
+) -> Outcome {
     if let Err(err) = rt.ensure_reachable(rt.config.cache_wait).await {
         return Outcome::failed(err, Vec::new());
     }
-    let live = rt.cache.app_objects(&op.app);
+    let held = match Held::read(bus, rt, op).await {
+        Ok(held) => held,
+        Err(err) => {
+            return Outcome::failed(
+                format!(
+                    "reading the control-plane objects of app {}: {}",
+                    op.app, err.message
+                ),
+                Vec::new(),
+            );
+        }
+    };
+    let mut live = rt.cache.app_objects(&op.app);
+    live.extend(held.live.values().cloned());
     // The engine's options hold a `&dyn Fn`, which is not `Send`: plan in a plain block.
     let planned = {
         let scope = |group: &str, kind: &str| {
@@ -77,7 +99,7 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation, terminated: &Atomi
         return Outcome::failed(refused, Vec::new());
     }
     if op.sync_options.fail_on_shared_resource()
-        && let Some(shared) = shared_resource(rt, &plan)
+        && let Some(shared) = shared_resource(rt, &held, &plan)
     {
         return Outcome::failed(format!("Shared resource found: {shared}"), Vec::new());
     }
@@ -97,6 +119,7 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation, terminated: &Atomi
         rt,
         op,
         creating: &creating,
+        held: &held,
     };
     let mut results: Vec<ResourceResult> = Vec::new();
     let out_of_sync_only = op.sync_options.apply_out_of_sync_only();
@@ -108,7 +131,7 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation, terminated: &Atomi
         .map(|(phase, wave, tasks)| {
             let tasks: Vec<&Task> = tasks
                 .iter()
-                .filter(|t| !(out_of_sync_only && in_sync(rt, t)))
+                .filter(|t| !(out_of_sync_only && in_sync(rt, &held, t)))
                 .collect();
             (phase, wave, tasks)
         })
@@ -140,7 +163,7 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation, terminated: &Atomi
         if op.dry_run || (last && !has_hooks) {
             continue;
         }
-        if let Err(s) = wait_healthy(rt, tasks, terminated).await {
+        if let Err(s) = wait_healthy(rt, &held, op, tasks, terminated).await {
             stop = Some(s);
             break;
         }
@@ -198,7 +221,7 @@ pub async fn execute(rt: &ClusterRuntime, op: &SyncOperation, terminated: &Atomi
             .iter()
             .filter(|t| t.hook_delete_policy.contains(&policy) || op.deleting)
         {
-            let _ = delete(rt, op, hook).await;
+            let _ = remove(&ctx, hook).await;
         }
     }
     // What the plan read differently from the manifests goes with the result either way.
@@ -339,6 +362,120 @@ struct Ctx<'a> {
     rt: &'a ClusterRuntime,
     op: &'a SyncOperation,
     creating: &'a [String],
+    held: &'a Held<'a>,
+}
+
+/// App of Apps: the control-plane objects of this sync (those its app's syncs wrote, and
+/// those it desires), which live in gitfleet's KV, not in the cluster.
+struct Held<'a> {
+    control_plane: ControlPlane<'a>,
+    /// The destination is the in-cluster one: only then are objects control-plane ones.
+    in_cluster: bool,
+    /// As read when the sync started, by kind and name.
+    live: HashMap<(ControlPlaneKind, String), Value>,
+    /// The health checks `argocd-cm` turns on (the Application one lets a wave wait for
+    /// its child apps).
+    checks: Checks,
+    /// How long a pruned child app's cascade delete may take.
+    delete_timeout: Duration,
+}
+
+impl<'a> Held<'a> {
+    async fn read(
+        bus: &'a Bus,
+        rt: &'a ClusterRuntime,
+        op: &'a SyncOperation,
+    ) -> Result<Held<'a>, gitfleet_messages::ServiceError> {
+        let mut held = Held {
+            control_plane: ControlPlane::new(bus, &rt.config.control_plane_namespace),
+            in_cluster: is_in_cluster(&rt.spec),
+            live: HashMap::new(),
+            checks: Checks::default(),
+            delete_timeout: rt.config.wave_timeout,
+        };
+        if !held.in_cluster {
+            return Ok(held);
+        }
+        let desired: Vec<(ControlPlaneKind, String)> = op
+            .desired
+            .iter()
+            .filter_map(|d| {
+                let r = ResourceRef::from_object(d);
+                Some((held.kind_of(&r)?, r.name))
+            })
+            .collect();
+        let written = op.held.iter().filter_map(|h| {
+            let kind = ControlPlaneKind::of(app_of_apps::GROUP, &h.kind)?;
+            Some((kind, h.name.clone()))
+        });
+        let names: std::collections::BTreeSet<(ControlPlaneKind, String)> =
+            desired.iter().cloned().chain(written).collect();
+        if names.is_empty() {
+            return Ok(held);
+        }
+        held.checks = held.control_plane.checks().await?;
+        for (kind, name) in names {
+            let wanted = desired.contains(&(kind, name.clone()));
+            if let Some(live) = held
+                .control_plane
+                .live(&op.app, kind, &name, wanted)
+                .await?
+            {
+                held.live.insert((kind, name), live);
+            }
+        }
+        Ok(held)
+    }
+
+    /// The control-plane kind of `r`, when this sync keeps it in KV.
+    fn kind_of(&self, r: &ResourceRef) -> Option<ControlPlaneKind> {
+        app_of_apps::kind_of(r, self.in_cluster, self.control_plane.namespace())
+    }
+
+    /// `r` as read when the sync started, when it is a control-plane object.
+    fn get(&self, r: &ResourceRef) -> Option<Option<&Value>> {
+        let kind = self.kind_of(r)?;
+        Some(self.live.get(&(kind, r.name.clone())))
+    }
+}
+
+/// Deletes a task's object: from the cluster, or from KV when it is a control-plane object.
+async fn remove(ctx: &Ctx<'_>, task: &Task) -> Result<String, CallError> {
+    let Some(kind) = ctx.held.kind_of(&task.resource) else {
+        return delete(ctx.rt, ctx.op, task).await;
+    };
+    ctx.held
+        .control_plane
+        .remove(
+            kind,
+            &task.resource.name,
+            &format!("app of apps: {}", ctx.op.app),
+            ctx.held.delete_timeout,
+            ctx.op.dry_run,
+        )
+        .await
+        .map(str::to_owned)
+        .map_err(control_plane_error)
+}
+
+/// Applies a task's object: to the cluster, or into KV when it is a control-plane object.
+async fn put(ctx: &Ctx<'_>, task: &Task) -> Result<String, CallError> {
+    let Some(kind) = ctx.held.kind_of(&task.resource) else {
+        return apply(ctx.rt, ctx.op, task).await;
+    };
+    ctx.held
+        .control_plane
+        .register(kind, &task.object, ctx.op.dry_run)
+        .await
+        .map(str::to_owned)
+        .map_err(control_plane_error)
+}
+
+fn control_plane_error(err: gitfleet_messages::ServiceError) -> CallError {
+    CallError::Api {
+        code: err.code.http_status(),
+        message: err.message,
+    }
 }
 
 async fn run_wave(
@@ -350,7 +487,7 @@ async fn run_wave(
     let mut first_failure: Option<String> = None;
     for task in tasks {
         let outcome = match task.action {
-            TaskAction::Apply | TaskAction::CreateHook => match apply(rt, op, task).await {
+            TaskAction::Apply | TaskAction::CreateHook => match put(ctx, task).await {
                 Err(CallError::Api { code: 404, message })
                     if op.dry_run
                         && ctx.creating.iter().any(|ns| {
@@ -362,7 +499,7 @@ async fn run_wave(
                 }
                 other => other,
             },
-            TaskAction::Prune | TaskAction::DeleteHook => delete(rt, op, task).await,
+            TaskAction::Prune | TaskAction::DeleteHook => remove(ctx, task).await,
         };
         let status = match task.action {
             TaskAction::Prune => ResultCode::Pruned,
@@ -515,11 +652,15 @@ async fn delete(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<
 
 /// `ApplyOutOfSyncOnly`: a resource whose live object already matches its manifest is not
 /// applied again (gitops-engine's `filterOutOfSyncTasks`; hooks and prunes always run).
-fn in_sync(rt: &ClusterRuntime, task: &Task) -> bool {
+fn in_sync(rt: &ClusterRuntime, held: &Held<'_>, task: &Task) -> bool {
     if task.action != TaskAction::Apply {
         return false;
     }
-    let Some(live) = rt.cache.get(&key_of(&task.resource)) else {
+    let live = match held.get(&task.resource) {
+        Some(live) => live.cloned(),
+        None => rt.cache.get(&key_of(&task.resource)),
+    };
+    let Some(live) = live else {
         return false;
     };
     gitfleet_engine::diff::compare(&task.object, Some(&live), &Default::default())
@@ -658,12 +799,15 @@ fn validates(op: &SyncOperation, task: &Task) -> bool {
 
 /// The first resource this sync would apply that another app tracks (`FailOnSharedResource`),
 /// said as Argo CD says it.
-fn shared_resource(rt: &ClusterRuntime, plan: &sync::SyncPlan) -> Option<String> {
+fn shared_resource(rt: &ClusterRuntime, held: &Held<'_>, plan: &sync::SyncPlan) -> Option<String> {
     plan.tasks()
         .filter(|(_, _, t)| t.action == TaskAction::Apply)
         .find_map(|(_, _, t)| {
             let mine = tracking_id(&t.object)?.app;
-            let live = rt.cache.get(&key_of(&t.resource))?;
+            let live = match held.get(&t.resource) {
+                Some(live) => live.cloned(),
+                None => rt.cache.get(&key_of(&t.resource)),
+            }?;
             let theirs = tracking_id(&live)?.app;
             (theirs != mine).then(|| {
                 format!(
@@ -700,6 +844,8 @@ async fn wait_gone(rt: &ClusterRuntime, tasks: &[&Task]) -> Result<(), Stop> {
 /// count as healthy); a Degraded one fails the sync.
 async fn wait_healthy(
     rt: &ClusterRuntime,
+    held: &Held<'_>,
+    op: &SyncOperation,
     tasks: &[&Task],
     terminated: &AtomicBool,
 ) -> Result<(), Stop> {
@@ -717,10 +863,19 @@ async fn wait_healthy(
         }
         let mut pending: Option<String> = None;
         for t in &applied {
-            let Some(live) = rt.cache.get(&key_of(&t.resource)) else {
+            // A child app's health is its own status, read fresh from KV.
+            let live = match held.kind_of(&t.resource) {
+                Some(kind) => held
+                    .control_plane
+                    .live(&op.app, kind, &t.resource.name, true)
+                    .await
+                    .map_err(|e| Stop::Abort(e.message))?,
+                None => rt.cache.get(&key_of(&t.resource)),
+            };
+            let Some(live) = live else {
                 continue;
             };
-            match assess(&live) {
+            match held.checks.assess(&live) {
                 None => {}
                 Some(h) => match h.status {
                     HealthStatusCode::Healthy | HealthStatusCode::Suspended => {}

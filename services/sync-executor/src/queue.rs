@@ -290,8 +290,12 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
     ));
     let _stop_watching = AbortOnDrop(watcher);
     let outcome = loop {
-        let outcome =
-            with_progress(shared, &job, crate::executor::execute(rt, op, &terminated)).await;
+        let outcome = with_progress(
+            shared,
+            &job,
+            crate::executor::execute(&shared.bus, rt, op, &terminated),
+        )
+        .await;
         if terminated.load(std::sync::atomic::Ordering::SeqCst) {
             break outcome;
         }

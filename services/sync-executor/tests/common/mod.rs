@@ -172,6 +172,7 @@ pub fn op(id: &str, app: &str, cluster: &str, desired: Vec<Value>) -> SyncOperat
         deleting: false,
         managed_namespace_metadata: None,
         project: None,
+        held: Vec::new(),
     }
 }
 
