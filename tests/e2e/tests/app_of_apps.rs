@@ -28,6 +28,9 @@ end
 return hs
 "#;
 
+/// A Pod the emulator keeps in CrashLoopBackOff: Degraded.
+const CRASHING_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: migrate\n  annotations: {sim.gitfleet.dev/outcome: crashloop}\nspec:\n  containers:\n  - name: migrate\n    image: busybox:1.36\n";
+
 /// A child Application as committed to the root's folder: cascade-deleting, in `wave`.
 fn child(name: &str, repo: &str, wave: i32) -> String {
     application(name, repo, &format!("services/{name}"), Some(AUTOMATED)).replace(
@@ -211,6 +214,27 @@ async fn a_root_app_registers_orders_and_prunes_its_child_apps() {
                 .is_some()
         );
 
+        // The parent's health follows its children's: a child gone Degraded makes it so.
+        sb.commit(
+            &[("services/database/pod.yaml", Some(CRASHING_POD))],
+            "a crashing pod",
+        );
+        sb.github_push().await;
+        sb.until_status("root", 120, "root Degraded through database", |s| {
+            Sandbox::health(s) == "Degraded"
+                && resource_health(s, "Application", "database") == Some("Degraded")
+        })
+        .await;
+        sb.commit(
+            &[("services/database/pod.yaml", None)],
+            "the crashing pod removed",
+        );
+        sb.github_push().await;
+        sb.until_status("root", 120, "root Healthy again", |s| {
+            synced_healthy(s) && resource_health(s, "Application", "database") == Some("Healthy")
+        })
+        .await;
+
         // Removing one prunes the app and, by its finalizer, what it deployed.
         sb.commit(&[("apps/applications/worker.yaml", None)], "worker retired");
         sb.github_push().await;
@@ -259,6 +283,67 @@ async fn a_root_app_registers_orders_and_prunes_its_child_apps() {
             sb.live("", "configmaps", "database", "web-config")
                 .is_none()
         );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bad_child_fails_the_parents_sync_by_name_and_the_others_register() {
+    Box::pin(async {
+        let sb = Sandbox::start(&[("services/good/cm.yaml", CONFIGMAP)], Timings::default()).await;
+        let repo = sb.repo_url();
+        // No destination: not an Application Argo CD would accept.
+        let broken = child("broken", &repo, 0).replace(
+            "  destination:\n    server: https://kubernetes.default.svc\n    namespace: broken\n",
+            "",
+        );
+        assert!(!broken.contains("destination"));
+        sb.commit(
+            &[
+                (
+                    "apps/applications/good.yaml",
+                    Some(&child("good", &repo, 0)),
+                ),
+                ("apps/applications/broken.yaml", Some(&broken)),
+            ],
+            "a good child and a broken one",
+        );
+        // One quick retry, so the failure is final within the test.
+        let root = root(&repo).replace(
+            "      selfHeal: true\n",
+            "      selfHeal: true\n    retry:\n      limit: 1\n      backoff: {duration: 1s}\n",
+        );
+        sb.create_app("root", &root).await;
+
+        until_registered(&sb, "good", true, 60).await;
+        sb.until_status("good", 120, "good Synced and Healthy", synced_healthy)
+            .await;
+        let ops = sb.bus.kv(Bucket::Operations).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        let op = loop {
+            let op: Option<Value> = ops
+                .get(subject_token("root"))
+                .await
+                .unwrap()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            if let Some(op) = op.as_ref().filter(|o| o["phase"] == "Failed") {
+                break op.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the root's sync did not fail: {op:?}"
+            );
+            // Poll interval of a wait bounded by the deadline above.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let message = op["message"].as_str().unwrap();
+        assert!(
+            message.contains("Application \"broken\"") && message.contains("destination"),
+            "{message}"
+        );
+        assert!(registered(&sb, "broken").await.is_none());
+        let status = sb.status("root").await.unwrap();
+        assert_eq!(Sandbox::sync_status(&status), "OutOfSync");
     })
     .await;
 }
