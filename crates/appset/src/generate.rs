@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::params::{Params, fill_empty, flatten, merge_override, sanitize_name, scalar_text};
 use crate::pathmatch::PathPattern;
+use crate::pull_request::{self, PullRequest, PullRequestGenerator, PullRequestQuery};
 use crate::selector::Selector;
 use crate::template::Templater;
 
@@ -66,6 +67,9 @@ pub struct Sources {
     pub clusters: Vec<Cluster>,
     /// Shared with the controller's cache: a tree is fetched once per commit.
     pub git: BTreeMap<GitKey, Arc<GitTree>>,
+    /// The pull requests of each listing a pull request generator asked for; `None`: the
+    /// provider answered that the repository does not exist.
+    pub pull_requests: BTreeMap<PullRequestQuery, Option<Arc<Vec<PullRequest>>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +78,10 @@ pub enum GenerateError {
     /// generate again (a templated `repoURL` is known only while generating).
     #[error("repository {} at {} is not fetched", .0.repo, .0.revision)]
     NeedGit(GitKey),
+    /// A pull request generator reads a listing the sources do not hold yet: fetch it
+    /// from the provider and generate again.
+    #[error("the pull requests of {} {} are not fetched", .0.provider.key(), .0.api)]
+    NeedPullRequests(Box<PullRequestQuery>),
     /// A generator, a template or a generated Application is wrong; `at` names where
     /// (`spec.generators[0].matrix.generators[1].git`, or the app and its field).
     #[error("{at}: {message}")]
@@ -180,6 +188,7 @@ impl Ctx<'_> {
             GeneratorKind::List => self.list(&config, &at_kind)?,
             GeneratorKind::Cluster => self.clusters(&config, &at_kind)?,
             GeneratorKind::Git => self.git(&config, &at_kind)?,
+            GeneratorKind::PullRequest => self.pull_requests(&config, &at_kind)?,
             GeneratorKind::Matrix => self.matrix(&config, &at_kind)?,
             GeneratorKind::Merge => self.merge(&config, &at_kind)?,
             other => {
@@ -346,6 +355,38 @@ impl Ctx<'_> {
             let mut p = Params::new();
             p.insert("clusters".into(), Value::Array(list));
             return Ok(vec![p]);
+        }
+        Ok(out)
+    }
+
+    /// One parameter set per open pull request the provider lists (see
+    /// [`crate::pull_request`]), after the generator's `filters`.
+    fn pull_requests(&self, config: &Value, at: &str) -> Result<Vec<Params>, GenerateError> {
+        let generator = PullRequestGenerator::parse(config, at).map_err(|e| {
+            // The message names its field first (`<at>.github.owner: required`).
+            match e.split_once(": ") {
+                Some((field, message)) => invalid(field, message),
+                None => invalid(at, e),
+            }
+        })?;
+        let values = string_map(config.get("values"), &format!("{at}.values"))?;
+        let Some(listing) = self.sources.pull_requests.get(&generator.query) else {
+            return Err(GenerateError::NeedPullRequests(Box::new(generator.query)));
+        };
+        let Some(pulls) = listing else {
+            if generator.continue_on_repo_not_found {
+                return Ok(Vec::new());
+            }
+            return Err(invalid(
+                at,
+                "the repository was not found (continueOnRepoNotFoundError: true generates nothing instead)",
+            ));
+        };
+        let mut out = Vec::new();
+        for pr in generator.filter(pulls) {
+            let mut p = pull_request::params(pr, self.templater.is_go());
+            self.append_values(&values, &mut p, at)?;
+            out.push(p);
         }
         Ok(out)
     }

@@ -8,6 +8,7 @@ pub mod params;
 mod pathmatch;
 pub mod plan;
 pub mod progressive;
+pub mod pull_request;
 pub mod selector;
 mod sprig;
 pub mod template;

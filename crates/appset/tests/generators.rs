@@ -68,6 +68,7 @@ fn sources_with(repo_files: &[(&str, &str)]) -> Sources {
             cluster("staging", "https://10.0.0.3", &[("environment", "staging")]),
         ],
         git,
+        ..Sources::default()
     }
 }
 
