@@ -122,7 +122,7 @@ pub struct PullRequestGenerator {
     pub continue_on_repo_not_found: bool,
 }
 
-fn str_field(config: &Value, field: &str, at: &str) -> Result<String, String> {
+pub(crate) fn str_field(config: &Value, field: &str, at: &str) -> Result<String, String> {
     match config.get(field) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -130,7 +130,7 @@ fn str_field(config: &Value, field: &str, at: &str) -> Result<String, String> {
     }
 }
 
-fn required(config: &Value, field: &str, at: &str) -> Result<String, String> {
+pub(crate) fn required(config: &Value, field: &str, at: &str) -> Result<String, String> {
     let v = str_field(config, field, at)?;
     if v.is_empty() {
         return Err(format!("{at}.{field}: required"));
@@ -138,14 +138,14 @@ fn required(config: &Value, field: &str, at: &str) -> Result<String, String> {
     Ok(v)
 }
 
-fn secret_ref(config: &Value, at: &str) -> Result<SecretRef, String> {
+pub(crate) fn secret_ref(config: &Value, at: &str) -> Result<SecretRef, String> {
     Ok(SecretRef {
         secret_name: required(config, "secretName", at)?,
         key: required(config, "key", at)?,
     })
 }
 
-fn labels(config: &Value, at: &str) -> Result<Vec<String>, String> {
+pub(crate) fn labels(config: &Value, at: &str) -> Result<Vec<String>, String> {
     match config.get("labels") {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
@@ -163,7 +163,11 @@ fn labels(config: &Value, at: &str) -> Result<Vec<String>, String> {
     }
 }
 
-fn regex_field(config: &Value, field: &str, at: &str) -> Result<Option<regex::Regex>, String> {
+pub(crate) fn regex_field(
+    config: &Value,
+    field: &str,
+    at: &str,
+) -> Result<Option<regex::Regex>, String> {
     let pattern = str_field(config, field, at)?;
     if pattern.is_empty() {
         return Ok(None);
@@ -175,7 +179,7 @@ fn regex_field(config: &Value, field: &str, at: &str) -> Result<Option<regex::Re
 
 /// `tokenRef` (GitHub, GitLab, Gitea, Azure DevOps), or Bitbucket's `bearerToken.tokenRef`
 /// and `basicAuth` (a bearer token wins, as Argo CD's).
-fn auth(provider: Provider, config: &Value, at: &str) -> Result<Auth, String> {
+pub(crate) fn auth(provider: Provider, config: &Value, at: &str) -> Result<Auth, String> {
     let bitbucket = matches!(
         provider,
         Provider::BitbucketServer | Provider::BitbucketCloud
@@ -367,7 +371,7 @@ impl PullRequestGenerator {
     }
 }
 
-fn enc(segment: &str) -> String {
+pub(crate) fn enc(segment: &str) -> String {
     // Path segments: everything but unreserved characters escaped (GitLab's project
     // paths carry `/`, which must arrive as `%2F`).
     segment
@@ -449,23 +453,48 @@ impl PullRequestQuery {
     /// The `Authorization` (or GitLab's `PRIVATE-TOKEN`) header for the secret the
     /// controller read: `(name, value)`.
     pub fn auth_header(&self, secret: &str) -> Option<(&'static str, String)> {
-        let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
-        match (&self.auth, self.provider) {
-            (Auth::Anonymous, _) => None,
-            (Auth::Token(_), Provider::GitLab) => Some(("PRIVATE-TOKEN", secret.to_owned())),
-            (Auth::Token(_), Provider::GitHub | Provider::Gitea) => {
-                Some(("Authorization", format!("token {secret}")))
+        auth_header(self.provider, &self.auth, secret)
+    }
+
+    /// Whether a webhook's repository URL (`https://host/owner/repo(.git)`, `ssh://`,
+    /// scp-like `git@host:owner/repo.git`) is this listing's repository: its path, case
+    /// folded, is the one the provider's API names (GitHub, Gitea, Bitbucket Cloud:
+    /// `owner/repo`; GitLab: the project's path, never a numeric id; Bitbucket Server:
+    /// `.../<project>/<repo>`; Azure DevOps: `org/project/_git/repo`). Hosts are not
+    /// compared (an API's host is often not the repository's): a match only makes a set
+    /// generate again.
+    pub fn matches_repository(&self, url: &str) -> bool {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let path = match rest.split_once('/') {
+            // scp-like: `git@host:owner/repo.git`.
+            _ if !url.contains("://") => rest.split_once(':').map_or("", |(_, p)| p),
+            Some((_, p)) => p,
+            None => "",
+        };
+        let path = path
+            .trim_matches('/')
+            .trim_end_matches(".git")
+            .to_ascii_lowercase();
+        if path.is_empty() {
+            return false;
+        }
+        let lower = |s: &str| s.to_ascii_lowercase();
+        match self.provider {
+            Provider::GitHub | Provider::Gitea | Provider::BitbucketCloud => {
+                path == lower(&format!("{}/{}", self.owner, self.repo))
             }
-            // Azure DevOps takes a personal access token as the password of basic auth.
-            (Auth::Token(_), Provider::AzureDevOps) => Some((
-                "Authorization",
-                format!("Basic {}", b64(format!(":{secret}"))),
-            )),
-            (Auth::Token(_), _) => Some(("Authorization", format!("Bearer {secret}"))),
-            (Auth::Basic { username, .. }, _) => Some((
-                "Authorization",
-                format!("Basic {}", b64(format!("{username}:{secret}"))),
-            )),
+            Provider::GitLab => {
+                !self.project.bytes().all(|b| b.is_ascii_digit()) && path == lower(&self.project)
+            }
+            Provider::BitbucketServer => {
+                format!("/{path}").ends_with(&lower(&format!("/{}/{}", self.project, self.repo)))
+            }
+            Provider::AzureDevOps => {
+                path == lower(&format!(
+                    "{}/{}/_git/{}",
+                    self.organization, self.project, self.repo
+                ))
+            }
         }
     }
 
@@ -613,6 +642,33 @@ impl PullRequestQuery {
             pulls.retain(|pr| self.labels.iter().all(|l| pr.labels.contains(l)));
         }
         Ok((pulls, next))
+    }
+}
+
+/// The `Authorization` (or GitLab's `PRIVATE-TOKEN`) header `provider` takes for `auth`
+/// with the `secret` the controller read: `(name, value)`.
+pub fn auth_header(
+    provider: Provider,
+    auth: &Auth,
+    secret: &str,
+) -> Option<(&'static str, String)> {
+    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+    match (auth, provider) {
+        (Auth::Anonymous, _) => None,
+        (Auth::Token(_), Provider::GitLab) => Some(("PRIVATE-TOKEN", secret.to_owned())),
+        (Auth::Token(_), Provider::GitHub | Provider::Gitea) => {
+            Some(("Authorization", format!("token {secret}")))
+        }
+        // Azure DevOps takes a personal access token as the password of basic auth.
+        (Auth::Token(_), Provider::AzureDevOps) => Some((
+            "Authorization",
+            format!("Basic {}", b64(format!(":{secret}"))),
+        )),
+        (Auth::Token(_), _) => Some(("Authorization", format!("Bearer {secret}"))),
+        (Auth::Basic { username, .. }, _) => Some((
+            "Authorization",
+            format!("Basic {}", b64(format!("{username}:{secret}"))),
+        )),
     }
 }
 
@@ -855,6 +911,28 @@ mod tests {
             .read_page(br#"{"message": "Not Found"}"#, &Cursor::Page(1))
             .unwrap_err();
         assert!(e.contains("github"), "{e}");
+    }
+
+    #[test]
+    fn a_webhook_names_the_listing_by_its_repository() {
+        let q = |v: Value| PullRequestGenerator::parse(&v, "g").unwrap().query;
+        let gh = q(json!({"github": {"owner": "MyOrg", "repo": "app"}}));
+        assert!(gh.matches_repository("https://github.com/myorg/app"));
+        assert!(gh.matches_repository("https://github.com/MyOrg/app.git"));
+        assert!(gh.matches_repository("git@github.com:myorg/app.git"));
+        assert!(!gh.matches_repository("https://github.com/myorg/app2"));
+        assert!(!gh.matches_repository("https://github.com/other/myorg/app"));
+        let gl = q(json!({"gitlab": {"project": "group/sub/app"}}));
+        assert!(gl.matches_repository("https://gitlab.com/group/sub/app.git"));
+        let by_id = q(json!({"gitlab": {"project": "1234"}}));
+        assert!(!by_id.matches_repository("https://gitlab.com/1234"));
+        let bbs = q(
+            json!({"bitbucketServer": {"project": "PRJ", "repo": "app", "api": "https://bb.example"}}),
+        );
+        assert!(bbs.matches_repository("https://bb.example/scm/prj/app.git"));
+        assert!(bbs.matches_repository("ssh://git@bb.example:7999/prj/app.git"));
+        let az = q(json!({"azuredevops": {"organization": "o", "project": "p", "repo": "r"}}));
+        assert!(az.matches_repository("https://dev.azure.com/o/p/_git/r"));
     }
 
     #[test]

@@ -679,3 +679,87 @@ spec:
     let p = plan(&s, &apps, &stored);
     assert!(p.actions.is_empty() && p.unchanged == 2, "{p:?}");
 }
+
+const PULL_REQUEST_SET: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: previews
+  namespace: argocd
+spec:
+  goTemplate: true
+  goTemplateOptions: ["missingkey=error"]
+  generators:
+  - pullRequest:
+      gitea:
+        owner: myorg
+        repo: myrepository
+        api: https://gitea.mydomain.com/
+      filters:
+      - branchMatch: ".*-argocd"
+      values:
+        pr_branch: '{{ .branch }}'
+  template:
+    metadata:
+      name: 'myapp-{{.branch_slug}}-{{.number}}'
+      annotations:
+        branch: '{{ .values.pr_branch }}'
+    spec:
+      project: default
+      source:
+        repoURL: https://gitea.mydomain.com/myorg/myrepository.git
+        targetRevision: '{{.head_sha}}'
+        path: kubernetes/
+      destination:
+        server: https://kubernetes.default.svc
+        namespace: default
+"#;
+
+#[test]
+fn pull_requests_are_asked_for_then_make_one_app_each() {
+    use gitfleet_appset::pull_request::PullRequest;
+    let s = set(PULL_REQUEST_SET);
+    let query = match generate(&s, &Sources::default()) {
+        Err(GenerateError::NeedPullRequests(q)) => *q,
+        other => panic!("expected a request for the listing, got {other:?}"),
+    };
+    assert_eq!(query.api, "https://gitea.mydomain.com");
+    let pr = |number: i64, branch: &str| PullRequest {
+        number,
+        title: "t".into(),
+        branch: branch.into(),
+        target_branch: "main".into(),
+        head_sha: format!("{number:040x}"),
+        author: "alice".into(),
+        labels: vec![],
+    };
+    let mut sources = Sources::default();
+    sources.pull_requests.insert(
+        query.clone(),
+        Some(std::sync::Arc::new(vec![
+            pr(1, "feat_x-argocd"),
+            pr(2, "not-this-one"),
+        ])),
+    );
+    let apps = generate(&s, &sources).unwrap();
+    assert_eq!(names(&apps), ["myapp-feat-x-argocd-1"]);
+    let app = &apps[0].app;
+    assert_eq!(app.metadata.annotations["branch"], "feat_x-argocd");
+    assert_eq!(
+        app.spec.source.as_ref().unwrap().target_revision,
+        format!("{:040x}", 1)
+    );
+
+    // A repository the provider does not have: an error, unless the set says to go on.
+    sources.pull_requests.insert(query, None);
+    let err = generate(&s, &sources).unwrap_err().to_string();
+    assert!(
+        err.starts_with("spec.generators[0].pullRequest: the repository was not found"),
+        "{err}"
+    );
+    let tolerant = set(&PULL_REQUEST_SET.replace(
+        "      filters:\n",
+        "      continueOnRepoNotFoundError: true\n      filters:\n",
+    ));
+    assert!(generate(&tolerant, &sources).unwrap().is_empty());
+}

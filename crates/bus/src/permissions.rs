@@ -46,11 +46,12 @@ impl Role {
     /// credentials (the git watcher and the sync executors), the gateway that stores them,
     /// the renderer (which seals its cache of rendered manifests, Secrets among them: only
     /// it may read that bucket, and it cannot read the credentials buckets), the diff
-    /// workers (which seal a Secret's values in the sync operations they queue), and the
-    /// admin. The notifier and the ApplicationSet controller (which reads clusters' names
-    /// and labels, never their credentials) go without.
+    /// workers (which seal a Secret's values in the sync operations they queue), the
+    /// ApplicationSet controller (the pull request generator's API tokens, in the
+    /// settings Secrets; clusters' credentials it never reads), and the admin. The
+    /// notifier goes without.
     pub fn holds_credentials_key(self) -> bool {
-        !matches!(self, Role::Notifier | Role::AppSetController)
+        !matches!(self, Role::Notifier)
     }
 
     /// The service's name, as its binary and `--services` call it.
@@ -260,6 +261,8 @@ impl Topology {
                 perm.kv(self, Bucket::Projects, Read);
                 // Names, servers and labels: the credentials in it stay sealed.
                 perm.kv(self, Bucket::Clusters, Read);
+                // The pull request generator's tokens, in Argo CD's settings Secrets.
+                perm.kv(self, Bucket::Settings, Read);
                 perm.consume(self, StreamName::Revisions);
                 perm.produce(self, StreamName::Audit);
                 perm.publish.push(self.git_resolve_subject());
@@ -267,6 +270,8 @@ impl Topology {
                 // Cascade deletes of the apps it no longer generates.
                 perm.publish.push(format!("{p}.sync-request.*"));
                 perm.subscribe.push(self.appset_generate_subject());
+                // Webhooks: pull requests opened, closed, labelled or pushed to.
+                perm.subscribe.push(self.webhook_subject());
             }
             Role::Admin => unreachable!("handled above"),
         }

@@ -8,12 +8,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, Operation as KvOp};
+use futures::StreamExt;
 use gitfleet_bus::{
     Bucket, Bus, Membership, MembershipConfig, Owned, Running, next_of, partition, token_to_name,
     watch_all,
 };
 use gitfleet_engine::project::ProjectRules;
-use gitfleet_messages::{APPSET_CONTROLLERS, APPSET_PARTITIONS, RevisionEvent};
+use gitfleet_messages::{APPSET_CONTROLLERS, APPSET_PARTITIONS, RefreshRequest, RevisionEvent};
 use gitfleet_model::{AppProject, Application, ApplicationSet, Cluster, GeneratorKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     /// Every AppProject, compiled: what generated apps are checked against.
     pub projects: RwLock<HashMap<String, Arc<ProjectRules>>>,
     pub trees: Trees,
+    /// Pull request listings fetched lately (the pull request generator).
+    pub listings: crate::scm::Listings,
     /// The applications and clusters buckets have been read to their end.
     pub ready: AtomicBool,
 }
@@ -109,6 +112,7 @@ pub async fn start(
         clusters: RwLock::new(BTreeMap::new()),
         projects: RwLock::new(HashMap::new()),
         trees: Trees::default(),
+        listings: crate::scm::Listings::new(config.request_timeout),
         ready: AtomicBool::new(false),
         config,
     });
@@ -145,6 +149,18 @@ pub async fn start(
     let mut projects_watch = Some(watch_all(&projects_kv).await?);
     let mut next_revision = bus.revisions_next_sequence().await?;
     let mut revisions = Some(bus.revisions_from(next_revision).await?);
+    // Git hosts' webhooks, as the gateway passes them on: a pull request opened, closed,
+    // labelled or pushed to makes the sets listing that repository's pull requests
+    // generate at once (Argo CD's ApplicationSet webhook).
+    let webhook_subject = bus.topology.webhook_subject();
+    let mut webhooks = bus
+        .client
+        .subscribe(webhook_subject.clone())
+        .await
+        .map_err(|e| Error::Watch {
+            what: format!("subject {webhook_subject}"),
+            source: Box::new(e),
+        })?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut controller = Controller {
         shared,
@@ -217,6 +233,11 @@ pub async fn start(
                         revisions = None;
                     }
                 },
+                Some(message) = webhooks.next() => {
+                    if let Ok(RefreshRequest { repo: Some(url), .. }) = serde_json::from_slice(&message.payload) {
+                        controller.on_webhook(&url);
+                    }
+                }
                 Some(Event::Done { name, next }) = rx.recv() => controller.on_done(&name, next),
                 Some(joined) = controller.tasks.join_next(), if !controller.tasks.is_empty() => {
                     if let Err(err) = joined && err.is_panic() {
@@ -350,8 +371,15 @@ impl Controller {
                 state.next_requeue = match next {
                     reconcile::Next::Retry => Some(Instant::now() + retry),
                     reconcile::Next::Soon => Some(Instant::now() + ROLLOUT_LOOK),
-                    reconcile::Next::Settled => reconcile::uses(&state.set, GeneratorKind::Git)
-                        .then(|| Instant::now() + requeue),
+                    reconcile::Next::Settled => {
+                        let git =
+                            reconcile::uses(&state.set, GeneratorKind::Git).then_some(requeue);
+                        let pulls = reconcile::pull_request_requeue(&state.set);
+                        git.into_iter()
+                            .chain(pulls)
+                            .min()
+                            .map(|after| Instant::now() + after)
+                    }
                 };
                 if state.dirty {
                     self.trigger(name, "changed while generating");
@@ -522,6 +550,18 @@ impl Controller {
             .collect();
         for name in names {
             self.trigger(&name, "commit");
+        }
+    }
+
+    fn on_webhook(&mut self, url: &str) {
+        let names: Vec<String> = self
+            .sets
+            .iter()
+            .filter(|(_, s)| reconcile::lists_pull_requests_of(&s.set, url))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            self.trigger(&name, "pull request webhook");
         }
     }
 

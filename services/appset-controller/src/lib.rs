@@ -25,6 +25,7 @@ pub mod config;
 mod controller;
 pub mod error;
 mod reconcile;
+mod scm;
 
 pub use config::Config;
 pub use controller::{run, start};

@@ -50,6 +50,34 @@ pub(crate) fn uses(set: &ApplicationSet, kind: GeneratorKind) -> bool {
     all_generators(set).iter().any(|g| g.kind() == Some(kind))
 }
 
+/// How soon a set with pull request generators asks their providers again: the
+/// shortest `requeueAfterSeconds` (Argo CD's default 30 minutes).
+pub(crate) fn pull_request_requeue(set: &ApplicationSet) -> Option<std::time::Duration> {
+    all_generators(set)
+        .iter()
+        .filter(|g| g.kind() == Some(GeneratorKind::PullRequest))
+        .map(|g| {
+            g.config()
+                .and_then(|c| c.get("requeueAfterSeconds"))
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(gitfleet_appset::pull_request::DEFAULT_REQUEUE_AFTER_SECONDS)
+                .max(1)
+        })
+        .min()
+        .map(std::time::Duration::from_secs)
+}
+
+/// Whether one of `set`'s pull request generators lists the pull requests of the
+/// repository at `url` (a webhook's).
+pub(crate) fn lists_pull_requests_of(set: &ApplicationSet, url: &str) -> bool {
+    all_generators(set)
+        .iter()
+        .filter(|g| g.kind() == Some(GeneratorKind::PullRequest))
+        .filter_map(|g| g.config())
+        .filter_map(|c| gitfleet_appset::pull_request::PullRequestGenerator::parse(c, "").ok())
+        .any(|g| g.query.matches_repository(url))
+}
+
 /// Whether a commit on `repo` may change what `set` generates: one of its Git generators
 /// reads it (or a templated repository, which may be it).
 pub(crate) fn reads_repo(set: &ApplicationSet, repo: &str) -> bool {
@@ -421,8 +449,9 @@ pub(crate) async fn generate(
             .cloned()
             .collect::<Vec<Cluster>>(),
         git: BTreeMap::new(),
+        pull_requests: BTreeMap::new(),
     };
-    // Each round fetches one more tree; a set reads few repositories.
+    // Each round fetches one more tree or listing; a set reads few.
     for _ in 0..32 {
         match gitfleet_appset::generate(set, &sources) {
             Err(GenerateError::NeedGit(key)) => {
@@ -431,11 +460,15 @@ pub(crate) async fn generate(
                 })?;
                 sources.git.insert(key, tree);
             }
+            Err(GenerateError::NeedPullRequests(query)) => {
+                let listing = crate::scm::pull_requests(shared, &query).await?;
+                sources.pull_requests.insert(*query, listing);
+            }
             other => return other.map_err(|e| ServiceError::invalid(e.to_string())),
         }
     }
     Err(ServiceError::invalid(
-        "the generators read more than 32 repositories",
+        "the generators read more than 32 repositories and pull request listings",
     ))
 }
 
