@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::params::{Params, fill_empty, flatten, merge_override, sanitize_name, scalar_text};
 use crate::pathmatch::PathPattern;
 use crate::pull_request::{self, PullRequest, PullRequestGenerator, PullRequestQuery};
+use crate::scm_provider::{self, RepositoryBranch, ScmProviderGenerator, ScmQuery};
 use crate::selector::Selector;
 use crate::template::Templater;
 
@@ -70,6 +71,9 @@ pub struct Sources {
     /// The pull requests of each listing a pull request generator asked for; `None`: the
     /// provider answered that the repository does not exist.
     pub pull_requests: BTreeMap<PullRequestQuery, Option<Arc<Vec<PullRequest>>>>,
+    /// The repositories (at their branches) each SCM provider scan found, its filters
+    /// applied.
+    pub scm: BTreeMap<ScmQuery, Arc<Vec<RepositoryBranch>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +86,9 @@ pub enum GenerateError {
     /// from the provider and generate again.
     #[error("the pull requests of {} {} are not fetched", .0.provider.key(), .0.api)]
     NeedPullRequests(Box<PullRequestQuery>),
+    /// An SCM provider generator reads a scan the sources do not hold yet.
+    #[error("the repositories of {} {} are not listed", .0.provider.key(), .0.organization)]
+    NeedScm(Box<ScmQuery>),
     /// A generator, a template or a generated Application is wrong; `at` names where
     /// (`spec.generators[0].matrix.generators[1].git`, or the app and its field).
     #[error("{at}: {message}")]
@@ -189,6 +196,7 @@ impl Ctx<'_> {
             GeneratorKind::Cluster => self.clusters(&config, &at_kind)?,
             GeneratorKind::Git => self.git(&config, &at_kind)?,
             GeneratorKind::PullRequest => self.pull_requests(&config, &at_kind)?,
+            GeneratorKind::ScmProvider => self.scm_provider(&config, &at_kind)?,
             GeneratorKind::Matrix => self.matrix(&config, &at_kind)?,
             GeneratorKind::Merge => self.merge(&config, &at_kind)?,
             other => {
@@ -385,6 +393,27 @@ impl Ctx<'_> {
         let mut out = Vec::new();
         for pr in generator.filter(pulls) {
             let mut p = pull_request::params(pr, self.templater.is_go());
+            self.append_values(&values, &mut p, at)?;
+            out.push(p);
+        }
+        Ok(out)
+    }
+
+    /// One parameter set per repository (and branch) the SCM provider scan found (see
+    /// [`crate::scm_provider`]).
+    fn scm_provider(&self, config: &Value, at: &str) -> Result<Vec<Params>, GenerateError> {
+        let generator =
+            ScmProviderGenerator::parse(config, at).map_err(|e| match e.split_once(": ") {
+                Some((field, message)) => invalid(field, message),
+                None => invalid(at, e),
+            })?;
+        let values = string_map(config.get("values"), &format!("{at}.values"))?;
+        let Some(found) = self.sources.scm.get(&generator.query) else {
+            return Err(GenerateError::NeedScm(Box::new(generator.query)));
+        };
+        let mut out = Vec::new();
+        for rb in found.iter() {
+            let mut p = scm_provider::params(rb);
             self.append_values(&values, &mut p, at)?;
             out.push(p);
         }

@@ -9,6 +9,7 @@ mod pathmatch;
 pub mod plan;
 pub mod progressive;
 pub mod pull_request;
+pub mod scm_provider;
 pub mod selector;
 mod sprig;
 pub mod template;

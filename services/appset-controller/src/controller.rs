@@ -374,7 +374,7 @@ impl Controller {
                     reconcile::Next::Settled => {
                         let git =
                             reconcile::uses(&state.set, GeneratorKind::Git).then_some(requeue);
-                        let pulls = reconcile::pull_request_requeue(&state.set);
+                        let pulls = reconcile::scm_requeue(&state.set);
                         git.into_iter()
                             .chain(pulls)
                             .min()

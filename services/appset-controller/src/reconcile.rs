@@ -50,12 +50,17 @@ pub(crate) fn uses(set: &ApplicationSet, kind: GeneratorKind) -> bool {
     all_generators(set).iter().any(|g| g.kind() == Some(kind))
 }
 
-/// How soon a set with pull request generators asks their providers again: the
-/// shortest `requeueAfterSeconds` (Argo CD's default 30 minutes).
-pub(crate) fn pull_request_requeue(set: &ApplicationSet) -> Option<std::time::Duration> {
+/// How soon a set with pull request or SCM provider generators asks their providers
+/// again: the shortest `requeueAfterSeconds` (Argo CD's default 30 minutes for both).
+pub(crate) fn scm_requeue(set: &ApplicationSet) -> Option<std::time::Duration> {
     all_generators(set)
         .iter()
-        .filter(|g| g.kind() == Some(GeneratorKind::PullRequest))
+        .filter(|g| {
+            matches!(
+                g.kind(),
+                Some(GeneratorKind::PullRequest | GeneratorKind::ScmProvider)
+            )
+        })
         .map(|g| {
             g.config()
                 .and_then(|c| c.get("requeueAfterSeconds"))
@@ -450,6 +455,7 @@ pub(crate) async fn generate(
             .collect::<Vec<Cluster>>(),
         git: BTreeMap::new(),
         pull_requests: BTreeMap::new(),
+        scm: BTreeMap::new(),
     };
     // Each round fetches one more tree or listing; a set reads few.
     for _ in 0..32 {
@@ -463,6 +469,10 @@ pub(crate) async fn generate(
             Err(GenerateError::NeedPullRequests(query)) => {
                 let listing = crate::scm::pull_requests(shared, &query).await?;
                 sources.pull_requests.insert(*query, listing);
+            }
+            Err(GenerateError::NeedScm(query)) => {
+                let found = crate::scm::repositories(shared, &query).await?;
+                sources.scm.insert(*query, found);
             }
             other => return other.map_err(|e| ServiceError::invalid(e.to_string())),
         }

@@ -11,14 +11,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gitfleet_appset::pull_request::{PullRequest, PullRequestQuery, SecretRef};
+use gitfleet_appset::pull_request::{Auth, PullRequest, PullRequestQuery, SecretRef};
+use gitfleet_appset::scm_provider::{Filter, Repository, RepositoryBranch, ScmQuery};
 use gitfleet_bus::Bucket;
 use gitfleet_messages::ServiceError;
 
 use crate::controller::Shared;
-
-/// Pages read at most per listing (10,000 pull requests at GitHub's page size).
-const MAX_PAGES: usize = 100;
 
 /// A listing: its pull requests, or `None` for a repository the provider does not have.
 pub(crate) type Listing = Option<Arc<Vec<PullRequest>>>;
@@ -50,39 +48,56 @@ impl Listings {
     }
 }
 
-/// The pull requests `query` lists; `None` when the provider says the repository does
-/// not exist. A provider that fails or answers an error is `Unavailable` (the set keeps
-/// its apps and is generated again after the error retry).
-pub(crate) async fn pull_requests(
-    shared: &Shared,
-    query: &PullRequestQuery,
-) -> Result<Listing, ServiceError> {
-    let listings = &shared.listings;
-    let header = match query.secret() {
-        None => None,
-        Some(r) => query.auth_header(&secret(shared, r).await?),
-    };
-    let client = if query.insecure {
-        &listings.insecure
-    } else {
-        &listings.client
-    };
-    let provider = query.provider.key();
-    let mut pulls = Vec::new();
-    let mut cursor = Some(query.first());
-    let mut pages = 0;
-    while let Some(at) = cursor.take() {
-        pages += 1;
-        if pages > MAX_PAGES {
+/// One provider's API as a generation calls it: the client, the auth header, and errors
+/// that name the provider and the URL without its query (never a credential: those go in
+/// headers).
+struct Api<'a> {
+    client: &'a reqwest::Client,
+    header: Option<(&'static str, String)>,
+    provider: &'static str,
+    calls: usize,
+}
+
+/// Calls one generation may make to one provider (pages, branches, path checks).
+const MAX_CALLS: usize = 2000;
+
+impl<'a> Api<'a> {
+    async fn new(
+        shared: &'a Shared,
+        provider: &'static str,
+        secret_ref: Option<&SecretRef>,
+        insecure: bool,
+        header: impl Fn(&str) -> Option<(&'static str, String)>,
+    ) -> Result<Api<'a>, ServiceError> {
+        let header = match secret_ref {
+            None => None,
+            Some(r) => header(&secret(shared, r).await?),
+        };
+        let listings = &shared.listings;
+        Ok(Api {
+            client: if insecure {
+                &listings.insecure
+            } else {
+                &listings.client
+            },
+            header,
+            provider,
+            calls: 0,
+        })
+    }
+
+    /// GETs `url`: its body, or `None` when the provider answers 404.
+    async fn get(&mut self, url: &str) -> Result<Option<bytes::Bytes>, ServiceError> {
+        let provider = self.provider;
+        self.calls += 1;
+        if self.calls > MAX_CALLS {
             return Err(ServiceError::unavailable(format!(
-                "the {provider} API listed more than {MAX_PAGES} pages of pull requests"
+                "one generation would call the {provider} API more than {MAX_CALLS} times"
             )));
         }
-        let url = query.url(&at);
-        // The URL names the API and repository, never a credential (those go in headers).
-        let shown = url.split('?').next().unwrap_or(&url).to_owned();
-        let mut request = client.get(&url).header("Accept", "application/json");
-        if let Some((name, value)) = &header {
+        let shown = url.split('?').next().unwrap_or(url).to_owned();
+        let mut request = self.client.get(url).header("Accept", "application/json");
+        if let Some((name, value)) = &self.header {
             request = request.header(*name, value);
         }
         let response = request.send().await.map_err(|e| {
@@ -93,7 +108,6 @@ pub(crate) async fn pull_requests(
         })?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND {
-            tracing::info!(provider, url = %shown, "repository not found");
             return Ok(None);
         }
         if !status.is_success() {
@@ -101,18 +115,178 @@ pub(crate) async fn pull_requests(
                 "the {provider} API answered {status} at {shown}"
             )));
         }
-        let body = response.bytes().await.map_err(|e| {
+        response.bytes().await.map(Some).map_err(|e| {
             ServiceError::unavailable(format!(
                 "reading the {provider} API's answer at {shown}: {e}"
             ))
-        })?;
+        })
+    }
+
+    /// GETs `url`, which must exist.
+    async fn get_found(&mut self, url: &str) -> Result<bytes::Bytes, ServiceError> {
+        self.get(url).await?.ok_or_else(|| {
+            let shown = url.split('?').next().unwrap_or(url);
+            ServiceError::unavailable(format!("the {} API answered 404 at {shown}", self.provider))
+        })
+    }
+}
+
+fn unreadable(m: String, url: &str) -> ServiceError {
+    let shown = url.split('?').next().unwrap_or(url);
+    ServiceError::unavailable(format!("{m} (at {shown})"))
+}
+
+/// The pull requests `query` lists; `None` when the provider says the repository does
+/// not exist. A provider that fails or answers an error is `Unavailable` (the set keeps
+/// its apps and is generated again after the error retry).
+pub(crate) async fn pull_requests(
+    shared: &Shared,
+    query: &PullRequestQuery,
+) -> Result<Listing, ServiceError> {
+    let mut api = Api::new(
+        shared,
+        query.provider.key(),
+        query.secret(),
+        query.insecure,
+        |s| query.auth_header(s),
+    )
+    .await?;
+    let mut pulls = Vec::new();
+    let mut cursor = Some(query.first());
+    while let Some(at) = cursor.take() {
+        let url = query.url(&at);
+        let Some(body) = api.get(&url).await? else {
+            tracing::info!(provider = api.provider, "repository not found");
+            return Ok(None);
+        };
         let (page, next) = query
             .read_page(&body, &at)
-            .map_err(|m| ServiceError::unavailable(format!("{m} (at {shown})")))?;
+            .map_err(|m| unreadable(m, &url))?;
         pulls.extend(page);
         cursor = next;
     }
     Ok(Some(Arc::new(pulls)))
+}
+
+/// What an SCM provider scan finds, as Argo CD's `ListRepos` finds it: the
+/// organization's repositories, those of the repository-only filters (any of them), each
+/// at its default branch or every branch, those of the branch and path filters (any of
+/// them; paths asked of the API only for what the other conditions let through).
+pub(crate) async fn repositories(
+    shared: &Shared,
+    query: &ScmQuery,
+) -> Result<Arc<Vec<RepositoryBranch>>, ServiceError> {
+    let secret_ref = match &query.auth {
+        Auth::Anonymous => None,
+        Auth::Token(r) => Some(r),
+        Auth::Basic { password, .. } => Some(password),
+    };
+    let mut api = Api::new(
+        shared,
+        query.provider.key(),
+        secret_ref,
+        query.insecure,
+        |s| query.auth_header(s),
+    )
+    .await?;
+    let filters = query.filters();
+    let (branch_filters, repo_filters): (Vec<&Filter>, Vec<&Filter>) =
+        filters.iter().partition(|f| f.on_branches());
+    let mut repos = Vec::new();
+    let mut cursor = Some(query.first());
+    while let Some(at) = cursor.take() {
+        let url = query.repositories_url(&at);
+        let body = api.get_found(&url).await?;
+        let (page, next) = query
+            .read_repositories(&body, &at)
+            .map_err(|m| unreadable(m, &url))?;
+        repos.extend(page);
+        cursor = next;
+    }
+    if !repo_filters.is_empty() {
+        repos.retain(|r| repo_filters.iter().any(|f| f.matches(r, None)));
+    }
+    let mut found = Vec::new();
+    for repo in repos {
+        let mut branches = Vec::new();
+        if query.all_branches {
+            let mut cursor = Some(query.first());
+            while let Some(at) = cursor.take() {
+                let url = query.branches_url(&repo, &at);
+                let Some(body) = api.get(&url).await? else {
+                    break;
+                };
+                let (page, next) = query
+                    .read_branches(&body, &at)
+                    .map_err(|m| unreadable(m, &url))?;
+                branches.extend(page);
+                cursor = next;
+            }
+        } else {
+            // An empty repository has no default branch: nothing to generate for it.
+            let url = match query.default_branch_url(&repo) {
+                Some(url) => url,
+                None if repo.default_branch.is_empty() => continue,
+                None => query.branch_url(&repo, &repo.default_branch),
+            };
+            if let Some(body) = api.get(&url).await? {
+                branches.push(query.read_branch(&body).map_err(|m| unreadable(m, &url))?);
+            }
+        }
+        for (branch, sha) in branches {
+            let mut keep = branch_filters.is_empty();
+            for f in &branch_filters {
+                if f.matches(&repo, Some(&branch))
+                    && paths_hold(&mut api, query, &repo, &branch, f).await?
+                {
+                    keep = true;
+                    break;
+                }
+            }
+            if keep {
+                found.push(RepositoryBranch {
+                    repository: repo.clone(),
+                    branch,
+                    sha,
+                });
+            }
+        }
+    }
+    Ok(Arc::new(found))
+}
+
+/// `pathsExist` and `pathsDoNotExist` of filter `f`, asked of the API.
+async fn paths_hold(
+    api: &mut Api<'_>,
+    query: &ScmQuery,
+    repo: &Repository,
+    branch: &str,
+    f: &Filter,
+) -> Result<bool, ServiceError> {
+    for (path, wanted) in f
+        .paths_exist
+        .iter()
+        .map(|p| (p, true))
+        .chain(f.paths_do_not_exist.iter().map(|p| (p, false)))
+    {
+        let mut exists = false;
+        for url in query.path_urls(repo, branch, path) {
+            if let Some(body) = api.get(&url).await? {
+                // A folder's tree that lists nothing is no folder.
+                exists = !matches!(
+                    serde_json::from_slice::<serde_json::Value>(&body),
+                    Ok(serde_json::Value::Array(items)) if items.is_empty()
+                );
+                if exists {
+                    break;
+                }
+            }
+        }
+        if exists != wanted {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The value a `tokenRef`/`passwordRef` names, from the settings Secrets gitfleet keeps.
@@ -120,7 +294,7 @@ async fn secret(shared: &Shared, r: &SecretRef) -> Result<String, ServiceError> 
     let name = r.secret_name.as_str();
     if !gitfleet_model::SETTINGS_SECRETS.contains(&name) {
         return Err(ServiceError::invalid(format!(
-            "Secret {name:?} is not one gitfleet keeps: the pull request generator reads its token from a key of {}",
+            "Secret {name:?} is not one gitfleet keeps: SCM generators read their tokens from a key of {}",
             gitfleet_model::SETTINGS_SECRETS.join(" or ")
         )));
     }
