@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod control_plane;
+pub mod depends;
 pub mod diff;
 pub mod glob;
 pub mod health;

@@ -50,6 +50,20 @@ pub struct Page {
 }
 
 impl AppIndex {
+    /// Every app's dependencies (`gitfleet.dev/depends-on`), for the cycle check of a
+    /// create.
+    pub fn dependencies(&self) -> std::collections::HashMap<String, Vec<String>> {
+        self.entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(|(name, e)| {
+                let deps = gitfleet_engine::depends::depends_on(e.app.as_ref()?);
+                (!deps.is_empty()).then(|| (name.clone(), deps))
+            })
+            .collect()
+    }
+
     /// Starts following the applications, app-status and operations buckets until
     /// `shutdown`.
     pub async fn start(bus: &Bus, shutdown: CancellationToken) -> Result<AppIndex> {

@@ -65,6 +65,7 @@ impl Applications {
         app.status = None;
         let name = app.metadata.name.clone();
         self.projects.check_application(&app).await?;
+        self.refuse_dependency_cycle(&app).await?;
         if upsert {
             self.apps.put(&name, &app).await?;
         } else {
@@ -72,6 +73,28 @@ impl Applications {
         }
         tracing::info!(app = %name, upsert, "application stored");
         self.with_status(app).await
+    }
+
+    /// gitfleet's `dependsOn`: an app whose dependencies lead back to it is refused, the
+    /// cycle named (the diff workers refuse to sync one that got in another way).
+    async fn refuse_dependency_cycle(&self, app: &Application) -> Result<()> {
+        let deps = gitfleet_engine::depends::depends_on(app);
+        if deps.is_empty() {
+            return Ok(());
+        }
+        // The caller's own earlier writes count.
+        self.index.catch_up().await?;
+        let mut edges = self.index.dependencies();
+        edges.insert(app.metadata.name.clone(), deps);
+        match gitfleet_engine::depends::dependency_cycle(&app.metadata.name, &edges) {
+            Some(cycle) => Err(Error::invalid(format!(
+                "application {}: dependency cycle {} (annotation {})",
+                app.metadata.name,
+                cycle.join(" -> "),
+                gitfleet_engine::depends::DEPENDS_ON
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Refuses the call unless its caller may `action` app `name` (object

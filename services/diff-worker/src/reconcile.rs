@@ -1291,7 +1291,7 @@ fn now() -> String {
 /// never start (`InvalidSpecError`: a dependency cycle, named), or `None`. A dependency's
 /// status is read from KV: its owner may be another worker.
 async fn dependencies_wait(shared: &Shared, app: &Application) -> Option<(&'static str, String)> {
-    let deps = decide::depends_on(app);
+    let deps = gitfleet_engine::depends::depends_on(app);
     if deps.is_empty() {
         return None;
     }
@@ -1304,7 +1304,7 @@ async fn dependencies_wait(shared: &Shared, app: &Application) -> Option<(&'stat
     }
     let cycle = {
         let edges = shared.depends.read().unwrap_or_else(|e| e.into_inner());
-        decide::dependency_cycle(name, &edges)
+        gitfleet_engine::depends::dependency_cycle(name, &edges)
     };
     if let Some(cycle) = cycle {
         return Some((

@@ -524,7 +524,7 @@ impl Worker {
             );
         }
         {
-            let deps = decide::depends_on(&app);
+            let deps = gitfleet_engine::depends::depends_on(&app);
             let mut edges = self
                 .shared
                 .depends

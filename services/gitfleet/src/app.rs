@@ -24,6 +24,11 @@ pub enum AppCommand {
         /// Replace an existing application of the same name.
         #[arg(long)]
         upsert: bool,
+        /// gitfleet's dependsOn: sync only after these apps are Synced and Healthy
+        /// (comma-separated; sets the `gitfleet.dev/depends-on` annotation). A cycle is
+        /// refused.
+        #[arg(long, value_delimiter = ',')]
+        depends_on: Vec<String>,
     },
     /// List applications.
     List {
@@ -143,8 +148,15 @@ pub enum AppCommand {
 pub async fn run(cmd: &AppCommand, channel: Conn, out: &mut dyn Write) -> Result<i32> {
     let mut client = ApplicationServiceClient::new(channel);
     match cmd {
-        AppCommand::Create { file, upsert } => {
-            let manifest = read_manifest(file)?;
+        AppCommand::Create {
+            file,
+            upsert,
+            depends_on,
+        } => {
+            let mut manifest = read_manifest(file)?;
+            if !depends_on.is_empty() {
+                manifest = with_dependencies(&manifest, depends_on)?;
+            }
             let res = client
                 .create(CreateApplicationRequest {
                     manifest_yaml: manifest,
@@ -451,6 +463,26 @@ fn history_table(out: &mut dyn Write, history: &[gitfleet_model::RevisionHistory
     flush(out, &mut rows)
 }
 
+/// The manifest with its `gitfleet.dev/depends-on` annotation set to `apps`.
+fn with_dependencies(manifest: &str, apps: &[String]) -> Result<String> {
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(manifest)
+        .map_err(|e| Error::Usage(format!("the manifest is not YAML: {e}")))?;
+    let annotations = doc
+        .get_mut("metadata")
+        .and_then(|m| m.as_mapping_mut())
+        .ok_or_else(|| Error::Usage("the manifest has no metadata".into()))?
+        .entry("annotations".into())
+        .or_insert_with(|| serde_yaml_ng::Value::Mapping(Default::default()));
+    let map = annotations
+        .as_mapping_mut()
+        .ok_or_else(|| Error::Usage("metadata.annotations is not a map".into()))?;
+    map.insert(
+        gitfleet_engine::depends::DEPENDS_ON.into(),
+        apps.join(",").into(),
+    );
+    serde_yaml_ng::to_string(&doc).map_err(|e| Error::Usage(format!("writing the manifest: {e}")))
+}
+
 pub(crate) fn read_manifest(file: &PathBuf) -> Result<String> {
     if file.as_os_str() == "-" {
         let mut s = String::new();
@@ -544,6 +576,10 @@ fn describe(out: &mut dyn Write, app: &Application) -> Result<()> {
         ("Sync Status:", sync_line),
         ("Health Status:", health.to_string()),
     ];
+    let depends = gitfleet_engine::depends::depends_on(app);
+    if !depends.is_empty() {
+        fields.insert(8, ("Depends On:", depends.join(", ")));
+    }
     if let Some(op) = status.and_then(|s| s.operation_state.as_ref()) {
         fields.push(("Operation:", "Sync".to_string()));
         fields.push(("Phase:", op.phase.to_string()));

@@ -52,6 +52,11 @@ async fn a_chain_syncs_in_order_and_a_cycle_never() {
         assert!(sb.live("apps", "deployments", "third", "web").is_none());
         let out = sb.cli(&["app", "get", "second"]).await;
         assert!(
+            out.stdout.contains("Depends On:") && out.stdout.contains("first"),
+            "{}",
+            out.stdout
+        );
+        assert!(
             out.stdout.contains("WaitingForDependencies")
                 && out.stdout.contains("first (not found)"),
             "{}",
@@ -93,11 +98,45 @@ async fn a_chain_syncs_in_order_and_a_cycle_never() {
             "applied in order first {a}, second {b}, third {c}"
         );
 
-        // A cycle: both refused, the cycle named, nothing applied.
+        // A cycle is refused where it is made, the cycle named.
         sb.create_app("ping", &with_dependencies("ping", &repo, "pong"))
             .await;
-        sb.create_app("pong", &with_dependencies("pong", &repo, "ping"))
+        let f = sb.file("pong.yaml", &with_dependencies("pong", &repo, "ping"));
+        let out = sb.cli(&["app", "create", "-f", &f]).await;
+        assert_ne!(out.code, 0, "a cycle was created: {}", out.stdout);
+        assert!(
+            out.stdout.contains("dependency cycle pong -> ping -> pong"),
+            "{}",
+            out.stdout
+        );
+        // One made another way (written to the store, as an ApplicationSet or a parent app
+        // writes apps) never syncs: the diff workers name it too.
+        let pong = sb.file(
+            "pong-plain.yaml",
+            &application("pong", &repo, "pong", Some(AUTOMATED)),
+        );
+        let out = sb
+            .cli(&["app", "create", "-f", &pong, "--depends-on", "ping"])
             .await;
+        assert_ne!(
+            out.code, 0,
+            "--depends-on made the same cycle: {}",
+            out.stdout
+        );
+        let mut app: gitfleet_model::Application =
+            match gitfleet_model::from_yaml_str(&with_dependencies("pong", &repo, "ping")).unwrap()
+            {
+                gitfleet_model::Manifest::Application(a) => *a,
+                other => panic!("{other:?}"),
+            };
+        app.status = None;
+        let kv = sb.bus.kv(gitfleet_bus::Bucket::Applications).await.unwrap();
+        kv.put(
+            gitfleet_bus::subject_token("pong"),
+            serde_json::to_vec(&app).unwrap().into(),
+        )
+        .await
+        .unwrap();
         for (name, cycle) in [
             ("ping", "ping -> pong -> ping"),
             ("pong", "pong -> ping -> pong"),
