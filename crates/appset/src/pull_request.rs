@@ -122,6 +122,19 @@ pub struct PullRequestGenerator {
     pub continue_on_repo_not_found: bool,
 }
 
+/// GitHub's API at `api` as go-github's enterprise client takes it (`<api>/api/v3`);
+/// github.com's without one.
+pub(crate) fn github_api(api: &str) -> String {
+    let base = api.trim_end_matches('/');
+    if base.is_empty() {
+        "https://api.github.com".to_owned()
+    } else if base.ends_with("/api/v3") {
+        base.to_owned()
+    } else {
+        format!("{base}/api/v3")
+    }
+}
+
 pub(crate) fn str_field(config: &Value, field: &str, at: &str) -> Result<String, String> {
     match config.get(field) {
         None | Some(Value::Null) => Ok(String::new()),
@@ -257,17 +270,7 @@ impl PullRequestGenerator {
                 query.owner = required(p, "owner", &pat)?;
                 query.repo = required(p, "repo", &pat)?;
                 query.labels = labels(p, &pat)?;
-                // go-github's enterprise URL: `<api>/api/v3/`.
-                query.api = if api.is_empty() {
-                    "https://api.github.com".to_owned()
-                } else {
-                    let base = api.trim_end_matches('/');
-                    if base.ends_with("/api/v3") {
-                        base.to_owned()
-                    } else {
-                        format!("{base}/api/v3")
-                    }
-                };
+                query.api = github_api(&api);
             }
             Provider::GitLab => {
                 query.project = required(p, "project", &pat)?;

@@ -181,13 +181,7 @@ impl ScmProviderGenerator {
             Provider::GitHub => {
                 query.organization = required(p, "organization", &pat)?;
                 query.archived = !flag("excludeArchivedRepos", false);
-                query.api = if api.is_empty() {
-                    "https://api.github.com".to_owned()
-                } else if api.ends_with("/api/v3") {
-                    api
-                } else {
-                    format!("{api}/api/v3")
-                };
+                query.api = crate::pull_request::github_api(&api);
             }
             Provider::GitLab => {
                 query.organization = required(p, "group", &pat)?;

@@ -468,6 +468,46 @@ impl Sandbox {
         })
     }
 
+    /// An Application as KV `applications` holds it (a generated or registered one
+    /// included), or None.
+    pub async fn stored_app(&self, name: &str) -> Option<Value> {
+        let kv = self.bus.kv(Bucket::Applications).await.ok()?;
+        let bytes = kv.get(subject_token(name)).await.ok()??;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Polls until Application `name` is stored (`present`) or gone; panics after `secs`.
+    pub async fn until_stored_app(&self, name: &str, present: bool, secs: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while self.stored_app(name).await.is_some() != present {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {secs} s waiting for application {name} to be {}",
+                if present { "stored" } else { "gone" }
+            );
+            // Poll interval of a wait bounded by the deadline above.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The write-log sequence of the first successful apply (not a dry run) of
+    /// `resource` (`deployments.apps`) in namespace `ns` on the emulated cluster.
+    pub fn first_apply(&self, resource: &str, ns: &str) -> u64 {
+        self.sim
+            .cluster(0)
+            .write_log()
+            .into_iter()
+            .find(|w| {
+                w.verb == "apply"
+                    && !w.dry_run
+                    && w.code < 300
+                    && w.resource == resource
+                    && w.namespace.as_deref() == Some(ns)
+            })
+            .map(|w| w.seq)
+            .unwrap_or_else(|| panic!("no apply of {resource} in {ns}"))
+    }
+
     /// Polls `f` until it returns true; panics with `what` after `secs`.
     pub async fn until(&self, secs: u64, what: &str, f: impl Fn(&Sandbox) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);

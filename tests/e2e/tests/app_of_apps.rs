@@ -48,25 +48,6 @@ fn root(repo: &str) -> String {
     )
 }
 
-async fn registered(sb: &Sandbox, app: &str) -> Option<Value> {
-    let kv = sb.bus.kv(Bucket::Applications).await.ok()?;
-    let entry = kv.get(subject_token(app)).await.ok()??;
-    serde_json::from_slice(&entry).ok()
-}
-
-async fn until_registered(sb: &Sandbox, app: &str, present: bool, secs: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while registered(sb, app).await.is_some() != present {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{app}: timed out after {secs} s waiting for it to be {}",
-            if present { "registered" } else { "gone" }
-        );
-        // Poll interval of a wait bounded by the deadline above.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn resource_health<'a>(status: &'a Value, kind: &str, name: &str) -> Option<&'a str> {
     status["resources"]
         .as_array()?
@@ -119,8 +100,8 @@ async fn a_root_app_registers_orders_and_prunes_its_child_apps() {
         sb.create_app("root", &root(&repo)).await;
 
         // Wave 0: api is registered (in gitfleet, not in the cluster), tracked by the root.
-        until_registered(&sb, "api", true, 60).await;
-        let api = registered(&sb, "api").await.unwrap();
+        sb.until_stored_app("api", true, 60).await;
+        let api = sb.stored_app("api").await.unwrap();
         assert_eq!(
             api["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"],
             "root:argoproj.io/Application:argocd/api"
@@ -144,7 +125,7 @@ async fn a_root_app_registers_orders_and_prunes_its_child_apps() {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         while tokio::time::Instant::now() < deadline {
             assert!(
-                registered(&sb, "worker").await.is_none(),
+                sb.stored_app("worker").await.is_none(),
                 "wave 1 registered before wave 0 was Healthy"
             );
             // Poll interval of a bounded observation window.
@@ -159,7 +140,7 @@ async fn a_root_app_registers_orders_and_prunes_its_child_apps() {
         sb.github_push().await;
         sb.until_status("api", 120, "api Synced and Healthy", synced_healthy)
             .await;
-        until_registered(&sb, "worker", true, 120).await;
+        sb.until_stored_app("worker", true, 120).await;
         sb.until_status("worker", 120, "worker Synced and Healthy", synced_healthy)
             .await;
         let root_status = sb
@@ -180,22 +161,10 @@ async fn a_root_app_registers_orders_and_prunes_its_child_apps() {
         let out = sb.cli(&["app", "diff", "root"]).await;
         assert_eq!(out.code, 0, "app diff root: {}", out.stdout);
         // The write log: worker's Deployment came after api's.
-        let applied = |ns: &str| {
-            sb.sim
-                .cluster(0)
-                .write_log()
-                .into_iter()
-                .find(|w| {
-                    w.verb == "apply"
-                        && !w.dry_run
-                        && w.code < 300
-                        && w.resource == "deployments.apps"
-                        && w.namespace.as_deref() == Some(ns)
-                })
-                .map(|w| w.seq)
-                .unwrap_or_else(|| panic!("no apply of {ns}/web"))
-        };
-        assert!(applied("api") < applied("worker"));
+        assert!(
+            sb.first_apply("deployments.apps", "api")
+                < sb.first_apply("deployments.apps", "worker")
+        );
 
         // Adding a file adds an app.
         sb.commit(
@@ -206,7 +175,7 @@ async fn a_root_app_registers_orders_and_prunes_its_child_apps() {
             "a third service",
         );
         sb.github_push().await;
-        until_registered(&sb, "database", true, 120).await;
+        sb.until_stored_app("database", true, 120).await;
         sb.until_status("database", 120, "database Synced", synced_healthy)
             .await;
         assert!(
@@ -238,7 +207,7 @@ async fn a_root_app_registers_orders_and_prunes_its_child_apps() {
         // Removing one prunes the app and, by its finalizer, what it deployed.
         sb.commit(&[("apps/applications/worker.yaml", None)], "worker retired");
         sb.github_push().await;
-        until_registered(&sb, "worker", false, 120).await;
+        sb.until_stored_app("worker", false, 120).await;
         sb.until(120, "worker's Deployment deleted", |sb| {
             sb.live("apps", "deployments", "worker", "web").is_none()
         })
@@ -250,7 +219,7 @@ async fn a_root_app_registers_orders_and_prunes_its_child_apps() {
         .await;
         // A child edited by hand is drift the root heals (selfHeal).
         let kv = sb.bus.kv(Bucket::Applications).await.unwrap();
-        let mut api = registered(&sb, "api").await.unwrap();
+        let mut api = sb.stored_app("api").await.unwrap();
         api["spec"]["source"]["path"] = "services/elsewhere".into();
         kv.put(
             subject_token("api"),
@@ -260,7 +229,7 @@ async fn a_root_app_registers_orders_and_prunes_its_child_apps() {
         .unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
-            let path = registered(&sb, "api").await.unwrap()["spec"]["source"]["path"].clone();
+            let path = sb.stored_app("api").await.unwrap()["spec"]["source"]["path"].clone();
             if path == "services/api" {
                 break;
             }
@@ -276,7 +245,7 @@ async fn a_root_app_registers_orders_and_prunes_its_child_apps() {
         let out = sb.cli(&["app", "delete", "root", "-y"]).await;
         assert_eq!(out.code, 0, "{}", out.stdout);
         for app in ["root", "api", "database"] {
-            until_registered(&sb, app, false, 120).await;
+            sb.until_stored_app(app, false, 120).await;
         }
         assert!(sb.live("apps", "deployments", "api", "web").is_none());
         assert!(
@@ -315,7 +284,7 @@ async fn a_bad_child_fails_the_parents_sync_by_name_and_the_others_register() {
         );
         sb.create_app("root", &root).await;
 
-        until_registered(&sb, "good", true, 60).await;
+        sb.until_stored_app("good", true, 60).await;
         sb.until_status("good", 120, "good Synced and Healthy", synced_healthy)
             .await;
         let ops = sb.bus.kv(Bucket::Operations).await.unwrap();
@@ -341,7 +310,7 @@ async fn a_bad_child_fails_the_parents_sync_by_name_and_the_others_register() {
             message.contains("Application \"broken\"") && message.contains("destination"),
             "{message}"
         );
-        assert!(registered(&sb, "broken").await.is_none());
+        assert!(sb.stored_app("broken").await.is_none());
         let status = sb.status("root").await.unwrap();
         assert_eq!(Sandbox::sync_status(&status), "OutOfSync");
     })

@@ -12,12 +12,6 @@ fn configmap(name: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  from: git\n")
 }
 
-async fn app(sb: &Sandbox, name: &str) -> Option<Value> {
-    let kv = sb.bus.kv(Bucket::Applications).await.ok()?;
-    let bytes = kv.get(subject_token(name)).await.ok()??;
-    serde_json::from_slice(&bytes).ok()
-}
-
 async fn set_status(sb: &Sandbox, name: &str) -> Option<Value> {
     let kv = sb.bus.kv(Bucket::AppSets).await.ok()?;
     let bytes = kv.get(subject_token(name)).await.ok()??;
@@ -30,19 +24,6 @@ async fn apply(sb: &Sandbox, yaml: &str) {
     let f = sb.file("set.yaml", &yaml.replace("REPO", &sb.repo_url()));
     let out = sb.cli(&["apply", "-f", &f]).await;
     assert_eq!(out.code, 0, "apply: {}", out.stdout);
-}
-
-async fn until_app(sb: &Sandbox, name: &str, present: bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while app(sb, name).await.is_some() != present {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for application {name} to be {}",
-            if present { "generated" } else { "deleted" }
-        );
-        // Poll interval of a wait bounded by the deadline above.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 const LIST_SET: &str = r#"
@@ -139,7 +120,7 @@ async fn reference_generators_make_and_follow_their_apps() {
         // The list generator: `api` and `worker`, synced and healthy.
         apply(&sb, LIST_SET).await;
         for name in ["api", "worker"] {
-            until_app(&sb, name, true).await;
+            sb.until_stored_app(name, true, 60).await;
             sb.until_status(name, 90, "Synced and Healthy", |s| {
                 Sandbox::sync_status(s) == "Synced" && Sandbox::health(s) == "Healthy"
             })
@@ -149,7 +130,7 @@ async fn reference_generators_make_and_follow_their_apps() {
             sb.live("", "configmaps", "worker", "worker-config")
                 .is_some()
         );
-        let api = app(&sb, "api").await.unwrap();
+        let api = sb.stored_app("api").await.unwrap();
         assert_eq!(
             api["metadata"]["ownerReferences"][0]["kind"],
             "ApplicationSet"
@@ -177,8 +158,8 @@ async fn reference_generators_make_and_follow_their_apps() {
         // The Git directory generator: one app per directory, and a new directory
         // committed (announced by a webhook) is a new app.
         apply(&sb, DIR_SET).await;
-        until_app(&sb, "dir-api", true).await;
-        until_app(&sb, "dir-worker", true).await;
+        sb.until_stored_app("dir-api", true, 60).await;
+        sb.until_stored_app("dir-worker", true, 60).await;
         sb.commit(
             &[(
                 "apps/services/cache/cm.yaml",
@@ -187,7 +168,7 @@ async fn reference_generators_make_and_follow_their_apps() {
             "a new service",
         );
         sb.github_push().await;
-        until_app(&sb, "dir-cache", true).await;
+        sb.until_stored_app("dir-cache", true, 60).await;
 
         // The cluster generator: nothing until a cluster is labelled production; `cluster
         // add --label` makes its app with no manifest change, and taking the label off
@@ -216,22 +197,25 @@ async fn reference_generators_make_and_follow_their_apps() {
             }
         };
         let status = set_status(&sb, "per-cluster").await;
-        assert!(app(&sb, "prod-a-guestbook").await.is_none(), "{status:?}");
+        assert!(
+            sb.stored_app("prod-a-guestbook").await.is_none(),
+            "{status:?}"
+        );
         add(&["--label", "environment=production"]).await;
-        until_app(&sb, "prod-a-guestbook", true).await;
+        sb.until_stored_app("prod-a-guestbook", true, 60).await;
         sb.until_status("prod-a-guestbook", 90, "Synced", |s| {
             Sandbox::sync_status(s) == "Synced"
         })
         .await;
         assert!(sb.live("", "configmaps", "prod-a", "api-config").is_some());
         add(&["--upsert"]).await;
-        until_app(&sb, "prod-a-guestbook", false).await;
+        sb.until_stored_app("prod-a-guestbook", false, 60).await;
         assert!(
             sb.live("", "configmaps", "prod-a", "api-config").is_none(),
             "the deleted app's resources are pruned"
         );
         // The other sets' apps are untouched.
-        assert!(app(&sb, "api").await.is_some() && app(&sb, "dir-cache").await.is_some());
+        assert!(sb.stored_app("api").await.is_some() && sb.stored_app("dir-cache").await.is_some());
 
         // `appset generate`: what a set would make, nothing created.
         let f = sb.file(
@@ -246,7 +230,7 @@ async fn reference_generators_make_and_follow_their_apps() {
             (out.code, out.stdout.as_str()),
             (0, "preview-api\npreview-worker\n")
         );
-        assert!(app(&sb, "preview-api").await.is_none());
+        assert!(sb.stored_app("preview-api").await.is_none());
         let out = sb.cli(&["appset", "list", "-o", "name"]).await;
         assert_eq!(out.stdout, "microservices\nper-cluster\nservices\n");
         let out = sb.cli(&["appset", "get", "microservices"]).await;
@@ -283,7 +267,7 @@ async fn reference_generators_make_and_follow_their_apps() {
         }
         for name in ["dir-api", "dir-worker", "dir-cache"] {
             assert!(
-                app(&sb, name).await.is_some(),
+                sb.stored_app(name).await.is_some(),
                 "{name} was deleted by a failing generator"
             );
         }
@@ -291,8 +275,8 @@ async fn reference_generators_make_and_follow_their_apps() {
         // Deleting a set deletes its apps and, through the finalizer, their resources.
         let out = sb.cli(&["appset", "delete", "microservices"]).await;
         assert_eq!(out.code, 0, "{}", out.stdout);
-        until_app(&sb, "api", false).await;
-        until_app(&sb, "worker", false).await;
+        sb.until_stored_app("api", false, 60).await;
+        sb.until_stored_app("worker", false, 60).await;
         assert!(
             sb.live("", "configmaps", "worker", "worker-config")
                 .is_none()
@@ -350,9 +334,9 @@ async fn a_rolling_sync_updates_step_by_step() {
         )
         .await;
         apply(&sb, ROLLING_SET).await;
-        until_app(&sb, "web-dev", true).await;
-        until_app(&sb, "web-prod", true).await;
-        let dev = app(&sb, "web-dev").await.unwrap();
+        sb.until_stored_app("web-dev", true, 60).await;
+        sb.until_stored_app("web-prod", true, 60).await;
+        let dev = sb.stored_app("web-dev").await.unwrap();
         assert!(
             dev["spec"]["syncPolicy"].get("automated").is_none(),
             "a rolling sync turns the app's own automated sync off: {dev:#}"

@@ -77,21 +77,7 @@ async fn a_chain_syncs_in_order_and_a_cycle_never() {
             .await;
         }
         // The write log: each Deployment applied after the one before it was ready.
-        let applied = |ns: &str| {
-            sb.sim
-                .cluster(0)
-                .write_log()
-                .into_iter()
-                .find(|w| {
-                    w.verb == "apply"
-                        && !w.dry_run
-                        && w.code < 300
-                        && w.resource == "deployments.apps"
-                        && w.namespace.as_deref() == Some(ns)
-                })
-                .map(|w| w.seq)
-                .unwrap_or_else(|| panic!("no apply of {ns}/web"))
-        };
+        let applied = |ns: &str| sb.first_apply("deployments.apps", ns);
         let (a, b, c) = (applied("first"), applied("second"), applied("third"));
         assert!(
             a < b && b < c,

@@ -98,25 +98,6 @@ spec:
     )
 }
 
-async fn app(sb: &Sandbox, name: &str) -> Option<Value> {
-    let kv = sb.bus.kv(Bucket::Applications).await.ok()?;
-    let bytes = kv.get(subject_token(name)).await.ok()??;
-    serde_json::from_slice(&bytes).ok()
-}
-
-async fn until_app(sb: &Sandbox, name: &str, present: bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while app(sb, name).await.is_some() != present {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for application {name} to be {}",
-            if present { "generated" } else { "deleted" }
-        );
-        // Poll interval of a wait bounded by the deadline above.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// GitHub's `pull_request` event for myorg/myrepo, as its webhook posts it.
 async fn pull_request_event(sb: &Sandbox, action: &str, number: i64) {
     let body = json!({
@@ -182,11 +163,11 @@ async fn pull_requests_come_and_go_as_apps_and_a_failing_api_deletes_nothing() {
         assert_eq!(out.code, 0, "apply: {}", out.stdout);
 
         // Only the labelled pull request, with Argo CD's parameters.
-        until_app(&sb, "preview-1", true).await;
-        let one = app(&sb, "preview-1").await.unwrap();
+        sb.until_stored_app("preview-1", true, 60).await;
+        let one = sb.stored_app("preview-1").await.unwrap();
         assert_eq!(one["metadata"]["labels"]["branch"], "feature-login-page");
         assert_eq!(one["spec"]["destination"]["namespace"], "preview-1");
-        assert!(app(&sb, "preview-2").await.is_none());
+        assert!(sb.stored_app("preview-2").await.is_none());
         assert!(
             api.lock()
                 .unwrap()
@@ -203,11 +184,11 @@ async fn pull_requests_come_and_go_as_apps_and_a_failing_api_deletes_nothing() {
             .pulls
             .push(pull(3, "fix/typo", &["preview", "small"]));
         pull_request_event(&sb, "opened", 3).await;
-        until_app(&sb, "preview-3", true).await;
+        sb.until_stored_app("preview-3", true, 60).await;
         // Pull request 1 closed: its app goes.
         api.lock().unwrap().pulls.retain(|p| p["number"] != 1);
         pull_request_event(&sb, "closed", 1).await;
-        until_app(&sb, "preview-1", false).await;
+        sb.until_stored_app("preview-1", false, 60).await;
 
         // The API fails: nothing is deleted, the set says why, and never with the token.
         api.lock().unwrap().failing = true;
@@ -233,7 +214,7 @@ async fn pull_requests_come_and_go_as_apps_and_a_failing_api_deletes_nothing() {
         assert!(message.contains("500"), "{message}");
         assert!(!message.contains(TOKEN), "{message}");
         assert!(
-            app(&sb, "preview-3").await.is_some(),
+            sb.stored_app("preview-3").await.is_some(),
             "a failing API deleted an app"
         );
         // Back: a new pull request is picked up again.
@@ -243,8 +224,8 @@ async fn pull_requests_come_and_go_as_apps_and_a_failing_api_deletes_nothing() {
             api.pulls.push(pull(4, "feat/x", &["preview"]));
         }
         pull_request_event(&sb, "opened", 4).await;
-        until_app(&sb, "preview-4", true).await;
-        assert!(app(&sb, "preview-3").await.is_some());
+        sb.until_stored_app("preview-4", true, 60).await;
+        assert!(sb.stored_app("preview-3").await.is_some());
     })
     .await;
 }

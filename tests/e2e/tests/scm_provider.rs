@@ -6,12 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use gitfleet_bus::{Bucket, subject_token};
 use gitfleet_e2e::{CONFIGMAP, Sandbox, Timings};
 use serde_json::{Value, json};
 
@@ -106,24 +104,6 @@ spec:
         syncOptions: [CreateNamespace=true]
 "#;
 
-async fn app(sb: &Sandbox, name: &str) -> Option<Value> {
-    let kv = sb.bus.kv(Bucket::Applications).await.ok()?;
-    let bytes = kv.get(subject_token(name)).await.ok()??;
-    serde_json::from_slice(&bytes).ok()
-}
-
-async fn until_app(sb: &Sandbox, name: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while app(sb, name).await.is_none() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for application {name}"
-        );
-        // Poll interval of a wait bounded by the deadline above.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_organizations_repositories_become_apps_through_the_filters() {
     Box::pin(async {
@@ -184,7 +164,7 @@ async fn an_organizations_repositories_become_apps_through_the_filters() {
         let out = sb.cli(&["apply", "-f", &f]).await;
         assert_eq!(out.code, 0, "apply: {}", out.stdout);
 
-        until_app(&sb, "app-main").await;
+        sb.until_stored_app("app-main", true, 60).await;
         let status = sb
             .until_status("app-main", 120, "Synced", |s| {
                 Sandbox::sync_status(s) == "Synced"
@@ -193,7 +173,10 @@ async fn an_organizations_repositories_become_apps_through_the_filters() {
         assert_eq!(Sandbox::health(&status), "Healthy");
         assert!(sb.live("", "configmaps", "app", "web-config").is_some());
         for name in ["other-main", "docs-main", "old-main"] {
-            assert!(app(&sb, name).await.is_none(), "{name} passed the filters");
+            assert!(
+                sb.stored_app(name).await.is_none(),
+                "{name} passed the filters"
+            );
         }
 
         // A repository gains the topic: its app at the next requeue.
@@ -204,13 +187,13 @@ async fn an_organizations_repositories_become_apps_through_the_filters() {
             .unwrap()
             .1
             .push("deploy-ok".into());
-        until_app(&sb, "other-main").await;
-        let other = app(&sb, "other-main").await.unwrap();
+        sb.until_stored_app("other-main", true, 60).await;
+        let other = sb.stored_app("other-main").await.unwrap();
         assert_eq!(
             other["spec"]["source"]["repoURL"],
             "https://example/other.git"
         );
-        assert!(app(&sb, "docs-main").await.is_none());
+        assert!(sb.stored_app("docs-main").await.is_none());
     })
     .await;
 }
