@@ -229,6 +229,7 @@ impl Topology {
                     Bucket::Repositories,
                     Bucket::RepoCreds,
                     Bucket::Settings,
+                    Bucket::Secrets,
                 ] {
                     perm.kv(self, bucket, Write);
                 }
@@ -261,8 +262,10 @@ impl Topology {
                 perm.kv(self, Bucket::Projects, Read);
                 // Names, servers and labels: the credentials in it stay sealed.
                 perm.kv(self, Bucket::Clusters, Read);
-                // The pull request generator's tokens, in Argo CD's settings Secrets.
+                // The SCM generators' tokens: in Argo CD's settings Secrets, or Secrets
+                // labelled as Argo CD's.
                 perm.kv(self, Bucket::Settings, Read);
+                perm.kv(self, Bucket::Secrets, Read);
                 perm.consume(self, StreamName::Revisions);
                 perm.produce(self, StreamName::Audit);
                 perm.publish.push(self.git_resolve_subject());

@@ -354,6 +354,7 @@ pub fn sealing_of(bucket: Bucket, name: &str) -> Sealing {
     match bucket {
         Bucket::Clusters | Bucket::Repositories | Bucket::RepoCreds => Sealing::CredentialFields,
         Bucket::Settings if SEALED_SETTINGS.contains(&name) => Sealing::AllValues,
+        Bucket::Secrets => Sealing::AllValues,
         _ => Sealing::None,
     }
 }

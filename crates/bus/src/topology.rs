@@ -51,10 +51,14 @@ pub enum Bucket {
     /// direct get, where an object store read opens a consumer. Ages out like
     /// `RenderInputs`.
     Rendered,
+    /// Secrets labelled `app.kubernetes.io/part-of: argocd` that are none of Argo CD's
+    /// typed ones: the tokens the SCM and pull request generators name (`tokenRef`).
+    /// Every value sealed.
+    Secrets,
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 13] = [
+    pub const ALL: [Bucket; 14] = [
         Bucket::Applications,
         Bucket::Projects,
         Bucket::AppSets,
@@ -68,6 +72,7 @@ impl Bucket {
         Bucket::Settings,
         Bucket::RenderInputs,
         Bucket::Rendered,
+        Bucket::Secrets,
     ];
 
     pub fn suffix(self) -> &'static str {
@@ -85,6 +90,7 @@ impl Bucket {
             Bucket::Settings => "settings",
             Bucket::RenderInputs => "render-inputs",
             Bucket::Rendered => "rendered",
+            Bucket::Secrets => "secrets",
         }
     }
 
@@ -92,7 +98,11 @@ impl Bucket {
     /// derived and liveness state only needs the latest value.
     fn history(self) -> i64 {
         match self {
-            Bucket::Applications | Bucket::Projects | Bucket::AppSets | Bucket::Settings => 5,
+            Bucket::Applications
+            | Bucket::Projects
+            | Bucket::AppSets
+            | Bucket::Settings
+            | Bucket::Secrets => 5,
             _ => 1,
         }
     }

@@ -48,7 +48,13 @@ pub enum Manifest {
     RepoCreds(Box<Repository>),
     /// One of Argo CD's settings objects (`argocd-cm`, `argocd-rbac-cm`, `argocd-secret`...).
     Settings(Box<SettingsDocument>),
+    /// A `v1` Secret labelled `app.kubernetes.io/part-of: argocd` and none of the above:
+    /// a token the SCM provider and pull request generators name (`tokenRef`).
+    Secret(Box<SettingsDocument>),
 }
+
+/// The label Argo CD requires on a Secret a generator reads (`tokenRef`).
+pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
 
 /// Argo CD's settings ConfigMaps, read whole.
 pub const SETTINGS_CONFIG_MAPS: [&str; 7] = [
@@ -86,6 +92,7 @@ impl Manifest {
             Self::RepoCreds(_) => "RepoCreds",
             Self::Settings(s) if s.secret => "Secret",
             Self::Settings(_) => "ConfigMap",
+            Self::Secret(_) => "Secret",
         }
     }
 
@@ -100,7 +107,7 @@ impl Manifest {
             Self::Repository(r) if r.name.is_empty() => &r.repo,
             Self::Repository(r) => &r.name,
             Self::RepoCreds(r) => &r.repo,
-            Self::Settings(s) => &s.name,
+            Self::Settings(s) | Self::Secret(s) => &s.name,
         }
     }
 
@@ -182,7 +189,7 @@ pub enum ParseError {
     )]
     UnknownKind { api_version: String, kind: String },
     #[error(
-        "secret {name:?} is not an argo cd cluster, repository or repo-creds secret, nor argocd-secret (label {SECRET_TYPE_LABEL} is {secret_type:?})"
+        "secret {name:?} is not an argo cd cluster, repository or repo-creds secret, nor argocd-secret, nor labelled {PART_OF_LABEL}: argocd (label {SECRET_TYPE_LABEL} is {secret_type:?})"
     )]
     UnsupportedSecret { name: String, secret_type: String },
     #[error(
@@ -286,6 +293,18 @@ fn parse_document(text: &str, first_line: usize) -> Option<Result<Manifest, Pars
                     ))),
                     None if SETTINGS_SECRETS.contains(&secret.metadata.name.as_str()) => {
                         Ok(Manifest::Settings(Box::new(SettingsDocument {
+                            name: secret.metadata.name.clone(),
+                            secret: true,
+                            data: secret.decoded()?,
+                        })))
+                    }
+                    None if secret
+                        .metadata
+                        .labels
+                        .get(PART_OF_LABEL)
+                        .is_some_and(|v| v == "argocd") =>
+                    {
+                        Ok(Manifest::Secret(Box::new(SettingsDocument {
                             name: secret.metadata.name.clone(),
                             secret: true,
                             data: secret.decoded()?,

@@ -108,7 +108,7 @@ fn kind_and_api_version_checks() {
         ("# nothing here\n---\n", "no yaml document found"),
         (
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db-password\nstringData: {password: x}\n",
-            "secret \"db-password\" is not an argo cd cluster, repository or repo-creds secret, nor argocd-secret (label argocd.argoproj.io/secret-type is \"\")",
+            "secret \"db-password\" is not an argo cd cluster, repository or repo-creds secret, nor argocd-secret, nor labelled app.kubernetes.io/part-of: argocd (label argocd.argoproj.io/secret-type is \"\")",
         ),
         (
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: r\n  labels: {argocd.argoproj.io/secret-type: repository}\ndata: {url: '%%%'}\n",
@@ -199,4 +199,17 @@ fn secrets_written_back_read_the_same_and_settings_read_whole() {
         format!("{:?}", doc.data),
         "{\"server.secretkey\": <redacted>}"
     );
+    // A generator's token: a Secret labelled as Argo CD's, and only then.
+    let token = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: github-token\n  labels: {app.kubernetes.io/part-of: argocd}\nstringData: {token: ghp_x}\n";
+    let Manifest::Secret(doc) = from_yaml_str(token).unwrap() else {
+        panic!("a labelled Secret")
+    };
+    assert_eq!(
+        (doc.name.as_str(), doc.data["token"].expose().as_str()),
+        ("github-token", "ghp_x")
+    );
+    let unlabelled = token.replace("  labels: {app.kubernetes.io/part-of: argocd}\n", "");
+    let err = from_yaml_str(&unlabelled).unwrap_err().to_string();
+    assert!(err.contains("app.kubernetes.io/part-of: argocd"), "{err}");
+    assert!(!err.contains("ghp_x"), "{err}");
 }

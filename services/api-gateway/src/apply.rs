@@ -55,6 +55,8 @@ pub struct Apply {
     repo_creds: Store,
     app_sets: Store,
     settings: Store,
+    /// Secrets labelled as Argo CD's that generators name (`tokenRef`), sealed.
+    secrets: Store,
 }
 
 enum Outcome {
@@ -100,6 +102,7 @@ impl Apply {
                 .await?,
             app_sets: Store::open(bus, Bucket::AppSets, "applicationset").await?,
             settings: Store::open(bus, Bucket::Settings, "setting").await?,
+            secrets: Store::open(bus, Bucket::Secrets, "secret").await?,
         })
     }
 
@@ -210,6 +213,22 @@ impl Apply {
                 Ok((outcome, Vec::new()))
             }
             Manifest::Settings(doc) => self.apply_settings(req, *doc).await,
+            Manifest::Secret(doc) => {
+                // Credentials, as the settings Secrets are: an administrator's to write.
+                self.auth
+                    .authorize(req, resources::ACCOUNTS, actions::UPDATE, "*")
+                    .await?;
+                let data: BTreeMap<String, String> = doc
+                    .data
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_inner()))
+                    .collect();
+                let before: Option<BTreeMap<String, String>> =
+                    self.secrets.get(&doc.name).await?.map(|(d, _)| d);
+                let outcome = Outcome::of(before, &data);
+                self.secrets.put(&doc.name, &data).await?;
+                Ok((outcome, Vec::new()))
+            }
             Manifest::ApplicationSet(set) => {
                 // Stored; the ApplicationSet controller generates its Applications.
                 let mut set = *set;
@@ -328,7 +347,7 @@ fn status_error(status: Status) -> Error {
 /// before everything, as 0).
 fn rank(m: &Manifest) -> u8 {
     match m {
-        Manifest::Settings(_) => 1,
+        Manifest::Settings(_) | Manifest::Secret(_) => 1,
         Manifest::AppProject(_) => 2,
         Manifest::Repository(_) | Manifest::RepoCreds(_) | Manifest::Cluster(_) => 3,
         Manifest::Application(_) => 4,

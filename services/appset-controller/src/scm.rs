@@ -3,9 +3,10 @@
 //! holds. As in Argo CD, every generation asks the provider (a set's requeue interval,
 //! `requeueAfterSeconds`, says how often); one generation asks once per listing.
 //!
-//! Secrets: `tokenRef` and `passwordRef` may name a key of Argo CD's settings Secrets
-//! (`argocd-secret`, `argocd-notifications-secret`), which gitfleet keeps sealed in KV
-//! `settings`; a token never appears in a message, a log line or a status.
+//! Secrets: `tokenRef` and `passwordRef` name a key of a Secret labelled
+//! `app.kubernetes.io/part-of: argocd` (KV `secrets`) or of Argo CD's settings Secrets
+//! (`argocd-secret`, `argocd-notifications-secret`, KV `settings`), both sealed; a token
+//! never appears in a message, a log line or a status.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -289,28 +290,34 @@ async fn paths_hold(
     Ok(true)
 }
 
-/// The value a `tokenRef`/`passwordRef` names, from the settings Secrets gitfleet keeps.
+/// The value a `tokenRef`/`passwordRef` names: a key of one of Argo CD's settings
+/// Secrets, or of a Secret labelled `app.kubernetes.io/part-of: argocd` (Argo CD's rule
+/// for the Secrets its generators read), as `gitfleet apply` stores them.
 async fn secret(shared: &Shared, r: &SecretRef) -> Result<String, ServiceError> {
     let name = r.secret_name.as_str();
-    if !gitfleet_model::SETTINGS_SECRETS.contains(&name) {
-        return Err(ServiceError::invalid(format!(
-            "Secret {name:?} is not one gitfleet keeps: SCM generators read their tokens from a key of {}",
-            gitfleet_model::SETTINGS_SECRETS.join(" or ")
-        )));
-    }
+    let bucket = if gitfleet_model::SETTINGS_SECRETS.contains(&name) {
+        Bucket::Settings
+    } else {
+        Bucket::Secrets
+    };
     let store = shared
         .bus
-        .kv(Bucket::Settings)
+        .kv(bucket)
         .await
-        .map_err(|e| ServiceError::unavailable(format!("opening the settings bucket: {e}")))?;
+        .map_err(|e| ServiceError::unavailable(format!("opening the secrets: {e}")))?;
     let bytes = store
-        .get(name)
+        .get(gitfleet_bus::subject_token(name))
         .await
         .map_err(|e| ServiceError::unavailable(format!("reading Secret {name:?}: {e}")))?
-        .ok_or_else(|| ServiceError::invalid(format!("Secret {name:?} is not stored")))?;
+        .ok_or_else(|| {
+            ServiceError::invalid(format!(
+                "Secret {name:?} is not stored: apply it labelled {}: argocd",
+                gitfleet_model::PART_OF_LABEL
+            ))
+        })?;
     let data: BTreeMap<String, String> = shared
         .bus
-        .decode_document(Bucket::Settings, name, &bytes)
+        .decode_document(bucket, name, &bytes)
         .map_err(|e| ServiceError::unavailable(format!("opening Secret {name:?}: {e}")))?;
     data.get(&r.key)
         .filter(|v| !v.is_empty())

@@ -117,6 +117,18 @@ pub struct ExportArgs {
 
 /// Every value of a KV bucket, in key order.
 async fn values<T: serde::de::DeserializeOwned>(bus: &Bus, bucket: Bucket) -> Result<Vec<T>> {
+    Ok(named_values(bus, bucket)
+        .await?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect())
+}
+
+/// Every document of `bucket` with the name it is kept under, in name order.
+async fn named_values<T: serde::de::DeserializeOwned>(
+    bus: &Bus,
+    bucket: Bucket,
+) -> Result<Vec<(String, T)>> {
     use futures::StreamExt as _;
     let kv = bus
         .kv(bucket)
@@ -143,7 +155,9 @@ async fn values<T: serde::de::DeserializeOwned>(bus: &Bus, bucket: Bucket) -> Re
     }
     out.into_iter()
         .map(|(key, body)| {
-            bus.decode_document(bucket, &key, &body)
+            let name = gitfleet_bus::token_to_name(&key).unwrap_or_else(|| key.clone());
+            bus.decode_document(bucket, &name, &body)
+                .map(|v| (name, v))
                 .map_err(|e| Error::Usage(format!("{key}: {e}")))
         })
         .collect()
@@ -180,6 +194,15 @@ fn document<T: Serialize>(out: &mut String, value: &T) -> Result<()> {
 
 fn settings_object(name: &str, data: &BTreeMap<String, String>) -> serde_json::Value {
     let secret = name.ends_with("-secret");
+    settings_document(name, data, secret)
+}
+
+/// A ConfigMap or (`secret`) Secret labelled as Argo CD's, holding `data`.
+fn settings_document(
+    name: &str,
+    data: &BTreeMap<String, String>,
+    secret: bool,
+) -> serde_json::Value {
     let mut v = serde_json::json!({
         "apiVersion": "v1",
         "kind": if secret { "Secret" } else { "ConfigMap" },
@@ -210,6 +233,10 @@ pub async fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<i32> {
                 .map_err(|e| Error::Usage(format!("{name}: {e}")))?;
             document(&mut text, &settings_object(name, &data))?;
         }
+    }
+    // The Secrets generators name (`tokenRef`), labelled as Argo CD's so they read back.
+    for (name, data) in named_values::<BTreeMap<String, String>>(&bus, Bucket::Secrets).await? {
+        document(&mut text, &settings_document(&name, &data, true))?;
     }
     for mut project in values::<AppProject>(&bus, Bucket::Projects).await? {
         project.status = None;

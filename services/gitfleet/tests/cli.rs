@@ -819,6 +819,11 @@ async fn declarative_setup_applies_and_exports_round_trip() {
         ("c-cluster.yaml", fixture("cluster-secret.yaml")),
         ("d-repos.yaml", fixture("repository-secrets.yaml")),
         ("e-settings.yaml", format!("{RBAC_CM}---\n{ARGOCD_CM}")),
+        // A generator's token (`tokenRef`), as Argo CD requires it labelled.
+        (
+            "h-token.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: github-token\n  namespace: argocd\n  labels: {app.kubernetes.io/part-of: argocd}\nstringData: {token: ghp-generator-token}\n".to_string(),
+        ),
         ("g-appset.yaml", fixture("applicationset-list.yaml")),
         (
             "f-bad.yaml",
@@ -851,6 +856,8 @@ async fn declarative_setup_applies_and_exports_round_trip() {
         "{out}"
     );
     assert!(!out.contains("super-secret-token"), "{out}");
+    assert!(!out.contains("ghp-generator-token"), "{out}");
+    assert!(out.contains("Secret github-token created\n"), "{out}");
 
     // As if created one by one: the app passed its project's rules.
     let (code, out, _) = env.run(&["app", "get", "api-service", "-o", "json"]).await;
@@ -866,7 +873,7 @@ async fn declarative_setup_applies_and_exports_round_trip() {
 
     // Again: nothing changes.
     let (_, out, _) = env.run(&["apply", "-f", &dir_arg]).await;
-    assert_eq!(out.matches(" unchanged\n").count(), 8, "{out}");
+    assert_eq!(out.matches(" unchanged\n").count(), 9, "{out}");
 
     // A bad policy is refused, its line named; the stored one stays.
     let bad = env.write("bad-rbac.yaml", &RBAC_CM.replace("allow\n", "\n"));
@@ -898,6 +905,11 @@ async fn declarative_setup_applies_and_exports_round_trip() {
         "export carries credentials"
     );
     assert!(first.contains("policy.matchMode: glob"), "{first}");
+    assert!(first.contains("name: github-token"), "{first}");
+    assert!(
+        first.contains("ghp-generator-token"),
+        "export carries the generator's token"
+    );
 
     let other = Env::start().await;
     let file = other.write("export.yaml", &first);

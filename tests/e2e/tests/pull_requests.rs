@@ -5,7 +5,6 @@
 //! minutes); an API answering 500 leaves every app in place and says so in the set's
 //! status, without the token.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -76,8 +75,8 @@ spec:
         repo: myrepo
         api: {api}
         tokenRef:
-          secretName: argocd-secret
-          key: scm.github.token
+          secretName: github-token
+          key: token
         labels: [preview]
       requeueAfterSeconds: 1800
   template:
@@ -148,15 +147,25 @@ async fn pull_requests_come_and_go_as_apps_and_a_failing_api_deletes_nothing() {
         let url = format!("http://{}/", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await });
 
-        // The token in argocd-secret, as `gitfleet apply` of the Secret stores it (sealed).
-        let secret = BTreeMap::from([("scm.github.token".to_owned(), TOKEN.to_owned())]);
-        let body = sb
+        // The token in a Secret labelled as Argo CD requires, applied as a user would;
+        // kept sealed.
+        let secret = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: github-token\n  namespace: argocd\n  labels:\n    app.kubernetes.io/part-of: argocd\nstringData:\n  token: {TOKEN}\n"
+        );
+        let f = sb.file("github-token.yaml", &secret);
+        let out = sb.cli(&["apply", "-f", &f]).await;
+        assert_eq!(out.code, 0, "apply: {}", out.stdout);
+        assert!(!out.stdout.contains(TOKEN), "{}", out.stdout);
+        let stored = sb
             .bus
-            .encode_document(Bucket::Settings, "argocd-secret", &secret)
-            .unwrap();
-        assert!(!String::from_utf8_lossy(&body).contains(TOKEN));
-        let settings = sb.bus.kv(Bucket::Settings).await.unwrap();
-        settings.put("argocd-secret", body.into()).await.unwrap();
+            .kv(Bucket::Secrets)
+            .await
+            .unwrap()
+            .get(subject_token("github-token"))
+            .await
+            .unwrap()
+            .expect("the Secret is stored");
+        assert!(!String::from_utf8_lossy(&stored).contains(TOKEN));
 
         let f = sb.file("previews.yaml", &set(&url, &sb.repo_url()));
         let out = sb.cli(&["apply", "-f", &f]).await;
