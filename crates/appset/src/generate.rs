@@ -84,11 +84,19 @@ pub enum GenerateError {
     NeedGit(GitKey),
     /// A pull request generator reads a listing the sources do not hold yet: fetch it
     /// from the provider and generate again.
-    #[error("the pull requests of {} {} are not fetched", .0.provider.key(), .0.api)]
-    NeedPullRequests(Box<PullRequestQuery>),
+    #[error("{at}: the pull requests of {} {} are not fetched", .query.provider.key(), .query.api)]
+    NeedPullRequests {
+        /// The generator asking (`spec.generators[0].pullRequest`).
+        at: String,
+        query: Box<PullRequestQuery>,
+    },
     /// An SCM provider generator reads a scan the sources do not hold yet.
-    #[error("the repositories of {} {} are not listed", .0.provider.key(), .0.organization)]
-    NeedScm(Box<ScmQuery>),
+    #[error("{at}: the repositories of {} {} are not listed", .query.provider.key(), .query.organization)]
+    NeedScm {
+        /// The generator asking (`spec.generators[0].scmProvider`).
+        at: String,
+        query: Box<ScmQuery>,
+    },
     /// A generator, a template or a generated Application is wrong; `at` names where
     /// (`spec.generators[0].matrix.generators[1].git`, or the app and its field).
     #[error("{at}: {message}")]
@@ -379,7 +387,10 @@ impl Ctx<'_> {
         })?;
         let values = string_map(config.get("values"), &format!("{at}.values"))?;
         let Some(listing) = self.sources.pull_requests.get(&generator.query) else {
-            return Err(GenerateError::NeedPullRequests(Box::new(generator.query)));
+            return Err(GenerateError::NeedPullRequests {
+                at: at.to_owned(),
+                query: Box::new(generator.query),
+            });
         };
         let Some(pulls) = listing else {
             if generator.continue_on_repo_not_found {
@@ -409,7 +420,10 @@ impl Ctx<'_> {
             })?;
         let values = string_map(config.get("values"), &format!("{at}.values"))?;
         let Some(found) = self.sources.scm.get(&generator.query) else {
-            return Err(GenerateError::NeedScm(Box::new(generator.query)));
+            return Err(GenerateError::NeedScm {
+                at: at.to_owned(),
+                query: Box::new(generator.query),
+            });
         };
         let mut out = Vec::new();
         for rb in found.iter() {

@@ -720,7 +720,10 @@ fn pull_requests_are_asked_for_then_make_one_app_each() {
     use gitfleet_appset::pull_request::PullRequest;
     let s = set(PULL_REQUEST_SET);
     let query = match generate(&s, &Sources::default()) {
-        Err(GenerateError::NeedPullRequests(q)) => *q,
+        Err(GenerateError::NeedPullRequests { at, query }) => {
+            assert_eq!(at, "spec.generators[0].pullRequest");
+            *query
+        }
         other => panic!("expected a request for the listing, got {other:?}"),
     };
     assert_eq!(query.api, "https://gitea.mydomain.com");

@@ -466,12 +466,17 @@ pub(crate) async fn generate(
                 })?;
                 sources.git.insert(key, tree);
             }
-            Err(GenerateError::NeedPullRequests(query)) => {
-                let listing = crate::scm::pull_requests(shared, &query).await?;
+            Err(GenerateError::NeedPullRequests { at, query }) => {
+                // The generator is named, as a set's condition names any generator's error.
+                let listing = crate::scm::pull_requests(shared, &query)
+                    .await
+                    .map_err(|e| e.context(&at))?;
                 sources.pull_requests.insert(*query, listing);
             }
-            Err(GenerateError::NeedScm(query)) => {
-                let found = crate::scm::repositories(shared, &query).await?;
+            Err(GenerateError::NeedScm { at, query }) => {
+                let found = crate::scm::repositories(shared, &query)
+                    .await
+                    .map_err(|e| e.context(&at))?;
                 sources.scm.insert(*query, found);
             }
             other => return other.map_err(|e| ServiceError::invalid(e.to_string())),

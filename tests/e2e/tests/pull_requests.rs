@@ -221,6 +221,10 @@ async fn pull_requests_come_and_go_as_apps_and_a_failing_api_deletes_nothing() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         assert!(message.contains("500"), "{message}");
+        assert!(
+            message.contains("spec.generators[0].pullRequest"),
+            "the generator is named: {message}"
+        );
         assert!(!message.contains(TOKEN), "{message}");
         assert!(
             sb.stored_app("preview-3").await.is_some(),
