@@ -122,6 +122,21 @@ pub struct PullRequestGenerator {
     pub continue_on_repo_not_found: bool,
 }
 
+/// A repository's URL in `provider`'s API at `api`: GitHub's, Gitea's and Bitbucket
+/// Cloud's `owner/repo`, Bitbucket Server's project and repository, GitLab's project (id
+/// or path, as `repo`). Azure DevOps' needs an organization too and is built where used.
+pub(crate) fn repository_api(provider: Provider, api: &str, owner: &str, repo: &str) -> String {
+    let (o, r) = (enc(owner), enc(repo));
+    match provider {
+        Provider::GitHub => format!("{api}/repos/{o}/{r}"),
+        Provider::GitLab => format!("{api}/api/v4/projects/{r}"),
+        Provider::Gitea => format!("{api}/api/v1/repos/{o}/{r}"),
+        Provider::BitbucketServer => format!("{api}/rest/api/1.0/projects/{o}/repos/{r}"),
+        Provider::BitbucketCloud => format!("{api}/repositories/{o}/{r}"),
+        Provider::AzureDevOps => format!("{api}/{o}/_apis/git/repositories/{r}"),
+    }
+}
+
 /// GitHub's API at `api` as go-github's enterprise client takes it (`<api>/api/v3`);
 /// github.com's without one.
 pub(crate) fn github_api(api: &str) -> String {
@@ -409,17 +424,18 @@ impl PullRequestQuery {
             Cursor::Page(n) => *n as u64,
             Cursor::Offset(n) => *n,
         };
+        let (owner, repo) = match self.provider {
+            Provider::GitLab => ("", self.project.as_str()),
+            Provider::BitbucketServer => (self.project.as_str(), self.repo.as_str()),
+            _ => (self.owner.as_str(), self.repo.as_str()),
+        };
+        let base = repository_api(self.provider, api, owner, repo);
         match self.provider {
-            Provider::GitHub => format!(
-                "{api}/repos/{}/{}/pulls?state=open&per_page={PER_PAGE}&page={page}",
-                enc(&self.owner),
-                enc(&self.repo)
-            ),
+            Provider::GitHub => {
+                format!("{base}/pulls?state=open&per_page={PER_PAGE}&page={page}")
+            }
             Provider::GitLab => {
-                let mut url = format!(
-                    "{api}/api/v4/projects/{}/merge_requests?per_page={PER_PAGE}&page={page}",
-                    enc(&self.project)
-                );
+                let mut url = format!("{base}/merge_requests?per_page={PER_PAGE}&page={page}");
                 if !self.labels.is_empty() {
                     url.push_str(&format!("&labels={}", enc(&self.labels.join(","))));
                 }
@@ -428,21 +444,13 @@ impl PullRequestQuery {
                 }
                 url
             }
-            Provider::Gitea => format!(
-                "{api}/api/v1/repos/{}/{}/pulls?state=open&limit={GITEA_PER_PAGE}&page={page}",
-                enc(&self.owner),
-                enc(&self.repo)
-            ),
-            Provider::BitbucketServer => format!(
-                "{api}/rest/api/1.0/projects/{}/repos/{}/pull-requests?state=OPEN&limit={PER_PAGE}&start={page}",
-                enc(&self.project),
-                enc(&self.repo)
-            ),
-            Provider::BitbucketCloud => format!(
-                "{api}/repositories/{}/{}/pullrequests?pagelen=50&page={page}",
-                enc(&self.owner),
-                enc(&self.repo)
-            ),
+            Provider::Gitea => {
+                format!("{base}/pulls?state=open&limit={GITEA_PER_PAGE}&page={page}")
+            }
+            Provider::BitbucketServer => {
+                format!("{base}/pull-requests?state=OPEN&limit={PER_PAGE}&start={page}")
+            }
+            Provider::BitbucketCloud => format!("{base}/pullrequests?pagelen=50&page={page}"),
             Provider::AzureDevOps => format!(
                 "{api}/{}/{}/_apis/git/repositories/{}/pullrequests?searchCriteria.status=active&$top={PER_PAGE}&$skip={}&api-version=7.1",
                 enc(&self.organization),

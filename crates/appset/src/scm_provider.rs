@@ -7,7 +7,9 @@
 use serde_json::{Map, Value, json};
 
 use crate::params::sanitize_name;
-use crate::pull_request::{Auth, Cursor, Provider, auth, enc, regex_field, required, str_field};
+use crate::pull_request::{
+    Auth, Cursor, Provider, auth, enc, regex_field, repository_api, required, str_field,
+};
 
 /// Page sizes the providers' APIs allow.
 const PER_PAGE: u32 = 100;
@@ -321,28 +323,13 @@ impl ScmQuery {
     }
 
     fn repo_base(&self, repo: &Repository) -> String {
-        let api = &self.api;
-        match self.provider {
-            Provider::GitHub => format!(
-                "{api}/repos/{}/{}",
-                enc(&repo.organization),
-                enc(&repo.name)
-            ),
-            Provider::GitLab => format!("{api}/api/v4/projects/{}", enc(&repo.key)),
-            Provider::Gitea => {
-                format!(
-                    "{api}/api/v1/repos/{}/{}",
-                    enc(&repo.organization),
-                    enc(&repo.name)
-                )
-            }
-            Provider::BitbucketServer => format!(
-                "{api}/rest/api/1.0/projects/{}/repos/{}",
-                enc(&repo.organization),
-                enc(&repo.name)
-            ),
-            _ => String::new(),
-        }
+        // GitLab's projects go by id; the others by organization and name.
+        let owner = if self.provider == Provider::GitLab {
+            ""
+        } else {
+            repo.organization.as_str()
+        };
+        repository_api(self.provider, &self.api, owner, &repo.key)
     }
 
     /// The URL of a page of a repository's branches.
