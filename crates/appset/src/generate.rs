@@ -378,13 +378,7 @@ impl Ctx<'_> {
     /// One parameter set per open pull request the provider lists (see
     /// [`crate::pull_request`]), after the generator's `filters`.
     fn pull_requests(&self, config: &Value, at: &str) -> Result<Vec<Params>, GenerateError> {
-        let generator = PullRequestGenerator::parse(config, at).map_err(|e| {
-            // The message names its field first (`<at>.github.owner: required`).
-            match e.split_once(": ") {
-                Some((field, message)) => invalid(field, message),
-                None => invalid(at, e),
-            }
-        })?;
+        let generator = PullRequestGenerator::parse(config, at).map_err(|e| field_error(at, e))?;
         let values = string_map(config.get("values"), &format!("{at}.values"))?;
         let Some(listing) = self.sources.pull_requests.get(&generator.query) else {
             return Err(GenerateError::NeedPullRequests {
@@ -413,11 +407,7 @@ impl Ctx<'_> {
     /// One parameter set per repository (and branch) the SCM provider scan found (see
     /// [`crate::scm_provider`]).
     fn scm_provider(&self, config: &Value, at: &str) -> Result<Vec<Params>, GenerateError> {
-        let generator =
-            ScmProviderGenerator::parse(config, at).map_err(|e| match e.split_once(": ") {
-                Some((field, message)) => invalid(field, message),
-                None => invalid(at, e),
-            })?;
+        let generator = ScmProviderGenerator::parse(config, at).map_err(|e| field_error(at, e))?;
         let values = string_map(config.get("values"), &format!("{at}.values"))?;
         let Some(found) = self.sources.scm.get(&generator.query) else {
             return Err(GenerateError::NeedScm {
@@ -713,6 +703,14 @@ impl Ctx<'_> {
         app.validate()
             .map_err(|e| format!("application {:?} is invalid: {e}", app.metadata.name))?;
         Ok(app)
+    }
+}
+
+/// An SCM generator's error, which names its field first (`<at>.github.owner: required`).
+fn field_error(at: &str, e: String) -> GenerateError {
+    match e.split_once(": ") {
+        Some((field, message)) => invalid(field, message),
+        None => invalid(at, e),
     }
 }
 

@@ -4,10 +4,11 @@
 //! counts as one, and how it reads, is `gitfleet_engine::control_plane`; the diff workers
 //! and the sync executors both come here, so a comparison and a sync see the same thing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
+use gitfleet_engine::ResourceRef;
 use gitfleet_engine::control_plane::{self, ControlPlaneKind, Registration};
 use gitfleet_engine::health::Checks;
 use gitfleet_engine::tracking::tracking_id;
@@ -140,6 +141,40 @@ impl<'a> ControlPlane<'a> {
             self.namespace,
             written,
         )))
+    }
+
+    /// The control-plane objects among an app's desired ones (its destination being the
+    /// in-cluster one), by kind and name.
+    pub fn desired(&self, desired: &[Value]) -> BTreeSet<(ControlPlaneKind, String)> {
+        desired
+            .iter()
+            .filter_map(|d| {
+                let r = ResourceRef::from_object(d);
+                Some((control_plane::kind_of(&r, true, self.namespace)?, r.name))
+            })
+            .collect()
+    }
+
+    /// What app `instance` holds, read once each: the objects it `desired` and those
+    /// `written` by its syncs as the caller knows them (see [`Self::live`]), by kind and
+    /// name. The one reading of a parent's children for the diff workers, the executors
+    /// and the gateway's diff.
+    pub async fn held(
+        &self,
+        instance: &str,
+        desired: &BTreeSet<(ControlPlaneKind, String)>,
+        written: impl IntoIterator<Item = (ControlPlaneKind, String)>,
+    ) -> Result<Vec<((ControlPlaneKind, String), Value)>, ServiceError> {
+        let mut names = desired.clone();
+        names.extend(written);
+        let mut out = Vec::new();
+        for (kind, name) in names {
+            let wanted = desired.contains(&(kind, name.clone()));
+            if let Some(live) = self.live(instance, kind, &name, wanted).await? {
+                out.push(((kind, name), live));
+            }
+        }
+        Ok(out)
     }
 
     async fn status(&self, name: &str) -> Result<Option<ApplicationStatus>, ServiceError> {

@@ -2,13 +2,12 @@
 //! watcher to resolve the revision, a renderer for the manifests and the cluster's executor
 //! for the live objects, then compares with the engine exactly as the diff workers do.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use gitfleet_bus::control_plane::ControlPlane;
 use gitfleet_bus::{Bucket, Bus, subject_token};
-use gitfleet_engine::control_plane::{self as app_of_apps, ControlPlaneKind};
-use gitfleet_engine::{ResourceRef, app};
+use gitfleet_engine::app;
+use gitfleet_engine::control_plane::ControlPlaneKind;
 use gitfleet_messages::{
     IN_CLUSTER, Live, LiveRequest, RefSource, RenderRequest, Rendered, ResolveRequest, Resolved,
 };
@@ -120,13 +119,8 @@ async fn held(
     if cluster != IN_CLUSTER && !application.spec.destination.is_in_cluster() {
         return Ok(Vec::new());
     }
-    let mut names: BTreeMap<(ControlPlaneKind, String), bool> = desired
-        .iter()
-        .filter_map(|d| {
-            let r = ResourceRef::from_object(d);
-            Some(((app_of_apps::kind_of(&r, true, ns)?, r.name), true))
-        })
-        .collect();
+    let control_plane = ControlPlane::new(bus, ns);
+    let wanted = control_plane.desired(desired);
     let status = bus
         .kv(Bucket::AppStatus)
         .await
@@ -135,22 +129,18 @@ async fn held(
         .await
         .map_err(|e| Error::Unavailable(format!("reading the app's status: {e}")))?
         .and_then(|b| serde_json::from_slice::<ApplicationStatus>(&b).ok());
-    for r in status.iter().flat_map(|s| &s.resources) {
-        if let Some(kind) = ControlPlaneKind::of(&r.group, &r.kind)
-            && r.namespace == ns
-        {
-            names.entry((kind, r.name.clone())).or_insert(false);
-        }
-    }
-    let control_plane = ControlPlane::new(bus, ns);
+    let shown = status
+        .iter()
+        .flat_map(|s| &s.resources)
+        .filter(|r| r.namespace == ns)
+        .filter_map(|r| Some((ControlPlaneKind::of(&r.group, &r.kind)?, r.name.clone())));
     let instance = application.instance_name(ns);
-    let mut objects = Vec::new();
-    for ((kind, name), desired) in names {
-        if let Some(live) = control_plane.live(&instance, kind, &name, desired).await? {
-            objects.push(live);
-        }
-    }
-    Ok(objects)
+    Ok(control_plane
+        .held(&instance, &wanted, shown)
+        .await?
+        .into_iter()
+        .map(|(_, live)| live)
+        .collect())
 }
 
 pub async fn diff(

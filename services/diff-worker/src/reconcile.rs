@@ -11,7 +11,7 @@ use gitfleet_bus::control_plane::{ControlPlane, is_in_cluster};
 use gitfleet_bus::{Bus, Owned, encode_reply, partition as partition_of, subject_token};
 use gitfleet_engine::ResourceRef;
 use gitfleet_engine::app::{self, Comparison};
-use gitfleet_engine::control_plane::{self as app_of_apps, ControlPlaneKind};
+use gitfleet_engine::control_plane::ControlPlaneKind;
 use gitfleet_engine::health::Checks;
 use gitfleet_engine::project::{ProjectRules, Violation, destination_of};
 use gitfleet_engine::sync::{builtin_scope, windows};
@@ -444,13 +444,8 @@ async fn held_live(
     }
     let ns = shared.config.control_plane_namespace.as_str();
     let instance = app.instance_name(ns);
-    let wanted: BTreeSet<(ControlPlaneKind, String)> = desired
-        .iter()
-        .filter_map(|d| {
-            let r = ResourceRef::from_object(d);
-            Some((app_of_apps::kind_of(&r, true, ns)?, r.name))
-        })
-        .collect();
+    let control_plane = ControlPlane::new(&shared.bus, ns);
+    let wanted = control_plane.desired(desired);
     let written = shared
         .children
         .read()
@@ -461,18 +456,15 @@ async fn held_live(
     if wanted.is_empty() && written.is_empty() {
         return Ok(HeldLive::default());
     }
-    let control_plane = ControlPlane::new(&shared.bus, ns);
-    let mut held = HeldLive {
-        objects: Vec::new(),
+    Ok(HeldLive {
         checks: control_plane.checks().await?,
-    };
-    for (kind, name) in wanted.union(&written) {
-        let desired = wanted.contains(&(*kind, name.clone()));
-        if let Some(live) = control_plane.live(&instance, *kind, name, desired).await? {
-            held.objects.push(live);
-        }
-    }
-    Ok(held)
+        objects: control_plane
+            .held(&instance, &wanted, written)
+            .await?
+            .into_iter()
+            .map(|(_, live)| live)
+            .collect(),
+    })
 }
 
 /// The registered cluster `app` deploys to, server and name both known (see

@@ -396,34 +396,25 @@ impl<'a> Held<'a> {
         if !held.in_cluster {
             return Ok(held);
         }
-        let desired: Vec<(ControlPlaneKind, String)> = op
-            .desired
+        let desired = held.control_plane.desired(&op.desired);
+        let written: Vec<(ControlPlaneKind, String)> = op
+            .held
             .iter()
-            .filter_map(|d| {
-                let r = ResourceRef::from_object(d);
-                Some((held.kind_of(&r)?, r.name))
+            .filter_map(|h| {
+                let kind = ControlPlaneKind::of(app_of_apps::GROUP, &h.kind)?;
+                Some((kind, h.name.clone()))
             })
             .collect();
-        let written = op.held.iter().filter_map(|h| {
-            let kind = ControlPlaneKind::of(app_of_apps::GROUP, &h.kind)?;
-            Some((kind, h.name.clone()))
-        });
-        let names: std::collections::BTreeSet<(ControlPlaneKind, String)> =
-            desired.iter().cloned().chain(written).collect();
-        if names.is_empty() {
+        if desired.is_empty() && written.is_empty() {
             return Ok(held);
         }
         held.checks = held.control_plane.checks().await?;
-        for (kind, name) in names {
-            let wanted = desired.contains(&(kind, name.clone()));
-            if let Some(live) = held
-                .control_plane
-                .live(&op.app, kind, &name, wanted)
-                .await?
-            {
-                held.live.insert((kind, name), live);
-            }
-        }
+        held.live = held
+            .control_plane
+            .held(&op.app, &desired, written)
+            .await?
+            .into_iter()
+            .collect();
         Ok(held)
     }
 
