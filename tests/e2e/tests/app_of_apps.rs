@@ -143,10 +143,20 @@ async fn a_root_app_registers_orders_and_prunes_its_child_apps() {
         sb.until_stored_app("worker", true, 120).await;
         sb.until_status("worker", 120, "worker Synced and Healthy", synced_healthy)
             .await;
+        // The root shows its children as its resources, with their own health (a child's
+        // status reaches its parent a reconciliation later: wait for both).
         let root_status = sb
-            .until_status("root", 120, "root Synced and Healthy", synced_healthy)
+            .until_status(
+                "root",
+                120,
+                "root Synced and Healthy with its children",
+                |s| {
+                    synced_healthy(s)
+                        && resource_health(s, "Application", "api") == Some("Healthy")
+                        && resource_health(s, "Application", "worker") == Some("Healthy")
+                },
+            )
             .await;
-        // The root shows its children as its resources, with their own health.
         assert_eq!(
             resource_health(&root_status, "Application", "api"),
             Some("Healthy")
