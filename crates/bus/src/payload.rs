@@ -63,8 +63,19 @@ impl Bus {
     /// Publishes `body` to a subject captured by a stream and waits for the stream's ack,
     /// offloading the body when it is too large for one message.
     pub async fn publish_large(&self, subject: impl Into<String>, body: Bytes) -> Result<()> {
+        self.publish_large_with(subject, HeaderMap::new(), body)
+            .await
+    }
+
+    /// [`Bus::publish_large`] with headers of the caller's (`Nats-Msg-Id`).
+    pub async fn publish_large_with(
+        &self,
+        subject: impl Into<String>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<()> {
         let subject = subject.into();
-        let (headers, body) = self.offload(HeaderMap::new(), body).await?;
+        let (headers, body) = self.offload(headers, body).await?;
         let publish_err = |err: async_nats::jetstream::context::PublishError| BusError::Publish {
             subject: subject.clone(),
             source: err.into(),

@@ -96,6 +96,24 @@ impl Bus {
         .await
     }
 
+    /// [`Bus::publish_durable`] of one message per `id`: the stream drops a copy with an id
+    /// it holds already (`Nats-Msg-Id`, within the stream's duplicate window, two minutes
+    /// by default), so a publish retried after its ack was lost is not queued twice.
+    pub async fn publish_durable_once(
+        &self,
+        subject: impl Into<String>,
+        body: Bytes,
+        id: &str,
+    ) -> Result<()> {
+        let subject = subject.into();
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+        retry(&format!("publishing to {subject}"), Retry::RECOVERY, || {
+            self.publish_large_with(subject.clone(), headers.clone(), body.clone())
+        })
+        .await
+    }
+
     /// Puts `value` under `key`, retried through a server restart; returns the revision.
     pub async fn kv_put_durable(&self, store: &kv::Store, key: &str, value: Bytes) -> Result<u64> {
         retry(

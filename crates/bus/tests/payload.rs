@@ -105,3 +105,24 @@ async fn same_body_twice_is_stored_once_and_tampering_is_detected() {
     let err = bus.read_payload(&msg).await.unwrap_err();
     assert!(err.to_string().contains(&key), "{err}");
 }
+
+#[tokio::test]
+async fn a_publish_retried_with_the_same_id_is_queued_once() {
+    let bus = testkit::bus().await;
+    let subject = bus.topology.sync_subject(3);
+    for body in ["first", "the same operation again", "first"] {
+        bus.publish_durable_once(subject.clone(), Bytes::from(body), "op-1")
+            .await
+            .unwrap();
+    }
+    bus.publish_durable_once(subject.clone(), Bytes::from("second"), "op-2")
+        .await
+        .unwrap();
+    let mut stream = bus
+        .js
+        .get_stream(bus.topology.stream(StreamName::SyncWork))
+        .await
+        .unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.state.messages, 2, "one message per operation id");
+}

@@ -442,6 +442,13 @@ pub struct ResourceResult {
     pub status: ResultCode,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// The phase the task ran in (`PreSync`, `Sync`, `PostSync`, ...), Argo CD's
+    /// `syncPhase`; empty for results not of a task (a prune skipped).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sync_phase: String,
+    /// For a hook, the phase it is a hook of (Argo CD's `hookType`); empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hook_type: String,
 }
 
 /// The state of an app's latest operation, in KV `operations`.
@@ -476,6 +483,30 @@ pub struct Operation {
     /// holds back no automated sync of its revision.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refused: bool,
+    /// While the operation runs: how far its attempt under way got (its `resources` are
+    /// that attempt's results so far), so an executor taking the operation over (the one
+    /// running it died) resumes there instead of starting again. `None` once it ends, and
+    /// while it waits to be retried (a retry starts over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+/// How far a running sync attempt got; see [`Operation::progress`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// The last step whose tasks all ran and became healthy; `None` before the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<SyncStep>,
+}
+
+/// One step of a sync: a wave of a phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStep {
+    /// `PreSync`, `Sync`, `PostSync`, `PreDelete`, `PostDelete`.
+    pub phase: String,
+    pub wave: i32,
 }
 
 fn is_zero(n: &i64) -> bool {

@@ -46,6 +46,9 @@ pub struct WriteRecord {
     pub name: Option<String>,
     pub field_manager: Option<String>,
     pub dry_run: bool,
+    /// Who sent it, as the API server's audit log records it (`userAgent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
     pub code: u16,
 }
 

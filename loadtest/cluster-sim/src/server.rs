@@ -209,15 +209,16 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
         .and_then(|h| h.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
     let manager = params
         .get("fieldManager")
         .map(String::from)
         .unwrap_or_else(|| {
-            let ua = req
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("unknown");
+            let ua = user_agent.as_deref().unwrap_or("unknown");
             ua.split('/').next().unwrap_or("unknown").to_string()
         });
 
@@ -311,6 +312,7 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
             Some(manager.clone())
         },
         dry_run: params.dry_run(),
+        user_agent,
         code: match &result {
             Ok((c, _, _)) => *c,
             Err(e) => e.code,

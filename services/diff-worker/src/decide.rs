@@ -361,6 +361,7 @@ mod tests {
             dry_run: false,
             initiated_by: String::new(),
             refused: false,
+            progress: None,
         }
     }
 

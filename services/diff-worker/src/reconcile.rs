@@ -1139,10 +1139,11 @@ async fn enqueue(
         .topology
         .sync_subject(partition_of(&order.cluster, CLUSTER_PARTITIONS));
     // Retried through a server restart: a sync decided and then dropped would only be
-    // decided again at the next refresh.
+    // decided again at the next refresh. Queued once per operation id, however often the
+    // publish is retried.
     shared
         .bus
-        .publish_durable(subject, Bytes::from(body))
+        .publish_durable_once(subject, Bytes::from(body), &op.id)
         .await
         .map_err(|err| {
             ServiceError::new(

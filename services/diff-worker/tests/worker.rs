@@ -58,6 +58,7 @@ fn succeeded(id: &str, app: &str, revision: &str) -> Operation {
         dry_run: false,
         initiated_by: String::new(),
         refused: false,
+        progress: None,
     }
 }
 
@@ -245,6 +246,7 @@ async fn automated_sync_is_fenced_and_never_doubled() {
         dry_run: false,
         initiated_by: String::new(),
         refused: false,
+        progress: None,
     };
     put_json(&bus, Bucket::Operations, "auto", &running).await;
     settle(&bus, &peers, "auto", 2).await;

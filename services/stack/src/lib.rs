@@ -244,6 +244,10 @@ pub async fn start_with(cfg: StackConfig, buses: ServiceBuses) -> Result<Stack, 
         c.wave_delay = cfg.wave_delay;
         c.member_ttl = cfg.ownership_ttl;
         c.lease_ttl = cfg.ownership_ttl;
+        // A dead executor's running operation is delivered to the cluster's next owner
+        // once its ack wait runs out: a few lease lifetimes, so takeover time follows the
+        // ownership TTL (30 s at the default 10 s; progress acks come every third of it).
+        c.ack_wait = (cfg.ownership_ttl * 3).max(Duration::from_secs(6));
         spawn(
             &mut tasks,
             "sync-executor",

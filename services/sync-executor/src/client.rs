@@ -22,9 +22,9 @@ pub enum ClientError {
     Build { cluster: String, message: String },
 }
 
-/// Builds the client of `cluster` (named `name` in KV `clusters`).
-pub fn build(name: &str, cluster: &Cluster) -> Result<kube::Client, ClientError> {
-    let config = if cluster.is_in_cluster() && cluster.config.bearer_token.is_none() {
+/// Builds the client of `cluster` (named `name` in KV `clusters`) for executor `member`.
+pub fn build(name: &str, cluster: &Cluster, member: &str) -> Result<kube::Client, ClientError> {
+    let mut config = if cluster.is_in_cluster() && cluster.config.bearer_token.is_none() {
         // The executor's own service account, as Argo CD does for `in-cluster`.
         kube::Config::incluster().map_err(|err| ClientError::Build {
             cluster: name.to_string(),
@@ -33,10 +33,23 @@ pub fn build(name: &str, cluster: &Cluster) -> Result<kube::Client, ClientError>
     } else {
         config(name, cluster)?
     };
+    // Which executor wrote what shows in the API server's audit log, as Argo CD's
+    // controller names itself there.
+    if let Ok(agent) = http::HeaderValue::from_str(&user_agent(member)) {
+        config.headers.push((http::header::USER_AGENT, agent));
+    }
     multiplexed(config).map_err(|message| ClientError::Build {
         cluster: name.to_string(),
         message,
     })
+}
+
+/// `gitfleet-sync-executor/<version> (<member>)`.
+pub fn user_agent(member: &str) -> String {
+    format!(
+        "gitfleet-sync-executor/{} ({member})",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// A client that speaks HTTP/2 when the API server offers it (ALPN), as kubectl and

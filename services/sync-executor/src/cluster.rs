@@ -63,7 +63,8 @@ impl ClusterRuntime {
         parent: &CancellationToken,
     ) -> Arc<ClusterRuntime> {
         let config = host.config().clone();
-        let client = crate::client::build(name, &spec).map_err(|e| e.to_string());
+        let client =
+            crate::client::build(name, &spec, &config.member_id).map_err(|e| e.to_string());
         if let Err(err) = &client {
             tracing::warn!(cluster = %name, error = %err, "cluster registration unusable");
         }

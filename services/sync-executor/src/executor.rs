@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use crate::cache::{Kind, key_of};
 use crate::cluster::{CallError, ClusterRuntime};
+use crate::journal::Journal;
 
 /// Argo CD's field manager for server-side apply.
 pub const FIELD_MANAGER: &str = "argocd-controller";
@@ -63,6 +64,7 @@ pub async fn execute(
     rt: &ClusterRuntime,
     op: &SyncOperation,
     terminated: &AtomicBool,
+    journal: &Journal<'_>,
 ) -> Outcome {
     if let Err(err) = rt.ensure_reachable(rt.config.cache_wait).await {
         return Outcome::failed(err, Vec::new());
@@ -88,7 +90,7 @@ pub async fn execute(
                 .scope(group, kind)
                 .or_else(|| sync::builtin_scope(group, kind))
         };
-        let settings = settings(op, rt, &scope);
+        let settings = settings(op, rt, &scope, journal.started_at());
         sync::plan(&op.app, op.desired.clone(), live, &settings)
     };
     let plan = match planned {
@@ -121,7 +123,11 @@ pub async fn execute(
         creating: &creating,
         held: &held,
     };
-    let mut results: Vec<ResourceResult> = Vec::new();
+    // A run that resumes the operation (the executor running it died) starts from what
+    // the earlier run recorded: its results, and the steps and tasks it finished.
+    let earlier = journal.earlier();
+    let mut results: Vec<ResourceResult> = earlier.results.clone();
+    let mut finished = earlier.finished;
     let out_of_sync_only = op.sync_options.apply_out_of_sync_only();
     let waves: Vec<(SyncPhase, i32, Vec<&Task>)> = plan
         .phases
@@ -143,13 +149,28 @@ pub async fn execute(
             stop = Some(Stop::Terminated);
             break;
         }
-        tracing::debug!(app = %op.app, cluster = %rt.name, ?phase, wave, tasks = tasks.len(), "running wave");
-        if let Err(s) = run_wave(&ctx, tasks, &mut results).await {
+        let to_run: Vec<&Task> = tasks
+            .iter()
+            .copied()
+            .filter(|t| !earlier.did(*phase, t))
+            .collect();
+        if to_run.is_empty() && earlier.finished(*phase, *wave) {
+            continue;
+        }
+        tracing::debug!(app = %op.app, cluster = %rt.name, ?phase, wave, tasks = to_run.len(), "running wave");
+        if let Err(s) = run_wave(&ctx, *phase, &to_run, &mut results).await {
             stop = Some(s);
             break;
         }
         let has_hooks = tasks.iter().any(|t| t.action == TaskAction::CreateHook);
         let last = i + 1 == waves.len();
+        // A hook is created once: an executor taking over from here waits for it.
+        if to_run.iter().any(|t| t.action == TaskAction::CreateHook)
+            && let Err(m) = journal.record(&results, finished).await
+        {
+            stop = Some(Stop::Abort(m));
+            break;
+        }
         // PostDelete hooks run once the app's resources are gone, not just asked to go.
         if op.deleting
             && !op.dry_run
@@ -165,6 +186,11 @@ pub async fn execute(
         }
         if let Err(s) = wait_healthy(rt, &held, op, tasks, terminated).await {
             stop = Some(s);
+            break;
+        }
+        finished = Some((*phase, *wave));
+        if !last && let Err(m) = journal.record(&results, finished).await {
+            stop = Some(Stop::Abort(m));
             break;
         }
         // The delay lets other controllers react to what the wave changed before the next
@@ -205,7 +231,7 @@ pub async fn execute(
         {
             for w in &phase.waves {
                 let tasks: Vec<&Task> = w.tasks.iter().collect();
-                let _ = run_wave(&ctx, &tasks, &mut results).await;
+                let _ = run_wave(&ctx, phase.phase, &tasks, &mut results).await;
             }
         }
     }
@@ -311,6 +337,7 @@ fn settings<'a>(
     op: &SyncOperation,
     rt: &ClusterRuntime,
     scope: sync::ScopeFn<'a>,
+    started_at: i64,
 ) -> SyncSettings<'a> {
     let resources = (!op.resources.is_empty()).then(|| {
         op.resources
@@ -334,7 +361,7 @@ fn settings<'a>(
         managed_namespace_metadata: op.managed_namespace_metadata.clone(),
         deleting: op.deleting,
         revision: op.revision.clone(),
-        started_at: chrono::Utc::now().timestamp(),
+        started_at,
         is_namespaced: scope,
     }
 }
@@ -471,6 +498,7 @@ fn control_plane_error(err: gitfleet_messages::ServiceError) -> CallError {
 
 async fn run_wave(
     ctx: &Ctx<'_>,
+    phase: SyncPhase,
     tasks: &[&Task],
     results: &mut Vec<ResourceResult>,
 ) -> Result<(), Stop> {
@@ -499,16 +527,16 @@ async fn run_wave(
         match outcome {
             Ok(message) => {
                 if task.action != TaskAction::DeleteHook {
-                    results.push(result(&task.resource, status, &message));
+                    results.push(task_result(phase, task, status, &message));
                 }
             }
             Err(CallError::Api { message, .. }) => {
                 tracing::info!(app = %op.app, cluster = %rt.name, resource = %task.resource, error = %message, "task failed");
-                results.push(result(&task.resource, ResultCode::SyncFailed, &message));
+                results.push(task_result(phase, task, ResultCode::SyncFailed, &message));
                 first_failure.get_or_insert(message);
             }
             Err(CallError::Unreachable(message)) => {
-                results.push(result(&task.resource, ResultCode::SyncFailed, &message));
+                results.push(task_result(phase, task, ResultCode::SyncFailed, &message));
                 return Err(Stop::Abort(message));
             }
         }
@@ -529,6 +557,22 @@ fn result(r: &ResourceRef, status: ResultCode, message: &str) -> ResourceResult 
         name: r.name.clone(),
         status,
         message: message.to_string(),
+        sync_phase: String::new(),
+        hook_type: String::new(),
+    }
+}
+
+/// The result of a task run in `phase` (a hook's names the phase it is a hook of).
+fn task_result(phase: SyncPhase, task: &Task, status: ResultCode, message: &str) -> ResourceResult {
+    let hook = matches!(task.action, TaskAction::CreateHook | TaskAction::DeleteHook);
+    ResourceResult {
+        sync_phase: phase.as_str().to_owned(),
+        hook_type: if hook {
+            phase.as_str().to_owned()
+        } else {
+            String::new()
+        },
+        ..result(&task.resource, status, message)
     }
 }
 

@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod executor;
+pub mod journal;
 pub mod limiter;
 pub mod live;
 pub mod queue;

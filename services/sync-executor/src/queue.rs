@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::{ClusterRuntime, Host};
 use crate::config::Config;
 use crate::executor::Outcome;
+use crate::journal::{Earlier, Journal};
 use crate::schedule::{Inflight, Job};
 
 /// State every task of the executor shares.
@@ -226,6 +227,7 @@ fn ended_before_start(op: &SyncOperation, phase: OperationPhase, message: String
         dry_run: op.dry_run,
         initiated_by: op.initiated_by.clone(),
         refused: false,
+        progress: None,
     }
 }
 
@@ -233,6 +235,32 @@ fn ended_before_start(op: &SyncOperation, phase: OperationPhase, message: String
 /// [`Host::run_job`]).
 async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
     let op = &job.op;
+    // What the app's record says of a job delivered again (its executor died or stopped,
+    // or its ack was lost): it resumes the operation, or, when the operation ended, it
+    // does not run again. A first delivery has no record yet (the stream keeps one
+    // message per operation id, see the diff worker), so it reads nothing.
+    let redelivered = job.msg.info().is_ok_and(|i| i.delivered > 1);
+    let stored = match read_own_record(shared, op, redelivered).await {
+        Ok(stored) => stored,
+        Err(err) => {
+            tracing::warn!(app = %op.app, error = %err, "reading the app's operation failed, retrying later");
+            let _ = job
+                .msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+            job.release();
+            return;
+        }
+    };
+    if let Some(stored) = &stored
+        && stored.finished_at.is_some()
+    {
+        tracing::info!(app = %op.app, op = %op.id, phase = ?stored.phase, "operation already ended, not run again");
+        let app = op.app.clone();
+        tell_owner(shared, &app).await;
+        ack(job, &app).await;
+        return;
+    }
     let started_at = now();
     let mut operation = Operation {
         id: op.id.clone(),
@@ -248,7 +276,24 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
         dry_run: op.dry_run,
         initiated_by: op.initiated_by.clone(),
         refused: false,
+        progress: None,
     };
+    let mut earlier = None;
+    if let Some(stored) = stored {
+        operation.started_at = stored.started_at.clone();
+        operation.retry_count = stored.retry_count;
+        if stored.phase == OperationPhase::Terminating {
+            // Terminated while no executor ran it: nothing more runs.
+            operation.phase = OperationPhase::Failed;
+            operation.message = "Operation terminated".to_owned();
+            operation.resources = stored.resources;
+            operation.finished_at = Some(now());
+            finish(shared, job, operation).await;
+            return;
+        }
+        earlier = Earlier::of(&stored);
+        tracing::info!(app = %op.app, cluster = %rt.name, op = %op.id, finished = ?earlier.as_ref().and_then(|e| e.finished), "resuming an operation another executor started");
+    }
     match check_fencing(shared, op).await {
         Ok(None) => {}
         Ok(Some(current)) => {
@@ -275,7 +320,8 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
         }
     }
     tracing::info!(app = %op.app, cluster = %rt.name, op = %op.id, revision = %op.revision, dry_run = op.dry_run, "sync started");
-    if !write_operation(shared, &operation).await {
+    // A resumed operation's record already says it runs, with its progress.
+    if earlier.is_none() && !write_operation(shared, &operation).await {
         job.give_back().await;
         return;
     }
@@ -290,10 +336,11 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
     ));
     let _stop_watching = AbortOnDrop(watcher);
     let outcome = loop {
+        let journal = Journal::new(shared, op, &operation, earlier.take().unwrap_or_default());
         let outcome = with_progress(
             shared,
             &job,
-            crate::executor::execute(&shared.bus, rt, op, &terminated),
+            crate::executor::execute(&shared.bus, rt, op, &terminated, &journal),
         )
         .await;
         if terminated.load(std::sync::atomic::Ordering::SeqCst) {
@@ -320,7 +367,7 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
         );
         operation.resources = outcome.resources;
         tracing::info!(app = %op.app, cluster = %rt.name, op = %op.id, attempt = operation.retry_count, ?delay, "sync failed, retrying");
-        if !write_operation(shared, &operation).await {
+        if !write_running(shared, &operation).await {
             job.give_back().await;
             return;
         }
@@ -361,6 +408,25 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
     operation.resources = outcome.resources;
     operation.finished_at = Some(now());
     finish(shared, job, operation).await;
+}
+
+/// The app's operation record when it is `op`'s own (not a refusal), read only when
+/// `redelivered`.
+async fn read_own_record(
+    shared: &Shared,
+    op: &SyncOperation,
+    redelivered: bool,
+) -> Result<Option<Operation>, async_nats::jetstream::kv::EntryError> {
+    if !redelivered {
+        return Ok(None);
+    }
+    let body = shared
+        .operations
+        .get(subject_token(&op.app).as_str())
+        .await?;
+    Ok(body
+        .and_then(|b| serde_json::from_slice::<Operation>(&b).ok())
+        .filter(|s| s.id == op.id && !s.refused))
 }
 
 /// Sets `terminated` once KV `operations` shows operation `id` of `app` Terminating.
@@ -431,7 +497,10 @@ fn retry_delay(op: &SyncOperation, outcome: &Outcome, retry_count: i64) -> Optio
 /// stale one and cannot shut out the real owner. An operation with no token (0) is
 /// accepted only while no one holds the partition (no diff worker runs: nobody else can
 /// be acting for the app).
-async fn check_fencing(shared: &Shared, op: &SyncOperation) -> Result<Option<u64>, String> {
+pub(crate) async fn check_fencing(
+    shared: &Shared,
+    op: &SyncOperation,
+) -> Result<Option<u64>, String> {
     let group = if op.fencing.group.is_empty() {
         DIFF_WORKERS.to_string()
     } else {
@@ -484,22 +553,26 @@ async fn finish(shared: &Shared, job: Box<Job>, operation: Operation) {
     announce_and_ack(shared, job, operation).await;
 }
 
-/// Tells the app's owner and the event stream that `operation` ended, then acks its job.
-async fn announce_and_ack(shared: &Shared, job: Box<Job>, operation: Operation) {
-    // The app's owner reconciles on live changes only; the last one may have come just
-    // before this result was stored, which would leave its status showing the operation
-    // Running until the next periodic refresh. Tell it the operation ended.
+/// Tells the app's owner that its operation ended: it reconciles on live changes only,
+/// and the last one may have come just before the result was stored, which would leave
+/// its status showing the operation Running until the next periodic refresh.
+async fn tell_owner(shared: &Shared, app: &str) {
     let subject = shared
         .bus
         .topology
-        .live_subject(partition(&operation.app, APP_PARTITIONS));
+        .live_subject(partition(app, APP_PARTITIONS));
     let changed = serde_json::to_vec(&LiveChanged {
-        app: operation.app.clone(),
+        app: app.to_owned(),
     })
     .unwrap_or_default();
     if let Err(err) = shared.bus.client.publish(subject, changed.into()).await {
-        tracing::debug!(app = %operation.app, error = %err, "announcing the operation's end failed");
+        tracing::debug!(%app, error = %err, "announcing the operation's end failed");
     }
+}
+
+/// Tells the app's owner and the event stream that `operation` ended, then acks its job.
+async fn announce_and_ack(shared: &Shared, job: Box<Job>, operation: Operation) {
+    tell_owner(shared, &operation.app).await;
     let kind = match operation.phase {
         OperationPhase::Succeeded => AppEventKind::SyncSucceeded,
         _ => AppEventKind::SyncFailed,
@@ -517,7 +590,11 @@ async fn announce_and_ack(shared: &Shared, job: Box<Job>, operation: Operation) 
     if let Err(err) = shared.bus.publish_durable(subject, body).await {
         tracing::warn!(app = %operation.app, error = %err, "publishing app event failed");
     }
-    // Not acked, the operation would run again after `ack_wait`.
+    ack(job, &operation.app).await;
+}
+
+/// Acks a job (not acked, its operation would be delivered again after `ack_wait`).
+async fn ack(job: Box<Job>, app: &str) {
     let acked = gitfleet_bus::retry(
         "acking sync operation",
         gitfleet_bus::Retry::RECOVERY,
@@ -525,14 +602,14 @@ async fn announce_and_ack(shared: &Shared, job: Box<Job>, operation: Operation) 
     )
     .await;
     if let Err(err) = acked {
-        tracing::warn!(app = %operation.app, error = %err, "acking sync operation failed");
+        tracing::warn!(%app, error = %err, "acking sync operation failed");
     }
     job.release();
 }
 
 /// Writes `operation` to KV `operations`, retrying while the bus is away; false only
 /// when shutting down first.
-async fn write_operation(shared: &Shared, operation: &Operation) -> bool {
+pub(crate) async fn write_operation(shared: &Shared, operation: &Operation) -> bool {
     let key = subject_token(&operation.app);
     let body = Bytes::from(serde_json::to_vec(operation).unwrap_or_default());
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
@@ -541,6 +618,55 @@ async fn write_operation(shared: &Shared, operation: &Operation) -> bool {
             Ok(_) => return true,
             Err(err) => {
                 tracing::warn!(app = %operation.app, error = %err, "writing operation failed, retrying");
+                if !backoff.wait(&shared.cancel).await {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Writes the record of a running `operation`, keeping a user's `Terminating` mark on it
+/// (compare-and-set: `app terminate-op` marks the stored record, and a plain write could
+/// wipe the mark before the run's watcher saw it); false only when shutting down first.
+pub(crate) async fn write_running(shared: &Shared, operation: &Operation) -> bool {
+    let key = subject_token(&operation.app);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        let written = match shared.operations.entry(key.as_str()).await {
+            Ok(entry) => {
+                let stored = entry
+                    .as_ref()
+                    .filter(|e| e.operation == async_nats::jetstream::kv::Operation::Put)
+                    .and_then(|e| serde_json::from_slice::<Operation>(&e.value).ok());
+                let mut record = operation.clone();
+                if stored
+                    .is_some_and(|s| s.id == operation.id && s.phase == OperationPhase::Terminating)
+                {
+                    record.phase = OperationPhase::Terminating;
+                }
+                let body = Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
+                match entry {
+                    Some(e) => shared
+                        .operations
+                        .update(key.as_str(), body, e.revision)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    None => shared
+                        .operations
+                        .create(key.as_str(), body)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                }
+            }
+            Err(err) => Err(err.to_string()),
+        };
+        match written {
+            Ok(()) => return true,
+            Err(err) => {
+                tracing::debug!(app = %operation.app, error = %err, "writing the running operation failed, retrying");
                 if !backoff.wait(&shared.cancel).await {
                     return false;
                 }

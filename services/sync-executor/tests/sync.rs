@@ -1425,3 +1425,101 @@ async fn one_connection_carries_every_watch_of_a_cluster() {
     );
     exec.stop().await;
 }
+
+/// A job delivered again (its executor died, or its ack was lost) is checked against the
+/// app's operation record: an operation that ended is not run again, and one a user
+/// terminated while no executor ran it ends "Operation terminated" with nothing applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_operation_that_ended_or_was_terminated_runs_no_more() {
+    use gitfleet_bus::async_nats::jetstream::{self, AckKind, consumer::pull};
+    use gitfleet_bus::{Bucket, StreamName, partition, subject_token};
+    use gitfleet_messages::{CLUSTER_PARTITIONS, Operation, SyncOperation};
+
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let ended = op(
+        "op-ended",
+        "ended",
+        "c0",
+        vec![config_map("default", "ended", None)],
+    );
+    let terminated = op(
+        "op-term",
+        "terminated",
+        "c0",
+        vec![config_map("default", "terminated", None)],
+    );
+    let record = |op: &SyncOperation, phase: &str, finished: bool| -> Operation {
+        let mut r = serde_json::json!({"id": op.id, "app": op.app, "phase": phase,
+            "revision": op.revision, "startedAt": "2026-01-01T00:00:00.000Z",
+            "progress": {"finished": {"phase": "PreSync", "wave": 0}}});
+        if finished {
+            r["finishedAt"] = "2026-01-01T00:00:01.000Z".into();
+            r.as_object_mut().unwrap().remove("progress");
+        }
+        serde_json::from_value(r).unwrap()
+    };
+    let kv = bus.kv(Bucket::Operations).await.unwrap();
+    for (op, stored) in [
+        (&ended, record(&ended, "Succeeded", true)),
+        (&terminated, record(&terminated, "Terminating", false)),
+    ] {
+        kv.put(
+            subject_token(&op.app),
+            serde_json::to_vec(&stored).unwrap().into(),
+        )
+        .await
+        .unwrap();
+        enqueue(&bus, op).await;
+    }
+    // A first delivery, never acked: the executor gets both again.
+    let p = partition("c0", CLUSTER_PARTITIONS);
+    let consumer = bus
+        .js
+        .get_stream(bus.topology.stream(StreamName::SyncWork))
+        .await
+        .unwrap()
+        .create_consumer(pull::Config {
+            durable_name: Some(sync_executor::queue::consumer_name(p)),
+            filter_subject: bus.topology.sync_subject(p),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut first = consumer.fetch().max_messages(2).messages().await.unwrap();
+    for _ in 0..2 {
+        let msg = first.next().await.unwrap().unwrap();
+        msg.ack_with(AckKind::Nak(None)).await.unwrap();
+    }
+    drop(first);
+
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let done = completed(&bus, "terminated", "op-term").await;
+    assert_eq!(done.phase, OperationPhase::Failed, "{done:?}");
+    assert_eq!(done.message, "Operation terminated");
+    assert!(done.progress.is_none() && done.finished_at.is_some());
+    eventually(30, "both jobs acked", || {
+        let consumer = consumer.clone();
+        async move {
+            let info = consumer.clone().info().await.ok()?.clone();
+            (info.num_ack_pending == 0 && info.num_pending == 0).then_some(())
+        }
+    })
+    .await;
+    let kept = completed(&bus, "ended", "op-ended").await;
+    assert_eq!(
+        kept,
+        record(&ended, "Succeeded", true),
+        "the ended record stands"
+    );
+    let writes: Vec<_> = sim
+        .cluster(0)
+        .write_log()
+        .into_iter()
+        .filter(|w| w.resource == "configmaps")
+        .collect();
+    assert!(writes.is_empty(), "nothing runs again: {writes:?}");
+    exec.stop().await;
+}

@@ -136,8 +136,20 @@ impl Sandbox {
     /// Starts `services` in a separate process (the `e2e-node` binary) as member `member`,
     /// returning once it is up; kill it with [`std::process::Child::kill`] (SIGKILL).
     pub fn spawn_node(&self, node_bin: &str, member: &str, services: &str) -> Node {
+        self.spawn_node_with(node_bin, member, services, &[])
+    }
+
+    /// [`Sandbox::spawn_node`] with more of `e2e-node`'s arguments (`--wave-delay-ms`).
+    pub fn spawn_node_with(
+        &self,
+        node_bin: &str,
+        member: &str,
+        services: &str,
+        extra: &[&str],
+    ) -> Node {
         use std::io::BufRead;
         let mut child = std::process::Command::new(node_bin)
+            .args(extra)
             .args([
                 "--nats-url",
                 &self.nats.url(),

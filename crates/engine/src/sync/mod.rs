@@ -64,6 +64,32 @@ pub enum SyncPhase {
 }
 
 impl SyncPhase {
+    pub const ALL: [SyncPhase; 6] = [
+        SyncPhase::PreDelete,
+        SyncPhase::PreSync,
+        SyncPhase::Sync,
+        SyncPhase::PostSync,
+        SyncPhase::PostDelete,
+        SyncPhase::SyncFail,
+    ];
+
+    /// Argo CD's name of the phase (`syncPhase`, `hookType`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncPhase::PreDelete => "PreDelete",
+            SyncPhase::PreSync => "PreSync",
+            SyncPhase::Sync => "Sync",
+            SyncPhase::PostSync => "PostSync",
+            SyncPhase::PostDelete => "PostDelete",
+            SyncPhase::SyncFail => "SyncFail",
+        }
+    }
+
+    /// The phase Argo CD names `name`.
+    pub fn parse(name: &str) -> Option<SyncPhase> {
+        SyncPhase::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
     /// PreDelete and PostDelete: planned only when the app is being deleted.
     pub fn is_deletion(self) -> bool {
         matches!(self, SyncPhase::PreDelete | SyncPhase::PostDelete)
@@ -490,14 +516,7 @@ fn hook_name(obj: &Value, revision: &str, phase: SyncPhase, started_at: i64) -> 
     } else {
         revision
     };
-    let phase = match phase {
-        SyncPhase::PreDelete => "predelete",
-        SyncPhase::PreSync => "presync",
-        SyncPhase::Sync => "sync",
-        SyncPhase::PostSync => "postsync",
-        SyncPhase::PostDelete => "postdelete",
-        SyncPhase::SyncFail => "syncfail",
-    };
+    let phase = phase.as_str();
     format!(
         "{}{}",
         crate::json::str_at(obj, &["metadata", "generateName"]),

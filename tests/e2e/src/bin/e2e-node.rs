@@ -20,6 +20,9 @@ struct Args {
     services: Vec<String>,
     #[arg(long)]
     ttl_seconds: u64,
+    /// The sync executor's pause between waves.
+    #[arg(long, default_value_t = 0)]
+    wave_delay_ms: u64,
     #[arg(long)]
     work_dir: PathBuf,
     /// A folder of per-role NKey seeds: each service connects as its own user.
@@ -44,7 +47,7 @@ fn main() {
     cfg.ownership_ttl = Duration::from_secs(args.ttl_seconds);
     cfg.disable_auth = true;
     cfg.refresh_interval = Duration::from_secs(600);
-    cfg.wave_delay = Duration::ZERO;
+    cfg.wave_delay = Duration::from_millis(args.wave_delay_ms);
     gitfleet_e2e::init_tracing();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
