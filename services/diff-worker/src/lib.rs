@@ -40,5 +40,5 @@ mod worker;
 
 pub use config::Config;
 pub use error::{Error, Result};
-pub use reconcile::{COMPARISON_ERROR, INVALID_SPEC_ERROR, SYNC_ERROR};
+pub use reconcile::{COMPARISON_ERROR, INVALID_SPEC_ERROR, SYNC_ERROR, SYNC_OPTION_WARNING};
 pub use worker::{run, start};

@@ -40,6 +40,10 @@ pub const INVALID_SPEC_ERROR: &str = "InvalidSpecError";
 /// Condition type of manifests a sync would be refused for (a kind or namespace the
 /// project does not permit).
 pub const SYNC_ERROR: &str = "SyncError";
+/// gitfleet's condition of a sync option Argo CD would not read (misspelt, or not
+/// `Key=Value`), in the app's `syncOptions` or a manifest's annotation: said, not fatal;
+/// the other options apply.
+pub const SYNC_OPTION_WARNING: &str = "SyncOptionWarning";
 /// gitfleet's condition of an app whose automated sync waits for the apps it depends on.
 pub const DEPENDENCY_WAIT: &str = "WaitingForDependencies";
 
@@ -709,6 +713,32 @@ async fn desired_at(
     Ok((resolved.commit, manifests))
 }
 
+/// What [`SYNC_OPTION_WARNING`] says: each sync option of the app or of a desired
+/// manifest's `argocd.argoproj.io/sync-options` that Argo CD would not read.
+fn unknown_sync_options(app: &Application, desired: &[Value]) -> Vec<String> {
+    let known = || gitfleet_model::SYNC_OPTION_KEYS.join(", ");
+    let mut out = Vec::new();
+    if let Some(policy) = &app.spec.sync_policy {
+        for opt in policy.sync_options.unknown() {
+            out.push(format!(
+                "unknown sync option {opt:?} in spec.syncPolicy.syncOptions (known: {}); ignored, the others apply",
+                known()
+            ));
+        }
+    }
+    for obj in desired {
+        for opt in gitfleet_engine::sync::resource_options(obj).unknown() {
+            let r = gitfleet_engine::ResourceRef::from_object(obj);
+            out.push(format!(
+                "unknown sync option {opt:?} in the {} annotation of {r} (known: {}); ignored, the others apply",
+                gitfleet_engine::sync::SYNC_OPTIONS,
+                known()
+            ));
+        }
+    }
+    out
+}
+
 fn build_status(
     shared: &Shared,
     app: &Application,
@@ -729,6 +759,11 @@ fn build_status(
                 .iter()
                 .map(|m| (COMPARISON_ERROR, m.clone()))
                 .chain(t.violations.iter().map(|m| (SYNC_ERROR, m.clone())))
+                .chain(
+                    unknown_sync_options(app, &t.desired)
+                        .into_iter()
+                        .map(|m| (SYNC_OPTION_WARNING, m)),
+                )
                 .collect(),
         ),
         Err(f) => (

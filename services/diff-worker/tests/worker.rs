@@ -719,3 +719,45 @@ async fn project_rules_hold_back_what_the_project_does_not_permit() {
     })
     .await;
 }
+
+/// A sync option Argo CD would not read is a condition naming it and where it is; the
+/// others still apply and the sync goes ahead.
+#[tokio::test]
+async fn an_unknown_sync_option_is_a_condition_and_the_sync_goes_on() {
+    let bus = bus().await;
+    let peers = start_peers(&bus).await;
+    let mut app = automated(app("typo", "apps/typo"), false);
+    app.spec.sync_policy.as_mut().unwrap().sync_options =
+        vec!["CreateNamespace=true".into(), "CreateNamspace=true".into()].into();
+    let mut cm = config_map("settings", "blue");
+    cm["metadata"]["annotations"] = json!({"argocd.argoproj.io/sync-options": "Replce=true"});
+    peers.set_manifests("apps/typo", Ok(vec![cm]));
+    put_app(&bus, &app).await;
+    let _worker = start_worker(&bus, config("w1"));
+
+    let s = wait_status(&bus, "typo", "two warnings", |s| {
+        s.conditions
+            .iter()
+            .filter(|c| c.type_ == diff_worker::SYNC_OPTION_WARNING)
+            .count()
+            == 2
+    })
+    .await;
+    let messages: Vec<&str> = s.conditions.iter().map(|c| c.message.as_str()).collect();
+    assert!(
+        messages[0].contains("\"CreateNamspace=true\" in spec.syncPolicy.syncOptions"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].contains("\"Replce=true\" in the argocd.argoproj.io/sync-options annotation")
+            && messages[1].contains("settings"),
+        "{messages:?}"
+    );
+    wait_until("the sync goes ahead", || async {
+        sync_ops(&bus)
+            .await
+            .iter()
+            .any(|op| op.app == "typo" && op.sync_options.create_namespace())
+    })
+    .await;
+}

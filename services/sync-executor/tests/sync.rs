@@ -131,6 +131,34 @@ async fn waves_apply_in_order_after_the_previous_is_healthy() {
     exec.stop().await;
 }
 
+/// A deep wave list (100 waves, listed in reverse) runs wave by wave, each step recorded
+/// as it finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_waves_run_in_order() {
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+
+    let mut desired = vec![namespace("deep")];
+    desired.extend(
+        (0..100)
+            .rev()
+            .map(|w| config_map("deep", &format!("w{w}"), Some(w))),
+    );
+    let done = sync(&bus, &op("op-1", "deep", "c0", desired)).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(done.resources.len(), 101, "{done:?}");
+    let names: Vec<String> = applies(&sim, 0)
+        .iter()
+        .filter(|w| w.resource == "configmaps")
+        .map(|w| w.name.clone().unwrap_or_default())
+        .collect();
+    let expected: Vec<String> = (0..100).map(|w| format!("w{w}")).collect();
+    assert_eq!(names, expected);
+    exec.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_deletes_what_is_no_longer_desired() {
     let bus = testkit::bus().await;

@@ -16,7 +16,9 @@ pub use source::{
     ApplicationSource, DirectorySource, EnvEntry, HelmFileParameter, HelmParameter, HelmSource,
     JsonnetSource, JsonnetVar, KustomizeSource, PluginSource,
 };
-pub use sync_options::{Automated, ManagedNamespaceMetadata, SyncOptions, SyncPolicy};
+pub use sync_options::{
+    Automated, ManagedNamespaceMetadata, SYNC_OPTION_KEYS, SyncOptions, SyncPolicy,
+};
 pub use tracking::{INSTANCE_LABEL, TRACKING_ANNOTATION, TrackingId};
 
 use serde::{Deserialize, Serialize};

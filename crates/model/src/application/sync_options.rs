@@ -138,6 +138,37 @@ impl SyncOptions {
     }
 }
 
+/// The sync option keys Argo CD reads (app-level `syncOptions` and the resource
+/// annotation), from gitops-engine's `sync/common` and Argo CD's controller.
+pub const SYNC_OPTION_KEYS: &[&str] = &[
+    "ApplyOutOfSyncOnly",
+    "ClientSideApplyMigration",
+    "CreateNamespace",
+    "Delete",
+    "FailOnSharedResource",
+    "Force",
+    "Prune",
+    "PruneLast",
+    "PrunePropagationPolicy",
+    "Replace",
+    "RespectIgnoreDifferences",
+    "ServerSideApply",
+    "SkipDryRunOnMissingResource",
+    "Validate",
+];
+
+impl SyncOptions {
+    /// The entries Argo CD would not read: an unknown key, or no `Key=Value` form.
+    pub fn unknown(&self) -> Vec<&str> {
+        self.iter()
+            .filter(|opt| {
+                opt.split_once('=')
+                    .is_none_or(|(k, _)| !SYNC_OPTION_KEYS.contains(&k.trim()))
+            })
+            .collect()
+    }
+}
+
 impl From<Vec<String>> for SyncOptions {
     fn from(v: Vec<String>) -> Self {
         Self(v)
@@ -175,5 +206,17 @@ mod tests {
         assert!(opts.validate());
         assert_eq!(opts.prune_propagation_policy(), "background");
         assert!(!SyncOptions(vec!["CreateNamespace=false".into()]).create_namespace());
+    }
+
+    #[test]
+    fn unknown_options_are_named() {
+        let opts = SyncOptions::from_annotation(
+            "CreateNamespace=true,CreateNamspace=true, Prune=confirm,ServerSideApply",
+        );
+        assert_eq!(
+            opts.unknown(),
+            vec!["CreateNamspace=true", "ServerSideApply"]
+        );
+        assert!(SyncOptions::default().unknown().is_empty());
     }
 }
