@@ -22,6 +22,9 @@ pub struct Faults {
     pub error_rate: f64,
     /// The code those errors carry: 500 or 429 (with Retry-After).
     pub error_code: Option<u16>,
+    /// The `Retry-After` those errors (and `rate_limit_qps`'s 429s) carry, in seconds; 1
+    /// when unset.
+    pub retry_after_seconds: Option<u64>,
     /// Cluster down: the listener is closed (connection refused) and open connections dropped.
     pub down: bool,
     /// Watch streams end after this many seconds.

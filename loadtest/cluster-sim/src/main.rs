@@ -51,6 +51,9 @@ struct ServeArgs {
     /// Code of injected errors: 500 or 429.
     #[arg(long)]
     error_code: Option<u16>,
+    /// `Retry-After` (seconds) of injected errors and rate-limit 429s; 1 by default.
+    #[arg(long)]
+    retry_after_seconds: Option<u64>,
     /// Cut watch streams after this many seconds.
     #[arg(long)]
     watch_cut_seconds: Option<u64>,
@@ -103,6 +106,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             latency_jitter_ms: a.latency_jitter_ms,
             error_rate: a.error_rate,
             error_code: a.error_code,
+            retry_after_seconds: a.retry_after_seconds,
             watch_cut_seconds: a.watch_cut_seconds,
             rate_limit_qps: a.rate_limit_qps,
             down: false,

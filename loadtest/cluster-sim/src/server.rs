@@ -59,17 +59,23 @@ async fn handle(State(cluster): State<Arc<Cluster>>, req: Request) -> Response {
         };
         tokio::time::sleep(Duration::from_millis(faults.latency_ms + jitter)).await;
     }
+    let retry_after = |mut e: ApiError| {
+        if let Some(s) = faults.retry_after_seconds {
+            e.retry_after = Some(s);
+        }
+        e
+    };
     if let Some(qps) = faults.rate_limit_qps
         && !cluster.rate.lock().take(qps)
     {
-        return error_response(&ApiError::too_many_requests());
+        return error_response(&retry_after(ApiError::too_many_requests()));
     }
     if faults.error_rate > 0.0 && rand::random::<f64>() < faults.error_rate {
         let e = match faults.error_code {
             Some(429) => ApiError::too_many_requests(),
             _ => ApiError::internal("simulated server error (sim fault injection)"),
         };
-        return error_response(&e);
+        return error_response(&retry_after(e));
     }
     match serve(&cluster, req).await {
         Ok(r) => r,

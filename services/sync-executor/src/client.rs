@@ -2,12 +2,15 @@
 //! token or basic auth, client certificate, CA or insecure). Credentials go straight into
 //! the client and are never logged: errors name the cluster and the field, not the value.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use gitfleet_model::Cluster;
 use secrecy::SecretString;
+
+use crate::limiter::RateLimiter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -22,8 +25,14 @@ pub enum ClientError {
     Build { cluster: String, message: String },
 }
 
-/// Builds the client of `cluster` (named `name` in KV `clusters`) for executor `member`.
-pub fn build(name: &str, cluster: &Cluster, member: &str) -> Result<kube::Client, ClientError> {
+/// Builds the client of `cluster` (named `name` in KV `clusters`) for executor `member`;
+/// every answer's `Retry-After` goes to `limiter`.
+pub fn build(
+    name: &str,
+    cluster: &Cluster,
+    member: &str,
+    limiter: Arc<RateLimiter>,
+) -> Result<kube::Client, ClientError> {
     let mut config = if cluster.is_in_cluster() && cluster.config.bearer_token.is_none() {
         // The executor's own service account, as Argo CD does for `in-cluster`.
         kube::Config::incluster().map_err(|err| ClientError::Build {
@@ -38,7 +47,7 @@ pub fn build(name: &str, cluster: &Cluster, member: &str) -> Result<kube::Client
     if let Ok(agent) = http::HeaderValue::from_str(&user_agent(member)) {
         config.headers.push((http::header::USER_AGENT, agent));
     }
-    multiplexed(config).map_err(|message| ClientError::Build {
+    multiplexed(config, limiter).map_err(|message| ClientError::Build {
         cluster: name.to_string(),
         message,
     })
@@ -57,7 +66,7 @@ pub fn user_agent(member: &str) -> String {
 /// own client speaks HTTP/1.1 only: a connection per watch, 20-odd per cluster, and
 /// 1,000 clusters ran the executor out of file descriptors (20,000). The layers are
 /// kube's own (base URL, auth, extra headers), as its default client stacks them.
-fn multiplexed(config: kube::Config) -> Result<kube::Client, String> {
+fn multiplexed(config: kube::Config, limiter: Arc<RateLimiter>) -> Result<kube::Client, String> {
     use kube::client::ConfigExt as _;
     let chain = |err: &dyn std::error::Error| gitfleet_messages::error_chain(err);
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -83,6 +92,9 @@ fn multiplexed(config: kube::Config) -> Result<kube::Client, String> {
         .option_layer(config.auth_layer().map_err(|e| chain(&e))?)
         .layer(config.extra_headers_layer().map_err(|e| chain(&e))?)
         .map_err(|e: hyper_util::client::legacy::Error| -> tower::BoxError { Box::new(e) })
+        // kube turns a 429 into an error without its headers: the pause it asks for is
+        // read here, below kube.
+        .map_response(move |response| limiter.note(response))
         .service(client);
     Ok(kube::client::ClientBuilder::new(service, config.default_namespace.clone()).build())
 }

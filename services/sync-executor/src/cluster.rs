@@ -39,7 +39,7 @@ pub struct ClusterRuntime {
     /// and live request for the cluster fails with that message.
     pub client: Result<kube::Client, String>,
     pub cache: Arc<LiveCache>,
-    pub limiter: RateLimiter,
+    pub limiter: Arc<RateLimiter>,
     pub config: Config,
     jobs: mpsc::UnboundedSender<Box<Job>>,
     pub cancel: CancellationToken,
@@ -63,8 +63,9 @@ impl ClusterRuntime {
         parent: &CancellationToken,
     ) -> Arc<ClusterRuntime> {
         let config = host.config().clone();
-        let client =
-            crate::client::build(name, &spec, &config.member_id).map_err(|e| e.to_string());
+        let limiter = Arc::new(RateLimiter::new(config.cluster_qps, config.cluster_burst));
+        let client = crate::client::build(name, &spec, &config.member_id, limiter.clone())
+            .map_err(|e| e.to_string());
         if let Err(err) = &client {
             tracing::warn!(cluster = %name, error = %err, "cluster registration unusable");
         }
@@ -76,7 +77,7 @@ impl ClusterRuntime {
             spec,
             client,
             cache,
-            limiter: RateLimiter::new(config.cluster_qps, config.cluster_burst),
+            limiter,
             jobs,
             cancel: cancel.clone(),
             config: config.clone(),
@@ -156,7 +157,8 @@ impl ClusterRuntime {
     }
 
     /// Runs one API request with the cluster's rate limit and timeout, retrying
-    /// transport errors, 429 and 5xx with back-off.
+    /// transport errors, 429 and 5xx with back-off, and no sooner than a `Retry-After`
+    /// the cluster sent says (the limiter holds the next request).
     pub async fn call<T, F, Fut>(&self, mut f: F) -> Result<T, CallError>
     where
         F: FnMut(kube::Client) -> Fut,

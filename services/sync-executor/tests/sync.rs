@@ -1221,6 +1221,53 @@ async fn a_429_storm_then_recovery_ends_synced_without_a_new_operation() {
     exec.stop().await;
 }
 
+/// A 429 with `Retry-After: 3`: the executor asks again no sooner, although its own
+/// backoff is 100 ms and it gives up after two attempts. The cluster recovers after a
+/// second: a retry at the executor's backoff would have met the storm twice and failed
+/// the sync (no retry strategy); the one the server asked for succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429s_retry_after_is_waited_for_before_the_next_request() {
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let done = sync(&bus, &op("w-0", "warm", "c0", vec![namespace("later")])).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+
+    sim.cluster(0).set_faults(cluster_sim::Faults {
+        error_rate: 1.0,
+        error_code: Some(429),
+        retry_after_seconds: Some(3),
+        ..Default::default()
+    });
+    let started = std::time::Instant::now();
+    let patient = op(
+        "w-1",
+        "patient",
+        "c0",
+        vec![config_map("later", "settings", None)],
+    );
+    enqueue(&bus, &patient).await;
+    // The storm's length: time-driven behaviour, not a wait for a condition.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    sim.cluster(0).set_faults(cluster_sim::Faults::default());
+    let done = completed(&bus, "patient", "w-1").await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(3),
+        "the apply came before the Retry-After ran out: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        applies(&sim, 0)
+            .iter()
+            .filter(|w| w.name.as_deref() == Some("settings"))
+            .count(),
+        1
+    );
+    exec.stop().await;
+}
+
 /// A wave waits for the one before to be healthy: a Deployment whose pods never start
 /// stops the sync when the wave's wait runs out, and the next wave is never applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

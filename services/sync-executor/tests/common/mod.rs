@@ -234,7 +234,13 @@ pub async fn live(bus: &Bus, app: &str, cluster: &str) -> Reply<Live> {
 
 /// A kube client for sim cluster `i`, through the executor's own client builder.
 pub fn kube_client(sim: &Sim, i: usize) -> kube::Client {
-    sync_executor::client::build("test", &cluster_spec(sim, i, "test"), "test").expect("client")
+    sync_executor::client::build(
+        "test",
+        &cluster_spec(sim, i, "test"),
+        "test",
+        std::sync::Arc::new(sync_executor::limiter::RateLimiter::new(0.0, 0)),
+    )
+    .expect("client")
 }
 
 pub async fn get(client: &kube::Client, path: &str) -> Option<Value> {
