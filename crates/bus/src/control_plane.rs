@@ -87,6 +87,15 @@ impl<'a> ControlPlane<'a> {
         Ok(Checks::from_settings(&data))
     }
 
+    /// The stored document of `kind` `name` (an app's own, for its annotations).
+    pub async fn document(
+        &self,
+        kind: ControlPlaneKind,
+        name: &str,
+    ) -> Result<Option<Value>, ServiceError> {
+        Ok(self.stored(kind, name).await?.map(|(doc, _)| doc))
+    }
+
     /// The stored document of `kind` `name`, as stored, with its KV revision.
     async fn stored(
         &self,

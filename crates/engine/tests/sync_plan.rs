@@ -670,3 +670,61 @@ proptest! {
         }
     }
 }
+
+/// The app's `Prune` option is the default of every resource's; the resource's own wins
+/// (Argo CD's `defaultPruneOption`).
+#[test]
+fn the_apps_prune_option_is_each_resources_default() {
+    use gitfleet_engine::sync::{deletion_approved, requires_confirmation};
+    use gitfleet_model::SyncOptions;
+
+    let lives = vec![
+        live("ConfigMap", "plain", json!({})),
+        live(
+            "ConfigMap",
+            "allowed",
+            json!({"argocd.argoproj.io/sync-options": "Prune=true"}),
+        ),
+    ];
+    let p = plan(
+        "app",
+        Vec::new(),
+        lives.clone(),
+        &SyncSettings {
+            prune: true,
+            options: SyncOptions(vec!["Prune=false".into()]),
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(steps(&p), ["Sync/0 Prune ConfigMap/allowed"]);
+    let kept: Vec<_> = p.prune_disabled.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(kept, ["plain"]);
+
+    // Confirmation: the resource's Prune option, else the app's; Delete only on deletion.
+    let app_confirms = SyncOptions(vec!["Prune=confirm".into()]);
+    assert!(requires_confirmation(&lives[0], &app_confirms, false));
+    assert!(!requires_confirmation(&lives[1], &app_confirms, false));
+    let confirm_delete = live(
+        "Namespace",
+        "critical",
+        json!({"argocd.argoproj.io/sync-options": "Delete=confirm"}),
+    );
+    let none = SyncOptions::default();
+    assert!(!requires_confirmation(&confirm_delete, &none, false));
+    assert!(requires_confirmation(&confirm_delete, &none, true));
+    assert!(requires_confirmation(
+        &lives[0],
+        &SyncOptions(vec!["Delete=confirm".into()]),
+        true
+    ));
+
+    // Approved at or after the operation's start (RFC 3339, whole seconds).
+    let app = |at: &str| json!({"metadata": {"annotations": {"argocd.argoproj.io/deletion-approved": at}}});
+    let started = 1_767_225_600; // 2026-01-01T00:00:00Z
+    assert!(deletion_approved(&app("2026-01-01T00:00:00Z"), started));
+    assert!(deletion_approved(&app("2026-01-01T00:00:01Z"), started));
+    assert!(!deletion_approved(&app("2025-12-31T23:59:59Z"), started));
+    assert!(!deletion_approved(&app("yesterday"), started));
+    assert!(!deletion_approved(&json!({}), started));
+}

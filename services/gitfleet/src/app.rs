@@ -116,6 +116,9 @@ pub enum AppCommand {
     },
     /// Stop the application's running operation between its steps.
     TerminateOp { name: String },
+    /// Confirm the pruning (`Prune=confirm`) or deletion (`Delete=confirm`) a running
+    /// operation waits for: sets the app's `argocd.argoproj.io/deletion-approved` to now.
+    ConfirmDeletion { name: String },
     /// List the application's deployment history (its successful syncs).
     History {
         name: String,
@@ -219,6 +222,35 @@ pub async fn run(cmd: &AppCommand, channel: Conn, out: &mut dyn Write) -> Result
                 }
                 Some(Format::Wide) | None => list_table(out, &parse_apps(&raw)?)?,
             }
+        }
+        AppCommand::ConfirmDeletion { name } => {
+            let json = client
+                .get(GetApplicationRequest { name: name.clone() })
+                .await?
+                .into_inner()
+                .application_json;
+            let mut app: Value = serde_json::from_str(&json)?;
+            // The status is the controller's; the rest goes back as it is.
+            if let Some(obj) = app.as_object_mut() {
+                obj.remove("status");
+            }
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            // A missing `annotations` (null) becomes an object on this write.
+            app["metadata"]["annotations"][gitfleet_engine::sync::DELETION_APPROVED] =
+                Value::String(now);
+            client
+                .create(CreateApplicationRequest {
+                    manifest_yaml: serde_json::to_string(&app)?,
+                    upsert: true,
+                })
+                .await?;
+            output::write(
+                out,
+                &format!(
+                    "Application '{name}' updated successfully
+"
+                ),
+            )?;
         }
         AppCommand::Get {
             name,

@@ -157,6 +157,11 @@ pub async fn execute(
         if to_run.is_empty() && earlier.finished(*phase, *wave) {
             continue;
         }
+        if let Err(s) = wait_confirmed(&ctx, journal, &to_run, &results, finished, terminated).await
+        {
+            stop = Some(s);
+            break;
+        }
         tracing::debug!(app = %op.app, cluster = %rt.name, ?phase, wave, tasks = to_run.len(), "running wave");
         if let Err(s) = run_wave(&ctx, *phase, &to_run, &mut results).await {
             stop = Some(s);
@@ -851,6 +856,82 @@ fn shared_resource(rt: &ClusterRuntime, held: &Held<'_>, plan: &sync::SyncPlan) 
                 )
             })
         })
+}
+
+/// `Prune=confirm` (and `Delete=confirm` on app deletion): a step that would prune such
+/// a resource waits, the operation Running with Argo CD's message, until the app's
+/// `argocd.argoproj.io/deletion-approved` time is not before the operation's start (`app
+/// confirm-deletion`), or the operation is terminated. Dry runs do not wait.
+async fn wait_confirmed(
+    ctx: &Ctx<'_>,
+    journal: &Journal<'_>,
+    tasks: &[&Task],
+    results: &[ResourceResult],
+    finished: Option<(SyncPhase, i32)>,
+    terminated: &AtomicBool,
+) -> Result<(), Stop> {
+    let (rt, op) = (ctx.rt, ctx.op);
+    let waiting: Vec<&ResourceRef> = tasks
+        .iter()
+        .filter(|t| {
+            t.action == TaskAction::Prune
+                && sync::requires_confirmation(&t.object, &op.sync_options, op.deleting)
+        })
+        .map(|t| &t.resource)
+        .collect();
+    let Some(first) = waiting.first() else {
+        return Ok(());
+    };
+    if op.dry_run {
+        return Ok(());
+    }
+    let mut message = format!(
+        "waiting for pruning confirmation of {}/{}/{}",
+        first.group, first.kind, first.name
+    );
+    if waiting.len() > 1 {
+        message.push_str(&format!(" and {} more resources", waiting.len() - 1));
+    }
+    let started_at = journal.started_at();
+    let mut said = false;
+    loop {
+        if terminated.load(Ordering::SeqCst) {
+            return Err(Stop::Terminated);
+        }
+        let app = ctx
+            .held
+            .control_plane
+            .document(ControlPlaneKind::Application, &op.app)
+            .await;
+        match app {
+            Ok(Some(app)) if sync::deletion_approved(&app, started_at) => {
+                tracing::info!(app = %op.app, cluster = %rt.name, "pruning confirmed");
+                return Ok(());
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(Stop::Failed(format!(
+                    "{message}: the application is gone, nothing can confirm it"
+                )));
+            }
+            Err(err) => {
+                tracing::debug!(app = %op.app, error = %err.message, "reading the app for its confirmation");
+            }
+        }
+        if !said {
+            tracing::info!(app = %op.app, cluster = %rt.name, %message, "sync waits");
+            journal
+                .waiting(&message, results, finished)
+                .await
+                .map_err(Stop::Abort)?;
+            said = true;
+        }
+        // Poll interval: a second is as soon as a user expects a confirmation to be seen.
+        tokio::select! {
+            _ = rt.cancel.cancelled() => return Err(Stop::Abort(format!("cluster {} released while syncing", rt.name))),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
 }
 
 /// Waits until every object the wave pruned is gone from the cluster (the watch cache).

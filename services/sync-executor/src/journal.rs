@@ -74,6 +74,8 @@ pub struct Journal<'a> {
     op: &'a SyncOperation,
     /// The record as the attempt started (phase Running, its start and retry count).
     record: Mutex<Operation>,
+    /// Its message then, which a wait's message replaces while it lasts.
+    message: String,
     earlier: Earlier,
 }
 
@@ -88,6 +90,7 @@ impl<'a> Journal<'a> {
             shared,
             op,
             record: Mutex::new(record.clone()),
+            message: record.message.clone(),
             earlier,
         }
     }
@@ -112,6 +115,25 @@ impl<'a> Journal<'a> {
         results: &[ResourceResult],
         finished: Option<(SyncPhase, i32)>,
     ) -> Result<(), String> {
+        self.write(results, finished, &self.message).await
+    }
+
+    /// As [`Journal::record`], the operation's message saying what it waits for.
+    pub async fn waiting(
+        &self,
+        message: &str,
+        results: &[ResourceResult],
+        finished: Option<(SyncPhase, i32)>,
+    ) -> Result<(), String> {
+        self.write(results, finished, message).await
+    }
+
+    async fn write(
+        &self,
+        results: &[ResourceResult],
+        finished: Option<(SyncPhase, i32)>,
+        message: &str,
+    ) -> Result<(), String> {
         if self.op.dry_run {
             return Ok(());
         }
@@ -127,6 +149,7 @@ impl<'a> Journal<'a> {
         let record = {
             let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
             record.phase = OperationPhase::Running;
+            message.clone_into(&mut record.message);
             record.resources = results.to_vec();
             record.progress = Some(Progress {
                 finished: finished.map(|(phase, wave)| SyncStep {

@@ -141,3 +141,109 @@ async fn selective_sync_options_per_sync_and_wait() {
         waited.stdout
     );
 }
+
+async fn operation_message(sb: &Sandbox, app: &str) -> String {
+    let kv = sb
+        .bus
+        .kv(gitfleet_bus::Bucket::Operations)
+        .await
+        .expect("operations bucket");
+    let Ok(Some(body)) = kv.get(gitfleet_bus::subject_token(app)).await else {
+        return String::new();
+    };
+    serde_json::from_slice::<gitfleet_messages::Operation>(&body)
+        .map(|op| op.message)
+        .unwrap_or_default()
+}
+
+/// `Prune=confirm` and `Delete=confirm`, as Argo CD: the sync (or the cascade delete)
+/// waits, Running with "waiting for pruning confirmation of ...", until `app
+/// confirm-deletion` sets the app's `argocd.argoproj.io/deletion-approved`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn prune_and_delete_wait_for_confirmation() {
+    const CRITICAL: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: critical\n  annotations:\n    argocd.argoproj.io/sync-options: Prune=confirm\ndata:\n  k: v\n";
+    const GUARDED: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations:\n    argocd.argoproj.io/sync-options: Delete=confirm\ndata:\n  k: v\n";
+    let sb = Sandbox::start(
+        &[("app/a.yaml", GUARDED), ("app/critical.yaml", CRITICAL)],
+        Timings {
+            poll: Duration::from_secs(600),
+            refresh: Duration::from_secs(600),
+        },
+    )
+    .await;
+    sb.create_app("guard", &application("guard", &sb.repo_url(), "app", None))
+        .await;
+    assert_eq!(sb.cli(&["app", "sync", "guard"]).await.code, 0);
+    sb.commit(&[("app/critical.yaml", None)], "drop critical");
+    assert!(sb.github_push().await.is_success());
+    sb.until_status("guard", 60, "OutOfSync", |s| {
+        Sandbox::sync_status(s) == "OutOfSync"
+    })
+    .await;
+
+    let (synced, ()) = tokio::join!(sb.cli(&["app", "sync", "guard", "--prune"]), async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !operation_message(&sb, "guard")
+            .await
+            .contains("waiting for pruning confirmation of /ConfigMap/critical")
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the sync never waited: {}",
+                operation_message(&sb, "guard").await
+            );
+            // Poll interval of a wait bounded by the deadline above.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            sb.live("", "configmaps", "guard", "critical").is_some(),
+            "pruned before it was confirmed"
+        );
+        let confirmed = sb.cli(&["app", "confirm-deletion", "guard"]).await;
+        assert_eq!(confirmed.code, 0, "{}", confirmed.stdout);
+        assert!(confirmed.stdout.contains("updated successfully"));
+    });
+    assert_eq!(synced.code, 0, "{}", synced.stdout);
+    assert!(sb.live("", "configmaps", "guard", "critical").is_none());
+    let approved = sb.stored_app("guard").await.expect("the app");
+    assert!(
+        approved["metadata"]["annotations"]["argocd.argoproj.io/deletion-approved"].is_string(),
+        "{approved}"
+    );
+
+    // Deleting the app: `a` says Delete=confirm, and the approval above came before this
+    // operation started, so it does not count. Approvals count in whole seconds, as Argo
+    // CD compares them: the delete starts in a later second than the approval.
+    let approved_at = chrono::DateTime::parse_from_rfc3339(
+        approved["metadata"]["annotations"]["argocd.argoproj.io/deletion-approved"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap()
+    .timestamp();
+    while chrono::Utc::now().timestamp() <= approved_at {
+        // Poll interval of a wait for the clock's next second (at most one second).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (deleted, ()) = tokio::join!(sb.cli(&["app", "delete", "guard"]), async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !operation_message(&sb, "guard")
+            .await
+            .contains("waiting for pruning confirmation of /ConfigMap/a")
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the cascade delete never waited: {}",
+                operation_message(&sb, "guard").await
+            );
+            // Poll interval of a wait bounded by the deadline above.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(sb.live("", "configmaps", "guard", "a").is_some());
+        let confirmed = sb.cli(&["app", "confirm-deletion", "guard"]).await;
+        assert_eq!(confirmed.code, 0, "{}", confirmed.stdout);
+    });
+    assert_eq!(deleted.code, 0, "{}", deleted.stdout);
+    assert!(sb.live("", "configmaps", "guard", "a").is_none());
+    assert!(sb.stored_app("guard").await.is_none());
+}

@@ -386,7 +386,9 @@ pub fn plan(
         let options = hooks::options(obj);
         if !opts.prune {
             plan.requires_pruning.push(r.clone());
-        } else if options.prune_disabled() || options.is_false("Delete") {
+        } else if option_or_app(&options, &opts.options, "Prune") == Some("false")
+            || options.is_false("Delete")
+        {
             plan.prune_disabled.push(r.clone());
         } else {
             prunes.push(PlannedTask {
@@ -495,6 +497,39 @@ pub fn plan(
         });
     }
     Ok(plan)
+}
+
+/// A resource's sync option `key`, else the app's (gitops-engine's `defaultPruneOption`:
+/// the resource's annotation always overrides the app).
+fn option_or_app<'a>(
+    resource: &'a SyncOptions,
+    app: &'a SyncOptions,
+    key: &str,
+) -> Option<&'a str> {
+    resource.get(key).or_else(|| app.get(key))
+}
+
+/// Whether pruning `live` waits for a user's confirmation (`Prune=confirm` on the resource,
+/// else on the app; on app deletion `Delete=confirm` too), as Argo CD's
+/// `objRequiresPruneConfirmation` and `isObjRequiresDeletionConfirmation`. A user
+/// confirms with the app's `argocd.argoproj.io/deletion-approved` annotation (see
+/// [`DELETION_APPROVED`]).
+pub fn requires_confirmation(live: &Value, app: &SyncOptions, deleting: bool) -> bool {
+    let resource = hooks::options(live);
+    let confirm = |key| option_or_app(&resource, app, key) == Some("confirm");
+    confirm("Prune") || (deleting && confirm("Delete"))
+}
+
+/// The app annotation that confirms pruning and deletion: an RFC 3339 time, which
+/// confirms what the operations started at or before it wait for.
+pub const DELETION_APPROVED: &str = "argocd.argoproj.io/deletion-approved";
+
+/// Whether `app` (its stored document) confirms the pruning of an operation started at
+/// `started_at` (unix seconds): its [`DELETION_APPROVED`] time is not before it.
+pub fn deletion_approved(app: &Value, started_at: i64) -> bool {
+    crate::json::annotation(app, DELETION_APPROVED)
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+        .is_some_and(|t| t.timestamp() >= started_at)
 }
 
 fn set_namespace(obj: &mut Value, ns: &str) {
