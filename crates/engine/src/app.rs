@@ -9,7 +9,7 @@ use gitfleet_model::{
 };
 use serde_json::{Map, Value};
 
-use crate::diff::{self, DiffOptions, IgnoreRule, render_unified};
+use crate::diff::{self, DiffOptions, render_unified};
 use crate::health;
 use crate::resource::ResourceRef;
 use crate::status::{app_health, app_sync_status};
@@ -110,14 +110,7 @@ fn pair<'a>(desired: &'a [Value], live: &[Value], live_refs: &[ResourceRef]) -> 
 }
 
 fn diff_options(app: &Application) -> DiffOptions {
-    DiffOptions {
-        ignore_differences: app
-            .spec
-            .ignore_differences
-            .iter()
-            .map(IgnoreRule::from)
-            .collect(),
-    }
+    DiffOptions::of(&app.spec.ignore_differences)
 }
 
 /// Compares prepared desired objects (see [`prepare_desired`]) with the app's live

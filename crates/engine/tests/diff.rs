@@ -334,3 +334,62 @@ fn custom_resource_lists_are_atomic() {
         [".spec.items"]
     );
 }
+
+/// `RespectIgnoreDifferences`: ignored fields take their live values (or go, where live
+/// has none); everything else stays as the manifest says; status never comes from live.
+#[test]
+fn respecting_ignored_fields_takes_them_from_live() {
+    use gitfleet_engine::diff::respect_ignored;
+
+    let mut desired = deployment();
+    desired["spec"]["replicas"] = json!(2);
+    desired["metadata"]["annotations"] = json!({"owner": "git"});
+    let mut live = live_deployment();
+    live["spec"]["replicas"] = json!(7);
+    live["status"] = json!({"replicas": 7});
+    live["metadata"]["managedFields"].as_array_mut().unwrap().push(json!({
+        "manager": "hpa", "operation": "Update",
+        "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}}
+    }));
+    live["spec"]["template"]["spec"]["containers"][1]["image"] = json!("nginx:patched");
+    let opts = DiffOptions {
+        ignore_differences: vec![IgnoreRule {
+            group: "apps".into(),
+            kind: "Deployment".into(),
+            json_pointers: vec![
+                "/spec/replicas".into(),
+                "/metadata/annotations/owner".into(),
+                "/status".into(),
+            ],
+            managed_fields_managers: vec!["hpa".into()],
+            ..IgnoreRule::default()
+        }],
+    };
+    let out = respect_ignored(&desired, &live, &opts).unwrap();
+    assert_eq!(out["spec"]["replicas"], 7);
+    assert_eq!(
+        out["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:patched"
+    );
+    // Not live: it goes, so the apply leaves whatever owns it alone.
+    assert!(
+        out["metadata"]["annotations"].get("owner").is_none(),
+        "{out}"
+    );
+    assert!(out.get("status").is_none(), "{out}");
+    // The rest is the manifest's.
+    assert_eq!(out["spec"]["selector"], desired["spec"]["selector"]);
+    assert_eq!(
+        out["spec"]["template"]["spec"]["containers"][0]["ports"],
+        desired["spec"]["template"]["spec"]["containers"][0]["ports"]
+    );
+    // No matching rule: the manifest as it is.
+    let other = DiffOptions {
+        ignore_differences: vec![IgnoreRule {
+            kind: "StatefulSet".into(),
+            json_pointers: vec!["/spec/replicas".into()],
+            ..IgnoreRule::default()
+        }],
+    };
+    assert_eq!(respect_ignored(&desired, &live, &other).unwrap(), desired);
+}

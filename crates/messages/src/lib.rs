@@ -396,6 +396,11 @@ pub struct SyncOperation {
     /// knows them; the executor reads them live from KV and prunes those no longer desired.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<HeldObject>,
+    /// The app's `spec.ignoreDifferences`: with `RespectIgnoreDifferences=true` the
+    /// fields they cover keep their live values, and `ApplyOutOfSyncOnly` compares as
+    /// the app's diff does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_differences: Vec<gitfleet_model::ResourceIgnoreDifferences>,
 }
 
 /// A control-plane object by kind (`Application`, `AppProject`, `ApplicationSet`) and name.

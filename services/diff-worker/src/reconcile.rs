@@ -1141,6 +1141,7 @@ async fn enqueue(
             p.spec.roles.clear();
             p
         }),
+        ignore_differences: app.spec.ignore_differences.clone(),
         held: shared
             .children
             .read()

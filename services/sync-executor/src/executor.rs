@@ -83,6 +83,11 @@ pub async fn execute(
     };
     let mut live = rt.cache.app_objects(&op.app);
     live.extend(held.live.values().cloned());
+    let diff_options = gitfleet_engine::diff::DiffOptions::of(&op.ignore_differences);
+    let desired = match respect_ignored(rt, &held, op, &diff_options) {
+        Ok(desired) => desired,
+        Err(err) => return Outcome::failed(format!("app {}: {err}", op.app), Vec::new()),
+    };
     // The engine's options hold a `&dyn Fn`, which is not `Send`: plan in a plain block.
     let planned = {
         let scope = |group: &str, kind: &str| {
@@ -91,7 +96,7 @@ pub async fn execute(
                 .or_else(|| sync::builtin_scope(group, kind))
         };
         let settings = settings(op, rt, &scope, journal.started_at());
-        sync::plan(&op.app, op.desired.clone(), live, &settings)
+        sync::plan(&op.app, desired, live, &settings)
     };
     let plan = match planned {
         Ok(p) => p,
@@ -137,7 +142,7 @@ pub async fn execute(
         .map(|(phase, wave, tasks)| {
             let tasks: Vec<&Task> = tasks
                 .iter()
-                .filter(|t| !(out_of_sync_only && in_sync(rt, &held, t)))
+                .filter(|t| !(out_of_sync_only && in_sync(rt, &held, t, &diff_options)))
                 .collect();
             (phase, wave, tasks)
         })
@@ -692,7 +697,12 @@ async fn delete(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<
 
 /// `ApplyOutOfSyncOnly`: a resource whose live object already matches its manifest is not
 /// applied again (gitops-engine's `filterOutOfSyncTasks`; hooks and prunes always run).
-fn in_sync(rt: &ClusterRuntime, held: &Held<'_>, task: &Task) -> bool {
+fn in_sync(
+    rt: &ClusterRuntime,
+    held: &Held<'_>,
+    task: &Task,
+    diff_options: &gitfleet_engine::diff::DiffOptions,
+) -> bool {
     if task.action != TaskAction::Apply {
         return false;
     }
@@ -703,8 +713,35 @@ fn in_sync(rt: &ClusterRuntime, held: &Held<'_>, task: &Task) -> bool {
     let Some(live) = live else {
         return false;
     };
-    gitfleet_engine::diff::compare(&task.object, Some(&live), &Default::default())
+    gitfleet_engine::diff::compare(&task.object, Some(&live), diff_options)
         .is_ok_and(|d| d.sync == gitfleet_model::SyncStatusCode::Synced)
+}
+
+/// The operation's desired objects, with `RespectIgnoreDifferences=true` each one's
+/// ignored fields set to their live values (see `engine::diff::respect_ignored`).
+fn respect_ignored(
+    rt: &ClusterRuntime,
+    held: &Held<'_>,
+    op: &SyncOperation,
+    diff_options: &gitfleet_engine::diff::DiffOptions,
+) -> Result<Vec<Value>, gitfleet_engine::diff::DiffError> {
+    if !op.sync_options.respect_ignore_differences() || op.ignore_differences.is_empty() {
+        return Ok(op.desired.clone());
+    }
+    op.desired
+        .iter()
+        .map(|obj| {
+            let r = ResourceRef::from_object(obj);
+            let live = match held.get(&r) {
+                Some(live) => live.cloned(),
+                None => rt.cache.get(&key_of(&r)),
+            };
+            match live {
+                Some(live) => gitfleet_engine::diff::respect_ignored(obj, &live, diff_options),
+                None => Ok(obj.clone()),
+            }
+        })
+        .collect()
 }
 
 /// A sync option set to `true` on the app, on the desired object's `sync-options`

@@ -1052,6 +1052,79 @@ async fn apply_out_of_sync_only_applies_only_what_drifted() {
     exec.stop().await;
 }
 
+/// `RespectIgnoreDifferences=true`: a field the app's `ignoreDifferences` covers keeps the
+/// value someone else set (an autoscaler's replicas); without the option the sync puts
+/// the manifest's back. With `ApplyOutOfSyncOnly=true` the ignored drift alone is no
+/// reason to apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn respect_ignore_differences_keeps_the_live_value_of_ignored_fields() {
+    use gitfleet_model::{ResourceIgnoreDifferences, SyncOptions};
+
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let client = kube_client(&sim, 0);
+    let desired = || vec![namespace("r"), deployment("r", "web", None)];
+    let done = sync(&bus, &op("r-1", "respect", "c0", desired())).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+
+    // An autoscaler scales it; the executor's cache sees it.
+    let scale = http::Request::patch("/apis/apps/v1/namespaces/r/deployments/web")
+        .header("content-type", "application/merge-patch+json")
+        .body(br#"{"spec":{"replicas":5}}"#.to_vec())
+        .unwrap();
+    client.request::<serde_json::Value>(scale).await.unwrap();
+    eventually(30, "the executor's cache to see the scale", || async {
+        let Reply::Ok(live) = live(&bus, "respect", "c0").await else {
+            return None;
+        };
+        live.resources
+            .iter()
+            .any(|r| r["metadata"]["name"] == "web" && r["spec"]["replicas"] == 5)
+            .then_some(())
+    })
+    .await;
+    let replicas = || async {
+        get(&client, "/apis/apps/v1/namespaces/r/deployments/web")
+            .await
+            .unwrap()["spec"]["replicas"]
+            .clone()
+    };
+    let ignored = vec![ResourceIgnoreDifferences {
+        group: "apps".into(),
+        kind: "Deployment".into(),
+        json_pointers: vec!["/spec/replicas".into()],
+        ..Default::default()
+    }];
+
+    let before = applies(&sim, 0).len();
+    let mut only = op("r-2", "respect", "c0", desired());
+    only.sync_options = SyncOptions::from_annotation("ApplyOutOfSyncOnly=true");
+    only.ignore_differences = ignored.clone();
+    let done = sync(&bus, &only).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(
+        applies(&sim, 0).len(),
+        before,
+        "ignored drift is no reason to apply"
+    );
+
+    let mut respect = op("r-3", "respect", "c0", desired());
+    respect.sync_options = SyncOptions::from_annotation("RespectIgnoreDifferences=true");
+    respect.ignore_differences = ignored.clone();
+    let done = sync(&bus, &respect).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(replicas().await, 5);
+
+    let mut plain = op("r-4", "respect", "c0", desired());
+    plain.ignore_differences = ignored;
+    let done = sync(&bus, &plain).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(replicas().await, 1);
+    exec.stop().await;
+}
+
 /// Cascade delete with Argo CD 3.3's deletion hooks: the PreDelete hook Job runs to
 /// completion before anything is deleted, the PostDelete one once the app's resources are
 /// gone, and both are removed at the end; a failing PreDelete hook stops the deletion

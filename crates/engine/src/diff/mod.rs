@@ -78,6 +78,15 @@ pub struct IgnoreRule {
     pub managed_fields_managers: Vec<String>,
 }
 
+impl DiffOptions {
+    /// The options of an app with these `spec.ignoreDifferences`.
+    pub fn of(rules: &[ResourceIgnoreDifferences]) -> Self {
+        DiffOptions {
+            ignore_differences: rules.iter().map(IgnoreRule::from).collect(),
+        }
+    }
+}
+
 impl From<&ResourceIgnoreDifferences> for IgnoreRule {
     fn from(r: &ResourceIgnoreDifferences) -> Self {
         Self {
@@ -234,6 +243,62 @@ pub fn compare(
         })
         .collect();
     Ok(diff)
+}
+
+/// `RespectIgnoreDifferences=true`: `desired` with every field the matching
+/// `ignoreDifferences` rules cover (JSON pointers, fields their `managedFieldsManagers`
+/// own) set to its value in `live`, or removed where live has none, so a sync leaves
+/// those fields as they are (Argo CD's `normalizeTargetResources`). `status` is never
+/// taken from live: it is the resource's controller's.
+pub fn respect_ignored(
+    desired: &Value,
+    live: &Value,
+    opts: &DiffOptions,
+) -> Result<Value, DiffError> {
+    let resource = ResourceRef::from_object(desired);
+    let rules: Vec<&IgnoreRule> = opts
+        .ignore_differences
+        .iter()
+        .filter(|r| r.matches(&resource))
+        .collect();
+    if let Some(expr) = rules.iter().flat_map(|r| &r.jq_path_expressions).next() {
+        return Err(DiffError::JqUnsupported {
+            resource: resource.to_string(),
+            expression: expr.clone(),
+        });
+    }
+    let mut paths: Vec<Vec<Seg>> = Vec::new();
+    for pointer in rules.iter().flat_map(|r| &r.json_pointers) {
+        paths.push(pointer_segs(pointer).ok_or_else(|| DiffError::BadPointer {
+            resource: resource.to_string(),
+            pointer: pointer.clone(),
+        })?);
+    }
+    let managers: Vec<&str> = rules
+        .iter()
+        .flat_map(|r| &r.managed_fields_managers)
+        .map(String::as_str)
+        .collect();
+    if !managers.is_empty() {
+        for trie in managed_fields::tries(live, |m, _| managers.contains(&m)) {
+            paths.extend(managed_fields::leaves(trie));
+        }
+    }
+    let mut out = desired.clone();
+    for segs in paths {
+        if segs.is_empty() || matches!(segs.first(), Some(Seg::Field(f)) if f == "status") {
+            continue;
+        }
+        let mut at = Some(live);
+        for seg in &segs {
+            at = at.and_then(|v| child(v, seg, false));
+        }
+        match at {
+            Some(value) => path::insert(&mut out, &segs, value.clone()),
+            None => path::remove(&mut out, &segs, true),
+        }
+    }
+    Ok(out)
 }
 
 /// Groups whose kinds the list schema of [`k8s_patch::schema`] describes; every other

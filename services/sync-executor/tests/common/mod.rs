@@ -173,6 +173,7 @@ pub fn op(id: &str, app: &str, cluster: &str, desired: Vec<Value>) -> SyncOperat
         managed_namespace_metadata: None,
         project: None,
         held: Vec::new(),
+        ignore_differences: Vec::new(),
     }
 }
 
