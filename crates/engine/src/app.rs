@@ -131,6 +131,15 @@ pub fn compare_with(
     let pairing = pair(desired, live, &live_refs);
     let mut resources = Vec::new();
     let mut errors = Vec::new();
+    // Argo CD's `RequiresDeletionConfirmation`: the desired or live object says
+    // `Delete=confirm` or `Prune=confirm`, or the app does.
+    let app_options = app
+        .spec
+        .sync_policy
+        .as_ref()
+        .map(|p| p.sync_options.clone())
+        .unwrap_or_default();
+    let confirm = |obj: &Value| crate::sync::requires_confirmation(obj, &app_options, true);
     for (d, r, found) in pairing.pairs {
         let live_obj = found.map(|i| &live[i]);
         let status = match diff::compare(d, live_obj, &opts) {
@@ -144,26 +153,57 @@ pub fn compare_with(
             health: checks.assess_or_missing(live_obj).map(to_status),
             status: Some(status),
             sync_wave: wave(d),
+            requires_deletion_confirmation: confirm(d) || live_obj.is_some_and(confirm),
             ..resource_status(r)
         });
     }
+    // An extraneous object that says `compare-options: IgnoreExtraneous` is shown (and
+    // pruned by a sync that prunes) but does not make the app OutOfSync.
+    let mut ignored_extraneous = Vec::new();
     for i in pairing.unmatched_live {
-        resources.push(ResourceStatus {
+        let status = ResourceStatus {
             health: checks.assess(&live[i]).map(to_status),
             status: Some(SyncStatusCode::OutOfSync),
             requires_pruning: true,
+            requires_deletion_confirmation: confirm(&live[i]),
             ..resource_status(live_refs[i].clone())
-        });
+        };
+        if compare_options(&live[i]).contains(&IGNORE_EXTRANEOUS) {
+            ignored_extraneous.push(status.clone());
+        }
+        resources.push(status);
     }
     resources.sort_by(|a, b| {
         (&a.group, &a.kind, &a.namespace, &a.name).cmp(&(&b.group, &b.kind, &b.namespace, &b.name))
     });
+    let counted: Vec<ResourceStatus> = resources
+        .iter()
+        .filter(|r| !ignored_extraneous.contains(r))
+        .cloned()
+        .collect();
     Comparison {
-        sync: app_sync_status(&resources),
+        sync: app_sync_status(&counted),
         health: app_health(&resources),
         resources,
         errors,
     }
+}
+
+/// The annotation of Argo CD's compare options on a resource (`IgnoreExtraneous`).
+pub const COMPARE_OPTIONS: &str = "argocd.argoproj.io/compare-options";
+/// The compare option that keeps an extraneous resource from making its app OutOfSync.
+pub const IGNORE_EXTRANEOUS: &str = "IgnoreExtraneous";
+
+/// The entries of an object's [`COMPARE_OPTIONS`] annotation (comma-separated).
+fn compare_options(obj: &Value) -> Vec<&str> {
+    crate::json::annotation(obj, COMPARE_OPTIONS)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `argocd app diff`: the unified diff of every desired object against its live
@@ -362,6 +402,49 @@ mod tests {
         assert!(old.requires_pruning);
         let text = diff_text(&app, &desired, &both).unwrap();
         assert!(text.contains("===== ConfigMap web/old ======"), "{text}");
+    }
+
+    #[test]
+    fn an_extraneous_resource_that_says_ignore_extraneous_keeps_the_app_synced() {
+        let app = app();
+        let desired = prepare_desired(&[cm("a")], &app, "argocd");
+        let mut extra = prepare_desired(&[cm("a")], &app, "argocd");
+        extra[0]["metadata"]["name"] = json!("generated");
+        extra[0]["metadata"]["annotations"]["argocd.argoproj.io/compare-options"] =
+            json!("IgnoreExtraneous");
+        let both = vec![desired[0].clone(), extra[0].clone()];
+        let c = compare(&app, &desired, &both);
+        assert_eq!(c.sync, SyncStatusCode::Synced);
+        let shown = c.resources.iter().find(|r| r.name == "generated").unwrap();
+        assert!(shown.requires_pruning);
+        assert_eq!(shown.status, Some(SyncStatusCode::OutOfSync));
+
+        // Only extraneous ones: a desired resource that differs still counts.
+        let mut changed = desired.clone();
+        changed[0]["data"]["k"] = json!("b");
+        changed[0]["metadata"]["annotations"]["argocd.argoproj.io/compare-options"] =
+            json!("IgnoreExtraneous");
+        assert_eq!(
+            compare(&app, &desired, &changed).sync,
+            SyncStatusCode::OutOfSync
+        );
+    }
+
+    #[test]
+    fn resources_that_need_a_confirmation_say_so() {
+        let mut app = app();
+        let mut guarded = cm("a");
+        guarded["metadata"]["annotations"] =
+            json!({"argocd.argoproj.io/sync-options": "Delete=confirm"});
+        let desired = prepare_desired(&[guarded, cm("b")], &app, "argocd");
+        let c = compare(&app, &desired[..1], &desired[..1]);
+        assert!(c.resources[0].requires_deletion_confirmation);
+        app.spec.sync_policy = Some(gitfleet_model::SyncPolicy {
+            sync_options: vec!["Prune=confirm".to_owned()].into(),
+            ..Default::default()
+        });
+        let c = compare(&app, &desired[1..], &desired[1..]);
+        assert!(c.resources[0].requires_deletion_confirmation);
     }
 
     #[test]
