@@ -56,6 +56,30 @@ pub fn list_type(kind: &str, path: &[&str]) -> ListType {
     }
 }
 
+/// Groups whose kinds this schema describes; every other group is a custom resource,
+/// whose lists are atomic.
+pub fn is_builtin_group(group: &str) -> bool {
+    matches!(
+        group,
+        "" | "apps"
+            | "batch"
+            | "autoscaling"
+            | "policy"
+            | "networking.k8s.io"
+            | "rbac.authorization.k8s.io"
+            | "storage.k8s.io"
+            | "scheduling.k8s.io"
+            | "coordination.k8s.io"
+            | "discovery.k8s.io"
+            | "node.k8s.io"
+            | "admissionregistration.k8s.io"
+            | "apiextensions.k8s.io"
+            | "apiregistration.k8s.io"
+            | "certificates.k8s.io"
+            | "extensions"
+    )
+}
+
 /// Whether strategic merge patch should honour `$retainKeys` on this field by default
 /// (volumes carry `patchStrategy: merge,retainKeys`).
 pub fn retains_keys(path: &[&str]) -> bool {

@@ -641,6 +641,9 @@ async fn apply(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<S
     if option(op, &task.object, live.as_ref(), "Replace") {
         return replace(rt, op, task, &kind, obj, live).await;
     }
+    if client_side(op, task) {
+        return client_side_apply(rt, op, task, &kind, obj).await;
+    }
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
     params.dry_run = op.dry_run;
     // As Argo CD's apply: unknown fields fail it, unless the app or resource says
@@ -819,6 +822,111 @@ async fn replace(
         rt.cache.record_write(value);
     }
     Ok(message)
+}
+
+/// `ServerSideApply=false` on the resource, else on the app: a client-side `kubectl
+/// apply`. gitfleet applies server-side otherwise (see ARCHITECTURE.md).
+fn client_side(op: &SyncOperation, task: &Task) -> bool {
+    sync::resource_options(&task.object)
+        .get("ServerSideApply")
+        .or_else(|| op.sync_options.get("ServerSideApply"))
+        == Some("false")
+}
+
+/// A client-side `kubectl apply`, field manager `argocd-controller`: the configuration
+/// goes into the `last-applied-configuration` annotation, and the object is written whole
+/// (create, or an update at the live resourceVersion) as the three-way merge of the last
+/// applied configuration, this one and the live object makes it
+/// (`k8s_patch::three_way`). A write that loses a race with another writer (409) reads
+/// the object again and merges again.
+async fn client_side_apply(
+    rt: &ClusterRuntime,
+    op: &SyncOperation,
+    task: &Task,
+    kind: &Kind,
+    obj: Value,
+) -> Result<String, CallError> {
+    const ATTEMPTS: usize = 5;
+    let (name, ns) = (task.resource.name.clone(), task.resource.namespace.clone());
+    let shown = format!("{}/{}", task.resource.kind.to_lowercase(), name);
+    let modified = k8s_patch::three_way::with_last_applied(&obj);
+    let builtin = k8s_patch::schema::is_builtin_group(&task.resource.group);
+    let post = PostParams {
+        dry_run: op.dry_run,
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+    };
+    let decode = |v: Value| -> Result<DynamicObject, CallError> {
+        serde_json::from_value(v).map_err(|e| CallError::Api {
+            code: 422,
+            message: format!("{shown}: {e}"),
+        })
+    };
+    for _ in 0..ATTEMPTS {
+        let live = rt
+            .call(|client| {
+                let api = api(client, kind, &ns);
+                let name = name.clone();
+                async move { api.get_opt(&name).await }
+            })
+            .await?;
+        let (written, verb) = match live {
+            None => {
+                let object = decode(modified.clone())?;
+                let created = rt
+                    .call(|client| {
+                        let api = api(client, kind, &ns);
+                        let (object, post) = (object.clone(), post.clone());
+                        async move { api.create(&post, &object).await }
+                    })
+                    .await;
+                (created, "created")
+            }
+            Some(live) => {
+                let live = serde_json::to_value(live).map_err(|e| CallError::Api {
+                    code: 500,
+                    message: format!("{shown}: {e}"),
+                })?;
+                let original = k8s_patch::three_way::last_applied(&live);
+                let merged = k8s_patch::three_way::merge(
+                    original.as_ref(),
+                    &modified,
+                    &live,
+                    &task.resource.kind,
+                    builtin,
+                );
+                if merged == live {
+                    return Ok(format!("{shown} unchanged"));
+                }
+                let object = decode(merged)?;
+                let replaced = rt
+                    .call(|client| {
+                        let api = api(client, kind, &ns);
+                        let (object, post, name) = (object.clone(), post.clone(), name.clone());
+                        async move { api.replace(&name, &post, &object).await }
+                    })
+                    .await;
+                (replaced, "configured")
+            }
+        };
+        match written {
+            // Someone wrote it meanwhile (or made it first): read it again.
+            Err(CallError::Api { code: 409, .. }) => continue,
+            Err(err) => return Err(err),
+            Ok(written) => {
+                if op.dry_run {
+                    return Ok(format!("{shown} {verb} (dry run)"));
+                }
+                if let Ok(value) = serde_json::to_value(written) {
+                    rt.cache.record_write(value);
+                }
+                return Ok(format!("{shown} {verb}"));
+            }
+        }
+    }
+    Err(CallError::Api {
+        code: 409,
+        message: format!("{shown}: changed by another writer {ATTEMPTS} times while being applied"),
+    })
 }
 
 /// Creates again what was just deleted: while the old object is still terminating the

@@ -1125,6 +1125,101 @@ async fn respect_ignore_differences_keeps_the_live_value_of_ignored_fields() {
     exec.stop().await;
 }
 
+/// `ServerSideApply=false`: a client-side `kubectl apply`, as Argo CD's default: the
+/// last-applied annotation is kept, a field dropped from Git is removed while a field
+/// another client set stays, and the resource's own option wins over the app's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_side_apply_keeps_the_last_applied_configuration() {
+    use gitfleet_model::SyncOptions;
+
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let client = kube_client(&sim, 0);
+    let web = |image: &str, debug: bool| {
+        let mut d = deployment("csa", "web", None);
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = image.into();
+        if debug {
+            d["spec"]["template"]["spec"]["containers"][0]["env"] =
+                serde_json::json!([{"name": "DEBUG", "value": "1"}]);
+        }
+        d
+    };
+    let csa = |id: &str, desired: Vec<serde_json::Value>| {
+        let mut o = op(id, "csa", "c0", desired);
+        o.sync_options = SyncOptions::from_annotation("ServerSideApply=false");
+        o
+    };
+    let writes = |name: &str| -> Vec<(String, Option<String>)> {
+        sim.cluster(0)
+            .write_log()
+            .into_iter()
+            .filter(|w| w.name.as_deref() == Some(name) && !w.dry_run)
+            .map(|w| (w.verb, w.field_manager))
+            .collect()
+    };
+    let path = "/apis/apps/v1/namespaces/csa/deployments/web";
+
+    let done = sync(
+        &bus,
+        &csa("c-1", vec![namespace("csa"), web("nginx:1", true)]),
+    )
+    .await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    let live = get(&client, path).await.unwrap();
+    let last: serde_json::Value = serde_json::from_str(
+        live["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .expect("the last-applied annotation"),
+    )
+    .unwrap();
+    assert_eq!(
+        last["spec"]["template"]["spec"]["containers"][0]["env"][0]["name"],
+        "DEBUG"
+    );
+    assert_eq!(
+        writes("web"),
+        [("create".to_owned(), Some("argocd-controller".to_owned()))]
+    );
+
+    // Another client labels it; the next apply drops DEBUG and changes the image.
+    let label = http::Request::patch(path)
+        .header("content-type", "application/merge-patch+json")
+        .body(br#"{"metadata":{"labels":{"team":"ops"}}}"#.to_vec())
+        .unwrap();
+    client.request::<serde_json::Value>(label).await.unwrap();
+    let done = sync(
+        &bus,
+        &csa("c-2", vec![namespace("csa"), web("nginx:2", false)]),
+    )
+    .await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    let live = get(&client, path).await.unwrap();
+    let container = &live["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "nginx:2");
+    assert!(container.get("env").is_none(), "{container}");
+    assert_eq!(live["metadata"]["labels"]["team"], "ops");
+    assert_eq!(writes("web").last().unwrap().0, "update");
+
+    // Unchanged: nothing written. The resource's own option wins over the app's.
+    let before = writes("web").len();
+    let done = sync(
+        &bus,
+        &csa("c-3", vec![namespace("csa"), web("nginx:2", false)]),
+    )
+    .await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(writes("web").len(), before);
+    let mut server_side = web("nginx:3", false);
+    server_side["metadata"]["annotations"] =
+        serde_json::json!({"argocd.argoproj.io/sync-options": "ServerSideApply=true"});
+    let done = sync(&bus, &csa("c-4", vec![namespace("csa"), server_side])).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(writes("web").last().unwrap().0, "apply");
+    exec.stop().await;
+}
+
 /// Cascade delete with Argo CD 3.3's deletion hooks: the PreDelete hook Job runs to
 /// completion before anything is deleted, the PostDelete one once the app's resources are
 /// gone, and both are removed at the end; a failing PreDelete hook stops the deletion

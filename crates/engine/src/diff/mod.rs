@@ -192,7 +192,7 @@ pub fn compare(
 
     let kind = resource.kind.clone();
     let mut walker = Walker {
-        builtin: is_builtin_group(&resource.group),
+        builtin: k8s_patch::schema::is_builtin_group(&resource.group),
         kind: &kind,
         changes: Vec::new(),
     };
@@ -299,30 +299,6 @@ pub fn respect_ignored(
         }
     }
     Ok(out)
-}
-
-/// Groups whose kinds the list schema of [`k8s_patch::schema`] describes; every other
-/// group is a custom resource with atomic lists.
-fn is_builtin_group(group: &str) -> bool {
-    matches!(
-        group,
-        "" | "apps"
-            | "batch"
-            | "autoscaling"
-            | "policy"
-            | "networking.k8s.io"
-            | "rbac.authorization.k8s.io"
-            | "storage.k8s.io"
-            | "scheduling.k8s.io"
-            | "coordination.k8s.io"
-            | "discovery.k8s.io"
-            | "node.k8s.io"
-            | "admissionregistration.k8s.io"
-            | "apiextensions.k8s.io"
-            | "apiregistration.k8s.io"
-            | "certificates.k8s.io"
-            | "extensions"
-    )
 }
 
 /// Drops what the API server or the sync adds, and folds Secret `stringData` into `data`.
