@@ -25,6 +25,9 @@ pub struct Config {
     pub wave_delay: Duration,
     /// How long a wave may take to become healthy before the sync fails.
     pub wave_timeout: Duration,
+    /// A running operation is terminated this long after its start (Argo CD's
+    /// `--sync-timeout`); zero: never.
+    pub sync_timeout: Duration,
     /// Bound on one API request; a cluster that does not answer is retried, then failed.
     pub request_timeout: Duration,
     /// Attempts of one request on transport errors, 429 and 5xx before giving up.
@@ -60,6 +63,7 @@ impl Config {
             cluster_burst: 100,
             wave_delay: Duration::from_secs(2),
             wave_timeout: Duration::from_secs(300),
+            sync_timeout: Duration::ZERO,
             request_timeout: Duration::from_secs(30),
             request_attempts: 3,
             retry_backoff: Duration::from_millis(500),

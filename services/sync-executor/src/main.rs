@@ -23,6 +23,18 @@ struct Args {
     /// Operations run at once against one cluster (one per app at a time regardless).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
     cluster_concurrency: u64,
+    /// Seconds after its start at which a running operation is terminated ("Operation
+    /// terminated, triggered by controller sync timeout"); 0, the default, never. Argo
+    /// CD's `--sync-timeout` (`controller.sync.timeout.seconds`).
+    #[arg(
+        long,
+        env = "ARGOCD_APPLICATION_CONTROLLER_SYNC_TIMEOUT",
+        default_value_t = 0
+    )]
+    sync_timeout: u64,
+    /// How long a wave may take to become healthy before the sync fails, in seconds.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    wave_timeout_seconds: u64,
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -47,6 +59,8 @@ async fn main() -> anyhow::Result<()> {
     let mut config = sync_executor::Config::new(member_id);
     config.wave_delay = std::time::Duration::from_secs_f64(args.wave_delay_seconds);
     config.cluster_concurrency = usize::try_from(args.cluster_concurrency).unwrap_or(usize::MAX);
+    config.sync_timeout = std::time::Duration::from_secs(args.sync_timeout);
+    config.wave_timeout = std::time::Duration::from_secs(args.wave_timeout_seconds);
     sync_executor::run(config, bus, shutdown_on_signal())
         .await
         .context("sync executor")?;

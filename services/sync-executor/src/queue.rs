@@ -335,6 +335,25 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
         terminated.clone(),
     ));
     let _stop_watching = AbortOnDrop(watcher);
+    // Argo CD's sync timeout, counted from the operation's start (a resumed one keeps its
+    // deadline): it terminates the operation as a user's terminate-op would.
+    let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _stop_timer = (!shared.config.sync_timeout.is_zero()).then(|| {
+        let started = chrono::DateTime::parse_from_rfc3339(&operation.started_at)
+            .map_or_else(|_| chrono::Utc::now(), |t| t.with_timezone(&chrono::Utc));
+        let left = (started
+            + chrono::Duration::from_std(shared.config.sync_timeout)
+                .unwrap_or(chrono::Duration::MAX)
+            - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+        let (terminated, timed_out) = (terminated.clone(), timed_out.clone());
+        AbortOnDrop(tokio::spawn(async move {
+            tokio::time::sleep(left).await;
+            timed_out.store(true, std::sync::atomic::Ordering::SeqCst);
+            terminated.store(true, std::sync::atomic::Ordering::SeqCst);
+        }))
+    });
     let outcome = loop {
         let journal = Journal::new(shared, op, &operation, earlier.take().unwrap_or_default());
         let outcome = with_progress(
@@ -396,7 +415,14 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
     };
     tracing::info!(app = %op.app, cluster = %rt.name, op = %op.id, phase = ?outcome.phase, message = %outcome.message, "sync finished");
     operation.phase = outcome.phase;
-    operation.message = if operation.retry_count > 0 && outcome.phase != OperationPhase::Succeeded {
+    operation.message = if timed_out.load(std::sync::atomic::Ordering::SeqCst)
+        && outcome.phase != OperationPhase::Succeeded
+    {
+        format!(
+            "{}, triggered by controller sync timeout",
+            outcome.message.trim_end_matches('.')
+        )
+    } else if operation.retry_count > 0 && outcome.phase != OperationPhase::Succeeded {
         format!(
             "{} (retried {} times).",
             outcome.message.trim_end_matches('.'),

@@ -1220,6 +1220,38 @@ async fn client_side_apply_keeps_the_last_applied_configuration() {
     exec.stop().await;
 }
 
+/// Argo CD's sync timeout: an operation still waiting for a wave that never becomes
+/// healthy is terminated once the timeout from its start runs out; the later wave is
+/// never applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_timeout_terminates_an_operation_that_runs_too_long() {
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let config = sync_executor::Config {
+        sync_timeout: std::time::Duration::from_secs(2),
+        ..test_config("exec-0")
+    };
+    let exec = Executor::start(&bus, config);
+    let mut stuck = deployment("t", "stuck", Some(0));
+    stuck["spec"]["template"]["metadata"]["annotations"] =
+        serde_json::json!({"sim.gitfleet.dev/outcome": "fail"});
+    let desired = vec![namespace("t"), stuck, config_map("t", "later", Some(1))];
+    let done = sync(&bus, &op("t-1", "slow", "c0", desired)).await;
+    assert_eq!(done.phase, OperationPhase::Failed, "{done:?}");
+    assert_eq!(
+        done.message,
+        "Operation terminated, triggered by controller sync timeout"
+    );
+    assert!(
+        !applies(&sim, 0)
+            .iter()
+            .any(|w| w.name.as_deref() == Some("later")),
+        "the next wave ran"
+    );
+    exec.stop().await;
+}
+
 /// Cascade delete with Argo CD 3.3's deletion hooks: the PreDelete hook Job runs to
 /// completion before anything is deleted, the PostDelete one once the app's resources are
 /// gone, and both are removed at the end; a failing PreDelete hook stops the deletion
