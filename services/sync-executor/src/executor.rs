@@ -148,6 +148,12 @@ pub async fn execute(
         })
         .filter(|(_, _, tasks)| !tasks.is_empty())
         .collect();
+    // Once per operation: a run that resumes it does not dry-run again.
+    if earlier.results.is_empty()
+        && let Err((message, failed)) = dry_run_pass(&ctx, &plan).await
+    {
+        return Outcome::failed(message, failed);
+    }
     let mut stop = None;
     for (i, (phase, wave, tasks)) in waves.iter().enumerate() {
         if terminated.load(Ordering::SeqCst) {
@@ -624,9 +630,29 @@ fn api(client: kube::Client, kind: &Kind, namespace: &str) -> Api<DynamicObject>
 
 async fn apply(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<String, CallError> {
     let kind = kind_of(rt, &task.resource).await?;
+    let obj = apply_configuration(task);
+    let live = rt.cache.get(&key_of(&task.resource));
+    if option(op, &task.object, live.as_ref(), "Replace") {
+        return replace(rt, op, task, &kind, obj, live).await;
+    }
+    if client_side(op, task) {
+        return client_side_apply(rt, op, task, &kind, obj).await;
+    }
+    let applied = server_side_apply(rt, op, task, &kind, &obj, op.dry_run).await?;
+    if op.dry_run {
+        return Ok("serverside-applied (dry run)".to_string());
+    }
+    if let Ok(value) = serde_json::to_value(applied) {
+        rt.cache.record_write(value);
+    }
+    Ok("serverside-applied".to_string())
+}
+
+/// The task's object without the server-owned metadata an apply configuration must not
+/// carry.
+fn apply_configuration(task: &Task) -> Value {
     let mut obj = task.object.clone();
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        // Apply configurations must not carry server-owned metadata.
         for field in [
             "managedFields",
             "resourceVersion",
@@ -637,15 +663,21 @@ async fn apply(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<S
             meta.remove(field);
         }
     }
-    let live = rt.cache.get(&key_of(&task.resource));
-    if option(op, &task.object, live.as_ref(), "Replace") {
-        return replace(rt, op, task, &kind, obj, live).await;
-    }
-    if client_side(op, task) {
-        return client_side_apply(rt, op, task, &kind, obj).await;
-    }
+    obj
+}
+
+/// A server-side apply of `obj` as `argocd-controller`, forced, validating fields as the
+/// app and resource say.
+async fn server_side_apply(
+    rt: &ClusterRuntime,
+    op: &SyncOperation,
+    task: &Task,
+    kind: &Kind,
+    obj: &Value,
+    dry_run: bool,
+) -> Result<DynamicObject, CallError> {
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
-    params.dry_run = op.dry_run;
+    params.dry_run = dry_run;
     // As Argo CD's apply: unknown fields fail it, unless the app or resource says
     // `Validate=false`.
     params.field_validation = Some(if validates(op, task) {
@@ -655,20 +687,77 @@ async fn apply(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<S
     });
     let name = task.resource.name.clone();
     let ns = task.resource.namespace.clone();
-    let applied = rt
-        .call(|client| {
-            let api = api(client, &kind, &ns);
-            let (obj, name, params) = (obj.clone(), name.clone(), params.clone());
-            async move { api.patch(&name, &params, &Patch::Apply(&obj)).await }
-        })
-        .await?;
-    if op.dry_run {
-        return Ok("serverside-applied (dry run)".to_string());
+    rt.call(|client| {
+        let api = api(client, kind, &ns);
+        let (obj, name, params) = (obj.clone(), name.clone(), params.clone());
+        async move { api.patch(&name, &params, &Patch::Apply(&obj)).await }
+    })
+    .await
+}
+
+/// Argo CD's dry run before a sync's first step: every object the sync would write is
+/// applied with `dryRun=All` first, and one the cluster refuses fails the sync before
+/// anything is written ("one or more objects failed to apply (dry run)"). Skipped for an
+/// object whose kind the cluster does not serve yet when a CustomResourceDefinition in
+/// this sync defines it, or with `SkipDryRunOnMissingResource=true` (the resource's or
+/// the app's); objects in a namespace this sync creates pass. A sync of one object
+/// needs none (its apply fails the same way, with nothing else written), nor does a
+/// cascade delete.
+async fn dry_run_pass(
+    ctx: &Ctx<'_>,
+    plan: &sync::SyncPlan,
+) -> Result<(), (String, Vec<ResourceResult>)> {
+    let (rt, op) = (ctx.rt, ctx.op);
+    let writes: Vec<(SyncPhase, &Task)> = plan
+        .tasks()
+        .filter(|(_, _, t)| matches!(t.action, TaskAction::Apply | TaskAction::CreateHook))
+        .filter(|(_, _, t)| ctx.held.kind_of(&t.resource).is_none())
+        .map(|(phase, _, t)| (phase, t))
+        .collect();
+    // A cascade delete writes its deletion hooks only, each in its own time.
+    if op.dry_run || op.deleting || writes.len() < 2 {
+        return Ok(());
     }
-    if let Ok(value) = serde_json::to_value(applied) {
-        rt.cache.record_write(value);
+    let mut failed = Vec::new();
+    for (phase, task) in writes {
+        let r = &task.resource;
+        if rt.cache.kind(&r.group, &r.kind).is_none()
+            && (defined_scope(&op.desired, &r.group, &r.kind).is_some()
+                || sync::resource_options(&task.object)
+                    .get("SkipDryRunOnMissingResource")
+                    .or_else(|| op.sync_options.get("SkipDryRunOnMissingResource"))
+                    == Some("true"))
+        {
+            continue;
+        }
+        let outcome = match kind_of(rt, r).await {
+            Ok(kind) => server_side_apply(rt, op, task, &kind, &apply_configuration(task), true)
+                .await
+                .map(|_| ()),
+            Err(err) => Err(err),
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(CallError::Api { code: 404, message })
+                if ctx.creating.iter().any(|ns| {
+                    ns == &r.namespace
+                        && message.starts_with(&format!("namespaces \"{ns}\" not found"))
+                }) => {}
+            Err(CallError::Api { message, .. } | CallError::Unreachable(message)) => {
+                failed.push(task_result(phase, task, ResultCode::SyncFailed, &message));
+            }
+        }
     }
-    Ok("serverside-applied".to_string())
+    match failed.first() {
+        None => Ok(()),
+        Some(first) => Err((
+            format!(
+                "one or more objects failed to apply (dry run), reason: {}",
+                first.message
+            ),
+            failed,
+        )),
+    }
 }
 
 async fn delete(rt: &ClusterRuntime, op: &SyncOperation, task: &Task) -> Result<String, CallError> {

@@ -9,11 +9,12 @@ use gitfleet_bus::testkit;
 use gitfleet_messages::{Reply, ResultCode};
 use gitfleet_model::OperationPhase;
 
+/// The applies that wrote (not the dry run every sync of two or more objects starts with).
 fn applies(sim: &cluster_sim::Sim, i: usize) -> Vec<cluster_sim::WriteRecord> {
     sim.cluster(i)
         .write_log()
         .into_iter()
-        .filter(|w| w.verb == "apply")
+        .filter(|w| w.verb == "apply" && !w.dry_run)
         .collect()
 }
 
@@ -929,7 +930,9 @@ async fn replace_and_force_write_as_kubectl_replace_does() {
             sim.cluster(0)
                 .write_log()
                 .into_iter()
-                .filter(|w| w.name.as_deref() == Some(name) && w.resource == "configmaps")
+                .filter(|w| {
+                    w.name.as_deref() == Some(name) && w.resource == "configmaps" && !w.dry_run
+                })
                 .map(|w| w.verb)
                 .collect()
         }
@@ -1217,6 +1220,84 @@ async fn client_side_apply_keeps_the_last_applied_configuration() {
     let done = sync(&bus, &csa("c-4", vec![namespace("csa"), server_side])).await;
     assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
     assert_eq!(writes("web").last().unwrap().0, "apply");
+    exec.stop().await;
+}
+
+/// Argo CD's dry run before the first step: an object the cluster refuses (an unknown
+/// field, a kind it does not serve) fails the sync before anything is written.
+/// `SkipDryRunOnMissingResource=true` (the resource's or the app's) and a
+/// CustomResourceDefinition in the same sync let a kind the cluster does not serve yet
+/// through the dry run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dry_run_refuses_before_anything_is_written() {
+    use gitfleet_model::SyncOptions;
+
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let written = |name: &str| {
+        applies(&sim, 0)
+            .iter()
+            .any(|w| w.name.as_deref() == Some(name))
+    };
+    let gadget = |mut annotations: serde_json::Value| {
+        annotations["argocd.argoproj.io/sync-wave"] = "1".into();
+        serde_json::json!({"apiVersion": "example.com/v1", "kind": "Gadget",
+            "metadata": {"name": "g1", "namespace": "dry", "annotations": annotations},
+            "spec": {"size": 1}})
+    };
+
+    // A typo in a later wave: nothing of the sync is written.
+    let mut typo = config_map("dry", "typo", Some(1));
+    typo["dta"] = serde_json::json!({"k": "v"});
+    let done = sync(
+        &bus,
+        &op(
+            "d-1",
+            "dry",
+            "c0",
+            vec![namespace("dry"), config_map("dry", "first", Some(0)), typo],
+        ),
+    )
+    .await;
+    assert_eq!(done.phase, OperationPhase::Failed, "{done:?}");
+    assert!(
+        done.message
+            .starts_with("one or more objects failed to apply (dry run), reason:")
+            && done.message.contains("dta"),
+        "{done:?}"
+    );
+    assert!(
+        !written("dry") && !written("first"),
+        "{:?}",
+        applies(&sim, 0)
+    );
+
+    // A kind the cluster does not serve: refused by the dry run...
+    let desired =
+        |g: serde_json::Value| vec![namespace("dry"), config_map("dry", "first", Some(0)), g];
+    let done = sync(
+        &bus,
+        &op("d-2", "dry", "c0", desired(gadget(serde_json::json!({})))),
+    )
+    .await;
+    assert_eq!(done.phase, OperationPhase::Failed, "{done:?}");
+    assert!(done.message.contains("(dry run)"), "{done:?}");
+    assert!(!written("first"));
+    // ...unless it says SkipDryRunOnMissingResource: the sync goes ahead and fails only
+    // at the object itself.
+    let skip =
+        serde_json::json!({"argocd.argoproj.io/sync-options": "SkipDryRunOnMissingResource=true"});
+    let done = sync(&bus, &op("d-3", "dry", "c0", desired(gadget(skip)))).await;
+    assert_eq!(done.phase, OperationPhase::Failed, "{done:?}");
+    assert!(!done.message.contains("(dry run)"), "{done:?}");
+    assert!(written("first"));
+    // The app's option does the same.
+    let mut app_level = op("d-4", "dry", "c0", desired(gadget(serde_json::json!({}))));
+    app_level.sync_options = SyncOptions::from_annotation("SkipDryRunOnMissingResource=true");
+    let done = sync(&bus, &app_level).await;
+    assert!(!done.message.contains("(dry run)"), "{done:?}");
     exec.stop().await;
 }
 
