@@ -149,7 +149,7 @@ pub enum AppCommand {
 }
 
 pub async fn run(cmd: &AppCommand, channel: Conn, out: &mut dyn Write) -> Result<i32> {
-    let mut client = ApplicationServiceClient::new(channel);
+    let mut client = ApplicationServiceClient::new(channel.clone());
     match cmd {
         AppCommand::Create {
             file,
@@ -275,7 +275,11 @@ pub async fn run(cmd: &AppCommand, channel: Conn, out: &mut dyn Write) -> Result
                 Some(Format::Json) => output::json(out, &raw)?,
                 Some(Format::Yaml) => output::yaml(out, &raw)?,
                 Some(Format::Name) => output::write(out, &format!("{name}\n"))?,
-                Some(Format::Wide) | None => describe(out, &serde_json::from_value(raw)?)?,
+                Some(Format::Wide) | None => {
+                    let app: Application = serde_json::from_value(raw)?;
+                    let windows = project_windows(channel, app.spec.project_or_default()).await;
+                    describe(out, &app, windows.as_deref())?
+                }
             }
         }
         AppCommand::Diff { name } => {
@@ -575,7 +579,56 @@ fn list_table(out: &mut dyn Write, apps: &[Application]) -> Result<()> {
 }
 
 /// `argocd app get`'s summary, then the resources table.
-fn describe(out: &mut dyn Write, app: &Application) -> Result<()> {
+/// The sync windows of `project`, or `None` when the caller may not read it (`app get`
+/// then shows none, as it can).
+async fn project_windows(channel: Conn, project: &str) -> Option<Vec<gitfleet_model::SyncWindow>> {
+    use gitfleet_proto::v1::GetProjectRequest;
+    use gitfleet_proto::v1::project_service_client::ProjectServiceClient;
+    let json = ProjectServiceClient::new(channel)
+        .get(GetProjectRequest {
+            name: project.to_owned(),
+        })
+        .await
+        .ok()?
+        .into_inner()
+        .project_json;
+    let project: gitfleet_model::AppProject = serde_json::from_str(&json).ok()?;
+    Some(project.spec.sync_windows)
+}
+
+/// Argo CD's `SyncWindow:` line and `Assigned Windows:` of `app get`, from the project's
+/// windows that match the app, now.
+fn window_lines(
+    app: &Application,
+    windows: &[gitfleet_model::SyncWindow],
+) -> Vec<(&'static str, String)> {
+    use gitfleet_engine::sync::windows;
+    let matching: Vec<gitfleet_model::SyncWindow> = windows::matching(windows, app)
+        .into_iter()
+        .map(|(_, w)| w.clone())
+        .collect();
+    let now = chrono::Utc::now();
+    let status = match windows::can_sync(&matching, app, false, now) {
+        Ok(true) => "Sync Allowed",
+        _ if windows::can_sync(&matching, app, true, now).unwrap_or(false) => "Manual Allowed",
+        _ => "Sync Denied",
+    };
+    let mut lines = vec![("SyncWindow:", status.to_owned())];
+    if !matching.is_empty() {
+        let assigned: Vec<String> = matching
+            .iter()
+            .map(|w| format!("{}:{}:{}", w.kind, w.schedule, w.duration))
+            .collect();
+        lines.push(("Assigned Windows:", assigned.join(",")));
+    }
+    lines
+}
+
+fn describe(
+    out: &mut dyn Write,
+    app: &Application,
+    windows: Option<&[gitfleet_model::SyncWindow]>,
+) -> Result<()> {
     let (sync, health) = codes(app);
     let source = app.spec.effective_sources().into_iter().next();
     let status = app.status.as_ref();
@@ -604,13 +657,17 @@ fn describe(out: &mut dyn Write, app: &Application) -> Result<()> {
         ),
         ("Target:", target.to_string()),
         ("Path:", source.map(|s| s.path.clone()).unwrap_or_default()),
+    ];
+    fields.extend(windows.map(|w| window_lines(app, w)).unwrap_or_default());
+    fields.extend([
         ("Sync Policy:", sync_policy(app)),
         ("Sync Status:", sync_line),
         ("Health Status:", health.to_string()),
-    ];
+    ]);
     let depends = gitfleet_engine::depends::depends_on(app);
     if !depends.is_empty() {
-        fields.insert(8, ("Depends On:", depends.join(", ")));
+        let at = fields.len() - 2;
+        fields.insert(at, ("Depends On:", depends.join(", ")));
     }
     if let Some(op) = status.and_then(|s| s.operation_state.as_ref()) {
         fields.push(("Operation:", "Sync".to_string()));
@@ -768,4 +825,48 @@ fn conditions(app: &Application) -> String {
         .map(|(t, n)| format!("{t}({n})"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gitfleet_model::SyncWindow;
+
+    fn window(kind: &str, manual_sync: bool, apps: &str) -> SyncWindow {
+        SyncWindow {
+            kind: kind.into(),
+            // Always open: every minute, for a day.
+            schedule: "* * * * *".into(),
+            duration: "24h".into(),
+            applications: vec![apps.into()],
+            manual_sync,
+            ..SyncWindow::default()
+        }
+    }
+
+    #[test]
+    fn app_get_says_whether_a_window_blocks_as_argocd_does() {
+        let mut app = Application::default();
+        app.metadata.name = "web".into();
+        let lines = |windows: &[SyncWindow]| window_lines(&app, windows);
+        assert_eq!(lines(&[]), [("SyncWindow:", "Sync Allowed".to_owned())]);
+        assert_eq!(
+            lines(&[window("deny", false, "web"), window("deny", false, "db")]),
+            [
+                ("SyncWindow:", "Sync Denied".to_owned()),
+                ("Assigned Windows:", "deny:* * * * *:24h".to_owned())
+            ]
+        );
+        assert_eq!(lines(&[window("deny", true, "*")])[0].1, "Manual Allowed");
+        assert_eq!(lines(&[window("allow", false, "*")])[0].1, "Sync Allowed");
+
+        let mut text = Vec::new();
+        describe(&mut text, &app, Some(&[window("deny", false, "web")])).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("SyncWindow:         Sync Denied\n"), "{text}");
+        assert!(
+            text.find("Assigned Windows:").unwrap() < text.find("Sync Policy:").unwrap(),
+            "{text}"
+        );
+    }
 }

@@ -148,11 +148,17 @@ pub async fn execute(
         })
         .filter(|(_, _, tasks)| !tasks.is_empty())
         .collect();
-    // Once per operation: a run that resumes it does not dry-run again.
-    if earlier.results.is_empty()
-        && let Err((message, failed)) = dry_run_pass(&ctx, &plan).await
-    {
-        return Outcome::failed(message, failed);
+    // Once per operation (a run that resumes it does not dry-run again), and not while a
+    // sync window holds it.
+    if earlier.results.is_empty() {
+        match wait_window(&ctx, journal, &results, finished, terminated).await {
+            Ok(()) => {}
+            Err(Stop::Terminated) => return Outcome::failed("Operation terminated", results),
+            Err(Stop::Failed(m) | Stop::Abort(m)) => return Outcome::failed(m, results),
+        }
+        if let Err((message, failed)) = dry_run_pass(&ctx, &plan).await {
+            return Outcome::failed(message, failed);
+        }
     }
     let mut stop = None;
     for (i, (phase, wave, tasks)) in waves.iter().enumerate() {
@@ -167,6 +173,10 @@ pub async fn execute(
             .collect();
         if to_run.is_empty() && earlier.finished(*phase, *wave) {
             continue;
+        }
+        if let Err(s) = wait_window(&ctx, journal, &results, finished, terminated).await {
+            stop = Some(s);
+            break;
         }
         if let Err(s) = wait_confirmed(&ctx, journal, &to_run, &results, finished, terminated).await
         {
@@ -1161,6 +1171,70 @@ async fn wait_confirmed(
             said = true;
         }
         // Poll interval: a second is as soon as a user expects a confirmation to be seen.
+        tokio::select! {
+            _ = rt.cancel.cancelled() => return Err(Stop::Abort(format!("cluster {} released while syncing", rt.name))),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// The project's sync windows, checked before each step as Argo CD checks a running
+/// operation: while they block it (a deny window opened since it started, an allow window
+/// closed; `syncOverrun` lets it go on), it waits, Running with "Sync operation blocked by
+/// sync window", until they allow it or it is terminated. A window that does not read
+/// fails it.
+async fn wait_window(
+    ctx: &Ctx<'_>,
+    journal: &Journal<'_>,
+    results: &[ResourceResult],
+    finished: Option<(SyncPhase, i32)>,
+    terminated: &AtomicBool,
+) -> Result<(), Stop> {
+    let (rt, op) = (ctx.rt, ctx.op);
+    let Some(project) = op
+        .project
+        .as_ref()
+        .filter(|p| !p.spec.sync_windows.is_empty())
+    else {
+        return Ok(());
+    };
+    if op.dry_run {
+        return Ok(());
+    }
+    // What the windows match an app by: its name, destination cluster and namespace.
+    let mut app = gitfleet_model::Application::default();
+    app.metadata.name = op.app.clone();
+    app.spec.destination.name = op.cluster.clone();
+    app.spec.destination.server = rt.spec.server.clone();
+    app.spec.destination.namespace = op.destination_namespace.clone();
+    let manual = op.initiated_by != "automated";
+    let started =
+        chrono::DateTime::from_timestamp(journal.started_at(), 0).unwrap_or_else(chrono::Utc::now);
+    let mut said = false;
+    loop {
+        if terminated.load(Ordering::SeqCst) {
+            return Err(Stop::Terminated);
+        }
+        let allowed = sync::windows::can_continue(
+            &project.spec.sync_windows,
+            &app,
+            manual,
+            started,
+            chrono::Utc::now(),
+        )
+        .map_err(|e| Stop::Failed(format!("Sync operation blocked by sync window: {e}")))?;
+        if allowed {
+            return Ok(());
+        }
+        if !said {
+            tracing::info!(app = %op.app, cluster = %rt.name, "sync blocked by a sync window");
+            journal
+                .waiting("Sync operation blocked by sync window", results, finished)
+                .await
+                .map_err(Stop::Abort)?;
+            said = true;
+        }
+        // Poll interval: windows open and close on the minute.
         tokio::select! {
             _ = rt.cancel.cancelled() => return Err(Stop::Abort(format!("cluster {} released while syncing", rt.name))),
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}

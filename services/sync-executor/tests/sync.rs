@@ -1301,6 +1301,57 @@ async fn the_dry_run_refuses_before_anything_is_written() {
     exec.stop().await;
 }
 
+/// A running operation that a sync window blocks waits, Running with Argo CD's "Sync
+/// operation blocked by sync window", and applies nothing until it is allowed (here:
+/// terminated instead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_window_holds_a_running_operation() {
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let mut project = gitfleet_model::AppProject::default_project("argocd");
+    project.spec.sync_windows = vec![gitfleet_model::SyncWindow {
+        kind: "deny".into(),
+        schedule: "* * * * *".into(),
+        duration: "1h".into(),
+        applications: vec!["held".into()],
+        ..Default::default()
+    }];
+    let mut held = op(
+        "w-1",
+        "held",
+        "c0",
+        vec![namespace("win"), config_map("win", "cm", None)],
+    );
+    held.project = Some(project);
+    enqueue(&bus, &held).await;
+    let kv = bus.kv(gitfleet_bus::Bucket::Operations).await.unwrap();
+    let running = eventually(60, "the operation to wait for the window", || {
+        let kv = kv.clone();
+        async move {
+            let body = kv.get("held").await.ok()??;
+            let op: gitfleet_messages::Operation = serde_json::from_slice(&body).ok()?;
+            (op.message == "Sync operation blocked by sync window").then_some(op)
+        }
+    })
+    .await;
+    assert_eq!(running.phase, OperationPhase::Running);
+    let log = sim.cluster(0).write_log();
+    assert!(log.is_empty(), "not even a dry run: {log:?}");
+
+    let mut terminating = running.clone();
+    terminating.phase = OperationPhase::Terminating;
+    kv.put("held", serde_json::to_vec(&terminating).unwrap().into())
+        .await
+        .unwrap();
+    let done = completed(&bus, "held", "w-1").await;
+    assert_eq!(done.phase, OperationPhase::Failed, "{done:?}");
+    assert_eq!(done.message, "Operation terminated");
+    assert!(applies(&sim, 0).is_empty());
+    exec.stop().await;
+}
+
 /// Argo CD's sync timeout: an operation still waiting for a wave that never becomes
 /// healthy is terminated once the timeout from its start runs out; the later wave is
 /// never applied.

@@ -13,8 +13,10 @@
 //!   windows match, the app may only sync inside them (a manual sync gets through when
 //!   every such window says `manualSync`); with no windows, anything goes.
 //!
-//! Not yet: `syncOverrun` (an operation started in an allowed time running on into a
-//! deny window).
+//! - A running operation is checked again before each of its steps ([`can_continue`]):
+//!   blocked, it waits; with `syncOverrun` it goes on when it started while syncs were
+//!   allowed and every window now closing it says so (the active deny windows; or, no
+//!   allow window open, every allow window).
 
 use chrono::{DateTime, Utc};
 use gitfleet_model::{Application, SyncWindow, parse_duration};
@@ -121,6 +123,38 @@ pub fn can_sync(
         return Ok(manual && inactive_allows.iter().all(|w| w.manual_sync));
     }
     Ok(true)
+}
+
+/// Whether an operation of `app` that started at `started` may take its next step at
+/// `now` (Argo CD's `CanSync` with the operation's start time): as [`can_sync`], or by
+/// `syncOverrun`.
+pub fn can_continue(
+    windows: &[SyncWindow],
+    app: &Application,
+    manual: bool,
+    started: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, WindowError> {
+    if can_sync(windows, app, manual, now)? {
+        return Ok(true);
+    }
+    let mut active_denies = Vec::new();
+    let mut inactive_allows = Vec::new();
+    let mut allow_open = false;
+    for (index, w) in matching(windows, app) {
+        match (is_active(index, w, now)?, w.kind.as_str()) {
+            (true, "deny") => active_denies.push(w),
+            (true, _) => allow_open = true,
+            (false, "allow") => inactive_allows.push(w),
+            (false, _) => {}
+        }
+    }
+    let overrun = if !active_denies.is_empty() {
+        active_denies.iter().all(|w| w.sync_overrun)
+    } else {
+        !allow_open && !inactive_allows.is_empty() && inactive_allows.iter().all(|w| w.sync_overrun)
+    };
+    Ok(overrun && can_sync(windows, app, manual, started)?)
 }
 
 #[cfg(test)]
@@ -240,5 +274,67 @@ mod tests {
             ..night
         };
         assert!(can_sync(&[elsewhere], &web, false, at(23, 0)).unwrap());
+    }
+
+    #[test]
+    fn a_running_sync_overruns_into_a_deny_window_or_out_of_an_allow_window_when_told() {
+        let web = app("web", "prod");
+        let night = window("deny", "0 22 * * *", "8h");
+        let overrun_night = SyncWindow {
+            sync_overrun: true,
+            ..night.clone()
+        };
+        // Started at 21:50, allowed; at 22:10 the deny window is open.
+        let (started, now) = (at(21, 50), at(22, 10));
+        assert!(!can_continue(std::slice::from_ref(&night), &web, false, started, now).unwrap());
+        assert!(
+            can_continue(
+                std::slice::from_ref(&overrun_night),
+                &web,
+                false,
+                started,
+                now
+            )
+            .unwrap()
+        );
+        // Started inside the deny window (a user's manual sync): no overrun for it.
+        assert!(
+            !can_continue(
+                std::slice::from_ref(&overrun_night),
+                &web,
+                false,
+                at(23, 0),
+                now
+            )
+            .unwrap()
+        );
+        // Out of an allow window: 09:00-17:00 on weekdays, started 16:55, now 17:05.
+        let office = window("allow", "0 9 * * 1-5", "8h");
+        let overrun_office = SyncWindow {
+            sync_overrun: true,
+            ..office.clone()
+        };
+        let (started, now) = (at(16, 55), at(17, 5));
+        assert!(!can_continue(std::slice::from_ref(&office), &web, false, started, now).unwrap());
+        assert!(
+            can_continue(
+                std::slice::from_ref(&overrun_office),
+                &web,
+                false,
+                started,
+                now
+            )
+            .unwrap()
+        );
+        assert!(
+            !can_continue(
+                std::slice::from_ref(&overrun_office),
+                &web,
+                false,
+                at(8, 0),
+                now
+            )
+            .unwrap()
+        );
     }
 }
