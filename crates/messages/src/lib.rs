@@ -401,6 +401,9 @@ pub struct SyncOperation {
     /// the app's diff does.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_differences: Vec<gitfleet_model::ResourceIgnoreDifferences>,
+    /// A self-heal sync: how many in a row this one is (see [`Operation::self_heal_attempts`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub self_heal_attempts: i64,
 }
 
 /// A control-plane object by kind (`Application`, `AppProject`, `ApplicationSet`) and name.
@@ -494,6 +497,10 @@ pub struct Operation {
     /// while it waits to be retried (a retry starts over).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
+    /// Self-heal syncs of this revision in a row (Argo CD's `selfHealAttemptsCount`): the
+    /// next one waits the self-heal backoff of this many attempts.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub self_heal_attempts: i64,
 }
 
 /// How far a running sync attempt got; see [`Operation::progress`].

@@ -36,6 +36,8 @@ pub struct Config {
     /// An enqueued sync operation the executors never report on is forgotten after this,
     /// so an app whose operation was lost is not blocked forever.
     pub operation_pickup_timeout: Duration,
+    /// The wait between self-heal syncs of one revision in a row.
+    pub self_heal_backoff: crate::decide::SelfHealBackoff,
 }
 
 impl Config {
@@ -52,6 +54,7 @@ impl Config {
             max_concurrent_reconciles: 32,
             revision_cache: Duration::from_secs(10),
             operation_pickup_timeout: Duration::from_secs(600),
+            self_heal_backoff: crate::decide::SelfHealBackoff::ARGO_CD,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The diff worker's decisions that need no I/O: does a commit concern an app, and
 //! whether automated sync may start an operation now.
 
+use std::time::Duration;
+
 use gitfleet_messages::Operation;
 use gitfleet_model::{
     Application, ApplicationSource, OperationPhase, ResourceStatus, SyncStatusCode,
@@ -115,6 +117,7 @@ pub fn auto_sync(
     resources: &[ResourceStatus],
     last_op: Option<&Operation>,
     desired_count: usize,
+    self_heal_wait: Duration,
 ) -> Result<(), String> {
     let Some(policy) = app.spec.sync_policy.as_ref().filter(|p| p.is_automated()) else {
         return Err("automated sync is off".to_string());
@@ -135,7 +138,14 @@ pub fn auto_sync(
         }
         if op.revision == revision {
             match op.phase {
-                OperationPhase::Succeeded if automated.self_heal => {}
+                OperationPhase::Succeeded if automated.self_heal => {
+                    if !self_heal_wait.is_zero() {
+                        return Err(format!(
+                            "self-heal backoff: the next attempt in {:.1}s",
+                            self_heal_wait.as_secs_f64()
+                        ));
+                    }
+                }
                 OperationPhase::Succeeded => {
                     return Err(format!(
                         "already synced to {revision}; drift is reported, not healed (selfHeal off)"
@@ -158,6 +168,62 @@ pub fn auto_sync(
         return Err("only pruning is needed and automated prune is off".to_string());
     }
     Ok(())
+}
+
+/// Argo CD's self-heal backoff between self-heal syncs of one revision in a row
+/// (`--self-heal-backoff-timeout-seconds`, `-factor`, `-cap-seconds`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SelfHealBackoff {
+    pub timeout: Duration,
+    pub factor: u32,
+    pub cap: Duration,
+}
+
+impl SelfHealBackoff {
+    /// Argo CD's defaults: 2 s, times 3, at most 300 s.
+    pub const ARGO_CD: SelfHealBackoff = SelfHealBackoff {
+        timeout: Duration::from_secs(2),
+        factor: 3,
+        cap: Duration::from_secs(300),
+    };
+
+    /// The wait after `attempts` self-heals in a row: none after none, then `timeout`,
+    /// `timeout * factor`, ... up to `cap`.
+    pub fn delay(&self, attempts: i64) -> Duration {
+        let Ok(steps) = u32::try_from(attempts - 1) else {
+            return Duration::ZERO;
+        };
+        let grown = self
+            .factor
+            .checked_pow(steps)
+            .and_then(|f| self.timeout.checked_mul(f))
+            .unwrap_or(self.cap);
+        grown.min(self.cap)
+    }
+}
+
+/// The next self-heal of `revision` after `last_op`: how many in a row it would be, and
+/// how long it must still wait (Argo CD's `selfHealRemainingBackoff`). A last operation
+/// that is not a success at `revision` makes it the first, with no wait.
+pub fn self_heal(
+    last_op: Option<&Operation>,
+    revision: &str,
+    backoff: &SelfHealBackoff,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (i64, Duration) {
+    let Some(op) = last_op.filter(|op| {
+        !op.refused && op.revision == revision && op.phase == OperationPhase::Succeeded
+    }) else {
+        return (0, Duration::ZERO);
+    };
+    let delay = backoff.delay(op.self_heal_attempts);
+    let since = op
+        .finished_at
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .and_then(|t| (now - t.with_timezone(&chrono::Utc)).to_std().ok())
+        .unwrap_or_default();
+    (op.self_heal_attempts + 1, delay.saturating_sub(since))
 }
 
 #[cfg(test)]
@@ -324,7 +390,8 @@ mod tests {
                 "c1",
                 &drifted,
                 Some(&failed),
-                1
+                1,
+                Duration::ZERO
             )
             .is_err(),
             "a failed attempt at c1 is not repeated"
@@ -340,10 +407,62 @@ mod tests {
                 "c1",
                 &drifted,
                 Some(&refused),
-                1
+                1,
+                Duration::ZERO
             ),
             Ok(())
         );
+    }
+
+    #[test]
+    fn self_heals_in_a_row_wait_longer_each_time() {
+        let b = SelfHealBackoff::ARGO_CD;
+        let secs = |n| b.delay(n).as_secs();
+        assert_eq!(
+            [secs(0), secs(1), secs(2), secs(3), secs(6), secs(60)],
+            [0, 2, 6, 18, 300, 300]
+        );
+
+        let now = chrono::DateTime::parse_from_rfc3339("2025-01-01T00:01:01Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let mut done = op("c1", OperationPhase::Succeeded);
+        done.finished_at = Some("2025-01-01T00:01:00Z".into());
+        // The first self-heal after a plain sync: no wait.
+        assert_eq!(self_heal(Some(&done), "c1", &b, now), (1, Duration::ZERO));
+        // After the second in a row, 6 s from its end: 5 s left at one second after.
+        done.self_heal_attempts = 2;
+        assert_eq!(
+            self_heal(Some(&done), "c1", &b, now),
+            (3, Duration::from_secs(5))
+        );
+        // A new revision, or a failed last attempt, starts the count again.
+        assert_eq!(self_heal(Some(&done), "c2", &b, now), (0, Duration::ZERO));
+        let app = {
+            let (mut app, _) = super::tests::app("x", None);
+            app.spec.sync_policy = Some(SyncPolicy {
+                automated: Some(Automated {
+                    self_heal: true,
+                    ..Automated::default()
+                }),
+                ..SyncPolicy::default()
+            });
+            app
+        };
+        let drifted = [ResourceStatus {
+            status: Some(SyncStatusCode::OutOfSync),
+            ..ResourceStatus::default()
+        }];
+        let held = auto_sync(
+            &app,
+            SyncStatusCode::OutOfSync,
+            "c1",
+            &drifted,
+            Some(&done),
+            1,
+            Duration::from_secs(5),
+        );
+        assert!(held.unwrap_err().contains("self-heal backoff"));
     }
 
     fn op(revision: &str, phase: OperationPhase) -> Operation {
@@ -362,6 +481,7 @@ mod tests {
             initiated_by: String::new(),
             refused: false,
             progress: None,
+            self_heal_attempts: 0,
         }
     }
 
@@ -373,7 +493,7 @@ mod tests {
             ..ResourceStatus::default()
         }];
         let out = SyncStatusCode::OutOfSync;
-        assert!(auto_sync(&a, out, "c1", &missing, None, 1).is_err());
+        assert!(auto_sync(&a, out, "c1", &missing, None, 1, Duration::ZERO).is_err());
         let policy = |self_heal| SyncPolicy {
             automated: Some(Automated {
                 self_heal,
@@ -382,24 +502,44 @@ mod tests {
             ..SyncPolicy::default()
         };
         a.spec.sync_policy = Some(policy(false));
-        assert_eq!(auto_sync(&a, out, "c1", &missing, None, 1), Ok(()));
-        assert!(auto_sync(&a, SyncStatusCode::Synced, "c1", &missing, None, 1).is_err());
+        assert_eq!(
+            auto_sync(&a, out, "c1", &missing, None, 1, Duration::ZERO),
+            Ok(())
+        );
+        assert!(
+            auto_sync(
+                &a,
+                SyncStatusCode::Synced,
+                "c1",
+                &missing,
+                None,
+                1,
+                Duration::ZERO
+            )
+            .is_err()
+        );
         let running = op("c0", OperationPhase::Running);
-        assert!(auto_sync(&a, out, "c1", &missing, Some(&running), 1).is_err());
+        assert!(auto_sync(&a, out, "c1", &missing, Some(&running), 1, Duration::ZERO).is_err());
         let failed = op("c1", OperationPhase::Failed);
-        assert!(auto_sync(&a, out, "c1", &missing, Some(&failed), 1).is_err());
-        assert_eq!(auto_sync(&a, out, "c2", &missing, Some(&failed), 1), Ok(()));
+        assert!(auto_sync(&a, out, "c1", &missing, Some(&failed), 1, Duration::ZERO).is_err());
+        assert_eq!(
+            auto_sync(&a, out, "c2", &missing, Some(&failed), 1, Duration::ZERO),
+            Ok(())
+        );
         let done = op("c1", OperationPhase::Succeeded);
-        assert!(auto_sync(&a, out, "c1", &missing, Some(&done), 1).is_err());
+        assert!(auto_sync(&a, out, "c1", &missing, Some(&done), 1, Duration::ZERO).is_err());
         a.spec.sync_policy = Some(policy(true));
-        assert_eq!(auto_sync(&a, out, "c1", &missing, Some(&done), 1), Ok(()));
-        assert!(auto_sync(&a, out, "c1", &missing, None, 0).is_err());
+        assert_eq!(
+            auto_sync(&a, out, "c1", &missing, Some(&done), 1, Duration::ZERO),
+            Ok(())
+        );
+        assert!(auto_sync(&a, out, "c1", &missing, None, 0, Duration::ZERO).is_err());
         let prune_only = vec![ResourceStatus {
             status: Some(SyncStatusCode::OutOfSync),
             requires_pruning: true,
             ..ResourceStatus::default()
         }];
-        assert!(auto_sync(&a, out, "c1", &prune_only, None, 1).is_err());
+        assert!(auto_sync(&a, out, "c1", &prune_only, None, 1, Duration::ZERO).is_err());
     }
 
     #[test]
@@ -413,11 +553,28 @@ mod tests {
             ..SyncPolicy::default()
         });
         app.metadata.deletion_timestamp = Some("2026-11-29T00:00:00Z".into());
-        let why = auto_sync(&app, SyncStatusCode::OutOfSync, "abc", &[], None, 1).unwrap_err();
+        let why = auto_sync(
+            &app,
+            SyncStatusCode::OutOfSync,
+            "abc",
+            &[],
+            None,
+            1,
+            Duration::ZERO,
+        )
+        .unwrap_err();
         assert_eq!(why, "app is being deleted");
         app.metadata.deletion_timestamp = None;
         assert_eq!(
-            auto_sync(&app, SyncStatusCode::OutOfSync, "abc", &[], None, 1),
+            auto_sync(
+                &app,
+                SyncStatusCode::OutOfSync,
+                "abc",
+                &[],
+                None,
+                1,
+                Duration::ZERO
+            ),
             Ok(())
         );
     }

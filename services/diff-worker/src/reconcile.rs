@@ -153,6 +153,8 @@ pub(crate) struct Memo {
     inflight: Option<Inflight>,
     /// Waiting for the apps it depends on: looked at again soon, not after a backoff.
     pub waiting: bool,
+    /// Looked at again after this at the latest (a self-heal waiting out its backoff).
+    pub recheck_after: Option<std::time::Duration>,
 }
 
 #[derive(Debug)]
@@ -292,6 +294,13 @@ pub(crate) async fn reconcile(
         }
         return settled;
     }
+    let (self_heal_attempts, self_heal_wait) = decide::self_heal(
+        op.as_ref(),
+        &target.commit,
+        &shared.config.self_heal_backoff,
+        chrono::Utc::now(),
+    );
+    memo.recheck_after = None;
     let decision = decide::auto_sync(
         app,
         target.comparison.sync,
@@ -299,9 +308,13 @@ pub(crate) async fn reconcile(
         &target.comparison.resources,
         op.as_ref(),
         target.desired.len(),
+        self_heal_wait,
     );
     match decision {
         Err(reason) => {
+            if !self_heal_wait.is_zero() {
+                memo.recheck_after = Some(self_heal_wait);
+            }
             if app
                 .spec
                 .sync_policy
@@ -341,6 +354,7 @@ pub(crate) async fn reconcile(
                 initiated_by: "automated".to_string(),
                 retry: Some(retry),
                 project: Some(project),
+                self_heal_attempts,
                 ..Order::of(target)
             };
             match enqueue(shared, app, partition, memo, order).await {
@@ -1071,6 +1085,8 @@ struct Order {
     project: Option<AppProject>,
     /// A cascade delete.
     deleting: bool,
+    /// A self-heal sync: how many in a row.
+    self_heal_attempts: i64,
 }
 
 impl Order {
@@ -1142,6 +1158,7 @@ async fn enqueue(
             p
         }),
         ignore_differences: app.spec.ignore_differences.clone(),
+        self_heal_attempts: order.self_heal_attempts,
         held: shared
             .children
             .read()

@@ -733,6 +733,7 @@ impl Worker {
                 };
                 st.running = None;
                 let waiting = memo.as_ref().is_some_and(|m| m.waiting);
+                let recheck = memo.as_ref().and_then(|m| m.recheck_after);
                 if self.partitions.contains_key(&st.partition) {
                     st.memo = memo.map(|m| *m);
                 }
@@ -743,7 +744,9 @@ impl Worker {
                     Instant::now() + st.retry.next_delay()
                 } else {
                     st.retry.reset();
-                    Instant::now() + config.refresh_interval + jitter(config.refresh_jitter)
+                    let periodic =
+                        Instant::now() + config.refresh_interval + jitter(config.refresh_jitter);
+                    recheck.map_or(periodic, |after| periodic.min(Instant::now() + after))
                 };
                 if st.dirty || !st.pending.is_empty() {
                     self.trigger(&app, "changed while reconciling");

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use gitfleet_bus::{Bucket, StreamName, ownership::read_lease, partition};
 use gitfleet_messages::{
-    APP_PARTITIONS, DIFF_WORKERS, LiveChanged, Operation, RefreshRequest, Reply, SyncRequest,
+    APP_PARTITIONS, DIFF_WORKERS, LiveChanged, Operation, RefreshRequest, Reply, SyncOperation,
+    SyncRequest,
 };
 use gitfleet_model::{OperationPhase, TRACKING_ANNOTATION};
 use serde_json::json;
@@ -59,6 +60,7 @@ fn succeeded(id: &str, app: &str, revision: &str) -> Operation {
         initiated_by: String::new(),
         refused: false,
         progress: None,
+        self_heal_attempts: 0,
     }
 }
 
@@ -247,6 +249,7 @@ async fn automated_sync_is_fenced_and_never_doubled() {
         initiated_by: String::new(),
         refused: false,
         progress: None,
+        self_heal_attempts: 0,
     };
     put_json(&bus, Bucket::Operations, "auto", &running).await;
     settle(&bus, &peers, "auto", 2).await;
@@ -303,6 +306,31 @@ async fn self_heal_resyncs_drift_and_plain_automation_only_reports_it() {
     wait_status(&bus, "report", "OutOfSync", |s| sync_of(s).0 == "OutOfSync").await;
     settle(&bus, &peers, "report", 2).await;
     assert!(!sync_ops(&bus).await.iter().any(|o| o.app == "report"));
+
+    // The first self-heal of c1 is the first in a row. It succeeds; the drift comes back
+    // at once: the second waits Argo CD's backoff (2 s after the first ended).
+    let heals = |ops: Vec<SyncOperation>| -> Vec<SyncOperation> {
+        ops.into_iter().filter(|o| o.app == "heal").collect()
+    };
+    let first = heals(sync_ops(&bus).await).remove(0);
+    assert_eq!(first.self_heal_attempts, 1);
+    let ended = std::time::Instant::now();
+    let mut done = succeeded(&first.id, "heal", "c1");
+    done.self_heal_attempts = first.self_heal_attempts;
+    done.finished_at =
+        Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    put_json(&bus, Bucket::Operations, "heal", &done).await;
+    live_changed(&bus, "heal").await;
+    wait_until("a second self-heal operation", || async {
+        heals(sync_ops(&bus).await).len() == 2
+    })
+    .await;
+    assert!(
+        ended.elapsed() >= Duration::from_millis(1900),
+        "the second self-heal did not wait: {:?}",
+        ended.elapsed()
+    );
+    assert_eq!(heals(sync_ops(&bus).await)[1].self_heal_attempts, 2);
 }
 
 #[tokio::test]

@@ -228,6 +228,7 @@ fn ended_before_start(op: &SyncOperation, phase: OperationPhase, message: String
         initiated_by: op.initiated_by.clone(),
         refused: false,
         progress: None,
+        self_heal_attempts: op.self_heal_attempts,
     }
 }
 
@@ -277,6 +278,7 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
         initiated_by: op.initiated_by.clone(),
         refused: false,
         progress: None,
+        self_heal_attempts: op.self_heal_attempts,
     };
     let mut earlier = None;
     if let Some(stored) = stored {

@@ -174,6 +174,7 @@ pub fn op(id: &str, app: &str, cluster: &str, desired: Vec<Value>) -> SyncOperat
         project: None,
         held: Vec::new(),
         ignore_differences: Vec::new(),
+        self_heal_attempts: 0,
     }
 }
 
