@@ -558,6 +558,144 @@ async fn presync_hooks_complete_before_the_sync_and_a_failing_hook_stops_it() {
     exec.stop().await;
 }
 
+/// A hook Job of `phase` with these delete policies (none: Argo CD's default,
+/// BeforeHookCreation); `fail` makes the emulator fail it.
+fn hook(ns: &str, name: &str, phase: &str, policies: &str, fail: bool) -> serde_json::Value {
+    let mut job = hook_job(ns, name, fail);
+    job["metadata"]["annotations"]["argocd.argoproj.io/hook"] = phase.into();
+    if policies.is_empty() {
+        job["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove("argocd.argoproj.io/hook-delete-policy");
+    } else {
+        job["metadata"]["annotations"]["argocd.argoproj.io/hook-delete-policy"] = policies.into();
+    }
+    job
+}
+
+/// Issue 8's hook lifecycle through the executor, from the write log: a failing PreSync
+/// hook stops the sync (nothing of Sync applied), the SyncFail hook runs, the operation
+/// says the Job's failure, and HookFailed deletes the failed hook; a PreSync/PostSync
+/// pair with HookSucceeded runs around the app's resources and is gone after; a hook of
+/// the default policy (BeforeHookCreation) stays until the next sync deletes it before
+/// creating it again; a `generateName` hook gets Argo CD's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_run_and_go_as_their_phases_and_policies_say() {
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let client = kube_client(&sim, 0);
+    assert_eq!(
+        sync(&bus, &op("h-0", "hooks-ns", "c0", vec![namespace("hk")]))
+            .await
+            .phase,
+        OperationPhase::Succeeded
+    );
+    let log = |sim: &cluster_sim::Sim| -> Vec<String> {
+        let l: Vec<String> = sim
+            .cluster(0)
+            .write_log()
+            .iter()
+            .filter(|w| !w.dry_run)
+            .map(|w| format!("{} {}", w.verb, w.name.clone().unwrap_or_default()))
+            .collect();
+        sim.cluster(0).clear_write_log();
+        l
+    };
+    log(&sim);
+
+    let failing = vec![
+        hook("hk", "pre-bad", "PreSync", "HookFailed", true),
+        hook("hk", "on-fail", "SyncFail", "HookSucceeded", false),
+        config_map("hk", "never", None),
+    ];
+    let done = sync(&bus, &op("h-1", "hooks", "c0", failing)).await;
+    assert_eq!(done.phase, OperationPhase::Failed, "{done:?}");
+    assert!(
+        done.message.contains("Job hk/pre-bad is Degraded"),
+        "{done:?}"
+    );
+    assert_eq!(
+        log(&sim),
+        ["apply pre-bad", "apply on-fail", "delete pre-bad"],
+        "SyncFail runs, HookFailed deletes the failed hook, nothing of Sync is applied"
+    );
+    let pre = done.resources.iter().find(|r| r.name == "pre-bad").unwrap();
+    assert_eq!(
+        (pre.hook_type.as_str(), pre.sync_phase.as_str()),
+        ("PreSync", "PreSync")
+    );
+    assert!(
+        get(&client, "/api/v1/namespaces/hk/configmaps/never")
+            .await
+            .is_none()
+    );
+
+    let pair = vec![
+        hook("hk", "post", "PostSync", "HookSucceeded", false),
+        hook("hk", "pre", "PreSync", "HookSucceeded", false),
+        config_map("hk", "app", None),
+    ];
+    let done = sync(&bus, &op("h-2", "hooks", "c0", pair)).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(
+        log(&sim),
+        [
+            "apply pre",
+            "apply app",
+            "apply post",
+            "delete pre",
+            "delete post"
+        ]
+    );
+
+    let kept = || {
+        vec![
+            hook("hk", "kept", "PreSync", "", false),
+            config_map("hk", "app", None),
+        ]
+    };
+    let done = sync(&bus, &op("h-3", "hooks", "c0", kept())).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(log(&sim), ["apply kept", "apply app"]);
+    assert!(
+        get(&client, "/apis/batch/v1/namespaces/hk/jobs/kept")
+            .await
+            .is_some()
+    );
+    eventually(30, "the executor's cache to hold the kept hook", || async {
+        let Reply::Ok(live) = live(&bus, "hooks", "c0").await else {
+            return None;
+        };
+        live.resources
+            .iter()
+            .any(|r| r["metadata"]["name"] == "kept")
+            .then_some(())
+    })
+    .await;
+    let done = sync(&bus, &op("h-4", "hooks", "c0", kept())).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(log(&sim), ["delete kept", "apply kept", "apply app"]);
+
+    let mut generated = hook("hk", "", "PreSync", "HookSucceeded", false);
+    generated["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("name");
+    generated["metadata"]["generateName"] = "migrate-".into();
+    let done = sync(&bus, &op("h-5", "hooks", "c0", vec![generated])).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    let name = done.resources[0].name.clone();
+    assert!(name.starts_with("migrate-0123456-presync-"), "{name}");
+    assert_eq!(
+        log(&sim),
+        [format!("apply {name}"), format!("delete {name}")]
+    );
+    exec.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_namespace_makes_the_destination_first() {
     let bus = testkit::bus().await;
