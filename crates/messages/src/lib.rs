@@ -316,6 +316,9 @@ pub struct SyncRequest {
     /// the app is being deleted, and even when its source no longer renders.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delete_resources: bool,
+    /// The user confirms, for this sync, the pruning of resources marked `Prune=confirm`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prune_confirmed: bool,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub initiated_by: String,
 }
@@ -404,6 +407,10 @@ pub struct SyncOperation {
     /// A self-heal sync: how many in a row this one is (see [`Operation::self_heal_attempts`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub self_heal_attempts: i64,
+    /// The user confirmed the pruning of resources marked `Prune=confirm` when asking for
+    /// this sync: it does not wait for the app's `deletion-approved`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prune_confirmed: bool,
 }
 
 /// A control-plane object by kind (`Application`, `AppProject`, `ApplicationSet`) and name.

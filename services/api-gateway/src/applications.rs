@@ -203,6 +203,7 @@ impl Applications {
             revision: req.revision.clone(),
             resources,
             sync_options: gitfleet_model::SyncOptions::from(req.sync_options.clone()),
+            prune_confirmed: req.prune_confirmed,
             initiated_by: "api-gateway".to_string(),
             ..SyncRequest::default()
         };

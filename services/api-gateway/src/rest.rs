@@ -430,6 +430,7 @@ async fn app_sync(
         revision: b.revision,
         resources,
         sync_options: b.sync_options.map(|o| o.items).unwrap_or_default(),
+        prune_confirmed: false,
     };
     ApplicationService::sync(&*rest.apps, rest.request(&caller, req)?).await?;
     let r = ApplicationService::get(

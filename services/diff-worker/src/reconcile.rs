@@ -1023,6 +1023,7 @@ async fn manual_sync(
         options: request.sync_options.clone(),
         resources: request.resources.clone(),
         initiated_by: request.initiated_by.clone(),
+        prune_confirmed: request.prune_confirmed,
         // A user's sync retries as the app says (Argo CD's API server does the same).
         retry: app.spec.sync_policy.as_ref().and_then(|p| p.retry.clone()),
         ..order
@@ -1087,6 +1088,8 @@ struct Order {
     deleting: bool,
     /// A self-heal sync: how many in a row.
     self_heal_attempts: i64,
+    /// The user confirmed `Prune=confirm` prunes with the request.
+    prune_confirmed: bool,
 }
 
 impl Order {
@@ -1159,6 +1162,7 @@ async fn enqueue(
         }),
         ignore_differences: app.spec.ignore_differences.clone(),
         self_heal_attempts: order.self_heal_attempts,
+        prune_confirmed: order.prune_confirmed,
         held: shared
             .children
             .read()

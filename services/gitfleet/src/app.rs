@@ -102,6 +102,15 @@ pub enum AppCommand {
         /// Apply only resources that are out of sync (`ApplyOutOfSyncOnly=true`).
         #[arg(long)]
         apply_out_of_sync_only: bool,
+        /// Force: with Replace, delete and create again (`Force=true`).
+        #[arg(long)]
+        force: bool,
+        /// Apply server-side (`ServerSideApply=true`), over an app's `ServerSideApply=false`.
+        #[arg(long)]
+        server_side: bool,
+        /// Confirm the pruning of resources marked `Prune=confirm` for this sync.
+        #[arg(long)]
+        prune_confirm: bool,
     },
     /// Wait until the application is synced and/or healthy (all conditions given, or both).
     Wait {
@@ -318,10 +327,19 @@ pub async fn run(cmd: &AppCommand, channel: Conn, out: &mut dyn Write) -> Result
             resources,
             sync_options,
             apply_out_of_sync_only,
+            force,
+            server_side,
+            prune_confirm,
         } => {
             let mut sync_options = sync_options.clone();
-            if *apply_out_of_sync_only {
-                sync_options.push("ApplyOutOfSyncOnly=true".into());
+            for (on, option) in [
+                (*apply_out_of_sync_only, "ApplyOutOfSyncOnly=true"),
+                (*force, "Force=true"),
+                (*server_side, "ServerSideApply=true"),
+            ] {
+                if on {
+                    sync_options.push(option.into());
+                }
             }
             let res = client
                 .sync(SyncApplicationRequest {
@@ -331,6 +349,7 @@ pub async fn run(cmd: &AppCommand, channel: Conn, out: &mut dyn Write) -> Result
                     revision: revision.clone().unwrap_or_default(),
                     resources: resources.clone(),
                     sync_options,
+                    prune_confirmed: *prune_confirm,
                 })
                 .await?
                 .into_inner();

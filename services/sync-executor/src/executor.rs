@@ -1105,7 +1105,8 @@ fn shared_resource(rt: &ClusterRuntime, held: &Held<'_>, plan: &sync::SyncPlan) 
 /// `Prune=confirm` (and `Delete=confirm` on app deletion): a step that would prune such
 /// a resource waits, the operation Running with Argo CD's message, until the app's
 /// `argocd.argoproj.io/deletion-approved` time is not before the operation's start (`app
-/// confirm-deletion`), or the operation is terminated. Dry runs do not wait.
+/// confirm-deletion`), or the operation is terminated. Dry runs, and syncs the user
+/// confirmed when asking (`app sync --prune-confirm`), do not wait.
 async fn wait_confirmed(
     ctx: &Ctx<'_>,
     journal: &Journal<'_>,
@@ -1126,7 +1127,7 @@ async fn wait_confirmed(
     let Some(first) = waiting.first() else {
         return Ok(());
     };
-    if op.dry_run {
+    if op.dry_run || op.prune_confirmed {
         return Ok(());
     }
     let mut message = format!(

@@ -163,8 +163,13 @@ async fn operation_message(sb: &Sandbox, app: &str) -> String {
 async fn prune_and_delete_wait_for_confirmation() {
     const CRITICAL: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: critical\n  annotations:\n    argocd.argoproj.io/sync-options: Prune=confirm\ndata:\n  k: v\n";
     const GUARDED: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations:\n    argocd.argoproj.io/sync-options: Delete=confirm\ndata:\n  k: v\n";
+    let spare = CRITICAL.replace("name: critical", "name: spare");
     let sb = Sandbox::start(
-        &[("app/a.yaml", GUARDED), ("app/critical.yaml", CRITICAL)],
+        &[
+            ("app/a.yaml", GUARDED),
+            ("app/critical.yaml", CRITICAL),
+            ("app/spare.yaml", &spare),
+        ],
         Timings {
             poll: Duration::from_secs(600),
             refresh: Duration::from_secs(600),
@@ -205,6 +210,19 @@ async fn prune_and_delete_wait_for_confirmation() {
     });
     assert_eq!(synced.code, 0, "{}", synced.stdout);
     assert!(sb.live("", "configmaps", "guard", "critical").is_none());
+    // Confirmed with the sync itself: no wait.
+    sb.commit(&[("app/spare.yaml", None)], "drop spare");
+    assert!(sb.github_push().await.is_success());
+    sb.until_status("guard", 60, "OutOfSync", |s| {
+        Sandbox::sync_status(s) == "OutOfSync"
+    })
+    .await;
+    let synced = sb
+        .cli(&["app", "sync", "guard", "--prune", "--prune-confirm"])
+        .await;
+    assert_eq!(synced.code, 0, "{}", synced.stdout);
+    assert!(sb.live("", "configmaps", "guard", "spare").is_none());
+
     let approved = sb.stored_app("guard").await.expect("the app");
     assert!(
         approved["metadata"]["annotations"]["argocd.argoproj.io/deletion-approved"].is_string(),

@@ -175,6 +175,7 @@ pub fn op(id: &str, app: &str, cluster: &str, desired: Vec<Value>) -> SyncOperat
         held: Vec::new(),
         ignore_differences: Vec::new(),
         self_heal_attempts: 0,
+        prune_confirmed: false,
     }
 }
 
