@@ -1172,10 +1172,15 @@ async fn wait_confirmed(
             said = true;
         }
         // Poll interval: a second is as soon as a user expects a confirmation to be seen.
-        tokio::select! {
-            _ = rt.cancel.cancelled() => return Err(Stop::Abort(format!("cluster {} released while syncing", rt.name))),
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
+        wait_a_second(rt).await?;
+    }
+}
+
+/// A wait's poll interval, cut short (as an abort) when the cluster is released.
+async fn wait_a_second(rt: &ClusterRuntime) -> Result<(), Stop> {
+    tokio::select! {
+        _ = rt.cancel.cancelled() => Err(Stop::Abort(format!("cluster {} released while syncing", rt.name))),
+        _ = tokio::time::sleep(Duration::from_secs(1)) => Ok(()),
     }
 }
 
@@ -1236,10 +1241,7 @@ async fn wait_window(
             said = true;
         }
         // Poll interval: windows open and close on the minute.
-        tokio::select! {
-            _ = rt.cancel.cancelled() => return Err(Stop::Abort(format!("cluster {} released while syncing", rt.name))),
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
+        wait_a_second(rt).await?;
     }
 }
 

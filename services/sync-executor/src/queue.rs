@@ -245,11 +245,7 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
         Ok(stored) => stored,
         Err(err) => {
             tracing::warn!(app = %op.app, error = %err, "reading the app's operation failed, retrying later");
-            let _ = job
-                .msg
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
-            job.release();
+            retry_later(job).await;
             return;
         }
     };
@@ -313,11 +309,7 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
         }
         Err(err) => {
             tracing::warn!(app = %op.app, error = %err, "reading the app's lease failed, retrying later");
-            let _ = job
-                .msg
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
-            job.release();
+            retry_later(job).await;
             return;
         }
     }
@@ -436,6 +428,15 @@ async fn handle(shared: &Arc<Shared>, rt: &ClusterRuntime, job: Box<Job>) {
     operation.resources = outcome.resources;
     operation.finished_at = Some(now());
     finish(shared, job, operation).await;
+}
+
+/// Gives a job back to be delivered again in a second (the bus did not answer a read).
+async fn retry_later(job: Box<Job>) {
+    let _ = job
+        .msg
+        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+        .await;
+    job.release();
 }
 
 /// The app's operation record when it is `op`'s own (not a refusal), read only when

@@ -151,42 +151,12 @@ pub fn compare(
     opts: &DiffOptions,
 ) -> Result<ResourceDiff, DiffError> {
     let resource = ResourceRef::from_object(desired);
-    let rules: Vec<&IgnoreRule> = opts
-        .ignore_differences
-        .iter()
-        .filter(|r| r.matches(&resource))
-        .collect();
-    if let Some(expr) = rules.iter().flat_map(|r| &r.jq_path_expressions).next() {
-        return Err(DiffError::JqUnsupported {
-            resource: resource.to_string(),
-            expression: expr.clone(),
-        });
-    }
     let mut norm_desired = normalize(desired);
     let mut norm_live = live.map(normalize);
-    for pointer in rules.iter().flat_map(|r| &r.json_pointers) {
-        let segs = pointer_segs(pointer).ok_or_else(|| DiffError::BadPointer {
-            resource: resource.to_string(),
-            pointer: pointer.clone(),
-        })?;
+    for segs in ignored_paths(opts, &resource, live)? {
         path::remove(&mut norm_desired, &segs, true);
         if let Some(l) = &mut norm_live {
             path::remove(l, &segs, false);
-        }
-    }
-    let ignored_managers: Vec<&str> = rules
-        .iter()
-        .flat_map(|r| &r.managed_fields_managers)
-        .map(String::as_str)
-        .collect();
-    if let (Some(raw), false) = (live, ignored_managers.is_empty()) {
-        for trie in managed_fields::tries(raw, |m, _| ignored_managers.contains(&m)) {
-            for leaf in managed_fields::leaves(trie) {
-                path::remove(&mut norm_desired, &leaf, true);
-                if let Some(l) = &mut norm_live {
-                    path::remove(l, &leaf, false);
-                }
-            }
         }
     }
 
@@ -245,21 +215,17 @@ pub fn compare(
     Ok(diff)
 }
 
-/// `RespectIgnoreDifferences=true`: `desired` with every field the matching
-/// `ignoreDifferences` rules cover (JSON pointers, fields their `managedFieldsManagers`
-/// own) set to its value in `live`, or removed where live has none, so a sync leaves
-/// those fields as they are (Argo CD's `normalizeTargetResources`). `status` is never
-/// taken from live: it is the resource's controller's.
-pub fn respect_ignored(
-    desired: &Value,
-    live: &Value,
+/// The fields the `ignoreDifferences` rules matching `resource` cover: their JSON
+/// pointers, and the fields their `managedFieldsManagers` own in `live`.
+fn ignored_paths(
     opts: &DiffOptions,
-) -> Result<Value, DiffError> {
-    let resource = ResourceRef::from_object(desired);
+    resource: &ResourceRef,
+    live: Option<&Value>,
+) -> Result<Vec<Vec<Seg>>, DiffError> {
     let rules: Vec<&IgnoreRule> = opts
         .ignore_differences
         .iter()
-        .filter(|r| r.matches(&resource))
+        .filter(|r| r.matches(resource))
         .collect();
     if let Some(expr) = rules.iter().flat_map(|r| &r.jq_path_expressions).next() {
         return Err(DiffError::JqUnsupported {
@@ -267,7 +233,7 @@ pub fn respect_ignored(
             expression: expr.clone(),
         });
     }
-    let mut paths: Vec<Vec<Seg>> = Vec::new();
+    let mut paths = Vec::new();
     for pointer in rules.iter().flat_map(|r| &r.json_pointers) {
         paths.push(pointer_segs(pointer).ok_or_else(|| DiffError::BadPointer {
             resource: resource.to_string(),
@@ -279,13 +245,27 @@ pub fn respect_ignored(
         .flat_map(|r| &r.managed_fields_managers)
         .map(String::as_str)
         .collect();
-    if !managers.is_empty() {
-        for trie in managed_fields::tries(live, |m, _| managers.contains(&m)) {
+    if let (Some(raw), false) = (live, managers.is_empty()) {
+        for trie in managed_fields::tries(raw, |m, _| managers.contains(&m)) {
             paths.extend(managed_fields::leaves(trie));
         }
     }
+    Ok(paths)
+}
+
+/// `RespectIgnoreDifferences=true`: `desired` with every field the matching
+/// `ignoreDifferences` rules cover (JSON pointers, fields their `managedFieldsManagers`
+/// own) set to its value in `live`, or removed where live has none, so a sync leaves
+/// those fields as they are (Argo CD's `normalizeTargetResources`). `status` is never
+/// taken from live: it is the resource's controller's.
+pub fn respect_ignored(
+    desired: &Value,
+    live: &Value,
+    opts: &DiffOptions,
+) -> Result<Value, DiffError> {
+    let resource = ResourceRef::from_object(desired);
     let mut out = desired.clone();
-    for segs in paths {
+    for segs in ignored_paths(opts, &resource, Some(live))? {
         if segs.is_empty() || matches!(segs.first(), Some(Seg::Field(f)) if f == "status") {
             continue;
         }
