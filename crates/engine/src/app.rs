@@ -168,7 +168,7 @@ pub fn compare_with(
             requires_deletion_confirmation: confirm(&live[i]),
             ..resource_status(live_refs[i].clone())
         };
-        if compare_options(&live[i]).contains(&IGNORE_EXTRANEOUS) {
+        if crate::json::annotation_list(&live[i], COMPARE_OPTIONS).contains(&IGNORE_EXTRANEOUS) {
             ignored_extraneous.push(status.clone());
         }
         resources.push(status);
@@ -193,18 +193,6 @@ pub fn compare_with(
 pub const COMPARE_OPTIONS: &str = "argocd.argoproj.io/compare-options";
 /// The compare option that keeps an extraneous resource from making its app OutOfSync.
 pub const IGNORE_EXTRANEOUS: &str = "IgnoreExtraneous";
-
-/// The entries of an object's [`COMPARE_OPTIONS`] annotation (comma-separated).
-fn compare_options(obj: &Value) -> Vec<&str> {
-    crate::json::annotation(obj, COMPARE_OPTIONS)
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|o| !o.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// `argocd app diff`: the unified diff of every desired object against its live
 /// counterpart; live objects nothing desires any more are shown as removals. Empty when

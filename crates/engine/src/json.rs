@@ -40,3 +40,16 @@ pub(crate) fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
 pub(crate) fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
     at(obj, &["metadata", "annotations", key]).and_then(Value::as_str)
 }
+
+/// The entries of a comma-separated annotation (hook types, delete policies, compare
+/// options), trimmed, empty ones left out.
+pub(crate) fn annotation_list<'a>(obj: &'a Value, key: &str) -> Vec<&'a str> {
+    annotation(obj, key)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}

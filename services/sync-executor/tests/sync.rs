@@ -1490,6 +1490,14 @@ async fn a_sync_window_holds_a_running_operation() {
     exec.stop().await;
 }
 
+/// A Deployment in `wave` whose pods the emulator never starts: Progressing for good.
+fn never_ready(ns: &str, name: &str, wave: i32) -> serde_json::Value {
+    let mut d = deployment(ns, name, Some(wave));
+    d["spec"]["template"]["metadata"]["annotations"] =
+        serde_json::json!({"sim.gitfleet.dev/outcome": "fail"});
+    d
+}
+
 /// Argo CD's sync timeout: an operation still waiting for a wave that never becomes
 /// healthy is terminated once the timeout from its start runs out; the later wave is
 /// never applied.
@@ -1503,10 +1511,11 @@ async fn the_sync_timeout_terminates_an_operation_that_runs_too_long() {
         ..test_config("exec-0")
     };
     let exec = Executor::start(&bus, config);
-    let mut stuck = deployment("t", "stuck", Some(0));
-    stuck["spec"]["template"]["metadata"]["annotations"] =
-        serde_json::json!({"sim.gitfleet.dev/outcome": "fail"});
-    let desired = vec![namespace("t"), stuck, config_map("t", "later", Some(1))];
+    let desired = vec![
+        namespace("t"),
+        never_ready("t", "stuck", 0),
+        config_map("t", "later", Some(1)),
+    ];
     let done = sync(&bus, &op("t-1", "slow", "c0", desired)).await;
     assert_eq!(done.phase, OperationPhase::Failed, "{done:?}");
     assert_eq!(
@@ -1751,10 +1760,11 @@ async fn a_wave_that_never_becomes_healthy_holds_back_the_next() {
         ..test_config("exec-0")
     };
     let exec = Executor::start(&bus, config);
-    let mut broken = deployment("h", "broken", Some(0));
-    broken["spec"]["template"]["metadata"]["annotations"] =
-        serde_json::json!({"sim.gitfleet.dev/outcome": "fail"});
-    let desired = vec![namespace("h"), broken, config_map("h", "later", Some(1))];
+    let desired = vec![
+        namespace("h"),
+        never_ready("h", "broken", 0),
+        config_map("h", "later", Some(1)),
+    ];
     let done = sync(&bus, &op("h-1", "held", "c0", desired)).await;
     assert_ne!(done.phase, OperationPhase::Succeeded, "{done:?}");
     assert!(done.message.contains("broken"), "{}", done.message);

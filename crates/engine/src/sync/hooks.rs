@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::SyncPhase;
-use crate::json::annotation;
+use crate::json::{annotation, annotation_list};
 use crate::resource::ResourceRef;
 
 pub const HOOK: &str = "argocd.argoproj.io/hook";
@@ -31,20 +31,9 @@ pub(crate) enum HookType {
     Skip,
 }
 
-fn csv<'a>(obj: &'a Value, key: &str) -> Vec<&'a str> {
-    annotation(obj, key)
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Argo CD's hook types; Helm's only when the Argo CD annotation names none.
 pub(crate) fn hook_types(obj: &Value) -> Vec<HookType> {
-    let argo: Vec<HookType> = csv(obj, HOOK)
+    let argo: Vec<HookType> = annotation_list(obj, HOOK)
         .into_iter()
         .filter_map(|t| {
             Some(match t {
@@ -63,7 +52,7 @@ pub(crate) fn hook_types(obj: &Value) -> Vec<HookType> {
     if !argo.is_empty() {
         return argo;
     }
-    csv(obj, HELM_HOOK)
+    annotation_list(obj, HELM_HOOK)
         .into_iter()
         .filter_map(|t| match t {
             "pre-install" | "pre-upgrade" => Some(HookType::Phase(SyncPhase::PreSync)),
@@ -110,7 +99,7 @@ pub(crate) fn hook_phases(obj: &Value) -> Vec<SyncPhase> {
 }
 
 pub(crate) fn delete_policies(obj: &Value) -> Vec<HookDeletePolicy> {
-    let argo: Vec<HookDeletePolicy> = csv(obj, HOOK_DELETE_POLICY)
+    let argo: Vec<HookDeletePolicy> = annotation_list(obj, HOOK_DELETE_POLICY)
         .into_iter()
         .filter_map(|p| match p {
             "HookSucceeded" => Some(HookDeletePolicy::HookSucceeded),
@@ -120,7 +109,7 @@ pub(crate) fn delete_policies(obj: &Value) -> Vec<HookDeletePolicy> {
         })
         .collect();
     let policies = if argo.is_empty() {
-        csv(obj, HELM_HOOK_DELETE_POLICY)
+        annotation_list(obj, HELM_HOOK_DELETE_POLICY)
             .into_iter()
             .filter_map(|p| match p {
                 "hook-succeeded" => Some(HookDeletePolicy::HookSucceeded),
