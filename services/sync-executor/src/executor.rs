@@ -214,10 +214,22 @@ pub async fn execute(
             stop = Some(s);
             break;
         }
-        finished = Some((*phase, *wave));
-        if !last && let Err(m) = journal.record(&results, finished).await {
-            stop = Some(Stop::Abort(m));
-            break;
+        // A finished step with hooks is recorded, so an executor taking over never runs
+        // them again; one of plain applies is only fenced (taken over, it is applied
+        // again, which changes nothing): a record costs three bus calls per step. The
+        // step that only creates the CreateNamespace namespace is not a step of the
+        // app's, and costs nothing.
+        if !last && !only_creates_destination_namespace(op, *phase, tasks) {
+            let kept = if has_hooks {
+                finished = Some((*phase, *wave));
+                journal.record(&results, finished).await
+            } else {
+                journal.check_owner().await
+            };
+            if let Err(m) = kept {
+                stop = Some(Stop::Abort(m));
+                break;
+            }
         }
         // The delay lets other controllers react to what the wave changed before the next
         // wave's health is read. A step that only created the CreateNamespace namespace
@@ -722,6 +734,8 @@ async fn dry_run_pass(
         .tasks()
         .filter(|(_, _, t)| matches!(t.action, TaskAction::Apply | TaskAction::CreateHook))
         .filter(|(_, _, t)| ctx.held.kind_of(&t.resource).is_none())
+        // The CreateNamespace namespace is gitfleet's own, nothing to validate.
+        .filter(|(phase, _, t)| !only_creates_destination_namespace(op, *phase, &[t]))
         .map(|(phase, _, t)| (phase, t))
         .collect();
     // A cascade delete writes its deletion hooks only, each in its own time.

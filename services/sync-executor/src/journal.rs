@@ -118,6 +118,17 @@ impl<'a> Journal<'a> {
         self.write(results, finished, &self.message).await
     }
 
+    /// Fails when the app has a new owner (the operation must not go on); writes nothing.
+    pub async fn check_owner(&self) -> Result<(), String> {
+        match queue::check_fencing(self.shared, self.op).await {
+            Ok(None) => Ok(()),
+            Ok(Some(current)) => Err(format!(
+                "the app has a new owner (lease token {current}): the operation stopped before its next step"
+            )),
+            Err(err) => Err(format!("reading the app's lease: {err}")),
+        }
+    }
+
     /// As [`Journal::record`], the operation's message saying what it waits for.
     pub async fn waiting(
         &self,
@@ -137,15 +148,7 @@ impl<'a> Journal<'a> {
         if self.op.dry_run {
             return Ok(());
         }
-        match queue::check_fencing(self.shared, self.op).await {
-            Ok(None) => {}
-            Ok(Some(current)) => {
-                return Err(format!(
-                    "the app has a new owner (lease token {current}): the operation stopped before its next step"
-                ));
-            }
-            Err(err) => return Err(format!("reading the app's lease: {err}")),
-        }
+        self.check_owner().await?;
         let record = {
             let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
             record.phase = OperationPhase::Running;

@@ -132,8 +132,8 @@ async fn waves_apply_in_order_after_the_previous_is_healthy() {
     exec.stop().await;
 }
 
-/// A deep wave list (100 waves, listed in reverse) runs wave by wave, each step recorded
-/// as it finishes.
+/// A deep wave list (100 waves, listed in reverse) runs wave by wave, the app's lease read
+/// again before each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_waves_run_in_order() {
     let bus = testkit::bus().await;
