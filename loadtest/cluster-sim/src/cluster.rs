@@ -31,6 +31,9 @@ pub struct Faults {
     pub watch_cut_seconds: Option<u64>,
     /// Requests per second this cluster serves before answering 429.
     pub rate_limit_qps: Option<f64>,
+    /// The next this many writes (dry runs aside) are refused as an admission webhook
+    /// refuses (400); counts down as they come.
+    pub reject_writes: u32,
 }
 
 /// One mutating request, as the write log records it.
@@ -111,6 +114,18 @@ impl Cluster {
 
     pub fn set_faults(&self, f: Faults) {
         self.faults.send_replace(f);
+    }
+
+    /// Whether this write is one `reject_writes` refuses (counting it down).
+    pub(crate) fn take_rejection(&self) -> bool {
+        self.faults.send_if_modified(|f| {
+            if f.reject_writes > 0 {
+                f.reject_writes -= 1;
+                true
+            } else {
+                false
+            }
+        })
     }
 
     pub fn write_log(&self) -> Vec<WriteRecord> {

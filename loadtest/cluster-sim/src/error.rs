@@ -144,6 +144,15 @@ impl ApiError {
         .with_details(Some(rt), name, &causes)
     }
 
+    /// 400, as an admission webhook refuses a write.
+    pub fn denied_by_webhook(webhook: &str, reason: &str) -> Self {
+        Self::new(
+            400,
+            "BadRequest",
+            format!("admission webhook \"{webhook}\" denied the request: {reason}"),
+        )
+    }
+
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(403, "Forbidden", message)
     }

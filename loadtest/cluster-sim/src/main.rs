@@ -109,6 +109,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             retry_after_seconds: a.retry_after_seconds,
             watch_cut_seconds: a.watch_cut_seconds,
             rate_limit_qps: a.rate_limit_qps,
+            reject_writes: 0,
             down: false,
         },
     })

@@ -300,10 +300,18 @@ async fn serve(cluster: &Arc<Cluster>, req: Request) -> Result<Response> {
         (&Method::DELETE, false) => "deletecollection",
         _ => return Err(ApiError::method_not_allowed()),
     };
-    let result = write(cluster, &t, &params, verb, &content_type, &body, &manager);
+    let result = if !params.dry_run() && cluster.take_rejection() {
+        Err(ApiError::denied_by_webhook(
+            "faults.sim.gitfleet.dev",
+            "injected rejection",
+        ))
+    } else {
+        write(cluster, &t, &params, verb, &content_type, &body, &manager)
+    };
     cluster.log_write(WriteRecord {
         seq: 0,
-        time: crate::api::now(),
+        // Milliseconds, as an audit log's microseconds: writes a second apart must tell.
+        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         verb: verb.into(),
         resource: t.rt.qualified(),
         subresource: t.subresource.clone(),

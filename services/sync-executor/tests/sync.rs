@@ -1747,6 +1747,63 @@ async fn a_429s_retry_after_is_waited_for_before_the_next_request() {
     exec.stop().await;
 }
 
+/// Issue 8's retry case: a resource the cluster refuses twice (an admission webhook,
+/// injected) and then accepts is synced on the third try, after the configured backoff
+/// (1 s, then 2 s), in one operation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_refused_twice_is_synced_on_the_third_try() {
+    use gitfleet_model::{Backoff, RetryStrategy};
+
+    let bus = testkit::bus().await;
+    let sim = sim(1).await;
+    register(&bus, &sim, 0, "c0").await;
+    let exec = Executor::start(&bus, test_config("exec-0"));
+    let done = sync(&bus, &op("r-0", "warm", "c0", vec![namespace("thrice")])).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+
+    sim.cluster(0).set_faults(cluster_sim::Faults {
+        reject_writes: 2,
+        ..Default::default()
+    });
+    let mut third = op(
+        "r-1",
+        "third",
+        "c0",
+        vec![config_map("thrice", "settings", None)],
+    );
+    third.retry = Some(RetryStrategy {
+        limit: 5,
+        backoff: Some(Backoff {
+            duration: "1s".into(),
+            factor: Some(2),
+            max_duration: "1m".into(),
+        }),
+        refresh: false,
+    });
+    let done = sync(&bus, &third).await;
+    assert_eq!(done.phase, OperationPhase::Succeeded, "{done:?}");
+    assert_eq!(done.retry_count, 2, "{done:?}");
+    let tries: Vec<(u16, chrono::DateTime<chrono::FixedOffset>)> = sim
+        .cluster(0)
+        .write_log()
+        .into_iter()
+        .filter(|w| w.name.as_deref() == Some("settings"))
+        .map(|w| {
+            (
+                w.code,
+                chrono::DateTime::parse_from_rfc3339(&w.time).unwrap(),
+            )
+        })
+        .collect();
+    let codes: Vec<u16> = tries.iter().map(|(c, _)| *c).collect();
+    assert_eq!(codes[..2], [400, 400], "{tries:?}");
+    assert!(codes[2] < 300, "{tries:?}");
+    assert_eq!(codes.len(), 3, "{tries:?}");
+    let gap = |a: usize, b: usize| (tries[b].1 - tries[a].1).num_milliseconds();
+    assert!(gap(0, 1) >= 1000 && gap(1, 2) >= 2000, "{tries:?}");
+    exec.stop().await;
+}
+
 /// A wave waits for the one before to be healthy: a Deployment whose pods never start
 /// stops the sync when the wave's wait runs out, and the next wave is never applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
