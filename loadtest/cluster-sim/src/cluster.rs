@@ -103,6 +103,8 @@ pub struct Cluster {
     /// Bumped by `compact`: open watches answer it with 410 Expired and end.
     pub(crate) compactions: watch::Sender<u64>,
     pub(crate) rate: Mutex<TokenBucket>,
+    /// Requests answered with an injected error (`error_rate`, `rate_limit_qps`) so far.
+    pub(crate) injected: std::sync::atomic::AtomicU64,
     /// Wakes the simulated controllers after a write.
     pub(crate) controller_tx: tokio::sync::mpsc::UnboundedSender<crate::controllers::Work>,
 }
@@ -114,6 +116,11 @@ impl Cluster {
 
     pub fn set_faults(&self, f: Faults) {
         self.faults.send_replace(f);
+    }
+
+    /// Requests answered with an injected error (`error_rate`, `rate_limit_qps`) so far.
+    pub fn injected_errors(&self) -> u64 {
+        self.injected.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether this write is one `reject_writes` refuses (counting it down).

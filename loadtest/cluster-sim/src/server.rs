@@ -60,6 +60,9 @@ async fn handle(State(cluster): State<Arc<Cluster>>, req: Request) -> Response {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms + jitter)).await;
     }
     let retry_after = |mut e: ApiError| {
+        cluster
+            .injected
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Some(s) = faults.retry_after_seconds {
             e.retry_after = Some(s);
         }

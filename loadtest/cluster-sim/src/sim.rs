@@ -111,6 +111,7 @@ impl Sim {
                 watches: Default::default(),
                 compactions: watch::channel(0).0,
                 rate: Mutex::new(TokenBucket::new()),
+                injected: std::sync::atomic::AtomicU64::new(0),
                 controller_tx,
             });
             if cfg.cluster.controllers {
