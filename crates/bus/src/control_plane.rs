@@ -19,7 +19,8 @@ use serde_json::Value;
 use crate::{Bucket, Bus, partition, subject_token};
 
 /// Argo CD's settings ConfigMap, where the Application health customization lives.
-const SETTINGS_CONFIG_MAP: &str = "argocd-cm";
+/// Argo CD's settings ConfigMap, as KV `settings` keeps it.
+pub const SETTINGS_CONFIG_MAP: &str = "argocd-cm";
 
 /// Whether `cluster` is the one gitfleet runs in (`https://kubernetes.default.svc`, or
 /// named `in-cluster`): only an app deploying there holds control-plane objects.
@@ -70,21 +71,22 @@ impl<'a> ControlPlane<'a> {
 
     /// The health checks `argocd-cm` turns on (none stored: the built-in ones).
     pub async fn checks(&self) -> Result<Checks, ServiceError> {
+        Ok(Checks::from_settings(&self.argocd_cm().await?))
+    }
+
+    /// `argocd-cm`'s data (empty when none is stored).
+    pub async fn argocd_cm(&self) -> Result<BTreeMap<String, String>, ServiceError> {
         let store = self.store(Bucket::Settings).await?;
         let Some(bytes) = store
             .get(SETTINGS_CONFIG_MAP)
             .await
             .map_err(|e| unavailable(format!("reading {SETTINGS_CONFIG_MAP}"))(Box::new(e)))?
         else {
-            return Ok(Checks::default());
+            return Ok(BTreeMap::new());
         };
-        let data: BTreeMap<String, String> = self
-            .bus
+        self.bus
             .decode_document(Bucket::Settings, SETTINGS_CONFIG_MAP, &bytes)
-            .map_err(|e| {
-                ServiceError::invalid(format!("{SETTINGS_CONFIG_MAP} does not read: {e}"))
-            })?;
-        Ok(Checks::from_settings(&data))
+            .map_err(|e| ServiceError::invalid(format!("{SETTINGS_CONFIG_MAP} does not read: {e}")))
     }
 
     /// The stored document of `kind` `name` (an app's own, for its annotations).

@@ -179,7 +179,8 @@ impl Topology {
                 perm.kv(self, Bucket::Leases, Write);
                 perm.kv(self, Bucket::Applications, Read);
                 perm.kv(self, Bucket::Projects, Read);
-                // App of Apps: the sets and settings a parent's comparison reads.
+                // App of Apps: the sets and settings a parent's comparison reads; argocd-cm
+                // (watched) for its system-level ignoreDifferences.
                 perm.kv(self, Bucket::AppSets, Read);
                 perm.kv(self, Bucket::Settings, Read);
                 // Names and namespaces only: the credentials in it are sealed, and this

@@ -5,7 +5,7 @@
 
 use gitfleet_model::{
     Application, ApplicationSource, Cluster, HealthStatus, HealthStatusCode, IN_CLUSTER_NAME,
-    ResourceStatus, SyncStatusCode,
+    ResourceIgnoreDifferences, ResourceStatus, SyncStatusCode,
 };
 use serde_json::{Map, Value};
 
@@ -109,24 +109,38 @@ fn pair<'a>(desired: &'a [Value], live: &[Value], live_refs: &[ResourceRef]) -> 
     }
 }
 
-fn diff_options(app: &Application) -> DiffOptions {
-    DiffOptions::of(&app.spec.ignore_differences)
+/// The app's `ignoreDifferences` and the system's (`argocd-cm`, see
+/// [`diff::settings`]).
+fn diff_options(app: &Application, system: &[ResourceIgnoreDifferences]) -> DiffOptions {
+    if system.is_empty() {
+        return DiffOptions::of(&app.spec.ignore_differences);
+    }
+    let rules: Vec<ResourceIgnoreDifferences> = app
+        .spec
+        .ignore_differences
+        .iter()
+        .chain(system)
+        .cloned()
+        .collect();
+    DiffOptions::of(&rules)
 }
 
 /// Compares prepared desired objects (see [`prepare_desired`]) with the app's live
 /// resources, with the built-in health checks.
 pub fn compare(app: &Application, desired: &[Value], live: &[Value]) -> Comparison {
-    compare_with(app, desired, live, &health::Checks::default())
+    compare_with(app, desired, live, &health::Checks::default(), &[])
 }
 
-/// [`compare`], with the health checks `argocd-cm` turns on.
+/// [`compare`], with the health checks `argocd-cm` turns on and its system-level
+/// `ignoreDifferences`.
 pub fn compare_with(
     app: &Application,
     desired: &[Value],
     live: &[Value],
     checks: &health::Checks,
+    system_ignores: &[ResourceIgnoreDifferences],
 ) -> Comparison {
-    let opts = diff_options(app);
+    let opts = diff_options(app, system_ignores);
     let live_refs: Vec<ResourceRef> = live.iter().map(ResourceRef::from_object).collect();
     let pairing = pair(desired, live, &live_refs);
     let mut resources = Vec::new();
@@ -201,8 +215,9 @@ pub fn diff_text(
     app: &Application,
     desired: &[Value],
     live: &[Value],
+    system_ignores: &[ResourceIgnoreDifferences],
 ) -> Result<String, diff::DiffError> {
-    let opts = diff_options(app);
+    let opts = diff_options(app, system_ignores);
     let live_refs: Vec<ResourceRef> = live.iter().map(ResourceRef::from_object).collect();
     let pairing = pair(desired, live, &live_refs);
     let mut text = String::new();
@@ -368,7 +383,7 @@ mod tests {
         let same = compare(&app, &desired, &desired);
         assert_eq!(same.sync, SyncStatusCode::Synced);
         assert_eq!(same.resources[0].status, Some(SyncStatusCode::Synced));
-        assert_eq!(diff_text(&app, &desired, &desired).unwrap(), "");
+        assert_eq!(diff_text(&app, &desired, &desired, &[]).unwrap(), "");
 
         let changed = prepare_desired(&[cm("b")], &app, "argocd");
         assert_eq!(
@@ -376,7 +391,7 @@ mod tests {
             SyncStatusCode::OutOfSync
         );
         assert!(
-            diff_text(&app, &desired, &changed)
+            diff_text(&app, &desired, &changed, &[])
                 .unwrap()
                 .contains("-  k: b")
         );
@@ -388,7 +403,7 @@ mod tests {
         assert_eq!(pruned.sync, SyncStatusCode::OutOfSync);
         let old = pruned.resources.iter().find(|r| r.name == "old").unwrap();
         assert!(old.requires_pruning);
-        let text = diff_text(&app, &desired, &both).unwrap();
+        let text = diff_text(&app, &desired, &both, &[]).unwrap();
         assert!(text.contains("===== ConfigMap web/old ======"), "{text}");
     }
 
@@ -450,7 +465,7 @@ mod tests {
         let c = compare(&app, &desired, &[live.clone()]);
         assert_eq!(c.resources.len(), 1, "{:?}", c.resources);
         assert!(!c.resources[0].requires_pruning);
-        let text = diff_text(&app, &desired, &[live]).unwrap();
+        let text = diff_text(&app, &desired, &[live], &[]).unwrap();
         assert!(!text.contains("--- live\n+++ desired\n-"), "{text}");
     }
 
@@ -463,7 +478,7 @@ mod tests {
         let c = compare(&app, &desired, &desired);
         assert!(c.resources.is_empty());
         assert_eq!(c.sync, SyncStatusCode::Synced);
-        assert_eq!(diff_text(&app, &desired, &desired).unwrap(), "");
+        assert_eq!(diff_text(&app, &desired, &desired, &[]).unwrap(), "");
     }
 
     #[test]

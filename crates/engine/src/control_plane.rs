@@ -321,7 +321,8 @@ mod tests {
         };
         let live = live_object(&stored(&desired[0]), Some(&status), "argocd", true);
         let checks = crate::health::Checks::all();
-        let c = crate::app::compare_with(&root, &desired, std::slice::from_ref(&live), &checks);
+        let c =
+            crate::app::compare_with(&root, &desired, std::slice::from_ref(&live), &checks, &[]);
         assert_eq!(c.health, HealthStatusCode::Degraded);
         assert_eq!(c.sync, SyncStatusCode::Synced, "status is not compared");
         // Off by default, as Argo CD: the parent does not follow its children.

@@ -160,8 +160,13 @@ pub async fn diff(
         timeout,
     )
     .await?;
-    let text =
-        app::diff_text(application, &desired, &live).map_err(|e| Error::invalid(e.to_string()))?;
+    // argocd-cm's system-level ignoreDifferences count here as in the diff worker's status.
+    let settings = ControlPlane::new(bus, control_plane_namespace)
+        .argocd_cm()
+        .await?;
+    let (system_ignores, _) = gitfleet_engine::diff::settings::system_ignore_differences(&settings);
+    let text = app::diff_text(application, &desired, &live, &system_ignores)
+        .map_err(|e| Error::invalid(e.to_string()))?;
     Ok(AppDiff {
         has_diff: !text.is_empty(),
         text,

@@ -79,6 +79,8 @@ pub(crate) struct Shared {
     /// tracking annotation names it), kept by the worker's watches: what a parent
     /// compares and prunes, and what its operations tell the executor.
     pub children: RwLock<HashMap<String, BTreeSet<(ControlPlaneKind, String)>>>,
+    /// `argocd-cm`'s system-level `ignoreDifferences`, kept by a watch of the key.
+    pub system_ignores: RwLock<Arc<Vec<gitfleet_model::ResourceIgnoreDifferences>>>,
 }
 
 /// The app a tracking annotation's instance name (`name`, or `namespace_name` for an app
@@ -202,6 +204,13 @@ impl Failed {
 impl Shared {
     fn owns(&self, partition: u32) -> bool {
         self.owned.borrow().contains_key(&partition)
+    }
+
+    fn system_ignores(&self) -> Arc<Vec<gitfleet_model::ResourceIgnoreDifferences>> {
+        self.system_ignores
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -420,7 +429,14 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
             failed(err.context(format_args!("reading live state of cluster {cluster}")))
         })?;
     live.resources.extend(held.objects);
-    let mut comparison = app::compare_with(app, &desired, &live.resources, &held.checks);
+    let system_ignores = shared.system_ignores();
+    let mut comparison = app::compare_with(
+        app,
+        &desired,
+        &live.resources,
+        &held.checks,
+        &system_ignores,
+    );
     let refused = resource_violations(&rules, &desired, &record);
     // As Argo CD shows them: what the project does not permit has an unknown status.
     for (r, _) in &refused {
@@ -1160,7 +1176,13 @@ async fn enqueue(
             p.spec.roles.clear();
             p
         }),
-        ignore_differences: app.spec.ignore_differences.clone(),
+        ignore_differences: app
+            .spec
+            .ignore_differences
+            .iter()
+            .chain(shared.system_ignores().iter())
+            .cloned()
+            .collect(),
         self_heal_attempts: order.self_heal_attempts,
         prune_confirmed: order.prune_confirmed,
         held: shared

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, Operation as KvOp};
 use futures::StreamExt;
+use gitfleet_bus::control_plane::SETTINGS_CONFIG_MAP;
 use gitfleet_bus::{
     Backoff, Bucket, Bus, Membership, MembershipConfig, Owned, Running, next_of, partition,
     token_to_name, watch_all,
@@ -105,6 +106,39 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
     start(config, bus, shutdown).await?.wait().await
 }
 
+/// Takes `argocd-cm`'s system-level `ignoreDifferences` from its KV entry; true when
+/// they changed.
+fn take_system_ignores(shared: &Shared, entry: &kv::Entry) -> bool {
+    let data: BTreeMap<String, String> = match entry.operation {
+        KvOp::Put => {
+            match shared
+                .bus
+                .decode_document(Bucket::Settings, SETTINGS_CONFIG_MAP, &entry.value)
+            {
+                Ok(data) => data,
+                Err(err) => {
+                    tracing::warn!(error = %err, "{SETTINGS_CONFIG_MAP} does not read; its ignoreDifferences are kept as they were");
+                    return false;
+                }
+            }
+        }
+        KvOp::Delete | KvOp::Purge => BTreeMap::new(),
+    };
+    let (rules, errors) = gitfleet_engine::diff::settings::system_ignore_differences(&data);
+    for error in errors {
+        tracing::warn!(%error, "an ignoreDifferences customization of {SETTINGS_CONFIG_MAP} is left out");
+    }
+    let mut current = shared
+        .system_ignores
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
+    if **current == rules {
+        return false;
+    }
+    *current = Arc::new(rules);
+    true
+}
+
 /// Joins the group and opens every watch, consumer and subscription, then works in the
 /// background. Partitions (and with them sync requests) are taken as leases allow.
 pub async fn start(
@@ -144,6 +178,7 @@ pub async fn start(
         permits: Permits::new(config.max_concurrent_reconciles),
         resolved: Mutex::new(HashMap::new()),
         children: RwLock::new(HashMap::new()),
+        system_ignores: RwLock::new(Arc::new(Vec::new())),
         config,
     });
     let mut clusters_watch = Some(watch_all(&clusters_kv).await.map_err(Error::Follow)?);
@@ -151,6 +186,24 @@ pub async fn start(
     let mut apps_watch = Some(watch_all(&apps_kv).await.map_err(Error::Follow)?);
     let appsets_kv = open(Bucket::AppSets).await?;
     let mut appsets_watch = Some(watch_all(&appsets_kv).await.map_err(Error::Follow)?);
+    // argocd-cm only: the settings bucket holds Secrets too, which are none of ours. Read
+    // once before any app is compared, so no first comparison (or automated sync) runs
+    // without its ignoreDifferences; the watch then follows it.
+    let settings_kv = open(Bucket::Settings).await?;
+    if let Ok(Some(entry)) = settings_kv.entry(SETTINGS_CONFIG_MAP).await {
+        take_system_ignores(&shared, &entry);
+    }
+    let mut settings_watch = Some(
+        settings_kv
+            .watch_with_history(SETTINGS_CONFIG_MAP)
+            .await
+            .map_err(|e| {
+                Error::Follow(gitfleet_bus::BusError::Open {
+                    what: format!("a watch of {SETTINGS_CONFIG_MAP}"),
+                    source: Box::new(e),
+                })
+            })?,
+    );
     // Where the revisions consumer resumes when it has to be opened again.
     // What happened before this worker started is covered by the reconciliation every
     // app gets when its partition is gained; reopened from the sequence after the last
@@ -221,6 +274,13 @@ pub async fn start(
                     other => {
                         tracing::warn!(error = ?other.and_then(|r| r.err()), "applicationsets watch ended");
                         appsets_watch = None;
+                    }
+                },
+                entry = next_of(&mut settings_watch) => match entry {
+                    Some(Ok(entry)) => worker.on_settings(entry),
+                    other => {
+                        tracing::warn!(error = ?other.and_then(|r| r.err()), "{SETTINGS_CONFIG_MAP} watch ended");
+                        settings_watch = None;
                     }
                 },
                 entry = next_of(&mut apps_watch) => match entry {
@@ -371,6 +431,23 @@ impl Worker {
 
     /// A changed project may permit or refuse what its apps deploy: each of them is
     /// compared again.
+    /// `argocd-cm` changed: its system-level `ignoreDifferences` apply to every app, so
+    /// every owned app is compared again (as Argo CD refreshes them on a settings change).
+    fn on_settings(&mut self, entry: kv::Entry) {
+        if !take_system_ignores(&self.shared, &entry) {
+            return;
+        }
+        let owned: Vec<String> = self
+            .apps
+            .iter()
+            .filter(|(_, st)| self.owns(st.partition))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in owned {
+            self.trigger(&name, "argocd-cm ignoreDifferences changed");
+        }
+    }
+
     fn on_project(&mut self, entry: kv::Entry) {
         let Some(name) = token_to_name(&entry.key) else {
             return;

@@ -789,3 +789,44 @@ async fn an_unknown_sync_option_is_a_condition_and_the_sync_goes_on() {
     })
     .await;
 }
+
+/// `argocd-cm`'s system-level `ignoreDifferences` hide their field in every app's
+/// comparison, beside the app's own rules; changing argocd-cm compares the apps again.
+#[tokio::test]
+async fn argocd_cm_ignore_differences_apply_to_every_app() {
+    let bus = bus().await;
+    let peers = start_peers(&bus).await;
+    let app = app("sys", "apps/sys");
+    let manifests = vec![config_map("settings", "blue")];
+    peers.set_manifests("apps/sys", Ok(manifests.clone()));
+    let mut live = as_live(&app, &manifests);
+    live[0]["data"]["k"] = json!("green");
+    peers.set_live("sys", Ok(live));
+    let settings = bus.kv(Bucket::Settings).await.unwrap();
+    let put_cm = |data: serde_json::Value| {
+        let (bus, settings) = (bus.clone(), settings.clone());
+        async move {
+            let body = bus
+                .encode_document(Bucket::Settings, "argocd-cm", &data)
+                .unwrap();
+            settings.put("argocd-cm", body.into()).await.unwrap();
+        }
+    };
+    put_cm(json!({
+        "resource.customizations.ignoreDifferences.ConfigMap": "jsonPointers:\n- /data/k\n"
+    }))
+    .await;
+    put_app(&bus, &app).await;
+    let _worker = start_worker(&bus, config("w1"));
+    wait_status(&bus, "sys", "Synced with the field ignored", |s| {
+        sync_of(s).0 == "Synced"
+    })
+    .await;
+
+    // The rule goes: the app is compared again at once and the difference shows.
+    put_cm(json!({"resource.customizations.ignoreDifferences.apps_Deployment": "jsonPointers: [/spec/replicas]"})).await;
+    wait_status(&bus, "sys", "OutOfSync without the rule", |s| {
+        sync_of(s).0 == "OutOfSync"
+    })
+    .await;
+}

@@ -31,6 +31,7 @@ mod managed_fields;
 mod path;
 mod quantity;
 mod render;
+pub mod settings;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
