@@ -8,6 +8,7 @@
 
 mod apiservice;
 mod application;
+mod cronjob;
 mod daemonset;
 mod deployment;
 mod hpa;
@@ -166,6 +167,7 @@ fn check_for(group: &str, kind: &str) -> Option<Check> {
         ("", "PersistentVolumeClaim") => pvc::assess,
         ("", "Pod") => pod::assess,
         ("batch", "Job") => job::assess,
+        ("batch", "CronJob") => cronjob::assess,
         ("autoscaling", "HorizontalPodAutoscaler") => hpa::assess,
         _ => return None,
     })
