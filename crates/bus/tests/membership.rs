@@ -177,11 +177,16 @@ async fn a_joining_member_takes_only_its_share() {
     let group = |id: &'static str| MembershipConfig::new("join", id, P).with_ttls(TTL, TTL);
     let a = Membership::start(&bus, group("j-a")).await.unwrap();
     let b = Membership::start(&bus, group("j-b")).await.unwrap();
+    // Settled, not only covered: while `a` still hands `b` its share both may cover every
+    // partition, and a partition `a` gives up after this snapshot would look re-taken.
     wait_for(
         "two-way split",
         Duration::from_secs(20),
-        || covers_all(&[&a.owned(), &b.owned()]),
-        || {},
+        || {
+            let (oa, ob) = (a.owned(), b.owned());
+            covers_all(&[&oa, &ob]) && even_share(P, &[&oa, &ob])
+        },
+        || no_overlap(&a.owned(), &b.owned()),
     )
     .await;
     let (before_a, before_b) = (a.owned(), b.owned());
