@@ -156,6 +156,39 @@ async fn operation_message(sb: &Sandbox, app: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Waits until app `guard`'s operation says it waits for the confirmation of `resource`.
+async fn until_waiting(sb: &Sandbox, what: &str, resource: &str) {
+    let want = format!("waiting for pruning confirmation of {resource}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !operation_message(sb, "guard").await.contains(&want) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never waited: {}",
+            operation_message(sb, "guard").await
+        );
+        // Poll interval of a wait bounded by the deadline above.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Approvals count in whole seconds, as Argo CD compares them: waits until the clock is
+/// past the second of app `guard`'s last approval, so an operation started now is not
+/// confirmed by it.
+async fn past_the_approval(sb: &Sandbox) {
+    let app = sb.stored_app("guard").await.expect("the app");
+    let approved_at = chrono::DateTime::parse_from_rfc3339(
+        app["metadata"]["annotations"]["argocd.argoproj.io/deletion-approved"]
+            .as_str()
+            .expect("an approval"),
+    )
+    .expect("an RFC 3339 approval")
+    .timestamp();
+    while chrono::Utc::now().timestamp() <= approved_at {
+        // Poll interval of a wait for the clock's next second (at most one second).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// `Prune=confirm` and `Delete=confirm`, as Argo CD: the sync (or the cascade delete)
 /// waits, Running with "waiting for pruning confirmation of ...", until `app
 /// confirm-deletion` sets the app's `argocd.argoproj.io/deletion-approved`.
@@ -187,19 +220,7 @@ async fn prune_and_delete_wait_for_confirmation() {
     .await;
 
     let (synced, ()) = tokio::join!(sb.cli(&["app", "sync", "guard", "--prune"]), async {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while !operation_message(&sb, "guard")
-            .await
-            .contains("waiting for pruning confirmation of /ConfigMap/critical")
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the sync never waited: {}",
-                operation_message(&sb, "guard").await
-            );
-            // Poll interval of a wait bounded by the deadline above.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        until_waiting(&sb, "the sync", "/ConfigMap/critical").await;
         assert!(
             sb.live("", "configmaps", "guard", "critical").is_some(),
             "pruned before it was confirmed"
@@ -210,7 +231,9 @@ async fn prune_and_delete_wait_for_confirmation() {
     });
     assert_eq!(synced.code, 0, "{}", synced.stdout);
     assert!(sb.live("", "configmaps", "guard", "critical").is_none());
-    // Confirmed with the sync itself: no wait.
+    // Confirmed with the sync itself: no wait. The approval above must not carry it, so
+    // the sync starts in a later second (without --prune-confirm it would wait for good).
+    past_the_approval(&sb).await;
     sb.commit(&[("app/spare.yaml", None)], "drop spare");
     assert!(sb.github_push().await.is_success());
     sb.until_status("guard", 60, "OutOfSync", |s| {
@@ -230,33 +253,10 @@ async fn prune_and_delete_wait_for_confirmation() {
     );
 
     // Deleting the app: `a` says Delete=confirm, and the approval above came before this
-    // operation started, so it does not count. Approvals count in whole seconds, as Argo
-    // CD compares them: the delete starts in a later second than the approval.
-    let approved_at = chrono::DateTime::parse_from_rfc3339(
-        approved["metadata"]["annotations"]["argocd.argoproj.io/deletion-approved"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap()
-    .timestamp();
-    while chrono::Utc::now().timestamp() <= approved_at {
-        // Poll interval of a wait for the clock's next second (at most one second).
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // operation started, so it does not count.
+    past_the_approval(&sb).await;
     let (deleted, ()) = tokio::join!(sb.cli(&["app", "delete", "guard"]), async {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while !operation_message(&sb, "guard")
-            .await
-            .contains("waiting for pruning confirmation of /ConfigMap/a")
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the cascade delete never waited: {}",
-                operation_message(&sb, "guard").await
-            );
-            // Poll interval of a wait bounded by the deadline above.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        until_waiting(&sb, "the cascade delete", "/ConfigMap/a").await;
         assert!(sb.live("", "configmaps", "guard", "a").is_some());
         let confirmed = sb.cli(&["app", "confirm-deletion", "guard"]).await;
         assert_eq!(confirmed.code, 0, "{}", confirmed.stdout);
