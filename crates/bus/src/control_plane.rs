@@ -69,9 +69,14 @@ impl<'a> ControlPlane<'a> {
         })
     }
 
-    /// The health checks `argocd-cm` turns on (none stored: the built-in ones).
-    pub async fn checks(&self) -> Result<Checks, ServiceError> {
-        Ok(Checks::from_settings(&self.argocd_cm().await?))
+    /// The health checks: built-in, `argocd-cm`'s Lua customizations, then `library`'s
+    /// scripts. A customization that does not read is left out (logged).
+    pub async fn checks(&self, library: &gitfleet_lua::Library) -> Result<Checks, ServiceError> {
+        let (checks, errors) = Checks::from_settings(&self.argocd_cm().await?, library);
+        for error in errors {
+            tracing::warn!(%error, "a health customization of {SETTINGS_CONFIG_MAP} is left out");
+        }
+        Ok(checks)
     }
 
     /// `argocd-cm`'s data (empty when none is stored).

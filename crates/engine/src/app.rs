@@ -154,6 +154,18 @@ pub fn compare_with(
         .map(|p| p.sync_options.clone())
         .unwrap_or_default();
     let confirm = |obj: &Value| crate::sync::requires_confirmation(obj, &app_options, true);
+    let mut health_errors = Vec::new();
+    let mut judge = |obj: &Value| match checks.judge(obj) {
+        Ok(health) => health.map(to_status),
+        Err(err) => {
+            let unknown = to_status(health::Health::new(
+                HealthStatusCode::Unknown,
+                err.to_string(),
+            ));
+            health_errors.push(err);
+            Some(unknown)
+        }
+    };
     for (d, r, found) in pairing.pairs {
         let live_obj = found.map(|i| &live[i]);
         let status = match diff::compare(d, live_obj, &opts) {
@@ -164,7 +176,13 @@ pub fn compare_with(
             }
         };
         resources.push(ResourceStatus {
-            health: checks.assess_or_missing(live_obj).map(to_status),
+            health: match live_obj {
+                Some(obj) => judge(obj),
+                None => Some(to_status(health::Health::new(
+                    HealthStatusCode::Missing,
+                    "",
+                ))),
+            },
             status: Some(status),
             sync_wave: wave(d),
             requires_deletion_confirmation: confirm(d) || live_obj.is_some_and(confirm),
@@ -176,7 +194,7 @@ pub fn compare_with(
     let mut ignored_extraneous = Vec::new();
     for i in pairing.unmatched_live {
         let status = ResourceStatus {
-            health: checks.assess(&live[i]).map(to_status),
+            health: judge(&live[i]),
             status: Some(SyncStatusCode::OutOfSync),
             requires_pruning: true,
             requires_deletion_confirmation: confirm(&live[i]),
@@ -186,6 +204,15 @@ pub fn compare_with(
             ignored_extraneous.push(status.clone());
         }
         resources.push(status);
+    }
+    // As Argo CD's `setApplicationHealth`: one condition, for the first failed check.
+    if let Some(first) = health_errors.first() {
+        errors.push(match health_errors.len() - 1 {
+            0 => format!("error setting app health: {first}"),
+            more => format!(
+                "error setting app health: {first} (and {more} more resources whose health check failed)"
+            ),
+        });
     }
     resources.sort_by(|a, b| {
         (&a.group, &a.kind, &a.namespace, &a.name).cmp(&(&b.group, &b.kind, &b.namespace, &b.name))

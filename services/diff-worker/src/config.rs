@@ -38,6 +38,9 @@ pub struct Config {
     pub operation_pickup_timeout: Duration,
     /// The wait between self-heal syncs of one revision in a row.
     pub self_heal_backoff: crate::decide::SelfHealBackoff,
+    /// Lua health scripts laid out as Argo CD's `resource_customizations` (read at
+    /// start); `argocd-cm`'s customizations come first.
+    pub health_library: gitfleet_lua::Library,
 }
 
 impl Config {
@@ -55,6 +58,7 @@ impl Config {
             revision_cache: Duration::from_secs(10),
             operation_pickup_timeout: Duration::from_secs(600),
             self_heal_backoff: crate::decide::SelfHealBackoff::ARGO_CD,
+            health_library: gitfleet_lua::Library::default(),
         }
     }
 }

@@ -17,6 +17,9 @@ struct Args {
     /// Argo CD's reconciliation timeout (a jitter of up to half of it is added).
     #[arg(long, default_value_t = 120)]
     refresh_seconds: u64,
+    /// Lua health scripts laid out as Argo CD's `resource_customizations` directory.
+    #[arg(long, env = "GITFLEET_RESOURCE_CUSTOMIZATIONS")]
+    resource_customizations: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -35,6 +38,9 @@ async fn main() -> anyhow::Result<()> {
     let mut config = diff_worker::Config::new(member_id);
     config.refresh_interval = Duration::from_secs(args.refresh_seconds.max(1));
     config.refresh_jitter = config.refresh_interval / 2;
+    if let Some(dir) = &args.resource_customizations {
+        config.health_library = gitfleet_lua::Library::load(dir)?;
+    }
 
     diff_worker::run(config, bus, shutdown_on_signal())
         .await

@@ -81,6 +81,9 @@ pub(crate) struct Shared {
     pub children: RwLock<HashMap<String, BTreeSet<(ControlPlaneKind, String)>>>,
     /// `argocd-cm`'s system-level `ignoreDifferences`, kept by a watch of the key.
     pub system_ignores: RwLock<Arc<Vec<gitfleet_model::ResourceIgnoreDifferences>>>,
+    /// The health checks: built-in, `argocd-cm`'s Lua customizations (kept by the same
+    /// watch) and the configured script library.
+    pub checks: RwLock<Checks>,
 }
 
 /// The app a tracking annotation's instance name (`name`, or `namespace_name` for an app
@@ -208,6 +211,13 @@ impl Shared {
 
     fn system_ignores(&self) -> Arc<Vec<gitfleet_model::ResourceIgnoreDifferences>> {
         self.system_ignores
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn checks(&self) -> Checks {
+        self.checks
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -434,7 +444,7 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
         app,
         &desired,
         &live.resources,
-        &held.checks,
+        &shared.checks(),
         &system_ignores,
     );
     let refused = resource_violations(&rules, &desired, &record);
@@ -456,12 +466,10 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
     })
 }
 
-/// App of Apps: the control-plane objects an app compares against, and the health checks
-/// they are judged by.
+/// App of Apps: the control-plane objects an app compares against.
 #[derive(Default)]
 struct HeldLive {
     objects: Vec<Value>,
-    checks: Checks,
 }
 
 /// The control-plane objects `app` desires or its syncs wrote, read from KV as live
@@ -491,7 +499,6 @@ async fn held_live(
         return Ok(HeldLive::default());
     }
     Ok(HeldLive {
-        checks: control_plane.checks().await?,
         objects: control_plane
             .held(&instance, &wanted, written)
             .await?

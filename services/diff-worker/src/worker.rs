@@ -18,6 +18,7 @@ use gitfleet_bus::{
     token_to_name, watch_all,
 };
 use gitfleet_engine::control_plane::ControlPlaneKind;
+use gitfleet_engine::health::Checks;
 use gitfleet_engine::project::ProjectRules;
 use gitfleet_messages::{
     APP_PARTITIONS, DIFF_WORKERS, LiveChanged, RefreshRequest, RevisionEvent, ServiceError,
@@ -106,9 +107,9 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
     start(config, bus, shutdown).await?.wait().await
 }
 
-/// Takes `argocd-cm`'s system-level `ignoreDifferences` from its KV entry; true when
-/// they changed.
-fn take_system_ignores(shared: &Shared, entry: &kv::Entry) -> bool {
+/// Takes `argocd-cm`'s system-level `ignoreDifferences` and Lua health checks from its KV
+/// entry; true when either changed.
+fn take_settings(shared: &Shared, entry: &kv::Entry) -> bool {
     let data: BTreeMap<String, String> = match entry.operation {
         KvOp::Put => {
             match shared
@@ -117,7 +118,7 @@ fn take_system_ignores(shared: &Shared, entry: &kv::Entry) -> bool {
             {
                 Ok(data) => data,
                 Err(err) => {
-                    tracing::warn!(error = %err, "{SETTINGS_CONFIG_MAP} does not read; its ignoreDifferences are kept as they were");
+                    tracing::warn!(error = %err, "{SETTINGS_CONFIG_MAP} does not read; its customizations are kept as they were");
                     return false;
                 }
             }
@@ -128,15 +129,25 @@ fn take_system_ignores(shared: &Shared, entry: &kv::Entry) -> bool {
     for error in errors {
         tracing::warn!(%error, "an ignoreDifferences customization of {SETTINGS_CONFIG_MAP} is left out");
     }
+    let (checks, errors) = Checks::from_settings(&data, &shared.config.health_library);
+    for error in errors {
+        tracing::warn!(%error, "a health customization of {SETTINGS_CONFIG_MAP} is left out");
+    }
+    let mut changed = false;
     let mut current = shared
         .system_ignores
         .write()
         .unwrap_or_else(|e| e.into_inner());
-    if **current == rules {
-        return false;
+    if **current != rules {
+        *current = Arc::new(rules);
+        changed = true;
     }
-    *current = Arc::new(rules);
-    true
+    let mut current = shared.checks.write().unwrap_or_else(|e| e.into_inner());
+    if *current != checks {
+        *current = checks;
+        changed = true;
+    }
+    changed
 }
 
 /// Joins the group and opens every watch, consumer and subscription, then works in the
@@ -179,6 +190,7 @@ pub async fn start(
         resolved: Mutex::new(HashMap::new()),
         children: RwLock::new(HashMap::new()),
         system_ignores: RwLock::new(Arc::new(Vec::new())),
+        checks: RwLock::new(Checks::from_settings(&BTreeMap::new(), &config.health_library).0),
         config,
     });
     let mut clusters_watch = Some(watch_all(&clusters_kv).await.map_err(Error::Follow)?);
@@ -191,7 +203,7 @@ pub async fn start(
     // without its ignoreDifferences; the watch then follows it.
     let settings_kv = open(Bucket::Settings).await?;
     if let Ok(Some(entry)) = settings_kv.entry(SETTINGS_CONFIG_MAP).await {
-        take_system_ignores(&shared, &entry);
+        take_settings(&shared, &entry);
     }
     let mut settings_watch = Some(
         settings_kv
@@ -429,12 +441,11 @@ impl Worker {
         }
     }
 
-    /// A changed project may permit or refuse what its apps deploy: each of them is
-    /// compared again.
-    /// `argocd-cm` changed: its system-level `ignoreDifferences` apply to every app, so
-    /// every owned app is compared again (as Argo CD refreshes them on a settings change).
+    /// `argocd-cm` changed: its system-level `ignoreDifferences` and health checks apply
+    /// to every app, so every owned app is compared again (as Argo CD refreshes them on a
+    /// settings change).
     fn on_settings(&mut self, entry: kv::Entry) {
-        if !take_system_ignores(&self.shared, &entry) {
+        if !take_settings(&self.shared, &entry) {
             return;
         }
         let owned: Vec<String> = self
@@ -444,7 +455,7 @@ impl Worker {
             .map(|(name, _)| name.clone())
             .collect();
         for name in owned {
-            self.trigger(&name, "argocd-cm ignoreDifferences changed");
+            self.trigger(&name, "argocd-cm customizations changed");
         }
     }
 

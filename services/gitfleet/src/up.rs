@@ -51,6 +51,11 @@ pub struct UpArgs {
     /// the bootstrap path, before any user exists.
     #[arg(long = "config")]
     pub config_dir: Option<PathBuf>,
+    /// Lua health scripts laid out as Argo CD's `resource_customizations` directory
+    /// (`<group>/<kind>/health.lua`; a copy of Argo CD's own library works unchanged);
+    /// `argocd-cm`'s customizations come first.
+    #[arg(long, env = "GITFLEET_RESOURCE_CUSTOMIZATIONS")]
+    pub resource_customizations: Option<PathBuf>,
 }
 
 /// A session as admin with the initial password, which this process can read from the
@@ -140,6 +145,10 @@ pub async fn run(args: &UpArgs, out: &mut dyn Write) -> Result<i32> {
     cfg.webhooks = args.webhooks.clone();
     cfg.poll_interval = Duration::from_secs(args.poll_seconds);
     cfg.refresh_interval = Duration::from_secs(args.refresh_seconds);
+    if let Some(dir) = &args.resource_customizations {
+        cfg.health_library =
+            gitfleet_lua::Library::load(dir).map_err(|e| Error::Usage(e.to_string()))?;
+    }
     let mut stack = gitfleet_stack::start_with(cfg, buses)
         .await
         .map_err(|e| Error::Usage(format!("starting the services: {e}")))?;

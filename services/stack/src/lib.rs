@@ -36,6 +36,9 @@ pub struct StackConfig {
     /// Every caller of the api gateway acts as admin (Argo CD's `server.disable.auth`):
     /// for tests and load runs, never `gitfleet up`.
     pub disable_auth: bool,
+    /// Lua health scripts laid out as Argo CD's `resource_customizations`, for the diff
+    /// worker and the sync executor.
+    pub health_library: gitfleet_lua::Library,
 }
 
 /// A switch per service, so one process can run a subset (tests start several workers).
@@ -77,6 +80,7 @@ impl StackConfig {
             ownership_ttl: Duration::from_secs(10),
             services: Services::ALL,
             disable_auth: false,
+            health_library: gitfleet_lua::Library::default(),
         }
     }
 }
@@ -236,6 +240,7 @@ pub async fn start_with(cfg: StackConfig, buses: ServiceBuses) -> Result<Stack, 
         c.refresh_jitter = cfg.refresh_interval / 2;
         c.member_ttl = cfg.ownership_ttl;
         c.lease_ttl = cfg.ownership_ttl;
+        c.health_library = cfg.health_library.clone();
         let running = diff_worker::start(c, buses.diff_worker.clone(), shutdown.clone()).await?;
         spawn(&mut tasks, "diff-worker", running.wait());
     }
@@ -248,6 +253,7 @@ pub async fn start_with(cfg: StackConfig, buses: ServiceBuses) -> Result<Stack, 
         // once its ack wait runs out: a few lease lifetimes, so takeover time follows the
         // ownership TTL (30 s at the default 10 s; progress acks come every third of it).
         c.ack_wait = (cfg.ownership_ttl * 3).max(Duration::from_secs(6));
+        c.health_library = cfg.health_library.clone();
         spawn(
             &mut tasks,
             "sync-executor",

@@ -50,6 +50,9 @@ pub struct Config {
     /// an app deploying to the in-cluster destination registers with gitfleet instead of
     /// applying (App of Apps); Argo CD's `argocd`.
     pub control_plane_namespace: String,
+    /// Lua health scripts laid out as Argo CD's `resource_customizations` (read at
+    /// start), for the waves' health; `argocd-cm`'s customizations come first.
+    pub health_library: gitfleet_lua::Library,
 }
 
 impl Config {
@@ -73,6 +76,7 @@ impl Config {
             ack_wait: Duration::from_secs(60),
             rediscover_every: Duration::from_secs(60),
             control_plane_namespace: "argocd".to_owned(),
+            health_library: gitfleet_lua::Library::default(),
         }
     }
 }

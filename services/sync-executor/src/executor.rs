@@ -438,8 +438,8 @@ struct Held<'a> {
     in_cluster: bool,
     /// As read when the sync started, by kind and name.
     live: HashMap<(ControlPlaneKind, String), Value>,
-    /// The health checks `argocd-cm` turns on (the Application one lets a wave wait for
-    /// its child apps).
+    /// The health checks a wave waits on: built-in, `argocd-cm`'s Lua customizations
+    /// (the Application one lets a wave wait for its child apps) and the script library.
     checks: Checks,
     /// How long a pruned child app's cascade delete may take.
     delete_timeout: Duration,
@@ -458,6 +458,7 @@ impl<'a> Held<'a> {
             checks: Checks::default(),
             delete_timeout: rt.config.wave_timeout,
         };
+        held.checks = held.control_plane.checks(&rt.config.health_library).await?;
         if !held.in_cluster {
             return Ok(held);
         }
@@ -473,7 +474,6 @@ impl<'a> Held<'a> {
         if desired.is_empty() && written.is_empty() {
             return Ok(held);
         }
-        held.checks = held.control_plane.checks().await?;
         held.live = held
             .control_plane
             .held(&op.app, &desired, written)

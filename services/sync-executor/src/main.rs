@@ -35,6 +35,10 @@ struct Args {
     /// How long a wave may take to become healthy before the sync fails, in seconds.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     wave_timeout_seconds: u64,
+    /// Lua health scripts laid out as Argo CD's `resource_customizations` directory, for
+    /// the waves' health.
+    #[arg(long, env = "GITFLEET_RESOURCE_CUSTOMIZATIONS")]
+    resource_customizations: Option<std::path::PathBuf>,
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -61,6 +65,9 @@ async fn main() -> anyhow::Result<()> {
     config.cluster_concurrency = usize::try_from(args.cluster_concurrency).unwrap_or(usize::MAX);
     config.sync_timeout = std::time::Duration::from_secs(args.sync_timeout);
     config.wave_timeout = std::time::Duration::from_secs(args.wave_timeout_seconds);
+    if let Some(dir) = &args.resource_customizations {
+        config.health_library = gitfleet_lua::Library::load(dir)?;
+    }
     sync_executor::run(config, bus, shutdown_on_signal())
         .await
         .context("sync executor")?;

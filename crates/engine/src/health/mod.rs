@@ -7,8 +7,8 @@
 //! Progressing through the `deletionTimestamp` rule.
 
 mod apiservice;
-mod application;
 mod cronjob;
+mod custom;
 mod daemonset;
 mod deployment;
 mod hpa;
@@ -95,58 +95,116 @@ pub fn has_check(group: &str, kind: &str) -> bool {
     check_for(group, kind).is_some()
 }
 
-/// The checks `argocd-cm` turns on beyond the built-in ones. Argo CD dropped its
-/// Application check in 1.8 (a parent app no longer waits for its children) and documents
-/// it as the Lua customization `resource.customizations.health.argoproj.io_Application`;
-/// gitfleet runs that documented script's logic built in when the entry is present (any
-/// script there counts as that one: gitfleet runs no Lua).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The health checks an app is judged by: the built-in ones, after the custom Lua checks
+/// `argocd-cm` and the operator's script library add (see [`custom`]), each script run in
+/// [`gitfleet_lua`]'s sandbox under `limits`.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Checks {
-    /// argoproj.io Application: the child's own `status.health`.
-    pub application: bool,
+    customs: std::sync::Arc<custom::Customs>,
+    limits: gitfleet_lua::Limits,
 }
 
-/// `argocd-cm`'s key for the Application health customization, and the older form: one
-/// `resource.customizations` YAML keyed by `group/Kind` with a `health.lua` entry.
+/// `argocd-cm`'s key for the Application health customization Argo CD documents since
+/// 1.8 dropped its built-in Application check (a parent app no longer waits for its
+/// children), and that script.
 pub const APPLICATION_HEALTH_KEY: &str = "resource.customizations.health.argoproj.io_Application";
-const CUSTOMIZATIONS_KEY: &str = "resource.customizations";
+pub const APPLICATION_HEALTH_LUA: &str = r#"hs = {}
+hs.status = "Progressing"
+hs.message = ""
+if obj.status ~= nil then
+  if obj.status.health ~= nil then
+    hs.status = obj.status.health.status
+    if obj.status.health.message ~= nil then
+      hs.message = obj.status.health.message
+    end
+  end
+end
+return hs
+"#;
+
+/// A custom check that gave no verdict: the resource is Unknown with this as its message,
+/// and the app shows it as a comparison error (as Argo CD's `setApplicationHealth`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "failed to get resource health for {kind:?} with name {name:?} in namespace {namespace:?}: {source}"
+)]
+pub struct HealthError {
+    pub kind: String,
+    pub name: String,
+    pub namespace: String,
+    pub source: gitfleet_lua::LuaError,
+}
 
 impl Checks {
-    /// Every optional check on.
+    /// The built-in checks and the documented Application customization.
     pub fn all() -> Self {
-        Checks { application: true }
+        let data = std::collections::BTreeMap::from([(
+            APPLICATION_HEALTH_KEY.to_owned(),
+            APPLICATION_HEALTH_LUA.to_owned(),
+        )]);
+        Self::from_settings(&data, &gitfleet_lua::Library::default()).0
     }
 
-    /// What `argocd-cm`'s data turns on.
-    pub fn from_settings(data: &std::collections::BTreeMap<String, String>) -> Self {
-        let dedicated = data
-            .get(APPLICATION_HEALTH_KEY)
-            .is_some_and(|script| !script.trim().is_empty());
-        let legacy = data.get(CUSTOMIZATIONS_KEY).is_some_and(|text| {
-            serde_yaml_ng::from_str::<Value>(text).is_ok_and(|v| {
-                at(&v, &["argoproj.io/Application", "health.lua"])
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| !s.trim().is_empty())
-            })
-        });
-        Checks {
-            application: dedicated || legacy,
+    /// The checks `argocd-cm`'s data and the script library add, and what did not read
+    /// (each naming its key), so the rest still apply.
+    pub fn from_settings(
+        data: &std::collections::BTreeMap<String, String>,
+        library: &gitfleet_lua::Library,
+    ) -> (Self, Vec<String>) {
+        let (customs, errors) = custom::Customs::read(data, library);
+        (
+            Checks {
+                customs: std::sync::Arc::new(customs),
+                limits: gitfleet_lua::Limits::default(),
+            },
+            errors,
+        )
+    }
+
+    /// These checks, with each script run under `limits`.
+    pub fn with_limits(mut self, limits: gitfleet_lua::Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Whether any custom check is set.
+    pub fn has_custom(&self) -> bool {
+        !self.customs.is_empty()
+    }
+
+    /// The health of a live object, or `None` when nothing judges its kind, or why its
+    /// custom check gave no verdict.
+    pub fn judge(&self, obj: &Value) -> Result<Option<Health>, Box<HealthError>> {
+        if let Some(pending) = pending_deletion(obj) {
+            return Ok(Some(pending));
         }
-    }
-
-    /// [`assess`], with these checks added.
-    pub fn assess(&self, obj: &Value) -> Option<Health> {
         let (group, _) = split_api_version(str_at(obj, &["apiVersion"]));
-        if self.application && group == "argoproj.io" && str_at(obj, &["kind"]) == "Application" {
-            if let Some(pending) = pending_deletion(obj) {
-                return Some(pending);
-            }
-            return Some(application::assess(obj));
-        }
-        assess(obj)
+        let kind = str_at(obj, &["kind"]);
+        let Some(script) = self.customs.find(group, kind) else {
+            return Ok(check_for(group, kind).map(|check| check(obj)));
+        };
+        let verdict = script.health(obj, &self.limits).map_err(|source| {
+            Box::new(HealthError {
+                kind: kind.to_owned(),
+                name: str_at(obj, &["metadata", "name"]).to_owned(),
+                namespace: str_at(obj, &["metadata", "namespace"]).to_owned(),
+                source,
+            })
+        })?;
+        Ok(verdict.map(|v| {
+            // The script's status is one of the six codes (checked by `gitfleet_lua`).
+            let status = v.status.parse().unwrap_or(HealthStatusCode::Unknown);
+            Health::new(status, v.message)
+        }))
     }
 
-    /// [`assess_or_missing`], with these checks added.
+    /// [`Checks::judge`], a failed custom check read as Unknown with its error.
+    pub fn assess(&self, obj: &Value) -> Option<Health> {
+        self.judge(obj)
+            .unwrap_or_else(|err| Some(Health::new(HealthStatusCode::Unknown, err.to_string())))
+    }
+
+    /// [`Checks::assess`], with a desired object that does not exist live reported Missing.
     pub fn assess_or_missing(&self, live: Option<&Value>) -> Option<Health> {
         match live {
             Some(obj) => self.assess(obj),
@@ -205,6 +263,20 @@ mod tests {
     use super::*;
     use HealthStatusCode::*;
 
+    fn settings(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn checks(pairs: &[(&str, &str)]) -> Checks {
+        let (checks, errors) =
+            Checks::from_settings(&settings(pairs), &gitfleet_lua::Library::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        checks
+    }
+
     #[test]
     fn application_health_is_off_unless_argocd_cm_customizes_it() {
         let child = serde_json::json!({
@@ -215,30 +287,147 @@ mod tests {
         // As Argo CD since 1.8: no built-in check.
         assert_eq!(assess(&child), None);
         assert_eq!(Checks::default().assess(&child), None);
-        let script = "hs = {}\nhs.status = \"Progressing\"\nreturn hs\n";
-        let dedicated = std::collections::BTreeMap::from([(
-            APPLICATION_HEALTH_KEY.to_owned(),
-            script.to_owned(),
-        )]);
-        let checks = Checks::from_settings(&dedicated);
-        assert!(checks.application);
-        let h = checks.assess(&child).unwrap();
+        // The documented customization, as the split key or in the legacy map.
+        let documented = checks(&[(APPLICATION_HEALTH_KEY, APPLICATION_HEALTH_LUA)]);
+        let h = documented.assess(&child).unwrap();
         assert_eq!((h.status, h.message.as_str()), (Degraded, "pod crashed"));
-        let legacy = std::collections::BTreeMap::from([(
-            "resource.customizations".to_owned(),
-            "argoproj.io/Application:\n  health.lua: |\n    return {}\n".to_owned(),
+        assert_eq!(Checks::all().assess(&child), Some(h.clone()));
+        let legacy = format!(
+            "argoproj.io/Application:\n  health.lua: |\n{}",
+            APPLICATION_HEALTH_LUA
+                .lines()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>()
+        );
+        let legacy = checks(&[("resource.customizations", legacy.as_str())]);
+        assert_eq!(legacy.assess(&child), Some(h));
+        // The script itself runs: a different one gives its own verdict.
+        let own = checks(&[(
+            APPLICATION_HEALTH_KEY,
+            "hs = {}\nhs.status = \"Progressing\"\nreturn hs\n",
         )]);
-        assert!(Checks::from_settings(&legacy).application);
-        let other = std::collections::BTreeMap::from([(
-            "resource.customizations".to_owned(),
-            "apps/Deployment:\n  health.lua: |\n    return {}\n".to_owned(),
-        )]);
-        assert!(!Checks::from_settings(&other).application);
-        assert!(!Checks::from_settings(&Default::default()).application);
+        assert_eq!(own.assess(&child).unwrap().status, Progressing);
         // Other kinds keep their checks either way.
         let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
             "status": {"phase": "Running"}});
-        assert_eq!(checks.assess(&pod), assess(&pod));
+        assert_eq!(documented.assess(&pod), assess(&pod));
+    }
+
+    #[test]
+    fn custom_checks_are_found_as_argo_cd_finds_them() {
+        let certificate = serde_json::json!({"apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate", "metadata": {"name": "c", "namespace": "n"}});
+        let bucket = serde_json::json!({"apiVersion": "s3.aws.crossplane.io/v1beta1",
+            "kind": "Bucket", "metadata": {"name": "b"}});
+        let service = serde_json::json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "s"}, "spec": {"type": "ClusterIP"}});
+        let says = |status: &str| {
+            format!("return {{status = \"{status}\", message = \"{status} says so\"}}")
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for (path, status) in [
+            ("cert-manager.io/Certificate", "Suspended"),
+            ("_.crossplane.io/_", "Suspended"),
+            ("_.aws.crossplane.io/Bucket", "Progressing"),
+        ] {
+            let d = dir.path().join(path);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("health.lua"), says(status)).unwrap();
+        }
+        let library = gitfleet_lua::Library::load(dir.path()).unwrap();
+        let status = |data: &[(&str, &str)], obj: &Value| {
+            let (checks, errors) = Checks::from_settings(&settings(data), &library);
+            assert!(errors.is_empty(), "{errors:?}");
+            checks.assess(obj).map(|h| h.status)
+        };
+        // The library alone: exact directory, then the first wildcard directory in order.
+        assert_eq!(status(&[], &certificate), Some(Suspended));
+        assert_eq!(status(&[], &bucket), Some(Progressing));
+        // argocd-cm comes first: its exact key, then its wildcard keys.
+        let degraded = says("Degraded");
+        let healthy = says("Healthy");
+        let cm = [
+            (
+                "resource.customizations.health.cert-manager.io_Certificate",
+                degraded.as_str(),
+            ),
+            (
+                "resource.customizations.health.*.crossplane.io_*",
+                healthy.as_str(),
+            ),
+        ];
+        assert_eq!(status(&cm, &certificate), Some(Degraded));
+        assert_eq!(status(&cm, &bucket), Some(Healthy));
+        // A core kind by its bare name, before its built-in check.
+        assert_eq!(status(&[], &service), Some(Healthy));
+        assert_eq!(
+            status(
+                &[("resource.customizations.health.Service", degraded.as_str())],
+                &service
+            ),
+            Some(Degraded)
+        );
+        // The split key wins over the legacy map's entry for the same kind.
+        let legacy = "cert-manager.io/Certificate:\n  health.lua: return {status = 'Missing'}\n";
+        assert_eq!(
+            status(&[("resource.customizations", legacy)], &certificate),
+            Some(Missing)
+        );
+        assert_eq!(
+            status(&[("resource.customizations", legacy), cm[0]], &certificate),
+            Some(Degraded)
+        );
+        // A bad key is named and the rest still apply.
+        let (checks, errors) = Checks::from_settings(
+            &settings(&[
+                ("resource.customizations.health.a_b_c", "return nil"),
+                cm[0],
+            ]),
+            &library,
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("health.a_b_c"), "{errors:?}");
+        assert_eq!(checks.assess(&certificate).unwrap().status, Degraded);
+    }
+
+    #[test]
+    fn a_failing_custom_check_is_unknown_with_the_script_named() {
+        let obj = serde_json::json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w", "namespace": "n"}});
+        let key = "resource.customizations.health.example.com_Widget";
+        let limits = gitfleet_lua::Limits {
+            timeout: std::time::Duration::from_millis(100),
+            memory_bytes: 4 << 20,
+        };
+        for (script, expected) in [
+            ("hs = {", "syntax error"),
+            ("while true do end", "time limit"),
+            (
+                "local t = {}\nwhile true do t[#t + 1] = {} end",
+                "memory limit",
+            ),
+            ("return {status = 'Great'}", "\"Great\""),
+            ("error('no idea')", "no idea"),
+        ] {
+            let checks = checks(&[(key, script)]).with_limits(limits);
+            let err = checks.judge(&obj).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with("failed to get resource health for \"Widget\" with name \"w\" in namespace \"n\": Lua script resource.customizations.health.example.com_Widget")
+                    && text.contains(expected),
+                "{script}: {text}"
+            );
+            let h = checks.assess(&obj).unwrap();
+            assert_eq!((h.status, h.message), (Unknown, text));
+        }
+        // Being deleted comes first, as for built-in kinds.
+        let mut deleting = obj.clone();
+        deleting["metadata"]["deletionTimestamp"] = serde_json::json!("2026-01-01T00:00:00Z");
+        let checks = checks(&[(key, "error('not reached')")]);
+        assert_eq!(
+            checks.judge(&deleting).unwrap().unwrap().status,
+            Progressing
+        );
     }
 
     #[test]
