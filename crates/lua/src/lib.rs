@@ -4,7 +4,9 @@
 //!
 //! Scripts are users' code run inside the diff worker and the sync executor, so every call
 //! gets a fresh state (nothing one object's run leaves behind is seen by the next):
-//! - Lua 5.1, the dialect of Argo CD's gopher-lua (its script library calls `table.getn`);
+//! - Lua 5.2, closest to Argo CD's gopher-lua: 5.1 with `goto` (which Argo CD's script
+//!   library uses), numbers all doubles; the 5.1 functions scripts call (`table.getn`,
+//!   `unpack`) are there;
 //! - the base library without what reads files, loads code or escapes the limits
 //!   (`dofile`, `loadfile`, `load`, `loadstring`, `coroutine`, `collectgarbage`,
 //!   `getfenv`, `setfenv`, `newproxy`, `gcinfo`; `print` writes nowhere), `table`,
@@ -303,9 +305,14 @@ impl Script {
     }
 }
 
-/// `=` makes Lua name the chunk by the text as given (`origin:3: ...`).
+/// `=` makes Lua name the chunk by the text as given (`origin:3: ...`). Lua cuts names
+/// at 60 bytes, so a long one (a library path) is named by its file name: the error names
+/// the whole origin anyway.
 fn chunk_name(origin: &str) -> String {
-    format!("={origin}")
+    if origin.len() <= 50 {
+        return format!("={origin}");
+    }
+    format!("={}", origin.rsplit('/').next().unwrap_or(origin))
 }
 
 /// The message without mlua's stack traceback (which names Rust internals).
@@ -333,7 +340,7 @@ fn is_memory_error(err: &mlua::Error) -> bool {
     }
 }
 
-/// The name Lua's `type()` gives (mlua tells integers apart; Lua 5.1 does not).
+/// The name Lua's `type()` gives (mlua tells integers apart; Lua 5.2 does not).
 fn lua_type(value: &mlua::Value) -> &'static str {
     match value {
         mlua::Value::Integer(_) | mlua::Value::Number(_) => "number",
@@ -385,6 +392,8 @@ fn read_health(origin: &str, value: mlua::Value) -> Result<Option<HealthVerdict>
 
 /// Lua's own `require`, for the sandbox's four modules.
 const PRELUDE: &str = r#"
+table.getn = function(t) return #t end
+unpack = table.unpack
 local safe_os = { time = os.time, date = os.date }
 os = safe_os
 string.dump = nil
