@@ -250,18 +250,24 @@ pub fn diff_text(
     let mut text = String::new();
     for (d, r, found) in pairing.pairs {
         let verdict = diff::compare(d, found.map(|i| &live[i]), &opts)?;
-        text.push_str(&render_unified(&r.to_string(), &verdict));
+        text.push_str(&render_unified(&diff_heading(&r), &verdict));
     }
     for i in pairing.unmatched_live {
         text.push_str(&format!(
             "===== {} ======\n--- live\n+++ desired\n",
-            live_refs[i]
+            diff_heading(&live_refs[i])
         ));
         for line in removal_yaml(&live[i]).lines() {
             text.push_str(&format!("-{line}\n"));
         }
     }
     Ok(text)
+}
+
+/// A resource as `argocd app diff` heads it: `group/kind namespace/name`, the group empty
+/// for the core group (`/ConfigMap web/config`).
+fn diff_heading(r: &ResourceRef) -> String {
+    format!("{}/{} {}/{}", r.group, r.kind, r.namespace, r.name)
 }
 
 /// A live object shown whole as YAML, with a Secret's values masked as the engine masks
@@ -431,7 +437,7 @@ mod tests {
         let old = pruned.resources.iter().find(|r| r.name == "old").unwrap();
         assert!(old.requires_pruning);
         let text = diff_text(&app, &desired, &both, &[]).unwrap();
-        assert!(text.contains("===== ConfigMap web/old ======"), "{text}");
+        assert!(text.contains("===== /ConfigMap web/old ======"), "{text}");
     }
 
     #[test]

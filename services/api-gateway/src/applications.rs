@@ -434,13 +434,26 @@ impl Applications {
         }
     }
 
-    pub async fn diff(&self, name: &str) -> Result<diff::AppDiff> {
-        let app = self.apps.require::<Application>(name).await?;
+    pub async fn diff(&self, request: &DiffApplicationRequest) -> Result<diff::AppDiff> {
+        let app = self.apps.require::<Application>(&request.name).await?;
+        let target = if request.local {
+            if !request.revision.is_empty() {
+                return Err(Error::invalid(
+                    "--local and --revision cannot be given together",
+                ));
+            }
+            diff::Target::Local(diff::local_manifests(&request.local_manifests)?)
+        } else if request.revision.is_empty() {
+            diff::Target::Sources(None)
+        } else {
+            diff::Target::Sources(Some(request.revision.clone()))
+        };
         let cluster = self.resolve_cluster(&app).await?;
         diff::diff(
             &self.bus,
             &app,
             &cluster,
+            target,
             &self.config.control_plane_namespace,
             self.config.request_timeout,
         )
@@ -722,7 +735,7 @@ impl ApplicationService for Applications {
     ) -> Result<Response<DiffApplicationResponse>, Status> {
         self.authorize(&request, actions::GET, &request.get_ref().name)
             .await?;
-        let d = Applications::diff(self, &request.into_inner().name).await?;
+        let d = Applications::diff(self, request.get_ref()).await?;
         Ok(Response::new(DiffApplicationResponse {
             has_diff: d.has_diff,
             diff: d.text,

@@ -143,14 +143,63 @@ async fn held(
         .collect())
 }
 
+/// What `app diff` compares with the live objects.
+pub enum Target {
+    /// The app's sources rendered at the target revision, or at this one.
+    Sources(Option<String>),
+    /// Manifests the caller rendered (`--local`).
+    Local(Vec<Value>),
+}
+
+/// `--local` manifests as sent: each a JSON object with `apiVersion` and `kind`, the
+/// first that is not named by its place.
+pub fn local_manifests(texts: &[String]) -> Result<Vec<Value>> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let value: Value = serde_json::from_str(text)
+                .map_err(|e| Error::invalid(format!("local manifest {}: {e}", i + 1)))?;
+            let named = |field: &str| {
+                value
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+            };
+            if !value.is_object() || !named("apiVersion") || !named("kind") {
+                return Err(Error::invalid(format!(
+                    "local manifest {}: expected an object with apiVersion and kind",
+                    i + 1
+                )));
+            }
+            Ok(value)
+        })
+        .collect()
+}
+
 pub async fn diff(
     bus: &Bus,
     application: &Application,
     cluster: &str,
+    target: Target,
     control_plane_namespace: &str,
     timeout: Duration,
 ) -> Result<AppDiff> {
-    let desired = desired(bus, application, None, control_plane_namespace, timeout).await?;
+    let desired = match target {
+        Target::Sources(revision) => {
+            desired(
+                bus,
+                application,
+                revision.as_deref(),
+                control_plane_namespace,
+                timeout,
+            )
+            .await?
+        }
+        Target::Local(manifests) => {
+            app::prepare_desired(&manifests, application, control_plane_namespace)
+        }
+    };
     let live = live(
         bus,
         application,

@@ -305,7 +305,10 @@ fn routes() -> BTreeMap<&'static str, Route> {
         "gitfleet.v1.ApplicationService/Diff",
         Apps,
         diff,
-        DiffApplicationRequest { name: "a".into() }
+        DiffApplicationRequest {
+            name: "a".into(),
+            ..Default::default()
+        }
     );
     route!(
         "gitfleet.v1.ApplicationService/Manifests",

@@ -800,6 +800,7 @@ async fn diff_compares_rendered_with_live_through_the_owners() {
         .apps()
         .diff(DiffApplicationRequest {
             name: "guestbook".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -807,7 +808,7 @@ async fn diff_compares_rendered_with_live_through_the_owners() {
     assert!(res.has_diff);
     let text = res.diff;
     assert!(
-        text.contains("===== ConfigMap guestbook/changed ======"),
+        text.contains("===== /ConfigMap guestbook/changed ======"),
         "{text}"
     );
     assert!(
@@ -816,7 +817,7 @@ async fn diff_compares_rendered_with_live_through_the_owners() {
     );
     assert!(!text.contains("guestbook/same"), "{text}");
     assert!(
-        text.contains("===== Secret guestbook/stale ======"),
+        text.contains("===== /Secret guestbook/stale ======"),
         "{text}"
     );
     assert!(!text.contains("c2VjcmV0LXZhbHVl"), "secret shown: {text}");
@@ -916,6 +917,7 @@ async fn not_found_two_hops_away_is_not_found() {
         .apps()
         .diff(DiffApplicationRequest {
             name: "gone".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -68,8 +68,19 @@ pub enum AppCommand {
         #[arg(long)]
         refresh: bool,
     },
-    /// Show what a sync would change; exits 1 when there is a difference.
-    Diff { name: String },
+    /// Show what a sync would change, as `argocd app diff` prints it; exits 1 when there
+    /// is a difference.
+    Diff {
+        name: String,
+        /// Compare this revision's render instead of the target revision's.
+        #[arg(long, conflicts_with = "local")]
+        revision: Option<String>,
+        /// Compare the manifests of this local directory (plain YAML/JSON as the app's
+        /// `directory` settings read them, or a Kustomize directory built by the local
+        /// Kustomize) instead of rendering the app's sources.
+        #[arg(long)]
+        local: Option<std::path::PathBuf>,
+    },
     /// Print the app's manifests, rendered from Git or live in the cluster, as YAML.
     Manifests {
         name: String,
@@ -291,11 +302,30 @@ pub async fn run(cmd: &AppCommand, channel: Conn, out: &mut dyn Write) -> Result
                 }
             }
         }
-        AppCommand::Diff { name } => {
-            let res = client
-                .diff(DiffApplicationRequest { name: name.clone() })
-                .await?
-                .into_inner();
+        AppCommand::Diff {
+            name,
+            revision,
+            local,
+        } => {
+            let mut request = DiffApplicationRequest {
+                name: name.clone(),
+                revision: revision.clone().unwrap_or_default(),
+                ..Default::default()
+            };
+            if let Some(dir) = local {
+                let raw = client
+                    .get(GetApplicationRequest { name: name.clone() })
+                    .await?
+                    .into_inner();
+                let app: Application = serde_json::from_str(&raw.application_json)?;
+                request.local = true;
+                request.local_manifests = crate::local::render(dir, &app)
+                    .await?
+                    .iter()
+                    .map(Value::to_string)
+                    .collect();
+            }
+            let res = client.diff(request).await?.into_inner();
             output::write(out, &res.diff)?;
             return Ok(i32::from(res.has_diff));
         }

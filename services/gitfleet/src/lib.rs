@@ -8,6 +8,7 @@ mod cluster;
 mod declarative;
 mod error;
 pub mod kubeconfig;
+mod local;
 pub mod output;
 mod proj;
 mod repo;

@@ -28,7 +28,7 @@ pub enum Tool {
 }
 
 impl Tool {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Tool::Directory => "directory",
             Tool::Kustomize => "kustomize",

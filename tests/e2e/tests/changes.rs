@@ -233,3 +233,115 @@ async fn prune_deletes_what_git_dropped_only_when_allowed() {
         "prune: false keeps it"
     );
 }
+
+/// `app diff --revision REV` compares another revision's render, `--local DIR` a local
+/// directory's manifests (plain, or a kustomization built by the local Kustomize), each
+/// against the live objects, exiting 1 on a difference as Argo CD's CLI does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn app_diff_compares_a_revision_or_a_local_directory() {
+    let sb = Sandbox::start(
+        &files(),
+        Timings {
+            poll: Duration::from_secs(600),
+            refresh: Duration::from_secs(600),
+        },
+    )
+    .await;
+    sb.create_app("web", &application("web", &sb.repo_url(), "app", None))
+        .await;
+    let first = sb
+        .until_status("web", 60, "OutOfSync", |s| {
+            Sandbox::sync_status(s) == "OutOfSync"
+        })
+        .await["sync"]["revision"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sb.commit(
+        &[(
+            "app/deploy.yaml",
+            Some(&DEPLOYMENT.replace("nginx:1.25", "nginx:1.26")),
+        )],
+        "bump image",
+    );
+    assert!(sb.github_push().await.is_success());
+    sb.until_status("web", 30, "at the new commit", |s| {
+        s["sync"]["revision"] != first.as_str()
+    })
+    .await;
+    assert_eq!(sb.cli(&["app", "sync", "web"]).await.code, 0);
+    assert_eq!(sb.image_of("web", "web").as_deref(), Some("nginx:1.26"));
+    let diff = sb.cli(&["app", "diff", "web"]).await;
+    assert_eq!((diff.code, diff.stdout.as_str()), (0, ""));
+
+    // The first commit's render against what is live now.
+    let diff = sb.cli(&["app", "diff", "web", "--revision", &first]).await;
+    assert_eq!(diff.code, 1, "{}", diff.stdout);
+    assert!(
+        diff.stdout.contains("===== apps/Deployment web/web ======")
+            && diff.stdout.contains("-        image: nginx:1.26")
+            && diff.stdout.contains("+        image: nginx:1.25"),
+        "{}",
+        diff.stdout
+    );
+
+    // A local copy: as in Git, then with an edit and a file gone.
+    let local = sb.work.path().join("local");
+    std::fs::create_dir_all(&local).unwrap();
+    let deploy = DEPLOYMENT.replace("nginx:1.25", "nginx:1.26");
+    std::fs::write(local.join("deploy.yaml"), &deploy).unwrap();
+    std::fs::write(local.join("svc.yaml"), SERVICE).unwrap();
+    std::fs::write(local.join("cm.yaml"), CONFIGMAP).unwrap();
+    std::fs::write(local.join("README.md"), "not a manifest").unwrap();
+    let dir = local.to_str().unwrap();
+    let diff = sb.cli(&["app", "diff", "web", "--local", dir]).await;
+    assert_eq!((diff.code, diff.stdout.as_str()), (0, ""));
+    std::fs::write(
+        local.join("deploy.yaml"),
+        deploy.replace("nginx:1.26", "nginx:1.28"),
+    )
+    .unwrap();
+    std::fs::remove_file(local.join("cm.yaml")).unwrap();
+    let diff = sb.cli(&["app", "diff", "web", "--local", dir]).await;
+    assert_eq!(diff.code, 1, "{}", diff.stdout);
+    assert!(
+        diff.stdout.contains("+        image: nginx:1.28")
+            && diff
+                .stdout
+                .contains("===== /ConfigMap web/web-config ======")
+            && diff.stdout.contains("-  greeting: hello"),
+        "{}",
+        diff.stdout
+    );
+
+    // A kustomization is built by the local Kustomize.
+    std::fs::write(local.join("cm.yaml"), CONFIGMAP).unwrap();
+    std::fs::write(local.join("deploy.yaml"), &deploy).unwrap();
+    std::fs::write(
+        local.join("kustomization.yaml"),
+        "resources: [deploy.yaml, svc.yaml, cm.yaml]\n",
+    )
+    .unwrap();
+    let diff = sb.cli(&["app", "diff", "web", "--local", dir]).await;
+    assert_eq!((diff.code, diff.stdout.as_str()), (0, ""));
+
+    // Bad input is named, nothing is compared.
+    std::fs::remove_file(local.join("kustomization.yaml")).unwrap();
+    std::fs::write(local.join("broken.yaml"), "kind: [unclosed\n").unwrap();
+    let diff = sb.cli(&["app", "diff", "web", "--local", dir]).await;
+    assert!(
+        diff.code > 1 && diff.stdout.contains("broken.yaml"),
+        "{}: {}",
+        diff.code,
+        diff.stdout
+    );
+    let missing = sb.work.path().join("nowhere");
+    let diff = sb
+        .cli(&["app", "diff", "web", "--local", missing.to_str().unwrap()])
+        .await;
+    assert!(
+        diff.code > 1 && diff.stdout.contains("not a directory"),
+        "{}",
+        diff.stdout
+    );
+}
