@@ -26,12 +26,21 @@ pub fn run() -> Result<i32> {
     let t = tools::install()?;
 
     let status = cargo()
-        .args(["build", "--release", "-p", "cluster-sim", "-p", "gitfleet"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "cluster-sim",
+            "-p",
+            "gitfleet",
+            "-p",
+            "gitfleet-jq",
+        ])
         .status()
         .context("cannot run `cargo build`")?;
     if !status.success() {
         bail!(
-            "`cargo build --release -p cluster-sim -p gitfleet` failed ({status}); see the errors above"
+            "`cargo build --release -p cluster-sim -p gitfleet -p gitfleet-jq` failed ({status}); see the errors above"
         );
     }
     let target = root.join(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()));

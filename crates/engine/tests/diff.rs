@@ -312,7 +312,7 @@ fn ignore_differences_json_pointers_and_managers() {
     let err = compare(&desired, Some(&live), &jq).unwrap_err().to_string();
     assert_eq!(
         err,
-        "apps/Deployment default/web: ignoreDifferences jqPathExpressions are not supported (\".spec.replicas\")"
+        "apps/Deployment default/web: ignoreDifferences jqPathExpressions need a jq evaluator, and this process has none (\".spec.replicas\")"
     );
 }
 

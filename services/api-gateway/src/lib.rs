@@ -102,6 +102,8 @@ pub async fn serve(
     bus: Bus,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    // `app diff` honours jqPathExpressions: the helper evaluates them.
+    gitfleet_jq::install();
     let grpc_addr = listeners.grpc_addr();
     let http_addr = listeners.http_addr();
     let auth = auth::Auth::start(&bus, config.disable_auth, shutdown.clone()).await?;

@@ -157,6 +157,8 @@ pub async fn start(
     bus: Bus,
     shutdown: CancellationToken,
 ) -> Result<Running<Error>> {
+    // jqPathExpressions are evaluated by the helper beside this executable.
+    gitfleet_jq::install();
     let membership = Membership::start(
         &bus,
         MembershipConfig::new(DIFF_WORKERS, &config.member_id, APP_PARTITIONS)

@@ -830,3 +830,44 @@ async fn argocd_cm_ignore_differences_apply_to_every_app() {
     })
     .await;
 }
+
+/// jqPathExpressions, app-level and from argocd-cm, evaluated by the gitfleet-jq helper:
+/// the selected field is hidden; an expression that never ends is stopped and named in its
+/// app's condition while the other app stays Synced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jq_path_expressions_hide_their_fields_and_a_looping_one_is_named() {
+    let bus = bus().await;
+    let peers = start_peers(&bus).await;
+    let rule = |expression: &str| gitfleet_model::ResourceIgnoreDifferences {
+        kind: "ConfigMap".into(),
+        jq_path_expressions: vec![expression.into()],
+        ..Default::default()
+    };
+    let mut quiet = app("quiet", "apps/quiet");
+    quiet.spec.ignore_differences = vec![rule(".data | .k")];
+    let mut stuck = app("stuck", "apps/stuck");
+    stuck.spec.ignore_differences = vec![rule("def f: f; f")];
+    for (a, path) in [(&quiet, "apps/quiet"), (&stuck, "apps/stuck")] {
+        let manifests = vec![config_map("settings", "blue")];
+        peers.set_manifests(path, Ok(manifests.clone()));
+        let mut live = as_live(a, &manifests);
+        live[0]["data"]["k"] = json!("green");
+        peers.set_live(&a.metadata.name, Ok(live));
+        put_app(&bus, a).await;
+    }
+    let _worker = start_worker(&bus, config("w1"));
+    wait_status(&bus, "quiet", "Synced with .data.k ignored", |s| {
+        sync_of(s).0 == "Synced"
+    })
+    .await;
+    let s = wait_status(&bus, "stuck", "a condition naming the expression", |s| {
+        s.conditions.iter().any(|c| {
+            c.type_ == "ComparisonError"
+                && c.message.contains("def f: f; f")
+                && c.message.contains("time limit")
+        })
+    })
+    .await;
+    assert_eq!(sync_of(&s).0, "Unknown");
+    assert_eq!(sync_of(&status(&bus, "quiet").await.unwrap()).0, "Synced");
+}

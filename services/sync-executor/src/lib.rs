@@ -45,6 +45,8 @@ use crate::queue::Shared;
 
 /// Runs the executor until `shutdown`, then hands its partitions over at once.
 pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Result<()> {
+    // RespectIgnoreDifferences may name jqPathExpressions: the helper evaluates them.
+    gitfleet_jq::install();
     if config.member_id.is_empty() {
         return Err(Error::Config("member id must not be empty".to_string()));
     }

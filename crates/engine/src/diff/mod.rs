@@ -24,7 +24,9 @@
 //! - What a sync would remove is a difference too: a live field [`FIELD_MANAGER`] applied
 //!   that the manifest no longer sets and no other manager owns.
 //! - `ignoreDifferences` rules matching the resource drop their JSON pointers and the fields
-//!   their `managedFieldsManagers` own from both sides; `jqPathExpressions` are refused.
+//!   their `managedFieldsManagers` own from both sides, and what their `jqPathExpressions`
+//!   select on each side from that side (as Argo CD applies `del(EXPR)` to each), through
+//!   the process's [`JqPaths`] evaluator (`gitfleet-jq`); without one they are refused.
 //! - Secret values are masked (`++++++++`) in everything returned.
 
 mod managed_fields;
@@ -72,7 +74,8 @@ pub struct IgnoreRule {
     pub namespace: String,
     #[serde(default)]
     pub json_pointers: Vec<String>,
-    /// Not supported: a matching rule with any makes [`compare`] fail.
+    /// Evaluated by the installed [`JqPaths`]; without one a matching rule with any makes
+    /// [`compare`] fail.
     #[serde(default)]
     pub jq_path_expressions: Vec<String>,
     #[serde(default)]
@@ -134,12 +137,34 @@ pub struct FieldChange {
     pub live: Option<Value>,
 }
 
+/// Evaluates `jqPathExpressions`: the paths (jq's `path(EXPR)`: object keys as strings,
+/// list indexes as numbers) an expression selects in an object, or why it gave none.
+pub trait JqPaths: Send + Sync {
+    fn paths(&self, expression: &str, object: &Value) -> Result<Vec<Vec<Value>>, String>;
+}
+
+static JQ: std::sync::OnceLock<Box<dyn JqPaths>> = std::sync::OnceLock::new();
+
+/// Installs the process's jq evaluator (each service does at start; `gitfleet-jq`); the
+/// first one installed stays. False when one was there already.
+pub fn install_jq(evaluator: Box<dyn JqPaths>) -> bool {
+    JQ.set(evaluator).is_ok()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DiffError {
-    #[error("{resource}: ignoreDifferences jqPathExpressions are not supported ({expression:?})")]
+    #[error(
+        "{resource}: ignoreDifferences jqPathExpressions need a jq evaluator, and this process has none ({expression:?})"
+    )]
     JqUnsupported {
         resource: String,
         expression: String,
+    },
+    #[error("{resource}: ignoreDifferences jqPathExpression {expression:?}: {message}")]
+    Jq {
+        resource: String,
+        expression: String,
+        message: String,
     },
     #[error("{resource}: ignoreDifferences json pointer {pointer:?} is malformed")]
     BadPointer { resource: String, pointer: String },
@@ -154,10 +179,13 @@ pub fn compare(
     let resource = ResourceRef::from_object(desired);
     let mut norm_desired = normalize(desired);
     let mut norm_live = live.map(normalize);
-    for segs in ignored_paths(opts, &resource, live)? {
-        path::remove(&mut norm_desired, &segs, true);
-        if let Some(l) = &mut norm_live {
-            path::remove(l, &segs, false);
+    let ignored = ignored_paths(opts, &resource, desired, live)?;
+    for segs in ignored.both.iter().chain(&ignored.desired) {
+        path::remove(&mut norm_desired, segs, true);
+    }
+    if let Some(l) = &mut norm_live {
+        for segs in ignored.both.iter().chain(&ignored.live) {
+            path::remove(l, segs, false);
         }
     }
 
@@ -216,30 +244,36 @@ pub fn compare(
     Ok(diff)
 }
 
-/// The fields the `ignoreDifferences` rules matching `resource` cover: their JSON
-/// pointers, and the fields their `managedFieldsManagers` own in `live`.
+/// What the `ignoreDifferences` rules matching a resource cover: on both sides, their
+/// JSON pointers and the fields their `managedFieldsManagers` own in live; on each side,
+/// what their jq expressions select there (last index first, so removing one list item
+/// does not move the next).
+#[derive(Default)]
+struct Ignored {
+    both: Vec<Vec<Seg>>,
+    desired: Vec<Vec<Seg>>,
+    live: Vec<Vec<Seg>>,
+}
+
 fn ignored_paths(
     opts: &DiffOptions,
     resource: &ResourceRef,
+    desired: &Value,
     live: Option<&Value>,
-) -> Result<Vec<Vec<Seg>>, DiffError> {
+) -> Result<Ignored, DiffError> {
     let rules: Vec<&IgnoreRule> = opts
         .ignore_differences
         .iter()
         .filter(|r| r.matches(resource))
         .collect();
-    if let Some(expr) = rules.iter().flat_map(|r| &r.jq_path_expressions).next() {
-        return Err(DiffError::JqUnsupported {
-            resource: resource.to_string(),
-            expression: expr.clone(),
-        });
-    }
-    let mut paths = Vec::new();
+    let mut ignored = Ignored::default();
     for pointer in rules.iter().flat_map(|r| &r.json_pointers) {
-        paths.push(pointer_segs(pointer).ok_or_else(|| DiffError::BadPointer {
-            resource: resource.to_string(),
-            pointer: pointer.clone(),
-        })?);
+        ignored
+            .both
+            .push(pointer_segs(pointer).ok_or_else(|| DiffError::BadPointer {
+                resource: resource.to_string(),
+                pointer: pointer.clone(),
+            })?);
     }
     let managers: Vec<&str> = rules
         .iter()
@@ -248,10 +282,66 @@ fn ignored_paths(
         .collect();
     if let (Some(raw), false) = (live, managers.is_empty()) {
         for trie in managed_fields::tries(raw, |m, _| managers.contains(&m)) {
-            paths.extend(managed_fields::leaves(trie));
+            ignored.both.extend(managed_fields::leaves(trie));
         }
     }
-    Ok(paths)
+    for expression in rules.iter().flat_map(|r| &r.jq_path_expressions) {
+        let Some(jq) = JQ.get() else {
+            return Err(DiffError::JqUnsupported {
+                resource: resource.to_string(),
+                expression: expression.clone(),
+            });
+        };
+        let select = |obj: &Value| -> Result<Vec<Vec<Seg>>, DiffError> {
+            let mut paths: Vec<Vec<Seg>> = jq
+                .paths(expression, obj)
+                .map_err(|message| DiffError::Jq {
+                    resource: resource.to_string(),
+                    expression: expression.clone(),
+                    message,
+                })?
+                .iter()
+                .filter_map(|p| jq_segs(p))
+                .collect();
+            paths.sort_by(|a, b| seg_order(b, a));
+            Ok(paths)
+        };
+        ignored.desired.extend(select(desired)?);
+        if let Some(live) = live {
+            ignored.live.extend(select(live)?);
+        }
+    }
+    Ok(ignored)
+}
+
+/// A jq path (`["spec", "containers", 1]`) as steps; `None` for the whole object (`del(.)`
+/// is no ignore rule) or a step that is neither a key nor an index.
+fn jq_segs(path: &[Value]) -> Option<Vec<Seg>> {
+    if path.is_empty() {
+        return None;
+    }
+    path.iter()
+        .map(|step| match step {
+            Value::String(key) => Some(Seg::Field(key.clone())),
+            Value::Number(n) => n.as_u64().map(|i| Seg::Index(i as usize)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Paths in order, list indexes by number.
+fn seg_order(a: &[Seg], b: &[Seg]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b) {
+        let o = match (x, y) {
+            (Seg::Index(i), Seg::Index(j)) => i.cmp(j),
+            (Seg::Field(k), Seg::Field(l)) => k.cmp(l),
+            _ => std::cmp::Ordering::Equal,
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// `RespectIgnoreDifferences=true`: `desired` with every field the matching
@@ -266,7 +356,9 @@ pub fn respect_ignored(
 ) -> Result<Value, DiffError> {
     let resource = ResourceRef::from_object(desired);
     let mut out = desired.clone();
-    for segs in ignored_paths(opts, &resource, Some(live))? {
+    let ignored = ignored_paths(opts, &resource, desired, Some(live))?;
+    // What jq selects in live is what the sync keeps as live has it.
+    for segs in ignored.both.into_iter().chain(ignored.live) {
         if segs.is_empty() || matches!(segs.first(), Some(Seg::Field(f)) if f == "status") {
             continue;
         }
