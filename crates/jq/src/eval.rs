@@ -1,6 +1,8 @@
 //! One evaluation with jaq: the paths `path(EXPR)` gives. Run by the helper process only
 //! (see the crate docs for why).
 
+use std::collections::HashMap;
+
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
 use jaq_json::Val;
@@ -9,12 +11,49 @@ use serde_json::Value;
 /// Longest error text passed on: jaq's messages can quote the object.
 const MAX_MESSAGE: usize = 300;
 
-/// The paths `expression` selects in `object` (jq's `path(EXPR)`), at most `max_paths`.
+type Data = data::JustLut<Val>;
+
+/// Compiled programs by expression: compiling with jaq's standard library costs far more
+/// than running a path expression, and a fleet's expressions are few.
+#[derive(Default)]
+pub struct Programs {
+    compiled: HashMap<String, jaq_core::Filter<Data>>,
+}
+
+/// Programs kept at most; then the cache starts over.
+const MAX_PROGRAMS: usize = 1_000;
+
+impl Programs {
+    /// The paths `expression` selects in `object` (jq's `path(EXPR)`), at most
+    /// `max_paths`.
+    pub fn paths(
+        &mut self,
+        expression: &str,
+        object: &Value,
+        max_paths: usize,
+    ) -> Result<Vec<Vec<Value>>, String> {
+        if !self.compiled.contains_key(expression) {
+            if self.compiled.len() >= MAX_PROGRAMS {
+                self.compiled.clear();
+            }
+            self.compiled
+                .insert(expression.to_owned(), compile(expression)?);
+        }
+        let filter = &self.compiled[expression];
+        run(filter, object, max_paths)
+    }
+}
+
+/// The paths `expression` selects in `object`, compiled for this one call.
 pub fn paths(
     expression: &str,
     object: &Value,
     max_paths: usize,
 ) -> Result<Vec<Vec<Value>>, String> {
+    run(&compile(expression)?, object, max_paths)
+}
+
+fn compile(expression: &str) -> Result<jaq_core::Filter<Data>, String> {
     let program = format!("path({expression})");
     let defs = jaq_core::defs()
         .chain(jaq_std::defs())
@@ -32,7 +71,7 @@ pub fn paths(
             },
         )
         .map_err(|errors| format!("does not parse ({} errors)", errors.len()))?;
-    let filter = Compiler::default()
+    Compiler::default()
         .with_funs(funs)
         .compile(modules)
         .map_err(|errors| {
@@ -41,10 +80,17 @@ pub fn paths(
                 .flat_map(|(_, errs)| errs.iter().map(|(name, _)| (*name).to_owned()))
                 .collect();
             format!("does not compile: undefined {}", undefined.join(", "))
-        })?;
+        })
+}
+
+fn run(
+    filter: &jaq_core::Filter<Data>,
+    object: &Value,
+    max_paths: usize,
+) -> Result<Vec<Vec<Value>>, String> {
     let input = jaq_json::read::parse_single(object.to_string().as_bytes())
         .map_err(|e| format!("the object does not read: {e}"))?;
-    let ctx = Ctx::<data::JustLut<Val>>::new(&filter.lut, Vars::new([]));
+    let ctx = Ctx::<Data>::new(&filter.lut, Vars::new([]));
     let secret = object.get("kind").and_then(Value::as_str) == Some("Secret");
     let mut out = Vec::new();
     for item in filter.id.run((ctx, input)).map(unwrap_valr) {

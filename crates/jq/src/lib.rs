@@ -71,13 +71,16 @@ pub enum Answer {
 /// The helper's loop: one [`Request`] per line in, one [`Answer`] per line out, until
 /// stdin closes.
 pub fn serve(input: impl BufRead, mut output: impl Write) -> std::io::Result<()> {
+    let mut programs = eval::Programs::default();
     for line in input.lines() {
         let line = line?;
         let answer = match serde_json::from_str::<Request>(&line) {
-            Ok(request) => match paths(&request.expression, &request.object, request.max_paths) {
-                Ok(paths) => Answer::Paths(paths),
-                Err(e) => Answer::Error(e),
-            },
+            Ok(request) => {
+                match programs.paths(&request.expression, &request.object, request.max_paths) {
+                    Ok(paths) => Answer::Paths(paths),
+                    Err(e) => Answer::Error(e),
+                }
+            }
             Err(e) => Answer::Error(format!("unreadable request: {e}")),
         };
         serde_json::to_writer(&mut output, &answer)?;
