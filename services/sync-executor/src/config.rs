@@ -53,6 +53,10 @@ pub struct Config {
     /// Lua health scripts laid out as Argo CD's `resource_customizations` (read at
     /// start), for the waves' health; `argocd-cm`'s customizations come first.
     pub health_library: gitfleet_lua::Library,
+    /// The health checks as `argocd-cm` last said, kept by [`crate::run`]'s watch of it;
+    /// `None` until read (or while the watch is down): a sync then reads `argocd-cm`
+    /// itself. Shared by every clone of this config.
+    pub health_checks: std::sync::Arc<std::sync::RwLock<Option<gitfleet_engine::health::Checks>>>,
 }
 
 impl Config {
@@ -77,6 +81,7 @@ impl Config {
             rediscover_every: Duration::from_secs(60),
             control_plane_namespace: "argocd".to_owned(),
             health_library: gitfleet_lua::Library::default(),
+            health_checks: std::sync::Arc::default(),
         }
     }
 }

@@ -458,7 +458,16 @@ impl<'a> Held<'a> {
             checks: Checks::default(),
             delete_timeout: rt.config.wave_timeout,
         };
-        held.checks = held.control_plane.checks(&rt.config.health_library).await?;
+        let kept = rt
+            .config
+            .health_checks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        held.checks = match kept {
+            Some(checks) => checks,
+            None => held.control_plane.checks(&rt.config.health_library).await?,
+        };
         if !held.in_cluster {
             return Ok(held);
         }

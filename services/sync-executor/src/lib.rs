@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use gitfleet_bus::async_nats::jetstream::kv;
+use gitfleet_bus::control_plane::{ControlPlane, SETTINGS_CONFIG_MAP};
 use gitfleet_bus::{Bucket, Bus, Membership, MembershipConfig, Owned, partition, token_to_name};
 use gitfleet_messages::{CLUSTER_PARTITIONS, SYNC_EXECUTORS};
 use gitfleet_model::Cluster;
@@ -75,6 +76,11 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
     };
     tracing::info!(member = %config.member_id, "sync executor started");
 
+    tokio::spawn(follow_health_checks(
+        bus.clone(),
+        config.clone(),
+        shutdown.clone(),
+    ));
     let mut watch = open_watch(&clusters_kv, &shutdown).await?;
     loop {
         tokio::select! {
@@ -107,6 +113,45 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
     membership.shutdown().await;
     tracing::info!(member = %config.member_id, "sync executor stopped");
     Ok(())
+}
+
+/// Keeps `config.health_checks` as `argocd-cm` says (read again on each change of it), so
+/// a sync does not read `argocd-cm` itself; while the watch is down the cell is empty and
+/// each sync reads it.
+async fn follow_health_checks(bus: Bus, config: Config, shutdown: CancellationToken) {
+    let cell = config.health_checks.clone();
+    let set = |checks: Option<gitfleet_engine::health::Checks>| {
+        *cell.write().unwrap_or_else(|e| e.into_inner()) = checks;
+    };
+    let control_plane = ControlPlane::new(&bus, &config.control_plane_namespace);
+    let mut backoff = gitfleet_bus::Backoff::reopen();
+    while !shutdown.is_cancelled() {
+        let watch = match bus.kv(Bucket::Settings).await {
+            Ok(store) => store.watch(SETTINGS_CONFIG_MAP).await.ok(),
+            Err(_) => None,
+        };
+        if let Some(mut watch) = watch {
+            // Read once the watch is open: no change can fall between the two.
+            if let Ok(checks) = control_plane.checks(&config.health_library).await {
+                set(Some(checks));
+            }
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    entry = watch.next() => match entry {
+                        Some(Ok(_)) => match control_plane.checks(&config.health_library).await {
+                            Ok(checks) => set(Some(checks)),
+                            Err(_) => break,
+                        },
+                        _ => break,
+                    },
+                }
+            }
+        }
+        set(None);
+        tracing::warn!("watching {SETTINGS_CONFIG_MAP} for health checks failed, retrying");
+        backoff.wait(&shutdown).await;
+    }
 }
 
 async fn open_watch(store: &kv::Store, shutdown: &CancellationToken) -> Result<kv::Watch> {

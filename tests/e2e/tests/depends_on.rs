@@ -50,6 +50,11 @@ async fn a_chain_syncs_in_order_and_a_cycle_never() {
         let message = condition(&waiting, "WaitingForDependencies").unwrap();
         assert!(message.contains("second ("), "{message}");
         assert!(sb.live("apps", "deployments", "third", "web").is_none());
+        // Second is compared on its own time: wait for its verdict before reading it.
+        sb.until_status("second", 60, "waiting for first", |s| {
+            condition(s, "WaitingForDependencies").is_some()
+        })
+        .await;
         let out = sb.cli(&["app", "get", "second"]).await;
         assert!(
             out.stdout.contains("Depends On:") && out.stdout.contains("first"),

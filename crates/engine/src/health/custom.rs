@@ -48,6 +48,9 @@ pub(super) struct Customs {
 impl Customs {
     /// The script that judges objects of `group`/`kind`, if any.
     pub(super) fn find(&self, group: &str, kind: &str) -> Option<&Script> {
+        if self.is_empty() {
+            return None;
+        }
         let key = if group.is_empty() {
             kind.to_owned()
         } else {

@@ -183,6 +183,17 @@ impl Checks {
         let Some(script) = self.customs.find(group, kind) else {
             return Ok(check_for(group, kind).map(|check| check(obj)));
         };
+        // A script sees a Secret's values masked: what it returns (its message, an error
+        // it raises) reaches the app's status.
+        let masked;
+        let obj = if group.is_empty() && kind == "Secret" {
+            let mut copy = obj.clone();
+            crate::diff::hide_secret_data(&mut copy);
+            masked = copy;
+            &masked
+        } else {
+            obj
+        };
         let verdict = script.health(obj, &self.limits).map_err(|source| {
             Box::new(HealthError {
                 kind: kind.to_owned(),
@@ -420,6 +431,25 @@ mod tests {
             let h = checks.assess(&obj).unwrap();
             assert_eq!((h.status, h.message), (Unknown, text));
         }
+        // A Secret's values never reach a script (so neither its message nor its errors).
+        let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "n"}, "data": {"password": "aHVudGVyMg=="}});
+        let leaky = checks(&[(
+            "resource.customizations.health.Secret",
+            "return {status = 'Healthy', message = obj.data.password}",
+        )]);
+        assert_eq!(leaky.assess(&secret).unwrap().message, "++++++++");
+        let raising = checks(&[(
+            "resource.customizations.health.Secret",
+            "error(obj.data.password)",
+        )]);
+        assert!(
+            !raising
+                .assess(&secret)
+                .unwrap()
+                .message
+                .contains("aHVudGVyMg==")
+        );
         // Being deleted comes first, as for built-in kinds.
         let mut deleting = obj.clone();
         deleting["metadata"]["deletionTimestamp"] = serde_json::json!("2026-01-01T00:00:00Z");
