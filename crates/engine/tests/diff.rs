@@ -142,8 +142,15 @@ fn changed_image_is_reported_at_its_keyed_path() {
     );
     assert!(text.contains("\n-  replicas: 2\n"), "{text}");
     assert!(text.contains("\n+  replicas: 3.0\n"), "{text}");
-    assert!(text.contains("-        image: nginx:1.25"), "{text}");
-    assert!(text.contains("+        image: nginx:1.26"), "{text}");
+    // What goes before what comes, as `diff -u` prints a change.
+    assert!(
+        text.contains("-        image: nginx:1.25\n+        image: nginx:1.26\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n-  replicas: 2\n+  replicas: 3.0\n"),
+        "{text}"
+    );
     assert!(
         !text.contains("sidecar"),
         "live-only items stay out of the text: {text}"

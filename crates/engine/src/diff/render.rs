@@ -172,12 +172,13 @@ fn unified(a: &[String], b: &[String]) -> Vec<String> {
             ops.push((' ', &am[i]));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            ops.push(('+', &bm[j]));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            // What goes before what comes, as `diff -u` (and so `argocd app diff`) prints.
             ops.push(('-', &am[i]));
             i += 1;
+        } else {
+            ops.push(('+', &bm[j]));
+            j += 1;
         }
     }
     ops.extend(a[a.len() - suffix..].iter().map(|l| (' ', l.as_str())));
