@@ -1,6 +1,8 @@
 //! Argo CD's Lua contract for resource customizations, run in a sandbox: a health script
-//! gets the live object as the global `obj` and returns `{status = ..., message = ...}`
-//! (Argo CD's `util/lua`).
+//! gets the live object as the global `obj` and returns `{status = ..., message = ...}`; a
+//! `discovery.lua` returns the actions it offers; an `action.lua` gets `obj` and
+//! `actionParams` and returns the changed object or a list of impacted resources (Argo
+//! CD's `util/lua`).
 //!
 //! Scripts are users' code run inside the diff worker and the sync executor, so every call
 //! gets a fresh state (nothing one object's run leaves behind is seen by the next):
@@ -172,12 +174,42 @@ impl Script {
     /// Runs a health script on `obj`: `None` when it returns nil or an empty table (no
     /// verdict, as Argo CD), else the verdict.
     pub fn health(&self, obj: &Value, limits: &Limits) -> Result<Option<HealthVerdict>, LuaError> {
-        self.call(obj, limits, read_health)
+        self.call(obj, None, limits, read_health)
+    }
+
+    /// Runs a `discovery.lua` on `obj`: the actions it offers, by name.
+    pub fn discover_actions(
+        &self,
+        obj: &Value,
+        limits: &Limits,
+    ) -> Result<Vec<ActionInfo>, LuaError> {
+        self.call(obj, None, limits, read_actions)
+    }
+
+    /// Runs an `action.lua` on `obj` with `params` as `actionParams`: what it changes.
+    /// A returned object (Argo CD's first form) is a patch of `obj`; a list of
+    /// `{operation = "patch"|"create", resource = ...}` says each.
+    pub fn run_action(
+        &self,
+        obj: &Value,
+        params: &std::collections::BTreeMap<String, String>,
+        limits: &Limits,
+    ) -> Result<Vec<Impacted>, LuaError> {
+        let params = Value::Object(
+            params
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        );
+        self.call(obj, Some(&params), limits, |origin, value| {
+            read_impacted(origin, value, obj)
+        })
     }
 
     fn call<T>(
         &self,
         obj: &Value,
+        params: Option<&Value>,
         limits: &Limits,
         read: impl FnOnce(&str, mlua::Value) -> Result<T, LuaError>,
     ) -> Result<T, LuaError> {
@@ -195,7 +227,7 @@ impl Script {
             Ok(prepared) => prepared,
             Err(err) => return Err(self.failed(err, false, limits)),
         };
-        match self.run(&prepared, obj, limits) {
+        match self.run(&prepared, obj, params, limits) {
             Ok(value) => {
                 let result = read(origin, value);
                 let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -282,7 +314,13 @@ impl Script {
         })
     }
 
-    fn run(&self, prepared: &Prepared, obj: &Value, limits: &Limits) -> mlua::Result<mlua::Value> {
+    fn run(
+        &self,
+        prepared: &Prepared,
+        obj: &Value,
+        params: Option<&Value>,
+        limits: &Limits,
+    ) -> mlua::Result<mlua::Value> {
         let lua = &prepared.lua;
         lua.set_memory_limit(limits.memory_bytes)?;
         *prepared
@@ -300,6 +338,9 @@ impl Script {
             .serialize_unit_to_null(false)
             .set_array_metatable(false);
         env.raw_set("obj", lua.to_value_with(obj, options)?)?;
+        if let Some(params) = params {
+            env.raw_set("actionParams", lua.to_value_with(params, options)?)?;
+        }
         prepared.function.set_environment(env)?;
         prepared.function.call::<mlua::Value>(())
     }
@@ -387,6 +428,165 @@ fn read_health(origin: &str, value: mlua::Value) -> Result<Option<HealthVerdict>
             origin: origin.to_owned(),
             status: status.unwrap_or_default(),
         }),
+    }
+}
+
+/// An action a discovery script offers (Argo CD's `ResourceAction`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionInfo {
+    pub name: String,
+    pub disabled: bool,
+    pub display_name: String,
+    pub icon_class: String,
+}
+
+/// What an action does to one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Impacted {
+    pub operation: ActionOperation,
+    pub object: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionOperation {
+    /// The object, changed: applied over the live one.
+    Patch,
+    /// A new object.
+    Create,
+}
+
+fn to_json(origin: &str, value: mlua::Value) -> Result<Value, LuaError> {
+    use serde::Deserialize as _;
+    let json = Value::deserialize(mlua::serde::Deserializer::new(value)).map_err(|e| {
+        LuaError::Return {
+            origin: origin.to_owned(),
+            got: format!("a value that is not JSON ({e})"),
+        }
+    })?;
+    Ok(integral(json))
+}
+
+/// Lua 5.2 numbers are doubles: whole ones go back to JSON as integers, as Argo CD's
+/// gopher-json writes them (`3`, not `3.0`).
+fn integral(value: Value) -> Value {
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(integral).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, integral(v))).collect())
+        }
+        other => other,
+    }
+}
+
+/// Lua cannot tell an empty map from an empty list: where the original object had a map,
+/// an empty list coming back is that map (Argo CD's `cleanReturnedObj`).
+fn clean_returned(new: &mut Value, old: &Value) {
+    match (new, old) {
+        (Value::Object(n), Value::Object(o)) => {
+            for (key, value) in n.iter_mut() {
+                if let Some(before) = o.get(key) {
+                    if value.as_array().is_some_and(Vec::is_empty) && before.is_object() {
+                        *value = Value::Object(Default::default());
+                    } else {
+                        clean_returned(value, before);
+                    }
+                }
+            }
+        }
+        (Value::Array(n), Value::Array(o)) => {
+            for (value, before) in n.iter_mut().zip(o) {
+                clean_returned(value, before);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A discovery script's table: action name to `{disabled, displayName, iconClass}`.
+fn read_actions(origin: &str, value: mlua::Value) -> Result<Vec<ActionInfo>, LuaError> {
+    let json = match value {
+        mlua::Value::Table(_) => to_json(origin, value)?,
+        mlua::Value::Nil => return Ok(Vec::new()),
+        other => {
+            return Err(LuaError::Return {
+                origin: origin.to_owned(),
+                got: lua_type(&other).to_owned(),
+            });
+        }
+    };
+    let Value::Object(actions) = json else {
+        // An empty table reads as a list.
+        return Ok(Vec::new());
+    };
+    let text = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut out: Vec<ActionInfo> = actions
+        .iter()
+        .map(|(name, v)| ActionInfo {
+            name: name.clone(),
+            disabled: v.get("disabled").and_then(Value::as_bool).unwrap_or(false),
+            display_name: text(v, "displayName"),
+            icon_class: text(v, "iconClass"),
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+fn read_impacted(
+    origin: &str,
+    value: mlua::Value,
+    original: &Value,
+) -> Result<Vec<Impacted>, LuaError> {
+    let returned = |got: &str| LuaError::Return {
+        origin: origin.to_owned(),
+        got: got.to_owned(),
+    };
+    let json = match value {
+        mlua::Value::Table(_) => to_json(origin, value)?,
+        other => return Err(returned(lua_type(&other))),
+    };
+    match json {
+        Value::Object(_) => {
+            let mut object = json;
+            clean_returned(&mut object, original);
+            Ok(vec![Impacted {
+                operation: ActionOperation::Patch,
+                object,
+            }])
+        }
+        Value::Array(items) => items
+            .into_iter()
+            .map(|item| {
+                let operation = match item.get("operation").and_then(Value::as_str) {
+                    Some("patch") => ActionOperation::Patch,
+                    Some("create") => ActionOperation::Create,
+                    _ => {
+                        return Err(returned(
+                            "a list item whose operation is not \"patch\" or \"create\"",
+                        ));
+                    }
+                };
+                let mut object = item
+                    .get("resource")
+                    .filter(|r| r.is_object())
+                    .cloned()
+                    .ok_or_else(|| returned("a list item without a resource"))?;
+                if operation == ActionOperation::Patch {
+                    clean_returned(&mut object, original);
+                }
+                Ok(Impacted { operation, object })
+            })
+            .collect(),
+        _ => Err(returned("a table that is neither an object nor a list")),
     }
 }
 

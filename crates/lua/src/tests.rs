@@ -356,3 +356,97 @@ fn memory_stays_bounded_across_many_runs_stopped_at_the_limit() {
     // Unbounded, one run alone takes gigabytes before its time limit.
     assert!(grown < 256 << 20, "RSS grew by {} MiB", grown >> 20);
 }
+
+/// A restart as Argo CD's Deployment action does it, written here in that contract.
+const RESTART: &str = r#"
+local os = require("os")
+if obj.spec.template.metadata == nil then
+  obj.spec.template.metadata = {}
+end
+if obj.spec.template.metadata.annotations == nil then
+  obj.spec.template.metadata.annotations = {}
+end
+obj.spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"] = os.date("!%Y-%m-%dT%XZ")
+return obj
+"#;
+
+#[test]
+fn actions_are_discovered_and_run_as_argo_cd_runs_them() {
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"replicas": 2, "template": {"spec": {"securityContext": {},
+            "containers": [{"name": "web", "image": "nginx"}]}}}});
+    let limits = Limits::default();
+    let discovery = Script::new(
+        "discovery.lua",
+        "actions = {}\nactions[\"restart\"] = {}\nactions[\"pause\"] = {[\"disabled\"] = true, [\"displayName\"] = \"Pause\"}\nreturn actions",
+    );
+    let found = discovery.discover_actions(&deployment, &limits).unwrap();
+    assert_eq!(
+        found,
+        [
+            ActionInfo {
+                name: "pause".into(),
+                disabled: true,
+                display_name: "Pause".into(),
+                icon_class: String::new()
+            },
+            ActionInfo {
+                name: "restart".into(),
+                disabled: false,
+                display_name: String::new(),
+                icon_class: String::new()
+            },
+        ]
+    );
+
+    let impacted = Script::new("restart/action.lua", RESTART)
+        .run_action(&deployment, &Default::default(), &limits)
+        .unwrap();
+    assert_eq!(impacted.len(), 1);
+    assert_eq!(impacted[0].operation, ActionOperation::Patch);
+    let patched = &impacted[0].object;
+    let restarted =
+        patched["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .as_str()
+            .unwrap();
+    assert!(
+        restarted.len() == 20 && restarted.ends_with('Z'),
+        "{restarted}"
+    );
+    // Numbers stay integers and an empty map stays a map, as Argo CD writes them back.
+    assert_eq!(patched["spec"]["replicas"], json!(2));
+    assert_eq!(
+        patched["spec"]["template"]["spec"]["securityContext"],
+        json!({})
+    );
+
+    // The list form, with parameters.
+    let scale = Script::new(
+        "scale/action.lua",
+        "obj.spec.replicas = tonumber(actionParams[\"replicas\"])\nlocal cm = {apiVersion = \"v1\", kind = \"ConfigMap\", metadata = {name = \"note\"}}\nreturn {{operation = \"patch\", resource = obj}, {operation = \"create\", resource = cm}}",
+    );
+    let params = std::collections::BTreeMap::from([("replicas".to_owned(), "5".to_owned())]);
+    let impacted = scale.run_action(&deployment, &params, &limits).unwrap();
+    assert_eq!(
+        impacted.iter().map(|i| i.operation).collect::<Vec<_>>(),
+        [ActionOperation::Patch, ActionOperation::Create]
+    );
+    assert_eq!(impacted[0].object["spec"]["replicas"], json!(5));
+    assert_eq!(impacted[1].object["metadata"]["name"], "note");
+    // Bad returns are refused by name.
+    let bad = Script::new(
+        "bad/action.lua",
+        "return {{operation = \"delete\", resource = obj}}",
+    );
+    assert!(matches!(
+        bad.run_action(&deployment, &params, &limits).unwrap_err(),
+        LuaError::Return { origin, .. } if origin == "bad/action.lua"
+    ));
+    assert!(matches!(
+        Script::new("nil/action.lua", "return nil")
+            .run_action(&deployment, &params, &limits)
+            .unwrap_err(),
+        LuaError::Return { .. }
+    ));
+}
