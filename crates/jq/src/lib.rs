@@ -56,15 +56,15 @@ impl Default for Limits {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Request {
     pub expression: String,
-    pub object: Value,
+    pub objects: Vec<Value>,
     pub max_paths: usize,
 }
 
-/// Its answer: the paths, or why there are none.
+/// Its answer: each object's paths, or why there are none.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Answer {
-    Paths(Vec<Vec<Value>>),
+    Paths(Vec<Vec<Vec<Value>>>),
     Error(String),
 }
 
@@ -76,7 +76,12 @@ pub fn serve(input: impl BufRead, mut output: impl Write) -> std::io::Result<()>
         let line = line?;
         let answer = match serde_json::from_str::<Request>(&line) {
             Ok(request) => {
-                match programs.paths(&request.expression, &request.object, request.max_paths) {
+                let each: Result<Vec<_>, String> = request
+                    .objects
+                    .iter()
+                    .map(|object| programs.paths(&request.expression, object, request.max_paths))
+                    .collect();
+                match each {
                     Ok(paths) => Answer::Paths(paths),
                     Err(e) => Answer::Error(e),
                 }
@@ -136,6 +141,18 @@ impl Evaluator {
 
     /// The paths `expression` selects in `object`.
     pub fn evaluate(&self, expression: &str, object: &Value) -> Result<Vec<Vec<Value>>, String> {
+        Ok(self
+            .evaluate_each(expression, &[object])?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// The paths `expression` selects in each of `objects`, in one round trip.
+    pub fn evaluate_each(
+        &self,
+        expression: &str,
+        objects: &[&Value],
+    ) -> Result<Vec<Vec<Vec<Value>>>, String> {
         if let Some(why) = self
             .stopped
             .lock()
@@ -154,7 +171,7 @@ impl Evaluator {
         };
         let request = Request {
             expression: expression.to_owned(),
-            object: object.clone(),
+            objects: objects.iter().map(|o| (*o).clone()).collect(),
             max_paths: self.limits.max_paths,
         };
         let mut line = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
@@ -170,7 +187,8 @@ impl Evaluator {
         let why = match answer {
             Ok(text) => {
                 return match serde_json::from_str::<Answer>(&text) {
-                    Ok(Answer::Paths(paths)) => Ok(paths),
+                    Ok(Answer::Paths(paths)) if paths.len() == objects.len() => Ok(paths),
+                    Ok(Answer::Paths(_)) => Err("the jq helper answered for other objects".into()),
                     Ok(Answer::Error(e)) => Err(e),
                     Err(e) => Err(format!("unreadable answer from the jq helper: {e}")),
                 };
@@ -229,8 +247,8 @@ impl Evaluator {
 }
 
 impl gitfleet_engine::diff::JqPaths for Evaluator {
-    fn paths(&self, expression: &str, object: &Value) -> Result<Vec<Vec<Value>>, String> {
-        self.evaluate(expression, object)
+    fn paths(&self, expression: &str, objects: &[&Value]) -> Result<Vec<Vec<Vec<Value>>>, String> {
+        self.evaluate_each(expression, objects)
     }
 }
 

@@ -137,10 +137,11 @@ pub struct FieldChange {
     pub live: Option<Value>,
 }
 
-/// Evaluates `jqPathExpressions`: the paths (jq's `path(EXPR)`: object keys as strings,
-/// list indexes as numbers) an expression selects in an object, or why it gave none.
+/// Evaluates `jqPathExpressions`: for each object, the paths (jq's `path(EXPR)`: object
+/// keys as strings, list indexes as numbers) an expression selects in it, or why it gave
+/// none. Several objects at once: a comparison asks for both sides in one call.
 pub trait JqPaths: Send + Sync {
-    fn paths(&self, expression: &str, object: &Value) -> Result<Vec<Vec<Value>>, String>;
+    fn paths(&self, expression: &str, objects: &[&Value]) -> Result<Vec<Vec<Vec<Value>>>, String>;
 }
 
 static JQ: std::sync::OnceLock<Box<dyn JqPaths>> = std::sync::OnceLock::new();
@@ -292,24 +293,22 @@ fn ignored_paths(
                 expression: expression.clone(),
             });
         };
-        let select = |obj: &Value| -> Result<Vec<Vec<Seg>>, DiffError> {
-            let mut paths: Vec<Vec<Seg>> = jq
-                .paths(expression, obj)
-                .map_err(|message| DiffError::Jq {
-                    resource: resource.to_string(),
-                    expression: expression.clone(),
-                    message,
-                })?
-                .iter()
-                .filter_map(|p| jq_segs(p))
-                .collect();
-            paths.sort_by(|a, b| seg_order(b, a));
-            Ok(paths)
-        };
-        ignored.desired.extend(select(desired)?);
-        if let Some(live) = live {
-            ignored.live.extend(select(live)?);
-        }
+        let objects: Vec<&Value> = std::iter::once(desired).chain(live).collect();
+        let mut sides = jq
+            .paths(expression, &objects)
+            .map_err(|message| DiffError::Jq {
+                resource: resource.to_string(),
+                expression: expression.clone(),
+                message,
+            })?
+            .into_iter()
+            .map(|paths| {
+                let mut segs: Vec<Vec<Seg>> = paths.iter().filter_map(|p| jq_segs(p)).collect();
+                segs.sort_by(|a, b| seg_order(b, a));
+                segs
+            });
+        ignored.desired.extend(sides.next().unwrap_or_default());
+        ignored.live.extend(sides.next().unwrap_or_default());
     }
     Ok(ignored)
 }
