@@ -38,6 +38,16 @@ pub fn bucket(kind: ControlPlaneKind) -> Bucket {
     }
 }
 
+/// The health checks `argocd-cm`'s `data` and `library` give; a customization that does
+/// not read is left out (logged).
+pub fn checks_of(data: &BTreeMap<String, String>, library: &gitfleet_lua::Library) -> Checks {
+    let (checks, errors) = Checks::from_settings(data, library);
+    for error in errors {
+        tracing::warn!(%error, "a health customization of {SETTINGS_CONFIG_MAP} is left out");
+    }
+    checks
+}
+
 /// The control plane as one app's comparison or sync sees it.
 pub struct ControlPlane<'a> {
     bus: &'a Bus,
@@ -72,11 +82,7 @@ impl<'a> ControlPlane<'a> {
     /// The health checks: built-in, `argocd-cm`'s Lua customizations, then `library`'s
     /// scripts. A customization that does not read is left out (logged).
     pub async fn checks(&self, library: &gitfleet_lua::Library) -> Result<Checks, ServiceError> {
-        let (checks, errors) = Checks::from_settings(&self.argocd_cm().await?, library);
-        for error in errors {
-            tracing::warn!(%error, "a health customization of {SETTINGS_CONFIG_MAP} is left out");
-        }
-        Ok(checks)
+        Ok(checks_of(&self.argocd_cm().await?, library))
     }
 
     /// `argocd-cm`'s data (empty when none is stored).
@@ -89,8 +95,23 @@ impl<'a> ControlPlane<'a> {
         else {
             return Ok(BTreeMap::new());
         };
+        self.decode_argocd_cm(&bytes)
+    }
+
+    /// `argocd-cm`'s data as a watch of its key gives it: empty once deleted.
+    pub fn argocd_cm_of(
+        &self,
+        entry: &kv::Entry,
+    ) -> Result<BTreeMap<String, String>, ServiceError> {
+        match entry.operation {
+            kv::Operation::Put => self.decode_argocd_cm(&entry.value),
+            kv::Operation::Delete | kv::Operation::Purge => Ok(BTreeMap::new()),
+        }
+    }
+
+    fn decode_argocd_cm(&self, bytes: &[u8]) -> Result<BTreeMap<String, String>, ServiceError> {
         self.bus
-            .decode_document(Bucket::Settings, SETTINGS_CONFIG_MAP, &bytes)
+            .decode_document(Bucket::Settings, SETTINGS_CONFIG_MAP, bytes)
             .map_err(|e| ServiceError::invalid(format!("{SETTINGS_CONFIG_MAP} does not read: {e}")))
     }
 

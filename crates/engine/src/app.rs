@@ -155,13 +155,11 @@ pub fn compare_with(
         .unwrap_or_default();
     let confirm = |obj: &Value| crate::sync::requires_confirmation(obj, &app_options, true);
     let mut health_errors = Vec::new();
-    let mut judge = |obj: &Value| match checks.judge(obj) {
-        Ok(health) => health.map(to_status),
-        Err(err) => {
-            let unknown = to_status(health::Health::new(
-                HealthStatusCode::Unknown,
-                err.to_string(),
-            ));
+    let mut judge = |obj: Option<&Value>| match obj.map(|o| checks.judge(o)) {
+        None => health::assess_or_missing(None).map(to_status),
+        Some(Ok(health)) => health.map(to_status),
+        Some(Err(err)) => {
+            let unknown = to_status(err.health());
             health_errors.push(err);
             Some(unknown)
         }
@@ -176,13 +174,7 @@ pub fn compare_with(
             }
         };
         resources.push(ResourceStatus {
-            health: match live_obj {
-                Some(obj) => judge(obj),
-                None => Some(to_status(health::Health::new(
-                    HealthStatusCode::Missing,
-                    "",
-                ))),
-            },
+            health: judge(live_obj),
             status: Some(status),
             sync_wave: wave(d),
             requires_deletion_confirmation: confirm(d) || live_obj.is_some_and(confirm),
@@ -194,7 +186,7 @@ pub fn compare_with(
     let mut ignored_extraneous = Vec::new();
     for i in pairing.unmatched_live {
         let status = ResourceStatus {
-            health: judge(&live[i]),
+            health: judge(Some(&live[i])),
             status: Some(SyncStatusCode::OutOfSync),
             requires_pruning: true,
             requires_deletion_confirmation: confirm(&live[i]),

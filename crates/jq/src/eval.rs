@@ -44,15 +44,6 @@ impl Programs {
     }
 }
 
-/// The paths `expression` selects in `object`, compiled for this one call.
-pub fn paths(
-    expression: &str,
-    object: &Value,
-    max_paths: usize,
-) -> Result<Vec<Vec<Value>>, String> {
-    run(&compile(expression)?, object, max_paths)
-}
-
 fn compile(expression: &str) -> Result<jaq_core::Filter<Data>, String> {
     let program = format!("path({expression})");
     let defs = jaq_core::defs()

@@ -25,8 +25,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use eval::paths;
-
 /// The helper's file name, looked for beside the running executable.
 pub const HELPER: &str = "gitfleet-jq";
 /// Overrides where the helper is.

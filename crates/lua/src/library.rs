@@ -50,10 +50,6 @@ impl Library {
         let wild = self.health.iter().filter(|(k, _)| k.contains('*'));
         exact.chain(wild).map(|(k, s)| (k.as_str(), s))
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.health.is_empty()
-    }
 }
 
 fn file_name(path: &Path) -> String {

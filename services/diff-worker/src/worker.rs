@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, Operation as KvOp};
 use futures::StreamExt;
-use gitfleet_bus::control_plane::SETTINGS_CONFIG_MAP;
+use gitfleet_bus::control_plane::{ControlPlane, SETTINGS_CONFIG_MAP, checks_of};
 use gitfleet_bus::{
     Backoff, Bucket, Bus, Membership, MembershipConfig, Owned, Running, next_of, partition,
     token_to_name, watch_all,
@@ -110,29 +110,19 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
 /// Takes `argocd-cm`'s system-level `ignoreDifferences` and Lua health checks from its KV
 /// entry; true when either changed.
 fn take_settings(shared: &Shared, entry: &kv::Entry) -> bool {
-    let data: BTreeMap<String, String> = match entry.operation {
-        KvOp::Put => {
-            match shared
-                .bus
-                .decode_document(Bucket::Settings, SETTINGS_CONFIG_MAP, &entry.value)
-            {
-                Ok(data) => data,
-                Err(err) => {
-                    tracing::warn!(error = %err, "{SETTINGS_CONFIG_MAP} does not read; its customizations are kept as they were");
-                    return false;
-                }
-            }
+    let control_plane = ControlPlane::new(&shared.bus, &shared.config.control_plane_namespace);
+    let data = match control_plane.argocd_cm_of(entry) {
+        Ok(data) => data,
+        Err(err) => {
+            tracing::warn!(error = %err.message, "{SETTINGS_CONFIG_MAP} does not read; its customizations are kept as they were");
+            return false;
         }
-        KvOp::Delete | KvOp::Purge => BTreeMap::new(),
     };
     let (rules, errors) = gitfleet_engine::diff::settings::system_ignore_differences(&data);
     for error in errors {
         tracing::warn!(%error, "an ignoreDifferences customization of {SETTINGS_CONFIG_MAP} is left out");
     }
-    let (checks, errors) = Checks::from_settings(&data, &shared.config.health_library);
-    for error in errors {
-        tracing::warn!(%error, "a health customization of {SETTINGS_CONFIG_MAP} is left out");
-    }
+    let checks = checks_of(&data, &shared.config.health_library);
     let mut changed = false;
     let mut current = shared
         .system_ignores

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use gitfleet_bus::async_nats::jetstream::kv;
-use gitfleet_bus::control_plane::{ControlPlane, SETTINGS_CONFIG_MAP};
+use gitfleet_bus::control_plane::{ControlPlane, SETTINGS_CONFIG_MAP, checks_of};
 use gitfleet_bus::{Bucket, Bus, Membership, MembershipConfig, Owned, partition, token_to_name};
 use gitfleet_messages::{CLUSTER_PARTITIONS, SYNC_EXECUTORS};
 use gitfleet_model::Cluster;
@@ -115,9 +115,9 @@ pub async fn run(config: Config, bus: Bus, shutdown: CancellationToken) -> Resul
     Ok(())
 }
 
-/// Keeps `config.health_checks` as `argocd-cm` says (read again on each change of it), so
-/// a sync does not read `argocd-cm` itself; while the watch is down the cell is empty and
-/// each sync reads it.
+/// Keeps `config.health_checks` as `argocd-cm` says (read once, then from each change the
+/// watch brings), so a sync does not read `argocd-cm` itself; while the watch is down the
+/// cell is empty and each sync reads it.
 async fn follow_health_checks(bus: Bus, config: Config, shutdown: CancellationToken) {
     let cell = config.health_checks.clone();
     let set = |checks: Option<gitfleet_engine::health::Checks>| {
@@ -139,8 +139,8 @@ async fn follow_health_checks(bus: Bus, config: Config, shutdown: CancellationTo
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     entry = watch.next() => match entry {
-                        Some(Ok(_)) => match control_plane.checks(&config.health_library).await {
-                            Ok(checks) => set(Some(checks)),
+                        Some(Ok(entry)) => match control_plane.argocd_cm_of(&entry) {
+                            Ok(data) => set(Some(checks_of(&data, &config.health_library))),
                             Err(_) => break,
                         },
                         _ => break,

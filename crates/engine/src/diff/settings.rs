@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 const SPLIT_PREFIX: &str = "resource.customizations.ignoreDifferences.";
-const LEGACY_KEY: &str = "resource.customizations";
+/// `argocd-cm`'s older form: one YAML map from `<group>/<kind>` to each kind's
+/// customizations (`ignoreDifferences`, `health.lua`, ...).
+pub(crate) const LEGACY_KEY: &str = "resource.customizations";
 
 /// What one customization ignores (Argo CD's `OverrideIgnoreDiff`).
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +91,12 @@ fn split_group_kind(group_kind: &str) -> Option<(String, String)> {
     if group_kind == "all" {
         return Some(("*".to_owned(), "*".to_owned()));
     }
+    override_key(group_kind)
+}
+
+/// The group and kind a split key's `<group>_<kind>` (or bare `<kind>`, the core group)
+/// names, as Argo CD's `convertToOverrideKey` reads it.
+pub(crate) fn override_key(group_kind: &str) -> Option<(String, String)> {
     let parts: Vec<&str> = group_kind.split('_').collect();
     match parts.as_slice() {
         [group, kind] if !kind.is_empty() => Some(((*group).to_owned(), (*kind).to_owned())),

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use gitfleet_lua::{Library, Script};
 use serde_json::Value;
 
+use crate::diff::settings::{LEGACY_KEY, override_key};
 use crate::glob::Glob;
 
 const SPLIT_PREFIX: &str = "resource.customizations.health.";
-const LEGACY_KEY: &str = "resource.customizations";
 
 /// One script and the keys it answers for.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,11 +51,7 @@ impl Customs {
         if self.is_empty() {
             return None;
         }
-        let key = if group.is_empty() {
-            kind.to_owned()
-        } else {
-            format!("{group}/{kind}")
-        };
+        let key = config_map_key(group, kind);
         [&self.settings, &self.library]
             .into_iter()
             .find_map(|tier| {
@@ -105,8 +101,11 @@ impl Customs {
                 continue;
             }
             match override_key(group_kind) {
-                Some(key) => {
-                    scripts.insert(key, Script::new(name.clone(), source.clone()));
+                Some((group, kind)) => {
+                    scripts.insert(
+                        config_map_key(&group, &kind),
+                        Script::new(name.clone(), source.clone()),
+                    );
                 }
                 None => errors.push(format!(
                     "{name}: expected <group>_<kind> or <kind> after {SPLIT_PREFIX}"
@@ -138,12 +137,11 @@ fn custom(key: String, script: Script, glob: impl Fn(&str) -> Glob) -> Custom {
     }
 }
 
-/// `<group>_<kind>` to `group/kind`, `<kind>` as it is (Argo CD's `convertToOverrideKey`).
-fn override_key(group_kind: &str) -> Option<String> {
-    let parts: Vec<&str> = group_kind.split('_').collect();
-    match parts.as_slice() {
-        [group, kind] if !group.is_empty() && !kind.is_empty() => Some(format!("{group}/{kind}")),
-        [kind] if !kind.is_empty() => Some((*kind).to_owned()),
-        _ => None,
+/// `group/Kind`, or `Kind` for the core group (Argo CD's `GetConfigMapKey`).
+fn config_map_key(group: &str, kind: &str) -> String {
+    if group.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{group}/{kind}")
     }
 }

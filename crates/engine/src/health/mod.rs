@@ -167,11 +167,6 @@ impl Checks {
         self
     }
 
-    /// Whether any custom check is set.
-    pub fn has_custom(&self) -> bool {
-        !self.customs.is_empty()
-    }
-
     /// The health of a live object, or `None` when nothing judges its kind, or why its
     /// custom check gave no verdict.
     pub fn judge(&self, obj: &Value) -> Result<Option<Health>, Box<HealthError>> {
@@ -211,16 +206,14 @@ impl Checks {
 
     /// [`Checks::judge`], a failed custom check read as Unknown with its error.
     pub fn assess(&self, obj: &Value) -> Option<Health> {
-        self.judge(obj)
-            .unwrap_or_else(|err| Some(Health::new(HealthStatusCode::Unknown, err.to_string())))
+        self.judge(obj).unwrap_or_else(|err| Some(err.health()))
     }
+}
 
-    /// [`Checks::assess`], with a desired object that does not exist live reported Missing.
-    pub fn assess_or_missing(&self, live: Option<&Value>) -> Option<Health> {
-        match live {
-            Some(obj) => self.assess(obj),
-            None => Some(Health::new(HealthStatusCode::Missing, "")),
-        }
+impl HealthError {
+    /// The resource's health while its check fails: Unknown, saying why.
+    pub fn health(&self) -> Health {
+        Health::new(HealthStatusCode::Unknown, self.to_string())
     }
 }
 
