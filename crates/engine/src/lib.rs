@@ -5,6 +5,7 @@
 //! state against its live state, once for every service ([`app`]). No I/O, no async: services do
 //! the talking to Git and clusters around it.
 
+pub mod actions;
 pub mod app;
 pub mod control_plane;
 pub mod depends;

@@ -11,5 +11,5 @@ pub mod three_way;
 
 pub use error::PatchError;
 pub use json::apply_json_patch;
-pub use merge::apply_merge_patch;
+pub use merge::{apply_merge_patch, create_merge_patch};
 pub use strategic::apply_strategic_merge_patch;

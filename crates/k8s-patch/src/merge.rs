@@ -25,6 +25,42 @@ pub fn apply_merge_patch(target: &Value, patch: &Value) -> Value {
     Value::Object(out)
 }
 
+/// The merge patch that turns `original` into `modified` (what Go's
+/// `jsonpatch.CreateMergePatch` computes): keys gone from `modified` are `null`, objects
+/// are compared key by key, anything else that differs is replaced whole. `{}` when they
+/// are equal. Applying it to `original` gives `modified` unless `modified` holds `null`s
+/// (a merge patch cannot set one).
+pub fn create_merge_patch(original: &Value, modified: &Value) -> Value {
+    match (original, modified) {
+        (Value::Object(original), Value::Object(modified)) => {
+            let mut patch = Map::new();
+            for (key, before) in original {
+                match modified.get(key) {
+                    None => {
+                        patch.insert(key.clone(), Value::Null);
+                    }
+                    Some(after) if after == before => {}
+                    Some(after) => {
+                        let inner = if before.is_object() && after.is_object() {
+                            create_merge_patch(before, after)
+                        } else {
+                            after.clone()
+                        };
+                        patch.insert(key.clone(), inner);
+                    }
+                }
+            }
+            for (key, after) in modified {
+                if !original.contains_key(key) {
+                    patch.insert(key.clone(), after.clone());
+                }
+            }
+            Value::Object(patch)
+        }
+        _ => modified.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_patch::{apply_merge_patch, apply_strategic_merge_patch};
+use k8s_patch::{apply_merge_patch, apply_strategic_merge_patch, create_merge_patch};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -167,6 +167,22 @@ fn model_containers(target: &[Value], patch: &[Value]) -> Vec<Value> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A created merge patch turns the original into the modified object (neither holds
+    /// nulls, which a merge patch cannot set), touches only what differs, and is `{}` for
+    /// equal objects.
+    #[test]
+    fn a_created_merge_patch_applies_back(
+        original in object(3, false, true),
+        modified in object(3, false, true),
+    ) {
+        let patch = create_merge_patch(&original, &modified);
+        prop_assert_eq!(&apply_merge_patch(&original, &patch), &modified);
+        for (key, value) in patch.as_object().unwrap() {
+            prop_assert_ne!(original.get(key), modified.get(key), "{} = {}", key, value);
+        }
+        prop_assert_eq!(create_merge_patch(&modified, &modified), json!({}));
+    }
 
     /// (a) Without keyed lists, strategic merge patch is JSON merge patch.
     #[test]

@@ -33,7 +33,7 @@ use mlua::serde::SerializeOptions;
 use mlua::{HookTriggers, Lua, LuaOptions, LuaSerdeExt, StdLib, VmState};
 use serde_json::Value;
 
-pub use library::{Library, LibraryError};
+pub use library::{Library, LibraryActions, LibraryError};
 
 /// The health codes a script may return, as Argo CD accepts them.
 pub const HEALTH_STATUSES: [&str; 6] = [
@@ -438,6 +438,8 @@ pub struct ActionInfo {
     pub disabled: bool,
     pub display_name: String,
     pub icon_class: String,
+    /// The names of the parameters the action takes (`actionParams`).
+    pub params: Vec<String>,
 }
 
 /// What an action does to one object.
@@ -535,6 +537,14 @@ fn read_actions(origin: &str, value: mlua::Value) -> Result<Vec<ActionInfo>, Lua
             disabled: v.get("disabled").and_then(Value::as_bool).unwrap_or(false),
             display_name: text(v, "displayName"),
             icon_class: text(v, "iconClass"),
+            params: v
+                .get("params")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.get("name").and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect(),
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -304,7 +304,13 @@ fn a_library_directory_is_read_as_argo_cds_resource_customizations() {
     write("cert-manager.io/Certificate/testdata/ready.yaml", "kind: x");
     write("apps/Deployment/actions/restart/action.lua", "return obj");
     write("broken.io/Thing/health.lua", "hs = {");
+    write("apps/Deployment/actions/discovery.lua", "return {}");
+    write("apps/Deployment/actions/notes.md", "ignored");
     let library = Library::load(dir.path()).unwrap();
+    let deployment = library.actions("apps/Deployment").unwrap();
+    assert!(deployment.discovery.is_some());
+    assert_eq!(deployment.actions.keys().collect::<Vec<_>>(), ["restart"]);
+    assert!(library.actions("cert-manager.io/Certificate").is_none());
     let keys: Vec<&str> = library.health_scripts().map(|(k, _)| k).collect();
     assert_eq!(
         keys,
@@ -389,13 +395,15 @@ fn actions_are_discovered_and_run_as_argo_cd_runs_them() {
                 name: "pause".into(),
                 disabled: true,
                 display_name: "Pause".into(),
-                icon_class: String::new()
+                icon_class: String::new(),
+                params: Vec::new(),
             },
             ActionInfo {
                 name: "restart".into(),
                 disabled: false,
                 display_name: String::new(),
-                icon_class: String::new()
+                icon_class: String::new(),
+                params: Vec::new(),
             },
         ]
     );

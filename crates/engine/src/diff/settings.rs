@@ -105,6 +105,16 @@ pub(crate) fn override_key(group_kind: &str) -> Option<(String, String)> {
     }
 }
 
+/// `group/Kind`, or `Kind` for the core group (Argo CD's `GetConfigMapKey`): how
+/// customizations are keyed.
+pub(crate) fn config_map_key(group: &str, kind: &str) -> String {
+    if group.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{group}/{kind}")
+    }
+}
+
 fn rule(group: String, kind: String, ignore: Ignore) -> ResourceIgnoreDifferences {
     ResourceIgnoreDifferences {
         group,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use gitfleet_lua::{Library, Script};
 use serde_json::Value;
 
-use crate::diff::settings::{LEGACY_KEY, override_key};
+use crate::diff::settings::{LEGACY_KEY, config_map_key, override_key};
 use crate::glob::Glob;
 
 const SPLIT_PREFIX: &str = "resource.customizations.health.";
@@ -134,14 +134,5 @@ fn custom(key: String, script: Script, glob: impl Fn(&str) -> Glob) -> Custom {
         key,
         pattern,
         script,
-    }
-}
-
-/// `group/Kind`, or `Kind` for the core group (Argo CD's `GetConfigMapKey`).
-fn config_map_key(group: &str, kind: &str) -> String {
-    if group.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{group}/{kind}")
     }
 }

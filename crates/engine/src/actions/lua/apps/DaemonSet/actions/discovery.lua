@@ -1,0 +1,4 @@
+-- A DaemonSet restarts.
+return {
+  restart = {iconClass = "fa fa-fw fa-redo"},
+}

@@ -1,0 +1,3 @@
+-- `kubectl rollout resume`.
+obj.spec.paused = nil
+return obj
