@@ -220,6 +220,7 @@ impl Topology {
                 perm.produce(self, StreamName::Audit);
                 perm.publish.push(format!("{p}.live.*"));
                 perm.subscribe.push(format!("{p}.live-request.>"));
+                perm.subscribe.push(format!("{p}.action-request.>"));
             }
             Role::ApiGateway => {
                 for bucket in [
@@ -245,6 +246,7 @@ impl Topology {
                 perm.publish.push(self.render_subject());
                 perm.publish.push(self.git_resolve_subject());
                 perm.publish.push(format!("{p}.live-request.>"));
+                perm.publish.push(format!("{p}.action-request.>"));
                 perm.publish.push(format!("{p}.sync-request.*"));
                 perm.publish.push(self.appset_generate_subject());
             }

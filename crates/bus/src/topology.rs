@@ -293,6 +293,12 @@ impl Topology {
         format!("{}.live-request.{}", self.prefix, subject_token(cluster))
     }
 
+    /// `<p>.action-request.<cluster>`: resource actions on one cluster's objects (list
+    /// and run); only the executor owning it subscribes, only the gateway publishes.
+    pub fn action_request_subject(&self, cluster: &str) -> String {
+        format!("{}.action-request.{}", self.prefix, subject_token(cluster))
+    }
+
     /// `<p>.sync-request.<partition>`: users' sync and cascade-delete requests, for the
     /// diff worker owning the app's partition.
     pub fn sync_request_subject(&self, partition: u32) -> String {
@@ -616,6 +622,7 @@ mod tests {
             (t.webhook_subject(), None),
             (t.render_subject(), None),
             (t.live_subject(1), None),
+            (t.action_request_subject("c"), None),
         ];
         for (subject, want) in cases {
             let got: Vec<_> = StreamName::ALL

@@ -26,6 +26,8 @@ use gitfleet_model::{
     Application, ApplicationSource, ManagedNamespaceMetadata, OperationPhase, OperationState,
     RetryStrategy, SyncOptions, SyncStatusCode,
 };
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -283,6 +285,56 @@ pub struct Live {
     /// Namespaces that exist (for CreateNamespace planning).
     #[serde(default)]
     pub namespaces: Vec<String>,
+}
+
+/// A resource action (Argo CD's `ListResourceActions` and `RunResourceActionV2`) on one
+/// live object of an app, for the executor owning its cluster (`<p>.action-request.<cluster>`,
+/// which only the gateway may publish: it has checked the caller's RBAC and that the
+/// object is one of the app's resources). Answered with [`ResourceActions`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceActionRequest {
+    pub app: String,
+    /// The cluster's name in KV `clusters`.
+    pub cluster: String,
+    pub resource: SyncResource,
+    /// The action to run; `None` lists the actions offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// `actionParams`, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    /// The app's project (its roles left out): every object the action writes must be one
+    /// the project permits, as Argo CD's `verifyResourcePermitted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<gitfleet_model::AppProject>,
+}
+
+/// The actions offered on an object, or, after a run, what the run wrote.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceActions {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ResourceAction>,
+    /// `patched GROUP/KIND NAMESPACE/NAME` or `created ...`, one per write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub written: Vec<String>,
+}
+
+/// An action a resource offers (Argo CD's `ResourceAction`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceAction {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub icon_class: String,
+    /// The names of the parameters it takes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<String>,
 }
 
 /// A live object tracked by `app` changed.

@@ -460,6 +460,74 @@ impl Applications {
         .await
     }
 
+    /// Lists the actions `resource` of app `name` offers (`action` `None`) or runs one,
+    /// through the executor owning the app's cluster. The resource must be one the app's
+    /// last comparison showed (Argo CD's actions run on the app's resources only).
+    pub async fn resource_action(
+        &self,
+        name: &str,
+        resource: gitfleet_messages::SyncResource,
+        action: Option<String>,
+        params: std::collections::BTreeMap<String, String>,
+    ) -> Result<gitfleet_messages::ResourceActions> {
+        if resource.kind.is_empty() || resource.name.is_empty() {
+            return Err(Error::invalid(
+                "a resource action needs the resource's kind and name (--kind, --resource-name)",
+            ));
+        }
+        let app = self.apps.require::<Application>(name).await?;
+        let status = self
+            .status
+            .get::<ApplicationStatus>(name)
+            .await?
+            .map(|(s, _)| s);
+        let r = &resource;
+        let known = status.iter().flat_map(|s| &s.resources).any(|s| {
+            (
+                s.group.as_str(),
+                s.kind.as_str(),
+                s.namespace.as_str(),
+                s.name.as_str(),
+            ) == (
+                r.group.as_str(),
+                r.kind.as_str(),
+                r.namespace.as_str(),
+                r.name.as_str(),
+            )
+        });
+        if !known {
+            return Err(Error::NotFound {
+                kind: "resource",
+                name: format!(
+                    "{}/{} {}/{} of application {name}",
+                    r.group, r.kind, r.namespace, r.name
+                ),
+            });
+        }
+        let cluster = self.resolve_cluster(&app).await?;
+        let mut project = self.projects.get(app.spec.project_or_default()).await?;
+        // The executor checks writes against the project's rules; its roles (and their
+        // token ids) are no business of the cluster side.
+        project.spec.roles.clear();
+        let request = gitfleet_messages::ResourceActionRequest {
+            app: name.to_owned(),
+            cluster: cluster.clone(),
+            resource,
+            action,
+            params,
+            project: Some(project),
+        };
+        Ok(self
+            .bus
+            .ask(
+                "sync executor",
+                self.bus.topology.action_request_subject(&cluster),
+                &request,
+                self.config.request_timeout,
+            )
+            .await?)
+    }
+
     async fn publish<T: serde::Serialize>(&self, subject: String, value: &T) -> Result<()> {
         let body = serde_json::to_vec(value)?;
         self.bus
@@ -754,6 +822,72 @@ impl ApplicationService for Applications {
                 .await?;
         Ok(Response::new(ApplicationManifestsResponse {
             manifests: manifests.iter().map(|m| m.to_string()).collect(),
+        }))
+    }
+
+    async fn list_resource_actions(
+        &self,
+        request: Request<ApplicationResourceRequest>,
+    ) -> Result<Response<ResourceActionsListResponse>, Status> {
+        self.authorize(&request, actions::GET, &request.get_ref().name)
+            .await?;
+        let req = request.into_inner();
+        let resource = gitfleet_messages::SyncResource {
+            group: req.group,
+            kind: req.kind,
+            namespace: req.namespace,
+            name: req.resource_name,
+        };
+        let found = self
+            .resource_action(&req.name, resource, None, Default::default())
+            .await?;
+        Ok(Response::new(ResourceActionsListResponse {
+            actions: found
+                .actions
+                .into_iter()
+                .map(|a| ResourceAction {
+                    name: a.name,
+                    params: a
+                        .params
+                        .into_iter()
+                        .map(|name| ResourceActionParam { name })
+                        .collect(),
+                    disabled: a.disabled,
+                    icon_class: a.icon_class,
+                    display_name: a.display_name,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn run_resource_action(
+        &self,
+        request: Request<ResourceActionRunRequest>,
+    ) -> Result<Response<ResourceActionRunResponse>, Status> {
+        let r = request.get_ref();
+        // Argo CD's RBAC action for a resource action.
+        let action = format!("{}/{}/{}/{}", actions::ACTION, r.group, r.kind, r.action);
+        self.authorize(&request, &action, &r.name).await?;
+        let req = request.into_inner();
+        if req.action.is_empty() {
+            return Err(Error::invalid("which action to run is missing").into());
+        }
+        let resource = gitfleet_messages::SyncResource {
+            group: req.group,
+            kind: req.kind,
+            namespace: req.namespace,
+            name: req.resource_name,
+        };
+        let params = req
+            .resource_action_parameters
+            .into_iter()
+            .map(|p| (p.name, p.value))
+            .collect();
+        let ran = self
+            .resource_action(&req.name, resource, Some(req.action), params)
+            .await?;
+        Ok(Response::new(ResourceActionRunResponse {
+            written: ran.written,
         }))
     }
 

@@ -81,6 +81,16 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Rest>)> {
             "/api/v1/applications/{name}/manifests",
             get(app_manifests),
         ),
+        (
+            "GET",
+            "/api/v1/applications/{name}/resource/actions",
+            get(app_resource_actions),
+        ),
+        (
+            "POST",
+            "/api/v1/applications/{name}/resource/actions/v2",
+            post(app_run_resource_action),
+        ),
         ("GET", "/api/v1/projects", get(project_list)),
         ("GET", "/api/v1/projects/{name}", get(project_get)),
         ("GET", "/api/v1/clusters", get(cluster_list)),
@@ -458,6 +468,104 @@ async fn app_manifests(
         .into_inner();
     // Argo CD's ManifestResponse: each manifest a JSON string.
     Ok(axum::Json(json!({"manifests": r.manifests})))
+}
+
+/// Argo CD's `ListResourceActions`: the resource in the query (`namespace`,
+/// `resourceName`, `version`, `group`, `kind`).
+async fn app_resource_actions(
+    State(rest): State<Rest>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    let q = |key: &str| query.get(key).cloned().unwrap_or_default();
+    let req = ApplicationResourceRequest {
+        name,
+        namespace: q("namespace"),
+        resource_name: q("resourceName"),
+        version: q("version"),
+        group: q("group"),
+        kind: q("kind"),
+    };
+    let r = ApplicationService::list_resource_actions(&*rest.apps, rest.request(&caller, req)?)
+        .await?
+        .into_inner();
+    let actions: Vec<Value> = r
+        .actions
+        .iter()
+        .map(|a| {
+            let mut action = json!({"name": a.name});
+            if !a.params.is_empty() {
+                action["params"] = a.params.iter().map(|p| json!({"name": p.name})).collect();
+            }
+            if a.disabled {
+                action["disabled"] = json!(true);
+            }
+            if !a.icon_class.is_empty() {
+                action["iconClass"] = json!(a.icon_class);
+            }
+            if !a.display_name.is_empty() {
+                action["displayName"] = json!(a.display_name);
+            }
+            action
+        })
+        .collect();
+    Ok(axum::Json(json!({"actions": actions})))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ActionRunBody {
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    resource_name: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    resource_action_parameters: Vec<ActionParameterBody>,
+}
+
+#[derive(serde::Deserialize)]
+struct ActionParameterBody {
+    name: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// Argo CD's `RunResourceActionV2`; answers `{}` as Argo CD does.
+async fn app_run_resource_action(
+    State(rest): State<Rest>,
+    caller: Caller,
+    Path(name): Path<String>,
+    bytes: Bytes,
+) -> Answer {
+    let b: ActionRunBody = body(&bytes, "a ResourceActionRunRequestV2")?;
+    let req = ResourceActionRunRequest {
+        name,
+        namespace: b.namespace,
+        resource_name: b.resource_name,
+        version: b.version,
+        group: b.group,
+        kind: b.kind,
+        action: b.action,
+        resource_action_parameters: b
+            .resource_action_parameters
+            .into_iter()
+            .map(|p| ResourceActionParameters {
+                name: p.name,
+                value: p.value,
+            })
+            .collect(),
+    };
+    ApplicationService::run_resource_action(&*rest.apps, rest.request(&caller, req)?).await?;
+    Ok(axum::Json(json!({})))
 }
 
 async fn project_list(State(rest): State<Rest>, caller: Caller) -> Answer {

@@ -15,6 +15,46 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::output::{self, Format};
 
+/// `gitfleet app actions ...`.
+#[derive(Debug, Subcommand)]
+pub enum ActionsCommand {
+    /// List the actions the app's resources offer (those the filters select).
+    List {
+        name: String,
+        #[arg(long)]
+        kind: Option<String>,
+        /// The resource's group (`""` for the core group).
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        namespace: Option<String>,
+        #[arg(long)]
+        resource_name: Option<String>,
+        #[arg(short = 'o', long = "out", value_enum)]
+        output: Option<Format>,
+    },
+    /// Run an action on the resource the filters select (`--all`: on every one).
+    Run {
+        name: String,
+        action: String,
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        namespace: Option<String>,
+        #[arg(long)]
+        resource_name: Option<String>,
+        /// Run it on every resource that matches, not only when one does.
+        #[arg(long)]
+        all: bool,
+        /// An action parameter, `NAME=VALUE` (e.g. `--param replicas=3` for `scale`);
+        /// repeatable. (Argo CD's CLI has no flag for them; its API takes them.)
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AppCommand {
     /// Create an application from a manifest file (`-` for stdin).
@@ -136,6 +176,12 @@ pub enum AppCommand {
     },
     /// Stop the application's running operation between its steps.
     TerminateOp { name: String },
+    /// List or run the actions of the application's resources (restart a Deployment,
+    /// suspend a CronJob, ...), as `argocd app actions`.
+    Actions {
+        #[command(subcommand)]
+        command: ActionsCommand,
+    },
     /// Confirm the pruning (`Prune=confirm`) or deletion (`Delete=confirm`) a running
     /// operation waits for: sets the app's `argocd.argoproj.io/deletion-approved` to now.
     ConfirmDeletion { name: String },
@@ -392,6 +438,7 @@ pub async fn run(cmd: &AppCommand, channel: Conn, out: &mut dyn Write) -> Result
                 )));
             }
         }
+        AppCommand::Actions { command } => actions(&mut client, command, out).await?,
         AppCommand::TerminateOp { name } => {
             client
                 .terminate_operation(TerminateOperationRequest { name: name.clone() })
@@ -918,4 +965,171 @@ mod tests {
             "{text}"
         );
     }
+}
+
+/// One of the app's resources, as the filters of `app actions` see it.
+struct Actionable {
+    group: String,
+    version: String,
+    kind: String,
+    namespace: String,
+    name: String,
+}
+
+/// The app's resources the filters select, as Argo CD's `FilterResources`: none is an
+/// error, more than one too unless `all`.
+async fn actionable(
+    client: &mut ApplicationServiceClient<Conn>,
+    name: &str,
+    filter: (
+        &Option<String>,
+        Option<&str>,
+        &Option<String>,
+        &Option<String>,
+    ),
+    all: bool,
+) -> Result<Vec<Actionable>> {
+    let (group, kind, namespace, resource_name) = filter;
+    let json = client
+        .get(GetApplicationRequest {
+            name: name.to_owned(),
+        })
+        .await?
+        .into_inner()
+        .application_json;
+    let app: Application = serde_json::from_str(&json)?;
+    let matches = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+    let found: Vec<Actionable> = app
+        .status
+        .map(|s| s.resources)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| matches(group, &r.group) && kind.is_none_or(|k| k == r.kind))
+        .filter(|r| matches(namespace, &r.namespace) && matches(resource_name, &r.name))
+        .map(|r| Actionable {
+            group: r.group,
+            version: r.version,
+            kind: r.kind,
+            namespace: r.namespace,
+            name: r.name,
+        })
+        .collect();
+    if found.is_empty() {
+        return Err(Error::Usage("no matching resource found".into()));
+    }
+    if found.len() > 1 && !all {
+        return Err(Error::Usage(
+            "multiple resources match inputs, use the --all flag to patch multiple resources"
+                .into(),
+        ));
+    }
+    Ok(found)
+}
+
+async fn actions(
+    client: &mut ApplicationServiceClient<Conn>,
+    command: &ActionsCommand,
+    out: &mut dyn Write,
+) -> Result<()> {
+    match command {
+        ActionsCommand::List {
+            name,
+            kind,
+            group,
+            namespace,
+            resource_name,
+            output: format,
+        } => {
+            let filter = (group, kind.as_deref(), namespace, resource_name);
+            let mut rows = Vec::new();
+            for r in actionable(client, name, filter, true).await? {
+                let found = client
+                    .list_resource_actions(ApplicationResourceRequest {
+                        name: name.clone(),
+                        namespace: r.namespace.clone(),
+                        resource_name: r.name.clone(),
+                        version: r.version.clone(),
+                        group: r.group.clone(),
+                        kind: r.kind.clone(),
+                    })
+                    .await?
+                    .into_inner();
+                for a in found.actions {
+                    // Argo CD's `DisplayedAction`, field names as its JSON writes them.
+                    rows.push(serde_json::json!({
+                        "Group": r.group, "Kind": r.kind, "Name": r.name,
+                        "Action": a.name, "Disabled": a.disabled,
+                    }));
+                }
+            }
+            match format {
+                Some(Format::Json) => output::json(out, &rows)?,
+                Some(Format::Yaml) => output::yaml(out, &rows)?,
+                _ => {
+                    let cell = |v: &Value, k: &str| match &v[k] {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let rows: Vec<Vec<String>> = rows
+                        .iter()
+                        .map(|v| {
+                            ["Group", "Kind", "Name", "Action", "Disabled"]
+                                .iter()
+                                .map(|k| cell(v, k))
+                                .collect()
+                        })
+                        .collect();
+                    output::table(out, &["GROUP", "KIND", "NAME", "ACTION", "DISABLED"], &rows)?;
+                }
+            }
+        }
+        ActionsCommand::Run {
+            name,
+            action,
+            kind,
+            group,
+            namespace,
+            resource_name,
+            all,
+            params,
+        } => {
+            let params = params
+                .iter()
+                .map(|p| match p.split_once('=') {
+                    Some((name, value)) if !name.is_empty() => Ok(ResourceActionParameters {
+                        name: name.to_owned(),
+                        value: value.to_owned(),
+                    }),
+                    _ => Err(Error::Usage(format!("--param {p:?}: expected NAME=VALUE"))),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let filter = (group, Some(kind.as_str()), namespace, resource_name);
+            let targets = actionable(client, name, filter, *all).await?;
+            if targets.iter().any(|t| t.group != targets[0].group) {
+                return Err(Error::Usage(
+                    "Ambiguous resource group. Use flag --group to specify resource group explicitly."
+                        .into(),
+                ));
+            }
+            for r in targets {
+                let ran = client
+                    .run_resource_action(ResourceActionRunRequest {
+                        name: name.clone(),
+                        namespace: r.namespace,
+                        resource_name: r.name,
+                        version: r.version,
+                        group: r.group,
+                        kind: r.kind,
+                        action: action.clone(),
+                        resource_action_parameters: params.clone(),
+                    })
+                    .await?
+                    .into_inner();
+                for line in ran.written {
+                    output::write(out, &format!("{line}\n"))?;
+                }
+            }
+        }
+    }
+    Ok(())
 }

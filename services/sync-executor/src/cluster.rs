@@ -94,6 +94,11 @@ impl ClusterRuntime {
             rt.clone(),
             cancel.clone(),
         ));
+        tokio::spawn(crate::actions::serve(
+            host.bus().clone(),
+            rt.clone(),
+            cancel.clone(),
+        ));
         tokio::spawn(crate::live::route_changes(
             host.bus().clone(),
             name.to_string(),

@@ -651,7 +651,7 @@ async fn kind_of(rt: &ClusterRuntime, r: &ResourceRef) -> Result<Kind, CallError
     })
 }
 
-fn api(client: kube::Client, kind: &Kind, namespace: &str) -> Api<DynamicObject> {
+pub(crate) fn api(client: kube::Client, kind: &Kind, namespace: &str) -> Api<DynamicObject> {
     if kind.namespaced {
         Api::namespaced_with(client, namespace, &kind.resource)
     } else {

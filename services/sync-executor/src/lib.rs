@@ -15,6 +15,7 @@
 //!   eventually consistent, and the executor's own writes are recorded in it at once so a
 //!   following sync of the same app plans against them.
 
+pub mod actions;
 pub mod cache;
 pub mod client;
 pub mod cluster;
