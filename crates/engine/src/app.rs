@@ -109,6 +109,63 @@ fn pair<'a>(desired: &'a [Value], live: &[Value], live_refs: &[ResourceRef]) -> 
     }
 }
 
+/// Server-side diff: the prepared desired objects `app` compares server-side (see
+/// [`diff::server_side`]), hooks left out. Their executor dry-runs those with a live
+/// counterpart.
+pub fn server_side_wanted(app: &Application, desired: &[Value]) -> Vec<Value> {
+    desired
+        .iter()
+        .filter(|d| !is_hook(d) && diff::server_side::wanted(app, d))
+        .cloned()
+        .collect()
+}
+
+/// Replaces each of `desired` that [`server_side_wanted`] chose by what live is compared
+/// with (see [`diff::server_side::compared_object`]), from `answers`: one per wanted
+/// object, in order; `Ok(None)` when nothing was run (no live object yet: the plain
+/// comparison, as Argo CD's). A failed dry run keeps the manifest's comparison and is
+/// returned as Argo CD's comparison error.
+pub fn apply_server_side(
+    app: &Application,
+    desired: &mut [Value],
+    live: &[Value],
+    answers: impl IntoIterator<Item = Result<Option<Value>, String>>,
+) -> Vec<String> {
+    let wanted = server_side_wanted(app, desired);
+    let live_refs: Vec<ResourceRef> = live.iter().map(ResourceRef::from_object).collect();
+    let pairing = pair(&wanted, live, &live_refs);
+    let mut errors = Vec::new();
+    let mut compared = Vec::new();
+    for ((d, r, found), answer) in pairing.pairs.into_iter().zip(answers) {
+        match (answer, found) {
+            (Ok(Some(predicted)), Some(i)) => compared.push((
+                r,
+                diff::server_side::compared_object(
+                    app,
+                    d,
+                    &predicted,
+                    &live[i],
+                    diff::FIELD_MANAGER,
+                ),
+            )),
+            (Err(e), _) => errors.push(format!(
+                "error calculating server side diff: {} {}/{}: {e}",
+                r.kind, r.namespace, r.name
+            )),
+            _ => {}
+        }
+    }
+    for (r, object) in compared {
+        if let Some(d) = desired
+            .iter_mut()
+            .find(|d| !is_hook(d) && ResourceRef::from_object(d).same_object(&r))
+        {
+            *d = object;
+        }
+    }
+    errors
+}
+
 /// The app's `ignoreDifferences` and the system's (`argocd-cm`, see
 /// [`diff::settings`]).
 fn diff_options(app: &Application, system: &[ResourceIgnoreDifferences]) -> DiffOptions {

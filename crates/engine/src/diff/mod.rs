@@ -33,6 +33,7 @@ mod managed_fields;
 mod path;
 mod quantity;
 mod render;
+pub mod server_side;
 pub mod settings;
 
 use base64::Engine as _;
