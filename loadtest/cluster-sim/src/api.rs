@@ -814,6 +814,11 @@ impl Cluster {
             crd_status(&mut obj);
         }
         manage(&mut obj)?;
+        if t.subresource.is_none() {
+            for webhook in &self.faults().mutating_webhooks {
+                webhook.mutate(&mut obj);
+            }
+        }
         if rt.status_subresource || !rt.builtin {
             let generation = match old {
                 None => 1,

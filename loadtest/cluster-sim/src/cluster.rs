@@ -34,6 +34,65 @@ pub struct Faults {
     /// The next this many writes (dry runs aside) are refused as an admission webhook
     /// refuses (400); counts down as they come.
     pub reject_writes: u32,
+    /// Mutating admission webhooks (a policy engine's, a sidecar injector's): every write
+    /// of their kind, dry runs too, gets their value at their path. They run after field
+    /// management, as the API server runs admission after it updates `managedFields` for
+    /// an update, patch or apply, so no manager owns what they set.
+    pub mutating_webhooks: Vec<MutatingWebhook>,
+}
+
+/// One mutating webhook: sets `value` at `pointer` (a JSON pointer; missing maps on the
+/// way are made, list items must exist) in every written object of `kind`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MutatingWebhook {
+    pub kind: String,
+    pub pointer: String,
+    pub value: serde_json::Value,
+}
+
+impl MutatingWebhook {
+    /// Mutates `obj` if it is of the webhook's kind; a path it cannot follow is left.
+    pub(crate) fn mutate(&self, obj: &mut serde_json::Value) {
+        if obj["kind"].as_str() != Some(self.kind.as_str()) {
+            return;
+        }
+        let segments: Vec<String> = self
+            .pointer
+            .split('/')
+            .skip(1)
+            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .collect();
+        let Some((last, parents)) = segments.split_last() else {
+            return;
+        };
+        let mut node = obj;
+        for seg in parents {
+            node = match node {
+                serde_json::Value::Array(items) => {
+                    match seg.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                        Some(item) => item,
+                        None => return,
+                    }
+                }
+                serde_json::Value::Object(map) => map
+                    .entry(seg.clone())
+                    .or_insert_with(|| serde_json::Value::Object(Default::default())),
+                _ => return,
+            };
+        }
+        match node {
+            serde_json::Value::Object(map) => {
+                map.insert(last.clone(), self.value.clone());
+            }
+            serde_json::Value::Array(items) => {
+                if let Some(item) = last.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                    *item = self.value.clone();
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// One mutating request, as the write log records it.

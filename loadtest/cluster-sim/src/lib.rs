@@ -38,6 +38,6 @@ pub mod tls;
 pub mod validation;
 pub mod watch;
 
-pub use cluster::{Cluster, ClusterConfig, Faults, WriteRecord};
+pub use cluster::{Cluster, ClusterConfig, Faults, MutatingWebhook, WriteRecord};
 pub use sim::{Sim, SimConfig};
 pub mod bench;

@@ -111,6 +111,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             rate_limit_qps: a.rate_limit_qps,
             reject_writes: 0,
             down: false,
+            mutating_webhooks: Vec::new(),
         },
     })
     .await?;

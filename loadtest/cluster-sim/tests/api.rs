@@ -578,6 +578,64 @@ async fn faults_latency_errors_rate_limit_and_down() {
     .await;
 }
 
+/// A mutating webhook changes what every write of its kind stores, dry runs included, and
+/// no manager owns what it sets: the applier keeps owning a field the webhook overrode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutating_webhooks_change_writes_and_own_nothing() {
+    let sim = sim().await;
+    let h = Http::new(&sim, 0);
+    h.json(
+        "POST",
+        "/api/v1/namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "d"}}),
+    )
+    .await;
+    sim.cluster(0).set_faults(Faults {
+        mutating_webhooks: vec![
+            cluster_sim::MutatingWebhook {
+                kind: "Deployment".into(),
+                pointer: "/spec/template/spec/containers/0/imagePullPolicy".into(),
+                value: json!("Always"),
+            },
+            cluster_sim::MutatingWebhook {
+                kind: "Deployment".into(),
+                pointer: "/metadata/labels/injected-by".into(),
+                value: json!("policy"),
+            },
+        ],
+        ..Default::default()
+    });
+    let mut applied = deployment("w");
+    applied["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("IfNotPresent");
+    for query in ["&dryRun=All", ""] {
+        let (code, v, _) = h
+            .send(
+                "PATCH",
+                &format!("/apis/apps/v1/namespaces/d/deployments/w?fieldManager=argocd-controller&force=true{query}"),
+                "application/apply-patch+yaml",
+                serde_json::to_vec(&applied).unwrap(),
+            )
+            .await;
+        assert!(code == 200 || code == 201, "{code} {v}");
+        assert_eq!(
+            v["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "Always",
+            "{query}"
+        );
+        assert_eq!(v["metadata"]["labels"]["injected-by"], "policy", "{query}");
+        let owned = v["metadata"]["managedFields"][0]["fieldsV1"].to_string();
+        assert!(owned.contains("f:imagePullPolicy"), "{owned}");
+        assert!(!owned.contains("injected-by"), "{owned}");
+    }
+    let (_, other) = h
+        .json(
+            "POST",
+            "/api/v1/namespaces/d/configmaps",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+        )
+        .await;
+    assert!(other["metadata"].get("labels").is_none(), "{other}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_cut_ends_streams() {
     let sim = sim().await;
