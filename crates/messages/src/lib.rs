@@ -276,6 +276,35 @@ pub struct LiveRequest {
     pub app: String,
     /// The cluster's name in KV `clusters` (the destination already resolved).
     pub cluster: String,
+    /// Server-side diff (Argo CD's `ServerSideDiff=true`): desired objects to apply as a
+    /// server-side dry run; answered in [`Live::predicted`], in this order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_side_diff: Vec<Value>,
+    /// Make the dry runs again instead of answering from the cache (a user's refresh).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh_dry_runs: bool,
+}
+
+/// One server-side dry run's answer: the object the API server would store, nothing
+/// when there is no live object to compare with (no call is made: Argo CD compares a
+/// new object plainly), or why the cluster refused it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRunAnswer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl DryRunAnswer {
+    /// As the engine takes it (`app::apply_server_side`).
+    pub fn into_result(self) -> Result<Option<Value>, String> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.predicted),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -285,6 +314,9 @@ pub struct Live {
     /// Namespaces that exist (for CreateNamespace planning).
     #[serde(default)]
     pub namespaces: Vec<String>,
+    /// The answers to the request's `server_side_diff`, in its order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub predicted: Vec<DryRunAnswer>,
 }
 
 /// A resource action (Argo CD's `ListResourceActions` and `RunResourceActionV2`) on one

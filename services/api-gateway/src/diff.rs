@@ -88,6 +88,30 @@ pub async fn live(
     desired: &[Value],
     timeout: Duration,
 ) -> Result<Vec<Value>> {
+    Ok(live_and_predicted(
+        bus,
+        application,
+        cluster,
+        control_plane_namespace,
+        desired,
+        false,
+        timeout,
+    )
+    .await?
+    .0)
+}
+
+/// [`live`], and with `server_side` the dry runs' answers for the desired objects the app
+/// compares server-side ([`app::server_side_wanted`]), as the diff workers ask for them.
+async fn live_and_predicted(
+    bus: &Bus,
+    application: &Application,
+    cluster: &str,
+    control_plane_namespace: &str,
+    desired: &[Value],
+    server_side: bool,
+    timeout: Duration,
+) -> Result<(Vec<Value>, Vec<gitfleet_messages::DryRunAnswer>)> {
     let live: Live = bus
         .ask(
             "sync executor",
@@ -95,6 +119,13 @@ pub async fn live(
             &LiveRequest {
                 app: application.metadata.name.clone(),
                 cluster: cluster.to_string(),
+                server_side_diff: if server_side {
+                    app::server_side_wanted(application, desired)
+                } else {
+                    Vec::new()
+                },
+                // `app diff` is a user's look: the dry runs are made now.
+                fresh_dry_runs: server_side,
             },
             timeout,
         )
@@ -102,7 +133,7 @@ pub async fn live(
         .map_err(|e| e.context(format_args!("live state of cluster {cluster:?}")))?;
     let mut resources = live.resources;
     resources.extend(held(bus, application, cluster, control_plane_namespace, desired).await?);
-    Ok(resources)
+    Ok((resources, live.predicted))
 }
 
 /// App of Apps: the control-plane objects `application` holds, read as the diff workers
@@ -200,21 +231,35 @@ pub async fn diff(
             app::prepare_desired(&manifests, application, control_plane_namespace)
         }
     };
-    let live = live(
+    let (live, predicted) = live_and_predicted(
         bus,
         application,
         cluster,
         control_plane_namespace,
         &desired,
+        true,
         timeout,
     )
     .await?;
+    // Server-side diff: what the diff workers compare, so `app diff` shows the same.
+    let mut compared = desired;
+    let errors = app::apply_server_side(
+        application,
+        &mut compared,
+        &live,
+        predicted
+            .into_iter()
+            .map(gitfleet_messages::DryRunAnswer::into_result),
+    );
+    if let Some(error) = errors.into_iter().next() {
+        return Err(Error::invalid(error));
+    }
     // argocd-cm's system-level ignoreDifferences count here as in the diff worker's status.
     let settings = ControlPlane::new(bus, control_plane_namespace)
         .argocd_cm()
         .await?;
     let (system_ignores, _) = gitfleet_engine::diff::settings::system_ignore_differences(&settings);
-    let text = app::diff_text(application, &desired, &live, &system_ignores)
+    let text = app::diff_text(application, &compared, &live, &system_ignores)
         .map_err(|e| Error::invalid(e.to_string()))?;
     Ok(AppDiff {
         has_diff: !text.is_empty(),

@@ -74,6 +74,9 @@ pub(crate) struct Shared {
     /// Without it every comparison asked the git watcher: a burst of 10,000 apps asked
     /// 10,000 times for the same branch.
     pub resolved: Mutex<HashMap<(String, String), (String, Instant)>>,
+    /// Apps a user asked to refresh since their last comparison: their server-side diff
+    /// dry runs are made again, not taken from the executor's cache (Argo CD's rule).
+    pub refreshed: Mutex<std::collections::HashSet<String>>,
     /// App of Apps: the control-plane objects (Applications, AppProjects,
     /// ApplicationSets) each app's syncs wrote, by the app's instance name (their
     /// tracking annotation names it), kept by the worker's watches: what a parent
@@ -423,6 +426,11 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
     let held = held_live(shared, app, &desired, is_in_cluster(&record))
         .await
         .map_err(|err| failed(err.context("reading the app's control-plane objects")))?;
+    let fresh_dry_runs = shared
+        .refreshed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(name.as_str());
     let mut live: Live = shared
         .bus
         .ask(
@@ -431,6 +439,8 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
             &LiveRequest {
                 app: name.clone(),
                 cluster: cluster.clone(),
+                server_side_diff: app::server_side_wanted(app, &desired),
+                fresh_dry_runs,
             },
             shared.config.request_timeout,
         )
@@ -440,13 +450,24 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
         })?;
     live.resources.extend(held.objects);
     let system_ignores = shared.system_ignores();
+    // Server-side diff compares live with the dry runs' answers; a sync applies `desired`.
+    let mut compared = desired.clone();
+    let server_side_errors = app::apply_server_side(
+        app,
+        &mut compared,
+        &live.resources,
+        std::mem::take(&mut live.predicted)
+            .into_iter()
+            .map(gitfleet_messages::DryRunAnswer::into_result),
+    );
     let mut comparison = app::compare_with(
         app,
-        &desired,
+        &compared,
         &live.resources,
         &shared.checks(),
         &system_ignores,
     );
+    comparison.errors.extend(server_side_errors);
     let refused = resource_violations(&rules, &desired, &record);
     // As Argo CD shows them: what the project does not permit has an unknown status.
     for (r, _) in &refused {

@@ -180,6 +180,7 @@ pub async fn start(
         depends: RwLock::new(HashMap::new()),
         permits: Permits::new(config.max_concurrent_reconciles),
         resolved: Mutex::new(HashMap::new()),
+        refreshed: Mutex::new(Default::default()),
         children: RwLock::new(HashMap::new()),
         system_ignores: RwLock::new(Arc::new(Vec::new())),
         checks: RwLock::new(Checks::from_settings(&BTreeMap::new(), &config.health_library).0),
@@ -311,6 +312,7 @@ pub async fn start(
                 },
                 Some(message) = refreshes.next() => {
                     if let Ok(RefreshRequest { app: Some(app), .. }) = serde_json::from_slice(&message.payload) {
+                        worker.shared.refreshed.lock().unwrap_or_else(|e| e.into_inner()).insert(app.clone());
                         worker.trigger(&app, "refresh requested");
                     }
                 }
@@ -582,6 +584,11 @@ impl Worker {
             .get(REFRESH_ANNOTATION)
             .is_some_and(|v| v == "hard")
         {
+            self.shared
+                .refreshed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.clone());
             // A hard refresh asks the git watcher again too.
             let repos: BTreeSet<String> = app
                 .spec

@@ -923,50 +923,6 @@ fn conditions(app: &Application) -> String {
         .join(",")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use gitfleet_model::SyncWindow;
-
-    fn window(kind: &str, manual_sync: bool, apps: &str) -> SyncWindow {
-        SyncWindow {
-            kind: kind.into(),
-            // Always open: every minute, for a day.
-            schedule: "* * * * *".into(),
-            duration: "24h".into(),
-            applications: vec![apps.into()],
-            manual_sync,
-            ..SyncWindow::default()
-        }
-    }
-
-    #[test]
-    fn app_get_says_whether_a_window_blocks_as_argocd_does() {
-        let mut app = Application::default();
-        app.metadata.name = "web".into();
-        let lines = |windows: &[SyncWindow]| window_lines(&app, windows);
-        assert_eq!(lines(&[]), [("SyncWindow:", "Sync Allowed".to_owned())]);
-        assert_eq!(
-            lines(&[window("deny", false, "web"), window("deny", false, "db")]),
-            [
-                ("SyncWindow:", "Sync Denied".to_owned()),
-                ("Assigned Windows:", "deny:* * * * *:24h".to_owned())
-            ]
-        );
-        assert_eq!(lines(&[window("deny", true, "*")])[0].1, "Manual Allowed");
-        assert_eq!(lines(&[window("allow", false, "*")])[0].1, "Sync Allowed");
-
-        let mut text = Vec::new();
-        describe(&mut text, &app, Some(&[window("deny", false, "web")])).unwrap();
-        let text = String::from_utf8(text).unwrap();
-        assert!(text.contains("SyncWindow:         Sync Denied\n"), "{text}");
-        assert!(
-            text.find("Assigned Windows:").unwrap() < text.find("Sync Policy:").unwrap(),
-            "{text}"
-        );
-    }
-}
-
 /// One of the app's resources, as the filters of `app actions` see it.
 struct Actionable {
     group: String,
@@ -1132,4 +1088,48 @@ async fn actions(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gitfleet_model::SyncWindow;
+
+    fn window(kind: &str, manual_sync: bool, apps: &str) -> SyncWindow {
+        SyncWindow {
+            kind: kind.into(),
+            // Always open: every minute, for a day.
+            schedule: "* * * * *".into(),
+            duration: "24h".into(),
+            applications: vec![apps.into()],
+            manual_sync,
+            ..SyncWindow::default()
+        }
+    }
+
+    #[test]
+    fn app_get_says_whether_a_window_blocks_as_argocd_does() {
+        let mut app = Application::default();
+        app.metadata.name = "web".into();
+        let lines = |windows: &[SyncWindow]| window_lines(&app, windows);
+        assert_eq!(lines(&[]), [("SyncWindow:", "Sync Allowed".to_owned())]);
+        assert_eq!(
+            lines(&[window("deny", false, "web"), window("deny", false, "db")]),
+            [
+                ("SyncWindow:", "Sync Denied".to_owned()),
+                ("Assigned Windows:", "deny:* * * * *:24h".to_owned())
+            ]
+        );
+        assert_eq!(lines(&[window("deny", true, "*")])[0].1, "Manual Allowed");
+        assert_eq!(lines(&[window("allow", false, "*")])[0].1, "Sync Allowed");
+
+        let mut text = Vec::new();
+        describe(&mut text, &app, Some(&[window("deny", false, "web")])).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("SyncWindow:         Sync Denied\n"), "{text}");
+        assert!(
+            text.find("Assigned Windows:").unwrap() < text.find("Sync Policy:").unwrap(),
+            "{text}"
+        );
+    }
 }

@@ -20,6 +20,7 @@ pub mod cache;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod dry_run;
 pub mod error;
 pub mod executor;
 pub mod journal;

@@ -66,9 +66,15 @@ async fn answer(rt: &ClusterRuntime, req: &LiveRequest) -> Result<Live, ServiceE
     rt.ensure_reachable(rt.config.cache_wait.min(LIVE_WAIT))
         .await
         .map_err(ServiceError::unavailable)?;
+    let predicted = if req.server_side_diff.is_empty() {
+        Vec::new()
+    } else {
+        crate::dry_run::answer(rt, &req.server_side_diff, req.fresh_dry_runs).await
+    };
     Ok(Live {
         resources: rt.cache.app_objects(&req.app),
         namespaces: rt.cache.namespaces(),
+        predicted,
     })
 }
 

@@ -345,3 +345,125 @@ async fn app_diff_compares_a_revision_or_a_local_directory() {
         diff.stdout
     );
 }
+
+/// Server-side diff (Argo CD's `compare-options: ServerSideDiff=true`): a mutating webhook
+/// sets `imagePullPolicy: Always` over the manifest's `IfNotPresent`. The client-side
+/// comparison reports that forever as OutOfSync; the server-side one compares with what
+/// the API server answers a dry run and reports Synced. A webhook installed later adds a
+/// label live objects lack: only `IncludeMutationWebhook=true` counts it, after a refresh
+/// (dry runs are kept until the manifest, the live object or a refresh says otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn server_side_diff_sees_what_the_api_server_changes() {
+    let deploy = DEPLOYMENT.replace(
+        "        image: nginx:1.25\n",
+        "        image: nginx:1.25\n        imagePullPolicy: IfNotPresent\n",
+    );
+    assert_ne!(deploy, DEPLOYMENT);
+    let sb = Sandbox::start(
+        &[("app/deploy.yaml", deploy.as_str())],
+        Timings {
+            poll: Duration::from_secs(600),
+            refresh: Duration::from_secs(600),
+        },
+    )
+    .await;
+    let policy = cluster_sim::MutatingWebhook {
+        kind: "Deployment".into(),
+        pointer: "/spec/template/spec/containers/0/imagePullPolicy".into(),
+        value: serde_json::json!("Always"),
+    };
+    sb.sim.cluster(0).set_faults(cluster_sim::Faults {
+        mutating_webhooks: vec![policy.clone()],
+        ..Default::default()
+    });
+    let with_options = |name: &str, options: Option<&str>| {
+        let yaml = application(name, &sb.repo_url(), "app", Some(AUTOMATED));
+        match options {
+            None => yaml,
+            Some(o) => yaml.replacen(
+                &format!("  name: {name}\n"),
+                &format!(
+                    "  name: {name}\n  annotations:\n    argocd.argoproj.io/compare-options: {o}\n"
+                ),
+                1,
+            ),
+        }
+    };
+    sb.create_app("client", &with_options("client", None)).await;
+    sb.create_app(
+        "server",
+        &with_options("server", Some("ServerSideDiff=true")),
+    )
+    .await;
+    sb.create_app(
+        "mutations",
+        &with_options(
+            "mutations",
+            Some("ServerSideDiff=true,IncludeMutationWebhook=true"),
+        ),
+    )
+    .await;
+    for app in ["server", "mutations"] {
+        sb.until_status(app, 90, "Synced", |s| Sandbox::sync_status(s) == "Synced")
+            .await;
+    }
+    // The client-side comparison: synced once, then OutOfSync on the webhook's value.
+    let status = sb
+        .until_status("client", 90, "synced once and OutOfSync", |s| {
+            s["operationState"]["phase"] == "Succeeded" && Sandbox::sync_status(s) == "OutOfSync"
+        })
+        .await;
+    assert!(
+        status["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "Deployment" && r["status"] == "OutOfSync"),
+        "{status:#}"
+    );
+    let (_, policy_live) = sb.kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        "server",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].imagePullPolicy}",
+    ]);
+    assert_eq!(policy_live, "Always");
+    let diff = sb.cli(&["app", "diff", "server"]).await;
+    assert_eq!((diff.code, diff.stdout.as_str()), (0, ""));
+
+    // A second webhook, installed after the sync: live objects lack its label.
+    sb.sim.cluster(0).set_faults(cluster_sim::Faults {
+        mutating_webhooks: vec![
+            policy,
+            cluster_sim::MutatingWebhook {
+                kind: "Deployment".into(),
+                pointer: "/metadata/labels/injected-by".into(),
+                value: serde_json::json!("policy"),
+            },
+        ],
+        ..Default::default()
+    });
+    for app in ["server", "mutations"] {
+        let out = sb.cli(&["app", "get", app, "--refresh"]).await;
+        assert_eq!(out.code, 0, "{}", out.stdout);
+    }
+    sb.until_status("mutations", 60, "OutOfSync for the webhook's label", |s| {
+        Sandbox::sync_status(s) == "OutOfSync"
+    })
+    .await;
+    let diff = sb.cli(&["app", "diff", "mutations"]).await;
+    assert_eq!(diff.code, 1, "{}", diff.stdout);
+    assert!(
+        diff.stdout.contains("injected-by: policy"),
+        "{}",
+        diff.stdout
+    );
+    // Without IncludeMutationWebhook the label is the webhook's, not a difference.
+    let status = sb.status("server").await.unwrap();
+    assert_eq!(Sandbox::sync_status(&status), "Synced", "{status:#}");
+    let diff = sb.cli(&["app", "diff", "server"]).await;
+    assert_eq!((diff.code, diff.stdout.as_str()), (0, ""));
+}

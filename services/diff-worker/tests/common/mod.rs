@@ -126,11 +126,13 @@ pub async fn start_peers(bus: &Bus) -> Arc<Peers> {
                 Some(Ok(l)) => Ok(Live {
                     resources: l.clone(),
                     namespaces: vec![],
+                    predicted: vec![],
                 }),
                 Some(Err(e)) => Err(e.clone()),
                 None => Ok(Live {
                     resources: vec![],
                     namespaces: vec![],
+                    predicted: vec![],
                 }),
             }
         },

@@ -215,6 +215,8 @@ pub async fn live(bus: &Bus, app: &str, cluster: &str) -> Reply<Live> {
     let req = serde_json::to_vec(&LiveRequest {
         app: app.to_string(),
         cluster: cluster.to_string(),
+        server_side_diff: Vec::new(),
+        fresh_dry_runs: false,
     })
     .unwrap();
     // The executor may not have subscribed yet: retry until someone answers.
