@@ -71,6 +71,10 @@ fn multiplexed(config: kube::Config, limiter: Arc<RateLimiter>) -> Result<kube::
     let chain = |err: &dyn std::error::Error| gitfleet_messages::error_chain(err);
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
     http.enforce_http(false);
+    // A request with a body (every apply) is written as two frames: with Nagle's
+    // algorithm the second waits for the API server's delayed ACK of the first, 40 ms a
+    // request (measured: a dry-run apply took 44 ms one at a time, 0.65 ms with this).
+    http.set_nodelay(true);
     http.set_connect_timeout(config.connect_timeout);
     let tls = config.rustls_client_config().map_err(|e| chain(&e))?;
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
