@@ -17,6 +17,7 @@ pub mod resource;
 pub mod status;
 pub mod sync;
 pub mod tracking;
+pub mod tree;
 
 mod json;
 

@@ -283,6 +283,10 @@ pub struct LiveRequest {
     /// Make the dry runs again instead of answering from the cache (a user's refresh).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fresh_dry_runs: bool,
+    /// Also answer the app's resource tree ([`Live::tree`]): what its objects own, read
+    /// from the cluster now.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resource_tree: bool,
 }
 
 /// One server-side dry run's answer: the object the API server would store, nothing
@@ -317,6 +321,9 @@ pub struct Live {
     /// The answers to the request's `server_side_diff`, in its order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub predicted: Vec<DryRunAnswer>,
+    /// With `resource_tree`: the app's objects and what they own, as tree nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tree: Vec<gitfleet_model::ResourceNode>,
 }
 
 /// A resource action (Argo CD's `ListResourceActions` and `RunResourceActionV2`) on one

@@ -891,6 +891,23 @@ impl ApplicationService for Applications {
         }))
     }
 
+    async fn resource_tree(
+        &self,
+        request: Request<ResourceTreeRequest>,
+    ) -> Result<Response<ResourceTreeResponse>, Status> {
+        self.authorize(&request, actions::GET, &request.get_ref().name)
+            .await?;
+        let app = self
+            .apps
+            .require::<Application>(&request.get_ref().name)
+            .await?;
+        let cluster = self.resolve_cluster(&app).await?;
+        let nodes = diff::tree(&self.bus, &app, &cluster, self.config.request_timeout).await?;
+        Ok(Response::new(ResourceTreeResponse {
+            tree_json: serde_json::json!({ "nodes": nodes }).to_string(),
+        }))
+    }
+
     async fn refresh(
         &self,
         request: Request<RefreshApplicationRequest>,

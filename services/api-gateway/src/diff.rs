@@ -126,6 +126,7 @@ async fn live_and_predicted(
                 },
                 // `app diff` is a user's look: the dry runs are made now.
                 fresh_dry_runs: server_side,
+                resource_tree: false,
             },
             timeout,
         )
@@ -134,6 +135,32 @@ async fn live_and_predicted(
     let mut resources = live.resources;
     resources.extend(held(bus, application, cluster, control_plane_namespace, desired).await?);
     Ok((resources, live.predicted))
+}
+
+/// The app's resource tree, from the executor owning `cluster` (Argo CD's
+/// `ApplicationTree`).
+pub async fn tree(
+    bus: &Bus,
+    application: &Application,
+    cluster: &str,
+    timeout: Duration,
+) -> Result<Vec<gitfleet_model::ResourceNode>> {
+    let live: Live = bus
+        .ask(
+            "sync executor",
+            bus.topology.live_request_subject(cluster),
+            &LiveRequest {
+                app: application.metadata.name.clone(),
+                cluster: cluster.to_string(),
+                server_side_diff: Vec::new(),
+                fresh_dry_runs: false,
+                resource_tree: true,
+            },
+            timeout,
+        )
+        .await
+        .map_err(|e| e.context(format_args!("resource tree in cluster {cluster:?}")))?;
+    Ok(live.tree)
 }
 
 /// App of Apps: the control-plane objects `application` holds, read as the diff workers

@@ -91,6 +91,11 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Rest>)> {
             "/api/v1/applications/{name}/resource/actions/v2",
             post(app_run_resource_action),
         ),
+        (
+            "GET",
+            "/api/v1/applications/{name}/resource-tree",
+            get(app_resource_tree),
+        ),
         ("GET", "/api/v1/projects", get(project_list)),
         ("GET", "/api/v1/projects/{name}", get(project_get)),
         ("GET", "/api/v1/clusters", get(cluster_list)),
@@ -566,6 +571,21 @@ async fn app_run_resource_action(
     };
     ApplicationService::run_resource_action(&*rest.apps, rest.request(&caller, req)?).await?;
     Ok(axum::Json(json!({})))
+}
+
+/// Argo CD's `ResourceTree`: `{"nodes": [...]}`.
+async fn app_resource_tree(
+    State(rest): State<Rest>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Answer {
+    let r = ApplicationService::resource_tree(
+        &*rest.apps,
+        rest.request(&caller, ResourceTreeRequest { name })?,
+    )
+    .await?
+    .into_inner();
+    Ok(axum::Json(doc(&r.tree_json)?))
 }
 
 async fn project_list(State(rest): State<Rest>, caller: Caller) -> Answer {

@@ -360,6 +360,12 @@ fn routes() -> BTreeMap<&'static str, Route> {
         }
     );
     route!(
+        "gitfleet.v1.ApplicationService/ResourceTree",
+        Apps,
+        resource_tree,
+        ResourceTreeRequest { name: "a".into() }
+    );
+    route!(
         "gitfleet.v1.ApplicationService/TerminateOperation",
         Apps,
         terminate_operation,

@@ -441,6 +441,7 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
                 cluster: cluster.clone(),
                 server_side_diff: app::server_side_wanted(app, &desired),
                 fresh_dry_runs,
+                resource_tree: false,
             },
             shared.config.request_timeout,
         )

@@ -15,6 +15,13 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::output::{self, Format};
 
+/// How `app resources` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ResourcesOutput {
+    Tree,
+    Json,
+}
+
 /// `gitfleet app actions ...`.
 #[derive(Debug, Subcommand)]
 pub enum ActionsCommand {
@@ -176,6 +183,15 @@ pub enum AppCommand {
     },
     /// Stop the application's running operation between its steps.
     TerminateOp { name: String },
+    /// List the application's resources, as `argocd app resources`; `--output tree` shows
+    /// what each owns, down to Pods, with its health.
+    Resources {
+        name: String,
+        /// `tree` (the resource tree), `json` (the tree as Argo CD's ApplicationTree);
+        /// the table of the app's resources by default.
+        #[arg(short = 'o', long)]
+        output: Option<ResourcesOutput>,
+    },
     /// List or run the actions of the application's resources (restart a Deployment,
     /// suspend a CronJob, ...), as `argocd app actions`.
     Actions {
@@ -439,6 +455,50 @@ pub async fn run(cmd: &AppCommand, channel: Conn, out: &mut dyn Write) -> Result
             }
         }
         AppCommand::Actions { command } => actions(&mut client, command, out).await?,
+        AppCommand::Resources { name, output } => match output {
+            None => {
+                let json = client
+                    .get(GetApplicationRequest { name: name.clone() })
+                    .await?
+                    .into_inner()
+                    .application_json;
+                let app: Application = serde_json::from_str(&json)?;
+                let rows: Vec<Vec<String>> = app
+                    .status
+                    .map(|s| s.resources)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|r| {
+                        let orphaned = "No".to_owned();
+                        vec![r.group, r.kind, r.namespace, r.name, orphaned]
+                    })
+                    .collect();
+                output::table(
+                    out,
+                    &["GROUP", "KIND", "NAMESPACE", "NAME", "ORPHANED"],
+                    &rows,
+                )?;
+            }
+            Some(format) => {
+                let json = client
+                    .resource_tree(ResourceTreeRequest { name: name.clone() })
+                    .await?
+                    .into_inner()
+                    .tree_json;
+                let tree: Value = serde_json::from_str(&json)?;
+                if *format == ResourcesOutput::Json {
+                    output::json(out, &tree)?;
+                } else {
+                    let nodes: Vec<gitfleet_model::ResourceNode> =
+                        serde_json::from_value(tree["nodes"].clone())?;
+                    output::table(
+                        out,
+                        &["GROUP", "KIND", "NAMESPACE", "NAME", "HEALTH"],
+                        &tree_rows(&nodes),
+                    )?;
+                }
+            }
+        },
         AppCommand::TerminateOp { name } => {
             client
                 .terminate_operation(TerminateOperationRequest { name: name.clone() })
@@ -921,6 +981,58 @@ fn conditions(app: &Application) -> String {
         .map(|(t, n)| format!("{t}({n})"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The tree's rows: each node under its owner, its kind indented by its depth with
+/// `└─`, as `argocd app resources --output tree` prints them.
+fn tree_rows(nodes: &[gitfleet_model::ResourceNode]) -> Vec<Vec<String>> {
+    fn walk(
+        nodes: &[gitfleet_model::ResourceNode],
+        i: usize,
+        depth: usize,
+        seen: &mut Vec<bool>,
+        rows: &mut Vec<Vec<String>>,
+    ) {
+        if seen[i] {
+            return;
+        }
+        seen[i] = true;
+        let n = &nodes[i];
+        let kind = if depth == 0 {
+            n.kind.clone()
+        } else {
+            format!("{}└─{}", "  ".repeat(depth - 1), n.kind)
+        };
+        let health = n
+            .health
+            .as_ref()
+            .map(|h| h.status.to_string())
+            .unwrap_or_default();
+        rows.push(vec![
+            n.group.clone(),
+            kind,
+            n.namespace.clone(),
+            n.name.clone(),
+            health,
+        ]);
+        for (c, child) in nodes.iter().enumerate() {
+            if child
+                .parent_refs
+                .iter()
+                .any(|p| !n.uid.is_empty() && p.uid == n.uid)
+            {
+                walk(nodes, c, depth + 1, seen, rows);
+            }
+        }
+    }
+    let mut seen = vec![false; nodes.len()];
+    let mut rows = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if n.parent_refs.is_empty() {
+            walk(nodes, i, 0, &mut seen, &mut rows);
+        }
+    }
+    rows
 }
 
 /// One of the app's resources, as the filters of `app actions` see it.

@@ -111,7 +111,7 @@ async fn answer(
             async move { api.get(&name).await }
         })
         .await
-        .map_err(|e| call_error(e, &format!("reading {what}")))?;
+        .map_err(|e| e.service_error(&format!("reading {what}")))?;
     let live = serde_json::to_value(live).map_err(|e| ServiceError::internal(e.to_string()))?;
     let data = ControlPlane::new(bus, &rt.config.control_plane_namespace)
         .argocd_cm()
@@ -251,7 +251,7 @@ async fn merge_patch(
             Err(CallError::Api { code: 404, .. }) => {
                 rest["status"] = status.clone();
             }
-            Err(e) => return Err(call_error(e, &what)),
+            Err(e) => return Err(e.service_error(&what)),
         }
     }
     if rest.as_object().is_some_and(|m| !m.is_empty()) {
@@ -262,7 +262,7 @@ async fn merge_patch(
                 async move { api.patch(&name, &params, &Patch::Merge(&body)).await }
             })
             .await
-            .map_err(|e| call_error(e, &what))?;
+            .map_err(|e| e.service_error(&what))?;
         last = Some(obj);
     }
     Ok(last.and_then(|o: DynamicObject| serde_json::to_value(o).ok()))
@@ -293,24 +293,7 @@ async fn create(
     })
     .await
     .map(drop)
-    .map_err(|e| call_error(e, &what))
-}
-
-/// A cluster's refusal keeps its meaning for the caller.
-fn call_error(e: CallError, what: &str) -> ServiceError {
-    match e {
-        CallError::Api { code, message } => {
-            let code = match code {
-                404 => ErrorCode::NotFound,
-                409 => ErrorCode::Conflict,
-                403 => ErrorCode::PermissionDenied,
-                400 | 422 => ErrorCode::Invalid,
-                _ => ErrorCode::Internal,
-            };
-            ServiceError::new(code, format!("{what}: {message}"))
-        }
-        CallError::Unreachable(message) => ServiceError::unavailable(format!("{what}: {message}")),
-    }
+    .map_err(|e| e.service_error(&what))
 }
 
 /// `group/Kind namespace/name`.

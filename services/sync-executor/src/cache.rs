@@ -180,6 +180,16 @@ impl LiveCache {
             .cloned()
     }
 
+    /// Every namespaced kind the cache watches.
+    pub fn namespaced_kinds(&self) -> Vec<Kind> {
+        self.read()
+            .kinds
+            .values()
+            .filter(|k| k.namespaced)
+            .cloned()
+            .collect()
+    }
+
     /// Asks for a discovery run now, e.g. after a sync created a CRD.
     pub fn request_rediscovery(&self) {
         self.rediscover.notify_one();

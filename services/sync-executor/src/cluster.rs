@@ -54,6 +54,29 @@ pub enum CallError {
     Unreachable(String),
 }
 
+impl CallError {
+    /// The failure as a bus reply, led by what was being done; a cluster's refusal keeps
+    /// its meaning for the caller (404 NotFound, 409 Conflict, 403, 400/422 Invalid).
+    pub fn service_error(self, what: &str) -> gitfleet_messages::ServiceError {
+        use gitfleet_messages::{ErrorCode, ServiceError};
+        match self {
+            CallError::Api { code, message } => {
+                let code = match code {
+                    404 => ErrorCode::NotFound,
+                    409 => ErrorCode::Conflict,
+                    403 => ErrorCode::PermissionDenied,
+                    400 | 422 => ErrorCode::Invalid,
+                    _ => ErrorCode::Internal,
+                };
+                ServiceError::new(code, format!("{what}: {message}"))
+            }
+            CallError::Unreachable(message) => {
+                ServiceError::unavailable(format!("{what}: {message}"))
+            }
+        }
+    }
+}
+
 impl ClusterRuntime {
     /// Starts the cluster's tasks (cache, live requests, change routing, scheduler).
     pub fn start(

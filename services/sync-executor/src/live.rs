@@ -71,11 +71,92 @@ async fn answer(rt: &ClusterRuntime, req: &LiveRequest) -> Result<Live, ServiceE
     } else {
         crate::dry_run::answer(rt, &req.server_side_diff, req.fresh_dry_runs).await
     };
+    let resources = rt.cache.app_objects(&req.app);
+    let tree = if req.resource_tree {
+        tree(rt, &resources).await?
+    } else {
+        Vec::new()
+    };
     Ok(Live {
-        resources: rt.cache.app_objects(&req.app),
+        resources,
         namespaces: rt.cache.namespaces(),
         predicted,
+        tree,
     })
+}
+
+/// The app's resource tree: its objects, and what they own in their namespaces, listed
+/// from the cluster now (the cache holds tracked objects only; a tree is asked for by a
+/// user, not by every comparison).
+async fn tree(
+    rt: &ClusterRuntime,
+    resources: &[serde_json::Value],
+) -> Result<Vec<gitfleet_model::ResourceNode>, ServiceError> {
+    use futures::StreamExt as _;
+    let namespaces: BTreeSet<String> = resources
+        .iter()
+        .filter_map(|o| o["metadata"]["namespace"].as_str())
+        .map(str::to_owned)
+        .collect();
+    let mut lists = Vec::new();
+    for kind in rt.cache.namespaced_kinds() {
+        for ns in &namespaces {
+            lists.push((kind.clone(), ns.clone()));
+        }
+    }
+    let listed: Vec<Result<Vec<serde_json::Value>, ServiceError>> = futures::stream::iter(lists)
+        .map(|(kind, ns)| async move {
+            let list = rt
+                .call(|client| {
+                    let api = crate::executor::api(client, &kind, &ns);
+                    async move { api.list(&kube::api::ListParams::default()).await }
+                })
+                .await
+                .map_err(|e| {
+                    e.service_error(&format!("listing {} in {ns}", kind.resource.plural))
+                })?;
+            Ok(list
+                .items
+                .into_iter()
+                .filter(|o| {
+                    !o.metadata
+                        .owner_references
+                        .as_ref()
+                        .is_none_or(Vec::is_empty)
+                })
+                .filter_map(|o| {
+                    let mut v = serde_json::to_value(o).ok()?;
+                    // Only what a node shows is kept: a Secret's data never leaves here.
+                    v.as_object_mut()?.retain(|k, _| {
+                        matches!(
+                            k.as_str(),
+                            "apiVersion" | "kind" | "metadata" | "status" | "spec"
+                        )
+                    });
+                    if v["kind"] == "Secret" {
+                        v.as_object_mut()?.remove("spec");
+                    }
+                    Some(v)
+                })
+                .collect())
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let mut others = Vec::new();
+    for list in listed {
+        others.extend(list?);
+    }
+    let checks = rt
+        .config
+        .health_checks
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_default();
+    Ok(gitfleet_engine::tree::resource_tree(
+        resources, &others, &checks,
+    ))
 }
 
 /// Publishes `LiveChanged` for the apps received on `changes`, at most one per app per

@@ -467,3 +467,73 @@ async fn server_side_diff_sees_what_the_api_server_changes() {
     let diff = sb.cli(&["app", "diff", "server"]).await;
     assert_eq!((diff.code, diff.stdout.as_str()), (0, ""));
 }
+
+/// The resource tree (`argocd app resources --output tree`): the app's resources, and
+/// under the Deployment the ReplicaSet the cluster made and its Pods, with their health.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn app_resources_show_what_each_resource_owns_down_to_pods() {
+    let sb = Sandbox::start(
+        &files(),
+        Timings {
+            poll: Duration::from_secs(600),
+            refresh: Duration::from_secs(600),
+        },
+    )
+    .await;
+    sb.create_app(
+        "web",
+        &application("web", &sb.repo_url(), "app", Some(AUTOMATED)),
+    )
+    .await;
+    sb.until_status("web", 90, "Synced and Healthy", |s| {
+        Sandbox::sync_status(s) == "Synced" && Sandbox::health(s) == "Healthy"
+    })
+    .await;
+    let out = sb.cli(&["app", "resources", "web"]).await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let rows: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        rows.contains(&vec!["apps", "Deployment", "web", "web", "No"]),
+        "{}",
+        out.stdout
+    );
+
+    let out = sb
+        .cli(&["app", "resources", "web", "--output", "tree"])
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let at = |what: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("{what} in\n{}", out.stdout))
+    };
+    let (deployment, replica_set) = (at("Deployment"), at("└─ReplicaSet"));
+    assert!(deployment < replica_set, "{}", out.stdout);
+    let pods: Vec<&&str> = lines.iter().filter(|l| l.contains("  └─Pod")).collect();
+    assert_eq!(pods.len(), 2, "{}", out.stdout);
+    assert!(
+        pods.iter().all(|l| l.trim_end().ends_with("Healthy")),
+        "{}",
+        out.stdout
+    );
+
+    let out = sb
+        .cli(&["app", "resources", "web", "--output", "json"])
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let tree: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let pod = tree["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "Pod")
+        .expect("a pod node");
+    assert_eq!(pod["parentRefs"][0]["kind"], "ReplicaSet", "{pod:#}");
+    assert_eq!(pod["health"]["status"], "Healthy", "{pod:#}");
+}

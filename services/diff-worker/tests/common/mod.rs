@@ -127,12 +127,14 @@ pub async fn start_peers(bus: &Bus) -> Arc<Peers> {
                     resources: l.clone(),
                     namespaces: vec![],
                     predicted: vec![],
+                    tree: vec![],
                 }),
                 Some(Err(e)) => Err(e.clone()),
                 None => Ok(Live {
                     resources: vec![],
                     namespaces: vec![],
                     predicted: vec![],
+                    tree: vec![],
                 }),
             }
         },

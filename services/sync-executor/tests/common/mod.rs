@@ -217,6 +217,7 @@ pub async fn live(bus: &Bus, app: &str, cluster: &str) -> Reply<Live> {
         cluster: cluster.to_string(),
         server_side_diff: Vec::new(),
         fresh_dry_runs: false,
+        resource_tree: false,
     })
     .unwrap();
     // The executor may not have subscribed yet: retry until someone answers.
