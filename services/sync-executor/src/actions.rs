@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
+use gitfleet_bus::Bus;
 use gitfleet_bus::control_plane::ControlPlane;
-use gitfleet_bus::{Backoff, Bus};
 use gitfleet_engine::ResourceRef;
 use gitfleet_engine::actions::{ActionError, ActionWrite, Actions};
 use gitfleet_messages::{
@@ -23,7 +23,6 @@ use crate::cache::Kind;
 use crate::cluster::{CallError, ClusterRuntime};
 use crate::executor::api;
 
-const QUEUE: &str = "sync-executors";
 /// Actions handled at once per cluster (each is a user's click, and may run Lua for 1 s).
 const MAX_CONCURRENT: usize = 8;
 /// The field manager of an action's writes: Argo CD's API server writes them, so a
@@ -33,39 +32,15 @@ const FIELD_MANAGER: &str = "argocd-server";
 /// Answers action requests for `rt`'s cluster until `cancel`.
 pub async fn serve(bus: Bus, rt: Arc<ClusterRuntime>, cancel: CancellationToken) {
     let subject = bus.topology.action_request_subject(&rt.name);
-    let mut backoff = Backoff::reopen();
-    loop {
-        let sub = match bus
-            .client
-            .queue_subscribe(subject.clone(), QUEUE.to_string())
-            .await
-        {
-            Ok(s) => s,
-            Err(err) => {
-                tracing::warn!(cluster = %rt.name, %subject, error = %err, "subscribing to action requests failed");
-                if !backoff.wait(&cancel).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        backoff.reset();
-        let (rt, answer_bus) = (rt.clone(), bus.clone());
-        gitfleet_bus::serve(
-            bus.clone(),
-            sub,
-            MAX_CONCURRENT,
-            cancel.clone(),
-            move |req: ResourceActionRequest| {
-                let (rt, bus) = (rt.clone(), answer_bus.clone());
-                async move { answer(&bus, &rt, req).await }
-            },
-        )
-        .await;
-        if cancel.is_cancelled() {
-            return;
-        }
-    }
+    crate::live::serve_cluster(
+        bus,
+        rt,
+        subject,
+        MAX_CONCURRENT,
+        cancel,
+        |rt, bus, req: ResourceActionRequest| async move { answer(&bus, &rt, req).await },
+    )
+    .await;
 }
 
 async fn answer(

@@ -1,5 +1,6 @@
-//! Live state out of a cluster's cache: answers `LiveRequest`s for the cluster and routes
-//! changes of tracked objects, debounced per app, to the app partition's diff worker.
+//! Live state out of a cluster's cache: answers `LiveRequest`s for the cluster (with the
+//! server-side diff's dry runs and the resource tree when asked) and routes changes of
+//! tracked objects, debounced per app, to the app partition's diff worker.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -24,6 +25,33 @@ const LIVE_WAIT: Duration = Duration::from_secs(2);
 /// Answers live requests for `rt`'s cluster until `cancel`.
 pub async fn serve(bus: Bus, rt: Arc<ClusterRuntime>, cancel: CancellationToken) {
     let subject = bus.topology.live_request_subject(&rt.name);
+    serve_cluster(
+        bus,
+        rt,
+        subject,
+        MAX_CONCURRENT,
+        cancel,
+        |rt, _, req: LiveRequest| async move { answer(&rt, &req).await },
+    )
+    .await;
+}
+
+/// Answers the requests on one of `rt`'s cluster subjects with `handler` until `cancel`,
+/// subscribing again after a failure. Queue group [`QUEUE`]: while ownership moves, two
+/// executors may briefly both subscribe; only one answers.
+pub(crate) async fn serve_cluster<Q, A, F, Fut>(
+    bus: Bus,
+    rt: Arc<ClusterRuntime>,
+    subject: String,
+    max_concurrent: usize,
+    cancel: CancellationToken,
+    handler: F,
+) where
+    Q: serde::de::DeserializeOwned + Send + 'static,
+    A: serde::Serialize + Send + 'static,
+    F: Fn(Arc<ClusterRuntime>, Bus, Q) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<A, ServiceError>> + Send + 'static,
+{
     let mut backoff = Backoff::reopen();
     loop {
         let sub = match bus
@@ -33,7 +61,7 @@ pub async fn serve(bus: Bus, rt: Arc<ClusterRuntime>, cancel: CancellationToken)
         {
             Ok(s) => s,
             Err(err) => {
-                tracing::warn!(cluster = %rt.name, %subject, error = %err, "subscribing to live requests failed");
+                tracing::warn!(cluster = %rt.name, %subject, error = %err, "subscribing failed");
                 if !backoff.wait(&cancel).await {
                     return;
                 }
@@ -41,16 +69,13 @@ pub async fn serve(bus: Bus, rt: Arc<ClusterRuntime>, cancel: CancellationToken)
             }
         };
         backoff.reset();
-        let rt = rt.clone();
+        let (rt, handler, answering) = (rt.clone(), handler.clone(), bus.clone());
         gitfleet_bus::serve(
             bus.clone(),
             sub,
-            MAX_CONCURRENT,
+            max_concurrent,
             cancel.clone(),
-            move |req: LiveRequest| {
-                let rt = rt.clone();
-                async move { answer(&rt, &req).await }
-            },
+            move |req: Q| handler(rt.clone(), answering.clone(), req),
         )
         .await;
         if cancel.is_cancelled() {
