@@ -216,6 +216,11 @@ pub struct RenderRequest {
     /// request, so a commit to a ref source is a new render.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refs: Vec<RefSource>,
+    /// `app diff --local --server-side-generate`: every file there is, at its repository
+    /// path (below the source's path); rendered from these alone, never from Git, and
+    /// never kept by content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_files: Vec<RepoFile>,
 }
 
 impl RenderRequest {
@@ -229,6 +234,7 @@ impl RenderRequest {
             app_name: app.metadata.name.clone(),
             namespace: app.spec.destination.namespace.clone(),
             refs: Vec::new(),
+            local_files: Vec::new(),
         }
     }
 

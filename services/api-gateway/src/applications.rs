@@ -442,7 +442,11 @@ impl Applications {
                     "--local and --revision cannot be given together",
                 ));
             }
-            diff::Target::Local(diff::local_manifests(&request.local_manifests)?)
+            if request.local_files.is_empty() {
+                diff::Target::Local(diff::local_manifests(&request.local_manifests)?)
+            } else {
+                diff::Target::LocalFiles(request.local_files.clone())
+            }
         } else if request.revision.is_empty() {
             diff::Target::Sources(None)
         } else {

@@ -207,6 +207,76 @@ pub enum Target {
     Sources(Option<String>),
     /// Manifests the caller rendered (`--local`).
     Local(Vec<Value>),
+    /// A local directory's files, rendered here (`--local --server-side-generate`).
+    LocalFiles(Vec<gitfleet_proto::v1::LocalFile>),
+}
+
+/// `--local --server-side-generate`: the app's single source rendered by a renderer from
+/// `files` (laid out at the source's path) instead of Git, with the app's tool and
+/// settings, prepared as the diff workers prepare manifests.
+pub async fn local_render(
+    bus: &Bus,
+    application: &Application,
+    files: Vec<gitfleet_proto::v1::LocalFile>,
+    control_plane_namespace: &str,
+    timeout: Duration,
+) -> Result<Vec<Value>> {
+    let source = match (
+        &application.spec.source,
+        application.spec.sources.as_slice(),
+    ) {
+        (Some(source), []) => source,
+        (None, [source]) => source,
+        _ => {
+            return Err(Error::invalid(
+                "the app has several sources; --server-side-generate renders a single-source app",
+            ));
+        }
+    };
+    if source.is_helm_chart() {
+        return Err(Error::invalid(
+            "the app's source is a chart from a Helm repository, not a directory: --local has nothing to replace",
+        ));
+    }
+    let base = source.path.trim_matches('/');
+    let local_files = files
+        .into_iter()
+        .map(|f| {
+            let path = if base.is_empty() || base == "." {
+                f.path
+            } else {
+                format!("{base}/{}", f.path)
+            };
+            match String::from_utf8(f.content) {
+                Ok(content) => gitfleet_messages::RepoFile {
+                    path,
+                    content,
+                    binary: false,
+                    link: String::new(),
+                },
+                Err(e) => gitfleet_messages::RepoFile {
+                    path,
+                    content: base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        e.into_bytes(),
+                    ),
+                    binary: true,
+                    link: String::new(),
+                },
+            }
+        })
+        .collect();
+    let mut request = RenderRequest::for_source(application, source, "local");
+    request.local_files = local_files;
+    let rendered: Rendered = bus
+        .ask("renderer", bus.topology.render_subject(), &request, timeout)
+        .await
+        .map_err(|e| e.context("rendering the local files"))?;
+    Ok(app::prepare_desired(
+        &rendered.manifests,
+        application,
+        control_plane_namespace,
+    ))
 }
 
 /// `--local` manifests as sent: each a JSON object with `apiVersion` and `kind`, the
@@ -256,6 +326,9 @@ pub async fn diff(
         }
         Target::Local(manifests) => {
             app::prepare_desired(&manifests, application, control_plane_namespace)
+        }
+        Target::LocalFiles(files) => {
+            local_render(bus, application, files, control_plane_namespace, timeout).await?
         }
     };
     let (live, predicted) = live_and_predicted(

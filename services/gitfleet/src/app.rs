@@ -127,6 +127,11 @@ pub enum AppCommand {
         /// Kustomize) instead of rendering the app's sources.
         #[arg(long)]
         local: Option<std::path::PathBuf>,
+        /// With `--local`: send the directory's files to gitfleet and render them there,
+        /// with the app's own tool and settings (Helm, Kustomize with overrides, Jsonnet,
+        /// plugins), as Argo CD's `--server-side-generate`.
+        #[arg(long, requires = "local")]
+        server_side_generate: bool,
     },
     /// Print the app's manifests, rendered from Git or live in the cluster, as YAML.
     Manifests {
@@ -368,6 +373,7 @@ pub async fn run(cmd: &AppCommand, channel: Conn, out: &mut dyn Write) -> Result
             name,
             revision,
             local,
+            server_side_generate,
         } => {
             let mut request = DiffApplicationRequest {
                 name: name.clone(),
@@ -381,11 +387,15 @@ pub async fn run(cmd: &AppCommand, channel: Conn, out: &mut dyn Write) -> Result
                     .into_inner();
                 let app: Application = serde_json::from_str(&raw.application_json)?;
                 request.local = true;
-                request.local_manifests = crate::local::render(dir, &app)
-                    .await?
-                    .iter()
-                    .map(Value::to_string)
-                    .collect();
+                if *server_side_generate {
+                    request.local_files = crate::local::files(dir)?;
+                } else {
+                    request.local_manifests = crate::local::render(dir, &app)
+                        .await?
+                        .iter()
+                        .map(Value::to_string)
+                        .collect();
+                }
             }
             let res = client.diff(request).await?.into_inner();
             output::write(out, &res.diff)?;

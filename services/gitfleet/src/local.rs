@@ -3,7 +3,8 @@
 //! the app's `directory` settings read it (the renderer's own reader), or a kustomization
 //! built by the Kustomize the renderer would run (`$GITFLEET_KUSTOMIZE build`,
 //! `$GITFLEET_KUBECTL kustomize`, else `kubectl kustomize`). Helm, Jsonnet and plugins are
-//! refused by name rather than diffed as something they are not.
+//! refused by name rather than diffed as something they are not; `--server-side-generate`
+//! sends the directory's files instead ([`files`]) and gitfleet renders them.
 
 use std::path::Path;
 use std::time::Duration;
@@ -53,7 +54,7 @@ pub async fn render(dir: &Path, app: &Application) -> Result<Vec<Value>> {
         Tool::Directory => directory(dir, app, source, &usage),
         Tool::Kustomize => kustomize(dir, source, &usage).await,
         Tool::Helm | Tool::Plugin => Err(usage(format!(
-            "the app renders with {}; --local renders plain directories and Kustomize",
+            "the app renders with {}; --local renders plain directories and Kustomize here, add --server-side-generate to render it with gitfleet",
             tool.name()
         ))),
     }
@@ -81,6 +82,65 @@ fn directory(
         )));
     }
     render_directory(&files, &options).map_err(|e| usage(e.to_string()))
+}
+
+/// At most this many bytes of files go to gitfleet (`--server-side-generate`): they
+/// travel in one bus message to a renderer, under NATS's 1 MiB.
+pub const MAX_LOCAL_BYTES: usize = 900 << 10;
+
+/// Every file under `dir` (hidden folders such as `.git` left out), paths relative to it,
+/// binary files in base64, for `--server-side-generate`; more than [`MAX_LOCAL_BYTES`] is
+/// refused, naming the size.
+pub fn files(dir: &Path) -> Result<Vec<gitfleet_proto::v1::LocalFile>> {
+    fn walk(
+        dir: &Path,
+        prefix: &str,
+        out: &mut Vec<gitfleet_proto::v1::LocalFile>,
+        total: &mut usize,
+    ) -> Result<()> {
+        let io = |e| Error::io(format!("reading {}", dir.display()), e);
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .collect::<std::io::Result<_>>()
+            .map_err(io)?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let meta = std::fs::metadata(entry.path()).map_err(io)?;
+            if meta.is_dir() {
+                if !name.starts_with('.') {
+                    walk(&entry.path(), &path, out, total)?;
+                }
+                continue;
+            }
+            let content = std::fs::read(entry.path())
+                .map_err(|e| Error::io(format!("reading {}", entry.path().display()), e))?;
+            *total += content.len();
+            if *total > MAX_LOCAL_BYTES {
+                return Err(Error::Usage(format!(
+                    "--local {}: more than {} KiB of files; --server-side-generate sends at most that",
+                    dir.display(),
+                    MAX_LOCAL_BYTES >> 10
+                )));
+            }
+            out.push(gitfleet_proto::v1::LocalFile { path, content });
+        }
+        Ok(())
+    }
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "--local {}: not a directory",
+            dir.display()
+        )));
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out, &mut 0)?;
+    Ok(out)
 }
 
 /// The files under `dir` as the renderer reads a repository's: paths relative to the

@@ -119,6 +119,7 @@ fn requests(repo: &str, commit: &str, kind: &str, apps: usize) -> Vec<RenderRequ
                 app_name: format!("{kind}-{i}"),
                 namespace: "bench".into(),
                 refs: Vec::new(),
+                local_files: Vec::new(),
             }
         })
         .collect()

@@ -146,7 +146,10 @@ impl ContentCache {
     /// commits: a chart from a Helm repository (already keyed by its version) or a commit
     /// that is not a full commit id (a moving branch).
     pub fn lookup(&self, request: &RenderRequest) -> Option<Lookup> {
-        if request.source.is_helm_chart() || !is_full_commit_id(&request.commit) {
+        if request.source.is_helm_chart()
+            || !is_full_commit_id(&request.commit)
+            || !request.local_files.is_empty()
+        {
             return None;
         }
         let recipe = RenderRequest {
@@ -410,6 +413,7 @@ mod tests {
             app_name: "a".into(),
             namespace: "n".into(),
             refs: Vec::new(),
+            local_files: Vec::new(),
         }
     }
 

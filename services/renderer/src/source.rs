@@ -124,6 +124,9 @@ pub async fn render(
         files_timeout,
     );
     fetcher.pass_credentials(passes_credentials(source));
+    if !request.local_files.is_empty() {
+        fetcher.seal(request.local_files.clone());
+    }
     let tool = match explicit {
         Some(tool) => tool,
         None => {

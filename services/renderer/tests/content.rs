@@ -129,6 +129,7 @@ impl Setup {
             app_name: "shop".into(),
             namespace: "prod".into(),
             refs: Vec::new(),
+            local_files: Vec::new(),
         }
     }
 

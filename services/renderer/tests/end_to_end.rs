@@ -61,6 +61,7 @@ async fn renders_a_directory_of_a_real_repository() {
         app_name: "web".into(),
         namespace: String::new(),
         refs: Vec::new(),
+        local_files: Vec::new(),
     };
     let message = tokio::time::timeout(
         Duration::from_secs(30),

@@ -266,6 +266,7 @@ impl Fixture {
             app_name: "shop".into(),
             namespace: "prod".into(),
             refs: Vec::new(),
+            local_files: Vec::new(),
         };
         let reply: Reply<Rendered> = self.ask(self.bus.topology.render_subject(), &request).await;
         reply.into_result()
@@ -640,6 +641,7 @@ async fn a_chart_in_git_takes_its_dependencies_from_the_helm_repository() {
             app_name: "shop".into(),
             namespace: "prod".into(),
             refs: Vec::new(),
+            local_files: Vec::new(),
         };
         async move {
             let reply: Reply<Rendered> = f.ask(f.bus.topology.render_subject(), &request).await;

@@ -106,6 +106,7 @@ async fn render(bus: &Bus, path: &str) -> Reply<Rendered> {
         app_name: "web".into(),
         namespace: String::new(),
         refs: Vec::new(),
+        local_files: Vec::new(),
     };
     let message = tokio::time::timeout(
         Duration::from_secs(20),

@@ -141,6 +141,70 @@ async fn a_helm_app_and_a_kustomize_app_sync_and_only_the_chart_follows_its_valu
         Sandbox::sync_status(s) == "Synced"
     })
     .await;
+
+    // `app diff --local DIR --server-side-generate`: a local copy of the chart, rendered
+    // by gitfleet with the app's Helm settings (values-prod.yaml), which `--local` alone
+    // refuses to render.
+    let local = sb.work.path().join("chart");
+    std::fs::create_dir_all(local.join("templates")).unwrap();
+    std::fs::write(local.join("Chart.yaml"), CHART).unwrap();
+    std::fs::write(local.join("values.yaml"), VALUES).unwrap();
+    std::fs::write(local.join("values-prod.yaml"), "replicas: 4\n").unwrap();
+    std::fs::write(local.join("templates/_helpers.tpl"), HELPERS).unwrap();
+    std::fs::write(local.join("templates/deploy.yaml"), CHART_DEPLOY).unwrap();
+    let dir = local.to_str().unwrap();
+    let out = sb.cli(&["app", "diff", "shop", "--local", dir]).await;
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stdout.contains("renders with helm") && out.stdout.contains("--server-side-generate"),
+        "{}",
+        out.stdout
+    );
+    let out = sb
+        .cli(&[
+            "app",
+            "diff",
+            "shop",
+            "--local",
+            dir,
+            "--server-side-generate",
+        ])
+        .await;
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""));
+    std::fs::write(local.join("values-prod.yaml"), "replicas: 5\n").unwrap();
+    let out = sb
+        .cli(&[
+            "app",
+            "diff",
+            "shop",
+            "--local",
+            dir,
+            "--server-side-generate",
+        ])
+        .await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("===== apps/Deployment shop/shop-web ======")
+            && out.stdout.contains("-  replicas: 4")
+            && out.stdout.contains("+  replicas: 5"),
+        "{}",
+        out.stdout
+    );
+    // A template that does not parse: Helm's error, named.
+    std::fs::write(local.join("templates/broken.yaml"), "{{ .Values.nope ").unwrap();
+    let out = sb
+        .cli(&[
+            "app",
+            "diff",
+            "shop",
+            "--local",
+            dir,
+            "--server-side-generate",
+        ])
+        .await;
+    assert_ne!(out.code, 0);
+    assert!(out.stdout.contains("broken.yaml"), "{}", out.stdout);
 }
 
 fn yaml_documents(text: &str) -> Vec<Value> {

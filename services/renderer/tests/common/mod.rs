@@ -119,6 +119,7 @@ impl Fixture {
             app_name: "shop".into(),
             namespace: "prod".into(),
             refs: Vec::new(),
+            local_files: Vec::new(),
         }
     }
 
