@@ -104,11 +104,15 @@ pub fn application_set(services: usize, repo: &str) -> Result<(String, Bytes)> {
     Ok((subject_token("fleet"), serde_json::to_vec(&set)?.into()))
 }
 
-fn application(name: &str, repo: &str, cluster: &str) -> Value {
+fn application(name: &str, repo: &str, cluster: &str, compare_options: Option<&str>) -> Value {
+    let mut metadata = json!({"name": name, "namespace": "argocd"});
+    if let Some(options) = compare_options {
+        metadata["annotations"] = json!({"argocd.argoproj.io/compare-options": options});
+    }
     json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
-        "metadata": {"name": name, "namespace": "argocd"},
+        "metadata": metadata,
         "spec": {
             "project": "default",
             "source": {"repoURL": repo, "targetRevision": "main", "path": format!("apps/{name}")},
@@ -118,13 +122,24 @@ fn application(name: &str, repo: &str, cluster: &str) -> Value {
     })
 }
 
-/// KV `applications` entries for `apps` apps, destinations round-robin over `clusters`.
-/// Each goes through the model first, so a document the services would refuse fails here.
-pub fn documents(apps: usize, repo_url: &str, clusters: &[String]) -> Result<Vec<(String, Bytes)>> {
+/// KV `applications` entries for `apps` apps, destinations round-robin over `clusters`,
+/// each with `compare_options` when given. Each goes through the model first, so a
+/// document the services would refuse fails here.
+pub fn documents(
+    apps: usize,
+    repo_url: &str,
+    clusters: &[String],
+    compare_options: Option<&str>,
+) -> Result<Vec<(String, Bytes)>> {
     (0..apps)
         .map(|i| {
             let name = app_name(i);
-            let v = application(&name, repo_url, &clusters[i % clusters.len()]);
+            let v = application(
+                &name,
+                repo_url,
+                &clusters[i % clusters.len()],
+                compare_options,
+            );
             let app: gitfleet_model::Application =
                 serde_json::from_value(v).context("application document")?;
             Ok((subject_token(&name), serde_json::to_vec(&app)?.into()))
@@ -150,7 +165,18 @@ mod tests {
     #[test]
     fn apps_go_round_robin_over_the_clusters() {
         let clusters = ["c0".to_string(), "c1".to_string()];
-        let docs = documents(3, "git://127.0.0.1:1/origin.git", &clusters).unwrap();
+        let docs = documents(
+            3,
+            "git://127.0.0.1:1/origin.git",
+            &clusters,
+            Some("ServerSideDiff=true"),
+        )
+        .unwrap();
+        let first: Value = serde_json::from_slice(&docs[0].1).unwrap();
+        assert_eq!(
+            first["metadata"]["annotations"]["argocd.argoproj.io/compare-options"],
+            "ServerSideDiff=true"
+        );
         let dest: Vec<(String, String)> = docs
             .iter()
             .map(|(k, v)| {

@@ -112,4 +112,8 @@ pub struct Args {
     /// cluster and service (`--apps` becomes clusters x services). No webhook runs.
     #[arg(long, default_value_t = 0)]
     pub appset_services: usize,
+    /// Argo CD's `argocd.argoproj.io/compare-options` on every app written (e.g.
+    /// `ServerSideDiff=true`, to measure server-side diff's dry runs at fleet scale).
+    #[arg(long)]
+    pub compare_options: Option<String>,
 }

@@ -43,7 +43,12 @@ pub async fn create_to_synced(
     let docs = if args.appset_services > 0 {
         Vec::new()
     } else {
-        apps::documents(args.apps, &stack.repo_url, &stack.clusters.names())?
+        apps::documents(
+            args.apps,
+            &stack.repo_url,
+            &stack.clusters.names(),
+            args.compare_options.as_deref(),
+        )?
     };
     let t0 = Instant::now();
     let writer = if args.appset_services > 0 {
