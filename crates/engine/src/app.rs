@@ -120,17 +120,23 @@ pub fn server_side_wanted(app: &Application, desired: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-/// Replaces each of `desired` that [`server_side_wanted`] chose by what live is compared
-/// with (see [`diff::server_side::compared_object`]), from `answers`: one per wanted
-/// object, in order; `Ok(None)` when nothing was run (no live object yet: the plain
-/// comparison, as Argo CD's). A failed dry run keeps the manifest's comparison and is
-/// returned as Argo CD's comparison error.
-pub fn apply_server_side(
+/// What live is compared with when `app` compares some of `desired` server-side: a copy
+/// of `desired` with each object [`server_side_wanted`] chose replaced by what live is
+/// compared with (see [`diff::server_side::compared_object`]), from `answers`: one per
+/// wanted object, in order; `Ok(None)` when nothing was run (no live object yet: the plain
+/// comparison, as Argo CD's). `None` when nothing was replaced (no copy is made: the
+/// comparison of every app runs through here). A failed dry run keeps the manifest's
+/// comparison and is returned as Argo CD's comparison error.
+pub fn server_side_compared(
     app: &Application,
-    desired: &mut [Value],
+    desired: &[Value],
     live: &[Value],
     answers: impl IntoIterator<Item = Result<Option<Value>, String>>,
-) -> Vec<String> {
+) -> (Option<Vec<Value>>, Vec<String>) {
+    let answers: Vec<_> = answers.into_iter().collect();
+    if answers.is_empty() {
+        return (None, Vec::new());
+    }
     let wanted = server_side_wanted(app, desired);
     let live_refs: Vec<ResourceRef> = live.iter().map(ResourceRef::from_object).collect();
     let pairing = pair(&wanted, live, &live_refs);
@@ -155,15 +161,19 @@ pub fn apply_server_side(
             _ => {}
         }
     }
+    if compared.is_empty() {
+        return (None, errors);
+    }
+    let mut replaced = desired.to_vec();
     for (r, object) in compared {
-        if let Some(d) = desired
+        if let Some(d) = replaced
             .iter_mut()
             .find(|d| !is_hook(d) && ResourceRef::from_object(d).same_object(&r))
         {
             *d = object;
         }
     }
-    errors
+    (Some(replaced), errors)
 }
 
 /// The app's `ignoreDifferences` and the system's (`argocd-cm`, see
@@ -315,7 +325,7 @@ pub fn diff_text(
 
 /// A resource as `argocd app diff` heads it: `group/kind namespace/name`, the group empty
 /// for the core group (`/ConfigMap web/config`).
-fn diff_heading(r: &ResourceRef) -> String {
+pub fn diff_heading(r: &ResourceRef) -> String {
     format!("{}/{} {}/{}", r.group, r.kind, r.namespace, r.name)
 }
 

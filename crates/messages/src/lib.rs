@@ -308,7 +308,7 @@ pub struct DryRunAnswer {
 }
 
 impl DryRunAnswer {
-    /// As the engine takes it (`app::apply_server_side`).
+    /// As the engine takes it (`app::server_side_compared`).
     pub fn into_result(self) -> Result<Option<Value>, String> {
         match self.error {
             Some(e) => Err(e),

@@ -112,26 +112,12 @@ async fn live_and_predicted(
     server_side: bool,
     timeout: Duration,
 ) -> Result<(Vec<Value>, Vec<gitfleet_messages::DryRunAnswer>)> {
-    let live: Live = bus
-        .ask(
-            "sync executor",
-            bus.topology.live_request_subject(cluster),
-            &LiveRequest {
-                app: application.metadata.name.clone(),
-                cluster: cluster.to_string(),
-                server_side_diff: if server_side {
-                    app::server_side_wanted(application, desired)
-                } else {
-                    Vec::new()
-                },
-                // `app diff` is a user's look: the dry runs are made now.
-                fresh_dry_runs: server_side,
-                resource_tree: false,
-            },
-            timeout,
-        )
-        .await
-        .map_err(|e| e.context(format_args!("live state of cluster {cluster:?}")))?;
+    let wanted = if server_side {
+        app::server_side_wanted(application, desired)
+    } else {
+        Vec::new()
+    };
+    let live = ask_live(bus, application, cluster, wanted, false, timeout).await?;
     let mut resources = live.resources;
     resources.extend(held(bus, application, cluster, control_plane_namespace, desired).await?);
     Ok((resources, live.predicted))
@@ -145,22 +131,36 @@ pub async fn tree(
     cluster: &str,
     timeout: Duration,
 ) -> Result<Vec<gitfleet_model::ResourceNode>> {
-    let live: Live = bus
+    let live = ask_live(bus, application, cluster, Vec::new(), true, timeout).await?;
+    Ok(live.tree)
+}
+
+/// One live request to the executor owning `cluster`: the app's objects, the dry runs of
+/// `server_side_diff` (made now: the gateway asks for a user), the tree if asked.
+async fn ask_live(
+    bus: &Bus,
+    application: &Application,
+    cluster: &str,
+    server_side_diff: Vec<Value>,
+    resource_tree: bool,
+    timeout: Duration,
+) -> Result<Live> {
+    let request = LiveRequest {
+        app: application.metadata.name.clone(),
+        cluster: cluster.to_string(),
+        fresh_dry_runs: !server_side_diff.is_empty(),
+        server_side_diff,
+        resource_tree,
+    };
+    Ok(bus
         .ask(
             "sync executor",
             bus.topology.live_request_subject(cluster),
-            &LiveRequest {
-                app: application.metadata.name.clone(),
-                cluster: cluster.to_string(),
-                server_side_diff: Vec::new(),
-                fresh_dry_runs: false,
-                resource_tree: true,
-            },
+            &request,
             timeout,
         )
         .await
-        .map_err(|e| e.context(format_args!("resource tree in cluster {cluster:?}")))?;
-    Ok(live.tree)
+        .map_err(|e| e.context(format_args!("live state of cluster {cluster:?}")))?)
 }
 
 /// App of Apps: the control-plane objects `application` holds, read as the diff workers
@@ -342,10 +342,9 @@ pub async fn diff(
     )
     .await?;
     // Server-side diff: what the diff workers compare, so `app diff` shows the same.
-    let mut compared = desired;
-    let errors = app::apply_server_side(
+    let (replaced, errors) = app::server_side_compared(
         application,
-        &mut compared,
+        &desired,
         &live,
         predicted
             .into_iter()
@@ -354,6 +353,7 @@ pub async fn diff(
     if let Some(error) = errors.into_iter().next() {
         return Err(Error::invalid(error));
     }
+    let compared = replaced.unwrap_or(desired);
     // argocd-cm's system-level ignoreDifferences count here as in the diff worker's status.
     let settings = ControlPlane::new(bus, control_plane_namespace)
         .argocd_cm()

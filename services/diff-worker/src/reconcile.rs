@@ -452,10 +452,9 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
     live.resources.extend(held.objects);
     let system_ignores = shared.system_ignores();
     // Server-side diff compares live with the dry runs' answers; a sync applies `desired`.
-    let mut compared = desired.clone();
-    let server_side_errors = app::apply_server_side(
+    let (replaced, server_side_errors) = app::server_side_compared(
         app,
-        &mut compared,
+        &desired,
         &live.resources,
         std::mem::take(&mut live.predicted)
             .into_iter()
@@ -463,7 +462,7 @@ async fn evaluate(shared: &Shared, app: &Application) -> Result<Target, Failed> 
     );
     let mut comparison = app::compare_with(
         app,
-        &compared,
+        replaced.as_deref().unwrap_or(&desired),
         &live.resources,
         &shared.checks(),
         &system_ignores,

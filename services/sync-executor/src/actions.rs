@@ -49,26 +49,24 @@ async fn answer(
     req: ResourceActionRequest,
 ) -> Result<ResourceActions, ServiceError> {
     let r = &req.resource;
-    let what = format!("{}/{} {}/{}", r.group, r.kind, r.namespace, r.name);
+    let wanted = ResourceRef {
+        group: r.group.clone(),
+        kind: r.kind.clone(),
+        namespace: r.namespace.clone(),
+        name: r.name.clone(),
+        ..ResourceRef::default()
+    };
+    let what = gitfleet_engine::app::diff_heading(&wanted);
     rt.ensure_reachable(rt.config.cache_wait)
         .await
         .map_err(ServiceError::unavailable)?;
     // Only an object the app tracks: the gateway asked about one of its resources, and
     // the object may have been taken over or replaced since.
-    let tracked = rt.cache.app_objects(&req.app).into_iter().any(|o| {
-        let o = ResourceRef::from_object(&o);
-        (
-            o.group.as_str(),
-            o.kind.as_str(),
-            o.namespace.as_str(),
-            o.name.as_str(),
-        ) == (
-            r.group.as_str(),
-            r.kind.as_str(),
-            r.namespace.as_str(),
-            r.name.as_str(),
-        )
-    });
+    let tracked = rt
+        .cache
+        .app_objects(&req.app)
+        .iter()
+        .any(|o| ResourceRef::from_object(o).same_object(&wanted));
     if !tracked {
         return Err(ServiceError::not_found(format!(
             "{what} is not a live resource of application {}",
@@ -271,8 +269,7 @@ async fn create(
     .map_err(|e| e.service_error(&what))
 }
 
-/// `group/Kind namespace/name`.
+/// `group/Kind namespace/name`, as `app diff` heads it.
 fn identity(obj: &Value) -> String {
-    let r = ResourceRef::from_object(obj);
-    format!("{}/{} {}/{}", r.group, r.kind, r.namespace, r.name)
+    gitfleet_engine::app::diff_heading(&ResourceRef::from_object(obj))
 }

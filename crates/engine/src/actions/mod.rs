@@ -16,7 +16,7 @@ use gitfleet_lua::{ActionInfo, ActionOperation, Impacted, Library, Limits, LuaEr
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::diff::settings::{LEGACY_KEY, config_map_key, override_key};
+use crate::diff::settings::{LEGACY_KEY, config_map_key, legacy_customizations, override_key};
 
 const SPLIT_PREFIX: &str = "resource.customizations.actions.";
 
@@ -169,9 +169,7 @@ impl Actions {
         library: &Library,
     ) -> (Self, Vec<String>) {
         let mut settings = BTreeMap::new();
-        if let Some(text) = data.get(LEGACY_KEY)
-            && let Ok(map) = serde_yaml_ng::from_str::<BTreeMap<String, Value>>(text)
-        {
+        if let Some(Ok(map)) = legacy_customizations(data) {
             // A legacy map that does not read is reported by the health checks' reader.
             for (key, customization) in map {
                 let Some(actions) = customization.get("actions") else {
@@ -384,9 +382,7 @@ pub fn writes(
 
 /// `group/Kind namespace/name`, as `app diff` heads a resource.
 fn identity(obj: &Value) -> String {
-    let namespace = crate::json::str_at(obj, &["metadata", "namespace"]);
-    let name = crate::json::str_at(obj, &["metadata", "name"]);
-    format!("{} {namespace}/{name}", key_of(obj))
+    crate::app::diff_heading(&crate::ResourceRef::from_object(obj))
 }
 
 #[cfg(test)]

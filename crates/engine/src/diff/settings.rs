@@ -51,7 +51,7 @@ pub fn system_ignore_differences(
                 Err(e) => errors.push(e),
             }
         } else if key == LEGACY_KEY {
-            match serde_yaml_ng::from_str::<BTreeMap<String, Value>>(text) {
+            match legacy_customizations(data).expect("the key is there") {
                 Ok(map) => {
                     for (group_kind, customization) in map {
                         let Some(text) = customization.get("ignoreDifferences") else {
@@ -73,11 +73,22 @@ pub fn system_ignore_differences(
                         }
                     }
                 }
-                Err(e) => errors.push(format!("{LEGACY_KEY}: not a YAML map: {e}")),
+                Err(e) => errors.push(e),
             }
         }
     }
     (rules, errors)
+}
+
+/// The legacy `resource.customizations` map (Argo CD's resource overrides by
+/// `group/Kind`, each with `health.lua`, `actions`, `ignoreDifferences`): `None` when
+/// `argocd-cm` has none, `Err` saying so when it is not a YAML map. The one reader of it
+/// for the health checks, the actions and the ignore rules.
+pub(crate) fn legacy_customizations(
+    data: &BTreeMap<String, String>,
+) -> Option<Result<BTreeMap<String, Value>, String>> {
+    let text = data.get(LEGACY_KEY)?;
+    Some(serde_yaml_ng::from_str(text).map_err(|e| format!("{LEGACY_KEY}: not a YAML map: {e}")))
 }
 
 fn read(text: &str) -> Result<Ignore, String> {

@@ -9,9 +9,8 @@
 use std::collections::BTreeMap;
 
 use gitfleet_lua::{Library, Script};
-use serde_json::Value;
 
-use crate::diff::settings::{LEGACY_KEY, config_map_key, override_key};
+use crate::diff::settings::{LEGACY_KEY, config_map_key, legacy_customizations, override_key};
 use crate::glob::Glob;
 
 const SPLIT_PREFIX: &str = "resource.customizations.health.";
@@ -72,8 +71,8 @@ impl Customs {
         let mut errors = Vec::new();
         // Split keys win over the legacy map's entry for the same kind, as Argo CD merges.
         let mut scripts: BTreeMap<String, Script> = BTreeMap::new();
-        if let Some(text) = data.get(LEGACY_KEY) {
-            match serde_yaml_ng::from_str::<BTreeMap<String, Value>>(text) {
+        if let Some(legacy) = legacy_customizations(data) {
+            match legacy {
                 Ok(map) => {
                     for (key, customization) in map {
                         if let Some(source) = customization.get("health.lua") {
@@ -90,7 +89,7 @@ impl Customs {
                         }
                     }
                 }
-                Err(e) => errors.push(format!("{LEGACY_KEY}: not a YAML map: {e}")),
+                Err(e) => errors.push(e),
             }
         }
         for (name, source) in data {
